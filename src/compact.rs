@@ -1,0 +1,161 @@
+//! Compaction: rewriting the sealed part of the log as the live state it amounts to.
+//!
+//! The procedure, and what a crash after each step leaves:
+//!
+//! 1. Under the writer's lock, expired nodes are dropped (their expiry is logged) and the
+//!    active segment is sealed: everything up to sequence number `S` is now in sealed
+//!    segments, which nobody writes to again. Writers wait only for this step.
+//! 2. Without the lock, the sealed segments are replayed into a private index and its live
+//!    events (`m` records) are written to `<id>.seg.tmp` with sequence numbers `S+1-m ..= S`,
+//!    in a header flagged *compacted* that says it replaces everything through `S`.
+//!    A crash here leaves a `.tmp` file, removed on the next open: the old state.
+//! 3. The file is synced, renamed to `<id>.seg`, and the directory synced. From the rename on,
+//!    replay takes the compacted segment instead of the segments it replaces (any still
+//!    present are removed on open): the new state, which equals the old one.
+//! 4. The replaced segments are removed (or moved to `archive/` with `keep_history`) and the
+//!    directory synced.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use crate::error::IoContext;
+use crate::index::Index;
+use crate::log::format::{encode_frame, salt_seed, SegmentHeader, FLAG_COMPACTED};
+use crate::log::writer::{private_file, sync_dir};
+use crate::log::{self, segment_file_name, ReplayPlan, SegmentFile, ARCHIVE_DIR, TEMP_EXT};
+use crate::{Error, Options};
+
+/// What a compaction did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompactStats {
+    /// Sealed segments read (and then removed or archived).
+    pub segments_read: usize,
+    /// Intact records read from them.
+    pub records_read: u64,
+    /// Bytes of those records.
+    pub bytes_read: u64,
+    /// Records written to the compacted segment.
+    pub records_written: u64,
+    /// Bytes of those records.
+    pub bytes_written: u64,
+    /// Nodes dropped because they had expired.
+    pub nodes_expired: usize,
+}
+
+/// The sealed segments a compaction will replace, and the last sequence number they hold.
+pub(crate) struct CompactionInput {
+    pub segments: Vec<SegmentFile>,
+    pub last_seq: u64,
+    pub protocol_version: u64,
+    pub salt: u64,
+    pub output_id: u64,
+}
+
+/// Removes a replaced segment, or moves it into `archive/` when history is kept.
+pub(crate) fn retire_segment(dir: &Path, path: &Path, opts: &Options) -> Result<(), Error> {
+    opts.fail_points.check("compact.remove").at(path)?;
+    if opts.keep_history {
+        let archive = dir.join(ARCHIVE_DIR);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode_owner_only()
+            .create(&archive)
+            .at(&archive)?;
+        let target = archive.join(path.file_name().expect("segment paths have a file name"));
+        fs::rename(path, &target).at(&target)?;
+        sync_dir(&archive)
+    } else {
+        fs::remove_file(path).at(path)
+    }
+}
+
+trait OwnerOnly {
+    fn mode_owner_only(&mut self) -> &mut Self;
+}
+
+impl OwnerOnly for std::fs::DirBuilder {
+    fn mode_owner_only(&mut self) -> &mut Self {
+        std::os::unix::fs::DirBuilderExt::mode(self, 0o700)
+    }
+}
+
+/// Steps 2 to 4: writes the compacted segment and retires the input. Runs without the
+/// writer's lock.
+pub(crate) fn rewrite(
+    dir: &Path,
+    input: CompactionInput,
+    opts: &Options,
+) -> Result<CompactStats, Error> {
+    let faults = &opts.fail_points;
+    let plan = ReplayPlan::new(input.segments.clone());
+    let mut state = Index::default();
+    let replayed = log::replay(&plan, |_, record| state.apply_record(&record))?;
+
+    let seed = salt_seed(input.salt);
+    let live: Vec<_> = state
+        .entries()
+        .iter()
+        .flat_map(|entry| entry.live_events().map(move |event| (entry.touched, event)))
+        .collect();
+    let first_seq = input.last_seq + 1 - live.len() as u64;
+    let header = SegmentHeader {
+        flags: FLAG_COMPACTED,
+        protocol_version: input.protocol_version,
+        salt: input.salt,
+        segment_id: input.output_id,
+        first_seq,
+        replaces_through: input.last_seq,
+    };
+    let path = dir.join(segment_file_name(input.output_id));
+    let temp = path.with_extension(format!("seg.{TEMP_EXT}"));
+    let mut stats = CompactStats {
+        segments_read: input.segments.len(),
+        records_read: replayed.records,
+        bytes_read: replayed.record_bytes,
+        records_written: live.len() as u64,
+        ..CompactStats::default()
+    };
+    let written = (|| -> Result<u64, Error> {
+        let file = private_file()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .at(&temp)?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        out.write_all(&header.encode()).at(&temp)?;
+        let (mut frame, mut payload, mut bytes) = (Vec::new(), Vec::new(), 0);
+        for (seq, (written_at, event)) in (first_seq..).zip(&live) {
+            payload.clear();
+            event.encode_payload(*written_at, &mut payload)?;
+            frame.clear();
+            encode_frame(seed, seq, event.kind(), &payload, &mut frame);
+            out.write_all(&frame).at(&temp)?;
+            bytes += frame.len() as u64;
+        }
+        faults.check("compact.write").at(&temp)?;
+        let file: File = out
+            .into_inner()
+            .map_err(|e| Error::io(&temp, e.into_error()))?;
+        faults.check("compact.fsync").at(&temp)?;
+        file.sync_all().at(&temp)?;
+        faults.check("compact.rename").at(&temp)?;
+        fs::rename(&temp, &path).at(&path)?;
+        Ok(bytes)
+    })();
+    let bytes = match written {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
+    };
+    faults.check("compact.dirsync").at(dir)?;
+    sync_dir(dir)?;
+    stats.bytes_written = bytes;
+    for segment in &input.segments {
+        retire_segment(dir, &segment.path, opts)?;
+    }
+    sync_dir(dir)?;
+    Ok(stats)
+}

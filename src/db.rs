@@ -1,0 +1,511 @@
+//! `NodeDb`: the public API over the log and the index, with its background threads.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use crossbeam_channel::{select, Sender};
+
+use crate::compact::{self, CompactStats, CompactionInput};
+use crate::event::{self, now_nanos, Event};
+use crate::index::Index;
+use crate::log::writer::LogWriter;
+use crate::log::{self, ReplayPlan, ReplaySummary};
+use crate::recovery;
+use crate::syncer::GroupCommit;
+use crate::{Durability, Error, Node, NodeId, Options};
+
+/// The peer database. See the crate documentation for an example.
+///
+/// Every method takes `&self`; a `NodeDb` can be shared between threads (for example in an
+/// `Arc`). Writes are serialised; each is applied to the index only after it is in the log.
+pub struct NodeDb {
+    inner: Arc<Inner>,
+    threads: Mutex<Threads>,
+}
+
+#[derive(Default)]
+struct Threads {
+    expirer: Option<(Sender<()>, JoinHandle<()>)>,
+    syncer: Option<JoinHandle<()>>,
+    compactor: Option<JoinHandle<()>>,
+}
+
+pub(crate) struct Inner {
+    self_id: NodeId,
+    opts: Options,
+    dir: Option<PathBuf>,
+    state: Mutex<State>,
+    /// One compaction at a time.
+    compaction: Mutex<()>,
+    compacting: AtomicBool,
+    group_commit: GroupCommit,
+    recovery: ReplaySummary,
+    _lock: Option<File>,
+}
+
+struct State {
+    index: Index,
+    log: Option<LogWriter>,
+    /// Bytes of the records in the log; minus the index's live bytes, what compaction frees.
+    log_bytes: u64,
+    poisoned: Option<String>,
+    closed: bool,
+}
+
+impl State {
+    fn check_writable(&self) -> Result<(), Error> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        match &self.poisoned {
+            Some(reason) => Err(Error::Poisoned(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Logs then applies one event.
+    fn write(&mut self, event: &Event, sync_each: bool) -> Result<(), Error> {
+        self.check_writable()?;
+        let written_at = now_nanos();
+        if let Some(log) = &mut self.log {
+            self.log_bytes += log.append(event, written_at)?;
+        }
+        self.index.apply(event, written_at);
+        if sync_each {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), Error> {
+        let Some(log) = &mut self.log else {
+            return Ok(());
+        };
+        log.sync()
+            .inspect_err(|e| self.poisoned = Some(e.to_string()))
+    }
+}
+
+fn unix_nanos_of(t: SystemTime) -> i64 {
+    event::unix_nanos(t).unwrap_or(if t > SystemTime::UNIX_EPOCH {
+        i64::MAX
+    } else {
+        i64::MIN
+    })
+}
+
+impl Inner {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn group_commit(&self) -> &GroupCommit {
+        &self.group_commit
+    }
+
+    fn write(&self, event: Event) -> Result<(), Error> {
+        let sync_each = self.opts.durability == Durability::SyncEachWrite;
+        let wants_compaction = {
+            let mut state = self.state();
+            state.write(&event, sync_each)?;
+            self.wants_compaction(&state)
+        };
+        if wants_compaction {
+            self.compacting.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    fn wants_compaction(&self, state: &State) -> bool {
+        let dead = state.log_bytes.saturating_sub(state.index.live_bytes());
+        self.dir.is_some()
+            && !self.compacting.load(Ordering::Acquire)
+            && state.log_bytes > self.opts.compact_min_bytes
+            && dead as f64 > self.opts.compact_dead_ratio * state.log_bytes as f64
+    }
+
+    /// For the group-commit syncer: syncs the active segment without holding the state lock.
+    /// Returns the sequence number synced through.
+    pub(crate) fn sync_outside_lock(&self) -> Result<Option<u64>, Error> {
+        let (file, through, path) = {
+            let state = self.state();
+            let Some(log) = &state.log else {
+                return Ok(None);
+            };
+            if let Some(reason) = &state.poisoned {
+                return Err(Error::Poisoned(reason.clone()));
+            }
+            (
+                log.active_file(),
+                log.next_seq() - 1,
+                log.active_path().to_path_buf(),
+            )
+        };
+        let result = self
+            .opts
+            .fail_points
+            .check("log.fsync")
+            .and_then(|()| file.sync_data())
+            .map_err(|e| Error::io(path, e));
+        match result {
+            Ok(()) => Ok(Some(through)),
+            Err(e) => {
+                self.state().poisoned = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    fn sync(&self) -> Result<(), Error> {
+        match self.opts.durability {
+            Durability::GroupCommit { .. } if self.dir.is_some() => {
+                let through = {
+                    let state = self.state();
+                    state.check_writable()?;
+                    state.log.as_ref().map_or(0, |log| log.next_seq() - 1)
+                };
+                self.group_commit.wait_for(through)
+            }
+            _ => {
+                let mut state = self.state();
+                state.check_writable()?;
+                state.sync()
+            }
+        }
+    }
+
+    fn expire(&self) -> Result<usize, Error> {
+        let threshold = unix_nanos_of(SystemTime::now())
+            .saturating_sub(i64::try_from(self.opts.expiration.as_nanos()).unwrap_or(i64::MAX));
+        let sync_each = self.opts.durability == Durability::SyncEachWrite;
+        let mut state = self.state();
+        let mut dropped = 0;
+        for id in state.index.expired(threshold, &self.self_id) {
+            let had_record = state.index.get(&id).is_some_and(|e| e.endpoint.is_some());
+            state.write(&Event::NodeExpired { id }, false)?;
+            dropped += usize::from(had_record);
+        }
+        if sync_each && dropped > 0 {
+            state.sync()?;
+        }
+        Ok(dropped)
+    }
+
+    fn compact(&self) -> Result<CompactStats, Error> {
+        let Some(dir) = &self.dir else {
+            return Ok(CompactStats::default());
+        };
+        let _one_at_a_time = self.compaction.lock().unwrap_or_else(|e| e.into_inner());
+        let nodes_expired = self.expire()?;
+        let input = {
+            let mut state = self.state();
+            state.check_writable()?;
+            let log = state
+                .log
+                .as_mut()
+                .expect("a database with a directory has a log");
+            log.seal_active()?;
+            let last_seq = log.next_seq() - 1;
+            let active = log.active_segment_id();
+            let output_id = log.reserve_segment_id();
+            let listing = log::list_dir(dir)?;
+            let plan = ReplayPlan::new(listing.segments);
+            let segments: Vec<_> = plan
+                .live
+                .into_iter()
+                .filter(|s| s.header.segment_id != active)
+                .collect();
+            let (protocol_version, salt) = log.generation();
+            CompactionInput {
+                segments,
+                last_seq,
+                protocol_version,
+                salt,
+                output_id,
+            }
+        };
+        let mut stats = compact::rewrite(dir, input, &self.opts)?;
+        stats.nodes_expired = nodes_expired;
+        let mut state = self.state();
+        state.log_bytes = state.log_bytes.saturating_sub(stats.bytes_read) + stats.bytes_written;
+        Ok(stats)
+    }
+}
+
+impl NodeDb {
+    /// Opens (or creates) the database in `dir` with the default [`Options`].
+    ///
+    /// A directory written with another protocol `version` is wiped and starts empty; one
+    /// holding files peerlog did not write is refused with [`Error::NotADatabase`] and left
+    /// untouched; one open in another `NodeDb` gives [`Error::Locked`].
+    pub fn open(dir: impl AsRef<Path>, version: u64, self_id: NodeId) -> Result<NodeDb, Error> {
+        NodeDb::open_with(dir, version, self_id, Options::default())
+    }
+
+    /// Opens (or creates) the database in `dir` with the given options.
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        version: u64,
+        self_id: NodeId,
+        opts: Options,
+    ) -> Result<NodeDb, Error> {
+        let dir = dir.as_ref();
+        let opened = recovery::open_dir(dir, version, &opts)?;
+        let state = State {
+            index: opened.index,
+            log: Some(opened.writer),
+            log_bytes: opened.summary.record_bytes,
+            poisoned: None,
+            closed: false,
+        };
+        Ok(NodeDb::start(Inner {
+            self_id,
+            opts,
+            dir: Some(dir.to_path_buf()),
+            state: Mutex::new(state),
+            compaction: Mutex::new(()),
+            compacting: AtomicBool::new(false),
+            group_commit: GroupCommit::default(),
+            recovery: opened.summary,
+            _lock: Some(opened.lock),
+        }))
+    }
+
+    /// A database that lives in memory only and is gone when dropped.
+    pub fn in_memory(self_id: NodeId) -> NodeDb {
+        let state = State {
+            index: Index::default(),
+            log: None,
+            log_bytes: 0,
+            poisoned: None,
+            closed: false,
+        };
+        NodeDb::start(Inner {
+            self_id,
+            opts: Options::default(),
+            dir: None,
+            state: Mutex::new(state),
+            compaction: Mutex::new(()),
+            compacting: AtomicBool::new(false),
+            group_commit: GroupCommit::default(),
+            recovery: ReplaySummary::default(),
+            _lock: None,
+        })
+    }
+
+    fn start(inner: Inner) -> NodeDb {
+        let inner = Arc::new(inner);
+        let mut threads = Threads::default();
+        if let (Durability::GroupCommit { max_delay }, Some(_)) =
+            (inner.opts.durability, &inner.dir)
+        {
+            threads.syncer = Some(GroupCommit::start(&inner, max_delay));
+        }
+        NodeDb {
+            inner,
+            threads: Mutex::new(threads),
+        }
+    }
+
+    fn threads(&self) -> MutexGuard<'_, Threads> {
+        self.threads.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The directory of the database; `None` for an in-memory one.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.dir.as_deref()
+    }
+
+    /// What opening found: records replayed and every damaged, torn or missing place.
+    pub fn recovery(&self) -> &ReplaySummary {
+        &self.inner.recovery
+    }
+
+    /// The node record of `id`, if there is one.
+    pub fn node(&self, id: &NodeId) -> Option<Node> {
+        self.inner.state().index.get(id).and_then(|e| e.node())
+    }
+
+    /// Inserts or overwrites the record of `node.id`.
+    pub fn update_node(&self, node: &Node) -> Result<(), Error> {
+        self.write(Event::NodeUpdated(node.clone()))
+    }
+
+    /// Deletes everything known about `id`: its record, last ping, last pong and fails.
+    pub fn delete_node(&self, id: &NodeId) -> Result<(), Error> {
+        if self.inner.state().index.get(id).is_none() {
+            return Ok(());
+        }
+        self.write(Event::NodeDeleted { id: *id })
+    }
+
+    /// When a ping was last sent to `id`; `None` if never.
+    pub fn last_ping(&self, id: &NodeId) -> Option<SystemTime> {
+        let ping = self.inner.state().index.get(id)?.last_ping()?;
+        Some(event::from_unix_nanos(ping))
+    }
+
+    /// Records that a ping was sent to `id` at `at`.
+    pub fn update_last_ping(&self, id: &NodeId, at: SystemTime) -> Result<(), Error> {
+        self.write(Event::Ping { id: *id, at })
+    }
+
+    /// When `id` last answered with a pong; `None` if never.
+    pub fn last_pong(&self, id: &NodeId) -> Option<SystemTime> {
+        let pong = self.inner.state().index.get(id)?.last_pong()?;
+        Some(event::from_unix_nanos(pong))
+    }
+
+    /// Records that `id` answered with a pong at `at`.
+    pub fn update_last_pong(&self, id: &NodeId, at: SystemTime) -> Result<(), Error> {
+        self.write(Event::Pong { id: *id, at })
+    }
+
+    /// Findnode failures of `id` since bonding; 0 when unknown.
+    pub fn find_fails(&self, id: &NodeId) -> u32 {
+        self.inner.state().index.get(id).map_or(0, |e| e.fails)
+    }
+
+    /// Sets the count of findnode failures of `id`.
+    pub fn update_find_fails(&self, id: &NodeId, fails: u32) -> Result<(), Error> {
+        self.write(Event::FindFails { id: *id, fails })
+    }
+
+    /// Up to `n` distinct nodes to bootstrap from: nodes with a record, other than this
+    /// node, whose last pong is at most `max_age` old. Returns min(n, eligible) nodes; every
+    /// eligible node is equally likely to be picked.
+    pub fn query_seeds(&self, n: usize, max_age: Duration) -> Vec<Node> {
+        let max_age = i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX);
+        let min_pong = now_nanos().saturating_sub(max_age);
+        self.inner
+            .state()
+            .index
+            .sample_seeds(n, min_pong, &self.inner.self_id)
+    }
+
+    /// Drops every node whose last pong is older than the expiration (and this node's own
+    /// record), with everything known about it; also ids without a record whose newest
+    /// timestamp is that old. Returns how many node records were dropped.
+    pub fn expire_nodes(&self) -> Result<usize, Error> {
+        self.inner.expire()
+    }
+
+    /// Starts, once, a background thread that runs [`NodeDb::expire_nodes`] every cleanup
+    /// interval until the database is closed. Later calls do nothing.
+    pub fn ensure_expirer(&self) {
+        let mut threads = self.threads();
+        if threads.expirer.is_some() || self.inner.state().closed {
+            return;
+        }
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let inner = Arc::downgrade(&self.inner);
+        let ticks = crossbeam_channel::tick(self.inner.opts.cleanup_interval);
+        let handle = std::thread::Builder::new()
+            .name("peerlog-expirer".into())
+            .spawn(move || loop {
+                select! {
+                    recv(ticks) -> _ => {
+                        let Some(inner) = inner.upgrade() else { return };
+                        if let Err(e) = inner.expire() {
+                            ::log::error!("expiring nodes failed: {e}");
+                        }
+                    }
+                    recv(stopped) -> _ => return,
+                }
+            })
+            .expect("spawning the expirer thread");
+        threads.expirer = Some((stop, handle));
+    }
+
+    /// Rewrites the sealed part of the log as the live state, dropping overwritten, deleted
+    /// and expired entries. Writers are held up only while the active segment is sealed.
+    pub fn compact(&self) -> Result<CompactStats, Error> {
+        self.inner.compact()
+    }
+
+    /// Makes every write so far durable on stable storage.
+    pub fn sync(&self) -> Result<(), Error> {
+        self.inner.sync()
+    }
+
+    /// Nodes with a record.
+    pub fn len(&self) -> usize {
+        self.inner.state().index.len()
+    }
+
+    /// Whether no node has a record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Stops the background threads, syncs, and releases the directory.
+    pub fn close(self) -> Result<(), Error> {
+        self.shutdown()
+    }
+
+    fn write(&self, event: Event) -> Result<(), Error> {
+        self.inner.write(event)?;
+        if self.inner.compacting.load(Ordering::Acquire) {
+            self.start_background_compaction();
+        }
+        Ok(())
+    }
+
+    fn start_background_compaction(&self) {
+        let mut threads = self.threads();
+        if let Some(handle) = &threads.compactor {
+            if !handle.is_finished() {
+                return;
+            }
+        }
+        if let Some(done) = threads.compactor.take() {
+            let _ = done.join();
+        }
+        let inner = Arc::clone(&self.inner);
+        threads.compactor = Some(
+            std::thread::Builder::new()
+                .name("peerlog-compactor".into())
+                .spawn(move || {
+                    if let Err(e) = inner.compact() {
+                        ::log::error!("background compaction failed: {e}");
+                    }
+                    inner.compacting.store(false, Ordering::Release);
+                })
+                .expect("spawning the compaction thread"),
+        );
+    }
+
+    fn shutdown(&self) -> Result<(), Error> {
+        let threads = std::mem::take(&mut *self.threads());
+        if let Some((stop, handle)) = threads.expirer {
+            drop(stop);
+            let _ = handle.join();
+        }
+        if let Some(handle) = threads.compactor {
+            let _ = handle.join();
+        }
+        let synced = if self.inner.state().closed {
+            Ok(())
+        } else {
+            self.inner.sync()
+        };
+        self.inner.group_commit.stop();
+        if let Some(handle) = threads.syncer {
+            let _ = handle.join();
+        }
+        self.inner.state().closed = true;
+        synced
+    }
+}
+
+impl Drop for NodeDb {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            ::log::error!("closing the node database: {e}");
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The one error type of peerlog.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in peerlog.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The operating system refused a file operation.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory the operation was about.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file holds bytes that are not what peerlog wrote, at a place where they cannot be
+    /// skipped (for example a damaged segment header).
+    #[error("corrupt database file {path} at offset {offset}: {reason}")]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte offset of the damage within the file.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The directory holds files that peerlog did not write; it is left untouched.
+    #[error("{dir} is not a peerlog database: {file} is not a peerlog file ({reason})")]
+    NotADatabase {
+        /// The directory that was opened.
+        dir: PathBuf,
+        /// The first file found that peerlog does not recognise.
+        file: PathBuf,
+        /// Why it was not recognised.
+        reason: String,
+    },
+
+    /// Another `NodeDb` (in this process or another) has the directory open for writing.
+    #[error("database {dir} is locked by another writer")]
+    Locked {
+        /// The locked directory.
+        dir: PathBuf,
+    },
+
+    /// An argument was rejected: a malformed node id, enode URL or RLP blob, an empty path,
+    /// a timestamp out of range, an option out of range.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    /// An earlier write or fsync failed; no further writes are accepted until the database is
+    /// reopened, because retrying an fsync after a failure can report success for lost data.
+    #[error("database is poisoned by an earlier I/O failure ({0}); reopen it")]
+    Poisoned(String),
+
+    /// The database has been closed.
+    #[error("database is closed")]
+    Closed,
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(msg: impl Into<String>) -> Error {
+        Error::InvalidInput(msg.into())
+    }
+}
+
+/// Attaches a path to an `io::Result`.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T, Error>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T, Error> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

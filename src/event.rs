@@ -1,0 +1,184 @@
+//! Events: what the log records, and their payload encoding (see docs/FORMAT.md).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::node::{Node, NodeId, NODE_ID_LEN};
+use crate::Error;
+
+/// One change to the database, as it is recorded in the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A node record was inserted or overwritten.
+    NodeUpdated(Node),
+    /// A ping was sent to `id` at `at`.
+    Ping {
+        /// The pinged node.
+        id: NodeId,
+        /// When the ping was sent.
+        at: SystemTime,
+    },
+    /// A pong was received from `id` at `at`.
+    Pong {
+        /// The node that answered.
+        id: NodeId,
+        /// When the pong arrived.
+        at: SystemTime,
+    },
+    /// The count of findnode failures for `id` was set to `fails`.
+    FindFails {
+        /// The node.
+        id: NodeId,
+        /// Failures since bonding.
+        fails: u32,
+    },
+    /// Everything known about `id` was deleted by `delete_node`.
+    NodeDeleted {
+        /// The node.
+        id: NodeId,
+    },
+    /// Everything known about `id` was dropped by expiration.
+    NodeExpired {
+        /// The node.
+        id: NodeId,
+    },
+}
+
+/// An event as read back from the log, with its place in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Sequence number: grows by one per record across the whole log.
+    pub seq: u64,
+    /// Wall-clock time the event was written.
+    pub written_at: SystemTime,
+    /// What happened.
+    pub event: Event,
+}
+
+/// Kind byte of each event in a record frame.
+pub(crate) mod kind {
+    pub const NODE_UPDATED: u8 = 1;
+    pub const PING: u8 = 2;
+    pub const PONG: u8 = 3;
+    pub const FIND_FAILS: u8 = 4;
+    pub const NODE_DELETED: u8 = 5;
+    pub const NODE_EXPIRED: u8 = 6;
+}
+
+/// Bytes of the `written_at` field that starts every payload.
+const TIME_LEN: usize = 8;
+/// Payload of a ping or pong: written_at, id, at.
+pub(crate) const PING_PAYLOAD_LEN: usize = TIME_LEN + NODE_ID_LEN + 8;
+/// Payload of a findnode failure count: written_at, id, fails.
+pub(crate) const FAILS_PAYLOAD_LEN: usize = TIME_LEN + NODE_ID_LEN + 4;
+/// Payload of a delete or expiry: written_at, id.
+pub(crate) const ID_PAYLOAD_LEN: usize = TIME_LEN + NODE_ID_LEN;
+
+impl Event {
+    /// The node the event is about.
+    pub fn id(&self) -> &NodeId {
+        match self {
+            Event::NodeUpdated(node) => &node.id,
+            Event::Ping { id, .. }
+            | Event::Pong { id, .. }
+            | Event::FindFails { id, .. }
+            | Event::NodeDeleted { id }
+            | Event::NodeExpired { id } => id,
+        }
+    }
+
+    /// A short lowercase name: `node`, `ping`, `pong`, `fails`, `delete`, `expire`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Event::NodeUpdated(_) => "node",
+            Event::Ping { .. } => "ping",
+            Event::Pong { .. } => "pong",
+            Event::FindFails { .. } => "fails",
+            Event::NodeDeleted { .. } => "delete",
+            Event::NodeExpired { .. } => "expire",
+        }
+    }
+
+    pub(crate) fn kind(&self) -> u8 {
+        match self {
+            Event::NodeUpdated(_) => kind::NODE_UPDATED,
+            Event::Ping { .. } => kind::PING,
+            Event::Pong { .. } => kind::PONG,
+            Event::FindFails { .. } => kind::FIND_FAILS,
+            Event::NodeDeleted { .. } => kind::NODE_DELETED,
+            Event::NodeExpired { .. } => kind::NODE_EXPIRED,
+        }
+    }
+
+    /// Writes the payload (written_at first) into `out`, returning its length.
+    pub(crate) fn encode_payload(&self, written_at: i64, out: &mut Vec<u8>) -> Result<(), Error> {
+        out.extend_from_slice(&written_at.to_le_bytes());
+        match self {
+            Event::NodeUpdated(node) => out.extend_from_slice(&node.to_rlp()),
+            Event::Ping { id, at } | Event::Pong { id, at } => {
+                out.extend_from_slice(&id.0);
+                out.extend_from_slice(&unix_nanos(*at)?.to_le_bytes());
+            }
+            Event::FindFails { id, fails } => {
+                out.extend_from_slice(&id.0);
+                out.extend_from_slice(&fails.to_le_bytes());
+            }
+            Event::NodeDeleted { id } | Event::NodeExpired { id } => out.extend_from_slice(&id.0),
+        }
+        Ok(())
+    }
+
+    /// Decodes a payload of the given kind. `None` for anything malformed: the caller treats
+    /// such a record as damage even though its checksum matched.
+    pub(crate) fn decode_payload(kind: u8, payload: &[u8]) -> Option<(i64, Event)> {
+        let written_at = i64::from_le_bytes(payload.get(..TIME_LEN)?.try_into().ok()?);
+        let body = &payload[TIME_LEN..];
+        let id = || -> Option<NodeId> { Some(NodeId(body.get(..NODE_ID_LEN)?.try_into().ok()?)) };
+        let tail = || &body[NODE_ID_LEN..];
+        let event = match (kind, payload.len()) {
+            (kind::NODE_UPDATED, _) => Event::NodeUpdated(Node::from_rlp(body).ok()?),
+            (kind::PING, PING_PAYLOAD_LEN) => Event::Ping {
+                id: id()?,
+                at: from_unix_nanos(i64::from_le_bytes(tail().try_into().ok()?)),
+            },
+            (kind::PONG, PING_PAYLOAD_LEN) => Event::Pong {
+                id: id()?,
+                at: from_unix_nanos(i64::from_le_bytes(tail().try_into().ok()?)),
+            },
+            (kind::FIND_FAILS, FAILS_PAYLOAD_LEN) => Event::FindFails {
+                id: id()?,
+                fails: u32::from_le_bytes(tail().try_into().ok()?),
+            },
+            (kind::NODE_DELETED, ID_PAYLOAD_LEN) => Event::NodeDeleted { id: id()? },
+            (kind::NODE_EXPIRED, ID_PAYLOAD_LEN) => Event::NodeExpired { id: id()? },
+            _ => return None,
+        };
+        Some((written_at, event))
+    }
+}
+
+/// Nanoseconds since the Unix epoch, as stored on disk. Times outside about 1677..2262 do not
+/// fit and are refused.
+pub(crate) fn unix_nanos(t: SystemTime) -> Result<i64, Error> {
+    let out_of_range = || Error::invalid(format!("timestamp {t:?} is outside 1677..2262"));
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_nanos()).map_err(|_| out_of_range()),
+        Err(before) => i64::try_from(before.duration().as_nanos())
+            .map(|n| -n)
+            .map_err(|_| out_of_range()),
+    }
+}
+
+/// The inverse of [`unix_nanos`].
+pub(crate) fn from_unix_nanos(nanos: i64) -> SystemTime {
+    let magnitude = Duration::from_nanos(nanos.unsigned_abs());
+    if nanos >= 0 {
+        UNIX_EPOCH + magnitude
+    } else {
+        UNIX_EPOCH - magnitude
+    }
+}
+
+/// The current wall-clock time in stored form (saturating, since clocks can be set anywhere).
+pub(crate) fn now_nanos() -> i64 {
+    unix_nanos(SystemTime::now()).unwrap_or(i64::MAX)
+}

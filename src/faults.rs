@@ -1,0 +1,40 @@
+//! Fault injection for tests: a hook called at each named step of a file operation that can
+//! make the step fail as the disk would. Production code passes through at the cost of one
+//! branch.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+/// A hook that is asked before each named I/O step and may fail it.
+///
+/// The steps are `segment.write`, `segment.fsync`, `segment.rename` (creating a segment),
+/// `log.fsync` (syncing appended records), and `compact.write`, `compact.fsync`,
+/// `compact.rename`, `compact.dirsync`, `compact.remove` (compaction).
+#[derive(Clone, Default)]
+pub struct FailPoints(Option<Arc<dyn Fn(&str) -> io::Result<()> + Send + Sync>>);
+
+impl FailPoints {
+    /// A hook that is called with each step's name; an `Err` fails that step.
+    pub fn new(hook: impl Fn(&str) -> io::Result<()> + Send + Sync + 'static) -> FailPoints {
+        FailPoints(Some(Arc::new(hook)))
+    }
+
+    /// Asks the hook about `step`.
+    pub(crate) fn check(&self, step: &str) -> io::Result<()> {
+        match &self.0 {
+            Some(hook) => hook(step),
+            None => Ok(()),
+        }
+    }
+}
+
+impl fmt::Debug for FailPoints {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "FailPoints(hook)"
+        } else {
+            "FailPoints(none)"
+        })
+    }
+}

@@ -1,0 +1,321 @@
+//! The in-memory state of every node, rebuilt by applying events, and seed sampling.
+//!
+//! Entries live in a dense vector (so a uniformly random entry is one random index away) and a
+//! hash table of indices finds an entry by id without storing the 64-byte id twice.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+
+use hashbrown::HashTable;
+use rand::Rng;
+
+use crate::event::Event;
+use crate::event::{FAILS_PAYLOAD_LEN, PING_PAYLOAD_LEN};
+use crate::log::format::{align, FRAME_HEADER_LEN};
+use crate::node::{Node, NodeId};
+
+/// Marks a timestamp that was never set.
+const NEVER: i64 = i64::MIN;
+
+/// A node's endpoint, stored without its id (the entry holds that).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Endpoint {
+    pub ip: IpAddr,
+    pub udp: u16,
+    pub tcp: u16,
+}
+
+impl Endpoint {
+    /// Length of the node's RLP encoding, computed without encoding it (replay calls this
+    /// for every event).
+    fn rlp_len(&self) -> usize {
+        let port = |p: u16| match p {
+            0..=127 => 1,
+            128..=255 => 2,
+            _ => 3,
+        };
+        let ip = match self.ip {
+            IpAddr::V4(_) => 1 + 4,
+            IpAddr::V6(_) => 1 + 16,
+        };
+        // List header (2 bytes: the payload is always over 55 bytes) and the id (2 + 64).
+        2 + ip + port(self.udp) + port(self.tcp) + 2 + 64
+    }
+}
+
+/// Everything known about one id.
+#[derive(Clone, Debug)]
+pub(crate) struct Entry {
+    pub id: NodeId,
+    pub endpoint: Option<Endpoint>,
+    last_ping: i64,
+    last_pong: i64,
+    pub fails: u32,
+    /// Write time of the newest event about this id.
+    pub touched: i64,
+}
+
+impl Entry {
+    fn new(id: NodeId) -> Entry {
+        Entry {
+            id,
+            endpoint: None,
+            last_ping: NEVER,
+            last_pong: NEVER,
+            fails: 0,
+            touched: NEVER,
+        }
+    }
+
+    pub fn node(&self) -> Option<Node> {
+        self.endpoint
+            .map(|e| Node::new(self.id, e.ip, e.udp, e.tcp))
+    }
+
+    pub fn last_ping(&self) -> Option<i64> {
+        (self.last_ping != NEVER).then_some(self.last_ping)
+    }
+
+    pub fn last_pong(&self) -> Option<i64> {
+        (self.last_pong != NEVER).then_some(self.last_pong)
+    }
+
+    /// The events that recreate this entry, as compaction writes them.
+    pub fn live_events(&self) -> impl Iterator<Item = Event> + '_ {
+        let node = self.node().map(Event::NodeUpdated);
+        let ping = self.last_ping().map(|at| Event::Ping {
+            id: self.id,
+            at: crate::event::from_unix_nanos(at),
+        });
+        let pong = self.last_pong().map(|at| Event::Pong {
+            id: self.id,
+            at: crate::event::from_unix_nanos(at),
+        });
+        let fails = (self.fails != 0).then_some(Event::FindFails {
+            id: self.id,
+            fails: self.fails,
+        });
+        node.into_iter().chain(ping).chain(pong).chain(fails)
+    }
+
+    /// Log bytes a compaction would write for this entry.
+    fn live_bytes(&self) -> u64 {
+        let timed = align(FRAME_HEADER_LEN + PING_PAYLOAD_LEN) as u64;
+        let node = self
+            .endpoint
+            .map_or(0, |e| align(FRAME_HEADER_LEN + 8 + e.rlp_len()) as u64);
+        let fails = if self.fails != 0 {
+            align(FRAME_HEADER_LEN + FAILS_PAYLOAD_LEN) as u64
+        } else {
+            0
+        };
+        node + fails
+            + timed * u64::from(self.last_ping().is_some())
+            + timed * u64::from(self.last_pong().is_some())
+    }
+
+    /// Whether expiration drops this entry: a node record is judged by its last pong; an id
+    /// with only pings, pongs or fails by its newest timestamp.
+    fn is_expired(&self, threshold: i64, self_id: &NodeId) -> bool {
+        if self.endpoint.is_some() {
+            return self.id == *self_id || self.last_pong < threshold;
+        }
+        let newest = self.last_ping.max(self.last_pong);
+        let newest = if newest == NEVER {
+            self.touched
+        } else {
+            newest
+        };
+        newest < threshold
+    }
+}
+
+/// The state of every known id.
+pub(crate) struct Index {
+    entries: Vec<Entry>,
+    slots: HashTable<u32>,
+    hasher: RandomState,
+    with_record: usize,
+    live_bytes: u64,
+}
+
+impl Default for Index {
+    fn default() -> Index {
+        Index {
+            entries: Vec::new(),
+            slots: HashTable::new(),
+            hasher: RandomState::new(),
+            with_record: 0,
+            live_bytes: 0,
+        }
+    }
+}
+
+impl Index {
+    /// Ids with a node record.
+    pub fn len(&self) -> usize {
+        self.with_record
+    }
+
+    /// Bytes of the log a compaction would keep.
+    pub fn live_bytes(&self) -> u64 {
+        self.live_bytes
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    pub fn get(&self, id: &NodeId) -> Option<&Entry> {
+        let hash = self.hasher.hash_one(id);
+        let entries = &self.entries;
+        self.slots
+            .find(hash, |&i| entries[i as usize].id == *id)
+            .map(|&i| &entries[i as usize])
+    }
+
+    fn index_or_insert(&mut self, id: &NodeId) -> usize {
+        let hash = self.hasher.hash_one(id);
+        let (entries, hasher) = (&mut self.entries, &self.hasher);
+        let slot = self.slots.entry(
+            hash,
+            |&i| entries[i as usize].id == *id,
+            |&i| hasher.hash_one(entries[i as usize].id),
+        );
+        match slot {
+            hashbrown::hash_table::Entry::Occupied(found) => *found.get() as usize,
+            hashbrown::hash_table::Entry::Vacant(vacant) => {
+                let index = entries.len();
+                entries.push(Entry::new(*id));
+                vacant.insert(index as u32);
+                index
+            }
+        }
+    }
+
+    /// Removes everything known about `id`; whether anything was known.
+    fn remove(&mut self, id: &NodeId) -> bool {
+        let hash = self.hasher.hash_one(id);
+        let entries = &self.entries;
+        let Ok(found) = self
+            .slots
+            .find_entry(hash, |&i| entries[i as usize].id == *id)
+        else {
+            return false;
+        };
+        let (index, _) = found.remove();
+        let index = index as usize;
+        let removed = self.entries.swap_remove(index);
+        self.account(&removed, -1);
+        if index < self.entries.len() {
+            // The last entry moved into the hole: point its slot at its new place.
+            let moved_hash = self.hasher.hash_one(self.entries[index].id);
+            let old_index = self.entries.len() as u32;
+            if let Some(slot) = self.slots.find_mut(moved_hash, |&i| i == old_index) {
+                *slot = index as u32;
+            }
+        }
+        true
+    }
+
+    fn account(&mut self, entry: &Entry, sign: i64) {
+        let records = i64::from(entry.endpoint.is_some());
+        self.with_record = (self.with_record as i64 + sign * records) as usize;
+        self.live_bytes = (self.live_bytes as i64 + sign * entry.live_bytes() as i64) as u64;
+    }
+
+    /// Applies a record read back from the log.
+    pub fn apply_record(&mut self, record: &crate::event::Record) {
+        let written_at = crate::event::unix_nanos(record.written_at).unwrap_or(NEVER);
+        self.apply(&record.event, written_at);
+    }
+
+    #[cfg(test)]
+    pub fn check_rlp_len(node: &Node) -> bool {
+        Endpoint {
+            ip: node.ip,
+            udp: node.udp,
+            tcp: node.tcp,
+        }
+        .rlp_len()
+            == node.to_rlp().len()
+    }
+
+    /// Applies one event written at `written_at`.
+    pub fn apply(&mut self, event: &Event, written_at: i64) {
+        let id = event.id();
+        if let Event::NodeDeleted { .. } | Event::NodeExpired { .. } = event {
+            self.remove(id);
+            return;
+        }
+        let index = self.index_or_insert(id);
+        let before = self.entries[index].clone();
+        self.account(&before, -1);
+        let entry = &mut self.entries[index];
+        entry.touched = written_at;
+        match event {
+            Event::NodeUpdated(node) => {
+                entry.endpoint = Some(Endpoint {
+                    ip: node.ip,
+                    udp: node.udp,
+                    tcp: node.tcp,
+                })
+            }
+            Event::Ping { at, .. } => {
+                entry.last_ping = crate::event::unix_nanos(*at).unwrap_or(NEVER)
+            }
+            Event::Pong { at, .. } => {
+                entry.last_pong = crate::event::unix_nanos(*at).unwrap_or(NEVER)
+            }
+            Event::FindFails { fails, .. } => entry.fails = *fails,
+            Event::NodeDeleted { .. } | Event::NodeExpired { .. } => unreachable!("handled above"),
+        }
+        let after = self.entries[index].clone();
+        self.account(&after, 1);
+    }
+
+    /// Ids that expiration drops when everything older than `threshold` is stale.
+    pub fn expired(&self, threshold: i64, self_id: &NodeId) -> Vec<NodeId> {
+        self.entries
+            .iter()
+            .filter(|e| e.is_expired(threshold, self_id))
+            .map(|e| e.id)
+            .collect()
+    }
+
+    /// Up to `n` distinct random nodes that have a record, are not `self_id` and answered a
+    /// ping at or after `min_pong`; every such node is equally likely.
+    ///
+    /// Random probes find the first eligible entries of a random order of all entries, which
+    /// is a uniform sample; if eligible entries are too rare for probing to finish quickly,
+    /// a full scan samples from the complete eligible list instead.
+    pub fn sample_seeds(&self, n: usize, min_pong: i64, self_id: &NodeId) -> Vec<Node> {
+        let eligible =
+            |e: &Entry| e.endpoint.is_some() && e.id != *self_id && e.last_pong >= min_pong;
+        if n == 0 || self.entries.is_empty() {
+            return Vec::new();
+        }
+        let mut rng = rand::thread_rng();
+        let mut probed = hashbrown::HashSet::with_capacity(4 * n);
+        let mut picked = Vec::with_capacity(n.min(self.entries.len()));
+        let budget = 4 * n + 32;
+        for _ in 0..budget {
+            let index = rng.gen_range(0..self.entries.len());
+            if probed.insert(index) && eligible(&self.entries[index]) {
+                picked.push(index);
+                if picked.len() == n {
+                    return picked
+                        .iter()
+                        .filter_map(|&i| self.entries[i].node())
+                        .collect();
+                }
+            }
+        }
+        let all: Vec<&Entry> = self.entries.iter().filter(|e| eligible(e)).collect();
+        rand::seq::index::sample(&mut rng, all.len(), n.min(all.len()))
+            .into_iter()
+            .filter_map(|i| all[i].node())
+            .collect()
+    }
+}

@@ -1,0 +1,52 @@
+//! peerlog: an embedded, crash-safe, event-sourced database of the peers a p2p node has
+//! discovered.
+//!
+//! It does the job of go-ethereum's discovery node database (node records, last ping and
+//! pong, findnode failures, random fresh seeds, expiry of stale nodes, a wipe on a protocol
+//! version change) but keeps it as an append-only log of checksummed events in segment files,
+//! replayed into an in-memory index on open and compacted in the background.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use peerlog::{Node, NodeDb, NodeId};
+//!
+//! # fn main() -> Result<(), peerlog::Error> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let me: NodeId = "11".repeat(64).parse()?;
+//! let db = NodeDb::open(dir.path(), 5, me)?;
+//!
+//! let peer: Node = format!("enode://{}@203.0.113.7:30303", "22".repeat(64)).parse()?;
+//! db.update_node(&peer)?;
+//! db.update_last_pong(&peer.id, SystemTime::now())?;
+//! assert_eq!(db.query_seeds(10, Duration::from_secs(3600)), vec![peer.clone()]);
+//! db.close()?;
+//!
+//! // Everything acknowledged is there after a reopen (or a crash of the process).
+//! let db = NodeDb::open(dir.path(), 5, me)?;
+//! assert_eq!(db.node(&peer.id), Some(peer));
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+mod compact;
+mod db;
+mod error;
+pub mod event;
+mod faults;
+mod index;
+pub mod log;
+mod node;
+mod options;
+mod recovery;
+mod syncer;
+
+pub use compact::CompactStats;
+pub use db::NodeDb;
+pub use error::Error;
+pub use event::{Event, Record};
+pub use faults::FailPoints;
+pub use log::{Problem, ProblemKind, ReplaySummary};
+pub use node::{log_distance, Node, NodeId, NODE_ID_LEN};
+pub use options::{Durability, Options, MIN_SEGMENT_SIZE};

@@ -1,0 +1,257 @@
+//! The constants of the on-disk format and the encoding of one segment header and one record
+//! frame. docs/FORMAT.md is the prose version of this file; keep them in step.
+
+use crate::event::{kind, ID_PAYLOAD_LEN, PING_PAYLOAD_LEN};
+
+/// First eight bytes of every segment file.
+pub const MAGIC: [u8; 8] = *b"PEERLOG\0";
+/// Version of the layout described here.
+pub const FORMAT_VERSION: u32 = 1;
+/// Bytes of a segment header; the first record starts right after it.
+pub const HEADER_LEN: usize = 64;
+/// Bytes of the header covered by its checksum.
+const HEADER_CRC_OFFSET: usize = 56;
+/// Header flag: this segment was written by compaction and replaces every older segment
+/// holding records up to `replaces_through`.
+pub const FLAG_COMPACTED: u32 = 1;
+
+/// Bytes of a record frame's header: crc, seq, len, kind, reserved.
+pub const FRAME_HEADER_LEN: usize = 16;
+/// Frames start at multiples of this, so that a reader can resync after damage.
+pub const FRAME_ALIGN: usize = 8;
+/// Smallest payload of any event (a delete: written_at and id).
+pub const MIN_PAYLOAD_LEN: usize = ID_PAYLOAD_LEN;
+/// Largest payload accepted; a length field above it is damage, never trusted.
+pub const MAX_PAYLOAD_LEN: usize = 256;
+/// Largest frame, padding included.
+pub const MAX_FRAME_LEN: usize = align(FRAME_HEADER_LEN + MAX_PAYLOAD_LEN);
+
+/// Rounds `n` up to the frame alignment.
+pub const fn align(n: usize) -> usize {
+    (n + FRAME_ALIGN - 1) & !(FRAME_ALIGN - 1)
+}
+
+/// The fixed 64-byte header at the start of every segment file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// Header flags ([`FLAG_COMPACTED`]).
+    pub flags: u32,
+    /// The user's protocol version; a mismatch on open wipes the database.
+    pub protocol_version: u64,
+    /// Random per-generation value mixed into every record checksum.
+    pub salt: u64,
+    /// The number in the segment's file name.
+    pub segment_id: u64,
+    /// Sequence number of the first record written to this segment.
+    pub first_seq: u64,
+    /// For a compacted segment: the highest sequence number it accounts for. 0 otherwise.
+    pub replaces_through: u64,
+}
+
+/// Why a header was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HeaderError {
+    /// The file does not start with [`MAGIC`]: not a peerlog file at all.
+    NotPeerlog,
+    /// The magic is right but the header is short, fails its checksum or has an unknown version.
+    Damaged(String),
+}
+
+impl SegmentHeader {
+    /// Whether this segment was written by compaction.
+    pub fn is_compacted(&self) -> bool {
+        self.flags & FLAG_COMPACTED != 0
+    }
+
+    /// The 64 header bytes.
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[0..8].copy_from_slice(&MAGIC);
+        out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out[12..16].copy_from_slice(&self.flags.to_le_bytes());
+        out[16..24].copy_from_slice(&self.protocol_version.to_le_bytes());
+        out[24..32].copy_from_slice(&self.salt.to_le_bytes());
+        out[32..40].copy_from_slice(&self.segment_id.to_le_bytes());
+        out[40..48].copy_from_slice(&self.first_seq.to_le_bytes());
+        out[48..56].copy_from_slice(&self.replaces_through.to_le_bytes());
+        let crc = crc32fast::hash(&out[..HEADER_CRC_OFFSET]);
+        out[56..60].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Parses the start of a segment file.
+    pub fn decode(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
+        if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
+            return Err(HeaderError::NotPeerlog);
+        }
+        if bytes.len() < HEADER_LEN {
+            return Err(HeaderError::Damaged(format!(
+                "header is {} bytes, expected {HEADER_LEN}",
+                bytes.len()
+            )));
+        }
+        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+        if u32_at(56) != crc32fast::hash(&bytes[..HEADER_CRC_OFFSET]) {
+            return Err(HeaderError::Damaged("header checksum mismatch".into()));
+        }
+        let format = u32_at(8);
+        if format != FORMAT_VERSION {
+            return Err(HeaderError::Damaged(format!(
+                "unknown format version {format} (this build reads {FORMAT_VERSION})"
+            )));
+        }
+        Ok(SegmentHeader {
+            flags: u32_at(12),
+            protocol_version: u64_at(16),
+            salt: u64_at(24),
+            segment_id: u64_at(32),
+            first_seq: u64_at(40),
+            replaces_through: u64_at(48),
+        })
+    }
+}
+
+/// The checksum state after feeding the salt: every record checksum continues from it, so a
+/// record is only valid inside the generation that wrote it.
+pub fn salt_seed(salt: u64) -> u32 {
+    crc32fast::hash(&salt.to_le_bytes())
+}
+
+/// Appends one frame (header, payload, zero padding) to `out`. The payload must be between
+/// [`MIN_PAYLOAD_LEN`] and [`MAX_PAYLOAD_LEN`] bytes.
+pub fn encode_frame(seed: u32, seq: u64, kind: u8, payload: &[u8], out: &mut Vec<u8>) {
+    debug_assert!((MIN_PAYLOAD_LEN..=MAX_PAYLOAD_LEN).contains(&payload.len()));
+    let start = out.len();
+    out.extend_from_slice(&[0u8; 4]);
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u16).to_le_bytes());
+    out.push(kind);
+    out.push(0);
+    out.extend_from_slice(payload);
+    let mut hasher = crc32fast::Hasher::new_with_initial(seed);
+    hasher.update(&out[start + 4..]);
+    let crc = hasher.finalize();
+    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+    out.resize(start + align(out.len() - start), 0);
+}
+
+/// A record frame that passed every check.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    /// Sequence number.
+    pub seq: u64,
+    /// Event kind byte.
+    pub kind: u8,
+    /// The payload, without padding.
+    pub payload: &'a [u8],
+    /// Bytes the frame occupies, padding included.
+    pub len: usize,
+}
+
+/// Reads the frame at the start of `bytes` if it is intact: the length is bounded and checked
+/// against the bytes available before it is used, and the checksum must match.
+pub fn decode_frame(seed: u32, bytes: &[u8]) -> Option<Frame<'_>> {
+    let header = bytes.get(..FRAME_HEADER_LEN)?;
+    let kind = header[14];
+    let payload_len = u16::from_le_bytes([header[12], header[13]]) as usize;
+    if header[15] != 0
+        || !(kind::NODE_UPDATED..=kind::NODE_EXPIRED).contains(&kind)
+        || !(MIN_PAYLOAD_LEN..=MAX_PAYLOAD_LEN).contains(&payload_len)
+        || (kind != kind::NODE_UPDATED && payload_len > PING_PAYLOAD_LEN)
+    {
+        return None;
+    }
+    let end = FRAME_HEADER_LEN + payload_len;
+    let len = align(end);
+    if len > bytes.len() {
+        return None;
+    }
+    let stored = u32::from_le_bytes(header[..4].try_into().unwrap());
+    let mut hasher = crc32fast::Hasher::new_with_initial(seed);
+    hasher.update(&bytes[4..end]);
+    if hasher.finalize() != stored {
+        return None;
+    }
+    Some(Frame {
+        seq: u64::from_le_bytes(header[4..12].try_into().unwrap()),
+        kind,
+        payload: &bytes[FRAME_HEADER_LEN..end],
+        len,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn salted_checksum_equals_checksum_of_salt_then_bytes() {
+        let salt = 0x0123_4567_89ab_cdefu64;
+        let mut hasher = crc32fast::Hasher::new_with_initial(salt_seed(salt));
+        hasher.update(b"record bytes");
+        let mut joined = salt.to_le_bytes().to_vec();
+        joined.extend_from_slice(b"record bytes");
+        assert_eq!(hasher.finalize(), crc32fast::hash(&joined));
+    }
+
+    #[test]
+    fn frame_round_trips_and_any_flipped_bit_is_rejected() {
+        let seed = salt_seed(7);
+        let mut frame = Vec::new();
+        encode_frame(
+            seed,
+            42,
+            kind::NODE_DELETED,
+            &[9u8; MIN_PAYLOAD_LEN],
+            &mut frame,
+        );
+        assert_eq!(frame.len() % FRAME_ALIGN, 0);
+        let decoded = decode_frame(seed, &frame).unwrap();
+        assert_eq!(
+            (decoded.seq, decoded.kind, decoded.len),
+            (42, kind::NODE_DELETED, frame.len())
+        );
+        assert!(
+            decode_frame(salt_seed(8), &frame).is_none(),
+            "other salt accepted"
+        );
+        let end = FRAME_HEADER_LEN + MIN_PAYLOAD_LEN;
+        for bit in 0..end * 8 {
+            let mut damaged = frame.clone();
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                decode_frame(seed, &damaged).is_none(),
+                "bit {bit} flip accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn header_round_trips_and_rejects_damage() {
+        let header = SegmentHeader {
+            flags: FLAG_COMPACTED,
+            protocol_version: 5,
+            salt: 99,
+            segment_id: 3,
+            first_seq: 10,
+            replaces_through: 20,
+        };
+        let bytes = header.encode();
+        assert_eq!(SegmentHeader::decode(&bytes), Ok(header));
+        assert_eq!(
+            SegmentHeader::decode(b"hello world"),
+            Err(HeaderError::NotPeerlog)
+        );
+        let mut damaged = bytes;
+        damaged[20] ^= 1;
+        assert!(matches!(
+            SegmentHeader::decode(&damaged),
+            Err(HeaderError::Damaged(_))
+        ));
+        assert!(matches!(
+            SegmentHeader::decode(&bytes[..30]),
+            Err(HeaderError::Damaged(_))
+        ));
+    }
+}

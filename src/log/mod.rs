@@ -1,0 +1,435 @@
+//! The log: segment files in the database directory, and replaying them in order.
+//!
+//! `format` holds the byte layout, `reader` scans one segment, `writer` appends, and this
+//! module finds the segments of a directory, decides which of them make up the log, and
+//! replays them while accounting for every sequence number.
+
+pub mod format;
+pub mod reader;
+pub(crate) mod writer;
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use crate::error::IoContext;
+use crate::event::Record;
+use crate::log::format::{salt_seed, HeaderError, SegmentHeader, HEADER_LEN};
+use crate::log::reader::{ScanEnd, ScanItem, SegmentScanner};
+use crate::Error;
+
+/// Name of the lock file in a database directory.
+pub const LOCK_FILE: &str = "LOCK";
+/// Folder that receives replaced segments when history is kept.
+pub const ARCHIVE_DIR: &str = "archive";
+/// Extension of segment files.
+pub const SEGMENT_EXT: &str = "seg";
+/// Extension of files being written (removed as leftovers when a writer opens the directory).
+pub const TEMP_EXT: &str = "tmp";
+
+/// The file name of segment `id`.
+pub fn segment_file_name(id: u64) -> String {
+    format!("{id:016}.{SEGMENT_EXT}")
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(&format!(".{SEGMENT_EXT}"))?;
+    (stem.len() == 16 && stem.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| stem.parse().ok())
+        .flatten()
+}
+
+/// A segment file and its header.
+#[derive(Clone, Debug)]
+pub struct SegmentFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its checked header.
+    pub header: SegmentHeader,
+    /// Its length in bytes when listed.
+    pub len: u64,
+}
+
+/// What a database directory holds.
+#[derive(Debug, Default)]
+pub struct DirListing {
+    /// Every segment file, in no particular order.
+    pub segments: Vec<SegmentFile>,
+    /// Files left over by an interrupted write (`*.tmp`).
+    pub leftovers: Vec<PathBuf>,
+}
+
+/// Lists a database directory, checking that every file in it is peerlog's. Changes nothing.
+pub fn list_dir(dir: &Path) -> Result<DirListing, Error> {
+    let mut listing = DirListing::default();
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .at(dir)?
+        .map(|entry| entry.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()
+        .at(dir)?;
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        let foreign = |reason: &str| Error::NotADatabase {
+            dir: dir.to_path_buf(),
+            file: path.clone(),
+            reason: reason.to_string(),
+        };
+        let Some(name) = name.to_str() else {
+            return Err(foreign("file name is not UTF-8"));
+        };
+        if name == LOCK_FILE || (name == ARCHIVE_DIR && path.is_dir()) {
+            continue;
+        }
+        if name.ends_with(&format!(".{TEMP_EXT}")) && path.is_file() {
+            listing.leftovers.push(path);
+            continue;
+        }
+        let Some(id) = parse_segment_name(name) else {
+            return Err(foreign("unexpected file name"));
+        };
+        let segment = read_segment_header(&path)?;
+        if segment.header.segment_id != id {
+            return Err(Error::Corrupt {
+                path,
+                offset: 32,
+                reason: format!("header names segment {}", segment.header.segment_id),
+            });
+        }
+        listing.segments.push(segment);
+    }
+    Ok(listing)
+}
+
+/// Reads and checks the header of one segment file.
+pub fn read_segment_header(path: &Path) -> Result<SegmentFile, Error> {
+    let mut file = File::open(path).at(path)?;
+    let len = file.metadata().at(path)?.len();
+    let mut bytes = Vec::with_capacity(HEADER_LEN);
+    file.by_ref()
+        .take(HEADER_LEN as u64)
+        .read_to_end(&mut bytes)
+        .at(path)?;
+    match SegmentHeader::decode(&bytes) {
+        Ok(header) => Ok(SegmentFile {
+            path: path.to_path_buf(),
+            header,
+            len,
+        }),
+        Err(HeaderError::NotPeerlog) => Err(Error::NotADatabase {
+            dir: path.parent().unwrap_or(Path::new("")).to_path_buf(),
+            file: path.to_path_buf(),
+            reason: "does not start with peerlog's magic number".into(),
+        }),
+        Err(HeaderError::Damaged(reason)) => Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            offset: 0,
+            reason,
+        }),
+    }
+}
+
+/// Which segments make up the log, in replay order.
+#[derive(Debug, Default)]
+pub struct ReplayPlan {
+    /// Segments to replay, in order of their sequence numbers.
+    pub live: Vec<SegmentFile>,
+    /// Segments whose records a newer compacted segment already holds (left by a compaction
+    /// that stopped before removing them).
+    pub superseded: Vec<SegmentFile>,
+    /// Segments of another generation (another salt), never replayed.
+    pub stale: Vec<SegmentFile>,
+}
+
+impl ReplayPlan {
+    /// Sorts segments into live, superseded and stale.
+    pub fn new(mut segments: Vec<SegmentFile>) -> ReplayPlan {
+        let mut plan = ReplayPlan::default();
+        let Some(newest) = segments.iter().max_by_key(|s| s.header.segment_id) else {
+            return plan;
+        };
+        let salt = newest.header.salt;
+        let (generation, stale): (Vec<_>, Vec<_>) =
+            segments.drain(..).partition(|s| s.header.salt == salt);
+        plan.stale = stale;
+        let base = generation
+            .iter()
+            .filter(|s| s.header.is_compacted())
+            .max_by_key(|s| (s.header.replaces_through, s.header.segment_id))
+            .map(|s| (s.header.segment_id, s.header.replaces_through));
+        for segment in generation {
+            let superseded = match base {
+                Some((base_id, replaced)) => {
+                    segment.header.segment_id != base_id && segment.header.first_seq <= replaced
+                }
+                None => false,
+            };
+            if superseded {
+                plan.superseded.push(segment);
+            } else {
+                plan.live.push(segment);
+            }
+        }
+        // On equal first sequence numbers an (empty) compacted segment goes first, so that the
+        // segment being appended to stays last.
+        plan.live.sort_by_key(|s| {
+            let h = &s.header;
+            (h.first_seq, !h.is_compacted(), h.segment_id)
+        });
+        plan
+    }
+}
+
+/// What kind of trouble replay found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// Unreadable bytes inside a segment, followed by intact records.
+    Damaged,
+    /// Unreadable bytes at the end of the last segment: an append interrupted by a crash.
+    TornTail,
+    /// Unreadable bytes at the end of a segment that is not the last.
+    DamagedTail,
+    /// Sequence numbers missing with no damaged bytes to account for them (a lost segment).
+    Missing,
+    /// Records whose sequence numbers were already replayed (a copied segment).
+    Duplicate,
+    /// A whole segment from another generation of the database, ignored.
+    Stale,
+}
+
+/// One place where the log is not intact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// What was found.
+    pub kind: ProblemKind,
+    /// The segment file.
+    pub path: PathBuf,
+    /// Offset of the trouble in the file.
+    pub offset: u64,
+    /// Bytes affected (0 where there are no bytes, as for missing records).
+    pub len: u64,
+    /// The sequence numbers lost here, first and last, when known.
+    pub lost: Option<(u64, u64)>,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            ProblemKind::Damaged => "damaged bytes skipped",
+            ProblemKind::TornTail => "torn tail (interrupted append)",
+            ProblemKind::DamagedTail => "damaged bytes at the end of a sealed segment",
+            ProblemKind::Missing => "records missing",
+            ProblemKind::Duplicate => "duplicate records ignored",
+            ProblemKind::Stale => "segment of another generation ignored",
+        };
+        write!(
+            f,
+            "{} at offset {}: {what} ({} bytes)",
+            self.path.display(),
+            self.offset,
+            self.len
+        )?;
+        if let Some((first, last)) = self.lost {
+            write!(f, "; lost sequence numbers {first}..={last}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of replaying a log.
+#[derive(Clone, Debug, Default)]
+pub struct ReplaySummary {
+    /// Segments replayed.
+    pub segments: usize,
+    /// Intact records replayed.
+    pub records: u64,
+    /// Bytes of the intact records replayed (frames, padding included).
+    pub record_bytes: u64,
+    /// Every place the log was not intact, in log order.
+    pub problems: Vec<Problem>,
+    /// The sequence number the next record gets.
+    pub next_seq: u64,
+    /// Where the last segment's intact data ends.
+    pub last_end: Option<ScanEnd>,
+}
+
+/// Where a replayed record was found.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordPlace<'a> {
+    /// The segment.
+    pub segment: &'a SegmentFile,
+    /// Offset of the record's frame.
+    pub offset: u64,
+    /// Bytes of the frame.
+    pub len: u64,
+}
+
+/// Replays the segments of `plan.live` in order, calling `on_record` for each intact record
+/// with a new sequence number. Changes nothing on disk.
+pub fn replay(
+    plan: &ReplayPlan,
+    mut on_record: impl FnMut(RecordPlace<'_>, Record),
+) -> Result<ReplaySummary, Error> {
+    let mut tracker = SeqTracker::default();
+    let mut summary = ReplaySummary::default();
+    for segment in &plan.stale {
+        summary.problems.push(Problem {
+            kind: ProblemKind::Stale,
+            path: segment.path.clone(),
+            offset: 0,
+            len: segment.len,
+            lost: None,
+        });
+    }
+    for (i, segment) in plan.live.iter().enumerate() {
+        let is_last = i + 1 == plan.live.len();
+        let header = &segment.header;
+        if i == 0 {
+            tracker.expected = if header.is_compacted() {
+                header.first_seq
+            } else {
+                1
+            };
+        }
+        tracker.advance_to(
+            header.first_seq,
+            segment,
+            HEADER_LEN as u64,
+            &mut summary.problems,
+        );
+        let file = File::open(&segment.path).at(&segment.path)?;
+        // SAFETY: the map is only read. peerlog never shrinks a segment file (sealed segments
+        // keep their preallocated length; deleted ones stay mapped until unmapped), so no page
+        // of the map can vanish under us; bytes that change under a live writer are copied
+        // before they are checked (see SegmentScanner).
+        let map = unsafe { Mmap::map(&file) }.at(&segment.path)?;
+        let mut scanner = SegmentScanner::new(&map, salt_seed(header.salt));
+        for item in scanner.by_ref() {
+            match item {
+                ScanItem::Record {
+                    offset,
+                    len,
+                    record,
+                } => {
+                    let place = RecordPlace {
+                        segment,
+                        offset,
+                        len,
+                    };
+                    if tracker.accept(record.seq, place, &mut summary.problems) {
+                        summary.records += 1;
+                        summary.record_bytes += len;
+                        on_record(place, record);
+                    }
+                }
+                ScanItem::Damage { offset, len } => tracker.damaged(
+                    ProblemKind::Damaged,
+                    segment,
+                    offset,
+                    len,
+                    &mut summary.problems,
+                ),
+            }
+        }
+        let end = scanner.end().expect("scan finished");
+        if end.has_garbage() {
+            let kind = if is_last {
+                ProblemKind::TornTail
+            } else {
+                ProblemKind::DamagedTail
+            };
+            let len = end.garbage_end - end.valid_end;
+            tracker.damaged(kind, segment, end.valid_end, len, &mut summary.problems);
+        }
+        summary.segments += 1;
+        summary.last_end = Some(end);
+    }
+    summary.next_seq = tracker.expected.max(1);
+    Ok(summary)
+}
+
+/// Checks that sequence numbers grow by one and accounts for every gap.
+#[derive(Default)]
+struct SeqTracker {
+    expected: u64,
+    /// Index of the last damage problem whose lost range is not known yet.
+    open_damage: Option<usize>,
+    /// Index of the duplicate problem being extended, with the offset just past it.
+    open_duplicate: Option<(usize, u64)>,
+}
+
+impl SeqTracker {
+    fn damaged(
+        &mut self,
+        kind: ProblemKind,
+        segment: &SegmentFile,
+        offset: u64,
+        len: u64,
+        problems: &mut Vec<Problem>,
+    ) {
+        problems.push(Problem {
+            kind,
+            path: segment.path.clone(),
+            offset,
+            len,
+            lost: None,
+        });
+        self.open_damage = Some(problems.len() - 1);
+        self.open_duplicate = None;
+    }
+
+    /// Records the gap before `seq`, charging it to the damage just seen if there is one.
+    fn advance_to(
+        &mut self,
+        seq: u64,
+        segment: &SegmentFile,
+        offset: u64,
+        problems: &mut Vec<Problem>,
+    ) {
+        if seq > self.expected {
+            let lost = Some((self.expected, seq - 1));
+            match self.open_damage.take() {
+                Some(i) => problems[i].lost = lost,
+                None => problems.push(Problem {
+                    kind: ProblemKind::Missing,
+                    path: segment.path.clone(),
+                    offset,
+                    len: 0,
+                    lost,
+                }),
+            }
+            self.expected = seq;
+        }
+    }
+
+    /// Whether the record is new; a record with an old sequence number is a duplicate.
+    fn accept(&mut self, seq: u64, place: RecordPlace<'_>, problems: &mut Vec<Problem>) -> bool {
+        if seq < self.expected {
+            match self.open_duplicate {
+                Some((i, end)) if end == place.offset => {
+                    problems[i].len += place.len;
+                    self.open_duplicate = Some((i, place.offset + place.len));
+                }
+                _ => {
+                    problems.push(Problem {
+                        kind: ProblemKind::Duplicate,
+                        path: place.segment.path.clone(),
+                        offset: place.offset,
+                        len: place.len,
+                        lost: None,
+                    });
+                    self.open_duplicate = Some((problems.len() - 1, place.offset + place.len));
+                }
+            }
+            return false;
+        }
+        self.advance_to(seq, place.segment, place.offset, problems);
+        self.open_damage = None;
+        self.open_duplicate = None;
+        self.expected = seq + 1;
+        true
+    }
+}

@@ -1,0 +1,142 @@
+//! Reading one segment: intact records in order, damaged ranges skipped and reported, and
+//! where the intact data ends.
+
+use crate::event::{from_unix_nanos, Event, Record};
+use crate::log::format::{decode_frame, FRAME_ALIGN, FRAME_HEADER_LEN, HEADER_LEN, MAX_FRAME_LEN};
+
+/// What a scan of a segment finds, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanItem {
+    /// An intact record at `offset`.
+    Record {
+        /// Offset of the frame in the file.
+        offset: u64,
+        /// Bytes the frame occupies.
+        len: u64,
+        /// The decoded record.
+        record: Record,
+    },
+    /// `len` bytes at `offset` that are not intact records, followed by an intact record.
+    Damage {
+        /// Offset of the first unreadable byte.
+        offset: u64,
+        /// Length of the unreadable range.
+        len: u64,
+    },
+}
+
+/// Where a segment's intact data ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanEnd {
+    /// Offset just past the last intact record (the header's end if there is none): where the
+    /// next append goes.
+    pub valid_end: u64,
+    /// Offset just past the last non-zero byte after `valid_end`, or `valid_end` itself when
+    /// only zeros (a preallocated tail) follow. A larger value means a torn or damaged tail.
+    pub garbage_end: u64,
+}
+
+impl ScanEnd {
+    /// Whether unrecognisable bytes follow the last intact record.
+    pub fn has_garbage(&self) -> bool {
+        self.garbage_end > self.valid_end
+    }
+}
+
+/// Iterates over the records of one segment's bytes (header included).
+///
+/// The bytes may be a live file another process is appending to: each frame is copied before
+/// it is checked, so a frame that changes under the reader is either seen whole or rejected.
+pub struct SegmentScanner<'a> {
+    data: &'a [u8],
+    seed: u32,
+    pos: usize,
+    valid_end: usize,
+    end: Option<ScanEnd>,
+}
+
+impl<'a> SegmentScanner<'a> {
+    /// Scans `data`, whose first [`HEADER_LEN`] bytes are the (already checked) header, with the
+    /// checksum seed of the segment's salt.
+    pub fn new(data: &'a [u8], seed: u32) -> SegmentScanner<'a> {
+        SegmentScanner {
+            data,
+            seed,
+            pos: HEADER_LEN,
+            valid_end: HEADER_LEN,
+            end: None,
+        }
+    }
+
+    /// Where the intact data ends; known once the iterator has returned `None`.
+    pub fn end(&self) -> Option<ScanEnd> {
+        self.end
+    }
+
+    /// The intact record at `pos`, if there is one: its checksum matches and its payload decodes.
+    fn record_at(&self, pos: usize) -> Option<(Record, usize)> {
+        let available = &self.data[pos..];
+        let mut copy = [0u8; MAX_FRAME_LEN];
+        let n = available.len().min(MAX_FRAME_LEN);
+        copy[..n].copy_from_slice(&available[..n]);
+        let frame = decode_frame(self.seed, &copy[..n])?;
+        let (written_at, event) = Event::decode_payload(frame.kind, frame.payload)?;
+        let record = Record {
+            seq: frame.seq,
+            written_at: from_unix_nanos(written_at),
+            event,
+        };
+        Some((record, frame.len))
+    }
+
+    /// The next aligned offset after `pos` holding an intact record.
+    fn resync_after(&self, pos: usize) -> Option<usize> {
+        (pos + FRAME_ALIGN..=self.data.len().saturating_sub(FRAME_HEADER_LEN))
+            .step_by(FRAME_ALIGN)
+            .find(|&candidate| self.record_at(candidate).is_some())
+    }
+
+    fn finish(&mut self) {
+        let tail = &self.data[self.valid_end.min(self.data.len())..];
+        let nonzero = tail.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        self.end = Some(ScanEnd {
+            valid_end: self.valid_end as u64,
+            garbage_end: (self.valid_end + nonzero) as u64,
+        });
+    }
+}
+
+impl Iterator for SegmentScanner<'_> {
+    type Item = ScanItem;
+
+    fn next(&mut self) -> Option<ScanItem> {
+        if self.end.is_some() {
+            return None;
+        }
+        if self.pos + FRAME_HEADER_LEN <= self.data.len() {
+            if let Some((record, len)) = self.record_at(self.pos) {
+                let offset = self.pos;
+                self.pos += len;
+                self.valid_end = self.pos;
+                return Some(ScanItem::Record {
+                    offset: offset as u64,
+                    len: len as u64,
+                    record,
+                });
+            }
+            // Zeros to the end are the unused, preallocated part of the segment.
+            if self.data[self.pos..].iter().any(|&b| b != 0) {
+                if let Some(next) = self.resync_after(self.pos) {
+                    let damage = ScanItem::Damage {
+                        offset: self.pos as u64,
+                        len: (next - self.pos) as u64,
+                    };
+                    self.pos = next;
+                    return Some(damage);
+                }
+            }
+        }
+        self.finish();
+        None
+    }
+}

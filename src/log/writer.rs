@@ -1,0 +1,298 @@
+//! Appending to the log: framing records into the active segment through a shared memory map
+//! of a preallocated file, rotating to a new segment when it is full.
+//!
+//! A store into a `MAP_SHARED` mapping is in the kernel's page cache the moment it is made, so
+//! an appended record survives a crash of the process without a system call. The file is
+//! preallocated (`fallocate`), so a store can never hit a full disk and fault; its unused tail
+//! is zeros, which readers take as the end of the log.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fs4::fs_std::FileExt;
+use memmap2::MmapMut;
+
+use crate::error::IoContext;
+use crate::event::Event;
+use crate::faults::FailPoints;
+use crate::log::format::{
+    encode_frame, salt_seed, SegmentHeader, HEADER_LEN, MAX_FRAME_LEN, MAX_PAYLOAD_LEN,
+};
+use crate::log::{segment_file_name, TEMP_EXT};
+use crate::Error;
+
+/// The identity shared by every segment of one database generation.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Generation {
+    pub protocol_version: u64,
+    pub salt: u64,
+}
+
+/// Where appending continues.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Position {
+    pub segment_id: u64,
+    /// Offset just past the last intact record.
+    pub valid_end: u64,
+    pub next_seq: u64,
+}
+
+/// The segment records are appended to.
+struct ActiveSegment {
+    id: u64,
+    path: PathBuf,
+    file: Arc<File>,
+    map: MmapMut,
+    /// Offset the next frame goes to.
+    pos: usize,
+}
+
+pub(crate) struct LogWriter {
+    dir: PathBuf,
+    generation: Generation,
+    seed: u32,
+    segment: ActiveSegment,
+    /// Id the next new segment gets (above every id in the directory).
+    next_segment_id: u64,
+    next_seq: u64,
+    segment_size: u64,
+    faults: FailPoints,
+    frame: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+/// Opens or creates files readable by the owner only.
+pub(crate) fn private_file() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.mode(0o600);
+    options
+}
+
+/// Makes a rename or delete in `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+/// Creates a durable, preallocated segment file: written and synced under a temporary name,
+/// renamed into place, then the directory synced, so the name never points at a partial file.
+pub(crate) fn create_segment(
+    dir: &Path,
+    header: &SegmentHeader,
+    size: u64,
+    faults: &FailPoints,
+) -> Result<PathBuf, Error> {
+    let path = dir.join(segment_file_name(header.segment_id));
+    let temp = path.with_extension(format!("seg.{TEMP_EXT}"));
+    let result = (|| {
+        let mut file = private_file()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .at(&temp)?;
+        faults.check("segment.write").at(&temp)?;
+        file.write_all(&header.encode()).at(&temp)?;
+        file.allocate(size.max((HEADER_LEN + MAX_FRAME_LEN) as u64))
+            .at(&temp)?;
+        faults.check("segment.fsync").at(&temp)?;
+        file.sync_all().at(&temp)?;
+        faults.check("segment.rename").at(&temp)?;
+        fs::rename(&temp, &path).at(&path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result.map(|()| path)
+}
+
+fn map_for_append(path: &Path, min_len: u64) -> Result<(Arc<File>, MmapMut), Error> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .at(path)?;
+    if file.metadata().at(path)?.len() < min_len {
+        file.allocate(min_len).at(path)?;
+    }
+    // SAFETY: this process holds the directory's exclusive lock, so no other writer maps or
+    // resizes the file, and peerlog never shrinks a segment: every page of the map stays
+    // backed for the map's lifetime. Readers in other processes only read.
+    let map = unsafe { MmapMut::map_mut(&file) }.at(path)?;
+    Ok((Arc::new(file), map))
+}
+
+impl LogWriter {
+    /// Starts a new log: the first segment, sequence numbers from `first_seq`.
+    pub fn create(
+        dir: &Path,
+        generation: Generation,
+        segment_id: u64,
+        first_seq: u64,
+        segment_size: u64,
+        faults: FailPoints,
+    ) -> Result<LogWriter, Error> {
+        let header = SegmentHeader {
+            flags: 0,
+            protocol_version: generation.protocol_version,
+            salt: generation.salt,
+            segment_id,
+            first_seq,
+            replaces_through: 0,
+        };
+        let path = create_segment(dir, &header, segment_size, &faults)?;
+        let position = Position {
+            segment_id,
+            valid_end: HEADER_LEN as u64,
+            next_seq: first_seq,
+        };
+        Self::resume(dir, generation, &path, position, segment_size, faults)
+    }
+
+    /// Continues appending to an existing segment where its intact records end.
+    pub fn resume(
+        dir: &Path,
+        generation: Generation,
+        path: &Path,
+        at: Position,
+        segment_size: u64,
+        faults: FailPoints,
+    ) -> Result<LogWriter, Error> {
+        let (file, map) = map_for_append(path, segment_size)?;
+        let Position {
+            segment_id,
+            valid_end,
+            next_seq,
+        } = at;
+        Ok(LogWriter {
+            dir: dir.to_path_buf(),
+            generation,
+            seed: salt_seed(generation.salt),
+            segment: ActiveSegment {
+                id: segment_id,
+                path: path.to_path_buf(),
+                file,
+                map,
+                pos: valid_end as usize,
+            },
+            next_segment_id: segment_id + 1,
+            next_seq,
+            segment_size,
+            faults,
+            frame: Vec::with_capacity(MAX_FRAME_LEN),
+            payload: Vec::with_capacity(MAX_PAYLOAD_LEN),
+        })
+    }
+
+    /// Zeroes `[from, to)` of the active segment: cuts a torn tail back so that no stale
+    /// bytes follow the records appended next. Idempotent, so a crash while doing it recovers
+    /// the same way.
+    pub fn zero_tail(&mut self, from: u64, to: u64) {
+        let to = (to as usize).min(self.segment.map.len());
+        if (from as usize) < to {
+            self.segment.map[from as usize..to].fill(0);
+        }
+    }
+
+    /// The sequence number of the next record.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Makes sure new segments get ids above `id`.
+    pub fn skip_segment_ids_through(&mut self, id: u64) {
+        self.next_segment_id = self.next_segment_id.max(id + 1);
+    }
+
+    /// Takes a fresh segment id (for a compaction's output).
+    pub fn reserve_segment_id(&mut self) -> u64 {
+        self.next_segment_id += 1;
+        self.next_segment_id - 1
+    }
+
+    /// The generation's protocol version and salt.
+    pub fn generation(&self) -> (u64, u64) {
+        (self.generation.protocol_version, self.generation.salt)
+    }
+
+    /// Path of the segment being appended to.
+    pub fn active_path(&self) -> &Path {
+        &self.segment.path
+    }
+
+    /// Seals the active segment if it holds any record, so that everything written so far
+    /// is in sealed segments.
+    pub fn seal_active(&mut self) -> Result<(), Error> {
+        if self.segment.pos > HEADER_LEN {
+            self.rotate()?;
+        }
+        Ok(())
+    }
+
+    /// Id of the segment being appended to.
+    pub fn active_segment_id(&self) -> u64 {
+        self.segment.id
+    }
+
+    /// The active segment's file, for a syncer that runs outside the writer's lock.
+    pub fn active_file(&self) -> Arc<File> {
+        Arc::clone(&self.segment.file)
+    }
+
+    /// Frames and appends one event; returns the frame's length in bytes. When this returns,
+    /// the record is in the page cache: a crash of the process no longer loses it.
+    pub fn append(&mut self, event: &Event, written_at: i64) -> Result<u64, Error> {
+        self.payload.clear();
+        event.encode_payload(written_at, &mut self.payload)?;
+        self.frame.clear();
+        encode_frame(
+            self.seed,
+            self.next_seq,
+            event.kind(),
+            &self.payload,
+            &mut self.frame,
+        );
+        if self.segment.pos + self.frame.len() > self.segment.map.len() {
+            self.rotate()?;
+        }
+        let pos = self.segment.pos;
+        self.segment.map[pos..pos + self.frame.len()].copy_from_slice(&self.frame);
+        self.segment.pos += self.frame.len();
+        self.next_seq += 1;
+        Ok(self.frame.len() as u64)
+    }
+
+    /// Seals the active segment (synced, so that sync() need only cover the active one) and
+    /// starts the next.
+    fn rotate(&mut self) -> Result<(), Error> {
+        self.sync()?;
+        let id = self.reserve_segment_id();
+        let header = SegmentHeader {
+            flags: 0,
+            protocol_version: self.generation.protocol_version,
+            salt: self.generation.salt,
+            segment_id: id,
+            first_seq: self.next_seq,
+            replaces_through: 0,
+        };
+        let path = create_segment(&self.dir, &header, self.segment_size, &self.faults)?;
+        let (file, map) = map_for_append(&path, self.segment_size)?;
+        self.segment = ActiveSegment {
+            id,
+            path,
+            file,
+            map,
+            pos: HEADER_LEN,
+        };
+        Ok(())
+    }
+
+    /// Makes every appended record durable on stable storage.
+    pub fn sync(&mut self) -> Result<(), Error> {
+        self.faults.check("log.fsync").at(&self.segment.path)?;
+        self.segment.file.sync_data().at(&self.segment.path)
+    }
+}

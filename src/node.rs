@@ -1,0 +1,271 @@
+//! The node model: node ids, endpoints, their RLP encoding (byte-compatible with
+//! go-ethereum's discovery v4 `Node`), enode URLs, Keccak-256 hashes and log distance.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+use rlp::{Rlp, RlpStream};
+use sha3::{Digest, Keccak256};
+
+use crate::Error;
+
+/// Length of a node id: an uncompressed secp256k1 public key without its `0x04` prefix.
+pub const NODE_ID_LEN: usize = 64;
+
+/// A node's identity: the 64-byte secp256k1 public key.
+///
+/// Parses from 128 hex characters (with or without `0x`) and prints as 128 lowercase hex
+/// characters.
+///
+/// ```
+/// use peerlog::NodeId;
+/// let id: NodeId = format!("0x{}", "ab".repeat(64)).parse().unwrap();
+/// assert_eq!(id.to_string(), "ab".repeat(64));
+/// assert!("abc".parse::<NodeId>().is_err());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub [u8; NODE_ID_LEN]);
+
+impl NodeId {
+    /// Keccak-256 of the 64 id bytes: the node's position in the discovery keyspace.
+    pub fn hash(&self) -> [u8; 32] {
+        Keccak256::digest(self.0).into()
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NodeId({self})")
+    }
+}
+
+impl FromStr for NodeId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<NodeId, Error> {
+        let hex = s
+            .strip_prefix("0x")
+            .or_else(|| s.strip_prefix("0X"))
+            .unwrap_or(s);
+        if hex.len() != NODE_ID_LEN * 2 {
+            return Err(Error::invalid(format!(
+                "node id must be {} hex characters, got {}",
+                NODE_ID_LEN * 2,
+                hex.len()
+            )));
+        }
+        let mut id = [0u8; NODE_ID_LEN];
+        for (i, pair) in hex.as_bytes().chunks_exact(2).enumerate() {
+            let hi = hex_digit(pair[0]);
+            let lo = hex_digit(pair[1]);
+            match (hi, lo) {
+                (Some(hi), Some(lo)) => id[i] = hi << 4 | lo,
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "node id has a non-hex character at position {}",
+                        2 * i + usize::from(hi.is_some())
+                    )))
+                }
+            }
+        }
+        Ok(NodeId(id))
+    }
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// A discovered peer: its endpoint and identity.
+///
+/// ```
+/// use peerlog::Node;
+/// let url = format!("enode://{}@10.0.0.1:30303?discport=30301", "cd".repeat(64));
+/// let node: Node = url.parse().unwrap();
+/// assert_eq!((node.tcp, node.udp), (30303, 30301));
+/// assert_eq!(node.to_string(), url);
+/// assert_eq!(Node::from_rlp(&node.to_rlp()).unwrap(), node);
+/// ```
+#[derive(Clone, PartialEq, Eq, Debug, Hash)]
+pub struct Node {
+    /// IP address: IPv4 is encoded as 4 bytes, IPv6 as 16.
+    pub ip: IpAddr,
+    /// Discovery (UDP) port.
+    pub udp: u16,
+    /// RLPx (TCP) port.
+    pub tcp: u16,
+    /// The node's public key.
+    pub id: NodeId,
+}
+
+impl Node {
+    /// A node with the given identity and endpoint.
+    pub fn new(id: NodeId, ip: IpAddr, udp: u16, tcp: u16) -> Node {
+        Node { ip, udp, tcp, id }
+    }
+
+    /// The RLP list `[ip, udp, tcp, id]`, exactly as go-ethereum's v4 discovery encodes a node.
+    pub fn to_rlp(&self) -> Vec<u8> {
+        let mut stream = RlpStream::new_list(4);
+        match self.ip {
+            IpAddr::V4(v4) => stream.append(&&v4.octets()[..]),
+            IpAddr::V6(v6) => stream.append(&&v6.octets()[..]),
+        };
+        stream.append(&self.udp).append(&self.tcp);
+        stream.append(&&self.id.0[..]);
+        stream.out().to_vec()
+    }
+
+    /// Decodes [`Node::to_rlp`]'s output. Rejects anything that is not canonical RLP of that
+    /// shape: other IP lengths, ports over 65535, integers with leading zeros, trailing bytes.
+    pub fn from_rlp(bytes: &[u8]) -> Result<Node, Error> {
+        let bad = |what: &str| Error::invalid(format!("node RLP: {what}"));
+        let rlp = Rlp::new(bytes);
+        let info = rlp.payload_info().map_err(|e| bad(&e.to_string()))?;
+        if !rlp.is_list() {
+            return Err(bad("not a list"));
+        }
+        if info.header_len + info.value_len != bytes.len() {
+            return Err(bad("trailing bytes after the list"));
+        }
+        let count = rlp.item_count().map_err(|e| bad(&e.to_string()))?;
+        if count != 4 {
+            return Err(bad(&format!("expected 4 items, found {count}")));
+        }
+        let item = |i: usize| rlp.at(i).map_err(|e| bad(&e.to_string()));
+        let ip_bytes: Vec<u8> = item(0)?.as_val().map_err(|e| bad(&format!("ip: {e}")))?;
+        let ip = match ip_bytes.len() {
+            4 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(&ip_bytes[..]).unwrap())),
+            16 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&ip_bytes[..]).unwrap())),
+            n => return Err(bad(&format!("ip must be 4 or 16 bytes, got {n}"))),
+        };
+        let port = |i: usize, name: &str| -> Result<u16, Error> {
+            let value: u64 = item(i)?
+                .as_val()
+                .map_err(|e| bad(&format!("{name} port: {e}")))?;
+            u16::try_from(value).map_err(|_| bad(&format!("{name} port {value} exceeds 65535")))
+        };
+        let udp = port(1, "udp")?;
+        let tcp = port(2, "tcp")?;
+        let id_bytes: Vec<u8> = item(3)?.as_val().map_err(|e| bad(&format!("id: {e}")))?;
+        let id = <[u8; NODE_ID_LEN]>::try_from(&id_bytes[..])
+            .map_err(|_| bad(&format!("id must be 64 bytes, got {}", id_bytes.len())))?;
+        Ok(Node::new(NodeId(id), ip, udp, tcp))
+    }
+
+    /// Keccak-256 of the node id (the same as `self.id.hash()`).
+    pub fn sha(&self) -> [u8; 32] {
+        self.id.hash()
+    }
+}
+
+impl fmt::Display for Node {
+    /// `enode://<id>@<ip>:<tcp>`, followed by `?discport=<udp>` when the ports differ.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "enode://{}@", self.id)?;
+        match self.ip {
+            IpAddr::V4(v4) => write!(f, "{v4}")?,
+            IpAddr::V6(v6) => write!(f, "[{v6}]")?,
+        }
+        write!(f, ":{}", self.tcp)?;
+        if self.udp != self.tcp {
+            write!(f, "?discport={}", self.udp)?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Node {
+    type Err = Error;
+
+    /// Parses `enode://<128 hex>@<ip>:<tcp>[?discport=<udp>]`; IPv6 goes in brackets.
+    /// Host names are refused: a node database stores addresses, not names to resolve.
+    fn from_str(url: &str) -> Result<Node, Error> {
+        let bad = |what: &str| Error::invalid(format!("enode URL {url:?}: {what}"));
+        let rest = url
+            .strip_prefix("enode://")
+            .ok_or_else(|| bad("must start with enode://"))?;
+        let (id_hex, rest) = rest
+            .split_once('@')
+            .ok_or_else(|| bad("missing '@' between node id and address"))?;
+        if id_hex.starts_with("0x") {
+            return Err(bad("node id must not have a 0x prefix"));
+        }
+        let id: NodeId = id_hex.parse().map_err(|e: Error| bad(&e.to_string()))?;
+        let (address, query) = match rest.split_once('?') {
+            Some((address, query)) => (address, Some(query)),
+            None => (rest, None),
+        };
+        let (host, tcp) = address
+            .rsplit_once(':')
+            .ok_or_else(|| bad("missing ':<tcp port>'"))?;
+        let ip = match host.strip_prefix('[') {
+            Some(inner) => {
+                let inner = inner
+                    .strip_suffix(']')
+                    .ok_or_else(|| bad("unclosed '[' in IPv6 address"))?;
+                IpAddr::V6(inner.parse().map_err(|_| bad("invalid IPv6 address"))?)
+            }
+            None => IpAddr::V4(host.parse().map_err(|_| {
+                bad("invalid IPv4 address (IPv6 goes in brackets; host names are not accepted)")
+            })?),
+        };
+        let tcp = parse_port(tcp).ok_or_else(|| bad("invalid tcp port"))?;
+        let udp = match query {
+            None => tcp,
+            Some(query) => {
+                let udp = query
+                    .strip_prefix("discport=")
+                    .ok_or_else(|| bad("the only query parameter allowed is discport"))?;
+                parse_port(udp).ok_or_else(|| bad("invalid discport"))?
+            }
+        };
+        Ok(Node::new(id, ip, udp, tcp))
+    }
+}
+
+/// A decimal port without sign, leading zeros or surrounding space.
+fn parse_port(s: &str) -> Option<u16> {
+    let canonical =
+        !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    canonical.then(|| s.parse().ok()).flatten()
+}
+
+/// The logarithmic distance between two hashes: 0 when equal, else 256 minus the number of
+/// leading zero bits of `a ^ b`.
+///
+/// ```
+/// let a = [0u8; 32];
+/// let mut b = [0u8; 32];
+/// assert_eq!(peerlog::log_distance(&a, &b), 0);
+/// b[31] = 1;
+/// assert_eq!(peerlog::log_distance(&a, &b), 1);
+/// b[0] = 0x80;
+/// assert_eq!(peerlog::log_distance(&a, &b), 256);
+/// ```
+pub fn log_distance(a: &[u8; 32], b: &[u8; 32]) -> u32 {
+    let mut leading_zeros = 0;
+    for (x, y) in a.iter().zip(b) {
+        let diff = x ^ y;
+        if diff != 0 {
+            return 256 - (leading_zeros + diff.leading_zeros());
+        }
+        leading_zeros += 8;
+    }
+    0
+}

@@ -1,0 +1,105 @@
+//! Configuration of a database, with documented defaults.
+
+use std::time::Duration;
+
+use crate::faults::FailPoints;
+
+/// How far an acknowledged write has travelled when the write method returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// The default. A write is in the operating system's page cache when it returns: it
+    /// survives a crash or `kill -9` of the process, not a power loss or kernel crash until
+    /// `sync()` returns. As safe as go-ethereum's LevelDB node database, at memory speed.
+    Process,
+    /// As `Process`, plus a background syncer that makes every write durable on disk within
+    /// `max_delay`, with one `fdatasync` for all the writes of that interval. `sync()` waits
+    /// for the syncer's next pass instead of syncing itself, so concurrent callers of `sync()`
+    /// share one `fdatasync`. A power loss loses at most the writes of the last `max_delay`
+    /// and never a write whose `sync()` has returned.
+    GroupCommit {
+        /// Longest time a write stays in the page cache only.
+        max_delay: Duration,
+    },
+    /// Every write is on stable storage (`fdatasync`) when it returns: survives power loss.
+    SyncEachWrite,
+}
+
+/// Options for [`crate::NodeDb::open_with`]. `Options::default()` is what `open` uses.
+///
+/// ```
+/// use std::time::Duration;
+/// use peerlog::{Durability, Options};
+/// let opts = Options {
+///     durability: Durability::GroupCommit { max_delay: Duration::from_millis(10) },
+///     ..Options::default()
+/// };
+/// assert_eq!(opts.expiration, Duration::from_secs(24 * 3600));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// When writes are acknowledged. Default: [`Durability::Process`].
+    pub durability: Durability,
+    /// Size a segment file is preallocated to; a new segment starts when it is full.
+    /// Default: 64 MiB. Minimum: 4 KiB.
+    pub segment_size: u64,
+    /// A node whose last pong is older than this is dropped by expiration. Default: 24 hours.
+    pub expiration: Duration,
+    /// How often the expirer thread started by `ensure_expirer` runs. Default: 1 hour.
+    pub cleanup_interval: Duration,
+    /// Compact automatically when dead bytes (overwritten, deleted or expired events) are more
+    /// than this share of the log... Default: 0.5.
+    pub compact_dead_ratio: f64,
+    /// ...and the log is larger than this many bytes. Default: 16 MiB.
+    pub compact_min_bytes: u64,
+    /// Move segments replaced by compaction into `archive/` instead of deleting them, so a
+    /// peer's full history stays readable. Default: false (disk use stays bounded).
+    pub keep_history: bool,
+    /// Test hook that can fail each I/O step. Default: none.
+    #[doc(hidden)]
+    pub fail_points: FailPoints,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            durability: Durability::Process,
+            segment_size: 64 << 20,
+            expiration: Duration::from_secs(24 * 3600),
+            cleanup_interval: Duration::from_secs(3600),
+            compact_dead_ratio: 0.5,
+            compact_min_bytes: 16 << 20,
+            keep_history: false,
+            fail_points: FailPoints::default(),
+        }
+    }
+}
+
+/// Smallest segment size accepted.
+pub const MIN_SEGMENT_SIZE: u64 = 4096;
+
+impl Options {
+    pub(crate) fn validate(&self) -> Result<(), crate::Error> {
+        if self.segment_size < MIN_SEGMENT_SIZE {
+            return Err(crate::Error::invalid(format!(
+                "segment_size {} is below the minimum {MIN_SEGMENT_SIZE}",
+                self.segment_size
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.compact_dead_ratio) {
+            return Err(crate::Error::invalid(
+                "compact_dead_ratio must be within 0..=1",
+            ));
+        }
+        if self.cleanup_interval.is_zero() {
+            return Err(crate::Error::invalid("cleanup_interval must not be zero"));
+        }
+        if let Durability::GroupCommit { max_delay } = self.durability {
+            if max_delay.is_zero() {
+                return Err(crate::Error::invalid(
+                    "group commit max_delay must not be zero",
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,187 @@
+//! Opening a database directory: refusing foreign files, taking the lock, wiping on a version
+//! change, replaying the log into an index and preparing the writer.
+
+use std::fs::{self, DirBuilder, File};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+
+use fs4::fs_std::FileExt;
+
+use crate::error::IoContext;
+use crate::index::Index;
+use crate::log::writer::{private_file, sync_dir, Generation, LogWriter, Position};
+use crate::log::{self, ProblemKind, ReplayPlan, ReplaySummary, ARCHIVE_DIR, LOCK_FILE};
+use crate::{Error, Options};
+
+/// A database directory, locked, replayed and ready for appends.
+pub(crate) struct Opened {
+    pub lock: File,
+    pub writer: LogWriter,
+    pub index: Index,
+    pub summary: ReplaySummary,
+}
+
+/// Creates `dir` (owner-only) if needed and checks it holds nothing but peerlog's files.
+fn prepare_dir(dir: &Path) -> Result<(), Error> {
+    if dir.as_os_str().is_empty() {
+        return Err(Error::invalid(
+            "empty database path (use NodeDb::in_memory for a database without files)",
+        ));
+    }
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .at(dir)?;
+    log::list_dir(dir).map(|_| ())
+}
+
+/// Takes the directory's exclusive lock, failing at once if another writer has it.
+pub(crate) fn lock_dir(dir: &Path) -> Result<File, Error> {
+    let path = dir.join(LOCK_FILE);
+    let file = private_file()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .at(&path)?;
+    match file.try_lock_exclusive() {
+        Ok(true) => Ok(file),
+        Ok(false) => Err(Error::Locked {
+            dir: dir.to_path_buf(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(Error::Locked {
+            dir: dir.to_path_buf(),
+        }),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Removes every segment and the archive: the directory then holds a new, empty database.
+fn wipe(dir: &Path, segments: &[log::SegmentFile]) -> Result<(), Error> {
+    for segment in segments {
+        fs::remove_file(&segment.path).at(&segment.path)?;
+    }
+    let archive = dir.join(ARCHIVE_DIR);
+    if archive.exists() {
+        fs::remove_dir_all(&archive).at(&archive)?;
+    }
+    sync_dir(dir)
+}
+
+/// Removes segments that a finished compaction replaced (or archives them when history is kept).
+fn retire_superseded(dir: &Path, plan: &ReplayPlan, opts: &Options) -> Result<(), Error> {
+    if plan.superseded.is_empty() {
+        return Ok(());
+    }
+    for segment in &plan.superseded {
+        crate::compact::retire_segment(dir, &segment.path, opts)?;
+    }
+    sync_dir(dir)
+}
+
+pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opened, Error> {
+    opts.validate()?;
+    prepare_dir(dir)?;
+    let lock = lock_dir(dir)?;
+    // Listed again under the lock: the directory may have changed since the first look.
+    let mut listing = log::list_dir(dir)?;
+    if !listing.leftovers.is_empty() {
+        for leftover in &listing.leftovers {
+            fs::remove_file(leftover).at(leftover)?;
+        }
+        sync_dir(dir)?;
+    }
+    if listing
+        .segments
+        .iter()
+        .any(|s| s.header.protocol_version != version)
+    {
+        ::log::info!(
+            "{}: protocol version changed to {version}; starting empty",
+            dir.display()
+        );
+        wipe(dir, &listing.segments)?;
+        listing.segments.clear();
+    }
+    let max_id = listing
+        .segments
+        .iter()
+        .map(|s| s.header.segment_id)
+        .max()
+        .unwrap_or(0);
+    let plan = ReplayPlan::new(listing.segments);
+    retire_superseded(dir, &plan, opts)?;
+
+    let mut index = Index::default();
+    let summary = log::replay(&plan, |_, record| index.apply_record(&record))?;
+    for problem in &summary.problems {
+        match problem.kind {
+            ProblemKind::TornTail => {
+                ::log::info!("recovered from an interrupted append: {problem}")
+            }
+            _ => ::log::warn!("{problem}"),
+        }
+    }
+    let writer = match plan.live.last() {
+        Some(last) if !last.header.is_compacted() => {
+            let generation = Generation {
+                protocol_version: version,
+                salt: last.header.salt,
+            };
+            let end = summary.last_end.expect("the last segment was scanned");
+            let at = Position {
+                segment_id: last.header.segment_id,
+                valid_end: end.valid_end,
+                next_seq: summary.next_seq.max(last.header.first_seq),
+            };
+            let mut writer = LogWriter::resume(
+                dir,
+                generation,
+                &last.path,
+                at,
+                opts.segment_size,
+                opts.fail_points.clone(),
+            )?;
+            writer.skip_segment_ids_through(max_id);
+            writer.zero_tail(end.valid_end, end.garbage_end);
+            writer
+        }
+        Some(last) => {
+            let generation = Generation {
+                protocol_version: version,
+                salt: last.header.salt,
+            };
+            let next_seq = summary.next_seq.max(last.header.replaces_through + 1);
+            LogWriter::create(
+                dir,
+                generation,
+                max_id + 1,
+                next_seq,
+                opts.segment_size,
+                opts.fail_points.clone(),
+            )?
+        }
+        None => {
+            let generation = Generation {
+                protocol_version: version,
+                salt: rand::random(),
+            };
+            LogWriter::create(
+                dir,
+                generation,
+                max_id + 1,
+                1,
+                opts.segment_size,
+                opts.fail_points.clone(),
+            )?
+        }
+    };
+    Ok(Opened {
+        lock,
+        writer,
+        index,
+        summary,
+    })
+}
