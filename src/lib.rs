@@ -30,11 +30,14 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 mod compact;
 mod db;
 mod error;
 pub mod event;
 mod faults;
+#[doc(hidden)]
+pub mod fuzzing;
 mod index;
 pub mod log;
 mod node;

@@ -1,0 +1,1 @@
+//! Reading a log for audit: history, verification, statistics and export (used by the `peerlog` command).
