@@ -228,6 +228,12 @@ impl Inner {
                 output_id,
             }
         };
+        if input.segments.is_empty() {
+            return Ok(CompactStats {
+                nodes_expired,
+                ..CompactStats::default()
+            });
+        }
         let mut stats = compact::rewrite(dir, input, &self.opts)?;
         stats.nodes_expired = nodes_expired;
         let mut state = self.state();

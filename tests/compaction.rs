@@ -1,0 +1,372 @@
+//! Compaction: what it keeps and drops, history retention, the automatic trigger, writers
+//! during a compaction, and a crash or an I/O error at every step.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use peerlog::{FailPoints, Node, NodeDb, NodeId, Options};
+
+fn id(n: u64) -> NodeId {
+    let mut bytes = [0u8; 64];
+    bytes[..8].copy_from_slice(&n.to_be_bytes());
+    bytes[8] = 1;
+    NodeId(bytes)
+}
+
+fn node(n: u64, port: u16) -> Node {
+    Node::new(
+        id(n),
+        IpAddr::V4(Ipv4Addr::new(198, 51, 100, n as u8)),
+        port,
+        port,
+    )
+}
+
+fn opts() -> Options {
+    Options {
+        segment_size: 4096,
+        compact_min_bytes: u64::MAX,
+        ..Options::default()
+    }
+}
+
+/// Everything the API says about ids 0..ids.
+type Snapshot = BTreeMap<u64, (Option<Node>, Option<SystemTime>, Option<SystemTime>, u32)>;
+
+fn snapshot(db: &NodeDb, ids: u64) -> Snapshot {
+    (0..ids)
+        .map(|n| {
+            (
+                n,
+                (
+                    db.node(&id(n)),
+                    db.last_ping(&id(n)),
+                    db.last_pong(&id(n)),
+                    db.find_fails(&id(n)),
+                ),
+            )
+        })
+        .filter(|(_, v)| *v != (None, None, None, 0))
+        .collect()
+}
+
+/// A history with overwrites, deletes and one stale node, over several segments.
+fn write_history(db: &NodeDb) {
+    let now = SystemTime::now();
+    for round in 0..5u16 {
+        for n in 1..=20 {
+            db.update_node(&node(n, 30000 + round)).unwrap();
+            db.update_last_pong(&id(n), now - Duration::from_secs(u64::from(round)))
+                .unwrap();
+            db.update_find_fails(&id(n), u32::from(round)).unwrap();
+        }
+    }
+    for n in 1..=5 {
+        db.delete_node(&id(n)).unwrap();
+    }
+    db.update_node(&node(30, 1)).unwrap();
+    db.update_last_pong(&id(30), now - Duration::from_secs(3 * 86_400))
+        .unwrap();
+    db.update_last_ping(&id(31), now).unwrap();
+}
+
+fn segment_bytes(dir: &Path) -> (usize, u64) {
+    let files: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
+        .collect();
+    let used: u64 = files
+        .iter()
+        .map(|e| {
+            fs::read(e.path())
+                .unwrap()
+                .iter()
+                .rposition(|&b| b != 0)
+                .map_or(0, |i| i as u64 + 1)
+        })
+        .sum();
+    (files.len(), used)
+}
+
+#[test]
+fn compaction_keeps_the_live_state_and_drops_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts()).unwrap();
+    write_history(&db);
+    let (files_before, bytes_before) = segment_bytes(dir.path());
+    assert!(files_before >= 4, "{files_before} segments");
+
+    let stats = db.compact().unwrap();
+    assert_eq!(
+        stats.nodes_expired, 1,
+        "node 30 is three days stale: {stats:?}"
+    );
+    assert_eq!(db.node(&id(30)), None);
+    let expected = snapshot(&db, 40);
+    assert_eq!(
+        expected.len(),
+        15 + 1,
+        "15 live nodes and the ping-only id 31"
+    );
+    assert!(stats.records_read >= 300, "{stats:?}");
+    // 15 nodes x (record, pong, fails) + one ping.
+    assert_eq!(stats.records_written, 15 * 3 + 1, "{stats:?}");
+    assert!(stats.bytes_written < stats.bytes_read / 5, "{stats:?}");
+    let (_, bytes_after) = segment_bytes(dir.path());
+    assert!(
+        bytes_after < bytes_before / 3,
+        "{bytes_before} -> {bytes_after}"
+    );
+    assert!(!dir.path().join("archive").exists());
+
+    // The compacted log replays to the same state, with no problem, and takes new writes.
+    db.update_find_fails(&id(6), 99).unwrap();
+    let expected = snapshot(&db, 40);
+    db.close().unwrap();
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts()).unwrap();
+    assert!(
+        db.recovery().problems.is_empty(),
+        "{:?}",
+        db.recovery().problems
+    );
+    assert_eq!(snapshot(&db, 40), expected);
+    // Compacting again is harmless.
+    db.compact().unwrap();
+    db.close().unwrap();
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts()).unwrap();
+    assert_eq!(snapshot(&db, 40), expected);
+}
+
+#[test]
+fn keep_history_moves_replaced_segments_to_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        keep_history: true,
+        ..opts()
+    };
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts.clone()).unwrap();
+    write_history(&db);
+    let stats = db.compact().unwrap();
+    let archived: Vec<_> = fs::read_dir(dir.path().join("archive")).unwrap().collect();
+    assert_eq!(archived.len(), stats.segments_read);
+    let expected = snapshot(&db, 40);
+    db.close().unwrap();
+    // The archive does not take part in the live state.
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts).unwrap();
+    assert_eq!(snapshot(&db, 40), expected);
+}
+
+#[test]
+fn automatic_compaction_bounds_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        segment_size: 4096,
+        compact_min_bytes: 16 * 1024,
+        compact_dead_ratio: 0.5,
+        ..Options::default()
+    };
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts.clone()).unwrap();
+    let far_future = SystemTime::now() + Duration::from_secs(365 * 86_400);
+    for i in 0..5000u64 {
+        db.update_node(&node(i % 10, i as u16)).unwrap();
+        db.update_last_pong(&id(i % 10), far_future).unwrap();
+    }
+    // 10000 records of ~100 bytes were written: about 1 MB without compaction.
+    let expected = snapshot(&db, 10);
+    db.close().unwrap();
+    let (_, bytes) = segment_bytes(dir.path());
+    assert!(bytes < 200 * 1024, "log grew to {bytes} bytes");
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts).unwrap();
+    assert_eq!(snapshot(&db, 10), expected);
+}
+
+#[test]
+fn writers_keep_writing_during_a_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(
+        NodeDb::open_with(
+            dir.path(),
+            1,
+            id(0),
+            Options {
+                expiration: Duration::MAX,
+                ..opts()
+            },
+        )
+        .unwrap(),
+    );
+    for n in 0..2000 {
+        db.update_last_ping(&id(n % 50), UNIX_EPOCH + Duration::from_secs(n))
+            .unwrap();
+    }
+    let writer = {
+        let db = Arc::clone(&db);
+        std::thread::spawn(move || {
+            for n in 0..3000u64 {
+                db.update_find_fails(&id(100 + n % 100), n as u32).unwrap();
+            }
+        })
+    };
+    for _ in 0..5 {
+        db.compact().unwrap();
+    }
+    writer.join().unwrap();
+    let expected = snapshot(&db, 200);
+    for n in 100..200 {
+        assert_eq!(db.find_fails(&id(n)), (2900 + n - 100) as u32);
+    }
+    Arc::into_inner(db).unwrap().close().unwrap();
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts()).unwrap();
+    assert_eq!(snapshot(&db, 200), expected);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else if entry.file_name() != "LOCK" {
+            fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+const COMPACTION_STEPS: [&str; 5] = [
+    "compact.write",
+    "compact.fsync",
+    "compact.rename",
+    "compact.dirsync",
+    "compact.remove",
+];
+
+/// Copies the directory as it is on disk at each compaction step: exactly what a crash of the
+/// process at that moment would leave (the page cache survives a process crash).
+#[test]
+fn a_crash_at_any_compaction_step_leaves_the_old_or_the_new_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let crashes = tempfile::tempdir().unwrap();
+    let taken: Arc<Mutex<Vec<(String, PathBuf)>>> = Arc::default();
+    let hook = {
+        let (dir, crashes, taken) = (
+            dir.path().to_path_buf(),
+            crashes.path().to_path_buf(),
+            Arc::clone(&taken),
+        );
+        FailPoints::new(move |step| {
+            if step.starts_with("compact.") {
+                let mut taken = taken.lock().unwrap();
+                let copy = crashes.join(taken.len().to_string());
+                copy_dir(&dir, &copy);
+                taken.push((step.to_string(), copy));
+            }
+            Ok(())
+        })
+    };
+    let with_hook = Options {
+        fail_points: hook,
+        keep_history: false,
+        ..opts()
+    };
+    let db = NodeDb::open_with(dir.path(), 1, id(0), with_hook).unwrap();
+    write_history(&db);
+    db.expire_nodes().unwrap();
+    let expected = snapshot(&db, 40);
+    db.compact().unwrap();
+    assert_eq!(snapshot(&db, 40), expected);
+    drop(db);
+
+    let taken = taken.lock().unwrap();
+    let steps: Vec<&str> = taken.iter().map(|(s, _)| s.as_str()).collect();
+    for step in COMPACTION_STEPS {
+        assert!(
+            steps.contains(&step),
+            "step {step} never reached: {steps:?}"
+        );
+    }
+    for (step, copy) in taken.iter() {
+        let db = NodeDb::open_with(copy, 1, id(0), opts()).unwrap();
+        assert_eq!(snapshot(&db, 40), expected, "crash at {step}");
+        assert!(
+            db.recovery().problems.is_empty(),
+            "crash at {step}: {:?}",
+            db.recovery().problems
+        );
+        // And the recovered directory takes writes and reopens the same again.
+        db.update_find_fails(&id(99), 1).unwrap();
+        db.close().unwrap();
+        let db = NodeDb::open_with(copy, 1, id(0), opts()).unwrap();
+        let mut with_write = expected.clone();
+        with_write.insert(99, (None, None, None, 1));
+        assert_eq!(
+            snapshot(&db, 100),
+            with_write,
+            "crash at {step}, after a write"
+        );
+    }
+}
+
+#[test]
+fn an_io_error_at_any_compaction_step_fails_the_compaction_and_loses_nothing() {
+    for failing in COMPACTION_STEPS {
+        let dir = tempfile::tempdir().unwrap();
+        let hook = FailPoints::new(move |step| {
+            if step == failing {
+                Err(io::Error::other(format!("injected failure at {step}")))
+            } else {
+                Ok(())
+            }
+        });
+        let db = NodeDb::open_with(
+            dir.path(),
+            1,
+            id(0),
+            Options {
+                fail_points: hook,
+                ..opts()
+            },
+        )
+        .unwrap();
+        write_history(&db);
+        db.expire_nodes().unwrap();
+        let expected = snapshot(&db, 40);
+        let err = db.compact().expect_err(failing);
+        assert!(
+            err.to_string().contains("injected failure"),
+            "{failing}: {err}"
+        );
+        assert_eq!(
+            snapshot(&db, 40),
+            expected,
+            "{failing}: state changed in memory"
+        );
+        // The database goes on working.
+        db.update_find_fails(&id(98), 2).unwrap();
+        db.close().unwrap();
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{failing}: left {leftovers:?}");
+        let db = NodeDb::open_with(dir.path(), 1, id(0), opts()).unwrap();
+        let mut with_write = expected.clone();
+        with_write.insert(98, (None, None, None, 2));
+        assert_eq!(
+            snapshot(&db, 100),
+            with_write,
+            "{failing}: state after reopen"
+        );
+        assert!(
+            db.recovery().problems.is_empty(),
+            "{failing}: {:?}",
+            db.recovery().problems
+        );
+    }
+}
