@@ -1,0 +1,324 @@
+//! One writer per directory, owner-only files, and what happens when the disk fails.
+
+use std::fs;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use peerlog::{Durability, Error, FailPoints, Node, NodeDb, NodeId, Options};
+
+fn id(n: u64) -> NodeId {
+    let mut bytes = [0u8; 64];
+    bytes[..8].copy_from_slice(&n.to_be_bytes());
+    bytes[9] = 2;
+    NodeId(bytes)
+}
+
+fn node(n: u64) -> Node {
+    Node::new(
+        id(n),
+        IpAddr::V4(Ipv4Addr::new(203, 0, 113, n as u8)),
+        30303,
+        30303,
+    )
+}
+
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut all: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read(e.path()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+#[test]
+fn a_second_open_in_this_process_is_locked_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = NodeDb::open(dir.path(), 1, id(0)).unwrap();
+    db.update_node(&node(1)).unwrap();
+    let before = files(dir.path());
+    let err = NodeDb::open(dir.path(), 2, id(0))
+        .err()
+        .expect("second writer got in");
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&dir.path().display().to_string()),
+        "{err}"
+    );
+    assert_eq!(
+        files(dir.path()),
+        before,
+        "a refused open changed the directory"
+    );
+    db.close().unwrap();
+    // Released on close.
+    NodeDb::open(dir.path(), 1, id(0)).unwrap();
+}
+
+const CHILD_ENV: &str = "PEERLOG_TEST_LOCK_HOLDER";
+
+/// Plays the other process: holds the database open until its stdin closes.
+#[test]
+fn lock_holder_child() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let db = NodeDb::open(&dir, 1, id(0)).unwrap();
+    db.update_node(&node(7)).unwrap();
+    println!("LOCKED");
+    let mut line = String::new();
+    let _ = io::stdin().read_line(&mut line);
+    db.close().unwrap();
+}
+
+#[test]
+fn another_process_holding_the_directory_makes_open_fail_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "lock_holder_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("LOCKED") {
+        line.clear();
+        assert!(
+            io::BufRead::read_line(&mut out, &mut line).unwrap() > 0,
+            "child exited early"
+        );
+    }
+    let started = std::time::Instant::now();
+    let err = NodeDb::open(dir.path(), 1, id(0))
+        .err()
+        .expect("opened a directory another process holds");
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "open waited for the lock"
+    );
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    let db = NodeDb::open(dir.path(), 1, id(0)).unwrap();
+    assert_eq!(db.node(&id(7)), Some(node(7)));
+}
+
+#[test]
+fn database_files_are_private_to_the_owner() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("db");
+    let opts = Options {
+        segment_size: 4096,
+        keep_history: true,
+        ..Options::default()
+    };
+    let db = NodeDb::open_with(&dir, 1, id(0), opts).unwrap();
+    for n in 0..100 {
+        db.update_node(&node(n)).unwrap();
+    }
+    db.compact().unwrap();
+    db.close().unwrap();
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("archive")), 0o700);
+    for entry in fs::read_dir(&dir)
+        .unwrap()
+        .chain(fs::read_dir(dir.join("archive")).unwrap())
+    {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+    }
+}
+
+/// A hook that fails `step` once `armed` is set, counting the failures.
+fn failing(step: &'static str, armed: Arc<AtomicBool>, failures: Arc<AtomicUsize>) -> FailPoints {
+    FailPoints::new(move |at| {
+        if at == step && armed.load(Ordering::SeqCst) {
+            failures.fetch_add(1, Ordering::SeqCst);
+            return Err(io::Error::other(format!("injected failure at {at}")));
+        }
+        Ok(())
+    })
+}
+
+#[test]
+fn a_failed_fsync_poisons_the_database_until_reopen() {
+    for durability in [
+        Durability::SyncEachWrite,
+        Durability::Process,
+        Durability::GroupCommit {
+            max_delay: Duration::from_millis(5),
+        },
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (armed, failures) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let opts = Options {
+            durability,
+            fail_points: failing("log.fsync", armed.clone(), failures.clone()),
+            ..Options::default()
+        };
+        let db = NodeDb::open_with(dir.path(), 1, id(0), opts).unwrap();
+        db.update_node(&node(1)).unwrap();
+        db.sync().unwrap();
+        armed.store(true, Ordering::SeqCst);
+        // The write whose sync fails reports it (for sync-each-write), or the next sync does.
+        let first = db.update_node(&node(2)).and_then(|()| db.sync());
+        assert!(
+            first.is_err(),
+            "{durability:?}: a failed fsync was reported as success"
+        );
+        assert!(failures.load(Ordering::SeqCst) >= 1);
+        armed.store(false, Ordering::SeqCst);
+        // The fsync would now succeed, but retrying it could report success for lost data:
+        // the database refuses writes until reopened.
+        let err = db
+            .update_node(&node(3))
+            .expect_err("write accepted after a failed fsync");
+        assert!(matches!(err, Error::Poisoned(_)), "{durability:?}: {err}");
+        assert!(matches!(db.sync(), Err(Error::Poisoned(_))));
+        assert_eq!(db.node(&id(3)), None);
+        drop(db);
+        let db = NodeDb::open(dir.path(), 1, id(0)).unwrap();
+        assert_eq!(
+            db.node(&id(1)),
+            Some(node(1)),
+            "{durability:?}: acknowledged write lost"
+        );
+        assert_eq!(db.node(&id(3)), None);
+        db.update_node(&node(4)).unwrap();
+    }
+}
+
+#[test]
+fn a_failed_segment_rotation_fails_the_write_and_the_database_goes_on() {
+    for step in ["segment.write", "segment.fsync", "segment.rename"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (armed, failures) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let opts = Options {
+            segment_size: 4096,
+            fail_points: failing(step, armed.clone(), failures.clone()),
+            ..Options::default()
+        };
+        let db = NodeDb::open_with(dir.path(), 1, id(0), opts.clone()).unwrap();
+        armed.store(true, Ordering::SeqCst);
+        let mut acknowledged = Vec::new();
+        let mut refused = None;
+        for n in 1..=100 {
+            match db.update_last_ping(&id(n), UNIX_EPOCH + Duration::from_secs(n)) {
+                Ok(()) => acknowledged.push(n),
+                Err(e) => {
+                    assert!(e.to_string().contains("injected failure"), "{step}: {e}");
+                    refused = Some(n);
+                    break;
+                }
+            }
+        }
+        let refused = refused.unwrap_or_else(|| panic!("{step}: the segment never filled"));
+        assert_eq!(
+            db.last_ping(&id(refused)),
+            None,
+            "{step}: a failed write was applied"
+        );
+        armed.store(false, Ordering::SeqCst);
+        for n in refused + 1..=refused + 50 {
+            db.update_last_ping(&id(n), UNIX_EPOCH + Duration::from_secs(n))
+                .unwrap();
+            acknowledged.push(n);
+        }
+        db.close().unwrap();
+        let db = NodeDb::open_with(dir.path(), 1, id(0), opts).unwrap();
+        assert!(
+            db.recovery().problems.is_empty(),
+            "{step}: {:?}",
+            db.recovery().problems
+        );
+        for &n in &acknowledged {
+            assert_eq!(
+                db.last_ping(&id(n)),
+                Some(UNIX_EPOCH + Duration::from_secs(n)),
+                "{step}: write {n} lost"
+            );
+        }
+        assert_eq!(
+            db.last_ping(&id(refused)),
+            None,
+            "{step}: a refused write came back"
+        );
+        let leftovers = files(dir.path())
+            .into_iter()
+            .filter(|(name, _)| name.ends_with(".tmp"))
+            .count();
+        assert_eq!(leftovers, 0, "{step}");
+    }
+}
+
+#[test]
+fn group_commit_sync_waits_for_a_shared_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let syncs = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&syncs);
+    let opts = Options {
+        // A long delay: only explicit sync() requests make the syncer run.
+        durability: Durability::GroupCommit {
+            max_delay: Duration::from_secs(3600),
+        },
+        fail_points: FailPoints::new(move |step| {
+            if step == "log.fsync" {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(())
+        }),
+        ..Options::default()
+    };
+    let db = Arc::new(NodeDb::open_with(dir.path(), 1, id(0), opts).unwrap());
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let db = Arc::clone(&db);
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    db.update_find_fails(&id(t * 1000 + i), i as u32 + 1)
+                        .unwrap();
+                    db.sync().unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let synced = syncs.load(Ordering::SeqCst);
+    assert!(
+        (1..300).contains(&synced),
+        "{synced} fsyncs for 400 sync() calls: not shared"
+    );
+    for t in 0..8 {
+        assert_eq!(db.find_fails(&id(t * 1000 + 49)), 50);
+    }
+}
