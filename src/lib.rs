@@ -30,6 +30,11 @@
 
 #![warn(missing_docs)]
 
+/// The README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub mod audit;
 mod compact;
 mod db;
