@@ -46,6 +46,8 @@ pub struct CompactStats {
 /// The sealed segments a compaction will replace, and the last sequence number they hold.
 pub(crate) struct CompactionInput {
     pub segments: Vec<SegmentFile>,
+    /// Segments an earlier compaction replaced but could not remove: retired too.
+    pub superseded: Vec<SegmentFile>,
     pub last_seq: u64,
     pub protocol_version: u64,
     pub salt: u64,
@@ -98,6 +100,7 @@ pub(crate) fn rewrite(
         .iter()
         .flat_map(|entry| entry.live_events().map(move |event| (entry.touched, event)))
         .collect();
+    // Each live event comes from a distinct replayed record, so the range never underflows.
     let first_seq = input.last_seq + 1 - live.len() as u64;
     let header = SegmentHeader {
         flags: FLAG_COMPACTED,
@@ -153,7 +156,7 @@ pub(crate) fn rewrite(
     faults.check("compact.dirsync").at(dir)?;
     sync_dir(dir)?;
     stats.bytes_written = bytes;
-    for segment in &input.segments {
+    for segment in input.segments.iter().chain(&input.superseded) {
         retire_segment(dir, &segment.path, opts)?;
     }
     sync_dir(dir)?;

@@ -3,11 +3,10 @@
 //! Entries live in a dense vector (so a uniformly random entry is one random index away) and a
 //! hash table of indices finds an entry by id without storing the 64-byte id twice.
 
-use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 
-use hashbrown::HashTable;
+use hashbrown::{DefaultHashBuilder, HashTable};
 use rand::Rng;
 
 use crate::event::Event;
@@ -135,7 +134,9 @@ impl Entry {
 pub(crate) struct Index {
     entries: Vec<Entry>,
     slots: HashTable<u32>,
-    hasher: RandomState,
+    /// Seeded at random per index (foldhash): ids are chosen by remote peers, so the hash must
+    /// not be predictable, and it is on the path of every event replayed.
+    hasher: DefaultHashBuilder,
     with_record: usize,
     live_bytes: u64,
 }
@@ -145,7 +146,7 @@ impl Default for Index {
         Index {
             entries: Vec::new(),
             slots: HashTable::new(),
-            hasher: RandomState::new(),
+            hasher: DefaultHashBuilder::default(),
             with_record: 0,
             live_bytes: 0,
         }
@@ -250,9 +251,8 @@ impl Index {
             return;
         }
         let index = self.index_or_insert(id);
-        let before = self.entries[index].clone();
-        self.account(&before, -1);
         let entry = &mut self.entries[index];
+        let (had_record, bytes_before) = (entry.endpoint.is_some(), entry.live_bytes());
         entry.touched = written_at;
         match event {
             Event::NodeUpdated(node) => {
@@ -271,8 +271,9 @@ impl Index {
             Event::FindFails { fails, .. } => entry.fails = *fails,
             Event::NodeDeleted { .. } | Event::NodeExpired { .. } => unreachable!("handled above"),
         }
-        let after = self.entries[index].clone();
-        self.account(&after, 1);
+        let bytes_after = entry.live_bytes();
+        self.with_record += usize::from(!had_record && entry.endpoint.is_some());
+        self.live_bytes = self.live_bytes + bytes_after - bytes_before;
     }
 
     /// Ids that expiration drops when everything older than `threshold` is stale.

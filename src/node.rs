@@ -148,10 +148,17 @@ impl Node {
             return Err(bad(&format!("expected 4 items, found {count}")));
         }
         let item = |i: usize| rlp.at(i).map_err(|e| bad(&e.to_string()));
-        let ip_bytes: Vec<u8> = item(0)?.as_val().map_err(|e| bad(&format!("ip: {e}")))?;
+        let bytes_of = |i: usize, name: &str| -> Result<&[u8], Error> {
+            let field = item(i)?;
+            if !field.is_data() {
+                return Err(bad(&format!("{name} is a list")));
+            }
+            field.data().map_err(|e| bad(&format!("{name}: {e}")))
+        };
+        let ip_bytes = bytes_of(0, "ip")?;
         let ip = match ip_bytes.len() {
-            4 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(&ip_bytes[..]).unwrap())),
-            16 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&ip_bytes[..]).unwrap())),
+            4 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(ip_bytes).unwrap())),
+            16 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(ip_bytes).unwrap())),
             n => return Err(bad(&format!("ip must be 4 or 16 bytes, got {n}"))),
         };
         let port = |i: usize, name: &str| -> Result<u16, Error> {
@@ -162,8 +169,8 @@ impl Node {
         };
         let udp = port(1, "udp")?;
         let tcp = port(2, "tcp")?;
-        let id_bytes: Vec<u8> = item(3)?.as_val().map_err(|e| bad(&format!("id: {e}")))?;
-        let id = <[u8; NODE_ID_LEN]>::try_from(&id_bytes[..])
+        let id_bytes = bytes_of(3, "id")?;
+        let id = <[u8; NODE_ID_LEN]>::try_from(id_bytes)
             .map_err(|_| bad(&format!("id must be 64 bytes, got {}", id_bytes.len())))?;
         Ok(Node::new(NodeId(id), ip, udp, tcp))
     }

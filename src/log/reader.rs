@@ -2,7 +2,9 @@
 //! where the intact data ends.
 
 use crate::event::{from_unix_nanos, Event, Record};
-use crate::log::format::{decode_frame, FRAME_ALIGN, FRAME_HEADER_LEN, HEADER_LEN, MAX_FRAME_LEN};
+use crate::log::format::{
+    align, decode_frame, FRAME_ALIGN, FRAME_HEADER_LEN, HEADER_LEN, MAX_FRAME_LEN, MAX_PAYLOAD_LEN,
+};
 
 /// What a scan of a segment finds, in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,9 +77,12 @@ impl<'a> SegmentScanner<'a> {
 
     /// The intact record at `pos`, if there is one: its checksum matches and its payload decodes.
     fn record_at(&self, pos: usize) -> Option<(Record, usize)> {
+        // Copy the frame out first: the length is read once, bounded, and the checksum is
+        // verified on the same bytes that are then decoded, even if the file changes meanwhile.
         let available = &self.data[pos..];
+        let claimed = frame_len_claimed(available)?;
         let mut copy = [0u8; MAX_FRAME_LEN];
-        let n = available.len().min(MAX_FRAME_LEN);
+        let n = available.len().min(claimed);
         copy[..n].copy_from_slice(&available[..n]);
         let frame = decode_frame(self.seed, &copy[..n])?;
         let (written_at, event) = Event::decode_payload(frame.kind, frame.payload)?;
@@ -139,4 +144,10 @@ impl Iterator for SegmentScanner<'_> {
         self.finish();
         None
     }
+}
+
+/// The frame length the header at the start of `bytes` claims, if it is within bounds.
+fn frame_len_claimed(bytes: &[u8]) -> Option<usize> {
+    let len = u16::from_le_bytes([*bytes.get(12)?, *bytes.get(13)?]) as usize;
+    (len <= MAX_PAYLOAD_LEN).then(|| align(FRAME_HEADER_LEN + len))
 }
