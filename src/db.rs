@@ -222,6 +222,7 @@ impl Inner {
             let (protocol_version, salt) = log.generation();
             CompactionInput {
                 segments,
+                superseded: plan.superseded,
                 last_seq,
                 protocol_version,
                 salt,
