@@ -128,9 +128,10 @@ impl Inner {
             && dead as f64 > self.opts.compact_dead_ratio * state.log_bytes as f64
     }
 
-    /// For the group-commit syncer: syncs the active segment without holding the state lock.
-    /// Returns the sequence number synced through.
-    pub(crate) fn sync_outside_lock(&self) -> Result<Option<u64>, Error> {
+    /// For the group-commit syncer: syncs the active segment without holding the state lock,
+    /// unless nothing was written after `synced_through`. Returns the sequence number synced
+    /// through.
+    pub(crate) fn sync_outside_lock(&self, synced_through: u64) -> Result<Option<u64>, Error> {
         let (file, through, path) = {
             let state = self.state();
             let Some(log) = &state.log else {
@@ -145,6 +146,9 @@ impl Inner {
                 log.active_path().to_path_buf(),
             )
         };
+        if through <= synced_through {
+            return Ok(Some(through));
+        }
         let result = self
             .opts
             .fail_points

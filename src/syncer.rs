@@ -77,16 +77,16 @@ fn run(weak: Weak<Inner>, max_delay: Duration) {
     loop {
         let Some(inner) = weak.upgrade() else { return };
         let group = inner.group_commit();
-        let stop = {
+        let (stop, synced_through) = {
             let progress = group.progress();
             let (mut progress, _) = group
                 .wake
                 .wait_timeout_while(progress, max_delay, |p| !p.requested && !p.stop)
                 .unwrap_or_else(|e| e.into_inner());
             progress.requested = false;
-            progress.stop
+            (progress.stop, progress.synced_through)
         };
-        let outcome = inner.sync_outside_lock();
+        let outcome = inner.sync_outside_lock(synced_through);
         let mut progress = group.progress();
         match outcome {
             Ok(Some(through)) => progress.synced_through = progress.synced_through.max(through),

@@ -322,3 +322,40 @@ fn group_commit_sync_waits_for_a_shared_fsync() {
         assert_eq!(db.find_fails(&id(t * 1000 + 49)), 50);
     }
 }
+
+#[test]
+fn group_commit_syncs_within_the_delay_without_being_asked_and_not_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let syncs = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&syncs);
+    let opts = Options {
+        durability: Durability::GroupCommit {
+            max_delay: Duration::from_millis(10),
+        },
+        fail_points: FailPoints::new(move |step| {
+            if step == "log.fsync" {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(())
+        }),
+        ..Options::default()
+    };
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        syncs.load(Ordering::SeqCst),
+        0,
+        "the syncer synced an idle database"
+    );
+    db.update_node(&node(1)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while syncs.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a write stayed unsynced"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(syncs.load(Ordering::SeqCst), 1, "one write, one fsync");
+}
