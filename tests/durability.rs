@@ -359,3 +359,45 @@ fn group_commit_syncs_within_the_delay_without_being_asked_and_not_when_idle() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(syncs.load(Ordering::SeqCst), 1, "one write, one fsync");
 }
+
+#[test]
+fn a_read_error_fails_the_open_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        segment_size: 4096,
+        ..Options::default()
+    };
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts.clone()).unwrap();
+    for n in 1..=60 {
+        db.update_node(&node(n)).unwrap();
+    }
+    db.close().unwrap();
+    // Tear the tail of the last segment, which a successful open would cut back...
+    let mut segments: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segments.sort();
+    let last = segments.last().unwrap();
+    let mut bytes = fs::read(last).unwrap();
+    let end = bytes.iter().rposition(|&b| b != 0).unwrap();
+    bytes[end - 10] ^= 0xff;
+    fs::write(last, &bytes).unwrap();
+    // ...and make reading fail: a segment name that is a directory reads with EISDIR.
+    fs::create_dir(dir.path().join("0000000000000099.seg")).unwrap();
+    let before = files(dir.path());
+    let err = NodeDb::open_with(dir.path(), 1, id(0), opts.clone())
+        .err()
+        .expect("opened despite a read error");
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert!(err.to_string().contains("0000000000000099.seg"), "{err}");
+    assert_eq!(
+        files(dir.path()),
+        before,
+        "a failed open changed the directory"
+    );
+    fs::remove_dir(dir.path().join("0000000000000099.seg")).unwrap();
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts).unwrap();
+    assert_eq!(db.len(), 59, "the torn record is cut, the rest is there");
+}
