@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use fs4::fs_std::FileExt;
-use memmap2::MmapMut;
+use memmap2::{MmapMut, MmapOptions};
 
 use crate::error::IoContext;
 use crate::event::Event;
@@ -45,9 +45,40 @@ struct ActiveSegment {
     id: u64,
     path: PathBuf,
     file: Arc<File>,
+    /// Maps the whole capacity of the segment; only `allocated` bytes are backed by the file.
     map: MmapMut,
+    /// The file's length: bytes preallocated so far.
+    allocated: usize,
     /// Offset the next frame goes to.
     pos: usize,
+}
+
+/// The file grows by this much at a time, ahead of the stores into it: few `fallocate` calls,
+/// and a short zero tail for readers to skip.
+pub(crate) const PREALLOCATION_STEP: u64 = 1 << 20;
+
+impl ActiveSegment {
+    fn open(id: u64, path: PathBuf, capacity: u64, pos: usize) -> Result<ActiveSegment, Error> {
+        let (file, map, allocated) = map_for_append(&path, capacity)?;
+        Ok(ActiveSegment { id, path, file, map, allocated, pos })
+    }
+
+    /// Whether `len` more bytes fit in the segment's capacity.
+    fn fits(&self, len: usize) -> bool {
+        self.pos + len <= self.map.len()
+    }
+
+    /// Makes sure the file backs `len` bytes from `pos`, preallocating the next step if not.
+    fn reserve(&mut self, len: usize) -> Result<(), Error> {
+        let needed = self.pos + len;
+        if needed > self.allocated {
+            let step = self.allocated + PREALLOCATION_STEP as usize;
+            let target = needed.max(step).min(self.map.len());
+            self.file.allocate(target as u64).at(&self.path)?;
+            self.allocated = target;
+        }
+        Ok(())
+    }
 }
 
 pub(crate) struct LogWriter {
@@ -95,7 +126,8 @@ pub(crate) fn create_segment(
             .at(&temp)?;
         faults.check("segment.write").at(&temp)?;
         file.write_all(&header.encode()).at(&temp)?;
-        file.allocate(size.max((HEADER_LEN + MAX_FRAME_LEN) as u64))
+        let first_step = size.min(PREALLOCATION_STEP);
+        file.allocate(first_step.max((HEADER_LEN + MAX_FRAME_LEN) as u64))
             .at(&temp)?;
         faults.check("segment.fsync").at(&temp)?;
         file.sync_all().at(&temp)?;
@@ -109,20 +141,24 @@ pub(crate) fn create_segment(
     result.map(|()| path)
 }
 
-fn map_for_append(path: &Path, min_len: u64) -> Result<(Arc<File>, MmapMut), Error> {
+/// Maps `capacity` bytes (at least the file's length) of a segment for appending. Only the
+/// file's current length is backed; `ActiveSegment::reserve` extends it before any store
+/// beyond it.
+fn map_for_append(path: &Path, capacity: u64) -> Result<(Arc<File>, MmapMut, usize), Error> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .open(path)
         .at(path)?;
-    if file.metadata().at(path)?.len() < min_len {
-        file.allocate(min_len).at(path)?;
-    }
-    // SAFETY: this process holds the directory's exclusive lock, so no other writer maps or
-    // resizes the file, and peerlog never shrinks a segment: every page of the map stays
-    // backed for the map's lifetime. Readers in other processes only read.
-    let map = unsafe { MmapMut::map_mut(&file) }.at(path)?;
-    Ok((Arc::new(file), map))
+    let allocated = file.metadata().at(path)?.len();
+    let capacity = capacity.max(allocated);
+    // SAFETY: this process holds the directory's exclusive lock, so no other process writes
+    // or resizes the file, and peerlog never shrinks a segment. Stores go only below the
+    // file's allocated length (`ActiveSegment::reserve` extends it first), so no access
+    // touches a page past the end of the file, which would raise SIGBUS.
+    let map = unsafe { MmapOptions::new().len(capacity as usize).map_mut(&file) }
+        .at(path)?;
+    Ok((Arc::new(file), map, allocated as usize))
 }
 
 impl LogWriter {
@@ -161,23 +197,17 @@ impl LogWriter {
         segment_size: u64,
         faults: FailPoints,
     ) -> Result<LogWriter, Error> {
-        let (file, map) = map_for_append(path, segment_size)?;
         let Position {
             segment_id,
             valid_end,
             next_seq,
         } = at;
+        let segment = ActiveSegment::open(segment_id, path.to_path_buf(), segment_size, valid_end as usize)?;
         Ok(LogWriter {
             dir: dir.to_path_buf(),
             generation,
             seed: salt_seed(generation.salt),
-            segment: ActiveSegment {
-                id: segment_id,
-                path: path.to_path_buf(),
-                file,
-                map,
-                pos: valid_end as usize,
-            },
+            segment,
             next_segment_id: segment_id + 1,
             next_seq,
             segment_size,
@@ -191,7 +221,7 @@ impl LogWriter {
     /// bytes follow the records appended next. Idempotent, so a crash while doing it recovers
     /// the same way.
     pub fn zero_tail(&mut self, from: u64, to: u64) {
-        let to = (to as usize).min(self.segment.map.len());
+        let to = (to as usize).min(self.segment.allocated);
         if (from as usize) < to {
             self.segment.map[from as usize..to].fill(0);
         }
@@ -255,9 +285,10 @@ impl LogWriter {
             &self.payload,
             &mut self.frame,
         );
-        if self.segment.pos + self.frame.len() > self.segment.map.len() {
+        if !self.segment.fits(self.frame.len()) {
             self.rotate()?;
         }
+        self.segment.reserve(self.frame.len())?;
         let pos = self.segment.pos;
         self.segment.map[pos..pos + self.frame.len()].copy_from_slice(&self.frame);
         self.segment.pos += self.frame.len();
@@ -279,14 +310,7 @@ impl LogWriter {
             replaces_through: 0,
         };
         let path = create_segment(&self.dir, &header, self.segment_size, &self.faults)?;
-        let (file, map) = map_for_append(&path, self.segment_size)?;
-        self.segment = ActiveSegment {
-            id,
-            path,
-            file,
-            map,
-            pos: HEADER_LEN,
-        };
+        self.segment = ActiveSegment::open(id, path, self.segment_size, HEADER_LEN)?;
         Ok(())
     }
 
