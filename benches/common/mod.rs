@@ -1,0 +1,202 @@
+//! The workload shared by every benchmark: deterministic node ids and endpoints, and the
+//! "nodedb workload" (per node: one update, then pings, pongs and fails, some deletes) as a
+//! sequence of operations that any engine can apply.
+//!
+//! Each bench binary includes this module; not every binary uses every item.
+#![allow(dead_code)]
+
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use peerlog::{Durability, Node, NodeDb, NodeId, Options};
+
+/// Protocol version used for every benchmark database.
+pub const VERSION: u64 = 5;
+/// Operations per node in the mixed workload.
+pub const OPS_PER_NODE: u64 = 7;
+/// Bytes of a segment file's header (docs: src/log/format.rs).
+pub const SEGMENT_HEADER_LEN: usize = 64;
+/// Bytes of a record frame's header.
+pub const FRAME_HEADER_LEN: usize = 16;
+
+/// A pseudo-random but reproducible 64-byte id for node number `n`.
+pub fn node_id(n: u64) -> NodeId {
+    let mut id = [0u8; 64];
+    let mut x = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    for chunk in id.chunks_mut(8) {
+        // splitmix64
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    NodeId(id)
+}
+
+/// The id of the local node in every benchmark database (never one of the workload's).
+pub fn self_id() -> NodeId {
+    node_id(u64::MAX)
+}
+
+/// Node number `n` with an IPv4 endpoint.
+pub fn node(n: u64) -> Node {
+    let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000u32.wrapping_add(n as u32)));
+    Node::new(node_id(n), ip, 30303, 30303 + (n % 7) as u16)
+}
+
+/// How long ago node `n` last answered: mostly within the hour; every tenth node two days
+/// ago (expired under the default 24 h expiration) and another tenth six days ago (too old
+/// for `query_seeds(_, 5 days)` as well).
+pub fn pong_age(n: u64) -> Duration {
+    match n % 10 {
+        5 => Duration::from_secs(2 * 86_400),
+        7 => Duration::from_secs(6 * 86_400),
+        _ => Duration::from_secs(n % 3600),
+    }
+}
+
+/// One operation of the nodedb workload.
+#[derive(Clone, Debug)]
+pub enum Op {
+    Update(Node),
+    Ping(NodeId, SystemTime),
+    Pong(NodeId, SystemTime),
+    Fails(NodeId, u32),
+    Delete(NodeId),
+}
+
+/// Operation `k` of the mixed workload: node `k / 7` gets an update, a ping, a pong, a fails
+/// count, a second ping and pong, and then either a reset of its fails or (one node in ten)
+/// a delete.
+pub fn op(k: u64, now: SystemTime) -> Op {
+    let n = k / OPS_PER_NODE;
+    let id = node_id(n);
+    match k % OPS_PER_NODE {
+        0 => Op::Update(node(n)),
+        1 | 4 => Op::Ping(id, now - Duration::from_secs(n % 7200)),
+        2 | 5 => Op::Pong(id, now - pong_age(n)),
+        3 => Op::Fails(id, (n % 5) as u32 + 1),
+        _ if n % 10 == 3 => Op::Delete(id),
+        _ => Op::Fails(id, 0),
+    }
+}
+
+/// The operations of `nodes` nodes, numbered from `first`.
+pub fn ops(first: u64, nodes: u64, now: SystemTime) -> impl Iterator<Item = Op> {
+    (first * OPS_PER_NODE..(first + nodes) * OPS_PER_NODE).map(move |k| op(k, now))
+}
+
+/// The same operations, collected (for the write benches, which cycle through them so that
+/// generating them is not part of what is timed).
+pub fn op_cycle(nodes: u64) -> Vec<Op> {
+    ops(0, nodes, SystemTime::now()).collect()
+}
+
+/// Applies one operation to peerlog.
+#[inline]
+pub fn apply(db: &NodeDb, op: &Op) {
+    match op {
+        Op::Update(node) => db.update_node(node),
+        Op::Ping(id, at) => db.update_last_ping(id, *at),
+        Op::Pong(id, at) => db.update_last_pong(id, *at),
+        Op::Fails(id, fails) => db.update_find_fails(id, *fails),
+        Op::Delete(id) => db.delete_node(id),
+    }
+    .expect("peerlog write");
+}
+
+/// The durability modes a benchmark runs in, with their short names.
+pub fn modes() -> [(&'static str, Durability); 3] {
+    [
+        ("process", Durability::Process),
+        (
+            "group_10ms",
+            Durability::GroupCommit {
+                max_delay: Duration::from_millis(10),
+            },
+        ),
+        ("sync_each", Durability::SyncEachWrite),
+    ]
+}
+
+/// Options for benchmark databases: the given durability, and automatic compaction off so
+/// that a write figure is the append path alone (compaction is measured on its own).
+pub fn options(durability: Durability) -> Options {
+    Options {
+        durability,
+        compact_dead_ratio: 1.0,
+        ..Options::default()
+    }
+}
+
+/// A fresh temporary directory for benchmark data, under `$PEERLOG_BENCH_DIR` if set (it
+/// must be on the file system being measured), else the system's temporary directory.
+pub fn temp_dir(label: &str) -> tempfile::TempDir {
+    let base = std::env::var_os("PEERLOG_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    fs::create_dir_all(&base).expect("bench base directory");
+    tempfile::Builder::new()
+        .prefix(&format!("peerlog-bench-{label}-"))
+        .tempdir_in(base)
+        .expect("temporary directory")
+}
+
+/// Writes the workload of `nodes` nodes into a new database at `dir` and closes it.
+pub fn build_log(dir: &Path, nodes: u64) {
+    let db = NodeDb::open_with(dir, VERSION, self_id(), options(Durability::Process))
+        .expect("open for build");
+    let now = SystemTime::now();
+    for op in ops(0, nodes, now) {
+        apply(&db, &op);
+    }
+    db.close().expect("close after build");
+}
+
+/// The segment files of a database directory, in name (= id) order.
+pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .expect("list database directory")
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Length of the frame at the start of `bytes` (header, payload and padding to 8), or `None`
+/// at the zero-filled end of a segment. Reads the format directly (not through peerlog).
+pub fn frame_len(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() < FRAME_HEADER_LEN {
+        return None;
+    }
+    let payload = u16::from_le_bytes([bytes[12], bytes[13]]) as usize;
+    if payload == 0 {
+        return None;
+    }
+    Some((FRAME_HEADER_LEN + payload + 7) & !7)
+}
+
+/// The record frames of every segment in `dir`, byte for byte as peerlog wrote them.
+pub fn frames_of(dir: &Path) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    for path in segment_files(dir) {
+        let bytes = fs::read(&path).expect("read segment");
+        let mut pos = SEGMENT_HEADER_LEN;
+        while let Some(len) = frame_len(&bytes[pos..]) {
+            frames.push(bytes[pos..pos + len].to_vec());
+            pos += len;
+        }
+    }
+    frames
+}
+
+/// The exact record bytes peerlog writes for one cycle of the mixed workload of `nodes` nodes.
+pub fn workload_frames(nodes: u64) -> Vec<Vec<u8>> {
+    let dir = temp_dir("frames");
+    build_log(dir.path(), nodes);
+    frames_of(dir.path())
+}

@@ -1,0 +1,58 @@
+//! Reads on a database of 100 k nodes: `node` lookups (hits and misses) and
+//! `query_seeds(30, 5 days)`, where eight nodes in ten are eligible (see `common::pong_age`).
+//! One iteration is one call.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use peerlog::{NodeDb, NodeId};
+
+use common::{node, node_id, pong_age, self_id};
+
+const NODES: u64 = 100_000;
+
+fn populated() -> NodeDb {
+    let db = NodeDb::in_memory(self_id());
+    let now = SystemTime::now();
+    for n in 0..NODES {
+        let node = node(n);
+        db.update_node(&node).unwrap();
+        db.update_last_ping(&node.id, now - Duration::from_secs(n % 7200))
+            .unwrap();
+        db.update_last_pong(&node.id, now - pong_age(n)).unwrap();
+    }
+    db
+}
+
+fn queries(c: &mut Criterion) {
+    let db = populated();
+    let hits: Vec<NodeId> = (0..NODES).map(|n| node_id((n * 7919) % NODES)).collect();
+    let misses: Vec<NodeId> = (NODES..2 * NODES).map(node_id).collect();
+    let mut group = c.benchmark_group("queries_100k");
+    let mut i = 0usize;
+    group.bench_function("node_hit", |b| {
+        b.iter(|| {
+            i = (i + 1) % hits.len();
+            black_box(db.node(&hits[i]))
+        })
+    });
+    group.bench_function("node_miss", |b| {
+        b.iter(|| {
+            i = (i + 1) % misses.len();
+            black_box(db.node(&misses[i]))
+        })
+    });
+    group.bench_function("query_seeds_30_5d", |b| {
+        b.iter(|| {
+            let seeds = db.query_seeds(30, Duration::from_secs(5 * 86_400));
+            debug_assert_eq!(seeds.len(), 30);
+            seeds
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, queries);
+criterion_main!(benches);
