@@ -157,6 +157,16 @@ fn is_not_found(e: &Error) -> bool {
     matches!(e, Error::Io { source, .. } if source.kind() == ErrorKind::NotFound)
 }
 
+/// Whether a read failed only because the directory changed under it: a file vanished, or a
+/// `*.tmp` file was renamed between `list_dir` reading its name and checking it (list_dir then
+/// calls it foreign), as the writer's rotation and compaction do.
+fn is_transient(e: &Error) -> bool {
+    match e {
+        Error::NotADatabase { file, .. } => fs::symlink_metadata(file).is_err(),
+        e => is_not_found(e),
+    }
+}
+
 /// Runs `read` on a fresh listing of `dir`, starting over when a file vanished under it
 /// (compaction removes segments while we read). `read` must build its result from scratch.
 fn with_listing<T>(
@@ -176,7 +186,7 @@ fn with_listing<T>(
         match result {
             Ok(Some(value)) => return Ok(value),
             Ok(None) => return Err(AuditError::NoDatabase(dir.to_path_buf())),
-            Err(e) if is_not_found(&e) && attempt < RELIST_ATTEMPTS => continue,
+            Err(e) if is_transient(&e) && attempt < RELIST_ATTEMPTS => continue,
             Err(e) => return Err(e.into()),
         }
     }
@@ -769,7 +779,7 @@ pub fn verify(dir: &Path, progress: Progress<'_>) -> Result<VerifyReport, AuditE
         match verify_once(dir, progress) {
             Ok(Some(report)) => return Ok(report),
             Ok(None) => return Err(AuditError::NoDatabase(dir.to_path_buf())),
-            Err(e) if is_not_found(&e) && attempt < RELIST_ATTEMPTS => continue,
+            Err(e) if is_transient(&e) && attempt < RELIST_ATTEMPTS => continue,
             Err(e) => return Err(e.into()),
         }
     }

@@ -146,6 +146,8 @@ enum Format {
 /// What can stop a command: a library error, or stdout going away.
 enum Failure {
     Audit(AuditError),
+    /// A bad argument, already worded.
+    Usage(String),
     Output(io::Error),
 }
 
@@ -181,6 +183,7 @@ fn main() -> ExitCode {
         Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(Failure::Output(e)) => fail(&format!("writing output: {e}")),
         Err(Failure::Audit(e)) => fail(&e.to_string()),
+        Err(Failure::Usage(message)) => fail(&message),
     }
 }
 
@@ -216,8 +219,10 @@ fn with_progress<T>(what: &str, f: impl FnOnce(audit::Progress<'_>) -> T) -> T {
 
 fn parse_self(arg: Option<&str>) -> Result<Option<NodeId>, Failure> {
     arg.map(|s| {
-        s.parse::<NodeId>()
-            .map_err(|e| Failure::from(peerlog::Error::InvalidInput(format!("--self: {e}"))))
+        s.parse::<NodeId>().map_err(|e| match e {
+            peerlog::Error::InvalidInput(why) => Failure::Usage(format!("--self: {why}")),
+            other => Failure::from(other),
+        })
     })
     .transpose()
 }

@@ -1,0 +1,624 @@
+//! The `peerlog` command, run as a separate process on databases built through the library.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use peerlog::{Node, NodeDb, NodeId, Options};
+use serde_json::Value;
+
+const VERSION: u64 = 5;
+
+fn peerlog(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_peerlog"))
+        .args(args)
+        .output()
+        .expect("running peerlog")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("utf-8 output")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).expect("utf-8 errors")
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = peerlog(args);
+    assert!(
+        out.status.success(),
+        "peerlog {args:?} failed: {}",
+        stderr(&out)
+    );
+    assert_eq!(
+        stderr(&out),
+        "",
+        "no progress bar or noise when stderr is not a terminal"
+    );
+    stdout(&out)
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// Asserts an error: status 2, exactly one line on stderr mentioning `needle`, no debug dump.
+fn assert_one_line_error(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "one line expected, got {err:?}");
+    assert!(err.starts_with("peerlog: "), "{err:?}");
+    assert!(err.contains(needle), "{err:?} lacks {needle:?}");
+    assert!(!err.contains("panicked") && !err.contains(" {"), "{err:?}");
+}
+
+fn id(n: u8) -> NodeId {
+    NodeId([n; 64])
+}
+
+fn node(n: u8, ip: &str, udp: u16, tcp: u16) -> Node {
+    Node::new(id(n), ip.parse::<IpAddr>().unwrap(), udp, tcp)
+}
+
+/// 2024-05-01T12:30:45Z plus `secs`.
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_714_566_645 + secs)
+}
+
+fn small_segments() -> Options {
+    Options {
+        segment_size: 4096,
+        ..Options::default()
+    }
+}
+
+/// Opens a database for writing. A lock just released can still be held for a moment by a
+/// child process another test is spawning (the forked child holds a copy of every descriptor
+/// until it execs), so `Locked` is retried briefly.
+fn open(dir: &Path, opts: Options) -> NodeDb {
+    for _ in 0..100 {
+        match NodeDb::open_with(dir, VERSION, id(0), opts.clone()) {
+            Err(peerlog::Error::Locked { .. }) => std::thread::sleep(Duration::from_millis(10)),
+            other => return other.expect("open"),
+        }
+    }
+    panic!("{} stayed locked", dir.display());
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+/// A small database: node 1 (IPv4), node 2 (IPv6, own discovery port), node 3 deleted.
+fn small_db(dir: &Path) {
+    let db = open(dir, Options::default());
+    let (a, b, c) = (
+        node(1, "203.0.113.7", 30303, 30303),
+        node(2, "2001:db8::1", 30301, 30303),
+        node(3, "198.51.100.1", 30303, 30303),
+    );
+    for n in [&a, &b, &c] {
+        db.update_node(n).unwrap();
+    }
+    db.update_last_ping(&a.id, at(0)).unwrap();
+    db.update_last_pong(&a.id, at(1)).unwrap();
+    db.update_find_fails(&b.id, 3).unwrap();
+    db.update_node(&node(1, "203.0.113.8", 30303, 30303))
+        .unwrap();
+    db.delete_node(&c.id).unwrap();
+    db.close().unwrap();
+}
+
+#[test]
+fn every_subcommand_has_help_with_an_example() {
+    for sub in [
+        "demo", "dump", "history", "verify", "stats", "compact", "expire", "export",
+    ] {
+        let help = run_ok(&[sub, "--help"]);
+        assert!(help.contains("Example: peerlog"), "{sub}: {help}");
+    }
+}
+
+#[test]
+fn dump_prints_the_current_state_in_text_and_json() {
+    let temp = tempfile::tempdir().unwrap();
+    small_db(temp.path());
+    let dir = path_str(temp.path());
+
+    let text = run_ok(&["dump", dir]);
+    let lines: Vec<_> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "the deleted node is gone: {text}");
+    let one = format!("enode://{}@203.0.113.8:30303", "01".repeat(64));
+    assert_eq!(
+        lines[0],
+        format!("{one} ping=2024-05-01T12:30:45Z pong=2024-05-01T12:30:46Z fails=0")
+    );
+    let two = format!(
+        "enode://{}@[2001:db8::1]:30303?discport=30301",
+        "02".repeat(64)
+    );
+    assert_eq!(lines[1], format!("{two} ping=- pong=- fails=3"));
+
+    let rows = json_lines(&run_ok(&["dump", dir, "--json"]));
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["enode"], one.as_str());
+    assert_eq!(rows[0]["ip"], "203.0.113.8");
+    assert_eq!(rows[0]["last_pong"], "2024-05-01T12:30:46Z");
+    assert_eq!(rows[1]["udp"], 30301);
+    assert_eq!(rows[1]["last_ping"], Value::Null);
+    assert_eq!(rows[1]["fails"], 3);
+}
+
+#[test]
+fn history_lists_every_event_of_a_node_with_what_changed() {
+    let temp = tempfile::tempdir().unwrap();
+    small_db(temp.path());
+    let dir = path_str(temp.path());
+    let text = run_ok(&["history", dir, &"01".repeat(64)]);
+    let changes: Vec<_> = text.lines().map(|l| l.split_once(' ').unwrap().1).collect();
+    assert_eq!(
+        changes,
+        [
+            "#1 node   record created: 203.0.113.7 udp 30303 tcp 30303",
+            "#4 ping   ping sent at 2024-05-01T12:30:45Z",
+            "#5 pong   pong received at 2024-05-01T12:30:46Z",
+            "#7 node   endpoint 203.0.113.7 udp 30303 tcp 30303 -> 203.0.113.8 udp 30303 tcp 30303",
+        ]
+    );
+    // The same node named by an enode URL; the deleted node's history ends with its delete.
+    let url = format!("enode://{}@198.51.100.1:30303", "03".repeat(64));
+    let rows = json_lines(&run_ok(&["history", dir, &url, "--json"]));
+    let kinds: Vec<_> = rows.iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["node", "delete"]);
+    assert_eq!(rows[1]["seq"], 8);
+}
+
+#[test]
+fn history_reads_archived_segments_after_compaction() {
+    let temp = tempfile::tempdir().unwrap();
+    let opts = Options {
+        keep_history: true,
+        ..small_segments()
+    };
+    let db = open(temp.path(), opts);
+    let peer = node(7, "192.0.2.1", 30303, 30303);
+    db.update_node(&peer).unwrap();
+    let now = SystemTime::now();
+    for i in 0..100 {
+        db.update_last_ping(&peer.id, now - Duration::from_secs(100 - i))
+            .unwrap();
+    }
+    db.compact().unwrap();
+    db.close().unwrap();
+    assert!(temp.path().join("archive").is_dir());
+    let rows = json_lines(&run_ok(&[
+        "history",
+        path_str(temp.path()),
+        &"07".repeat(64),
+        "--json",
+    ]));
+    // Compaction kept one ping; the archive still has all 100, and no restated duplicate.
+    let pings = rows.iter().filter(|r| r["kind"] == "ping").count();
+    assert_eq!(pings, 100);
+    assert!(rows.iter().any(|r| r["archived"] == true));
+    assert!(rows.iter().all(|r| r["compacted"] == false));
+}
+
+/// Writes enough events into 4 KiB segments to fill several; returns the events' ids in order.
+fn multi_segment_db(dir: &Path) -> NodeDb {
+    let db = open(dir, small_segments());
+    for n in 1..=60u8 {
+        db.update_node(&node(n, &format!("10.0.0.{n}"), 30303, 30303))
+            .unwrap();
+        db.update_last_ping(&id(n), at(u64::from(n))).unwrap();
+    }
+    db
+}
+
+fn segment_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".seg"))
+        .collect();
+    names.sort();
+    names
+}
+
+fn flip_byte(path: &Path, offset: u64) {
+    let mut bytes = fs::read(path).unwrap();
+    bytes[offset as usize] ^= 0x40;
+    fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn verify_reports_a_damaged_record_with_its_file_and_offset() {
+    let temp = tempfile::tempdir().unwrap();
+    multi_segment_db(temp.path()).close().unwrap();
+    let dir = path_str(temp.path());
+    assert!(segment_names(temp.path()).len() >= 3);
+    let clean = peerlog(&["verify", dir]);
+    assert!(clean.status.success(), "{}", stdout(&clean));
+    assert!(stdout(&clean).ends_with("intact\n"));
+
+    // Node 5's ping record sits in the first (sealed) segment: damage a byte of its payload.
+    let events = json_lines(&run_ok(&["history", dir, &"05".repeat(64), "--json"]));
+    let ping = &events[1];
+    let file = PathBuf::from(ping["file"].as_str().unwrap());
+    let offset = ping["offset"].as_u64().unwrap();
+    assert!(file.ends_with("0000000000000001.seg"));
+    flip_byte(&file, offset + 30);
+
+    let out = peerlog(&["verify", dir, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["intact"], false);
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    let seq = ping["seq"].as_u64().unwrap();
+    assert_eq!(findings[0]["kind"], "damaged");
+    assert_eq!(findings[0]["file"], file.to_str().unwrap());
+    assert_eq!(findings[0]["offset"], offset);
+    assert_eq!(findings[0]["lost_first_seq"], seq);
+    assert_eq!(findings[0]["lost_last_seq"], seq);
+
+    let text = stdout(&peerlog(&["verify", dir]));
+    let expected = format!(
+        "DAMAGE: {} at offset {offset}: damaged bytes",
+        file.display()
+    );
+    assert!(text.contains(&expected), "{text}");
+    assert!(text.contains(&format!("lost sequence numbers {seq}..={seq}")));
+}
+
+#[test]
+fn a_torn_tail_is_damage_only_with_strict() {
+    let temp = tempfile::tempdir().unwrap();
+    multi_segment_db(temp.path()).close().unwrap();
+    let dir = path_str(temp.path());
+    // Garbage right after the last record (node 60's ping, a 96-byte frame): an append cut short.
+    let events = json_lines(&run_ok(&["history", dir, &"3c".repeat(64), "--json"]));
+    let last = events.last().unwrap();
+    let file = PathBuf::from(last["file"].as_str().unwrap());
+    flip_byte(&file, last["offset"].as_u64().unwrap() + 96 + 5);
+
+    let relaxed = peerlog(&["verify", dir]);
+    assert_eq!(relaxed.status.code(), Some(0), "{}", stdout(&relaxed));
+    assert!(stdout(&relaxed).contains("note: "));
+    assert!(stdout(&relaxed).contains("torn tail"));
+    let strict = peerlog(&["verify", dir, "--strict"]);
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(stdout(&strict).contains("DAMAGE: "));
+}
+
+/// Every file's name and bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            files.insert(path.clone(), fs::read(&path).unwrap());
+        }
+    }
+    files
+}
+
+#[test]
+fn read_only_commands_change_nothing_even_on_a_damaged_database() {
+    let temp = tempfile::tempdir().unwrap();
+    multi_segment_db(temp.path()).close().unwrap();
+    let first = temp.path().join(&segment_names(temp.path())[0]);
+    flip_byte(&first, 64 + 20);
+    fs::remove_file(temp.path().join("LOCK")).unwrap();
+    let before = snapshot(temp.path());
+    let dir = path_str(temp.path());
+    let node = "05".repeat(64);
+    for args in [
+        vec!["dump", dir],
+        vec!["stats", dir],
+        vec!["export", dir],
+        vec!["history", dir, &node],
+    ] {
+        let out = peerlog(&args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(peerlog(&["verify", dir]).status.code(), Some(1));
+    assert_eq!(
+        snapshot(temp.path()),
+        before,
+        "no file created, changed or removed"
+    );
+}
+
+#[test]
+fn export_rows_equal_the_events_written() {
+    let temp = tempfile::tempdir().unwrap();
+    small_db(temp.path());
+    let dir = path_str(temp.path());
+    let rows = json_lines(&run_ok(&["export", dir, "--format", "jsonl"]));
+    let got: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {} {} {} {} {}",
+                r["seq"], r["kind"], r["id"], r["ip"], r["udp"], r["tcp"], r["at"], r["fails"]
+            )
+        })
+        .collect();
+    let hex = |n: u8| format!("{n:02x}").repeat(64);
+    let expected = [
+        format!(
+            "1 \"node\" \"{}\" \"203.0.113.7\" 30303 30303 null null",
+            hex(1)
+        ),
+        format!(
+            "2 \"node\" \"{}\" \"2001:db8::1\" 30301 30303 null null",
+            hex(2)
+        ),
+        format!(
+            "3 \"node\" \"{}\" \"198.51.100.1\" 30303 30303 null null",
+            hex(3)
+        ),
+        format!(
+            "4 \"ping\" \"{}\" null null null \"2024-05-01T12:30:45Z\" null",
+            hex(1)
+        ),
+        format!(
+            "5 \"pong\" \"{}\" null null null \"2024-05-01T12:30:46Z\" null",
+            hex(1)
+        ),
+        format!("6 \"fails\" \"{}\" null null null null 3", hex(2)),
+        format!(
+            "7 \"node\" \"{}\" \"203.0.113.8\" 30303 30303 null null",
+            hex(1)
+        ),
+        format!("8 \"delete\" \"{}\" null null null null null", hex(3)),
+    ];
+    assert_eq!(got, expected);
+    for row in &rows {
+        let written = row["written_at"].as_str().unwrap();
+        assert!(
+            written.starts_with("20") && written.ends_with('Z'),
+            "{written}"
+        );
+    }
+
+    let csv = run_ok(&["export", dir, "--format", "csv"]);
+    let lines: Vec<_> = csv.lines().collect();
+    assert_eq!(lines[0], "seq,written_at,kind,id,ip,udp,tcp,at,fails");
+    assert_eq!(lines.len(), 9);
+    let fields: Vec<_> = lines[6].split(',').collect();
+    assert_eq!(fields.len(), 9);
+    assert_eq!((fields[0], fields[2], fields[8]), ("6", "fails", "3"));
+    assert_eq!(fields[3], hex(2));
+}
+
+#[test]
+fn stats_counts_nodes_events_bytes_and_seeds() {
+    let temp = tempfile::tempdir().unwrap();
+    let db = open(temp.path(), Options::default());
+    let now = SystemTime::now();
+    for n in 1..=4u8 {
+        db.update_node(&node(n, "192.0.2.1", 30303, 30303)).unwrap();
+    }
+    db.update_node(&node(5, "2001:db8::5", 30303, 30303))
+        .unwrap();
+    // Nodes 1 and 2 answered recently, node 3 two days ago; node 4 never.
+    db.update_last_pong(&id(1), now).unwrap();
+    db.update_last_pong(&id(2), now - Duration::from_secs(60))
+        .unwrap();
+    db.update_last_pong(&id(3), now - Duration::from_secs(2 * 86_400))
+        .unwrap();
+    db.update_last_pong(&id(3), now - Duration::from_secs(2 * 86_400))
+        .unwrap();
+    db.delete_node(&id(4)).unwrap();
+    db.close().unwrap();
+    let dir = path_str(temp.path());
+    let s: Value = serde_json::from_str(&run_ok(&["stats", dir, "--json"])).unwrap();
+    assert_eq!(s["nodes"], 4);
+    assert_eq!(s["ipv6_nodes"], 1);
+    assert_eq!(s["records"], 10);
+    assert_eq!(s["events"]["node"], 5);
+    assert_eq!(s["events"]["pong"], 4);
+    assert_eq!(s["events"]["delete"], 1);
+    assert_eq!(s["events"]["ping"], 0);
+    assert_eq!(s["seeds"], 2);
+    // Dead: node 4's record (a 104-byte frame for IPv4 with 3-byte ports) and its delete (88),
+    // and node 3's first pong (96).
+    assert_eq!(s["dead_bytes"], 104 + 88 + 96);
+    assert_eq!(
+        s["live_bytes"].as_u64().unwrap() + s["dead_bytes"].as_u64().unwrap(),
+        s["record_bytes"].as_u64().unwrap()
+    );
+    let week: Value =
+        serde_json::from_str(&run_ok(&["stats", dir, "--json", "--seed-age", "7d"])).unwrap();
+    assert_eq!(week["seeds"], 3);
+    let text = run_ok(&["stats", dir]);
+    assert!(text.contains("nodes:     4 (1 IPv6)"), "{text}");
+}
+
+#[test]
+fn expire_and_compact_take_the_lock_and_report_what_they_did() {
+    let temp = tempfile::tempdir().unwrap();
+    let db = open(temp.path(), small_segments());
+    let now = SystemTime::now();
+    for n in 1..=30u8 {
+        db.update_node(&node(n, "192.0.2.1", 30303, 30303)).unwrap();
+        // Every third node answered two days ago: stale under the default 24 h expiration.
+        let age = if n % 3 == 0 { 2 * 86_400 } else { 60 };
+        db.update_last_pong(&id(n), now - Duration::from_secs(age))
+            .unwrap();
+    }
+    db.close().unwrap();
+    let dir = path_str(temp.path());
+
+    let report: Value = serde_json::from_str(&run_ok(&["expire", dir, "--json"])).unwrap();
+    assert_eq!(report["nodes_before"], 30);
+    assert_eq!(report["nodes_expired"], 10);
+    assert_eq!(report["nodes_after"], 20);
+    assert_eq!(run_ok(&["dump", dir]).lines().count(), 20);
+
+    // A longer expiration keeps everyone left; compaction rewrites 20 nodes x 2 events.
+    let text = run_ok(&["compact", dir, "--expiration", "3d"]);
+    assert!(text.starts_with("nodes: 20 -> 20 (0 expired)"), "{text}");
+    assert!(text.contains("-> 40 records"), "{text}");
+    let s: Value = serde_json::from_str(&run_ok(&["stats", dir, "--json"])).unwrap();
+    assert_eq!(s["records"], 40);
+    assert_eq!(s["dead_bytes"], 0);
+}
+
+#[test]
+fn compact_refuses_a_locked_database_a_wrong_version_and_a_missing_database() {
+    let temp = tempfile::tempdir().unwrap();
+    small_db(temp.path());
+    let dir = path_str(temp.path());
+
+    let writer = open(temp.path(), Options::default());
+    assert_one_line_error(&peerlog(&["compact", dir]), "locked");
+    assert_one_line_error(&peerlog(&["expire", dir]), "locked");
+    drop(writer);
+
+    let before = snapshot(temp.path());
+    let wrong = peerlog(&["compact", dir, "--protocol-version", "6"]);
+    assert_one_line_error(&wrong, "would wipe it");
+    assert_eq!(snapshot(temp.path()), before, "nothing wiped");
+
+    let empty = tempfile::tempdir().unwrap();
+    let out = peerlog(&["compact", path_str(empty.path())]);
+    assert_one_line_error(&out, "no peerlog database");
+    assert_eq!(
+        fs::read_dir(empty.path()).unwrap().count(),
+        0,
+        "no file created"
+    );
+}
+
+#[test]
+fn errors_are_one_line_with_a_non_zero_status() {
+    let temp = tempfile::tempdir().unwrap();
+    let missing = temp.path().join("nope");
+    for sub in ["dump", "verify", "stats", "export", "compact"] {
+        assert_one_line_error(&peerlog(&[sub, path_str(&missing)]), "no such directory");
+    }
+    assert!(!missing.exists(), "nothing created");
+
+    let foreign = temp.path().join("foreign");
+    fs::create_dir(&foreign).unwrap();
+    fs::write(foreign.join("notes.txt"), "hello").unwrap();
+    for sub in ["dump", "verify", "stats", "export", "expire"] {
+        let out = peerlog(&[sub, path_str(&foreign)]);
+        assert_one_line_error(&out, "not a peerlog database");
+    }
+
+    let db = temp.path().join("db");
+    small_db(&db);
+    let out = peerlog(&["history", path_str(&db), "12345"]);
+    assert_one_line_error(&out, "node id must be 128 hex characters");
+    let out = peerlog(&["history", path_str(&db), "enode://xyz@1.2.3.4:5"]);
+    assert_one_line_error(&out, "enode URL");
+    let out = peerlog(&["stats", path_str(&db), "--self", "zz"]);
+    assert_one_line_error(&out, "--self");
+}
+
+#[test]
+fn read_only_commands_work_while_a_writer_appends_and_compacts() {
+    let temp = tempfile::tempdir().unwrap();
+    let opts = Options {
+        segment_size: 64 * 1024,
+        ..Options::default()
+    };
+    let db = Arc::new(open(temp.path(), opts));
+    for n in 1..=50u8 {
+        db.update_node(&node(n, "192.0.2.1", 30303, 30303)).unwrap();
+        // A fresh pong, or the writer's compactions would expire the node.
+        db.update_last_pong(&id(n), SystemTime::now()).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (Arc::clone(&db), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let n = (i % 50) as u8 + 1;
+                db.update_last_ping(&id(n), at(i)).unwrap();
+                i += 1;
+                if i % 1000 == 0 {
+                    db.compact().unwrap();
+                }
+                if i % 64 == 0 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+            i
+        })
+    };
+    let dir = path_str(temp.path());
+    let node = "07".repeat(64);
+    for _ in 0..3 {
+        for args in [
+            vec!["dump", dir],
+            vec!["stats", dir],
+            vec!["export", dir],
+            vec!["history", dir, &node],
+            vec!["verify", dir],
+        ] {
+            let out = peerlog(&args);
+            assert!(
+                out.status.success(),
+                "{args:?}: {}{}",
+                stdout(&out),
+                stderr(&out)
+            );
+            if args[0] == "dump" {
+                assert_eq!(stdout(&out).lines().count(), 50);
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    assert!(writes > 1000, "the writer compacted at least once during the reads");
+    // The writer kept its lock and its data: everything it wrote is there.
+    db.sync().unwrap();
+    let exported = run_ok(&["export", dir]);
+    let s: Value = serde_json::from_str(&run_ok(&["stats", dir, "--json"])).unwrap();
+    assert_eq!(
+        exported.lines().count() as u64,
+        s["records"].as_u64().unwrap()
+    );
+    assert_eq!(db.len(), 50);
+}
+
+#[test]
+fn demo_creates_a_realistic_database_and_refuses_a_used_directory() {
+    let temp = tempfile::tempdir().unwrap();
+    let demo = temp.path().join("demo");
+    let dir = path_str(&demo);
+    let text = run_ok(&["demo", dir, "--nodes", "300", "--days", "3"]);
+    assert!(text.contains(" nodes in "), "{text}");
+    assert_eq!(peerlog(&["verify", dir]).status.code(), Some(0));
+    let s: Value = serde_json::from_str(&run_ok(&["stats", dir, "--json"])).unwrap();
+    let nodes = s["nodes"].as_u64().unwrap();
+    assert!((250..300).contains(&nodes), "some were deleted: {nodes}");
+    assert!(s["ipv6_nodes"].as_u64().unwrap() > 30);
+    for kind in ["node", "ping", "pong", "fails", "delete"] {
+        assert!(s["events"][kind].as_u64().unwrap() > 0, "{kind}: {s}");
+    }
+    // Pongs are spread over the simulated days, not all "now".
+    let rows = json_lines(&run_ok(&["dump", dir, "--json"]));
+    let pongs: Vec<_> = rows
+        .iter()
+        .filter_map(|r| r["last_pong"].as_str())
+        .collect();
+    let days: std::collections::BTreeSet<_> = pongs.iter().map(|p| &p[..10]).collect();
+    assert!(days.len() >= 3, "{days:?}");
+
+    assert_one_line_error(&peerlog(&["demo", dir]), "not empty");
+}
