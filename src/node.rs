@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
-use rlp::{Rlp, RlpStream};
+use rlp::RlpStream;
 use sha3::{Digest, Keccak256};
 
 use crate::Error;
@@ -132,47 +132,40 @@ impl Node {
     }
 
     /// Decodes [`Node::to_rlp`]'s output. Rejects anything that is not canonical RLP of that
-    /// shape: other IP lengths, ports over 65535, integers with leading zeros, trailing bytes.
+    /// shape: other IP lengths, ports over 65535, integers with leading zeros, long forms
+    /// where a short one fits, trailing bytes.
     pub fn from_rlp(bytes: &[u8]) -> Result<Node, Error> {
         let bad = |what: &str| Error::invalid(format!("node RLP: {what}"));
-        let rlp = Rlp::new(bytes);
-        let info = rlp.payload_info().map_err(|e| bad(&e.to_string()))?;
-        if !rlp.is_list() {
-            return Err(bad("not a list"));
-        }
-        if info.header_len + info.value_len != bytes.len() {
+        let mut outer = RlpCursor(bytes);
+        let mut fields = RlpCursor(outer.list().map_err(|e| bad(e))?);
+        if !outer.0.is_empty() {
             return Err(bad("trailing bytes after the list"));
         }
-        let count = rlp.item_count().map_err(|e| bad(&e.to_string()))?;
-        if count != 4 {
-            return Err(bad(&format!("expected 4 items, found {count}")));
+        let mut next = |name: &str| fields.string().map_err(|e| bad(&format!("{name}: {e}")));
+        let ip_bytes = next("ip")?;
+        let udp = next("udp port")?;
+        let tcp = next("tcp port")?;
+        let id_bytes = next("id")?;
+        if !fields.0.is_empty() {
+            return Err(bad("more than 4 items in the list"));
         }
-        let item = |i: usize| rlp.at(i).map_err(|e| bad(&e.to_string()));
-        let bytes_of = |i: usize, name: &str| -> Result<&[u8], Error> {
-            let field = item(i)?;
-            if !field.is_data() {
-                return Err(bad(&format!("{name} is a list")));
-            }
-            field.data().map_err(|e| bad(&format!("{name}: {e}")))
-        };
-        let ip_bytes = bytes_of(0, "ip")?;
         let ip = match ip_bytes.len() {
             4 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(ip_bytes).unwrap())),
             16 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(ip_bytes).unwrap())),
             n => return Err(bad(&format!("ip must be 4 or 16 bytes, got {n}"))),
         };
-        let port = |i: usize, name: &str| -> Result<u16, Error> {
-            let value: u64 = item(i)?
-                .as_val()
-                .map_err(|e| bad(&format!("{name} port: {e}")))?;
+        let port = |value: &[u8], name: &str| -> Result<u16, Error> {
+            let value = canonical_uint(value).map_err(|e| bad(&format!("{name} port: {e}")))?;
             u16::try_from(value).map_err(|_| bad(&format!("{name} port {value} exceeds 65535")))
         };
-        let udp = port(1, "udp")?;
-        let tcp = port(2, "tcp")?;
-        let id_bytes = bytes_of(3, "id")?;
         let id = <[u8; NODE_ID_LEN]>::try_from(id_bytes)
             .map_err(|_| bad(&format!("id must be 64 bytes, got {}", id_bytes.len())))?;
-        Ok(Node::new(NodeId(id), ip, udp, tcp))
+        Ok(Node::new(
+            NodeId(id),
+            ip,
+            port(udp, "udp")?,
+            port(tcp, "tcp")?,
+        ))
     }
 
     /// Keccak-256 of the node id (the same as `self.id.hash()`).
@@ -275,4 +268,113 @@ pub fn log_distance(a: &[u8; 32], b: &[u8; 32]) -> u32 {
         leading_zeros += 8;
     }
     0
+}
+
+/// Reads canonical RLP items off the front of a byte slice. Decoding is hand-written because
+/// it runs for every node record replayed; encoding uses the `rlp` crate.
+struct RlpCursor<'a>(&'a [u8]);
+
+impl<'a> RlpCursor<'a> {
+    /// The next item: whether it is a list, and its payload.
+    fn item(&mut self) -> Result<(bool, &'a [u8]), &'static str> {
+        let (&first, rest) = self.0.split_first().ok_or("unexpected end of input")?;
+        let (is_list, len, rest) = match first {
+            0x00..=0x7f => {
+                let (single, rest) = self.0.split_at(1);
+                self.0 = rest;
+                return Ok((false, single));
+            }
+            0x80..=0xb7 => (false, usize::from(first - 0x80), rest),
+            0xc0..=0xf7 => (true, usize::from(first - 0xc0), rest),
+            0xb8..=0xbf | 0xf8..=0xff => {
+                let len_of_len = usize::from(if first >= 0xf8 {
+                    first - 0xf7
+                } else {
+                    first - 0xb7
+                });
+                if rest.len() < len_of_len {
+                    return Err("length runs past the end of input");
+                }
+                let (len_bytes, rest) = rest.split_at(len_of_len);
+                if len_bytes[0] == 0 {
+                    return Err("length with a leading zero");
+                }
+                let len = len_bytes.iter().try_fold(0usize, |acc, &b| {
+                    acc.checked_mul(256).map(|acc| acc + usize::from(b))
+                });
+                match len {
+                    Some(len) if len > 55 => (first >= 0xf8, len, rest),
+                    Some(_) => return Err("long form for a short length"),
+                    None => return Err("length overflows"),
+                }
+            }
+        };
+        if rest.len() < len {
+            return Err("item runs past the end of input");
+        }
+        let (payload, rest) = rest.split_at(len);
+        if !is_list && len == 1 && payload[0] < 0x80 {
+            return Err("single byte below 0x80 not encoded as itself");
+        }
+        self.0 = rest;
+        Ok((is_list, payload))
+    }
+
+    fn list(&mut self) -> Result<&'a [u8], &'static str> {
+        match self.item()? {
+            (true, payload) => Ok(payload),
+            (false, _) => Err("expected a list"),
+        }
+    }
+
+    fn string(&mut self) -> Result<&'a [u8], &'static str> {
+        match self.item()? {
+            (false, payload) => Ok(payload),
+            (true, _) => Err("expected a string, found a list"),
+        }
+    }
+}
+
+/// A canonical RLP unsigned integer: big-endian, no leading zero bytes, at most 8 bytes.
+fn canonical_uint(bytes: &[u8]) -> Result<u64, &'static str> {
+    if bytes.first() == Some(&0) {
+        return Err("integer with a leading zero byte");
+    }
+    if bytes.len() > 8 {
+        return Err("integer over 64 bits");
+    }
+    Ok(bytes.iter().fold(0u64, |acc, &b| acc << 8 | u64::from(b)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever decodes is canonical: it re-encodes to exactly the input.
+        #[test]
+        fn decoding_accepts_only_canonical_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
+            if let Ok(node) = Node::from_rlp(&bytes) {
+                prop_assert_eq!(node.to_rlp(), bytes);
+            }
+        }
+
+        /// Every node round-trips, and damaging its encoding never decodes to another node
+        /// silently re-encoding differently.
+        #[test]
+        fn nodes_round_trip(id in any::<[u8; 32]>(), v6 in any::<bool>(), ip in any::<[u8; 16]>(), udp in any::<u16>(), tcp in any::<u16>(), at in 0usize..100, byte in any::<u8>()) {
+            let ip = if v6 { IpAddr::V6(Ipv6Addr::from(ip)) } else { IpAddr::V4(Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])) };
+            let mut full_id = [0u8; 64];
+            full_id[..32].copy_from_slice(&id);
+            let node = Node::new(NodeId(full_id), ip, udp, tcp);
+            let mut bytes = node.to_rlp();
+            prop_assert_eq!(Node::from_rlp(&bytes).unwrap(), node.clone());
+            let at = at % bytes.len();
+            bytes[at] = byte;
+            if let Ok(other) = Node::from_rlp(&bytes) {
+                prop_assert_eq!(other.to_rlp(), bytes);
+            }
+        }
+    }
 }
