@@ -368,6 +368,16 @@ fn base_seed() -> u64 {
         .unwrap_or_else(rand::random)
 }
 
+/// Held while a child is spawned and while the parent has a database open. The directory
+/// lock is a `flock`, which belongs to the open file: a child forked by another test while
+/// this process holds a database open would share the lock until it execs, and the next
+/// child of that database would find it locked (`spawn` returns only after the exec).
+static FORK_GUARD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn fork_guard() -> std::sync::MutexGuard<'static, ()> {
+    FORK_GUARD.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Starts a child on `dir` and kills it with SIGKILL at a random moment.
 fn run_child(
     mode: Mode,
@@ -378,6 +388,7 @@ fn run_child(
     in_flight: bool,
     rng: &mut impl Rng,
 ) -> Run {
+    let guard = fork_guard();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
         .env("PEERLOG_CRASH_CHILD", mode.name())
@@ -391,6 +402,7 @@ fn run_child(
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting the child");
+    drop(guard);
     let spawned = Instant::now();
     let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
@@ -475,6 +487,7 @@ fn run_child(
 /// whether the in-flight operation is still unresolved (an interrupted compaction that
 /// expired only some of the nodes it would have).
 fn check(dir: &Path, options: Options, model: &mut Model, in_flight: bool, what: &str) -> bool {
+    let guard = fork_guard();
     let db = NodeDb::open_with(dir, VERSION, self_id(), options)
         .unwrap_or_else(|e| panic!("{what}: reopening after the kill failed: {e}"));
     for problem in &db.recovery().problems {
@@ -492,6 +505,7 @@ fn check(dir: &Path, options: Options, model: &mut Model, in_flight: bool, what:
         "{what}: len() disagrees with the nodes read"
     );
     db.close().unwrap();
+    drop(guard);
 
     let mut after = model.clone();
     after.step();
@@ -539,6 +553,8 @@ fn crash_loop(mode: Mode, kills: usize) {
     let mut done = 0;
     let mut chain = 0u64;
     let mut acknowledged = 0u64;
+    // Kills before the child was ready (while opening), and while `compact()` ran.
+    let (mut opening, mut compacting) = (0, 0);
     while done < kills {
         let dir = tempfile::tempdir().unwrap();
         let workload = splitmix(seed ^ chain);
@@ -570,6 +586,11 @@ fn crash_loop(mode: Mode, kills: usize) {
                 }
                 // The next operation may have been started before the kill.
                 in_flight = true;
+                if op(mode, workload, model.n) == Op::Compact {
+                    compacting += 1;
+                }
+            } else {
+                opening += 1;
             }
             // Check after most kills, and always after the last one of a directory; when
             // not, the next child recovers the crashed directory itself.
@@ -587,7 +608,8 @@ fn crash_loop(mode: Mode, kills: usize) {
         chain += 1;
     }
     println!(
-        "{}: {done} kills, {acknowledged} acknowledged operations, all present, nothing else",
+        "{}: {done} kills ({opening} while opening, {compacting} in compact()), \
+         {acknowledged} acknowledged operations: all present, nothing else",
         mode.name()
     );
 }
