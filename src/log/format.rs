@@ -23,6 +23,11 @@ pub const FRAME_ALIGN: usize = 8;
 pub const MIN_PAYLOAD_LEN: usize = ID_PAYLOAD_LEN;
 /// Largest payload accepted; a length field above it is damage, never trusted.
 pub const MAX_PAYLOAD_LEN: usize = 256;
+/// Largest sequence number (and segment id) a frame or header may carry. Replay computes the
+/// successor of every sequence number it accepts, so a value near `u64::MAX` (which only a
+/// forged or damaged-yet-checksummed file can hold: a log never gets near 2^63 records) is
+/// damage, not a record: it would overflow the accounting.
+pub const MAX_SEQ: u64 = i64::MAX as u64;
 /// Largest frame, padding included.
 pub const MAX_FRAME_LEN: usize = align(FRAME_HEADER_LEN + MAX_PAYLOAD_LEN);
 
@@ -101,6 +106,19 @@ impl SegmentHeader {
                 "unknown format version {format} (this build reads {FORMAT_VERSION})"
             )));
         }
+        // Bounded like record sequence numbers (see MAX_SEQ): replay and the writer add one.
+        for (at, what) in [
+            (32, "segment id"),
+            (40, "first sequence number"),
+            (48, "replaces_through"),
+        ] {
+            if u64_at(at) > MAX_SEQ {
+                return Err(HeaderError::Damaged(format!(
+                    "{what} {} is out of range",
+                    u64_at(at)
+                )));
+            }
+        }
         Ok(SegmentHeader {
             flags: u32_at(12),
             protocol_version: u64_at(16),
@@ -173,8 +191,13 @@ pub fn decode_frame(seed: u32, bytes: &[u8]) -> Option<Frame<'_>> {
     if hasher.finalize() != stored {
         return None;
     }
+    let seq = u64::from_le_bytes(header[4..12].try_into().unwrap());
+    // A checksummed frame with an impossible sequence number is damage (see MAX_SEQ).
+    if seq > MAX_SEQ {
+        return None;
+    }
     Some(Frame {
-        seq: u64::from_le_bytes(header[4..12].try_into().unwrap()),
+        seq,
         kind,
         payload: &bytes[FRAME_HEADER_LEN..end],
         len,
@@ -224,6 +247,43 @@ mod tests {
                 decode_frame(seed, &damaged).is_none(),
                 "bit {bit} flip accepted"
             );
+        }
+    }
+
+    /// Fuzz finding (open_segment): a checksummed frame with sequence number u64::MAX made
+    /// replay overflow computing its successor.
+    #[test]
+    fn sequence_numbers_beyond_max_seq_are_damage() {
+        let seed = salt_seed(7);
+        for (seq, ok) in [(MAX_SEQ, true), (MAX_SEQ + 1, false), (u64::MAX, false)] {
+            let mut frame = Vec::new();
+            encode_frame(
+                seed,
+                seq,
+                kind::NODE_DELETED,
+                &[9u8; MIN_PAYLOAD_LEN],
+                &mut frame,
+            );
+            assert_eq!(decode_frame(seed, &frame).is_some(), ok, "seq {seq}");
+        }
+        let header = |first_seq, replaces_through, segment_id| SegmentHeader {
+            flags: 0,
+            protocol_version: 1,
+            salt: 1,
+            segment_id,
+            first_seq,
+            replaces_through,
+        };
+        assert!(SegmentHeader::decode(&header(MAX_SEQ, MAX_SEQ, MAX_SEQ).encode()).is_ok());
+        for bad in [
+            header(u64::MAX, 0, 1),
+            header(1, MAX_SEQ + 1, 1),
+            header(1, 0, u64::MAX),
+        ] {
+            assert!(matches!(
+                SegmentHeader::decode(&bad.encode()),
+                Err(HeaderError::Damaged(_))
+            ));
         }
     }
 
