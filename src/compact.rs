@@ -92,7 +92,8 @@ pub(crate) fn rewrite(
     let faults = &opts.fail_points;
     let plan = ReplayPlan::new(input.segments.clone());
     let mut state = Index::default();
-    let replayed = log::replay(&plan, |_, record| state.apply_record(&record))?;
+    // The input segments are sealed: nobody writes them any more.
+    let replayed = log::replay_locked(&plan, |_, record| state.apply_record(&record))?;
 
     let seed = salt_seed(input.salt);
     let live: Vec<_> = state

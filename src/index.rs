@@ -154,6 +154,14 @@ impl Default for Index {
 }
 
 impl Index {
+    /// An index with room for about `ids` ids, so that replay does not rehash as it grows.
+    pub fn with_capacity(ids: usize) -> Index {
+        let mut index = Index::default();
+        index.entries.reserve(ids);
+        index.slots.reserve(ids, |_| 0);
+        index
+    }
+
     /// Ids with a node record.
     pub fn len(&self) -> usize {
         self.with_record

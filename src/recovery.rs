@@ -114,8 +114,11 @@ pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opene
     let plan = ReplayPlan::new(listing.segments);
     retire_superseded(dir, &plan, opts)?;
 
-    let mut index = Index::default();
-    let summary = log::replay(&plan, |_, record| index.apply_record(&record))?;
+    // A node with its ping and pong takes about 300 bytes of log, and a longer history more:
+    // an estimate on the high side, to avoid rehashing as the index grows.
+    let log_bytes: u64 = plan.live.iter().map(|s| s.len).sum();
+    let mut index = Index::with_capacity((log_bytes / 256) as usize);
+    let summary = log::replay_locked(&plan, |_, record| index.apply_record(&record))?;
     for problem in &summary.problems {
         match problem.kind {
             ProblemKind::TornTail => {

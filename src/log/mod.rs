@@ -268,9 +268,27 @@ pub struct RecordPlace<'a> {
 }
 
 /// Replays the segments of `plan.live` in order, calling `on_record` for each intact record
-/// with a new sequence number. Changes nothing on disk.
+/// with a new sequence number. Changes nothing on disk, and is safe on a log another process
+/// is appending to.
 pub fn replay(
     plan: &ReplayPlan,
+    on_record: impl FnMut(RecordPlace<'_>, Record),
+) -> Result<ReplaySummary, Error> {
+    replay_segments(plan, false, on_record)
+}
+
+/// [`replay`] for a caller that holds the directory's lock: nobody writes the segments while
+/// they are read, so frames are checked in place.
+pub(crate) fn replay_locked(
+    plan: &ReplayPlan,
+    on_record: impl FnMut(RecordPlace<'_>, Record),
+) -> Result<ReplaySummary, Error> {
+    replay_segments(plan, true, on_record)
+}
+
+fn replay_segments(
+    plan: &ReplayPlan,
+    locked: bool,
     mut on_record: impl FnMut(RecordPlace<'_>, Record),
 ) -> Result<ReplaySummary, Error> {
     let mut tracker = SeqTracker::default();
@@ -306,7 +324,12 @@ pub fn replay(
         // of the map can vanish under us; bytes that change under a live writer are copied
         // before they are checked (see SegmentScanner).
         let map = unsafe { Mmap::map(&file) }.at(&segment.path)?;
-        let mut scanner = SegmentScanner::new(&map, salt_seed(header.salt));
+        let seed = salt_seed(header.salt);
+        let mut scanner = if locked {
+            SegmentScanner::new_exclusive(&map, seed)
+        } else {
+            SegmentScanner::new(&map, seed)
+        };
         for item in scanner.by_ref() {
             match item {
                 ScanItem::Record {
