@@ -105,10 +105,11 @@ pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opene
         wipe(dir, &listing.segments)?;
         listing.segments.clear();
     }
+    // New segments get ids above every file name and header id in the directory.
     let max_id = listing
         .segments
         .iter()
-        .map(|s| s.header.segment_id)
+        .map(|s| s.header.segment_id.max(s.file_id))
         .max()
         .unwrap_or(0);
     let plan = ReplayPlan::new(listing.segments);

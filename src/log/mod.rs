@@ -51,6 +51,8 @@ pub struct SegmentFile {
     pub header: SegmentHeader,
     /// Its length in bytes when listed.
     pub len: u64,
+    /// The number in its file name (normally equal to `header.segment_id`).
+    pub file_id: u64,
 }
 
 /// What a database directory holds.
@@ -91,14 +93,10 @@ pub fn list_dir(dir: &Path) -> Result<DirListing, Error> {
         let Some(id) = parse_segment_name(name) else {
             return Err(foreign("unexpected file name"));
         };
-        let segment = read_segment_header(&path)?;
-        if segment.header.segment_id != id {
-            return Err(Error::Corrupt {
-                path,
-                offset: 32,
-                reason: format!("header names segment {}", segment.header.segment_id),
-            });
-        }
+        // A header naming another segment (a copied file) is not refused: its records are
+        // accounted for by sequence number like any others.
+        let mut segment = read_segment_header(&path)?;
+        segment.file_id = id;
         listing.segments.push(segment);
     }
     Ok(listing)
@@ -118,6 +116,7 @@ pub fn read_segment_header(path: &Path) -> Result<SegmentFile, Error> {
             path: path.to_path_buf(),
             header,
             len,
+            file_id: header.segment_id,
         }),
         Err(HeaderError::NotPeerlog) => Err(Error::NotADatabase {
             dir: path.parent().unwrap_or(Path::new("")).to_path_buf(),

@@ -60,7 +60,14 @@ pub(crate) const PREALLOCATION_STEP: u64 = 1 << 20;
 impl ActiveSegment {
     fn open(id: u64, path: PathBuf, capacity: u64, pos: usize) -> Result<ActiveSegment, Error> {
         let (file, map, allocated) = map_for_append(&path, capacity)?;
-        Ok(ActiveSegment { id, path, file, map, allocated, pos })
+        Ok(ActiveSegment {
+            id,
+            path,
+            file,
+            map,
+            allocated,
+            pos,
+        })
     }
 
     /// Whether `len` more bytes fit in the segment's capacity.
@@ -156,8 +163,7 @@ fn map_for_append(path: &Path, capacity: u64) -> Result<(Arc<File>, MmapMut, usi
     // or resizes the file, and peerlog never shrinks a segment. Stores go only below the
     // file's allocated length (`ActiveSegment::reserve` extends it first), so no access
     // touches a page past the end of the file, which would raise SIGBUS.
-    let map = unsafe { MmapOptions::new().len(capacity as usize).map_mut(&file) }
-        .at(path)?;
+    let map = unsafe { MmapOptions::new().len(capacity as usize).map_mut(&file) }.at(path)?;
     Ok((Arc::new(file), map, allocated as usize))
 }
 
@@ -202,7 +208,12 @@ impl LogWriter {
             valid_end,
             next_seq,
         } = at;
-        let segment = ActiveSegment::open(segment_id, path.to_path_buf(), segment_size, valid_end as usize)?;
+        let segment = ActiveSegment::open(
+            segment_id,
+            path.to_path_buf(),
+            segment_size,
+            valid_end as usize,
+        )?;
         Ok(LogWriter {
             dir: dir.to_path_buf(),
             generation,
