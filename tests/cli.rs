@@ -584,7 +584,10 @@ fn read_only_commands_work_while_a_writer_appends_and_compacts() {
     }
     stop.store(true, Ordering::Relaxed);
     let writes = writer.join().unwrap();
-    assert!(writes > 1000, "the writer compacted at least once during the reads");
+    assert!(
+        writes > 1000,
+        "the writer compacted at least once during the reads"
+    );
     // The writer kept its lock and its data: everything it wrote is there.
     db.sync().unwrap();
     let exported = run_ok(&["export", dir]);
@@ -621,4 +624,40 @@ fn demo_creates_a_realistic_database_and_refuses_a_used_directory() {
     assert!(days.len() >= 3, "{days:?}");
 
     assert_one_line_error(&peerlog(&["demo", dir]), "not empty");
+}
+
+#[test]
+fn verify_reports_a_lost_segment_and_a_damaged_header() {
+    let temp = tempfile::tempdir().unwrap();
+    multi_segment_db(temp.path()).close().unwrap();
+    let dir = path_str(temp.path());
+    let names = segment_names(temp.path());
+    let before: Value = serde_json::from_str(&run_ok(&["verify", dir, "--json"])).unwrap();
+    let second = &before["files"][1];
+    let (first_lost, last_lost) = (second["first_seq"].clone(), second["last_seq"].clone());
+
+    // The middle segment disappears: the records it held are reported missing, by number.
+    fs::remove_file(temp.path().join(&names[1])).unwrap();
+    let out = peerlog(&["verify", dir, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let finding = &report["findings"][0];
+    assert_eq!(finding["kind"], "missing");
+    assert_eq!(finding["lost_first_seq"], first_lost);
+    assert_eq!(finding["lost_last_seq"], last_lost);
+
+    // A damaged header: verify names the file and goes on; other commands refuse in one line.
+    flip_byte(&temp.path().join(&names[2]), 20);
+    let report: Value =
+        serde_json::from_str(&stdout(&peerlog(&["verify", dir, "--json"]))).unwrap();
+    let bad: Vec<_> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "bad_header")
+        .collect();
+    assert_eq!(bad.len(), 1, "{report}");
+    assert!(bad[0]["file"].as_str().unwrap().ends_with(&names[2]));
+    assert_eq!(bad[0]["offset"], 0);
+    assert_one_line_error(&peerlog(&["dump", dir]), "header checksum mismatch");
 }
