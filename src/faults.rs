@@ -12,7 +12,9 @@ use std::sync::Arc;
 /// `log.fsync` (syncing appended records), and `compact.write`, `compact.fsync`,
 /// `compact.rename`, `compact.dirsync`, `compact.remove` (compaction).
 #[derive(Clone, Default)]
-pub struct FailPoints(Option<Arc<dyn Fn(&str) -> io::Result<()> + Send + Sync>>);
+pub struct FailPoints(Option<Arc<Hook>>);
+
+type Hook = dyn Fn(&str) -> io::Result<()> + Send + Sync;
 
 impl FailPoints {
     /// A hook that is called with each step's name; an `Err` fails that step.

@@ -328,3 +328,59 @@ impl Index {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn computed_rlp_length_matches_the_encoding() {
+        for ip in [
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ] {
+            for port in [0, 1, 127, 128, 255, 256, 30303, 65535] {
+                let node = Node::new(NodeId([7; 64]), ip, port, 65535 - port);
+                assert!(Index::check_rlp_len(&node), "{node:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn live_bytes_follow_overwrites_and_deletes() {
+        let mut index = Index::default();
+        let node = Node::new(
+            NodeId([1; 64]),
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            30303,
+            30303,
+        );
+        index.apply(&Event::NodeUpdated(node.clone()), 0);
+        assert_eq!(index.live_bytes(), 104);
+        index.apply(&Event::NodeUpdated(node.clone()), 1);
+        assert_eq!(index.live_bytes(), 104, "an overwrite is not live twice");
+        index.apply(
+            &Event::FindFails {
+                id: node.id,
+                fails: 2,
+            },
+            2,
+        );
+        assert_eq!(index.live_bytes(), 104 + 96);
+        index.apply(
+            &Event::FindFails {
+                id: node.id,
+                fails: 0,
+            },
+            3,
+        );
+        assert_eq!(
+            index.live_bytes(),
+            104,
+            "zero fails are not written by compaction"
+        );
+        index.apply(&Event::NodeDeleted { id: node.id }, 4);
+        assert_eq!((index.live_bytes(), index.len()), (0, 0));
+    }
+}

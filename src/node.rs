@@ -137,7 +137,7 @@ impl Node {
     pub fn from_rlp(bytes: &[u8]) -> Result<Node, Error> {
         let bad = |what: &str| Error::invalid(format!("node RLP: {what}"));
         let mut outer = RlpCursor(bytes);
-        let mut fields = RlpCursor(outer.list().map_err(|e| bad(e))?);
+        let mut fields = RlpCursor(outer.list().map_err(bad)?);
         if !outer.0.is_empty() {
             return Err(bad("trailing bytes after the list"));
         }
