@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""Turns one run of benches/report.sh into BENCHMARKS.md (on stdout).
+
+Arguments: the criterion output directory and the report directory (results.jsonl with the
+hand-timed figures, machine.txt). Every figure is a median; every ratio divides two figures
+of this same run.
+"""
+
+import json
+import pathlib
+import sys
+
+CRITERION = pathlib.Path(sys.argv[1])
+OUT = pathlib.Path(sys.argv[2])
+
+
+def load():
+    """full_id -> (median ns per iteration, elements per iteration)."""
+    figures = {}
+    for bench in CRITERION.glob("**/new/benchmark.json"):
+        meta = json.loads(bench.read_text())
+        estimates = json.loads((bench.parent / "estimates.json").read_text())
+        elements = (meta.get("throughput") or {}).get("Elements", 1)
+        figures[meta["full_id"]] = (estimates["median"]["point_estimate"], elements)
+    return figures
+
+
+FIG = load()
+EXTRA = {}
+for line in (OUT / "results.jsonl").read_text().splitlines():
+    if line.startswith("{"):
+        item = json.loads(line)
+        EXTRA[item["id"]] = item
+MISSING = []
+
+
+def ns(bench_id):
+    if bench_id in FIG:
+        return FIG[bench_id][0]
+    if bench_id in EXTRA and "median_ns" in EXTRA[bench_id]:
+        return EXTRA[bench_id]["median_ns"]
+    MISSING.append(bench_id)
+    return float("nan")
+
+
+def rate(bench_id):
+    """Elements (operations, records) per second."""
+    elements = FIG.get(bench_id, (0, 1))[1]
+    return elements * 1e9 / ns(bench_id)
+
+
+def fmt_rate(r):
+    if r != r:
+        return "n/a"
+    for unit, scale in (("M/s", 1e6), ("k/s", 1e3)):
+        if r >= scale:
+            return f"{r / scale:.3g} {unit}"
+    return f"{r:.3g} /s"
+
+
+def fmt_time(t):
+    if t != t:
+        return "n/a"
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if t >= scale:
+            return f"{t / scale:.3g} {unit}"
+    return f"{t:.3g} ns"
+
+
+def fmt_ratio(x):
+    return "n/a" if x != x else f"{x:.2f}x"
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+out = []
+w = out.append
+
+w("# peerlog benchmarks\n")
+w(
+    "Written by `benches/report.sh` (criterion benches in `benches/`, hand-timed maintenance in "
+    "`benches/maintenance.rs`, memory in `examples/memory.rs`). Every figure is the median of "
+    "its samples; every ratio divides two figures of this one run. The machine is shared "
+    "(2 cores, other builds running), so absolute figures are noisy; the ratios are what the "
+    "targets are judged on.\n"
+)
+w("## Machine\n")
+w("```\n" + (OUT / "machine.txt").read_text() + "```\n")
+
+w("## Workload\n")
+w(
+    "The *mixed nodedb workload*: per node, `update_node`, `update_last_ping`, "
+    "`update_last_pong`, `update_find_fails`, a second ping and pong, then a reset of the fails "
+    "or (one node in ten) `delete_node` — 7 operations, 96-104 bytes of log each. Write "
+    "benches cycle through the operations of 10 000 nodes. The other engines store it as "
+    "go-ethereum's nodedb does (`n:<id>:discover` = node RLP, `:lastping`/`:lastpong`/"
+    "`:findfail` = Go varints; a delete removes the four keys). peerlog databases run with "
+    "automatic compaction off (measured separately).\n"
+)
+w(
+    "Durability tiers (what an acknowledged write survives): **buffered** = nothing (still in "
+    "the process); **os** = a crash of the process (`kill -9`); **disk** = power loss.\n"
+)
+
+# --- write path -----------------------------------------------------------------------
+proc_rate = rate("write_mixed/process")
+sync_rate = rate("write_mixed/sync_each")
+cmp_proc = rate("compare_write/os/peerlog")
+cmp_sync = rate("compare_write/disk/peerlog")
+w("## Write path, mixed workload\n")
+w(
+    "Ratio = peerlog at the same or the nearest tier ÷ the row. Raw baselines are compared "
+    "with `write_mixed/*` (write bench); other engines with peerlog's figures from the compare "
+    "bench, measured next to them (`compare_write/*/peerlog`).\n"
+)
+rows = [
+    ("peerlog `Process` (default)", "os", "write_mixed/process", None),
+    ("peerlog `GroupCommit` 10 ms, no `sync()`", "os, disk within 10 ms",
+     "write_mixed/group_10ms", proc_rate),
+    ("peerlog `SyncEachWrite`", "disk", "write_mixed/sync_each", None),
+    ("raw: one `write()` per record, identical bytes", "os",
+     "baseline/write_per_record", proc_rate),
+    ("raw: 64 KiB buffered file, identical bytes", "buffered", "baseline/buffered_file", proc_rate),
+    ("raw: `write()` + `fdatasync()` per record", "disk", "baseline/fdatasync_each", sync_rate),
+    ("raw: `pwrite()` + `fdatasync()` per record, preallocated file", "disk",
+     "baseline/fdatasync_each_prealloc", sync_rate),
+    ("raw: one `fdatasync()` per 64 records", "disk (batched)", "baseline/fdatasync_per_64",
+     sync_rate),
+    ("peerlog `Process` (compare bench)", "os", "compare_write/os/peerlog", None),
+    ("fjall 3 default", "os", "compare_write/os/fjall", cmp_proc),
+    ("rusty-leveldb 3, flush per write", "os", "compare_write/os/leveldb", cmp_proc),
+    ("rusty-leveldb 3 `put` (8 KiB buffer)", "buffered", "compare_write/buffered/leveldb",
+     cmp_proc),
+    ("peerlog `SyncEachWrite` (compare bench)", "disk", "compare_write/disk/peerlog", None),
+    ("fjall 3 + `persist(SyncData)` per write", "disk", "compare_write/disk/fjall", cmp_sync),
+    ("redb 3 default (`Durability::Immediate`)", "disk", "compare_write/disk/redb", cmp_sync),
+    ("redb 3 `Durability::None`", "none (rolls back on crash)", "compare_write/none/redb",
+     cmp_proc),
+]
+w(table(
+    ["what", "tier", "ops/s", "peerlog ÷ this"],
+    [(name, tier, fmt_rate(rate(i)), "" if ref is None else fmt_ratio(ref / rate(i)))
+     for name, tier, i, ref in rows],
+))
+
+w("\n## Write path per event kind (writes/s)\n")
+kinds = ["node", "ping", "pong", "fails", "delete"]
+modes = [("process", "Process"), ("group_10ms", "GroupCommit 10 ms"),
+         ("sync_each", "SyncEachWrite")]
+w(table(["mode"] + kinds, [[label] + [fmt_rate(rate(f"write_{m}/{k}")) for k in kinds]
+                           for m, label in modes]))
+
+# --- group commit ---------------------------------------------------------------------
+single_sync = rate("durable_writers/sync_each/1")
+w("\n## Durable writes with concurrent writers\n")
+w(
+    "Each thread writes a pong and calls `sync()` (under `SyncEachWrite` the write itself "
+    "waits for `fdatasync`). Throughput of all threads together; ratio to one thread under "
+    "`SyncEachWrite`.\n"
+)
+w(table(
+    ["mode", "threads", "durable writes/s", "÷ SyncEachWrite, 1 thread"],
+    [(m, t, fmt_rate(rate(f"durable_writers/{m}/{t}")),
+      fmt_ratio(rate(f"durable_writers/{m}/{t}") / single_sync))
+     for m, ts in (("group_10ms", (1, 4, 16)), ("sync_each", (1, 16))) for t in ts],
+))
+
+# --- replay ---------------------------------------------------------------------------
+w("\n## Open (replay) and reopen\n")
+w(
+    "Warm page cache. `mmap + CRC-32` maps the same segment files and checks every record's "
+    "checksum, decoding nothing: the replay ceiling. Ratio = ceiling time ÷ open time.\n"
+)
+rows = []
+for label, what in (("100k", "100 k nodes, 700 k records"), ("1m", "1 M nodes, 7 M records")):
+    o, r = f"replay/open_{label}", f"replay/mmap_crc_{label}"
+    rows.append((f"open, {what}", fmt_time(ns(o)), fmt_rate(rate(o)), ""))
+    rows.append((f"mmap + CRC-32, same files", fmt_time(ns(r)), fmt_rate(rate(r)),
+                 fmt_ratio(ns(r) / ns(o))))
+c = "replay/open_1m_compacted"
+rows.append(("open, 1 M nodes after compaction", fmt_time(ns(c)), fmt_rate(rate(c)), ""))
+w(table(["what", "time", "records/s", "ceiling ÷ open"], rows))
+w(
+    "\nReopen of the 100 k-node workload (700 k operations) by each engine; ratio = the "
+    "engine's time ÷ peerlog's (above 1: peerlog is faster).\n"
+)
+peer_reopen = ns("compare_reopen_100k/peerlog")
+w(table(
+    ["engine", "reopen time", "÷ peerlog"],
+    [(e, fmt_time(ns(f"compare_reopen_100k/{e}")),
+      fmt_ratio(ns(f"compare_reopen_100k/{e}") / peer_reopen))
+     for e in ("peerlog", "fjall", "leveldb", "redb")],
+))
+
+# --- reads and maintenance -------------------------------------------------------------
+w("\n## Reads and maintenance\n")
+rows = [
+    ("`node(id)`, hit, 100 k nodes", fmt_time(ns("queries_100k/node_hit")), ""),
+    ("`node(id)`, miss, 100 k nodes", fmt_time(ns("queries_100k/node_miss")), ""),
+    ("`query_seeds(30, 5 days)`, 100 k nodes", fmt_time(ns("queries_100k/query_seeds_30_5d")),
+     ""),
+]
+for key in ("maintenance/expire_100k", "maintenance/compact_100k", "maintenance/compact_1m"):
+    item = EXTRA.get(key, {})
+    rows.append((f"`{key.split('/')[1]}`", fmt_time(ns(key)),
+                 f"{item.get('detail', '')}; {item.get('runs', '?')} runs"))
+w(table(["what", "time (median)", "detail"], rows))
+
+memory = EXTRA.get("memory/index_1m", {})
+w("\n## Memory\n")
+w(
+    f"Index of {memory.get('nodes', '?')} nodes (record, last ping, last pong; in-memory "
+    f"database, so no log pages): **{memory.get('bytes_per_node', 'n/a')} bytes of resident "
+    f"memory per node**, {memory.get('beyond_record', 'n/a')} beyond the "
+    f"{memory.get('record_bytes', '?')}-byte `Node` itself.\n"
+)
+
+# --- targets --------------------------------------------------------------------------
+w("\n## Targets of issue 6\n")
+
+
+def target(name, value, shown, goal, ok):
+    status = "n/a" if value != value else ("**pass**" if ok(value) else "**miss**")
+    return (name, shown, goal, status)
+
+
+gc16 = rate("durable_writers/group_10ms/16")
+rows = [
+    target("default durability vs fjall default", cmp_proc / rate("compare_write/os/fjall"),
+           fmt_ratio(cmp_proc / rate("compare_write/os/fjall")), "≥ 3x", lambda v: v >= 3),
+    target("default durability vs raw `write()` per record",
+           proc_rate / rate("baseline/write_per_record"),
+           fmt_ratio(proc_rate / rate("baseline/write_per_record")), "≥ 0.7x",
+           lambda v: v >= 0.7),
+    ("buffered mode vs rusty-leveldb buffered",
+     f"no buffered mode; `Process` is "
+     f"{fmt_ratio(cmp_proc / rate('compare_write/buffered/leveldb'))} rusty-leveldb `put`",
+     "≥ 5x", "n/a"),
+    target("`SyncEachWrite` vs raw `write()` + `fdatasync()`",
+           sync_rate / rate("baseline/fdatasync_each"),
+           fmt_ratio(sync_rate / rate("baseline/fdatasync_each")), "≥ 0.9x", lambda v: v >= 0.9),
+    target("group commit, 16 threads each waiting, vs `SyncEachWrite` 1 thread",
+           gc16 / single_sync, fmt_ratio(gc16 / single_sync), "≥ 10x", lambda v: v >= 10),
+    target("group commit 10 ms, one writer, vs default mode",
+           rate("write_mixed/group_10ms") / proc_rate,
+           fmt_ratio(rate("write_mixed/group_10ms") / proc_rate), "≥ 0.5x", lambda v: v >= 0.5),
+    target("replay vs mmap + CRC-32 (1 M nodes)",
+           ns("replay/mmap_crc_1m") / ns("replay/open_1m"),
+           fmt_ratio(ns("replay/mmap_crc_1m") / ns("replay/open_1m")), "≥ 0.5x",
+           lambda v: v >= 0.5),
+    target("replay vs mmap + CRC-32 (100 k nodes)",
+           ns("replay/mmap_crc_100k") / ns("replay/open_100k"),
+           fmt_ratio(ns("replay/mmap_crc_100k") / ns("replay/open_100k")), "≥ 0.5x",
+           lambda v: v >= 0.5),
+    target("reopen vs fjall reopen (100 k nodes)",
+           ns("compare_reopen_100k/fjall") / peer_reopen,
+           fmt_ratio(ns("compare_reopen_100k/fjall") / peer_reopen) + " faster", "≥ 4x faster",
+           lambda v: v >= 4),
+    target("open of a compacted 1 M-node log", ns("replay/open_1m_compacted"),
+           fmt_time(ns("replay/open_1m_compacted")), "< 1 s", lambda v: v < 1e9),
+    target("`query_seeds(30, 5 days)` on 100 k nodes", ns("queries_100k/query_seeds_30_5d"),
+           fmt_time(ns("queries_100k/query_seeds_30_5d")), "< 20 µs", lambda v: v < 20e3),
+    target("index memory beyond the node record",
+           float(memory.get("beyond_record", "nan")),
+           f"{memory.get('beyond_record', 'n/a')} bytes/node", "< 200 bytes",
+           lambda v: v < 200),
+]
+w(table(["target", "measured", "goal", "status"], rows))
+
+if MISSING:
+    w(f"\nMissing figures (a bench did not run): {', '.join(sorted(set(MISSING)))}\n")
+
+sys.stdout.write("\n".join(out))

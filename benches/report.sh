@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs every benchmark with bounded time and writes BENCHMARKS.md (figures, ratios from this
+# one run, the targets of issue 6, and the machine). About 10 minutes on a 2-core machine.
+#
+#   benches/report.sh            # everything, then BENCHMARKS.md
+#   WARM=0.5 MEAS=1 benches/report.sh   # shorter criterion windows
+#
+# Environment: CARGO_TARGET_DIR (default target), PEERLOG_BENCH_DIR (where benchmark
+# databases are written; default the system temporary directory, which must be a real disk,
+# not tmpfs, for the synced figures to mean anything), WARM / MEAS (criterion warm-up and
+# measurement seconds per benchmark, default 1 and 2), OUT (raw outputs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
+OUT=${OUT:-$CARGO_TARGET_DIR/bench-report}
+WARM=${WARM:-1}
+MEAS=${MEAS:-2}
+started=$(date +%s)
+
+rm -rf "$CARGO_TARGET_DIR/criterion" "$OUT"
+mkdir -p "$OUT"
+cargo build --release --features compare --benches --examples
+
+crit=(--warm-up-time "$WARM" --measurement-time "$MEAS" --sample-size 10 --noplot)
+for bench in write baseline group_commit queries replay; do
+    echo "== $bench" >&2
+    cargo bench --bench "$bench" -- "${crit[@]}" 2>&1 | tee "$OUT/$bench.log" >&2
+done
+echo "== compare" >&2
+cargo bench --features compare --bench compare -- "${crit[@]}" 2>&1 | tee "$OUT/compare.log" >&2
+echo "== maintenance" >&2
+cargo bench --bench maintenance 2>"$OUT/maintenance.err" | tee "$OUT/results.jsonl" >&2
+echo "== memory" >&2
+cargo run --release --example memory 2>"$OUT/memory.err" | tee -a "$OUT/results.jsonl" >&2
+
+bench_dir=${PEERLOG_BENCH_DIR:-${TMPDIR:-/tmp}}
+{
+    echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+    echo "cores: $(nproc) ($(lscpu | sed -n 's/^Thread(s) per core: *//p') thread(s) per core)"
+    echo "memory: $(free -h | awk '/^Mem:/ {print $2}')"
+    echo "kernel: $(uname -sr)"
+    echo "filesystem: $(df -T "$bench_dir" | awk 'NR==2 {print $2 " on " $1 " (" $7 ")"}')"
+    echo "rustc: $(rustc --version)"
+    echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' (src modified)')"
+    echo "criterion: warm-up ${WARM} s, measurement ${MEAS} s, 10 samples, median reported"
+    echo "duration: $(($(date +%s) - started)) s"
+} >"$OUT/machine.txt"
+
+python3 benches/report.py "$CARGO_TARGET_DIR/criterion" "$OUT" >BENCHMARKS.md
+echo "wrote BENCHMARKS.md in $(($(date +%s) - started)) s" >&2
