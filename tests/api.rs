@@ -587,3 +587,27 @@ fn reopen_returns_the_same_state_after_thousands_of_random_operations() {
     model.check(&db, ids);
     assert!(db.recovery().segments >= 1);
 }
+
+#[test]
+fn temporary_files_that_are_not_peerlog_s_are_foreign_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("download.tmp"), b"someone else's").unwrap();
+    let err = NodeDb::open(dir.path(), 1, id(SELF))
+        .err()
+        .expect("opened a foreign directory");
+    assert!(matches!(err, Error::NotADatabase { .. }), "{err}");
+    assert_eq!(
+        std::fs::read(dir.path().join("download.tmp")).unwrap(),
+        b"someone else's"
+    );
+    // peerlog's own leftover (a segment being written when a writer died) is removed on open.
+    let ours = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ours.path().join("0000000000000001.seg.tmp"),
+        b"half a segment",
+    )
+    .unwrap();
+    let db = open(ours.path());
+    assert!(!ours.path().join("0000000000000001.seg.tmp").exists());
+    db.update_node(&node(1)).unwrap();
+}

@@ -86,7 +86,12 @@ pub fn list_dir(dir: &Path) -> Result<DirListing, Error> {
         if name == LOCK_FILE || (name == ARCHIVE_DIR && path.is_dir()) {
             continue;
         }
-        if name.ends_with(&format!(".{TEMP_EXT}")) && path.is_file() {
+        // A segment being written: judged by name alone, since a live writer may rename it
+        // into place at any moment. Other `.tmp` files are not ours.
+        let temp_of_segment = name
+            .strip_suffix(&format!(".{TEMP_EXT}"))
+            .and_then(parse_segment_name);
+        if temp_of_segment.is_some() {
             listing.leftovers.push(path);
             continue;
         }
@@ -95,7 +100,14 @@ pub fn list_dir(dir: &Path) -> Result<DirListing, Error> {
         };
         // A header naming another segment (a copied file) is not refused: its records are
         // accounted for by sequence number like any others.
-        let mut segment = read_segment_header(&path)?;
+        let mut segment = match read_segment_header(&path) {
+            Ok(segment) => segment,
+            // Removed since the directory was read (by a live writer's compaction): absent.
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                continue
+            }
+            Err(e) => return Err(e),
+        };
         segment.file_id = id;
         listing.segments.push(segment);
     }
