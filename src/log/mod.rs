@@ -381,7 +381,17 @@ fn replay_segments(
         summary.segments += 1;
         summary.last_end = Some(end);
     }
-    summary.next_seq = tracker.expected.max(1);
+    // A compacted segment accounts for every sequence number through `replaces_through`
+    // (fuzz finding: with a larger claim than its records, a new segment started below it was
+    // superseded, and removed, on the next open, losing acknowledged writes).
+    let accounted = plan
+        .live
+        .iter()
+        .filter(|s| s.header.is_compacted())
+        .map(|s| s.header.replaces_through.saturating_add(1))
+        .max()
+        .unwrap_or(0);
+    summary.next_seq = tracker.expected.max(accounted).max(1);
     Ok(summary)
 }
 
