@@ -81,7 +81,8 @@ impl Drop for Scratch {
 fn nanos(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_nanos() as i64,
-        Err(e) => -(e.duration().as_nanos() as i64),
+        // i64::MIN nanoseconds is a stored time too; negate in i128.
+        Err(e) => (-(e.duration().as_nanos() as i128)) as i64,
     }
 }
 
@@ -420,6 +421,12 @@ pub fn check_open_segment(data: &[u8]) {
         .iter()
         .flatten()
         .any(|h| h.protocol_version != version);
+    if std::env::var_os("PEERLOG_FUZZ_DEBUG").is_some() {
+        for (name, bytes) in &before {
+            eprintln!("{name}: {} bytes, {:?}", bytes.len(), SegmentHeader::decode(bytes));
+        }
+        eprintln!("{:#?}", db.recovery());
+    }
     let candidates: Vec<NodeId> = intact.ids.iter().copied().collect();
     let state: Vec<Observed> = candidates.iter().map(|id| observe(&db, id)).collect();
     let mut with_record = 0;
