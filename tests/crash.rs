@@ -657,9 +657,11 @@ fn crash_loop(mode: Mode, kills: usize) {
     }
     println!(
         "{}: {done} kills ({opening} while opening, {compacting} in compact()), \
-         {acknowledged} acknowledged operations: all present, nothing else; segment files \
-         at the end of each directory: {segments:?}",
-        mode.name()
+         {acknowledged} acknowledged operations: all present, nothing else; {}..={} segment \
+         files at the end of a directory",
+        mode.name(),
+        segments.iter().min().unwrap(),
+        segments.iter().max().unwrap(),
     );
 }
 
@@ -686,4 +688,38 @@ fn kill9_during_compaction() {
 #[test]
 fn kill9_during_background_compaction() {
     crash_loop(Mode::AutoCompaction, iterations());
+}
+
+/// The directory lock is a `flock`, which belongs to the open file description: a process
+/// forked while a `NodeDb` is open shares the lock until it execs or exits (the descriptor is
+/// close-on-exec, so normally for microseconds). Closing the database and opening it again
+/// within that window fails with `Error::Locked` although no `NodeDb` has the directory open.
+/// The crash test above had to serialise its spawns with its opens because of this. A
+/// process-associated `fcntl` lock (as LevelDB and RocksDB use) is not inherited by `fork`.
+#[test]
+#[ignore = "bug: a child forked (not yet exec'd) while a NodeDb is open keeps its flock, so a \
+            close and reopen in the parent spuriously fails with Error::Locked"]
+fn reopen_after_close_is_not_locked_by_a_forked_child() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = NodeDb::open(dir.path(), VERSION, self_id()).unwrap();
+    let mut command = Command::new("true");
+    // SAFETY: the hook only sleeps (nanosleep is async-signal-safe); it stands for the time
+    // between fork and exec, stretched so that the window is hit every time.
+    unsafe {
+        command.pre_exec(|| {
+            std::thread::sleep(Duration::from_millis(500));
+            Ok(())
+        });
+    }
+    let spawner = std::thread::spawn(move || command.status().unwrap());
+    std::thread::sleep(Duration::from_millis(100));
+    db.close().unwrap();
+    let reopened = NodeDb::open(dir.path(), VERSION, self_id());
+    spawner.join().unwrap();
+    assert!(
+        reopened.is_ok(),
+        "closed, then reopened in the same process: {:?}",
+        reopened.err()
+    );
 }
