@@ -329,7 +329,10 @@ impl Case {
     }
 }
 
-fn problems(db: &NodeDb) -> Vec<(ProblemKind, String, u64, Option<(u64, u64)>)> {
+/// A reported problem: kind, file name, offset and lost sequence numbers.
+type Reported = (ProblemKind, String, u64, Option<(u64, u64)>);
+
+fn problems(db: &NodeDb) -> Vec<Reported> {
     db.recovery()
         .problems
         .iter()
