@@ -173,8 +173,12 @@ impl ReplayPlan {
             .map(|s| (s.header.segment_id, s.header.replaces_through));
         for segment in generation {
             let superseded = match base {
+                // Only a segment written before the compaction (a lower id) can be one it
+                // replaced. Fuzz finding: a later segment (a higher id) with a low first_seq
+                // was removed as superseded, and with it the newest id that chose the
+                // generation, so the next open took another salt's segments as the log.
                 Some((base_id, replaced)) => {
-                    segment.header.segment_id != base_id && segment.header.first_seq <= replaced
+                    segment.header.segment_id < base_id && segment.header.first_seq <= replaced
                 }
                 None => false,
             };
@@ -475,5 +479,42 @@ impl SeqTracker {
         self.open_duplicate = None;
         self.expected = seq + 1;
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(segment_id: u64, flags: u32, first_seq: u64, replaces_through: u64) -> SegmentFile {
+        SegmentFile {
+            path: PathBuf::from(segment_file_name(segment_id)),
+            header: SegmentHeader {
+                flags,
+                protocol_version: 1,
+                salt: 7,
+                segment_id,
+                first_seq,
+                replaces_through,
+            },
+            len: 4096,
+            file_id: segment_id,
+        }
+    }
+
+    /// Fuzz regression (open_segment): only segments older than the compacted one are
+    /// superseded by it, so the segment with the newest id, which chooses the generation, is
+    /// never removed as superseded.
+    #[test]
+    fn only_older_segments_are_superseded() {
+        let plan = ReplayPlan::new(vec![
+            segment(3, 0, 1, 0),
+            segment(5, format::FLAG_COMPACTED, 1, 40),
+            segment(9, 0, 0, 0),
+            segment(6, 0, 41, 0),
+        ]);
+        let ids = |v: &[SegmentFile]| v.iter().map(|s| s.header.segment_id).collect::<Vec<_>>();
+        assert_eq!(ids(&plan.superseded), [3]);
+        assert_eq!(ids(&plan.live), [9, 5, 6]);
     }
 }
