@@ -1,6 +1,5 @@
 //! `NodeDb`: the public API over the log and the index, with its background threads.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,6 +11,7 @@ use crossbeam_channel::{select, Sender};
 use crate::compact::{self, CompactStats, CompactionInput};
 use crate::event::{self, now_nanos, Event};
 use crate::index::Index;
+use crate::lock::DirLock;
 use crate::log::writer::LogWriter;
 use crate::log::{self, ReplayPlan, ReplaySummary};
 use crate::recovery;
@@ -44,7 +44,7 @@ pub(crate) struct Inner {
     compacting: AtomicBool,
     group_commit: GroupCommit,
     recovery: ReplaySummary,
-    _lock: Option<File>,
+    _lock: Option<DirLock>,
 }
 
 struct State {

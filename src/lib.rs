@@ -44,6 +44,7 @@ mod faults;
 #[doc(hidden)]
 pub mod fuzzing;
 mod index;
+mod lock;
 pub mod log;
 mod node;
 mod options;

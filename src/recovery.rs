@@ -1,21 +1,20 @@
 //! Opening a database directory: refusing foreign files, taking the lock, wiping on a version
 //! change, replaying the log into an index and preparing the writer.
 
-use std::fs::{self, DirBuilder, File};
+use std::fs::{self, DirBuilder};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
-use fs4::fs_std::FileExt;
-
 use crate::error::IoContext;
 use crate::index::Index;
-use crate::log::writer::{private_file, sync_dir, Generation, LogWriter, Position};
-use crate::log::{self, ProblemKind, ReplayPlan, ReplaySummary, ARCHIVE_DIR, LOCK_FILE};
+use crate::lock::DirLock;
+use crate::log::writer::{sync_dir, Generation, LogWriter, Position};
+use crate::log::{self, ProblemKind, ReplayPlan, ReplaySummary, ARCHIVE_DIR};
 use crate::{Error, Options};
 
 /// A database directory, locked, replayed and ready for appends.
 pub(crate) struct Opened {
-    pub lock: File,
+    pub lock: DirLock,
     pub writer: LogWriter,
     pub index: Index,
     pub summary: ReplaySummary,
@@ -34,28 +33,6 @@ fn prepare_dir(dir: &Path) -> Result<(), Error> {
         .create(dir)
         .at(dir)?;
     log::list_dir(dir).map(|_| ())
-}
-
-/// Takes the directory's exclusive lock, failing at once if another writer has it.
-pub(crate) fn lock_dir(dir: &Path) -> Result<File, Error> {
-    let path = dir.join(LOCK_FILE);
-    let file = private_file()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .at(&path)?;
-    match file.try_lock_exclusive() {
-        Ok(true) => Ok(file),
-        Ok(false) => Err(Error::Locked {
-            dir: dir.to_path_buf(),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(Error::Locked {
-            dir: dir.to_path_buf(),
-        }),
-        Err(e) => Err(Error::io(path, e)),
-    }
 }
 
 /// Removes every segment and the archive: the directory then holds a new, empty database.
@@ -84,7 +61,7 @@ fn retire_superseded(dir: &Path, plan: &ReplayPlan, opts: &Options) -> Result<()
 pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opened, Error> {
     opts.validate()?;
     prepare_dir(dir)?;
-    let lock = lock_dir(dir)?;
+    let lock = DirLock::acquire(dir)?;
     // Listed again under the lock: the directory may have changed since the first look.
     let mut listing = log::list_dir(dir)?;
     if !listing.leftovers.is_empty() {
