@@ -395,16 +395,6 @@ fn base_seed() -> u64 {
         .unwrap_or_else(rand::random)
 }
 
-/// Held while a child is spawned and while the parent has a database open. The directory
-/// lock is a `flock`, which belongs to the open file: a child forked by another test while
-/// this process holds a database open would share the lock until it execs, and the next
-/// child of that database would find it locked (`spawn` returns only after the exec).
-static FORK_GUARD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn fork_guard() -> std::sync::MutexGuard<'static, ()> {
-    FORK_GUARD.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Starts a child on `dir` and kills it with SIGKILL at a random moment.
 fn run_child(
     mode: Mode,
@@ -415,7 +405,6 @@ fn run_child(
     in_flight: bool,
     rng: &mut impl Rng,
 ) -> Run {
-    let guard = fork_guard();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
         .env("PEERLOG_CRASH_CHILD", mode.name())
@@ -429,7 +418,6 @@ fn run_child(
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting the child");
-    drop(guard);
     let spawned = Instant::now();
     let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
@@ -514,7 +502,6 @@ fn run_child(
 /// whether the in-flight operation is still unresolved (an interrupted compaction that
 /// expired only some of the nodes it would have).
 fn check(dir: &Path, options: Options, model: &mut Model, in_flight: bool, what: &str) -> bool {
-    let guard = fork_guard();
     let db = NodeDb::open_with(dir, VERSION, self_id(), options)
         .unwrap_or_else(|e| panic!("{what}: reopening after the kill failed: {e}"));
     for problem in &db.recovery().problems {
@@ -532,7 +519,6 @@ fn check(dir: &Path, options: Options, model: &mut Model, in_flight: bool, what:
         "{what}: len() disagrees with the nodes read"
     );
     db.close().unwrap();
-    drop(guard);
 
     let mut after = model.clone();
     after.step();
@@ -690,15 +676,11 @@ fn kill9_during_background_compaction() {
     crash_loop(Mode::AutoCompaction, iterations());
 }
 
-/// The directory lock is a `flock`, which belongs to the open file description: a process
-/// forked while a `NodeDb` is open shares the lock until it execs or exits (the descriptor is
-/// close-on-exec, so normally for microseconds). Closing the database and opening it again
-/// within that window fails with `Error::Locked` although no `NodeDb` has the directory open.
-/// The crash test above had to serialise its spawns with its opens because of this. A
-/// process-associated `fcntl` lock (as LevelDB and RocksDB use) is not inherited by `fork`.
+/// Regression: the directory lock was an `flock`, which belongs to the open file description,
+/// so a process forked while a `NodeDb` was open shared it until it exec'd, and closing and
+/// reopening the database within that window failed with `Error::Locked`. It is now a
+/// process-associated `fcntl` lock (as LevelDB and RocksDB use), which `fork` does not pass on.
 #[test]
-#[ignore = "bug: a child forked (not yet exec'd) while a NodeDb is open keeps its flock, so a \
-            close and reopen in the parent spuriously fails with Error::Locked"]
 fn reopen_after_close_is_not_locked_by_a_forked_child() {
     use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
