@@ -10,43 +10,11 @@
 
 mod common;
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
-use std::os::unix::fs::FileExt;
-use std::time::{Duration, Instant};
-
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-use common::{temp_dir, workload_frames};
+use common::{raw, temp_dir, workload_frames};
 
 const NODES: u64 = 10_000;
-const PREALLOC: u64 = 256 << 20;
-
-fn fresh_file(dir: &std::path::Path) -> File {
-    OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(dir.join("raw.log"))
-        .expect("raw file")
-}
-
-/// Times writing `iters` frames (cycling) to a fresh file; `sync_every` records per fdatasync.
-fn append(frames: &[Vec<u8>], dir: &std::path::Path, iters: u64, sync_every: u64) -> Duration {
-    let mut file = fresh_file(dir);
-    let started = Instant::now();
-    for i in 0..iters {
-        file.write_all(&frames[i as usize % frames.len()]).unwrap();
-        if sync_every != 0 && (i + 1) % sync_every == 0 {
-            file.sync_data().unwrap();
-        }
-    }
-    if sync_every != 0 && iters % sync_every != 0 {
-        file.sync_data().unwrap();
-    }
-    started.elapsed()
-}
 
 fn baselines(c: &mut Criterion) {
     let frames = workload_frames(NODES);
@@ -55,45 +23,19 @@ fn baselines(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
 
     group.bench_function("write_per_record", |b| {
-        b.iter_custom(|iters| append(&frames, dir.path(), iters, 0))
+        b.iter_custom(|iters| raw::append(&frames, dir.path(), iters, 0))
     });
     group.bench_function("buffered_file", |b| {
-        b.iter_custom(|iters| {
-            let mut out = BufWriter::with_capacity(64 << 10, fresh_file(dir.path()));
-            let started = Instant::now();
-            for i in 0..iters {
-                out.write_all(&frames[i as usize % frames.len()]).unwrap();
-            }
-            out.flush().unwrap();
-            started.elapsed()
-        })
+        b.iter_custom(|iters| raw::buffered(&frames, dir.path(), iters))
     });
     group.bench_function("fdatasync_each", |b| {
-        b.iter_custom(|iters| append(&frames, dir.path(), iters, 1))
+        b.iter_custom(|iters| raw::append(&frames, dir.path(), iters, 1))
     });
     group.bench_function("fdatasync_each_prealloc", |b| {
-        b.iter_custom(|iters| {
-            let file = fresh_file(dir.path());
-            file.set_len(0).unwrap();
-            // Preallocated with fallocate (fs4), as peerlog preallocates its segments.
-            fs4::fs_std::FileExt::allocate(&file, PREALLOC).unwrap();
-            file.sync_all().unwrap();
-            let mut pos = 0u64;
-            let started = Instant::now();
-            for i in 0..iters {
-                let frame = &frames[i as usize % frames.len()];
-                if pos + frame.len() as u64 > PREALLOC {
-                    pos = 0;
-                }
-                file.write_all_at(frame, pos).unwrap();
-                pos += frame.len() as u64;
-                file.sync_data().unwrap();
-            }
-            started.elapsed()
-        })
+        b.iter_custom(|iters| raw::prealloc_fdatasync_each(&frames, dir.path(), iters))
     });
     group.bench_function("fdatasync_per_64", |b| {
-        b.iter_custom(|iters| append(&frames, dir.path(), iters, 64))
+        b.iter_custom(|iters| raw::append(&frames, dir.path(), iters, 64))
     });
     group.finish();
 }

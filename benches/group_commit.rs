@@ -9,44 +9,12 @@
 
 mod common;
 
-use std::sync::Barrier;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use peerlog::{Durability, NodeDb};
 
-use common::{node, node_id, options, self_id, temp_dir, VERSION};
-
-/// Runs about `iters` write+sync pairs spread over `threads` threads; returns the wall time
-/// from the moment all threads are ready until the last one finishes, scaled to `iters`
-/// writes (each thread does the same whole number of them).
-fn run(db: &NodeDb, threads: u64, iters: u64, call_sync: bool) -> Duration {
-    let per_thread = iters.div_ceil(threads);
-    let ready = Barrier::new(threads as usize + 1);
-    let at = SystemTime::now();
-    std::thread::scope(|s| {
-        for t in 0..threads {
-            let (db, ready) = (db, &ready);
-            s.spawn(move || {
-                let id = node_id(t);
-                ready.wait();
-                for _ in 0..per_thread {
-                    db.update_last_pong(&id, at).unwrap();
-                    if call_sync {
-                        db.sync().unwrap();
-                    }
-                }
-                ready.wait();
-            });
-        }
-        ready.wait();
-        let started = Instant::now();
-        ready.wait();
-        started
-            .elapsed()
-            .mul_f64(iters as f64 / (per_thread * threads) as f64)
-    })
-}
+use common::{durable_writers, node, options, self_id, temp_dir, VERSION};
 
 fn group_commit(c: &mut Criterion) {
     let mut group = c.benchmark_group("durable_writers");
@@ -72,7 +40,7 @@ fn group_commit(c: &mut Criterion) {
                 db.update_node(&node(t)).unwrap();
             }
             group.bench_function(BenchmarkId::new(mode, threads), |b| {
-                b.iter_custom(|iters| run(&db, threads, iters, call_sync))
+                b.iter_custom(|iters| durable_writers(&db, threads, iters, call_sync))
             });
         }
     }

@@ -45,8 +45,19 @@ def ns(bench_id):
 
 def rate(bench_id):
     """Elements (operations, records) per second."""
+    if bench_id.startswith("ratios/"):
+        item = EXTRA.get(bench_id)
+        if item is None:
+            MISSING.append(bench_id)
+            return float("nan")
+        return item["rate"]
     elements = FIG.get(bench_id, (0, 1))[1]
     return elements * 1e9 / ns(bench_id)
+
+
+def ir(a, b):
+    """Ratio of two interleaved rates (ratios bench)."""
+    return rate(f"ratios/{a}") / rate(f"ratios/{b}")
 
 
 def fmt_rate(r):
@@ -220,46 +231,67 @@ w(
 )
 
 # --- targets --------------------------------------------------------------------------
+w("\n## Interleaved ratios\n")
+rounds = next((v["rounds"] for k, v in EXTRA.items() if k.startswith("ratios/")), "?")
+w(
+    "`benches/ratios.rs` runs the contenders of each ratio target back to back in every round "
+    f"({rounds} rounds; rates are totals over them), so that load from other processes — and, for synced writes, other processes' "
+    "writeback that an `fdatasync` on ext4 waits for — falls on both sides alike. The targets "
+    "below are judged on these; the criterion tables above measure each contender in its own "
+    "window of time and can differ by several times on this shared machine.\n"
+)
+w(table(
+    ["contender", "ops or records", "rate"],
+    [(k.split("/", 1)[1], v["ops"], fmt_rate(v["rate"]))
+     for k, v in sorted(EXTRA.items()) if k.startswith("ratios/")],
+))
+
 w("\n## Targets of issue 6\n")
 
 
-def target(name, value, shown, goal, ok):
+def target(name, value, shown, goal, ok, also=""):
     status = "n/a" if value != value else ("**pass**" if ok(value) else "**miss**")
-    return (name, shown, goal, status)
+    return (name, shown, also, goal, status)
 
 
-gc16 = rate("durable_writers/group_10ms/16")
+def crit_ratio(a, b):
+    return fmt_ratio(rate(a) / rate(b))
+
+
+ge = lambda g: (lambda v: v >= g)
 rows = [
     target("default durability vs fjall default", cmp_proc / rate("compare_write/os/fjall"),
-           fmt_ratio(cmp_proc / rate("compare_write/os/fjall")), "≥ 3x", lambda v: v >= 3),
+           fmt_ratio(cmp_proc / rate("compare_write/os/fjall")), "≥ 3x", ge(3),
+           "(compare bench)"),
     target("default durability vs raw `write()` per record",
-           proc_rate / rate("baseline/write_per_record"),
-           fmt_ratio(proc_rate / rate("baseline/write_per_record")), "≥ 0.7x",
-           lambda v: v >= 0.7),
+           ir("process", "raw_write_per_record"), fmt_ratio(ir("process", "raw_write_per_record")),
+           "≥ 0.7x", ge(0.7),
+           crit_ratio("write_mixed/process", "baseline/write_per_record")),
     ("buffered mode vs rusty-leveldb buffered",
-     f"no buffered mode; `Process` is "
-     f"{fmt_ratio(cmp_proc / rate('compare_write/buffered/leveldb'))} rusty-leveldb `put`",
+     "no buffered mode; `Process` is "
+     f"{fmt_ratio(cmp_proc / rate('compare_write/buffered/leveldb'))} rusty-leveldb `put`", "",
      "≥ 5x", "n/a"),
     target("`SyncEachWrite` vs raw `write()` + `fdatasync()`",
-           sync_rate / rate("baseline/fdatasync_each"),
-           fmt_ratio(sync_rate / rate("baseline/fdatasync_each")), "≥ 0.9x", lambda v: v >= 0.9),
+           ir("sync_each", "raw_fdatasync_each"), fmt_ratio(ir("sync_each", "raw_fdatasync_each")),
+           "≥ 0.9x", ge(0.9), crit_ratio("write_mixed/sync_each", "baseline/fdatasync_each")),
     target("group commit, 16 threads each waiting, vs `SyncEachWrite` 1 thread",
-           gc16 / single_sync, fmt_ratio(gc16 / single_sync), "≥ 10x", lambda v: v >= 10),
+           ir("group_10ms_16_threads", "sync_each_1_thread"),
+           fmt_ratio(ir("group_10ms_16_threads", "sync_each_1_thread")), "≥ 10x", ge(10),
+           crit_ratio("durable_writers/group_10ms/16", "durable_writers/sync_each/1")),
     target("group commit 10 ms, one writer, vs default mode",
-           rate("write_mixed/group_10ms") / proc_rate,
-           fmt_ratio(rate("write_mixed/group_10ms") / proc_rate), "≥ 0.5x", lambda v: v >= 0.5),
+           ir("group_10ms_no_sync", "process"), fmt_ratio(ir("group_10ms_no_sync", "process")),
+           "≥ 0.5x", ge(0.5), crit_ratio("write_mixed/group_10ms", "write_mixed/process")),
+    target("replay vs mmap + CRC-32 (100 k nodes)", ir("open_100k", "mmap_crc_100k"),
+           fmt_ratio(ir("open_100k", "mmap_crc_100k")), "≥ 0.5x", ge(0.5),
+           fmt_ratio(ns("replay/mmap_crc_100k") / ns("replay/open_100k"))),
     target("replay vs mmap + CRC-32 (1 M nodes)",
            ns("replay/mmap_crc_1m") / ns("replay/open_1m"),
-           fmt_ratio(ns("replay/mmap_crc_1m") / ns("replay/open_1m")), "≥ 0.5x",
-           lambda v: v >= 0.5),
-    target("replay vs mmap + CRC-32 (100 k nodes)",
-           ns("replay/mmap_crc_100k") / ns("replay/open_100k"),
-           fmt_ratio(ns("replay/mmap_crc_100k") / ns("replay/open_100k")), "≥ 0.5x",
-           lambda v: v >= 0.5),
+           fmt_ratio(ns("replay/mmap_crc_1m") / ns("replay/open_1m")), "≥ 0.5x", ge(0.5),
+           "(criterion)"),
     target("reopen vs fjall reopen (100 k nodes)",
            ns("compare_reopen_100k/fjall") / peer_reopen,
            fmt_ratio(ns("compare_reopen_100k/fjall") / peer_reopen) + " faster", "≥ 4x faster",
-           lambda v: v >= 4),
+           ge(4), "(compare bench)"),
     target("open of a compacted 1 M-node log", ns("replay/open_1m_compacted"),
            fmt_time(ns("replay/open_1m_compacted")), "< 1 s", lambda v: v < 1e9),
     target("`query_seeds(30, 5 days)` on 100 k nodes", ns("queries_100k/query_seeds_30_5d"),
@@ -267,9 +299,10 @@ rows = [
     target("index memory beyond the node record",
            float(memory.get("beyond_record", "nan")),
            f"{memory.get('beyond_record', 'n/a')} bytes/node", "< 200 bytes",
-           lambda v: v < 200),
+           lambda v: v < 200, f"{memory.get('bytes_per_node', 'n/a')} bytes/node in all"),
 ]
-w(table(["target", "measured", "goal", "status"], rows))
+w(table(["target", "measured (interleaved)", "criterion, for reference", "goal", "status"],
+        rows))
 
 if MISSING:
     w(f"\nMissing figures (a bench did not run): {', '.join(sorted(set(MISSING)))}\n")

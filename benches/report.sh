@@ -28,8 +28,10 @@ for bench in write baseline group_commit queries replay; do
 done
 echo "== compare" >&2
 cargo bench --features compare --bench compare -- "${crit[@]}" 2>&1 | tee "$OUT/compare.log" >&2
+echo "== ratios (interleaved)" >&2
+cargo bench --bench ratios 2>"$OUT/ratios.err" | tee "$OUT/results.jsonl" >&2
 echo "== maintenance" >&2
-cargo bench --bench maintenance 2>"$OUT/maintenance.err" | tee "$OUT/results.jsonl" >&2
+cargo bench --bench maintenance 2>"$OUT/maintenance.err" | tee -a "$OUT/results.jsonl" >&2
 echo "== memory" >&2
 cargo run --release --example memory 2>"$OUT/memory.err" | tee -a "$OUT/results.jsonl" >&2
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use peerlog::{Durability, Node, NodeDb, NodeId};
 
-use common::{apply, modes, node, op_cycle, options, self_id, temp_dir, VERSION};
+use common::{modes, node, op_cycle, options, run_cycle, self_id, temp_dir, VERSION};
 
 /// Distinct nodes the per-kind benches cycle through.
 const NODES: u64 = 10_000;
@@ -104,16 +104,9 @@ fn mixed(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for (mode, durability) in modes() {
         let (_dir, db) = open(durability);
-        let mut k = 0usize;
+        let mut next = 0usize;
         group.bench_function(mode, |b| {
-            b.iter_custom(|iters| {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    apply(&db, &cycle[k]);
-                    k = (k + 1) % cycle.len();
-                }
-                started.elapsed()
-            })
+            b.iter_custom(|iters| run_cycle(&db, &cycle, &mut next, iters))
         });
     }
     group.finish();

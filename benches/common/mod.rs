@@ -5,10 +5,13 @@
 //! Each bench binary includes this module; not every binary uses every item.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::sync::Barrier;
+use std::time::{Duration, Instant, SystemTime};
 
 use peerlog::{Durability, Node, NodeDb, NodeId, Options};
 
@@ -143,6 +146,58 @@ pub fn temp_dir(label: &str) -> tempfile::TempDir {
         .prefix(&format!("peerlog-bench-{label}-"))
         .tempdir_in(base)
         .expect("temporary directory")
+}
+
+/// Times `iters` operations of `cycle` on `db`, continuing at `*next`.
+pub fn run_cycle(db: &NodeDb, cycle: &[Op], next: &mut usize, iters: u64) -> Duration {
+    let started = Instant::now();
+    for _ in 0..iters {
+        apply(db, &cycle[*next]);
+        *next = (*next + 1) % cycle.len();
+    }
+    started.elapsed()
+}
+
+/// Runs about `iters` write+sync pairs spread over `threads` threads; returns the wall time
+/// from the moment all threads are ready until the last one finishes, scaled to `iters`
+/// writes (each thread does the same whole number of them).
+pub fn durable_writers(db: &NodeDb, threads: u64, iters: u64, call_sync: bool) -> Duration {
+    let per_thread = iters.div_ceil(threads);
+    let ready = Barrier::new(threads as usize + 1);
+    let at = SystemTime::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (db, ready) = (db, &ready);
+            s.spawn(move || {
+                let id = node_id(t);
+                ready.wait();
+                for _ in 0..per_thread {
+                    db.update_last_pong(&id, at).unwrap();
+                    if call_sync {
+                        db.sync().unwrap();
+                    }
+                }
+                ready.wait();
+            });
+        }
+        ready.wait();
+        let started = Instant::now();
+        ready.wait();
+        started
+            .elapsed()
+            .mul_f64(iters as f64 / (per_thread * threads) as f64)
+    })
+}
+
+/// Times one open (replay) of the database in `dir`; closing is not timed.
+pub fn open_once(dir: &Path) -> Duration {
+    let started = Instant::now();
+    let db = NodeDb::open_with(dir, VERSION, self_id(), options(Durability::Process))
+        .expect("open for replay");
+    let elapsed = started.elapsed();
+    assert!(db.recovery().problems.is_empty(), "{:?}", db.recovery());
+    db.close().expect("close");
+    elapsed
 }
 
 /// Writes the workload of `nodes` nodes into a new database at `dir` and closes it.

@@ -1,0 +1,97 @@
+//! The raw baselines, shared by `baseline.rs`, `replay.rs` and `ratios.rs`: the identical
+//! record bytes written or scanned without peerlog.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use memmap2::Mmap;
+
+use super::{frame_len, segment_files, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
+
+/// Size of the preallocated file of [`prealloc_fdatasync_each`].
+const PREALLOC: u64 = 256 << 20;
+
+fn fresh_file(dir: &Path) -> File {
+    OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(dir.join("raw.log"))
+        .expect("raw file")
+}
+
+/// Times writing `iters` frames (cycling) to a fresh file in `dir`, one `write()` each, with
+/// one `fdatasync()` every `sync_every` records (never if 0).
+pub fn append(frames: &[Vec<u8>], dir: &Path, iters: u64, sync_every: u64) -> Duration {
+    let mut file = fresh_file(dir);
+    let started = Instant::now();
+    for i in 0..iters {
+        file.write_all(&frames[i as usize % frames.len()]).unwrap();
+        if sync_every != 0 && (i + 1) % sync_every == 0 {
+            file.sync_data().unwrap();
+        }
+    }
+    if sync_every != 0 && iters % sync_every != 0 {
+        file.sync_data().unwrap();
+    }
+    started.elapsed()
+}
+
+/// Times writing `iters` frames through a 64 KiB `BufWriter`, flushed at the end.
+pub fn buffered(frames: &[Vec<u8>], dir: &Path, iters: u64) -> Duration {
+    let mut out = BufWriter::with_capacity(64 << 10, fresh_file(dir));
+    let started = Instant::now();
+    for i in 0..iters {
+        out.write_all(&frames[i as usize % frames.len()]).unwrap();
+    }
+    out.flush().unwrap();
+    started.elapsed()
+}
+
+/// Times `pwrite()` + `fdatasync()` of `iters` frames into a file preallocated with
+/// `fallocate`, as peerlog preallocates its segments.
+pub fn prealloc_fdatasync_each(frames: &[Vec<u8>], dir: &Path, iters: u64) -> Duration {
+    let file = fresh_file(dir);
+    fs4::fs_std::FileExt::allocate(&file, PREALLOC).unwrap();
+    file.sync_all().unwrap();
+    let mut pos = 0u64;
+    let started = Instant::now();
+    for i in 0..iters {
+        let frame = &frames[i as usize % frames.len()];
+        if pos + frame.len() as u64 > PREALLOC {
+            pos = 0;
+        }
+        file.write_all_at(frame, pos).unwrap();
+        pos += frame.len() as u64;
+        file.sync_data().unwrap();
+    }
+    started.elapsed()
+}
+
+/// Maps every segment of `dir` and checks each record's salted CRC-32, decoding nothing;
+/// returns the records.
+pub fn mmap_crc_scan(dir: &Path) -> u64 {
+    let mut records = 0;
+    for path in segment_files(dir) {
+        let file = File::open(&path).expect("open segment");
+        // SAFETY: the benchmark's files are not modified while mapped.
+        let map = unsafe { Mmap::map(&file) }.expect("map segment");
+        let salt: [u8; 8] = map[24..32].try_into().unwrap();
+        let seed = crc32fast::hash(&salt);
+        let mut pos = SEGMENT_HEADER_LEN;
+        while let Some(len) = frame_len(&map[pos..]) {
+            let payload = u16::from_le_bytes([map[pos + 12], map[pos + 13]]) as usize;
+            let stored = u32::from_le_bytes(map[pos..pos + 4].try_into().unwrap());
+            let mut hasher = crc32fast::Hasher::new_with_initial(seed);
+            hasher.update(&map[pos + 4..pos + FRAME_HEADER_LEN + payload]);
+            assert_eq!(hasher.finalize(), stored, "{} at {pos}", path.display());
+            records += 1;
+            pos += len;
+        }
+    }
+    records
+}

@@ -1,0 +1,119 @@
+//! The ratios the targets of issue 6 are judged on, measured *interleaved*: each round runs
+//! every contender once, back to back, so that load from other processes on a shared machine
+//! (and, for synced writes, other processes' writeback that an `fdatasync` on ext4 must wait
+//! for) falls on both sides of each ratio alike. Criterion's figures in the other benches run
+//! each contender in its own window of time and can differ by several times on a busy box.
+//!
+//! Prints one JSON line per contender: `{"id":"ratios/<name>","ops":..,"ns":..,"rate":..}`,
+//! the sums over all rounds. Run with `cargo bench --bench ratios` (`PEERLOG_RATIO_ROUNDS`,
+//! default 7).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use peerlog::{Durability, NodeDb};
+
+use common::raw::{append, mmap_crc_scan, prealloc_fdatasync_each};
+use common::{
+    build_log, durable_writers, node, op_cycle, open_once, options, run_cycle, self_id, temp_dir,
+    workload_frames, VERSION,
+};
+
+/// Nodes in the cycle of operations the write contenders repeat.
+const NODES: u64 = 10_000;
+/// Operations per round for writes that reach the OS only.
+const FAST_OPS: u64 = 200_000;
+/// Operations per round for writes that wait for the disk.
+const SYNCED_OPS: u64 = 300;
+/// Threads of the group-commit contender.
+const THREADS: u64 = 16;
+
+fn open(durability: Durability) -> (tempfile::TempDir, NodeDb) {
+    let dir = temp_dir("ratios");
+    let db = NodeDb::open_with(dir.path(), VERSION, self_id(), options(durability)).unwrap();
+    for t in 0..THREADS {
+        db.update_node(&node(t)).unwrap();
+    }
+    (dir, db)
+}
+
+fn main() {
+    let rounds: usize = std::env::var("PEERLOG_RATIO_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(7);
+    let cycle = op_cycle(NODES);
+    let frames = workload_frames(NODES);
+    let raw_dir = temp_dir("ratios-raw");
+    let (_p, process) = open(Durability::Process);
+    let (_g, group) = open(Durability::GroupCommit {
+        max_delay: Duration::from_millis(10),
+    });
+    let (_s, sync_each) = open(Durability::SyncEachWrite);
+    let replay_dir = temp_dir("ratios-replay");
+    build_log(replay_dir.path(), 100_000);
+    let replay_records = mmap_crc_scan(replay_dir.path());
+
+    let mut totals: BTreeMap<&str, (u64, Duration)> = BTreeMap::new();
+    let mut add = |name, ops, time| {
+        let total = totals.entry(name).or_insert((0, Duration::ZERO));
+        total.0 += ops;
+        total.1 += time;
+    };
+    let (mut p_next, mut g_next, mut s_next) = (0, 0, 0);
+    for _ in 0..rounds {
+        add(
+            "process",
+            FAST_OPS,
+            run_cycle(&process, &cycle, &mut p_next, FAST_OPS),
+        );
+        add(
+            "raw_write_per_record",
+            FAST_OPS,
+            append(&frames, raw_dir.path(), FAST_OPS, 0),
+        );
+        add(
+            "group_10ms_no_sync",
+            FAST_OPS,
+            run_cycle(&group, &cycle, &mut g_next, FAST_OPS),
+        );
+        add(
+            "sync_each",
+            SYNCED_OPS,
+            run_cycle(&sync_each, &cycle, &mut s_next, SYNCED_OPS),
+        );
+        add(
+            "raw_fdatasync_each",
+            SYNCED_OPS,
+            append(&frames, raw_dir.path(), SYNCED_OPS, 1),
+        );
+        add(
+            "raw_fdatasync_each_prealloc",
+            SYNCED_OPS,
+            prealloc_fdatasync_each(&frames, raw_dir.path(), SYNCED_OPS),
+        );
+        add(
+            "sync_each_1_thread",
+            SYNCED_OPS,
+            durable_writers(&sync_each, 1, SYNCED_OPS, false),
+        );
+        add(
+            "group_10ms_16_threads",
+            8 * SYNCED_OPS,
+            durable_writers(&group, THREADS, 8 * SYNCED_OPS, true),
+        );
+        add("open_100k", replay_records, open_once(replay_dir.path()));
+        let started = std::time::Instant::now();
+        assert_eq!(mmap_crc_scan(replay_dir.path()), replay_records);
+        add("mmap_crc_100k", replay_records, started.elapsed());
+    }
+    for (name, (ops, time)) in totals {
+        println!(
+            "{{\"id\":\"ratios/{name}\",\"ops\":{ops},\"ns\":{},\"rate\":{:.1},\"rounds\":{rounds}}}",
+            time.as_nanos(),
+            ops as f64 / time.as_secs_f64()
+        );
+    }
+}
