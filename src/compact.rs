@@ -23,7 +23,9 @@ use crate::error::IoContext;
 use crate::index::Index;
 use crate::log::format::{encode_frame, salt_seed, SegmentHeader, FLAG_COMPACTED};
 use crate::log::writer::{private_file, sync_dir};
-use crate::log::{self, segment_file_name, ReplayPlan, SegmentFile, ARCHIVE_DIR, TEMP_EXT};
+use crate::log::{
+    self, segment_file_name, Problem, ReplayPlan, SegmentFile, ARCHIVE_DIR, TEMP_EXT,
+};
 use crate::{Error, Options};
 
 /// What a compaction did.
@@ -41,6 +43,10 @@ pub struct CompactStats {
     pub bytes_written: u64,
     /// Nodes dropped because they had expired.
     pub nodes_expired: usize,
+    /// Damage found in the segments read. Their intact records are kept; the damaged segments
+    /// are moved to `archive/` (whatever `keep_history` says), so that the loss stays visible
+    /// to `peerlog verify` and the bytes can be examined.
+    pub problems: Vec<Problem>,
 }
 
 /// The sealed segments a compaction will replace, and the last sequence number they hold.
@@ -54,10 +60,15 @@ pub(crate) struct CompactionInput {
     pub output_id: u64,
 }
 
-/// Removes a replaced segment, or moves it into `archive/` when history is kept.
-pub(crate) fn retire_segment(dir: &Path, path: &Path, opts: &Options) -> Result<(), Error> {
+/// Removes a replaced segment, or moves it into `archive/` when `archive` is set.
+pub(crate) fn retire_segment(
+    dir: &Path,
+    path: &Path,
+    archive: bool,
+    opts: &Options,
+) -> Result<(), Error> {
     opts.fail_points.check("compact.remove").at(path)?;
-    if opts.keep_history {
+    if archive {
         let archive = dir.join(ARCHIVE_DIR);
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -157,9 +168,14 @@ pub(crate) fn rewrite(
     faults.check("compact.dirsync").at(dir)?;
     sync_dir(dir)?;
     stats.bytes_written = bytes;
-    for segment in input.segments.iter().chain(&input.superseded) {
-        retire_segment(dir, &segment.path, opts)?;
+    for problem in &replayed.problems {
+        ::log::error!("compaction found damage; the segment is moved to {ARCHIVE_DIR}/: {problem}");
     }
+    for segment in input.segments.iter().chain(&input.superseded) {
+        let damaged = replayed.problems.iter().any(|p| p.path == segment.path);
+        retire_segment(dir, &segment.path, opts.keep_history || damaged, opts)?;
+    }
+    stats.problems = replayed.problems;
     sync_dir(dir)?;
     Ok(stats)
 }

@@ -42,6 +42,8 @@ pub(crate) struct Inner {
     /// One compaction at a time.
     compaction: Mutex<()>,
     compacting: AtomicBool,
+    /// Set by `ensure_expirer`: from then on automatic compactions also expire stale nodes.
+    expirer_started: AtomicBool,
     group_commit: GroupCommit,
     recovery: ReplaySummary,
     _lock: Option<DirLock>,
@@ -72,7 +74,9 @@ impl State {
         self.check_writable()?;
         let written_at = now_nanos();
         if let Some(log) = &mut self.log {
-            self.log_bytes += log.append(event, written_at)?;
+            let appended = log.append(event, written_at);
+            self.poison_if_sync_failed();
+            self.log_bytes += appended?;
         }
         self.index.apply(event, written_at);
         if sync_each {
@@ -85,8 +89,27 @@ impl State {
         let Some(log) = &mut self.log else {
             return Ok(());
         };
-        log.sync()
-            .inspect_err(|e| self.poisoned = Some(e.to_string()))
+        let synced = log.sync();
+        self.poison_if_sync_failed();
+        synced
+    }
+
+    /// Seals the active segment (for compaction).
+    fn seal(&mut self) -> Result<(), Error> {
+        let log = self
+            .log
+            .as_mut()
+            .expect("a database with a directory has a log");
+        let sealed = log.seal_active();
+        self.poison_if_sync_failed();
+        sealed
+    }
+
+    /// A failed fsync anywhere in the writer (also while rotating) poisons the database.
+    fn poison_if_sync_failed(&mut self) {
+        if let Some(reason) = self.log.as_ref().and_then(|log| log.failed_sync()) {
+            self.poisoned.get_or_insert_with(|| reason.to_string());
+        }
     }
 }
 
@@ -188,57 +211,64 @@ impl Inner {
         let sync_each = self.opts.durability == Durability::SyncEachWrite;
         let mut state = self.state();
         let mut dropped = 0;
-        for id in state.index.expired(threshold, &self.self_id) {
+        let expired = state.index.expired(threshold, &self.self_id);
+        for &id in &expired {
             let had_record = state.index.get(&id).is_some_and(|e| e.endpoint.is_some());
             state.write(&Event::NodeExpired { id }, false)?;
             dropped += usize::from(had_record);
         }
-        if sync_each && dropped > 0 {
+        if sync_each && !expired.is_empty() {
             state.sync()?;
         }
         Ok(dropped)
     }
 
-    fn compact(&self) -> Result<CompactStats, Error> {
+    /// Compacts the sealed part of the log; first expires stale nodes if `expire_first`.
+    fn compact(&self, expire_first: bool) -> Result<CompactStats, Error> {
         let Some(dir) = &self.dir else {
             return Ok(CompactStats::default());
         };
         let _one_at_a_time = self.compaction.lock().unwrap_or_else(|e| e.into_inner());
-        let nodes_expired = self.expire()?;
-        let input = {
+        let nodes_expired = if expire_first { self.expire()? } else { 0 };
+        // Writers wait only for the seal: everything up to `last_seq` is then in sealed
+        // segments, which only compaction (one at a time) removes.
+        let (last_seq, active, output_id, (protocol_version, salt)) = {
             let mut state = self.state();
             state.check_writable()?;
+            state.seal()?;
             let log = state
                 .log
                 .as_mut()
                 .expect("a database with a directory has a log");
-            log.seal_active()?;
             let last_seq = log.next_seq() - 1;
-            let active = log.active_segment_id();
-            let output_id = log.reserve_segment_id();
-            let listing = log::list_dir(dir)?;
-            let plan = ReplayPlan::new(listing.segments);
-            let segments: Vec<_> = plan
-                .live
-                .into_iter()
-                .filter(|s| s.header.segment_id != active)
-                .collect();
-            let (protocol_version, salt) = log.generation();
-            CompactionInput {
-                segments,
-                superseded: plan.superseded,
+            (
                 last_seq,
-                protocol_version,
-                salt,
-                output_id,
-            }
+                log.active_segment_id(),
+                log.reserve_segment_id(),
+                log.generation(),
+            )
         };
-        if input.segments.is_empty() {
+        let plan = ReplayPlan::new(log::list_dir(dir)?.segments);
+        let segments: Vec<_> = plan
+            .live
+            .into_iter()
+            .filter(|s| s.header.segment_id != active && s.header.first_seq <= last_seq)
+            .collect();
+        let already_compact = matches!(&segments[..], [only] if only.header.is_compacted());
+        if segments.is_empty() || (already_compact && plan.superseded.is_empty()) {
             return Ok(CompactStats {
                 nodes_expired,
                 ..CompactStats::default()
             });
         }
+        let input = CompactionInput {
+            segments,
+            superseded: plan.superseded,
+            last_seq,
+            protocol_version,
+            salt,
+            output_id,
+        };
         let mut stats = compact::rewrite(dir, input, &self.opts)?;
         stats.nodes_expired = nodes_expired;
         let mut state = self.state();
@@ -280,6 +310,7 @@ impl NodeDb {
             state: Mutex::new(state),
             compaction: Mutex::new(()),
             compacting: AtomicBool::new(false),
+            expirer_started: AtomicBool::new(false),
             group_commit: GroupCommit::default(),
             recovery: opened.summary,
             _lock: Some(opened.lock),
@@ -302,6 +333,7 @@ impl NodeDb {
             state: Mutex::new(state),
             compaction: Mutex::new(()),
             compacting: AtomicBool::new(false),
+            expirer_started: AtomicBool::new(false),
             group_commit: GroupCommit::default(),
             recovery: ReplaySummary::default(),
             _lock: None,
@@ -430,12 +462,13 @@ impl NodeDb {
             })
             .expect("spawning the expirer thread");
         threads.expirer = Some((stop, handle));
+        self.inner.expirer_started.store(true, Ordering::Release);
     }
 
     /// Rewrites the sealed part of the log as the live state, dropping overwritten, deleted
     /// and expired entries. Writers are held up only while the active segment is sealed.
     pub fn compact(&self) -> Result<CompactStats, Error> {
-        self.inner.compact()
+        self.inner.compact(true)
     }
 
     /// Makes every write so far durable on stable storage.
@@ -481,7 +514,10 @@ impl NodeDb {
             std::thread::Builder::new()
                 .name("peerlog-compactor".into())
                 .spawn(move || {
-                    if let Err(e) = inner.compact() {
+                    // Like go-ethereum, expire nothing before the application asked for
+                    // expiry (ensure_expirer): early on, stale nodes may be the only seeds.
+                    let expire_first = inner.expirer_started.load(Ordering::Acquire);
+                    if let Err(e) = inner.compact(expire_first) {
                         ::log::error!("background compaction failed: {e}");
                     }
                     inner.compacting.store(false, Ordering::Release);

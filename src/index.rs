@@ -302,7 +302,8 @@ impl Index {
     pub fn sample_seeds(&self, n: usize, min_pong: i64, self_id: &NodeId) -> Vec<Node> {
         let eligible =
             |e: &Entry| e.endpoint.is_some() && e.id != *self_id && e.last_pong >= min_pong;
-        if n == 0 || self.entries.is_empty() {
+        let n = n.min(self.entries.len());
+        if n == 0 {
             return Vec::new();
         }
         let mut rng = rand::thread_rng();

@@ -53,7 +53,7 @@ fn retire_superseded(dir: &Path, plan: &ReplayPlan, opts: &Options) -> Result<()
         return Ok(());
     }
     for segment in &plan.superseded {
-        crate::compact::retire_segment(dir, &segment.path, opts)?;
+        crate::compact::retire_segment(dir, &segment.path, opts.keep_history, opts)?;
     }
     sync_dir(dir)
 }

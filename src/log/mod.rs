@@ -100,14 +100,9 @@ pub fn list_dir(dir: &Path) -> Result<DirListing, Error> {
         };
         // A header naming another segment (a copied file) is not refused: its records are
         // accounted for by sequence number like any others.
-        let mut segment = match read_segment_header(&path) {
-            Ok(segment) => segment,
-            // Removed since the directory was read (by a live writer's compaction): absent.
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                continue
-            }
-            Err(e) => return Err(e),
-        };
+        // A segment removed since the directory was read (by a live writer's compaction) fails
+        // here with NotFound: the caller lists again rather than replay an incomplete log.
+        let mut segment = read_segment_header(&path)?;
         segment.file_id = id;
         listing.segments.push(segment);
     }

@@ -98,6 +98,9 @@ pub(crate) struct LogWriter {
     next_seq: u64,
     segment_size: u64,
     faults: FailPoints,
+    /// Set when an fsync failed: retrying one can report success for data that was lost, so
+    /// the writer refuses everything after it.
+    failed_sync: Option<String>,
     frame: Vec<u8>,
     payload: Vec<u8>,
 }
@@ -223,6 +226,7 @@ impl LogWriter {
             next_seq,
             segment_size,
             faults,
+            failed_sync: None,
             frame: Vec::with_capacity(MAX_FRAME_LEN),
             payload: Vec::with_capacity(MAX_PAYLOAD_LEN),
         })
@@ -267,6 +271,7 @@ impl LogWriter {
     /// Seals the active segment if it holds any record, so that everything written so far
     /// is in sealed segments.
     pub fn seal_active(&mut self) -> Result<(), Error> {
+        self.check_not_poisoned()?;
         if self.segment.pos > HEADER_LEN {
             self.rotate()?;
         }
@@ -286,6 +291,7 @@ impl LogWriter {
     /// Frames and appends one event; returns the frame's length in bytes. When this returns,
     /// the record is in the page cache: a crash of the process no longer loses it.
     pub fn append(&mut self, event: &Event, written_at: i64) -> Result<u64, Error> {
+        self.check_not_poisoned()?;
         self.payload.clear();
         event.encode_payload(written_at, &mut self.payload)?;
         self.frame.clear();
@@ -325,9 +331,30 @@ impl LogWriter {
         Ok(())
     }
 
-    /// Makes every appended record durable on stable storage.
+    /// Makes every appended record durable on stable storage. A failure poisons the writer.
     pub fn sync(&mut self) -> Result<(), Error> {
-        self.faults.check("log.fsync").at(&self.segment.path)?;
-        self.segment.file.sync_data().at(&self.segment.path)
+        self.check_not_poisoned()?;
+        let path = &self.segment.path;
+        let result = self
+            .faults
+            .check("log.fsync")
+            .and_then(|()| self.segment.file.sync_data())
+            .map_err(|e| Error::io(path, e));
+        if let Err(e) = &result {
+            self.failed_sync = Some(e.to_string());
+        }
+        result
+    }
+
+    /// Why the writer refuses writes, if an fsync failed.
+    pub fn failed_sync(&self) -> Option<&str> {
+        self.failed_sync.as_deref()
+    }
+
+    fn check_not_poisoned(&self) -> Result<(), Error> {
+        match &self.failed_sync {
+            Some(reason) => Err(Error::Poisoned(reason.clone())),
+            None => Ok(()),
+        }
     }
 }
