@@ -6,7 +6,7 @@
 //!
 //! Prints one JSON line per contender: `{"id":"ratios/<name>","ops":..,"ns":..,"rate":..}`,
 //! the sums over all rounds. Run with `cargo bench --bench ratios` (`PEERLOG_RATIO_ROUNDS`,
-//! default 7).
+//! default 7; `PEERLOG_RATIO_ONLY=<part of a name>` runs only the matching contenders).
 
 mod common;
 
@@ -40,6 +40,10 @@ fn open(durability: Durability) -> (tempfile::TempDir, NodeDb) {
 }
 
 fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        // Run as a test (`cargo test --benches`): nothing to check, and far too slow.
+        return;
+    }
     let rounds: usize = std::env::var("PEERLOG_RATIO_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
@@ -52,8 +56,13 @@ fn main() {
         max_delay: Duration::from_millis(10),
     });
     let (_s, sync_each) = open(Durability::SyncEachWrite);
+    // PEERLOG_RATIO_ONLY=<part of a name> runs only the matching contenders (for profiling).
+    let only = std::env::var("PEERLOG_RATIO_ONLY").unwrap_or_default();
+    let want = |name: &str| name.contains(only.as_str());
     let replay_dir = temp_dir("ratios-replay");
-    build_log(replay_dir.path(), 100_000);
+    if want("open_100k") || want("mmap_crc_100k") {
+        build_log(replay_dir.path(), 100_000);
+    }
     let replay_records = mmap_crc_scan(replay_dir.path());
 
     let mut totals: BTreeMap<&str, (u64, Duration)> = BTreeMap::new();
@@ -64,50 +73,70 @@ fn main() {
     };
     let (mut p_next, mut g_next, mut s_next) = (0, 0, 0);
     for _ in 0..rounds {
-        add(
-            "process",
-            FAST_OPS,
-            run_cycle(&process, &cycle, &mut p_next, FAST_OPS),
-        );
-        add(
-            "raw_write_per_record",
-            FAST_OPS,
-            append(&frames, raw_dir.path(), FAST_OPS, 0),
-        );
-        add(
-            "group_10ms_no_sync",
-            FAST_OPS,
-            run_cycle(&group, &cycle, &mut g_next, FAST_OPS),
-        );
-        add(
-            "sync_each",
-            SYNCED_OPS,
-            run_cycle(&sync_each, &cycle, &mut s_next, SYNCED_OPS),
-        );
-        add(
-            "raw_fdatasync_each",
-            SYNCED_OPS,
-            append(&frames, raw_dir.path(), SYNCED_OPS, 1),
-        );
-        add(
-            "raw_fdatasync_each_prealloc",
-            SYNCED_OPS,
-            prealloc_fdatasync_each(&frames, raw_dir.path(), SYNCED_OPS),
-        );
-        add(
-            "sync_each_1_thread",
-            SYNCED_OPS,
-            durable_writers(&sync_each, 1, SYNCED_OPS, false),
-        );
-        add(
-            "group_10ms_16_threads",
-            8 * SYNCED_OPS,
-            durable_writers(&group, THREADS, 8 * SYNCED_OPS, true),
-        );
-        add("open_100k", replay_records, open_once(replay_dir.path()));
-        let started = std::time::Instant::now();
-        assert_eq!(mmap_crc_scan(replay_dir.path()), replay_records);
-        add("mmap_crc_100k", replay_records, started.elapsed());
+        if want("process") {
+            add(
+                "process",
+                FAST_OPS,
+                run_cycle(&process, &cycle, &mut p_next, FAST_OPS),
+            );
+        }
+        if want("raw_write_per_record") {
+            add(
+                "raw_write_per_record",
+                FAST_OPS,
+                append(&frames, raw_dir.path(), FAST_OPS, 0),
+            );
+        }
+        if want("group_10ms_no_sync") {
+            add(
+                "group_10ms_no_sync",
+                FAST_OPS,
+                run_cycle(&group, &cycle, &mut g_next, FAST_OPS),
+            );
+        }
+        if want("sync_each") {
+            add(
+                "sync_each",
+                SYNCED_OPS,
+                run_cycle(&sync_each, &cycle, &mut s_next, SYNCED_OPS),
+            );
+        }
+        if want("raw_fdatasync_each") {
+            add(
+                "raw_fdatasync_each",
+                SYNCED_OPS,
+                append(&frames, raw_dir.path(), SYNCED_OPS, 1),
+            );
+        }
+        if want("raw_fdatasync_each_prealloc") {
+            add(
+                "raw_fdatasync_each_prealloc",
+                SYNCED_OPS,
+                prealloc_fdatasync_each(&frames, raw_dir.path(), SYNCED_OPS),
+            );
+        }
+        if want("sync_each_1_thread") {
+            add(
+                "sync_each_1_thread",
+                SYNCED_OPS,
+                durable_writers(&sync_each, 1, SYNCED_OPS, false),
+            );
+        }
+        if want("group_10ms_16_threads") {
+            add(
+                "group_10ms_16_threads",
+                8 * SYNCED_OPS,
+                durable_writers(&group, THREADS, 8 * SYNCED_OPS, true),
+            );
+        }
+        if want("open_100k") {
+            add("open_100k", replay_records, open_once(replay_dir.path()));
+        }
+        if want("mmap_crc_100k") {
+            let started = std::time::Instant::now();
+            assert_eq!(mmap_crc_scan(replay_dir.path()), replay_records);
+            add("mmap_crc_100k", replay_records, started.elapsed());
+        }
     }
     for (name, (ops, time)) in totals {
         println!(

@@ -3,6 +3,9 @@
 //! and for the 1 M-node log after compaction. Beside each, the replay ceiling: the same
 //! segment files mapped and every record's CRC-32 checked, with nothing decoded or indexed.
 //!
+//! `scan_decode` is the step in between (peerlog's scanner, no index), to tell decoding from
+//! indexing.
+//!
 //! One iteration is one open (or one scan) of the whole log; throughput is records/s. The
 //! files are in the page cache (warm), as they are on a restart that follows a clean stop.
 
@@ -11,8 +14,34 @@ mod common;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use peerlog::NodeDb;
 
+use std::fs::File;
+use std::path::Path;
+
+use memmap2::Mmap;
+use peerlog::log::format::salt_seed;
+use peerlog::log::reader::{ScanItem, SegmentScanner};
+
 use common::raw::mmap_crc_scan;
-use common::{build_log, open_once, self_id, temp_dir, VERSION};
+use common::{build_log, open_once, segment_files, self_id, temp_dir, VERSION};
+
+/// Replay without the index: every segment mapped and scanned by peerlog's own
+/// `SegmentScanner` (framing, CRC, payload decoded into a `Record`), records counted. The gap
+/// to `mmap_crc` is decoding; the gap to `open` is applying records to the index (and
+/// opening the directory).
+fn scan_decode(dir: &Path) -> u64 {
+    let mut records = 0;
+    for path in segment_files(dir) {
+        let file = File::open(&path).expect("open segment");
+        // SAFETY: the benchmark's files are not modified while mapped.
+        let map = unsafe { Mmap::map(&file) }.expect("map segment");
+        let salt = u64::from_le_bytes(map[24..32].try_into().unwrap());
+        let scanner = SegmentScanner::new_exclusive(&map, salt_seed(salt));
+        records += scanner
+            .filter(|item| matches!(item, ScanItem::Record { .. }))
+            .count() as u64;
+    }
+    records
+}
 
 fn replay(c: &mut Criterion) {
     let mut group = c.benchmark_group("replay");
@@ -32,6 +61,10 @@ fn replay(c: &mut Criterion) {
         });
         group.bench_function(format!("mmap_crc_{label}"), |b| {
             b.iter(|| mmap_crc_scan(dir.path()))
+        });
+        assert_eq!(scan_decode(dir.path()), records);
+        group.bench_function(format!("scan_decode_{label}"), |b| {
+            b.iter(|| scan_decode(dir.path()))
         });
         if nodes == 1_000_000 {
             let db = NodeDb::open(dir.path(), VERSION, self_id()).expect("open");
