@@ -184,17 +184,20 @@ w(table(
 w("\n## Open (replay) and reopen\n")
 w(
     "Warm page cache. `mmap + CRC-32` maps the same segment files and checks every record's "
-    "checksum, decoding nothing: the replay ceiling. Ratio = ceiling time ÷ open time.\n"
+    "checksum, decoding nothing: the replay ceiling. Ratio = ceiling time ÷ the row's time "
+    "(for the ceiling's own row: ÷ open).\n"
 )
 rows = []
 for label, what in (("100k", "100 k nodes, 700 k records"), ("1m", "1 M nodes, 7 M records")):
     o, r = f"replay/open_{label}", f"replay/mmap_crc_{label}"
-    rows.append((f"open, {what}", fmt_time(ns(o)), fmt_rate(rate(o)), ""))
-    rows.append((f"mmap + CRC-32, same files", fmt_time(ns(r)), fmt_rate(rate(r)),
-                 fmt_ratio(ns(r) / ns(o))))
+    rows.append((f"open, {what}", fmt_time(ns(o)), fmt_rate(rate(o)), fmt_ratio(ns(r) / ns(o))))
+    d = f"replay/scan_decode_{label}"
+    rows.append(("peerlog's scanner alone (CRC + decode, no index)", fmt_time(ns(d)),
+                 fmt_rate(rate(d)), fmt_ratio(ns(r) / ns(d))))
+    rows.append(("mmap + CRC-32, same files", fmt_time(ns(r)), fmt_rate(rate(r)), ""))
 c = "replay/open_1m_compacted"
 rows.append(("open, 1 M nodes after compaction", fmt_time(ns(c)), fmt_rate(rate(c)), ""))
-w(table(["what", "time", "records/s", "ceiling ÷ open"], rows))
+w(table(["what", "time", "records/s", "ceiling ÷ this"], rows))
 w(
     "\nReopen of the 100 k-node workload (700 k operations) by each engine; ratio = the "
     "engine's time ÷ peerlog's (above 1: peerlog is faster).\n"
