@@ -184,8 +184,7 @@ w(table(
 w("\n## Open (replay) and reopen\n")
 w(
     "Warm page cache. `mmap + CRC-32` maps the same segment files and checks every record's "
-    "checksum, decoding nothing: the replay ceiling. Ratio = ceiling time ÷ the row's time "
-    "(for the ceiling's own row: ÷ open).\n"
+    "checksum, decoding nothing: the replay ceiling. Ratio = ceiling time ÷ the row's time.\n"
 )
 rows = []
 for label, what in (("100k", "100 k nodes, 700 k records"), ("1m", "1 M nodes, 7 M records")):
