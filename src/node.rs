@@ -203,7 +203,9 @@ impl FromStr for Node {
         let (id_hex, rest) = rest
             .split_once('@')
             .ok_or_else(|| bad("missing '@' between node id and address"))?;
-        if id_hex.starts_with("0x") {
+        // Either case: NodeId's parser strips "0X" too (fuzz finding: "enode://0X<id>@..."
+        // was accepted while "enode://0x<id>@..." was refused).
+        if id_hex.starts_with("0x") || id_hex.starts_with("0X") {
             return Err(bad("node id must not have a 0x prefix"));
         }
         let id: NodeId = id_hex.parse().map_err(|e: Error| bad(&e.to_string()))?;
@@ -348,6 +350,19 @@ fn canonical_uint(bytes: &[u8]) -> Result<u64, &'static str> {
 
 #[cfg(test)]
 mod tests {
+    /// Fuzz regression (enode_url): the URL's id takes no hex prefix, in either case.
+    #[test]
+    fn enode_id_with_hex_prefix_is_refused_in_either_case() {
+        let id = "ab".repeat(64);
+        for prefix in ["0x", "0X"] {
+            let url = format!("enode://{prefix}{id}@10.0.0.1:30303");
+            assert!(url.parse::<super::Node>().is_err(), "{url} accepted");
+        }
+        assert!(format!("enode://{id}@10.0.0.1:30303")
+            .parse::<super::Node>()
+            .is_ok());
+    }
+
     use super::*;
     use proptest::prelude::*;
 
