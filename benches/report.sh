@@ -41,7 +41,7 @@ bench_dir=${PEERLOG_BENCH_DIR:-${TMPDIR:-/tmp}}
     echo "cores: $(nproc) ($(lscpu | sed -n 's/^Thread(s) per core: *//p') thread(s) per core)"
     echo "memory: $(free -h | awk '/^Mem:/ {print $2}')"
     echo "kernel: $(uname -sr)"
-    echo "filesystem: $(df -T "$bench_dir" | awk 'NR==2 {print $2 " on " $1 " (" $7 ")"}')"
+    echo "filesystem: $(df -T "$bench_dir" | awk 'NR==2 {print $2 " on " $1 " (" $7 ")"}'), options $(findmnt -no OPTIONS --target "$bench_dir" 2>/dev/null || echo unknown)"
     echo "rustc: $(rustc --version)"
     echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' (src modified)')"
