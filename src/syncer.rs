@@ -18,7 +18,25 @@ struct Progress {
     /// The syncer failed; the database is poisoned.
     failed: Option<String>,
     stop: bool,
+    /// The sequence number each caller of `sync()` is waiting for.
+    waiters: Vec<u64>,
+    /// How many callers the last pass covered: the next pass waits briefly for as many, so
+    /// that concurrent writers share one fsync instead of each getting a small one.
+    last_batch: usize,
 }
+
+impl Progress {
+    /// Callers still waiting for a pass.
+    fn unsatisfied(&self) -> usize {
+        self.waiters
+            .iter()
+            .filter(|&&seq| seq > self.synced_through)
+            .count()
+    }
+}
+
+/// Longest a pass waits for the callers it expects to gather.
+const GATHER_AT_MOST: Duration = Duration::from_millis(1);
 
 /// State shared between the syncer thread and the callers waiting on it.
 #[derive(Default)]
@@ -38,15 +56,16 @@ impl GroupCommit {
     /// Blocks until every record up to `seq` is durable.
     pub fn wait_for(&self, seq: u64) -> Result<(), Error> {
         let mut progress = self.progress();
-        loop {
+        progress.waiters.push(seq);
+        let outcome = loop {
             if let Some(failure) = &progress.failed {
-                return Err(Error::Poisoned(failure.clone()));
+                break Err(Error::Poisoned(failure.clone()));
             }
             if progress.synced_through >= seq {
-                return Ok(());
+                break Ok(());
             }
             if progress.stop {
-                return Err(Error::Closed);
+                break Err(Error::Closed);
             }
             progress.requested = true;
             self.wake.notify_one();
@@ -54,7 +73,12 @@ impl GroupCommit {
                 .synced
                 .wait(progress)
                 .unwrap_or_else(|e| e.into_inner());
-        }
+        };
+        let mine = progress.waiters.iter().position(|&s| s == seq);
+        progress
+            .waiters
+            .swap_remove(mine.expect("registered above"));
+        outcome
     }
 
     /// Starts the syncer thread for `inner`.
@@ -79,10 +103,19 @@ fn run(weak: Weak<Inner>, max_delay: Duration) {
         let group = inner.group_commit();
         let (stop, synced_through) = {
             let progress = group.progress();
-            let (mut progress, _) = group
+            let (progress, _) = group
                 .wake
                 .wait_timeout_while(progress, max_delay, |p| !p.requested && !p.stop)
                 .unwrap_or_else(|e| e.into_inner());
+            // Gather: give as many callers as the last pass had a moment to join this one.
+            let gather = GATHER_AT_MOST.min(max_delay);
+            let (mut progress, _) = group
+                .wake
+                .wait_timeout_while(progress, gather, |p| {
+                    p.requested && !p.stop && p.unsatisfied() < p.last_batch
+                })
+                .unwrap_or_else(|e| e.into_inner());
+            progress.last_batch = progress.unsatisfied();
             progress.requested = false;
             (progress.stop, progress.synced_through)
         };
