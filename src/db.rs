@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use crossbeam_channel::{select, Sender};
 
 use crate::compact::{self, CompactStats, CompactionInput};
-use crate::event::{self, now_nanos, Event};
+use crate::event::{self, now_nanos, Event, StoredEvent};
 use crate::index::Index;
 use crate::lock::DirLock;
 use crate::log::writer::LogWriter;
@@ -72,13 +72,15 @@ impl State {
     /// Logs then applies one event.
     fn write(&mut self, event: &Event, sync_each: bool) -> Result<(), Error> {
         self.check_writable()?;
+        // Refuses timestamps that do not fit before anything is written.
+        let stored = StoredEvent::from_event(event)?;
         let written_at = now_nanos();
         if let Some(log) = &mut self.log {
             let appended = log.append(event, written_at);
             self.poison_if_sync_failed();
             self.log_bytes += appended?;
         }
-        self.index.apply(event, written_at);
+        self.index.apply(&stored, written_at);
         if sync_each {
             self.sync()?;
         }

@@ -130,30 +130,110 @@ impl Event {
     /// Decodes a payload of the given kind. `None` for anything malformed: the caller treats
     /// such a record as damage even though its checksum matched.
     pub(crate) fn decode_payload(kind: u8, payload: &[u8]) -> Option<(i64, Event)> {
+        let (written_at, stored) = StoredEvent::decode(kind, payload)?;
+        Some((written_at, stored.into_event()))
+    }
+}
+
+/// An event with its timestamps in stored form (nanoseconds since the epoch): what the index
+/// applies. Replay decodes straight into it, without going through `SystemTime`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum StoredEvent {
+    NodeUpdated(Node),
+    Ping { id: NodeId, at: i64 },
+    Pong { id: NodeId, at: i64 },
+    FindFails { id: NodeId, fails: u32 },
+    NodeDeleted { id: NodeId },
+    NodeExpired { id: NodeId },
+}
+
+impl StoredEvent {
+    /// The stored form of `event`; refuses timestamps that do not fit.
+    pub fn from_event(event: &Event) -> Result<StoredEvent, Error> {
+        Ok(match event {
+            Event::NodeUpdated(node) => StoredEvent::NodeUpdated(node.clone()),
+            Event::Ping { id, at } => StoredEvent::Ping {
+                id: *id,
+                at: unix_nanos(*at)?,
+            },
+            Event::Pong { id, at } => StoredEvent::Pong {
+                id: *id,
+                at: unix_nanos(*at)?,
+            },
+            Event::FindFails { id, fails } => StoredEvent::FindFails {
+                id: *id,
+                fails: *fails,
+            },
+            Event::NodeDeleted { id } => StoredEvent::NodeDeleted { id: *id },
+            Event::NodeExpired { id } => StoredEvent::NodeExpired { id: *id },
+        })
+    }
+
+    pub fn into_event(self) -> Event {
+        match self {
+            StoredEvent::NodeUpdated(node) => Event::NodeUpdated(node),
+            StoredEvent::Ping { id, at } => Event::Ping {
+                id,
+                at: from_unix_nanos(at),
+            },
+            StoredEvent::Pong { id, at } => Event::Pong {
+                id,
+                at: from_unix_nanos(at),
+            },
+            StoredEvent::FindFails { id, fails } => Event::FindFails { id, fails },
+            StoredEvent::NodeDeleted { id } => Event::NodeDeleted { id },
+            StoredEvent::NodeExpired { id } => Event::NodeExpired { id },
+        }
+    }
+
+    /// The node the event is about.
+    pub fn id(&self) -> &NodeId {
+        match self {
+            StoredEvent::NodeUpdated(node) => &node.id,
+            StoredEvent::Ping { id, .. }
+            | StoredEvent::Pong { id, .. }
+            | StoredEvent::FindFails { id, .. }
+            | StoredEvent::NodeDeleted { id }
+            | StoredEvent::NodeExpired { id } => id,
+        }
+    }
+
+    /// Decodes a payload of the given kind (see [`Event::decode_payload`]).
+    pub fn decode(kind: u8, payload: &[u8]) -> Option<(i64, StoredEvent)> {
         let written_at = i64::from_le_bytes(payload.get(..TIME_LEN)?.try_into().ok()?);
         let body = &payload[TIME_LEN..];
         let id = || -> Option<NodeId> { Some(NodeId(body.get(..NODE_ID_LEN)?.try_into().ok()?)) };
         let tail = || &body[NODE_ID_LEN..];
+        let time = || Some(i64::from_le_bytes(tail().try_into().ok()?));
         let event = match (kind, payload.len()) {
-            (kind::NODE_UPDATED, _) => Event::NodeUpdated(Node::from_rlp(body).ok()?),
-            (kind::PING, PING_PAYLOAD_LEN) => Event::Ping {
+            (kind::NODE_UPDATED, _) => StoredEvent::NodeUpdated(Node::from_rlp(body).ok()?),
+            (kind::PING, PING_PAYLOAD_LEN) => StoredEvent::Ping {
                 id: id()?,
-                at: from_unix_nanos(i64::from_le_bytes(tail().try_into().ok()?)),
+                at: time()?,
             },
-            (kind::PONG, PING_PAYLOAD_LEN) => Event::Pong {
+            (kind::PONG, PING_PAYLOAD_LEN) => StoredEvent::Pong {
                 id: id()?,
-                at: from_unix_nanos(i64::from_le_bytes(tail().try_into().ok()?)),
+                at: time()?,
             },
-            (kind::FIND_FAILS, FAILS_PAYLOAD_LEN) => Event::FindFails {
+            (kind::FIND_FAILS, FAILS_PAYLOAD_LEN) => StoredEvent::FindFails {
                 id: id()?,
                 fails: u32::from_le_bytes(tail().try_into().ok()?),
             },
-            (kind::NODE_DELETED, ID_PAYLOAD_LEN) => Event::NodeDeleted { id: id()? },
-            (kind::NODE_EXPIRED, ID_PAYLOAD_LEN) => Event::NodeExpired { id: id()? },
+            (kind::NODE_DELETED, ID_PAYLOAD_LEN) => StoredEvent::NodeDeleted { id: id()? },
+            (kind::NODE_EXPIRED, ID_PAYLOAD_LEN) => StoredEvent::NodeExpired { id: id()? },
             _ => return None,
         };
         Some((written_at, event))
     }
+}
+
+/// A record as replay hands it to the index: sequence number, write time and event, all in
+/// stored form.
+#[derive(Clone, Debug)]
+pub(crate) struct StoredRecord {
+    pub seq: u64,
+    pub written_at: i64,
+    pub event: StoredEvent,
 }
 
 /// Nanoseconds since the Unix epoch, as stored on disk. Times outside about 1677..2262 do not

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use rand::Rng;
 
-use crate::event::Event;
+use crate::event::{Event, StoredEvent, StoredRecord};
 use crate::event::{FAILS_PAYLOAD_LEN, PING_PAYLOAD_LEN};
 use crate::log::format::{align, FRAME_HEADER_LEN};
 use crate::node::{Node, NodeId};
@@ -139,6 +139,9 @@ pub(crate) struct Index {
     hasher: DefaultHashBuilder,
     with_record: usize,
     live_bytes: u64,
+    /// Index of the entry the last event touched: logs (and compacted logs above all) write
+    /// an id's events together, so most lookups during replay need no hashing at all.
+    last_touched: Option<usize>,
 }
 
 impl Default for Index {
@@ -149,6 +152,7 @@ impl Default for Index {
             hasher: DefaultHashBuilder::default(),
             with_record: 0,
             live_bytes: 0,
+            last_touched: None,
         }
     }
 }
@@ -185,6 +189,17 @@ impl Index {
     }
 
     fn index_or_insert(&mut self, id: &NodeId) -> usize {
+        if let Some(last) = self.last_touched {
+            if self.entries[last].id == *id {
+                return last;
+            }
+        }
+        let index = self.find_or_insert(id);
+        self.last_touched = Some(index);
+        index
+    }
+
+    fn find_or_insert(&mut self, id: &NodeId) -> usize {
         let hash = self.hasher.hash_one(id);
         let (entries, hasher) = (&mut self.entries, &self.hasher);
         let slot = self.slots.entry(
@@ -215,6 +230,8 @@ impl Index {
         };
         let (index, _) = found.remove();
         let index = index as usize;
+        // Indices move below: forget the cached one.
+        self.last_touched = None;
         let removed = self.entries.swap_remove(index);
         self.account(&removed, -1);
         if index < self.entries.len() {
@@ -235,9 +252,8 @@ impl Index {
     }
 
     /// Applies a record read back from the log.
-    pub fn apply_record(&mut self, record: &crate::event::Record) {
-        let written_at = crate::event::unix_nanos(record.written_at).unwrap_or(NEVER);
-        self.apply(&record.event, written_at);
+    pub fn apply_record(&mut self, record: &StoredRecord) {
+        self.apply(&record.event, record.written_at);
     }
 
     #[cfg(test)]
@@ -252,9 +268,9 @@ impl Index {
     }
 
     /// Applies one event written at `written_at`.
-    pub fn apply(&mut self, event: &Event, written_at: i64) {
+    pub fn apply(&mut self, event: &StoredEvent, written_at: i64) {
         let id = event.id();
-        if let Event::NodeDeleted { .. } | Event::NodeExpired { .. } = event {
+        if let StoredEvent::NodeDeleted { .. } | StoredEvent::NodeExpired { .. } = event {
             self.remove(id);
             return;
         }
@@ -263,21 +279,19 @@ impl Index {
         let (had_record, bytes_before) = (entry.endpoint.is_some(), entry.live_bytes());
         entry.touched = written_at;
         match event {
-            Event::NodeUpdated(node) => {
+            StoredEvent::NodeUpdated(node) => {
                 entry.endpoint = Some(Endpoint {
                     ip: node.ip,
                     udp: node.udp,
                     tcp: node.tcp,
                 })
             }
-            Event::Ping { at, .. } => {
-                entry.last_ping = crate::event::unix_nanos(*at).unwrap_or(NEVER)
+            StoredEvent::Ping { at, .. } => entry.last_ping = *at,
+            StoredEvent::Pong { at, .. } => entry.last_pong = *at,
+            StoredEvent::FindFails { fails, .. } => entry.fails = *fails,
+            StoredEvent::NodeDeleted { .. } | StoredEvent::NodeExpired { .. } => {
+                unreachable!("handled above")
             }
-            Event::Pong { at, .. } => {
-                entry.last_pong = crate::event::unix_nanos(*at).unwrap_or(NEVER)
-            }
-            Event::FindFails { fails, .. } => entry.fails = *fails,
-            Event::NodeDeleted { .. } | Event::NodeExpired { .. } => unreachable!("handled above"),
         }
         let bytes_after = entry.live_bytes();
         self.with_record += usize::from(!had_record && entry.endpoint.is_some());
@@ -357,12 +371,12 @@ mod tests {
             30303,
             30303,
         );
-        index.apply(&Event::NodeUpdated(node.clone()), 0);
+        index.apply(&StoredEvent::NodeUpdated(node.clone()), 0);
         assert_eq!(index.live_bytes(), 104);
-        index.apply(&Event::NodeUpdated(node.clone()), 1);
+        index.apply(&StoredEvent::NodeUpdated(node.clone()), 1);
         assert_eq!(index.live_bytes(), 104, "an overwrite is not live twice");
         index.apply(
-            &Event::FindFails {
+            &StoredEvent::FindFails {
                 id: node.id,
                 fails: 2,
             },
@@ -370,7 +384,7 @@ mod tests {
         );
         assert_eq!(index.live_bytes(), 104 + 96);
         index.apply(
-            &Event::FindFails {
+            &StoredEvent::FindFails {
                 id: node.id,
                 fails: 0,
             },
@@ -381,7 +395,7 @@ mod tests {
             104,
             "zero fails are not written by compaction"
         );
-        index.apply(&Event::NodeDeleted { id: node.id }, 4);
+        index.apply(&StoredEvent::NodeDeleted { id: node.id }, 4);
         assert_eq!((index.live_bytes(), index.len()), (0, 0));
     }
 }

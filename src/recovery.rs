@@ -92,10 +92,11 @@ pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opene
     let plan = ReplayPlan::new(listing.segments);
     retire_superseded(dir, &plan, opts)?;
 
-    // A node with its ping and pong takes about 300 bytes of log, and a longer history more:
-    // an estimate on the high side, to avoid rehashing as the index grows.
+    // A compacted node (record, ping, pong) takes about 300 bytes of log, a node with some
+    // history twice that: presize for the middle, so a growing index rehashes at most once
+    // and a long history does not reserve far more than it needs.
     let log_bytes: u64 = plan.live.iter().map(|s| s.len).sum();
-    let mut index = Index::with_capacity((log_bytes / 256) as usize);
+    let mut index = Index::with_capacity((log_bytes / 512) as usize);
     let summary = log::replay_locked(&plan, |_, record| index.apply_record(&record))?;
     for problem in &summary.problems {
         match problem.kind {

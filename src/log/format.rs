@@ -170,6 +170,15 @@ pub struct Frame<'a> {
 /// Reads the frame at the start of `bytes` if it is intact: the length is bounded and checked
 /// against the bytes available before it is used, and the checksum must match.
 pub fn decode_frame(seed: u32, bytes: &[u8]) -> Option<Frame<'_>> {
+    decode_frame_seeded(&crc32fast::Hasher::new_with_initial(seed), bytes)
+}
+
+/// [`decode_frame`] with the checksum state after the salt already set up (`seeded`), which
+/// a scan makes once per segment rather than once per frame.
+pub(crate) fn decode_frame_seeded<'a>(
+    seeded: &crc32fast::Hasher,
+    bytes: &'a [u8],
+) -> Option<Frame<'a>> {
     let header = bytes.get(..FRAME_HEADER_LEN)?;
     let kind = header[14];
     let payload_len = u16::from_le_bytes([header[12], header[13]]) as usize;
@@ -186,7 +195,7 @@ pub fn decode_frame(seed: u32, bytes: &[u8]) -> Option<Frame<'_>> {
         return None;
     }
     let stored = u32::from_le_bytes(header[..4].try_into().unwrap());
-    let mut hasher = crc32fast::Hasher::new_with_initial(seed);
+    let mut hasher = seeded.clone();
     hasher.update(&bytes[4..end]);
     if hasher.finalize() != stored {
         return None;

@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use crate::error::IoContext;
-use crate::event::Record;
+use crate::event::{Record, StoredRecord};
 use crate::log::format::{salt_seed, HeaderError, SegmentHeader, HEADER_LEN};
-use crate::log::reader::{ScanEnd, ScanItem, SegmentScanner};
+use crate::log::reader::{Decoded, ScanEnd, ScanItem, SegmentScanner};
 use crate::Error;
 
 /// Name of the lock file in a database directory.
@@ -289,17 +289,18 @@ pub fn replay(
 
 /// [`replay`] for a caller that holds the directory's lock: nobody writes the segments while
 /// they are read, so frames are checked in place.
+/// Records come in stored form, for the index.
 pub(crate) fn replay_locked(
     plan: &ReplayPlan,
-    on_record: impl FnMut(RecordPlace<'_>, Record),
+    on_record: impl FnMut(RecordPlace<'_>, StoredRecord),
 ) -> Result<ReplaySummary, Error> {
     replay_segments(plan, true, on_record)
 }
 
-fn replay_segments(
+fn replay_segments<T: Decoded>(
     plan: &ReplayPlan,
     locked: bool,
-    mut on_record: impl FnMut(RecordPlace<'_>, Record),
+    mut on_record: impl FnMut(RecordPlace<'_>, T),
 ) -> Result<ReplaySummary, Error> {
     let mut tracker = SeqTracker::default();
     let mut summary = ReplaySummary::default();
@@ -335,11 +336,7 @@ fn replay_segments(
         // before they are checked (see SegmentScanner).
         let map = unsafe { Mmap::map(&file) }.at(&segment.path)?;
         let seed = salt_seed(header.salt);
-        let mut scanner = if locked {
-            SegmentScanner::new_exclusive(&map, seed)
-        } else {
-            SegmentScanner::new(&map, seed)
-        };
+        let mut scanner = SegmentScanner::<T>::with(&map, seed, !locked);
         for item in scanner.by_ref() {
             match item {
                 ScanItem::Record {
@@ -352,7 +349,7 @@ fn replay_segments(
                         offset,
                         len,
                     };
-                    if tracker.accept(record.seq, place, &mut summary.problems) {
+                    if tracker.accept(record.seq(), place, &mut summary.problems) {
                         summary.records += 1;
                         summary.record_bytes += len;
                         on_record(place, record);

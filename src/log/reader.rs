@@ -1,14 +1,17 @@
 //! Reading one segment: intact records in order, damaged ranges skipped and reported, and
 //! where the intact data ends.
 
-use crate::event::{from_unix_nanos, Event, Record};
+use std::marker::PhantomData;
+
+use crate::event::{from_unix_nanos, Event, Record, StoredEvent, StoredRecord};
 use crate::log::format::{
-    align, decode_frame, FRAME_ALIGN, FRAME_HEADER_LEN, HEADER_LEN, MAX_FRAME_LEN, MAX_PAYLOAD_LEN,
+    align, decode_frame_seeded, FRAME_ALIGN, FRAME_HEADER_LEN, HEADER_LEN, MAX_FRAME_LEN,
+    MAX_PAYLOAD_LEN,
 };
 
 /// What a scan of a segment finds, in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ScanItem {
+pub enum ScanItem<T = Record> {
     /// An intact record at `offset`.
     Record {
         /// Offset of the frame in the file.
@@ -16,7 +19,7 @@ pub enum ScanItem {
         /// Bytes the frame occupies.
         len: u64,
         /// The decoded record.
-        record: Record,
+        record: T,
     },
     /// `len` bytes at `offset` that are not intact records, followed by an intact record.
     Damage {
@@ -45,41 +48,86 @@ impl ScanEnd {
     }
 }
 
+/// What a scan decodes an intact frame into.
+pub trait Decoded: Sized {
+    /// The record of a frame whose checksum matched; `None` if its payload does not decode.
+    fn decode(seq: u64, kind: u8, payload: &[u8]) -> Option<Self>;
+    /// Its sequence number.
+    fn seq(&self) -> u64;
+}
+
+impl Decoded for Record {
+    fn decode(seq: u64, kind: u8, payload: &[u8]) -> Option<Record> {
+        let (written_at, event) = Event::decode_payload(kind, payload)?;
+        Some(Record {
+            seq,
+            written_at: from_unix_nanos(written_at),
+            event,
+        })
+    }
+
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+impl Decoded for StoredRecord {
+    fn decode(seq: u64, kind: u8, payload: &[u8]) -> Option<StoredRecord> {
+        let (written_at, event) = StoredEvent::decode(kind, payload)?;
+        Some(StoredRecord {
+            seq,
+            written_at,
+            event,
+        })
+    }
+
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
 /// Iterates over the records of one segment's bytes (header included).
 ///
 /// The bytes may be a live file another process is appending to: each frame is copied before
 /// it is checked, so a frame that changes under the reader is either seen whole or rejected.
-pub struct SegmentScanner<'a> {
+pub struct SegmentScanner<'a, T = Record> {
     data: &'a [u8],
-    seed: u32,
+    /// Checksum state after the salt, cloned for each frame.
+    seeded: crc32fast::Hasher,
     pos: usize,
     valid_end: usize,
     end: Option<ScanEnd>,
     /// Whether frames are copied before they are checked (the file may change under us).
     copy_frames: bool,
+    decoded: PhantomData<T>,
 }
 
-impl<'a> SegmentScanner<'a> {
+impl<'a> SegmentScanner<'a, Record> {
     /// Scans `data`, whose first [`HEADER_LEN`] bytes are the (already checked) header, with the
     /// checksum seed of the segment's salt.
-    pub fn new(data: &'a [u8], seed: u32) -> SegmentScanner<'a> {
-        SegmentScanner {
-            data,
-            seed,
-            pos: HEADER_LEN,
-            valid_end: HEADER_LEN,
-            end: None,
-            copy_frames: true,
-        }
+    pub fn new(data: &'a [u8], seed: u32) -> SegmentScanner<'a, Record> {
+        SegmentScanner::with(data, seed, true)
     }
 
     /// Like [`SegmentScanner::new`], for bytes nobody else writes while they are scanned (the
     /// caller holds the directory's lock, or the segment is sealed): frames are checked in
     /// place, without a copy.
-    pub fn new_exclusive(data: &'a [u8], seed: u32) -> SegmentScanner<'a> {
+    pub fn new_exclusive(data: &'a [u8], seed: u32) -> SegmentScanner<'a, Record> {
+        SegmentScanner::with(data, seed, false)
+    }
+}
+
+impl<'a, T: Decoded> SegmentScanner<'a, T> {
+    /// A scanner producing `T`s; `copy_frames` as in [`SegmentScanner::new`].
+    pub(crate) fn with(data: &'a [u8], seed: u32, copy_frames: bool) -> SegmentScanner<'a, T> {
         SegmentScanner {
-            copy_frames: false,
-            ..SegmentScanner::new(data, seed)
+            data,
+            seeded: crc32fast::Hasher::new_with_initial(seed),
+            pos: HEADER_LEN,
+            valid_end: HEADER_LEN,
+            end: None,
+            copy_frames,
+            decoded: PhantomData,
         }
     }
 
@@ -89,25 +137,22 @@ impl<'a> SegmentScanner<'a> {
     }
 
     /// The intact record at `pos`, if there is one: its checksum matches and its payload decodes.
-    fn record_at(&self, pos: usize) -> Option<(Record, usize)> {
+    fn record_at(&self, pos: usize) -> Option<(T, usize)> {
         let available = &self.data[pos..];
-        let mut copy = [0u8; MAX_FRAME_LEN];
+        let copy;
         let bytes = if self.copy_frames {
             // Copy the frame out first: its length is read once, and the checksum is verified
             // on the same bytes that are then decoded, even if the file changes meanwhile.
             let n = available.len().min(frame_len_claimed(available)?);
-            copy[..n].copy_from_slice(&available[..n]);
+            let mut frame = [0u8; MAX_FRAME_LEN];
+            frame[..n].copy_from_slice(&available[..n]);
+            copy = frame;
             &copy[..n]
         } else {
             available
         };
-        let frame = decode_frame(self.seed, bytes)?;
-        let (written_at, event) = Event::decode_payload(frame.kind, frame.payload)?;
-        let record = Record {
-            seq: frame.seq,
-            written_at: from_unix_nanos(written_at),
-            event,
-        };
+        let frame = decode_frame_seeded(&self.seeded, bytes)?;
+        let record = T::decode(frame.seq, frame.kind, frame.payload)?;
         Some((record, frame.len))
     }
 
@@ -128,10 +173,10 @@ impl<'a> SegmentScanner<'a> {
     }
 }
 
-impl Iterator for SegmentScanner<'_> {
-    type Item = ScanItem;
+impl<T: Decoded> Iterator for SegmentScanner<'_, T> {
+    type Item = ScanItem<T>;
 
-    fn next(&mut self) -> Option<ScanItem> {
+    fn next(&mut self) -> Option<ScanItem<T>> {
         if self.end.is_some() {
             return None;
         }
