@@ -692,7 +692,8 @@ fn model_expired(state: &ModelState, self_id: &NodeId) -> Vec<NodeId> {
 #[derive(Default)]
 struct Armed {
     step: Option<&'static str>,
-    fired: bool,
+    /// The step that failed since the last look.
+    fired: Option<&'static str>,
 }
 
 struct Harness {
@@ -713,8 +714,7 @@ impl Harness {
             fail_points: FailPoints::new(move |step| {
                 let mut armed = armed.lock().unwrap();
                 if armed.step == Some(step) {
-                    armed.step = None;
-                    armed.fired = true;
+                    armed.fired = armed.step.take();
                     return Err(std::io::Error::other(format!("injected failure at {step}")));
                 }
                 Ok(())
@@ -723,8 +723,14 @@ impl Harness {
         }
     }
 
-    fn take_fired(&self) -> bool {
-        std::mem::take(&mut self.armed.lock().unwrap().fired)
+    /// Whether an injected failure fired since the last look. A failed fsync poisons the
+    /// database (DESIGN.md), so from then on its writes may fail too.
+    fn take_fired(&mut self) -> bool {
+        let fired = self.armed.lock().unwrap().fired.take();
+        if fired.is_some_and(|step| step.ends_with("fsync")) {
+            self.poisoned = true;
+        }
+        fired.is_some()
     }
 
     fn disarm(&self) {
@@ -732,8 +738,9 @@ impl Harness {
     }
 
     fn open(&mut self) -> NodeDb {
-        self.poisoned = false;
         self.take_fired();
+        // A reopened database is no longer poisoned.
+        self.poisoned = false;
         match NodeDb::open_with(&self.dir, 1, self.self_id, self.options()) {
             Ok(db) => db,
             Err(e) => {
@@ -741,6 +748,7 @@ impl Harness {
                     self.take_fired(),
                     "open failed without an injected failure: {e}"
                 );
+                self.poisoned = false;
                 NodeDb::open_with(&self.dir, 1, self.self_id, self.options())
                     .unwrap_or_else(|e| panic!("open failed after a failed open: {e}"))
             }
