@@ -20,12 +20,9 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use crate::error::IoContext;
-use crate::index::Index;
 use crate::log::format::{encode_frame, salt_seed, SegmentHeader, FLAG_COMPACTED};
 use crate::log::writer::{private_file, sync_dir};
-use crate::log::{
-    self, segment_file_name, Problem, ReplayPlan, SegmentFile, ARCHIVE_DIR, TEMP_EXT,
-};
+use crate::log::{segment_file_name, Problem, ReplayPlan, SegmentFile, ARCHIVE_DIR, TEMP_EXT};
 use crate::{Error, Options};
 
 /// What a compaction did.
@@ -102,9 +99,8 @@ pub(crate) fn rewrite(
 ) -> Result<CompactStats, Error> {
     let faults = &opts.fail_points;
     let plan = ReplayPlan::new(input.segments.clone());
-    let mut state = Index::default();
     // The input segments are sealed: nobody writes them any more.
-    let replayed = log::replay_locked(&plan, |_, record| state.apply_record(&record))?;
+    let (state, replayed) = crate::recovery::rebuild_index(&plan)?;
 
     let seed = salt_seed(input.salt);
     let live: Vec<_> = state

@@ -58,6 +58,17 @@ fn retire_superseded(dir: &Path, plan: &ReplayPlan, opts: &Options) -> Result<()
     sync_dir(dir)
 }
 
+/// Replays the live segments of `plan` (which nobody writes to) into a new index.
+pub(crate) fn rebuild_index(plan: &ReplayPlan) -> Result<(Index, ReplaySummary), Error> {
+    // A compacted node (record, ping, pong) takes about 300 bytes of log, a node with some
+    // history twice that: presize for the middle, so a growing index rehashes at most once
+    // and a long history does not reserve far more than it needs.
+    let log_bytes: u64 = plan.live.iter().map(|s| s.len).sum();
+    let mut index = Index::with_capacity((log_bytes / 512) as usize);
+    let summary = log::replay_locked(plan, |_, record| index.apply_record(&record))?;
+    Ok((index, summary))
+}
+
 pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opened, Error> {
     opts.validate()?;
     prepare_dir(dir)?;
@@ -92,12 +103,7 @@ pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opene
     let plan = ReplayPlan::new(listing.segments);
     retire_superseded(dir, &plan, opts)?;
 
-    // A compacted node (record, ping, pong) takes about 300 bytes of log, a node with some
-    // history twice that: presize for the middle, so a growing index rehashes at most once
-    // and a long history does not reserve far more than it needs.
-    let log_bytes: u64 = plan.live.iter().map(|s| s.len).sum();
-    let mut index = Index::with_capacity((log_bytes / 512) as usize);
-    let summary = log::replay_locked(&plan, |_, record| index.apply_record(&record))?;
+    let (index, summary) = rebuild_index(&plan)?;
     for problem in &summary.problems {
         match problem.kind {
             ProblemKind::TornTail => {

@@ -13,7 +13,7 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
+use memmap2::MmapOptions;
 
 use crate::error::IoContext;
 use crate::event::{Record, StoredRecord};
@@ -334,7 +334,7 @@ fn replay_segments<T: Decoded>(
         // keep their preallocated length; deleted ones stay mapped until unmapped), so no page
         // of the map can vanish under us; bytes that change under a live writer are copied
         // before they are checked (see SegmentScanner).
-        let map = unsafe { Mmap::map(&file) }.at(&segment.path)?;
+        let map = unsafe { MmapOptions::new().populate().map(&file) }.at(&segment.path)?;
         let seed = salt_seed(header.salt);
         let mut scanner = SegmentScanner::<T>::with(&map, seed, !locked);
         for item in scanner.by_ref() {
