@@ -24,6 +24,8 @@ pub const NODE_ID_LEN: usize = 64;
 /// assert_eq!(id.to_string(), "ab".repeat(64));
 /// assert!("abc".parse::<NodeId>().is_err());
 /// ```
+// The hand-written `eq` is byte equality, as the derived `Hash` and `Ord` assume.
+#[allow(clippy::derived_hash_with_manual_eq)]
 #[derive(Clone, Copy, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(pub [u8; NODE_ID_LEN]);
 
