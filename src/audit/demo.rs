@@ -1,0 +1,158 @@
+//! A realistic demo database.
+
+use super::*;
+
+/// What to put into a demo database.
+#[derive(Clone, Debug)]
+pub struct DemoSpec {
+    /// Nodes to discover.
+    pub nodes: u64,
+    /// Days of simulated history, ending now.
+    pub days: u64,
+    /// Seed of the random generator: the same seed gives the same nodes and times.
+    pub seed: u64,
+    /// Protocol version of the database.
+    pub protocol_version: u64,
+    /// The local node's id.
+    pub self_id: NodeId,
+}
+
+/// What the demo wrote.
+#[derive(Clone, Debug, Default)]
+pub struct DemoReport {
+    /// Events written, by kind.
+    pub events_by_kind: BTreeMap<&'static str, u64>,
+    /// Nodes with a record at the end.
+    pub nodes: usize,
+}
+
+struct DemoWriter<'a> {
+    db: &'a NodeDb,
+    rng: StdRng,
+    now: SystemTime,
+    counts: BTreeMap<&'static str, u64>,
+}
+
+impl DemoWriter<'_> {
+    fn write(&mut self, event: Event) -> Result<(), Error> {
+        *self.counts.entry(event.kind_name()).or_default() += 1;
+        match event {
+            Event::NodeUpdated(node) => self.db.update_node(&node),
+            Event::Ping { id, at } => self.db.update_last_ping(&id, at),
+            Event::Pong { id, at } => self.db.update_last_pong(&id, at),
+            Event::FindFails { id, fails } => self.db.update_find_fails(&id, fails),
+            Event::NodeDeleted { id } | Event::NodeExpired { id } => self.db.delete_node(&id),
+        }
+    }
+
+    /// A plausible endpoint: mostly IPv4, a quarter IPv6, mostly the default port.
+    fn endpoint(&mut self, id: NodeId) -> Node {
+        let rng = &mut self.rng;
+        let ip = if rng.gen_bool(0.75) {
+            IpAddr::V4(Ipv4Addr::new(
+                rng.gen_range(1..224),
+                rng.gen(),
+                rng.gen(),
+                rng.gen_range(1..255),
+            ))
+        } else {
+            let [a, b, c, d]: [u16; 4] = rng.gen();
+            IpAddr::V6(Ipv6Addr::new(
+                0x2001,
+                0x0db8 + rng.gen_range(0..8),
+                a,
+                b,
+                c,
+                d,
+                0,
+                rng.gen_range(1..0xffff),
+            ))
+        };
+        let tcp = if rng.gen_bool(0.8) {
+            30303
+        } else {
+            rng.gen_range(30300..30400)
+        };
+        let udp = if rng.gen_bool(0.9) {
+            tcp
+        } else {
+            rng.gen_range(30300..30400)
+        };
+        Node::new(id, ip, udp, tcp)
+    }
+
+    /// One node's life: discovered at a random moment, then rounds of ping and pong (or a
+    /// failed findnode) hours apart, maybe a new endpoint, maybe a delete.
+    fn node_life(&mut self, start: SystemTime, span: Duration) -> Result<(), Error> {
+        let id = NodeId(std::array::from_fn(|_| self.rng.gen()));
+        let mut t = start + span.mul_f64(self.rng.gen::<f64>() * 0.9);
+        let node = self.endpoint(id);
+        self.write(Event::NodeUpdated(node))?;
+        let (rounds, mut fails) = (self.rng.gen_range(1..=6), 0u32);
+        for _ in 0..rounds {
+            t += Duration::from_secs(self.rng.gen_range(600..18 * 3600));
+            if t > self.now {
+                break;
+            }
+            self.write(Event::Ping { id, at: t })?;
+            if self.rng.gen_bool(0.8) {
+                let pong_at = t + Duration::from_millis(self.rng.gen_range(20..900));
+                self.write(Event::Pong { id, at: pong_at })?;
+                if fails != 0 {
+                    fails = 0;
+                    self.write(Event::FindFails { id, fails })?;
+                }
+            } else {
+                fails += 1;
+                self.write(Event::FindFails { id, fails })?;
+            }
+            if self.rng.gen_bool(0.04) {
+                let node = self.endpoint(id);
+                self.write(Event::NodeUpdated(node))?;
+            }
+        }
+        if self.rng.gen_bool(0.03) {
+            self.write(Event::NodeDeleted { id })?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates a demo database in `dir`, which must not exist or be empty. Ping and pong times
+/// carry the simulated days; the write time of each event is the real clock (the library
+/// stamps it).
+pub fn demo(dir: &Path, spec: &DemoSpec, progress: Progress<'_>) -> Result<DemoReport, AuditError> {
+    if let Ok(mut entries) = fs::read_dir(dir) {
+        if entries.next().is_some() {
+            return Err(AuditError::NotEmpty(dir.to_path_buf()));
+        }
+    }
+    let options = Options {
+        // Keep the demo's history whole: no background compaction while it is written.
+        compact_min_bytes: u64::MAX,
+        ..Options::default()
+    };
+    let db = NodeDb::open_with(dir, spec.protocol_version, spec.self_id, options)?;
+    let now = SystemTime::now();
+    let span = Duration::from_secs(spec.days.max(1) * 86_400);
+    let start = now.checked_sub(span).unwrap_or(UNIX_EPOCH);
+    let mut writer = DemoWriter {
+        db: &db,
+        rng: StdRng::seed_from_u64(spec.seed),
+        now,
+        counts: BTreeMap::new(),
+    };
+    for n in 0..spec.nodes {
+        writer.node_life(start, span)?;
+        if n % 4096 == 0 {
+            progress(n, spec.nodes);
+        }
+    }
+    progress(spec.nodes, spec.nodes);
+    let report = DemoReport {
+        events_by_kind: writer.counts,
+        nodes: db.len(),
+    };
+    db.close()?;
+    Ok(report)
+}

@@ -1,0 +1,122 @@
+//! Maintenance: compact and expire, with the lock taken.
+
+use super::*;
+
+/// How `compact` and `expire` open a database.
+#[derive(Clone, Debug, Default)]
+pub struct Maintenance {
+    /// Protocol version to open with; `None` takes the one in the segment headers. A version
+    /// that differs from the headers is refused (opening with it would wipe the database).
+    pub protocol_version: Option<u64>,
+    /// The local node's id (its own record is dropped by expiration).
+    pub self_id: Option<NodeId>,
+    /// Options to open with (expiration, keep_history, ...).
+    pub options: Options,
+}
+
+/// What `compact` or `expire` did.
+#[derive(Clone, Debug, Default)]
+pub struct MaintenanceReport {
+    /// Nodes with a record before.
+    pub nodes_before: usize,
+    /// Nodes with a record after.
+    pub nodes_after: usize,
+    /// Node records dropped by expiration.
+    pub nodes_expired: usize,
+    /// What compaction did (`None` for `expire`).
+    pub compaction: Option<crate::CompactStats>,
+    /// Segment files before and after.
+    pub segments: (usize, usize),
+}
+
+impl MaintenanceReport {
+    /// The stable `compact --json` / `expire --json` object.
+    pub fn to_json(&self) -> Value {
+        let mut out = json!({
+            "nodes_before": self.nodes_before,
+            "nodes_after": self.nodes_after,
+            "nodes_expired": self.nodes_expired,
+            "segments_before": self.segments.0,
+            "segments_after": self.segments.1,
+        });
+        if let (Some(c), Value::Object(map)) = (&self.compaction, &mut out) {
+            map.extend([
+                ("segments_read".to_string(), json!(c.segments_read)),
+                ("records_read".to_string(), json!(c.records_read)),
+                ("bytes_read".to_string(), json!(c.bytes_read)),
+                ("records_written".to_string(), json!(c.records_written)),
+                ("bytes_written".to_string(), json!(c.bytes_written)),
+            ]);
+        }
+        out
+    }
+}
+
+fn count_segments(dir: &Path) -> Result<usize, Error> {
+    Ok(list_dir(dir)?.segments.len())
+}
+
+/// Opens `dir` for writing with the protocol version its headers carry, refusing a directory
+/// without a database (opening would create one) or a version that would wipe it.
+fn open_existing(dir: &Path, how: &Maintenance) -> Result<NodeDb, AuditError> {
+    check_dir(dir)?;
+    let listing = list_dir(dir)?;
+    let newest = listing
+        .segments
+        .iter()
+        .max_by_key(|s| s.header.segment_id)
+        .ok_or_else(|| AuditError::NoDatabase(dir.to_path_buf()))?;
+    let found = newest.header.protocol_version;
+    let version = how.protocol_version.unwrap_or(found);
+    // Any header with another version makes open wipe everything: refuse that too.
+    if let Some(other) = listing
+        .segments
+        .iter()
+        .map(|s| s.header.protocol_version)
+        .find(|&v| v != version)
+    {
+        return Err(AuditError::VersionMismatch {
+            found: other,
+            given: version,
+        });
+    }
+    let self_id = how.self_id.unwrap_or(NodeId([0; NODE_ID_LEN]));
+    Ok(NodeDb::open_with(
+        dir,
+        version,
+        self_id,
+        how.options.clone(),
+    )?)
+}
+
+/// Takes the lock of `dir`, compacts its log (dropping expired nodes first) and closes it.
+pub fn compact(dir: &Path, how: &Maintenance) -> Result<MaintenanceReport, AuditError> {
+    let db = open_existing(dir, how)?;
+    let before = (db.len(), count_segments(dir)?);
+    let stats = db.compact()?;
+    let nodes_after = db.len();
+    db.close()?;
+    Ok(MaintenanceReport {
+        nodes_before: before.0,
+        nodes_after,
+        nodes_expired: stats.nodes_expired,
+        compaction: Some(stats),
+        segments: (before.1, count_segments(dir)?),
+    })
+}
+
+/// Takes the lock of `dir`, drops expired nodes and closes it.
+pub fn expire(dir: &Path, how: &Maintenance) -> Result<MaintenanceReport, AuditError> {
+    let db = open_existing(dir, how)?;
+    let before = (db.len(), count_segments(dir)?);
+    let nodes_expired = db.expire_nodes()?;
+    let nodes_after = db.len();
+    db.close()?;
+    Ok(MaintenanceReport {
+        nodes_before: before.0,
+        nodes_after,
+        nodes_expired,
+        compaction: None,
+        segments: (before.1, count_segments(dir)?),
+    })
+}
