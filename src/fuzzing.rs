@@ -884,6 +884,8 @@ impl Harness {
         };
         let bytes = fs::read(&last.path).unwrap();
         let cut = HEADER_LEN + cut as usize % (bytes.len() - HEADER_LEN + 1);
+        let mut file = bytes[..cut].to_vec();
+        file.extend_from_slice(garbage);
         let mut kept = last.header.first_seq - 1;
         let mut scanner = SegmentScanner::new(&bytes, salt_seed(last.header.salt));
         for item in scanner.by_ref() {
@@ -901,18 +903,20 @@ impl Harness {
                 .get_mut(i)
                 .unwrap_or_else(|| panic!("record {} was never acknowledged", record.seq));
             assert_eq!(&record.event, expected, "record {} differs", record.seq);
-            // A record survives when every checksummed byte is before the cut and the file
-            // still holds its whole frame: the padding is not checksummed, so garbage that
-            // lands there leaves the record intact (fuzz finding in this oracle).
+            // A record survives when the torn file still holds its whole frame with every
+            // checksummed byte unchanged. The padding is not checksummed, so garbage that lands
+            // there leaves the record intact; and garbage can repeat the very bytes that were
+            // cut (fuzz findings in this oracle). Frames are longer than the garbage, so only
+            // the frame across the cut can be completed.
             let (offset, len) = (offset as usize, len as usize);
             let covered = FRAME_HEADER_LEN
                 + u16::from_le_bytes([bytes[offset + 12], bytes[offset + 13]]) as usize;
-            if offset + covered <= cut && offset + len <= cut + garbage.len() {
+            if offset + len <= file.len()
+                && file[offset..offset + covered] == bytes[offset..offset + covered]
+            {
                 kept = record.seq;
             }
         }
-        let mut file = bytes[..cut].to_vec();
-        file.extend_from_slice(garbage);
         fs::write(&last.path, file).unwrap();
         self.events.truncate(kept as usize);
     }
