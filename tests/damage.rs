@@ -636,11 +636,9 @@ fn truncated_or_damaged_header() {
 }
 
 /// A log whose last record carries the largest sequence number a reader accepts (only a forged
-/// file can) leaves the writer no valid number for the next record: the writer should refuse
-/// the append (or the reader accept it), but today the append is acknowledged, written with
-/// sequence number `MAX_SEQ + 1`, and dropped as damage by the next open.
+/// file can) leaves the writer no valid number for the next record: the writer must refuse
+/// the append rather than acknowledge a record the next open drops as damage (it did).
 #[test]
-#[ignore = "core bug: LogWriter::append (src/log/writer.rs) acknowledges a record past MAX_SEQ that replay rejects"]
 fn append_after_max_seq_is_refused_or_kept() {
     use peerlog::log::format::{encode_frame, MAX_SEQ};
     let case = Case::new();
@@ -655,13 +653,15 @@ fn append_after_max_seq_is_refused_or_kept() {
     let db = case.open().unwrap();
     assert_eq!(db.recovery().next_seq, MAX_SEQ + 1);
     let fresh = Node::new(id(0xEE), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)), 9, 9);
-    if db.update_node(&fresh).is_ok() {
-        db.close().unwrap();
-        let db = case.open().unwrap();
-        assert_eq!(
-            db.node(&fresh.id),
-            Some(fresh),
-            "an acknowledged write was lost"
-        );
-    }
+    let err = db
+        .update_node(&fresh)
+        .expect_err("a record numbered past MAX_SEQ was acknowledged");
+    assert!(
+        err.to_string().contains("sequence numbers exhausted"),
+        "{err}"
+    );
+    db.close().unwrap();
+    let db = case.open().unwrap();
+    assert_eq!(db.node(&fresh.id), None);
+    assert_eq!(db.recovery().next_seq, MAX_SEQ + 1);
 }

@@ -19,7 +19,7 @@ use crate::error::IoContext;
 use crate::event::Event;
 use crate::faults::FailPoints;
 use crate::log::format::{
-    encode_frame, salt_seed, SegmentHeader, HEADER_LEN, MAX_FRAME_LEN, MAX_PAYLOAD_LEN,
+    encode_frame, salt_seed, SegmentHeader, HEADER_LEN, MAX_FRAME_LEN, MAX_PAYLOAD_LEN, MAX_SEQ,
 };
 use crate::log::{segment_file_name, TEMP_EXT};
 use crate::Error;
@@ -292,6 +292,15 @@ impl LogWriter {
     /// the record is in the page cache: a crash of the process no longer loses it.
     pub fn append(&mut self, event: &Event, written_at: i64) -> Result<u64, Error> {
         self.check_not_poisoned()?;
+        if self.next_seq > MAX_SEQ {
+            // Only a forged log gets here (2^63 records): a record numbered past the limit
+            // would be taken as damage on the next open, so it is refused, not acknowledged.
+            return Err(Error::Corrupt {
+                path: self.segment.path.clone(),
+                offset: self.segment.pos as u64,
+                reason: format!("sequence numbers exhausted: the log already holds {MAX_SEQ}"),
+            });
+        }
         self.payload.clear();
         event.encode_payload(written_at, &mut self.payload)?;
         self.frame.clear();
