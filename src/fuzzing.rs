@@ -491,14 +491,17 @@ pub fn check_open_segment(data: &[u8]) {
         30303,
     );
     // A log whose (forged) records reach MAX_SEQ leaves the writer no sequence number a
-    // reader accepts: the writer does not refuse such an append (reported as a core bug in
-    // log/writer.rs, see tests/damage.rs `append_after_max_seq_is_refused_or_kept`), so the
-    // write-after-recovery property is only checked below that limit.
-    let write_fresh =
-        !intact.ids.contains(&fresh.id) && db.recovery().next_seq <= crate::log::format::MAX_SEQ;
+    // reader accepts: the write must then be refused, never acknowledged and lost.
+    let exhausted = db.recovery().next_seq > crate::log::format::MAX_SEQ;
+    let write_fresh = !intact.ids.contains(&fresh.id) && !exhausted;
     if write_fresh {
         db.update_node(&fresh)
             .expect("a write after recovery failed");
+    } else if exhausted {
+        assert!(
+            db.update_node(&fresh).is_err(),
+            "a record numbered past MAX_SEQ was acknowledged"
+        );
     }
     db.close().expect("closing after recovery failed");
     let db = NodeDb::open_with(&dir, version, NodeId([0xAA; 64]), fuzz_options())
