@@ -91,32 +91,34 @@ fn open_existing(dir: &Path, how: &Maintenance) -> Result<NodeDb, AuditError> {
 
 /// Takes the lock of `dir`, compacts its log (dropping expired nodes first) and closes it.
 pub fn compact(dir: &Path, how: &Maintenance) -> Result<MaintenanceReport, AuditError> {
-    let db = open_existing(dir, how)?;
-    let before = (db.len(), count_segments(dir)?);
-    let stats = db.compact()?;
-    let nodes_after = db.len();
-    db.close()?;
-    Ok(MaintenanceReport {
-        nodes_before: before.0,
-        nodes_after,
-        nodes_expired: stats.nodes_expired,
-        compaction: Some(stats),
-        segments: (before.1, count_segments(dir)?),
+    maintain(dir, how, |db| {
+        let stats = db.compact()?;
+        Ok((stats.nodes_expired, Some(stats)))
     })
 }
 
 /// Takes the lock of `dir`, drops expired nodes and closes it.
 pub fn expire(dir: &Path, how: &Maintenance) -> Result<MaintenanceReport, AuditError> {
+    maintain(dir, how, |db| Ok((db.expire_nodes()?, None)))
+}
+
+/// Opens `dir`, runs `job` (which returns the nodes it expired and what it compacted), closes
+/// it, and reports the counts before and after.
+fn maintain(
+    dir: &Path,
+    how: &Maintenance,
+    job: impl FnOnce(&NodeDb) -> Result<(usize, Option<crate::CompactStats>), Error>,
+) -> Result<MaintenanceReport, AuditError> {
     let db = open_existing(dir, how)?;
     let before = (db.len(), count_segments(dir)?);
-    let nodes_expired = db.expire_nodes()?;
+    let (nodes_expired, compaction) = job(&db)?;
     let nodes_after = db.len();
     db.close()?;
     Ok(MaintenanceReport {
         nodes_before: before.0,
         nodes_after,
         nodes_expired,
-        compaction: None,
+        compaction,
         segments: (before.1, count_segments(dir)?),
     })
 }
