@@ -308,7 +308,7 @@ impl NodeDb {
         Ok(NodeDb::start(Inner {
             self_id,
             opts,
-            dir: Some(dir.to_path_buf()),
+            dir: Some(opened.dir),
             state: Mutex::new(state),
             compaction: Mutex::new(()),
             compacting: AtomicBool::new(false),

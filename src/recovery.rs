@@ -3,17 +3,20 @@
 
 use std::fs::{self, DirBuilder};
 use std::os::unix::fs::DirBuilderExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::IoContext;
 use crate::index::Index;
 use crate::lock::DirLock;
+use crate::log::format::MAX_SEQ;
 use crate::log::writer::{sync_dir, Generation, LogWriter, Position};
 use crate::log::{self, ProblemKind, ReplayPlan, ReplaySummary, ARCHIVE_DIR};
 use crate::{Error, Options};
 
 /// A database directory, locked, replayed and ready for appends.
 pub(crate) struct Opened {
+    /// The directory, absolute.
+    pub dir: PathBuf,
     pub lock: DirLock,
     pub writer: LogWriter,
     pub index: Index,
@@ -32,7 +35,12 @@ fn prepare_dir(dir: &Path) -> Result<(), Error> {
         .mode(0o700)
         .create(dir)
         .at(dir)?;
-    log::list_dir(dir).map(|_| ())
+    match log::list_dir(dir) {
+        // A segment vanished while being listed: a live writer is compacting. Whether the
+        // directory is ours is settled under the lock, which that writer holds.
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        listed => listed.map(|_| ()),
+    }
 }
 
 /// Removes every segment and the archive: the directory then holds a new, empty database.
@@ -63,8 +71,9 @@ pub(crate) fn rebuild_index(plan: &ReplayPlan) -> Result<(Index, ReplaySummary),
     // A compacted node (record, ping, pong) takes about 300 bytes of log, a node with some
     // history twice that: presize for the middle, so a growing index rehashes at most once
     // and a long history does not reserve far more than it needs.
+    // Capped: a damaged file's length must not make the open reserve without bound.
     let log_bytes: u64 = plan.live.iter().map(|s| s.len).sum();
-    let mut index = Index::with_capacity((log_bytes / 512) as usize);
+    let mut index = Index::with_capacity((log_bytes / 512).min(1 << 21) as usize);
     let summary = log::replay_locked(plan, |_, record| index.apply_record(&record))?;
     Ok((index, summary))
 }
@@ -72,6 +81,9 @@ pub(crate) fn rebuild_index(plan: &ReplayPlan) -> Result<(Index, ReplaySummary),
 pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opened, Error> {
     opts.validate()?;
     prepare_dir(dir)?;
+    // Absolute from here on: a later change of the working directory must not point the
+    // writer at another folder.
+    let dir = &dir.canonicalize().at(dir)?;
     let lock = DirLock::acquire(dir)?;
     // Listed again under the lock: the directory may have changed since the first look.
     let mut listing = log::list_dir(dir)?;
@@ -112,61 +124,61 @@ pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opene
             _ => ::log::warn!("{problem}"),
         }
     }
+    let resume_on = |last: &log::SegmentFile, next_seq: u64| -> Result<LogWriter, Error> {
+        let end = summary.last_end.expect("the last segment was scanned");
+        let generation = Generation {
+            protocol_version: version,
+            salt: last.header.salt,
+        };
+        let at = Position {
+            segment_id: last.header.segment_id,
+            valid_end: end.valid_end,
+            next_seq,
+        };
+        let mut writer = LogWriter::resume(
+            dir,
+            generation,
+            &last.path,
+            at,
+            opts.segment_size,
+            opts.fail_points.clone(),
+        )?;
+        writer.skip_segment_ids_through(max_id);
+        writer.zero_tail(end.valid_end, end.garbage_end);
+        Ok(writer)
+    };
+    let create = |salt: u64, first_seq: u64| {
+        let generation = Generation {
+            protocol_version: version,
+            salt,
+        };
+        LogWriter::create(
+            dir,
+            generation,
+            max_id + 1,
+            first_seq,
+            opts.segment_size,
+            opts.fail_points.clone(),
+        )
+    };
     let writer = match plan.live.last() {
         Some(last) if !last.header.is_compacted() => {
-            let generation = Generation {
-                protocol_version: version,
-                salt: last.header.salt,
-            };
-            let end = summary.last_end.expect("the last segment was scanned");
-            let at = Position {
-                segment_id: last.header.segment_id,
-                valid_end: end.valid_end,
-                next_seq: summary.next_seq.max(last.header.first_seq),
-            };
-            let mut writer = LogWriter::resume(
-                dir,
-                generation,
-                &last.path,
-                at,
-                opts.segment_size,
-                opts.fail_points.clone(),
-            )?;
-            writer.skip_segment_ids_through(max_id);
-            writer.zero_tail(end.valid_end, end.garbage_end);
-            writer
+            resume_on(last, summary.next_seq.max(last.header.first_seq))?
         }
         Some(last) => {
-            let generation = Generation {
-                protocol_version: version,
-                salt: last.header.salt,
-            };
             let next_seq = summary.next_seq.max(last.header.replaces_through + 1);
-            LogWriter::create(
-                dir,
-                generation,
-                max_id + 1,
-                next_seq,
-                opts.segment_size,
-                opts.fail_points.clone(),
-            )?
+            if next_seq > MAX_SEQ {
+                // No sequence number left for a new segment's header (only a forged log gets
+                // here): stay on the last one, whose writer refuses appends.
+                resume_on(last, next_seq)?
+            } else {
+                create(last.header.salt, next_seq)?
+            }
         }
-        None => {
-            let generation = Generation {
-                protocol_version: version,
-                salt: rand::random(),
-            };
-            LogWriter::create(
-                dir,
-                generation,
-                max_id + 1,
-                1,
-                opts.segment_size,
-                opts.fail_points.clone(),
-            )?
-        }
+        None => create(rand::random(), 1)?,
     };
     Ok(Opened {
+        dir: dir.clone(),
         lock,
         writer,
         index,

@@ -21,6 +21,9 @@ use crate::log::format::{salt_seed, HeaderError, SegmentHeader, HEADER_LEN};
 use crate::log::reader::{Decoded, ScanEnd, ScanItem, SegmentScanner};
 use crate::Error;
 
+/// Segments up to this size are read with `MAP_POPULATE`.
+const MAX_POPULATE: u64 = 256 << 20;
+
 /// Name of the lock file in a database directory.
 pub const LOCK_FILE: &str = "LOCK";
 /// Folder that receives replaced segments when history is kept.
@@ -330,11 +333,17 @@ fn replay_segments<T: Decoded>(
             &mut summary.problems,
         );
         let file = File::open(&segment.path).at(&segment.path)?;
+        // Faulted in at once (fewer page faults than one at a time), unless the file is larger
+        // than a segment should be (damage): then only the pages read are faulted in.
+        let mut map_options = MmapOptions::new();
+        if segment.len <= MAX_POPULATE {
+            map_options.populate();
+        }
         // SAFETY: the map is only read. peerlog never shrinks a segment file (sealed segments
         // keep their preallocated length; deleted ones stay mapped until unmapped), so no page
         // of the map can vanish under us; bytes that change under a live writer are copied
         // before they are checked (see SegmentScanner).
-        let map = unsafe { MmapOptions::new().populate().map(&file) }.at(&segment.path)?;
+        let map = unsafe { map_options.map(&file) }.at(&segment.path)?;
         let seed = salt_seed(header.salt);
         let mut scanner = SegmentScanner::<T>::with(&map, seed, !locked);
         for item in scanner.by_ref() {

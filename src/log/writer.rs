@@ -292,15 +292,7 @@ impl LogWriter {
     /// the record is in the page cache: a crash of the process no longer loses it.
     pub fn append(&mut self, event: &Event, written_at: i64) -> Result<u64, Error> {
         self.check_not_poisoned()?;
-        if self.next_seq > MAX_SEQ {
-            // Only a forged log gets here (2^63 records): a record numbered past the limit
-            // would be taken as damage on the next open, so it is refused, not acknowledged.
-            return Err(Error::Corrupt {
-                path: self.segment.path.clone(),
-                offset: self.segment.pos as u64,
-                reason: format!("sequence numbers exhausted: the log already holds {MAX_SEQ}"),
-            });
-        }
+        self.check_seq_left()?;
         self.payload.clear();
         event.encode_payload(written_at, &mut self.payload)?;
         self.frame.clear();
@@ -325,6 +317,7 @@ impl LogWriter {
     /// Seals the active segment (synced, so that sync() need only cover the active one) and
     /// starts the next.
     fn rotate(&mut self) -> Result<(), Error> {
+        self.check_seq_left()?;
         self.sync()?;
         let id = self.reserve_segment_id();
         let header = SegmentHeader {
@@ -358,6 +351,20 @@ impl LogWriter {
     /// Why the writer refuses writes, if an fsync failed.
     pub fn failed_sync(&self) -> Option<&str> {
         self.failed_sync.as_deref()
+    }
+
+    /// Only a forged log runs out of sequence numbers (2^63 records): a record, or a segment
+    /// header, numbered past the limit would be taken as damage by the next open, so the
+    /// writer refuses it rather than acknowledge it.
+    fn check_seq_left(&self) -> Result<(), Error> {
+        if self.next_seq <= MAX_SEQ {
+            return Ok(());
+        }
+        Err(Error::Corrupt {
+            path: self.segment.path.clone(),
+            offset: self.segment.pos as u64,
+            reason: format!("sequence numbers exhausted: the log already holds {MAX_SEQ}"),
+        })
     }
 
     fn check_not_poisoned(&self) -> Result<(), Error> {
