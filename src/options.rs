@@ -39,7 +39,8 @@ pub enum Durability {
 pub struct Options {
     /// When writes are acknowledged. Default: [`Durability::Process`].
     pub durability: Durability,
-    /// Size a segment file is preallocated to; a new segment starts when it is full.
+    /// Largest size of a segment file (preallocated in 1 MiB steps); a new segment starts
+    /// when the next record does not fit.
     /// Default: 64 MiB. Minimum: 4 KiB.
     pub segment_size: u64,
     /// A node whose last pong is older than this is dropped by expiration. Default: 24 hours.
