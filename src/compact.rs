@@ -21,7 +21,7 @@ use std::path::Path;
 
 use crate::error::IoContext;
 use crate::log::format::{encode_frame, salt_seed, SegmentHeader, FLAG_COMPACTED};
-use crate::log::writer::{private_file, sync_dir};
+use crate::log::writer::{private_dir, private_file, sync_dir};
 use crate::log::{segment_file_name, Problem, ReplayPlan, SegmentFile, ARCHIVE_DIR, TEMP_EXT};
 use crate::{Error, Options};
 
@@ -67,26 +67,12 @@ pub(crate) fn retire_segment(
     opts.fail_points.check("compact.remove").at(path)?;
     if archive {
         let archive = dir.join(ARCHIVE_DIR);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode_owner_only()
-            .create(&archive)
-            .at(&archive)?;
+        private_dir().create(&archive).at(&archive)?;
         let target = archive.join(path.file_name().expect("segment paths have a file name"));
         fs::rename(path, &target).at(&target)?;
         sync_dir(&archive)
     } else {
         fs::remove_file(path).at(path)
-    }
-}
-
-trait OwnerOnly {
-    fn mode_owner_only(&mut self) -> &mut Self;
-}
-
-impl OwnerOnly for std::fs::DirBuilder {
-    fn mode_owner_only(&mut self) -> &mut Self {
-        std::os::unix::fs::DirBuilderExt::mode(self, 0o700)
     }
 }
 

@@ -12,7 +12,7 @@ use crate::compact::{self, CompactStats, CompactionInput};
 use crate::event::{self, now_nanos, Event, StoredEvent};
 use crate::index::Index;
 use crate::lock::DirLock;
-use crate::log::writer::LogWriter;
+use crate::log::writer::{sync_segment, LogWriter};
 use crate::log::{self, ReplayPlan, ReplaySummary};
 use crate::recovery;
 use crate::syncer::GroupCommit;
@@ -115,14 +115,6 @@ impl State {
     }
 }
 
-fn unix_nanos_of(t: SystemTime) -> i64 {
-    event::unix_nanos(t).unwrap_or(if t > SystemTime::UNIX_EPOCH {
-        i64::MAX
-    } else {
-        i64::MIN
-    })
-}
-
 impl Inner {
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -174,13 +166,7 @@ impl Inner {
         if through <= synced_through {
             return Ok(Some(through));
         }
-        let result = self
-            .opts
-            .fail_points
-            .check("log.fsync")
-            .and_then(|()| file.sync_data())
-            .map_err(|e| Error::io(path, e));
-        match result {
+        match sync_segment(&file, &path, &self.opts.fail_points) {
             Ok(()) => Ok(Some(through)),
             Err(e) => {
                 self.state().poisoned = Some(e.to_string());
@@ -208,7 +194,7 @@ impl Inner {
     }
 
     fn expire(&self) -> Result<usize, Error> {
-        let threshold = unix_nanos_of(SystemTime::now())
+        let threshold = now_nanos()
             .saturating_sub(i64::try_from(self.opts.expiration.as_nanos()).unwrap_or(i64::MAX));
         let sync_each = self.opts.durability == Durability::SyncEachWrite;
         let mut state = self.state();

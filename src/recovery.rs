@@ -1,15 +1,14 @@
 //! Opening a database directory: refusing foreign files, taking the lock, wiping on a version
 //! change, replaying the log into an index and preparing the writer.
 
-use std::fs::{self, DirBuilder};
-use std::os::unix::fs::DirBuilderExt;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::IoContext;
 use crate::index::Index;
 use crate::lock::DirLock;
 use crate::log::format::MAX_SEQ;
-use crate::log::writer::{sync_dir, Generation, LogWriter, Position};
+use crate::log::writer::{private_dir, sync_dir, Generation, LogWriter, Position};
 use crate::log::{self, ProblemKind, ReplayPlan, ReplaySummary, ARCHIVE_DIR};
 use crate::{Error, Options};
 
@@ -30,11 +29,7 @@ fn prepare_dir(dir: &Path) -> Result<(), Error> {
             "empty database path (use NodeDb::in_memory for a database without files)",
         ));
     }
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .at(dir)?;
+    private_dir().create(dir).at(dir)?;
     match log::list_dir(dir) {
         // A segment vanished while being listed: a live writer is compacting. Whether the
         // directory is ours is settled under the lock, which that writer holds.

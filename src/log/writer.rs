@@ -6,9 +6,9 @@
 //! preallocated (`fallocate`), so a store can never hit a full disk and fault; its unused tail
 //! is zeros, which readers take as the end of the log.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -110,6 +110,22 @@ pub(crate) fn private_file() -> OpenOptions {
     let mut options = OpenOptions::new();
     options.mode(0o600);
     options
+}
+
+/// Creates directories readable by the owner only.
+pub(crate) fn private_dir() -> DirBuilder {
+    let mut builder = DirBuilder::new();
+    builder.recursive(true).mode(0o700);
+    builder
+}
+
+/// Makes the records stored into a segment durable (its `log.fsync` step). Used by the writer
+/// and, outside the writer's lock, by the group-commit syncer.
+pub(crate) fn sync_segment(file: &File, path: &Path, faults: &FailPoints) -> Result<(), Error> {
+    faults
+        .check("log.fsync")
+        .and_then(|()| file.sync_data())
+        .at(path)
 }
 
 /// Makes a rename or delete in `dir` durable.
@@ -336,12 +352,7 @@ impl LogWriter {
     /// Makes every appended record durable on stable storage. A failure poisons the writer.
     pub fn sync(&mut self) -> Result<(), Error> {
         self.check_not_poisoned()?;
-        let path = &self.segment.path;
-        let result = self
-            .faults
-            .check("log.fsync")
-            .and_then(|()| self.segment.file.sync_data())
-            .map_err(|e| Error::io(path, e));
+        let result = sync_segment(&self.segment.file, &self.segment.path, &self.faults);
         if let Err(e) = &result {
             self.failed_sync = Some(e.to_string());
         }
