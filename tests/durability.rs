@@ -2,7 +2,6 @@
 
 use std::fs;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -10,23 +9,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use peerlog::{Durability, Error, FailPoints, Node, NodeDb, NodeId, Options};
+use peerlog::{Durability, Error, FailPoints, NodeDb, Options};
 
-fn id(n: u64) -> NodeId {
-    let mut bytes = [0u8; 64];
-    bytes[..8].copy_from_slice(&n.to_be_bytes());
-    bytes[9] = 2;
-    NodeId(bytes)
-}
-
-fn node(n: u64) -> Node {
-    Node::new(
-        id(n),
-        IpAddr::V4(Ipv4Addr::new(203, 0, 113, n as u8)),
-        30303,
-        30303,
-    )
-}
+mod common;
+use common::{id, node};
 
 fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut all: Vec<_> = fs::read_dir(dir)

@@ -1,28 +1,14 @@
 //! Regression tests for the findings of a review of the core: each one failed before its fix.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use peerlog::{Durability, Error, FailPoints, Node, NodeDb, NodeId, Options, ProblemKind};
+use peerlog::{Durability, Error, FailPoints, NodeDb, Options, ProblemKind};
 
-fn id(n: u64) -> NodeId {
-    let mut bytes = [0u8; 64];
-    bytes[..8].copy_from_slice(&n.to_be_bytes());
-    bytes[8] = 0xaa;
-    NodeId(bytes)
-}
-
-fn node(n: u64) -> Node {
-    Node::new(
-        id(n),
-        IpAddr::V4(Ipv4Addr::new(198, 51, 100, n as u8)),
-        30303,
-        30303,
-    )
-}
+mod common;
+use common::{id, node};
 
 /// DESIGN.md: "A failed fsync poisons the database: further writes get an error until it is
 /// reopened". The fsync that seals a full segment (LogWriter::rotate) fails, the write gets an

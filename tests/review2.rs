@@ -2,7 +2,6 @@
 //! fix.
 
 use std::fs;
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,23 +9,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use peerlog::log::format::{encode_frame, salt_seed, SegmentHeader, FLAG_COMPACTED, MAX_SEQ};
 use peerlog::log::segment_file_name;
-use peerlog::{Error, Node, NodeDb, NodeId, Options};
+use peerlog::{Error, NodeDb, Options};
 
-fn id(n: u64) -> NodeId {
-    let mut bytes = [0u8; 64];
-    bytes[..8].copy_from_slice(&n.to_be_bytes());
-    bytes[8] = 0xbb;
-    NodeId(bytes)
-}
-
-fn node(n: u64) -> Node {
-    Node::new(
-        id(n),
-        IpAddr::V4(Ipv4Addr::new(198, 51, 100, n as u8)),
-        30303,
-        30303,
-    )
-}
+mod common;
+use common::{id, node};
 
 /// Writes a segment file holding one ping record numbered `seq`, padded with zeros to 4 KiB.
 fn forge_segment(dir: &Path, header: SegmentHeader, seq: u64) {
