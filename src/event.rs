@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::node::{Node, NodeId, NODE_ID_LEN};
+use crate::node::{parse_node_rlp, Endpoint, Node, NodeId, NODE_ID_LEN};
 use crate::Error;
 
 /// One change to the database, as it is recorded in the log.
@@ -135,62 +135,79 @@ impl Event {
     }
 }
 
-/// An event with its timestamps in stored form (nanoseconds since the epoch): what the index
-/// applies. Replay decodes straight into it, without going through `SystemTime`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum StoredEvent {
-    NodeUpdated(Node),
-    Ping { id: NodeId, at: i64 },
-    Pong { id: NodeId, at: i64 },
-    FindFails { id: NodeId, fails: u32 },
-    NodeDeleted { id: NodeId },
-    NodeExpired { id: NodeId },
+/// An event as the index applies it: timestamps in stored form (nanoseconds since the epoch)
+/// and the id borrowed, from the payload bytes on replay or from the [`Event`] on a write.
+/// Replay decodes straight into it from the mapped log, copying nothing but a few integers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StoredEvent<'a> {
+    NodeUpdated { id: &'a IdBytes, endpoint: Endpoint },
+    Ping { id: &'a IdBytes, at: i64 },
+    Pong { id: &'a IdBytes, at: i64 },
+    FindFails { id: &'a IdBytes, fails: u32 },
+    NodeDeleted { id: &'a IdBytes },
+    NodeExpired { id: &'a IdBytes },
 }
 
-impl StoredEvent {
-    /// The stored form of `event`; refuses timestamps that do not fit.
-    pub fn from_event(event: &Event) -> Result<StoredEvent, Error> {
+/// The bytes of a node id.
+pub(crate) type IdBytes = [u8; NODE_ID_LEN];
+
+impl<'a> StoredEvent<'a> {
+    pub fn from_event(event: &'a Event) -> Result<StoredEvent<'a>, Error> {
         Ok(match event {
-            Event::NodeUpdated(node) => StoredEvent::NodeUpdated(node.clone()),
+            Event::NodeUpdated(node) => StoredEvent::NodeUpdated {
+                id: &node.id.0,
+                endpoint: Endpoint {
+                    ip: node.ip,
+                    udp: node.udp,
+                    tcp: node.tcp,
+                },
+            },
             Event::Ping { id, at } => StoredEvent::Ping {
-                id: *id,
+                id: &id.0,
                 at: unix_nanos(*at)?,
             },
             Event::Pong { id, at } => StoredEvent::Pong {
-                id: *id,
+                id: &id.0,
                 at: unix_nanos(*at)?,
             },
             Event::FindFails { id, fails } => StoredEvent::FindFails {
-                id: *id,
+                id: &id.0,
                 fails: *fails,
             },
-            Event::NodeDeleted { id } => StoredEvent::NodeDeleted { id: *id },
-            Event::NodeExpired { id } => StoredEvent::NodeExpired { id: *id },
+            Event::NodeDeleted { id } => StoredEvent::NodeDeleted { id: &id.0 },
+            Event::NodeExpired { id } => StoredEvent::NodeExpired { id: &id.0 },
         })
     }
 
     pub fn into_event(self) -> Event {
         match self {
-            StoredEvent::NodeUpdated(node) => Event::NodeUpdated(node),
+            StoredEvent::NodeUpdated { id, endpoint } => Event::NodeUpdated(Node::new(
+                NodeId(*id),
+                endpoint.ip,
+                endpoint.udp,
+                endpoint.tcp,
+            )),
             StoredEvent::Ping { id, at } => Event::Ping {
-                id,
+                id: NodeId(*id),
                 at: from_unix_nanos(at),
             },
             StoredEvent::Pong { id, at } => Event::Pong {
-                id,
+                id: NodeId(*id),
                 at: from_unix_nanos(at),
             },
-            StoredEvent::FindFails { id, fails } => Event::FindFails { id, fails },
-            StoredEvent::NodeDeleted { id } => Event::NodeDeleted { id },
-            StoredEvent::NodeExpired { id } => Event::NodeExpired { id },
+            StoredEvent::FindFails { id, fails } => Event::FindFails {
+                id: NodeId(*id),
+                fails,
+            },
+            StoredEvent::NodeDeleted { id } => Event::NodeDeleted { id: NodeId(*id) },
+            StoredEvent::NodeExpired { id } => Event::NodeExpired { id: NodeId(*id) },
         }
     }
 
-    /// The node the event is about.
-    pub fn id(&self) -> &NodeId {
-        match self {
-            StoredEvent::NodeUpdated(node) => &node.id,
-            StoredEvent::Ping { id, .. }
+    pub fn id(&self) -> &'a IdBytes {
+        match *self {
+            StoredEvent::NodeUpdated { id, .. }
+            | StoredEvent::Ping { id, .. }
             | StoredEvent::Pong { id, .. }
             | StoredEvent::FindFails { id, .. }
             | StoredEvent::NodeDeleted { id }
@@ -198,15 +215,20 @@ impl StoredEvent {
         }
     }
 
-    /// Decodes a payload of the given kind (see [`Event::decode_payload`]).
-    pub fn decode(kind: u8, payload: &[u8]) -> Option<(i64, StoredEvent)> {
+    /// Decodes a payload written by [`Event::encode_payload`]: its write time and event, or
+    /// `None` if it is not a well-formed payload of that kind.
+    #[inline]
+    pub fn decode(kind: u8, payload: &'a [u8]) -> Option<(i64, StoredEvent<'a>)> {
         let written_at = i64::from_le_bytes(payload.get(..TIME_LEN)?.try_into().ok()?);
         let body = &payload[TIME_LEN..];
-        let id = || -> Option<NodeId> { Some(NodeId(body.get(..NODE_ID_LEN)?.try_into().ok()?)) };
+        let id = || -> Option<&'a IdBytes> { body.get(..NODE_ID_LEN)?.try_into().ok() };
         let tail = || &body[NODE_ID_LEN..];
         let time = || Some(i64::from_le_bytes(tail().try_into().ok()?));
         let event = match (kind, payload.len()) {
-            (kind::NODE_UPDATED, _) => StoredEvent::NodeUpdated(Node::from_rlp(body).ok()?),
+            (kind::NODE_UPDATED, _) => {
+                let (id, endpoint) = parse_node_rlp(body).ok()?;
+                StoredEvent::NodeUpdated { id, endpoint }
+            }
             (kind::PING, PING_PAYLOAD_LEN) => StoredEvent::Ping {
                 id: id()?,
                 at: time()?,
@@ -227,13 +249,12 @@ impl StoredEvent {
     }
 }
 
-/// A record as replay hands it to the index: sequence number, write time and event, all in
-/// stored form.
-#[derive(Clone, Debug)]
-pub(crate) struct StoredRecord {
+/// A record in stored form, borrowing from the log bytes it was decoded from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StoredRecord<'a> {
     pub seq: u64,
     pub written_at: i64,
-    pub event: StoredEvent,
+    pub event: StoredEvent<'a>,
 }
 
 /// Nanoseconds since the Unix epoch, as stored on disk. Times outside about 1677..2262 do not

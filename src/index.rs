@@ -4,44 +4,17 @@
 //! hash table of indices finds an entry by id without storing the 64-byte id twice.
 
 use std::hash::BuildHasher;
-use std::net::IpAddr;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 use rand::Rng;
 
-use crate::event::{Event, StoredEvent, StoredRecord};
+use crate::event::{Event, IdBytes, StoredEvent, StoredRecord};
 use crate::event::{FAILS_PAYLOAD_LEN, PING_PAYLOAD_LEN};
 use crate::log::format::{align, FRAME_HEADER_LEN};
-use crate::node::{Node, NodeId};
+use crate::node::{ids_equal, Endpoint, Node, NodeId};
 
 /// Marks a timestamp that was never set.
 const NEVER: i64 = i64::MIN;
-
-/// A node's endpoint, stored without its id (the entry holds that).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Endpoint {
-    pub ip: IpAddr,
-    pub udp: u16,
-    pub tcp: u16,
-}
-
-impl Endpoint {
-    /// Length of the node's RLP encoding, computed without encoding it (replay calls this
-    /// for every event).
-    fn rlp_len(&self) -> usize {
-        let port = |p: u16| match p {
-            0..=127 => 1,
-            128..=255 => 2,
-            _ => 3,
-        };
-        let ip = match self.ip {
-            IpAddr::V4(_) => 1 + 4,
-            IpAddr::V6(_) => 1 + 16,
-        };
-        // List header (2 bytes: the payload is always over 55 bytes) and the id (2 + 64).
-        2 + ip + port(self.udp) + port(self.tcp) + 2 + 64
-    }
-}
 
 /// Everything known about one id.
 #[derive(Clone, Debug)]
@@ -181,16 +154,21 @@ impl Index {
     }
 
     pub fn get(&self, id: &NodeId) -> Option<&Entry> {
-        let hash = self.hasher.hash_one(id);
-        let entries = &self.entries;
-        self.slots
-            .find(hash, |&i| entries[i as usize].id == *id)
-            .map(|&i| &entries[i as usize])
+        self.find(&id.0).map(|i| &self.entries[i])
     }
 
-    fn index_or_insert(&mut self, id: &NodeId) -> usize {
+    fn find(&self, id: &IdBytes) -> Option<usize> {
+        let entries = &self.entries;
+        self.slots
+            .find(hash_id(&self.hasher, id), |&i| {
+                ids_equal(&entries[i as usize].id.0, id)
+            })
+            .map(|&i| i as usize)
+    }
+
+    fn index_or_insert(&mut self, id: &IdBytes) -> usize {
         if let Some(last) = self.last_touched {
-            if self.entries[last].id == *id {
+            if ids_equal(&self.entries[last].id.0, id) {
                 return last;
             }
         }
@@ -199,19 +177,18 @@ impl Index {
         index
     }
 
-    fn find_or_insert(&mut self, id: &NodeId) -> usize {
-        let hash = self.hasher.hash_one(id);
+    fn find_or_insert(&mut self, id: &IdBytes) -> usize {
         let (entries, hasher) = (&mut self.entries, &self.hasher);
         let slot = self.slots.entry(
-            hash,
-            |&i| entries[i as usize].id == *id,
-            |&i| hasher.hash_one(entries[i as usize].id),
+            hash_id(hasher, id),
+            |&i| ids_equal(&entries[i as usize].id.0, id),
+            |&i| hash_id(hasher, &entries[i as usize].id.0),
         );
         match slot {
             hashbrown::hash_table::Entry::Occupied(found) => *found.get() as usize,
             hashbrown::hash_table::Entry::Vacant(vacant) => {
                 let index = entries.len();
-                entries.push(Entry::new(*id));
+                entries.push(Entry::new(NodeId(*id)));
                 vacant.insert(index as u32);
                 index
             }
@@ -219,13 +196,11 @@ impl Index {
     }
 
     /// Removes everything known about `id`; whether anything was known.
-    fn remove(&mut self, id: &NodeId) -> bool {
-        let hash = self.hasher.hash_one(id);
+    fn remove(&mut self, id: &IdBytes) -> bool {
         let entries = &self.entries;
-        let Ok(found) = self
-            .slots
-            .find_entry(hash, |&i| entries[i as usize].id == *id)
-        else {
+        let Ok(found) = self.slots.find_entry(hash_id(&self.hasher, id), |&i| {
+            ids_equal(&entries[i as usize].id.0, id)
+        }) else {
             return false;
         };
         let (index, _) = found.remove();
@@ -236,7 +211,7 @@ impl Index {
         self.account(&removed, -1);
         if index < self.entries.len() {
             // The last entry moved into the hole: point its slot at its new place.
-            let moved_hash = self.hasher.hash_one(self.entries[index].id);
+            let moved_hash = hash_id(&self.hasher, &self.entries[index].id.0);
             let old_index = self.entries.len() as u32;
             if let Some(slot) = self.slots.find_mut(moved_hash, |&i| i == old_index) {
                 *slot = index as u32;
@@ -252,7 +227,8 @@ impl Index {
     }
 
     /// Applies a record read back from the log.
-    pub fn apply_record(&mut self, record: &StoredRecord) {
+    #[inline]
+    pub fn apply_record(&mut self, record: &StoredRecord<'_>) {
         self.apply(&record.event, record.written_at);
     }
 
@@ -268,7 +244,8 @@ impl Index {
     }
 
     /// Applies one event written at `written_at`.
-    pub fn apply(&mut self, event: &StoredEvent, written_at: i64) {
+    #[inline]
+    pub fn apply(&mut self, event: &StoredEvent<'_>, written_at: i64) {
         let id = event.id();
         if let StoredEvent::NodeDeleted { .. } | StoredEvent::NodeExpired { .. } = event {
             self.remove(id);
@@ -279,13 +256,7 @@ impl Index {
         let (had_record, bytes_before) = (entry.endpoint.is_some(), entry.live_bytes());
         entry.touched = written_at;
         match event {
-            StoredEvent::NodeUpdated(node) => {
-                entry.endpoint = Some(Endpoint {
-                    ip: node.ip,
-                    udp: node.udp,
-                    tcp: node.tcp,
-                })
-            }
+            StoredEvent::NodeUpdated { endpoint, .. } => entry.endpoint = Some(*endpoint),
             StoredEvent::Ping { at, .. } => entry.last_ping = *at,
             StoredEvent::Pong { at, .. } => entry.last_pong = *at,
             StoredEvent::FindFails { fails, .. } => entry.fails = *fails,
@@ -344,10 +315,15 @@ impl Index {
     }
 }
 
+/// The hash of an id in `hasher`: the one function every lookup and insert uses.
+fn hash_id(hasher: &DefaultHashBuilder, id: &IdBytes) -> u64 {
+    hasher.hash_one(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     #[test]
     fn computed_rlp_length_matches_the_encoding() {
@@ -371,13 +347,15 @@ mod tests {
             30303,
             30303,
         );
-        index.apply(&StoredEvent::NodeUpdated(node.clone()), 0);
+        let updated = Event::NodeUpdated(node.clone());
+        let updated = StoredEvent::from_event(&updated).unwrap();
+        index.apply(&updated, 0);
         assert_eq!(index.live_bytes(), 104);
-        index.apply(&StoredEvent::NodeUpdated(node.clone()), 1);
+        index.apply(&updated, 1);
         assert_eq!(index.live_bytes(), 104, "an overwrite is not live twice");
         index.apply(
             &StoredEvent::FindFails {
-                id: node.id,
+                id: &node.id.0,
                 fails: 2,
             },
             2,
@@ -385,7 +363,7 @@ mod tests {
         assert_eq!(index.live_bytes(), 104 + 96);
         index.apply(
             &StoredEvent::FindFails {
-                id: node.id,
+                id: &node.id.0,
                 fails: 0,
             },
             3,
@@ -395,7 +373,7 @@ mod tests {
             104,
             "zero fails are not written by compaction"
         );
-        index.apply(&StoredEvent::NodeDeleted { id: node.id }, 4);
+        index.apply(&StoredEvent::NodeDeleted { id: &node.id.0 }, 4);
         assert_eq!((index.live_bytes(), index.len()), (0, 0));
     }
 }

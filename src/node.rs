@@ -30,16 +30,21 @@ pub const NODE_ID_LEN: usize = 64;
 pub struct NodeId(pub [u8; NODE_ID_LEN]);
 
 impl PartialEq for NodeId {
-    /// Eight word compares, inlined: replay compares ids for every record, and the generic
-    /// byte-array comparison calls out to `memcmp`.
     fn eq(&self, other: &NodeId) -> bool {
-        let words = |id: &NodeId| -> [u64; 8] {
-            std::array::from_fn(|i| u64::from_ne_bytes(id.0[8 * i..8 * i + 8].try_into().unwrap()))
-        };
-        // Or-ing the differences keeps the compiler from turning this back into `memcmp`.
-        let (a, b) = (words(self), words(other));
-        a.iter().zip(&b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
+        ids_equal(&self.0, &other.0)
     }
+}
+
+/// Byte equality of two ids as eight word compares, inlined: replay compares ids for every
+/// record, and the generic byte-array comparison calls out to `memcmp`.
+#[inline]
+pub(crate) fn ids_equal(a: &[u8; NODE_ID_LEN], b: &[u8; NODE_ID_LEN]) -> bool {
+    let words = |id: &[u8; NODE_ID_LEN]| -> [u64; 8] {
+        std::array::from_fn(|i| u64::from_ne_bytes(id[8 * i..8 * i + 8].try_into().unwrap()))
+    };
+    // Or-ing the differences keeps the compiler from turning this back into `memcmp`.
+    let (a, b) = (words(a), words(b));
+    a.iter().zip(&b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 impl NodeId {
@@ -150,36 +155,12 @@ impl Node {
     /// shape: other IP lengths, ports over 65535, integers with leading zeros, long forms
     /// where a short one fits, trailing bytes.
     pub fn from_rlp(bytes: &[u8]) -> Result<Node, Error> {
-        let bad = |what: &str| Error::invalid(format!("node RLP: {what}"));
-        let mut outer = RlpCursor(bytes);
-        let mut fields = RlpCursor(outer.list().map_err(bad)?);
-        if !outer.0.is_empty() {
-            return Err(bad("trailing bytes after the list"));
-        }
-        let mut next = |name: &str| fields.string().map_err(|e| bad(&format!("{name}: {e}")));
-        let ip_bytes = next("ip")?;
-        let udp = next("udp port")?;
-        let tcp = next("tcp port")?;
-        let id_bytes = next("id")?;
-        if !fields.0.is_empty() {
-            return Err(bad("more than 4 items in the list"));
-        }
-        let ip = match ip_bytes.len() {
-            4 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(ip_bytes).unwrap())),
-            16 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(ip_bytes).unwrap())),
-            n => return Err(bad(&format!("ip must be 4 or 16 bytes, got {n}"))),
-        };
-        let port = |value: &[u8], name: &str| -> Result<u16, Error> {
-            let value = canonical_uint(value).map_err(|e| bad(&format!("{name} port: {e}")))?;
-            u16::try_from(value).map_err(|_| bad(&format!("{name} port {value} exceeds 65535")))
-        };
-        let id = <[u8; NODE_ID_LEN]>::try_from(id_bytes)
-            .map_err(|_| bad(&format!("id must be 64 bytes, got {}", id_bytes.len())))?;
+        let (id, endpoint) = parse_node_rlp(bytes)?;
         Ok(Node::new(
-            NodeId(id),
-            ip,
-            port(udp, "udp")?,
-            port(tcp, "tcp")?,
+            NodeId(*id),
+            endpoint.ip,
+            endpoint.udp,
+            endpoint.tcp,
         ))
     }
 
@@ -187,6 +168,67 @@ impl Node {
     pub fn sha(&self) -> [u8; 32] {
         self.id.hash()
     }
+}
+
+/// A node's endpoint, without its id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Endpoint {
+    pub ip: IpAddr,
+    pub udp: u16,
+    pub tcp: u16,
+}
+
+impl Endpoint {
+    /// Length of the RLP encoding of a node at this endpoint, computed without encoding it
+    /// (replay calls this for every event).
+    pub fn rlp_len(&self) -> usize {
+        let port = |p: u16| match p {
+            0..=127 => 1,
+            128..=255 => 2,
+            _ => 3,
+        };
+        let ip = match self.ip {
+            IpAddr::V4(_) => 1 + 4,
+            IpAddr::V6(_) => 1 + 16,
+        };
+        // List header (2 bytes: the payload is always over 55 bytes) and the id (2 + 64).
+        2 + ip + port(self.udp) + port(self.tcp) + 2 + 64
+    }
+}
+
+/// [`Node::from_rlp`] without copying: the id is borrowed from `bytes`.
+pub(crate) fn parse_node_rlp(bytes: &[u8]) -> Result<(&[u8; NODE_ID_LEN], Endpoint), Error> {
+    let bad = |what: &str| Error::invalid(format!("node RLP: {what}"));
+    let mut outer = RlpCursor(bytes);
+    let mut fields = RlpCursor(outer.list().map_err(bad)?);
+    if !outer.0.is_empty() {
+        return Err(bad("trailing bytes after the list"));
+    }
+    let mut next = |name: &str| fields.string().map_err(|e| bad(&format!("{name}: {e}")));
+    let ip_bytes = next("ip")?;
+    let udp = next("udp port")?;
+    let tcp = next("tcp port")?;
+    let id_bytes = next("id")?;
+    if !fields.0.is_empty() {
+        return Err(bad("more than 4 items in the list"));
+    }
+    let ip = match ip_bytes.len() {
+        4 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(ip_bytes).unwrap())),
+        16 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(ip_bytes).unwrap())),
+        n => return Err(bad(&format!("ip must be 4 or 16 bytes, got {n}"))),
+    };
+    let port = |value: &[u8], name: &str| -> Result<u16, Error> {
+        let value = canonical_uint(value).map_err(|e| bad(&format!("{name} port: {e}")))?;
+        u16::try_from(value).map_err(|_| bad(&format!("{name} port {value} exceeds 65535")))
+    };
+    let id = <&[u8; NODE_ID_LEN]>::try_from(id_bytes)
+        .map_err(|_| bad(&format!("id must be 64 bytes, got {}", id_bytes.len())))?;
+    let endpoint = Endpoint {
+        ip,
+        udp: port(udp, "udp")?,
+        tcp: port(tcp, "tcp")?,
+    };
+    Ok((id, endpoint))
 }
 
 impl fmt::Display for Node {

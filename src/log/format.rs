@@ -175,6 +175,7 @@ pub fn decode_frame(seed: u32, bytes: &[u8]) -> Option<Frame<'_>> {
 
 /// [`decode_frame`] with the checksum state after the salt already set up (`seeded`), which
 /// a scan makes once per segment rather than once per frame.
+#[inline]
 pub(crate) fn decode_frame_seeded<'a>(
     seeded: &crc32fast::Hasher,
     bytes: &'a [u8],

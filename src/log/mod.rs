@@ -285,25 +285,79 @@ pub struct RecordPlace<'a> {
 /// is appending to.
 pub fn replay(
     plan: &ReplayPlan,
-    on_record: impl FnMut(RecordPlace<'_>, Record),
+    mut on_record: impl FnMut(RecordPlace<'_>, Record),
 ) -> Result<ReplaySummary, Error> {
-    replay_segments(plan, false, on_record)
+    replay_segments(plan, |map, seed, replay| {
+        replay.scan(SegmentScanner::copying(map, seed), &mut on_record)
+    })
 }
 
 /// [`replay`] for a caller that holds the directory's lock: nobody writes the segments while
-/// they are read, so frames are checked in place.
-/// Records come in stored form, for the index.
+/// they are read, so frames are checked and decoded in place.
+/// Records come in stored form, borrowing from the mapped segment, for the index.
 pub(crate) fn replay_locked(
     plan: &ReplayPlan,
-    on_record: impl FnMut(RecordPlace<'_>, StoredRecord),
+    mut on_record: impl FnMut(RecordPlace<'_>, StoredRecord<'_>),
 ) -> Result<ReplaySummary, Error> {
-    replay_segments(plan, true, on_record)
+    replay_segments(plan, |map, seed, replay| {
+        replay.scan(SegmentScanner::in_place(map, seed), &mut on_record)
+    })
 }
 
-fn replay_segments<T: Decoded>(
+/// The replay of one segment: feeds what its scan finds to the sequence accounting.
+struct SegmentReplay<'r> {
+    segment: &'r SegmentFile,
+    tracker: &'r mut SeqTracker,
+    summary: &'r mut ReplaySummary,
+}
+
+impl SegmentReplay<'_> {
+    /// Runs `scanner` over the segment, passing every record with a new sequence number to
+    /// `on_record`; returns where the intact data ends.
+    fn scan<'m, T: Decoded<'m>>(
+        &mut self,
+        mut scanner: SegmentScanner<'m, T>,
+        on_record: &mut impl FnMut(RecordPlace<'_>, T),
+    ) -> ScanEnd {
+        for item in scanner.by_ref() {
+            match item {
+                ScanItem::Record {
+                    offset,
+                    len,
+                    record,
+                } => {
+                    let place = RecordPlace {
+                        segment: self.segment,
+                        offset,
+                        len,
+                    };
+                    if self
+                        .tracker
+                        .accept(record.seq(), place, &mut self.summary.problems)
+                    {
+                        self.summary.records += 1;
+                        self.summary.record_bytes += len;
+                        on_record(place, record);
+                    }
+                }
+                ScanItem::Damage { offset, len } => self.tracker.damaged(
+                    ProblemKind::Damaged,
+                    self.segment,
+                    offset,
+                    len,
+                    &mut self.summary.problems,
+                ),
+            }
+        }
+        scanner.end().expect("scan finished")
+    }
+}
+
+/// Replays every live segment of `plan`, each mapped and handed to `scan_segment` with its
+/// checksum seed.
+fn replay_segments(
     plan: &ReplayPlan,
-    locked: bool,
-    mut on_record: impl FnMut(RecordPlace<'_>, T),
+    mut scan_segment: impl FnMut(&[u8], u32, &mut SegmentReplay<'_>) -> ScanEnd,
 ) -> Result<ReplaySummary, Error> {
     let mut tracker = SeqTracker::default();
     let mut summary = ReplaySummary::default();
@@ -344,36 +398,12 @@ fn replay_segments<T: Decoded>(
         // of the map can vanish under us; bytes that change under a live writer are copied
         // before they are checked (see SegmentScanner).
         let map = unsafe { map_options.map(&file) }.at(&segment.path)?;
-        let seed = salt_seed(header.salt);
-        let mut scanner = SegmentScanner::<T>::with(&map, seed, !locked);
-        for item in scanner.by_ref() {
-            match item {
-                ScanItem::Record {
-                    offset,
-                    len,
-                    record,
-                } => {
-                    let place = RecordPlace {
-                        segment,
-                        offset,
-                        len,
-                    };
-                    if tracker.accept(record.seq(), place, &mut summary.problems) {
-                        summary.records += 1;
-                        summary.record_bytes += len;
-                        on_record(place, record);
-                    }
-                }
-                ScanItem::Damage { offset, len } => tracker.damaged(
-                    ProblemKind::Damaged,
-                    segment,
-                    offset,
-                    len,
-                    &mut summary.problems,
-                ),
-            }
-        }
-        let end = scanner.end().expect("scan finished");
+        let mut replay = SegmentReplay {
+            segment,
+            tracker: &mut tracker,
+            summary: &mut summary,
+        };
+        let end = scan_segment(&map, salt_seed(header.salt), &mut replay);
         if end.has_garbage() {
             let kind = if is_last {
                 ProblemKind::TornTail

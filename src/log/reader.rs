@@ -1,8 +1,6 @@
 //! Reading one segment: intact records in order, damaged ranges skipped and reported, and
 //! where the intact data ends.
 
-use std::marker::PhantomData;
-
 use crate::event::{from_unix_nanos, Event, Record, StoredEvent, StoredRecord};
 use crate::log::format::{
     align, decode_frame_seeded, FRAME_ALIGN, FRAME_HEADER_LEN, HEADER_LEN, MAX_FRAME_LEN,
@@ -48,15 +46,16 @@ impl ScanEnd {
     }
 }
 
-/// What a scan decodes an intact frame into.
-pub trait Decoded: Sized {
+/// What a scan decodes an intact frame into. `'a` is the lifetime of the scanned bytes: a
+/// decoded value may borrow from them when the scan reads frames in place.
+pub trait Decoded<'a>: Sized {
     /// The record of a frame whose checksum matched; `None` if its payload does not decode.
-    fn decode(seq: u64, kind: u8, payload: &[u8]) -> Option<Self>;
+    fn decode(seq: u64, kind: u8, payload: &'a [u8]) -> Option<Self>;
     /// Its sequence number.
     fn seq(&self) -> u64;
 }
 
-impl Decoded for Record {
+impl Decoded<'_> for Record {
     fn decode(seq: u64, kind: u8, payload: &[u8]) -> Option<Record> {
         let (written_at, event) = Event::decode_payload(kind, payload)?;
         Some(Record {
@@ -71,8 +70,9 @@ impl Decoded for Record {
     }
 }
 
-impl Decoded for StoredRecord {
-    fn decode(seq: u64, kind: u8, payload: &[u8]) -> Option<StoredRecord> {
+impl<'a> Decoded<'a> for StoredRecord<'a> {
+    #[inline]
+    fn decode(seq: u64, kind: u8, payload: &'a [u8]) -> Option<StoredRecord<'a>> {
         let (written_at, event) = StoredEvent::decode(kind, payload)?;
         Some(StoredRecord {
             seq,
@@ -86,6 +86,10 @@ impl Decoded for StoredRecord {
     }
 }
 
+/// Decodes a payload that was copied out of the scanned bytes: only for types that own their
+/// data.
+type DecodeCopy<T> = fn(u64, u8, &[u8]) -> Option<T>;
+
 /// Iterates over the records of one segment's bytes (header included).
 ///
 /// The bytes may be a live file another process is appending to: each frame is copied before
@@ -97,37 +101,47 @@ pub struct SegmentScanner<'a, T = Record> {
     pos: usize,
     valid_end: usize,
     end: Option<ScanEnd>,
-    /// Whether frames are copied before they are checked (the file may change under us).
-    copy_frames: bool,
-    decoded: PhantomData<T>,
+    /// Set when frames are copied before they are checked (the file may change under us):
+    /// decodes from the copy. Unset, frames are checked and decoded in place.
+    decode_copy: Option<DecodeCopy<T>>,
 }
 
 impl<'a> SegmentScanner<'a, Record> {
     /// Scans `data`, whose first [`HEADER_LEN`] bytes are the (already checked) header, with the
     /// checksum seed of the segment's salt.
     pub fn new(data: &'a [u8], seed: u32) -> SegmentScanner<'a, Record> {
-        SegmentScanner::with(data, seed, true)
+        SegmentScanner::copying(data, seed)
     }
 
     /// Like [`SegmentScanner::new`], for bytes nobody else writes while they are scanned (the
     /// caller holds the directory's lock, or the segment is sealed): frames are checked in
     /// place, without a copy.
     pub fn new_exclusive(data: &'a [u8], seed: u32) -> SegmentScanner<'a, Record> {
-        SegmentScanner::with(data, seed, false)
+        SegmentScanner::in_place(data, seed)
     }
 }
 
-impl<'a, T: Decoded> SegmentScanner<'a, T> {
-    /// A scanner producing `T`s; `copy_frames` as in [`SegmentScanner::new`].
-    pub(crate) fn with(data: &'a [u8], seed: u32, copy_frames: bool) -> SegmentScanner<'a, T> {
+impl<'a, T: for<'b> Decoded<'b>> SegmentScanner<'a, T> {
+    /// A scanner that copies each frame before checking it, as [`SegmentScanner::new`].
+    pub(crate) fn copying(data: &'a [u8], seed: u32) -> SegmentScanner<'a, T> {
+        SegmentScanner {
+            decode_copy: Some(|seq, kind, payload| T::decode(seq, kind, payload)),
+            ..SegmentScanner::in_place(data, seed)
+        }
+    }
+}
+
+impl<'a, T: Decoded<'a>> SegmentScanner<'a, T> {
+    /// A scanner that checks and decodes frames in place, as
+    /// [`SegmentScanner::new_exclusive`]; its records may borrow from `data`.
+    pub(crate) fn in_place(data: &'a [u8], seed: u32) -> SegmentScanner<'a, T> {
         SegmentScanner {
             data,
             seeded: crc32fast::Hasher::new_with_initial(seed),
             pos: HEADER_LEN,
             valid_end: HEADER_LEN,
             end: None,
-            copy_frames,
-            decoded: PhantomData,
+            decode_copy: None,
         }
     }
 
@@ -137,23 +151,20 @@ impl<'a, T: Decoded> SegmentScanner<'a, T> {
     }
 
     /// The intact record at `pos`, if there is one: its checksum matches and its payload decodes.
+    #[inline]
     fn record_at(&self, pos: usize) -> Option<(T, usize)> {
         let available = &self.data[pos..];
-        let copy;
-        let bytes = if self.copy_frames {
+        if let Some(decode) = self.decode_copy {
             // Copy the frame out first: its length is read once, and the checksum is verified
             // on the same bytes that are then decoded, even if the file changes meanwhile.
             let n = available.len().min(frame_len_claimed(available)?);
-            let mut frame = [0u8; MAX_FRAME_LEN];
-            frame[..n].copy_from_slice(&available[..n]);
-            copy = frame;
-            &copy[..n]
-        } else {
-            available
-        };
-        let frame = decode_frame_seeded(&self.seeded, bytes)?;
-        let record = T::decode(frame.seq, frame.kind, frame.payload)?;
-        Some((record, frame.len))
+            let mut copy = [0u8; MAX_FRAME_LEN];
+            copy[..n].copy_from_slice(&available[..n]);
+            let frame = decode_frame_seeded(&self.seeded, &copy[..n])?;
+            return Some((decode(frame.seq, frame.kind, frame.payload)?, frame.len));
+        }
+        let frame = decode_frame_seeded(&self.seeded, available)?;
+        Some((T::decode(frame.seq, frame.kind, frame.payload)?, frame.len))
     }
 
     /// The next aligned offset after `pos` holding an intact record.
@@ -173,9 +184,12 @@ impl<'a, T: Decoded> SegmentScanner<'a, T> {
     }
 }
 
-impl<T: Decoded> Iterator for SegmentScanner<'_, T> {
+impl<'a, T: Decoded<'a>> Iterator for SegmentScanner<'a, T> {
     type Item = ScanItem<T>;
 
+    // Inlined, with everything but the intact-record case out of line: replay runs this
+    // once per record.
+    #[inline]
     fn next(&mut self) -> Option<ScanItem<T>> {
         if self.end.is_some() {
             return None;
@@ -191,16 +205,26 @@ impl<T: Decoded> Iterator for SegmentScanner<'_, T> {
                     record,
                 });
             }
-            // Zeros to the end are the unused, preallocated part of the segment.
-            if self.data[self.pos..].iter().any(|&b| b != 0) {
-                if let Some(next) = self.resync_after(self.pos) {
-                    let damage = ScanItem::Damage {
-                        offset: self.pos as u64,
-                        len: (next - self.pos) as u64,
-                    };
-                    self.pos = next;
-                    return Some(damage);
-                }
+        }
+        self.damage_or_end()
+    }
+}
+
+impl<'a, T: Decoded<'a>> SegmentScanner<'a, T> {
+    /// What follows when no intact record starts at `pos`: the damaged range up to the next
+    /// intact record, or the end of the scan.
+    #[cold]
+    fn damage_or_end(&mut self) -> Option<ScanItem<T>> {
+        // Zeros to the end are the unused, preallocated part of the segment.
+        let tail = self.data.get(self.pos..).unwrap_or_default();
+        if tail.iter().any(|&b| b != 0) {
+            if let Some(next) = self.resync_after(self.pos) {
+                let damage = ScanItem::Damage {
+                    offset: self.pos as u64,
+                    len: (next - self.pos) as u64,
+                };
+                self.pos = next;
+                return Some(damage);
             }
         }
         self.finish();
