@@ -217,7 +217,7 @@ impl<'a> StoredEvent<'a> {
 
     /// Decodes a payload written by [`Event::encode_payload`]: its write time and event, or
     /// `None` if it is not a well-formed payload of that kind.
-    #[inline]
+    #[inline(always)]
     pub fn decode(kind: u8, payload: &'a [u8]) -> Option<(i64, StoredEvent<'a>)> {
         let written_at = i64::from_le_bytes(payload.get(..TIME_LEN)?.try_into().ok()?);
         let body = &payload[TIME_LEN..];

@@ -180,6 +180,19 @@ pub(crate) fn decode_frame_seeded<'a>(
     seeded: &crc32fast::Hasher,
     bytes: &'a [u8],
 ) -> Option<Frame<'a>> {
+    decode_frame_with(Some(seeded), bytes)
+}
+
+/// [`decode_frame_seeded`] for a frame whose checksum another thread has already checked
+/// (see `log::ahead`): every other check is made.
+#[inline]
+pub(crate) fn decode_frame_precheck(bytes: &[u8]) -> Option<Frame<'_>> {
+    decode_frame_with(None, bytes)
+}
+
+/// Reads the frame at the start of `bytes`, checking its checksum if `seeded` is given.
+#[inline(always)]
+fn decode_frame_with<'a>(seeded: Option<&crc32fast::Hasher>, bytes: &'a [u8]) -> Option<Frame<'a>> {
     let header = bytes.get(..FRAME_HEADER_LEN)?;
     let kind = header[14];
     let payload_len = u16::from_le_bytes([header[12], header[13]]) as usize;
@@ -195,11 +208,13 @@ pub(crate) fn decode_frame_seeded<'a>(
     if len > bytes.len() {
         return None;
     }
-    let stored = u32::from_le_bytes(header[..4].try_into().unwrap());
-    let mut hasher = seeded.clone();
-    hasher.update(&bytes[4..end]);
-    if hasher.finalize() != stored {
-        return None;
+    if let Some(seeded) = seeded {
+        let stored = u32::from_le_bytes(header[..4].try_into().unwrap());
+        let mut hasher = seeded.clone();
+        hasher.update(&bytes[4..end]);
+        if hasher.finalize() != stored {
+            return None;
+        }
     }
     let seq = u64::from_le_bytes(header[4..12].try_into().unwrap());
     // A checksummed frame with an impossible sequence number is damage (see MAX_SEQ).

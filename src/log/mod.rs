@@ -4,6 +4,7 @@
 //! module finds the segments of a directory, decides which of them make up the log, and
 //! replays them while accounting for every sequence number.
 
+mod ahead;
 pub mod format;
 pub mod reader;
 pub(crate) mod writer;
@@ -17,6 +18,7 @@ use memmap2::MmapOptions;
 
 use crate::error::IoContext;
 use crate::event::{Record, StoredRecord};
+use crate::log::ahead::ChecksumsAhead;
 use crate::log::format::{salt_seed, HeaderError, SegmentHeader, HEADER_LEN};
 use crate::log::reader::{Decoded, ScanEnd, ScanItem, SegmentScanner};
 use crate::Error;
@@ -300,7 +302,21 @@ pub(crate) fn replay_locked(
     mut on_record: impl FnMut(RecordPlace<'_>, StoredRecord<'_>),
 ) -> Result<ReplaySummary, Error> {
     replay_segments(plan, |map, seed, replay| {
-        replay.scan(SegmentScanner::in_place(map, seed), &mut on_record)
+        let ahead = ChecksumsAhead::default();
+        let seeded = crc32fast::Hasher::new_with_initial(seed);
+        std::thread::scope(|scope| {
+            // Checksums on a second core, decoding and indexing on this one (see ahead.rs).
+            let helper = std::thread::Builder::new()
+                .name("peerlog-replay".into())
+                .spawn_scoped(scope, || ahead.check(map, &seeded));
+            let mut scanner = SegmentScanner::in_place(map, seed);
+            if helper.is_ok() {
+                scanner = scanner.with_checksums_ahead(&ahead);
+            }
+            let end = replay.scan(scanner, &mut on_record);
+            ahead.abandon();
+            end
+        })
     })
 }
 

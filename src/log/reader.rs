@@ -2,9 +2,10 @@
 //! where the intact data ends.
 
 use crate::event::{from_unix_nanos, Event, Record, StoredEvent, StoredRecord};
+use crate::log::ahead::ChecksumsAhead;
 use crate::log::format::{
-    align, decode_frame_seeded, FRAME_ALIGN, FRAME_HEADER_LEN, HEADER_LEN, MAX_FRAME_LEN,
-    MAX_PAYLOAD_LEN,
+    align, decode_frame_precheck, decode_frame_seeded, FRAME_ALIGN, FRAME_HEADER_LEN, HEADER_LEN,
+    MAX_FRAME_LEN, MAX_PAYLOAD_LEN,
 };
 
 /// What a scan of a segment finds, in file order.
@@ -71,7 +72,9 @@ impl Decoded<'_> for Record {
 }
 
 impl<'a> Decoded<'a> for StoredRecord<'a> {
-    #[inline]
+    // Always inlined into the scan: returned through memory, the record is copied back with
+    // loads that straddle the stores that wrote it, and stalls.
+    #[inline(always)]
     fn decode(seq: u64, kind: u8, payload: &'a [u8]) -> Option<StoredRecord<'a>> {
         let (written_at, event) = StoredEvent::decode(kind, payload)?;
         Some(StoredRecord {
@@ -104,6 +107,11 @@ pub struct SegmentScanner<'a, T = Record> {
     /// Set when frames are copied before they are checked (the file may change under us):
     /// decodes from the copy. Unset, frames are checked and decoded in place.
     decode_copy: Option<DecodeCopy<T>>,
+    /// A helper checking the chain of frames' checksums ahead of the scan; dropped at the
+    /// first frame that is not an intact record, where the scan leaves the chain.
+    ahead: Option<&'a ChecksumsAhead>,
+    /// Where the helper had got to when last asked.
+    vouched_to: usize,
 }
 
 impl<'a> SegmentScanner<'a, Record> {
@@ -142,7 +150,17 @@ impl<'a, T: Decoded<'a>> SegmentScanner<'a, T> {
             valid_end: HEADER_LEN,
             end: None,
             decode_copy: None,
+            ahead: None,
+            vouched_to: 0,
         }
+    }
+
+    /// Skips checking the checksums that `ahead`, run on `data` by another thread, has
+    /// checked (see `log::ahead`).
+    pub(crate) fn with_checksums_ahead(mut self, ahead: &'a ChecksumsAhead) -> Self {
+        assert!(self.decode_copy.is_none(), "only bytes nobody writes");
+        self.ahead = Some(ahead);
+        self
     }
 
     /// Where the intact data ends; known once the iterator has returned `None`.
@@ -165,6 +183,22 @@ impl<'a, T: Decoded<'a>> SegmentScanner<'a, T> {
         }
         let frame = decode_frame_seeded(&self.seeded, available)?;
         Some((T::decode(frame.seq, frame.kind, frame.payload)?, frame.len))
+    }
+
+    /// The record at `pos`, the next frame of the chain that starts after the header: like
+    /// `record_at`, without computing the checksum if the helper has already checked it.
+    #[inline]
+    fn chain_record_at(&mut self, pos: usize) -> Option<(T, usize)> {
+        if let Some(ahead) = self.ahead {
+            if pos >= self.vouched_to {
+                self.vouched_to = ahead.checked_to();
+            }
+            if pos < self.vouched_to {
+                let frame = decode_frame_precheck(&self.data[pos..])?;
+                return Some((T::decode(frame.seq, frame.kind, frame.payload)?, frame.len));
+            }
+        }
+        self.record_at(pos)
     }
 
     /// The next aligned offset after `pos` holding an intact record.
@@ -195,7 +229,7 @@ impl<'a, T: Decoded<'a>> Iterator for SegmentScanner<'a, T> {
             return None;
         }
         if self.pos + FRAME_HEADER_LEN <= self.data.len() {
-            if let Some((record, len)) = self.record_at(self.pos) {
+            if let Some((record, len)) = self.chain_record_at(self.pos) {
                 let offset = self.pos;
                 self.pos += len;
                 self.valid_end = self.pos;
@@ -215,6 +249,8 @@ impl<'a, T: Decoded<'a>> SegmentScanner<'a, T> {
     /// intact record, or the end of the scan.
     #[cold]
     fn damage_or_end(&mut self) -> Option<ScanItem<T>> {
+        // Off the chain from here on: every frame is checked here.
+        self.ahead = None;
         // Zeros to the end are the unused, preallocated part of the segment.
         let tail = self.data.get(self.pos..).unwrap_or_default();
         if tail.iter().any(|&b| b != 0) {
