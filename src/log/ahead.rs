@@ -129,7 +129,9 @@ mod tests {
             // Stopped early: vouches for a prefix of the chain only.
             for &stop in chain.iter().step_by(7) {
                 let partial = ChecksumsAhead::default();
-                partial.checked_to.store(stop.min(finished.checked_to()), Ordering::Release);
+                partial
+                    .checked_to
+                    .store(stop.min(finished.checked_to()), Ordering::Release);
                 assert_eq!(scan(&data, seed, Some(&partial)), expected, "byte {at}");
             }
         }
@@ -137,6 +139,9 @@ mod tests {
         let finished = ChecksumsAhead::default();
         finished.check(&clean, &seeded);
         let (items, end) = scan(&clean, seed, Some(&finished));
-        assert_eq!((items.len(), end.valid_end), (40, finished.checked_to() as u64));
+        assert_eq!(
+            (items.len(), end.valid_end),
+            (40, finished.checked_to() as u64)
+        );
     }
 }
