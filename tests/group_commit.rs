@@ -1,0 +1,173 @@
+//! Group commit under many writers: every `sync()` that returns `Ok` is covered by an fsync
+//! that started after its write, none waits forever, the writers share fsyncs, and once an
+//! fsync fails no `sync()` reports a later write as durable.
+//!
+//! What an fsync covers is seen through the fail-point hook, which runs just before each
+//! fsync of the log: it records, for every writer, how many writes that writer had begun.
+//! An fsync covers at most the writes appended before it started, and the hook runs after
+//! that start, so its record may count a write too many but never misses a covered one: a
+//! `sync()` that returns `Ok` for a write the hook never saw was not covered by any fsync.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use peerlog::{Durability, Error, FailPoints, NodeDb, Options};
+
+mod common;
+use common::{id, node};
+
+const WRITERS: usize = 16;
+/// Long enough that the periodic pass never runs during a test: a caller left waiting is not
+/// rescued by it.
+const TICK: Duration = Duration::from_secs(3600);
+
+/// What the fail-point hook saw.
+#[derive(Default)]
+struct Seen {
+    /// Per writer: the writes it had begun when the last successful fsync started.
+    covered: [AtomicU64; WRITERS],
+    /// Per writer: the writes it has begun (set before each write).
+    begun: [AtomicU64; WRITERS],
+    fsyncs: AtomicUsize,
+    /// Fail every fsync from now on.
+    broken: AtomicBool,
+}
+
+fn open(dir: &std::path::Path, seen: &Arc<Seen>) -> NodeDb {
+    let hook = Arc::clone(seen);
+    let opts = Options {
+        durability: Durability::GroupCommit { max_delay: TICK },
+        fail_points: FailPoints::new(move |step| {
+            if step != "log.fsync" {
+                return Ok(());
+            }
+            if hook.broken.load(Ordering::SeqCst) {
+                return Err(io::Error::other("injected fsync failure"));
+            }
+            hook.fsyncs.fetch_add(1, Ordering::SeqCst);
+            for (covered, begun) in hook.covered.iter().zip(&hook.begun) {
+                covered.fetch_max(begun.load(Ordering::SeqCst), Ordering::SeqCst);
+            }
+            Ok(())
+        }),
+        ..Options::default()
+    };
+    let db = NodeDb::open_with(dir, 1, id(u64::MAX), opts).unwrap();
+    for t in 0..WRITERS {
+        db.update_node(&node(t as u64)).unwrap();
+    }
+    db
+}
+
+/// Writer `t`: `write + sync()` until `stop` (or an error), checking each `Ok` against what
+/// the hook saw. Returns how many syncs succeeded and the error that ended it, if any.
+fn writer(db: &NodeDb, seen: &Seen, t: usize, stop: &AtomicBool) -> (u64, Option<Error>) {
+    let mut n = 0;
+    while !stop.load(Ordering::SeqCst) {
+        n += 1;
+        seen.begun[t].store(n, Ordering::SeqCst);
+        let outcome = db
+            .update_find_fails(&id(t as u64), n as u32)
+            .and_then(|()| db.sync());
+        if let Err(e) = outcome {
+            return (n - 1, Some(e));
+        }
+        let covered = seen.covered[t].load(Ordering::SeqCst);
+        assert!(
+            covered >= n,
+            "writer {t}: sync() of write {n} returned Ok, but no fsync started after it (latest covered write {covered})"
+        );
+    }
+    (n, None)
+}
+
+/// Runs the writers on `db` until `run_for` has passed, then sets `stop`; panics if one
+/// of them does not finish within a minute after that (a caller nobody wakes).
+fn run_writers(
+    db: &Arc<NodeDb>,
+    seen: &Arc<Seen>,
+    run_for: Duration,
+    before_stop: impl FnOnce(),
+) -> Vec<(u64, Option<Error>)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    // Each writer holds a sender until it ends, even by a panic: the channel disconnects when
+    // all have ended.
+    let (alive, ended) = mpsc::channel::<()>();
+    let handles: Vec<_> = (0..WRITERS)
+        .map(|t| {
+            let (db, seen, stop, alive) = (
+                Arc::clone(db),
+                Arc::clone(seen),
+                Arc::clone(&stop),
+                alive.clone(),
+            );
+            std::thread::spawn(move || {
+                let _alive = alive;
+                writer(&db, &seen, t, &stop)
+            })
+        })
+        .collect();
+    drop(alive);
+    std::thread::sleep(run_for);
+    before_stop();
+    stop.store(true, Ordering::SeqCst);
+    assert!(
+        matches!(
+            ended.recv_timeout(Duration::from_secs(60)),
+            Err(mpsc::RecvTimeoutError::Disconnected)
+        ),
+        "a writer is stuck in sync(): a waiter was never woken"
+    );
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+#[test]
+fn sixteen_writers_share_fsyncs_and_each_ok_is_covered() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = Arc::new(Seen::default());
+    let db = Arc::new(open(dir.path(), &seen));
+    let outcomes = run_writers(&db, &seen, Duration::from_millis(1500), || {});
+    for (t, (_, error)) in outcomes.iter().enumerate() {
+        assert!(error.is_none(), "writer {t} failed: {error:?}");
+    }
+    let syncs: u64 = outcomes.iter().map(|(n, _)| n).sum();
+    let fsyncs = seen.fsyncs.load(Ordering::SeqCst) as u64;
+    assert!(syncs >= 16 * 20, "only {syncs} syncs: too slow to judge");
+    assert!(
+        fsyncs * 4 <= syncs,
+        "{fsyncs} fsyncs for {syncs} sync() calls of {WRITERS} threads: not shared"
+    );
+
+    // The batch the syncer expects is gone: a lone caller must still be served promptly,
+    // without the periodic pass (an hour away).
+    db.update_find_fails(&id(0), 1).unwrap();
+    let started = Instant::now();
+    db.sync().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a lone sync() waited {:?} for a batch that never came",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn after_a_failed_fsync_no_waiter_is_told_its_write_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = Arc::new(Seen::default());
+    let db = Arc::new(open(dir.path(), &seen));
+    // The writers check each Ok against the hook; once fsyncs fail, the hook covers nothing
+    // more, so an Ok for a later write would trip that check.
+    let outcomes = run_writers(&db, &seen, Duration::from_millis(300), || {
+        seen.broken.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    for (t, (_, error)) in outcomes.iter().enumerate() {
+        assert!(
+            matches!(error, Some(Error::Poisoned(_))),
+            "writer {t} ended with {error:?}, not a poisoned database"
+        );
+    }
+    assert!(matches!(db.sync(), Err(Error::Poisoned(_))));
+}
