@@ -6,7 +6,8 @@
 //!
 //! Prints one JSON line per contender: `{"id":"ratios/<name>","ops":..,"ns":..,"rate":..}`,
 //! the sums over all rounds. Run with `cargo bench --bench ratios` (`PEERLOG_RATIO_ROUNDS`,
-//! default 7; `PEERLOG_RATIO_ONLY=<part of a name>` runs only the matching contenders).
+//! default 7; `PEERLOG_RATIO_ONLY=<part of a name>` runs only the matching contenders;
+//! `PEERLOG_RATIO_GROUP=<name>` replaces `ratios` in the ids).
 
 mod common;
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use peerlog::{Durability, NodeDb};
 
-use common::raw::{append, mmap_crc_scan, prealloc_fdatasync_each};
+use common::raw::{append, barrier_group_commit, mmap_crc_scan, prealloc_fdatasync_each};
 use common::{
     build_log, durable_writers, node, op_cycle, open_once, options, run_cycle, self_id, temp_dir,
     workload_frames, VERSION,
@@ -129,6 +130,20 @@ fn main() {
                 durable_writers(&group, THREADS, 8 * SYNCED_OPS, true),
             );
         }
+        if want("raw_barrier_16_threads_fdatasync") {
+            add(
+                "raw_barrier_16_threads_fdatasync",
+                8 * SYNCED_OPS,
+                barrier_group_commit(&frames, raw_dir.path(), THREADS, 8 * SYNCED_OPS, true),
+            );
+        }
+        if want("raw_barrier_16_threads_no_io") {
+            add(
+                "raw_barrier_16_threads_no_io",
+                8 * SYNCED_OPS,
+                barrier_group_commit(&frames, raw_dir.path(), THREADS, 8 * SYNCED_OPS, false),
+            );
+        }
         if want("open_100k") {
             add("open_100k", replay_records, open_once(replay_dir.path()));
         }
@@ -138,9 +153,12 @@ fn main() {
             add("mmap_crc_100k", replay_records, started.elapsed());
         }
     }
+    // PEERLOG_RATIO_GROUP names the run in the output ids (default "ratios"), e.g. for a second
+    // run on another file system.
+    let id_prefix = std::env::var("PEERLOG_RATIO_GROUP").unwrap_or_else(|_| "ratios".into());
     for (name, (ops, time)) in totals {
         println!(
-            "{{\"id\":\"ratios/{name}\",\"ops\":{ops},\"ns\":{},\"rate\":{:.1},\"rounds\":{rounds}}}",
+            "{{\"id\":\"{id_prefix}/{name}\",\"ops\":{ops},\"ns\":{},\"rate\":{:.1},\"rounds\":{rounds}}}",
             time.as_nanos(),
             ops as f64 / time.as_secs_f64()
         );

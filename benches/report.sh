@@ -30,6 +30,15 @@ echo "== compare" >&2
 cargo bench --features compare --bench compare -- "${crit[@]}" 2>&1 | tee "$OUT/compare.log" >&2
 echo "== ratios (interleaved)" >&2
 cargo bench --bench ratios 2>"$OUT/ratios.err" | tee "$OUT/results.jsonl" >&2
+# The durable-writer contenders again on tmpfs, where fdatasync costs nothing: what waking
+# the writer threads costs by itself, for the bound on group commit in BENCHMARKS.md.
+if [ "$(df -T /dev/shm 2>/dev/null | awk 'NR==2 {print $2}')" = tmpfs ]; then
+    echo "== ratios, writer threads on tmpfs" >&2
+    shm=$(mktemp -d /dev/shm/peerlog-bench-XXXXXX)
+    PEERLOG_BENCH_DIR=$shm PEERLOG_RATIO_ONLY=thread PEERLOG_RATIO_GROUP=tmpfs \
+        cargo bench --bench ratios 2>>"$OUT/ratios.err" | tee -a "$OUT/results.jsonl" >&2
+    rm -rf "$shm"
+fi
 echo "== maintenance" >&2
 cargo bench --bench maintenance 2>"$OUT/maintenance.err" | tee -a "$OUT/results.jsonl" >&2
 echo "== memory" >&2

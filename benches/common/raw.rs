@@ -95,3 +95,51 @@ pub fn mmap_crc_scan(dir: &Path) -> u64 {
     }
     records
 }
+
+/// The ceiling of group commit without peerlog: `threads` threads each `pwrite()` a frame into
+/// a preallocated file, then meet at a barrier whose leader runs one `fdatasync()` for all of
+/// them while they wait at a second barrier: perfect batching, no bookkeeping. With
+/// `fdatasync` false, only the two barriers: what waking the threads costs per round.
+/// Returns the time for `iters` writes in all (each thread does the same share of them).
+pub fn barrier_group_commit(
+    frames: &[Vec<u8>],
+    dir: &Path,
+    threads: u64,
+    iters: u64,
+    fdatasync: bool,
+) -> Duration {
+    let file = fresh_file(dir);
+    fs4::fs_std::FileExt::allocate(&file, PREALLOC).unwrap();
+    file.sync_all().unwrap();
+    let rounds = iters.div_ceil(threads);
+    let next = std::sync::atomic::AtomicU64::new(0);
+    let (written, synced) = (
+        std::sync::Barrier::new(threads as usize),
+        std::sync::Barrier::new(threads as usize),
+    );
+    let ready = std::sync::Barrier::new(threads as usize + 1);
+    let elapsed = std::thread::scope(|s| {
+        for t in 0..threads {
+            let (file, next, written, synced, ready) = (&file, &next, &written, &synced, &ready);
+            s.spawn(move || {
+                ready.wait();
+                for round in 0..rounds {
+                    let frame = &frames[((round * threads + t) as usize) % frames.len()];
+                    let len = frame.len() as u64;
+                    let at = next.fetch_add(len, std::sync::atomic::Ordering::Relaxed) % PREALLOC;
+                    file.write_all_at(frame, at.min(PREALLOC - len)).unwrap();
+                    if written.wait().is_leader() && fdatasync {
+                        file.sync_data().unwrap();
+                    }
+                    synced.wait();
+                }
+                ready.wait();
+            });
+        }
+        ready.wait();
+        let started = Instant::now();
+        ready.wait();
+        started.elapsed()
+    });
+    elapsed.mul_f64(iters as f64 / (rounds * threads) as f64)
+}
