@@ -271,6 +271,10 @@ impl NodeDb {
     /// A directory written with another protocol `version` is wiped and starts empty; one
     /// holding files peerlog did not write is refused with [`Error::NotADatabase`] and left
     /// untouched; one open in another `NodeDb` gives [`Error::Locked`].
+    ///
+    /// The log is replayed into the index before this returns; while each segment is
+    /// replayed, a short-lived second thread checks its checksums, so that an open uses two
+    /// cores.
     pub fn open(dir: impl AsRef<Path>, version: u64, self_id: NodeId) -> Result<NodeDb, Error> {
         NodeDb::open_with(dir, version, self_id, Options::default())
     }

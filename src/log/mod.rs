@@ -289,7 +289,7 @@ pub fn replay(
     plan: &ReplayPlan,
     mut on_record: impl FnMut(RecordPlace<'_>, Record),
 ) -> Result<ReplaySummary, Error> {
-    replay_segments(plan, |map, seed, replay| {
+    replay_segments(plan, true, |map, seed, replay| {
         replay.scan(SegmentScanner::copying(map, seed), &mut on_record)
     })
 }
@@ -301,7 +301,8 @@ pub(crate) fn replay_locked(
     plan: &ReplayPlan,
     mut on_record: impl FnMut(RecordPlace<'_>, StoredRecord<'_>),
 ) -> Result<ReplaySummary, Error> {
-    replay_segments(plan, |map, seed, replay| {
+    // Not populated: the helper faults the pages in as it checks them, on its own core.
+    replay_segments(plan, false, |map, seed, replay| {
         let ahead = ChecksumsAhead::default();
         let seeded = crc32fast::Hasher::new_with_initial(seed);
         std::thread::scope(|scope| {
@@ -370,9 +371,11 @@ impl SegmentReplay<'_> {
 }
 
 /// Replays every live segment of `plan`, each mapped and handed to `scan_segment` with its
-/// checksum seed.
+/// checksum seed. `populate`: fault the pages of each segment in when it is mapped, rather
+/// than as they are first read.
 fn replay_segments(
     plan: &ReplayPlan,
+    populate: bool,
     mut scan_segment: impl FnMut(&[u8], u32, &mut SegmentReplay<'_>) -> ScanEnd,
 ) -> Result<ReplaySummary, Error> {
     let mut tracker = SeqTracker::default();
@@ -406,7 +409,7 @@ fn replay_segments(
         // Faulted in at once (fewer page faults than one at a time), unless the file is larger
         // than a segment should be (damage): then only the pages read are faulted in.
         let mut map_options = MmapOptions::new();
-        if segment.len <= MAX_POPULATE {
+        if populate && segment.len <= MAX_POPULATE {
             map_options.populate();
         }
         // SAFETY: the map is only read. peerlog never shrinks a segment file (sealed segments
@@ -501,7 +504,26 @@ impl SeqTracker {
     }
 
     /// Whether the record is new; a record with an old sequence number is a duplicate.
+    #[inline]
     fn accept(&mut self, seq: u64, place: RecordPlace<'_>, problems: &mut Vec<Problem>) -> bool {
+        // The next sequence number, as nearly every record has: nothing to account for.
+        if seq == self.expected {
+            self.open_damage = None;
+            self.open_duplicate = None;
+            self.expected = seq + 1;
+            return true;
+        }
+        self.accept_out_of_order(seq, place, problems)
+    }
+
+    /// [`SeqTracker::accept`] for a record after a gap, or a duplicate.
+    #[cold]
+    fn accept_out_of_order(
+        &mut self,
+        seq: u64,
+        place: RecordPlace<'_>,
+        problems: &mut Vec<Problem>,
+    ) -> bool {
         if seq < self.expected {
             match self.open_duplicate {
                 Some((i, end)) if end == place.offset => {
