@@ -152,6 +152,8 @@ pub(crate) enum StoredEvent<'a> {
 pub(crate) type IdBytes = [u8; NODE_ID_LEN];
 
 impl<'a> StoredEvent<'a> {
+    /// The stored form of `event`, borrowing its id; fails for a timestamp outside what the
+    /// log can store.
     pub fn from_event(event: &'a Event) -> Result<StoredEvent<'a>, Error> {
         Ok(match event {
             Event::NodeUpdated(node) => StoredEvent::NodeUpdated {
@@ -179,6 +181,7 @@ impl<'a> StoredEvent<'a> {
         })
     }
 
+    /// The public form, with its own copy of the id.
     pub fn into_event(self) -> Event {
         match self {
             StoredEvent::NodeUpdated { id, endpoint } => Event::NodeUpdated(Node::new(
@@ -204,6 +207,7 @@ impl<'a> StoredEvent<'a> {
         }
     }
 
+    /// The bytes of the id the event is about.
     pub fn id(&self) -> &'a IdBytes {
         match *self {
             StoredEvent::NodeUpdated { id, .. }

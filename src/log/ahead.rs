@@ -53,6 +53,17 @@ impl ChecksumsAhead {
         self.abandoned.store(true, Ordering::Relaxed);
     }
 
+    /// A guard that tells the helper to stop when it is dropped.
+    pub fn abandon_on_drop(&self) -> impl Drop + '_ {
+        struct Abandon<'a>(&'a ChecksumsAhead);
+        impl Drop for Abandon<'_> {
+            fn drop(&mut self) {
+                self.0.abandon();
+            }
+        }
+        Abandon(self)
+    }
+
     /// Every frame of the chain that starts below this offset is intact.
     pub fn checked_to(&self) -> usize {
         self.checked_to.load(Ordering::Acquire)

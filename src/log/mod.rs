@@ -303,6 +303,10 @@ pub(crate) fn replay_locked(
 ) -> Result<ReplaySummary, Error> {
     // Not populated: the helper faults the pages in as it checks them, on its own core.
     replay_segments(plan, false, |map, seed, replay| {
+        let scanner = SegmentScanner::in_place(map, seed);
+        if map.len() < CHECK_AHEAD_FROM {
+            return replay.scan(scanner, &mut on_record);
+        }
         let ahead = ChecksumsAhead::default();
         let seeded = crc32fast::Hasher::new_with_initial(seed);
         std::thread::scope(|scope| {
@@ -310,16 +314,19 @@ pub(crate) fn replay_locked(
             let helper = std::thread::Builder::new()
                 .name("peerlog-replay".into())
                 .spawn_scoped(scope, || ahead.check(map, &seeded));
-            let mut scanner = SegmentScanner::in_place(map, seed);
-            if helper.is_ok() {
-                scanner = scanner.with_checksums_ahead(&ahead);
+            // Stops the helper however the scan ends, a panic in `on_record` included.
+            let _stop = ahead.abandon_on_drop();
+            match helper {
+                Ok(_) => replay.scan(scanner.with_checksums_ahead(&ahead), &mut on_record),
+                Err(_) => replay.scan(scanner, &mut on_record),
             }
-            let end = replay.scan(scanner, &mut on_record);
-            ahead.abandon();
-            end
         })
     })
 }
+
+/// Segments smaller than this are replayed without a checksum helper: starting a thread
+/// would cost more than it saves.
+const CHECK_AHEAD_FROM: usize = 256 << 10;
 
 /// The replay of one segment: feeds what its scan finds to the sequence accounting.
 struct SegmentReplay<'r> {
@@ -406,8 +413,8 @@ fn replay_segments(
             &mut summary.problems,
         );
         let file = File::open(&segment.path).at(&segment.path)?;
-        // Faulted in at once (fewer page faults than one at a time), unless the file is larger
-        // than a segment should be (damage): then only the pages read are faulted in.
+        // With `populate`, faulted in at once (fewer page faults than one at a time), unless
+        // the file is larger than a segment should be (damage): then only the pages read are.
         let mut map_options = MmapOptions::new();
         if populate && segment.len <= MAX_POPULATE {
             map_options.populate();

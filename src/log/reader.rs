@@ -95,8 +95,10 @@ type DecodeCopy<T> = fn(u64, u8, &[u8]) -> Option<T>;
 
 /// Iterates over the records of one segment's bytes (header included).
 ///
-/// The bytes may be a live file another process is appending to: each frame is copied before
-/// it is checked, so a frame that changes under the reader is either seen whole or rejected.
+/// Made with [`SegmentScanner::new`], the bytes may be a live file another process is
+/// appending to: each frame is copied before it is checked, so a frame that changes under the
+/// reader is either seen whole or rejected. [`SegmentScanner::new_exclusive`] reads frames in
+/// place, for bytes nobody writes meanwhile.
 pub struct SegmentScanner<'a, T = Record> {
     data: &'a [u8],
     /// Checksum state after the salt, cloned for each frame.
@@ -249,8 +251,11 @@ impl<'a, T: Decoded<'a>> SegmentScanner<'a, T> {
     /// intact record, or the end of the scan.
     #[cold]
     fn damage_or_end(&mut self) -> Option<ScanItem<T>> {
-        // Off the chain from here on: every frame is checked here.
-        self.ahead = None;
+        // Off the chain from here on: every frame is checked here, and the helper's work is
+        // of no more use.
+        if let Some(ahead) = self.ahead.take() {
+            ahead.abandon();
+        }
         // Zeros to the end are the unused, preallocated part of the segment.
         let tail = self.data.get(self.pos..).unwrap_or_default();
         if tail.iter().any(|&b| b != 0) {
