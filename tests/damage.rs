@@ -20,7 +20,10 @@ use peerlog::{Error, Event, Node, NodeDb, NodeId, Options, ProblemKind};
 
 const VERSION: u64 = 3;
 
+/// Small segments, each replayed with a checksum helper thread as large ones are (by default
+/// only segments of 256 KiB or more get one).
 fn opts() -> Options {
+    peerlog::log::set_check_ahead_from(0);
     Options {
         segment_size: 4096,
         ..Options::default()

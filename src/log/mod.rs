@@ -13,6 +13,7 @@ use std::fmt;
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use memmap2::MmapOptions;
 
@@ -304,7 +305,7 @@ pub(crate) fn replay_locked(
     // Not populated: the helper faults the pages in as it checks them, on its own core.
     replay_segments(plan, false, |map, seed, replay| {
         let scanner = SegmentScanner::in_place(map, seed);
-        if map.len() < CHECK_AHEAD_FROM {
+        if map.len() < CHECK_AHEAD_FROM.load(Ordering::Relaxed) {
             return replay.scan(scanner, &mut on_record);
         }
         let ahead = ChecksumsAhead::default();
@@ -325,8 +326,17 @@ pub(crate) fn replay_locked(
 }
 
 /// Segments smaller than this are replayed without a checksum helper: starting a thread
-/// would cost more than it saves.
-const CHECK_AHEAD_FROM: usize = 256 << 10;
+/// would cost more than it saves. Tests and fuzzing lower it (see [`set_check_ahead_from`]).
+static CHECK_AHEAD_FROM: AtomicUsize = AtomicUsize::new(256 << 10);
+
+/// For tests and fuzzing: replays segments of at least `bytes` (default 256 KiB) with a
+/// thread checking their checksums ahead of the scan, in every `NodeDb` of the process; 0
+/// gives every segment one, so that small test logs exercise that path too. What a replay
+/// finds never depends on it, only how fast.
+#[doc(hidden)]
+pub fn set_check_ahead_from(bytes: usize) {
+    CHECK_AHEAD_FROM.store(bytes, Ordering::Relaxed);
+}
 
 /// The replay of one segment: feeds what its scan finds to the sequence accounting.
 struct SegmentReplay<'r> {

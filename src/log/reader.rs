@@ -232,14 +232,7 @@ impl<'a, T: Decoded<'a>> Iterator for SegmentScanner<'a, T> {
         }
         if self.pos + FRAME_HEADER_LEN <= self.data.len() {
             if let Some((record, len)) = self.chain_record_at(self.pos) {
-                let offset = self.pos;
-                self.pos += len;
-                self.valid_end = self.pos;
-                return Some(ScanItem::Record {
-                    offset: offset as u64,
-                    len: len as u64,
-                    record,
-                });
+                return Some(self.take(record, len));
             }
         }
         self.damage_or_end()
@@ -260,6 +253,14 @@ impl<'a, T: Decoded<'a>> SegmentScanner<'a, T> {
         let tail = self.data.get(self.pos..).unwrap_or_default();
         if tail.iter().any(|&b| b != 0) {
             if let Some(next) = self.resync_after(self.pos) {
+                // In a live file, the frame at `pos` may have been an append in progress when
+                // it was read, complete now that a record written after it is there: look
+                // again before calling it damage.
+                if self.decode_copy.is_some() {
+                    if let Some((record, len)) = self.record_at(self.pos) {
+                        return Some(self.take(record, len));
+                    }
+                }
                 let damage = ScanItem::Damage {
                     offset: self.pos as u64,
                     len: (next - self.pos) as u64,
@@ -270,6 +271,19 @@ impl<'a, T: Decoded<'a>> SegmentScanner<'a, T> {
         }
         self.finish();
         None
+    }
+
+    /// The intact record `record`, `len` bytes at `pos`: moves past it.
+    #[inline]
+    fn take(&mut self, record: T, len: usize) -> ScanItem<T> {
+        let offset = self.pos;
+        self.pos += len;
+        self.valid_end = self.pos;
+        ScanItem::Record {
+            offset: offset as u64,
+            len: len as u64,
+            record,
+        }
     }
 }
 
