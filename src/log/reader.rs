@@ -257,6 +257,9 @@ impl<'a, T: Decoded<'a>> SegmentScanner<'a, T> {
                 // it was read, complete now that a record written after it is there: look
                 // again before calling it damage.
                 if self.decode_copy.is_some() {
+                    // Pairs with the writer's fence: the frame at `next`, seen whole, was
+                    // written after the one at `pos`.
+                    std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
                     if let Some((record, len)) = self.record_at(self.pos) {
                         return Some(self.take(record, len));
                     }

@@ -324,6 +324,10 @@ impl LogWriter {
         }
         self.segment.reserve(self.frame.len())?;
         let pos = self.segment.pos;
+        // Frames become visible to readers of the file in the order they are written: a
+        // reader that sees this frame whole and then reads an earlier one again sees that one
+        // whole too (see SegmentScanner's retry). Free on x86, a barrier on weaker CPUs.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
         self.segment.map[pos..pos + self.frame.len()].copy_from_slice(&self.frame);
         self.segment.pos += self.frame.len();
         self.next_seq += 1;
