@@ -5,11 +5,12 @@
 
 use std::hash::BuildHasher;
 
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::DefaultHashBuilder;
 use rand::Rng;
 
 use crate::event::{Event, IdBytes, StoredEvent, StoredRecord};
 use crate::event::{FAILS_PAYLOAD_LEN, PING_PAYLOAD_LEN};
+use crate::id_table::IdTable;
 use crate::log::format::{align, FRAME_HEADER_LEN};
 use crate::node::{ids_equal, Endpoint, Node, NodeId};
 
@@ -104,9 +105,10 @@ impl Entry {
 }
 
 /// The state of every known id.
+#[derive(Default)]
 pub(crate) struct Index {
     entries: Vec<Entry>,
-    slots: HashTable<u32>,
+    table: IdTable,
     /// Seeded at random per index (foldhash): ids are chosen by remote peers, so the hash must
     /// not be predictable, and it is on the path of every event replayed.
     hasher: DefaultHashBuilder,
@@ -117,25 +119,12 @@ pub(crate) struct Index {
     last_touched: Option<usize>,
 }
 
-impl Default for Index {
-    fn default() -> Index {
-        Index {
-            entries: Vec::new(),
-            slots: HashTable::new(),
-            hasher: DefaultHashBuilder::default(),
-            with_record: 0,
-            live_bytes: 0,
-            last_touched: None,
-        }
-    }
-}
-
 impl Index {
     /// An index with room for about `ids` ids, so that replay does not rehash as it grows.
     pub fn with_capacity(ids: usize) -> Index {
         let mut index = Index::default();
         index.entries.reserve(ids);
-        index.slots.reserve(ids, |_| 0);
+        index.table = IdTable::with_capacity(ids);
         index
     }
 
@@ -158,12 +147,22 @@ impl Index {
     }
 
     fn find(&self, id: &IdBytes) -> Option<usize> {
+        self.find_slot(hash_id(&self.hasher, id), id)
+            .map(|at| self.table.entry_at(at) as usize)
+    }
+
+    /// The table slot of `id`, whose hash is `hash`.
+    fn find_slot(&self, hash: u64, id: &IdBytes) -> Option<usize> {
         let entries = &self.entries;
-        self.slots
-            .find(hash_id(&self.hasher, id), |&i| {
-                ids_equal(&entries[i as usize].id.0, id)
-            })
-            .map(|&i| i as usize)
+        self.table
+            .find(hash, |i| ids_equal(&entries[i as usize].id.0, id))
+    }
+
+    /// Starts fetching what a lookup of `id` reads first: replay calls it for ids a few
+    /// records ahead, so that the lookup finds it in the cache.
+    #[inline]
+    pub fn prefetch(&self, id: &IdBytes) {
+        self.table.prefetch(hash_id(&self.hasher, id));
     }
 
     fn index_or_insert(&mut self, id: &IdBytes) -> usize {
@@ -178,33 +177,23 @@ impl Index {
     }
 
     fn find_or_insert(&mut self, id: &IdBytes) -> usize {
-        let (entries, hasher) = (&mut self.entries, &self.hasher);
-        let slot = self.slots.entry(
-            hash_id(hasher, id),
-            |&i| ids_equal(&entries[i as usize].id.0, id),
-            |&i| hash_id(hasher, &entries[i as usize].id.0),
-        );
-        match slot {
-            hashbrown::hash_table::Entry::Occupied(found) => *found.get() as usize,
-            hashbrown::hash_table::Entry::Vacant(vacant) => {
-                let index = entries.len();
-                entries.push(Entry::new(NodeId(*id)));
-                vacant.insert(index as u32);
-                index
-            }
+        let hash = hash_id(&self.hasher, id);
+        if let Some(at) = self.find_slot(hash, id) {
+            return self.table.entry_at(at) as usize;
         }
+        let index = self.entries.len();
+        self.entries.push(Entry::new(NodeId(*id)));
+        self.table.insert(hash, index as u32);
+        index
     }
 
     /// Removes everything known about `id`; whether anything was known.
     fn remove(&mut self, id: &IdBytes) -> bool {
-        let entries = &self.entries;
-        let Ok(found) = self.slots.find_entry(hash_id(&self.hasher, id), |&i| {
-            ids_equal(&entries[i as usize].id.0, id)
-        }) else {
+        let Some(at) = self.find_slot(hash_id(&self.hasher, id), id) else {
             return false;
         };
-        let (index, _) = found.remove();
-        let index = index as usize;
+        let index = self.table.entry_at(at) as usize;
+        self.table.remove_at(at);
         // Indices move below: forget the cached one.
         self.last_touched = None;
         let removed = self.entries.swap_remove(index);
@@ -213,8 +202,8 @@ impl Index {
             // The last entry moved into the hole: point its slot at its new place.
             let moved_hash = hash_id(&self.hasher, &self.entries[index].id.0);
             let old_index = self.entries.len() as u32;
-            if let Some(slot) = self.slots.find_mut(moved_hash, |&i| i == old_index) {
-                *slot = index as u32;
+            if let Some(at) = self.table.find(moved_hash, |i| i == old_index) {
+                self.table.set_entry_at(at, index as u32);
             }
         }
         true

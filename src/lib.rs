@@ -43,6 +43,7 @@ pub mod event;
 mod faults;
 #[doc(hidden)]
 pub mod fuzzing;
+mod id_table;
 mod index;
 mod lock;
 pub mod log;

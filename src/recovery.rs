@@ -69,7 +69,12 @@ pub(crate) fn rebuild_index(plan: &ReplayPlan) -> Result<(Index, ReplaySummary),
     // Capped: a damaged file's length must not make the open reserve without bound.
     let log_bytes: u64 = plan.live.iter().map(|s| s.len).sum();
     let mut index = Index::with_capacity((log_bytes / 512).min(1 << 21) as usize);
-    let summary = log::replay_locked(plan, |_, record| index.apply_record(&record))?;
+    let summary = log::replay_locked(plan, |_, record, upcoming| {
+        if let Some(id) = upcoming {
+            index.prefetch(id);
+        }
+        index.apply_record(&record)
+    })?;
     Ok((index, summary))
 }
 

@@ -13,7 +13,11 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::log::format::{decode_frame_seeded, HEADER_LEN};
+use crate::event::{kind, IdBytes};
+use crate::log::format::{
+    align, decode_frame_seeded, FRAME_HEADER_LEN, HEADER_LEN, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN,
+};
+use crate::node::{ids_equal, NODE_ID_LEN};
 
 /// Frames the helper checks between two publications of its progress.
 const PUBLISH_EVERY: usize = 256;
@@ -67,6 +71,58 @@ impl ChecksumsAhead {
     /// Every frame of the chain that starts below this offset is intact.
     pub fn checked_to(&self) -> usize {
         self.checked_to.load(Ordering::Acquire)
+    }
+}
+
+/// How many frames ahead of the scan [`IdsAhead`] looks.
+pub(crate) const IDS_AHEAD: usize = 16;
+
+/// The ids of the records a few frames ahead of a scan, read straight from the bytes without
+/// any check: a hint for prefetching the index, never for what replay applies. Damage only
+/// makes the hints wrong (or stops them).
+pub(crate) struct IdsAhead<'a> {
+    data: &'a [u8],
+    pos: usize,
+    last: Option<&'a IdBytes>,
+}
+
+impl<'a> IdsAhead<'a> {
+    /// Starts `frames` frames into the segment `data` (header included).
+    pub fn new(data: &'a [u8], frames: usize) -> IdsAhead<'a> {
+        let mut ids = IdsAhead {
+            data,
+            pos: HEADER_LEN,
+            last: None,
+        };
+        for _ in 0..frames {
+            ids.next_new_id();
+        }
+        ids
+    }
+
+    /// Moves one frame on; the id of the frame it passes if it differs from the one before.
+    #[inline]
+    pub fn next_new_id(&mut self) -> Option<&'a IdBytes> {
+        let header = self.data.get(self.pos..self.pos + FRAME_HEADER_LEN)?;
+        let payload_len = usize::from(u16::from_le_bytes([header[12], header[13]]));
+        let start = self.pos + FRAME_HEADER_LEN;
+        let id_at = if header[14] == kind::NODE_UPDATED {
+            // The id is the last item of the node's RLP list, the end of the payload.
+            (start + payload_len).checked_sub(NODE_ID_LEN)?
+        } else {
+            start + 8
+        };
+        if !(MIN_PAYLOAD_LEN..=MAX_PAYLOAD_LEN).contains(&payload_len) || id_at < start {
+            self.data = &[];
+            return None;
+        }
+        let id: &IdBytes = self.data.get(id_at..id_at + NODE_ID_LEN)?.try_into().ok()?;
+        self.pos += align(FRAME_HEADER_LEN + payload_len);
+        if self.last.is_some_and(|last| ids_equal(last, id)) {
+            return None;
+        }
+        self.last = Some(id);
+        Some(id)
     }
 }
 
