@@ -182,8 +182,14 @@ impl Index {
             return self.table.entry_at(at) as usize;
         }
         let index = self.entries.len();
+        // Entry positions are u32 in the table (and u32::MAX is reserved): 4 billion ids,
+        // hundreds of GB of index, long before which memory runs out.
+        let position = u32::try_from(index)
+            .ok()
+            .filter(|&p| p != u32::MAX)
+            .expect("the index holds fewer than 2^32 - 1 ids");
         self.entries.push(Entry::new(NodeId(*id)));
-        self.table.insert(hash, index as u32);
+        self.table.insert(hash, position);
         index
     }
 
@@ -202,9 +208,11 @@ impl Index {
             // The last entry moved into the hole: point its slot at its new place.
             let moved_hash = hash_id(&self.hasher, &self.entries[index].id.0);
             let old_index = self.entries.len() as u32;
-            if let Some(at) = self.table.find(moved_hash, |i| i == old_index) {
-                self.table.set_entry_at(at, index as u32);
-            }
+            let at = self
+                .table
+                .find(moved_hash, |i| i == old_index)
+                .expect("every entry has a slot");
+            self.table.set_entry_at(at, index as u32);
         }
         true
     }
