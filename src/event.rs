@@ -158,11 +158,7 @@ impl<'a> StoredEvent<'a> {
         Ok(match event {
             Event::NodeUpdated(node) => StoredEvent::NodeUpdated {
                 id: &node.id.0,
-                endpoint: Endpoint {
-                    ip: node.ip,
-                    udp: node.udp,
-                    tcp: node.tcp,
-                },
+                endpoint: node.endpoint(),
             },
             Event::Ping { id, at } => StoredEvent::Ping {
                 id: &id.0,
@@ -184,12 +180,9 @@ impl<'a> StoredEvent<'a> {
     /// The public form, with its own copy of the id.
     pub fn into_event(self) -> Event {
         match self {
-            StoredEvent::NodeUpdated { id, endpoint } => Event::NodeUpdated(Node::new(
-                NodeId(*id),
-                endpoint.ip,
-                endpoint.udp,
-                endpoint.tcp,
-            )),
+            StoredEvent::NodeUpdated { id, endpoint } => {
+                Event::NodeUpdated(endpoint.with_id(NodeId(*id)))
+            }
             StoredEvent::Ping { id, at } => Event::Ping {
                 id: NodeId(*id),
                 at: from_unix_nanos(at),

@@ -42,8 +42,7 @@ impl Entry {
     }
 
     pub fn node(&self) -> Option<Node> {
-        self.endpoint
-            .map(|e| Node::new(self.id, e.ip, e.udp, e.tcp))
+        self.endpoint.map(|e| e.with_id(self.id))
     }
 
     pub fn last_ping(&self) -> Option<i64> {
@@ -231,13 +230,7 @@ impl Index {
 
     #[cfg(test)]
     pub fn check_rlp_len(node: &Node) -> bool {
-        Endpoint {
-            ip: node.ip,
-            udp: node.udp,
-            tcp: node.tcp,
-        }
-        .rlp_len()
-            == node.to_rlp().len()
+        node.endpoint().rlp_len() == node.to_rlp().len()
     }
 
     /// Applies one event written at `written_at`.

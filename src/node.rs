@@ -156,12 +156,16 @@ impl Node {
     /// where a short one fits, trailing bytes.
     pub fn from_rlp(bytes: &[u8]) -> Result<Node, Error> {
         let (id, endpoint) = parse_node_rlp(bytes)?;
-        Ok(Node::new(
-            NodeId(*id),
-            endpoint.ip,
-            endpoint.udp,
-            endpoint.tcp,
-        ))
+        Ok(endpoint.with_id(NodeId(*id)))
+    }
+
+    /// Where the node is, without its id.
+    pub(crate) fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            ip: self.ip,
+            udp: self.udp,
+            tcp: self.tcp,
+        }
     }
 
     /// Keccak-256 of the node id (the same as `self.id.hash()`).
@@ -179,6 +183,11 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
+    /// The node `id` at this endpoint.
+    pub fn with_id(self, id: NodeId) -> Node {
+        Node::new(id, self.ip, self.udp, self.tcp)
+    }
+
     /// Length of the RLP encoding of a node at this endpoint, computed without encoding it
     /// (replay calls this for every event).
     pub fn rlp_len(&self) -> usize {
