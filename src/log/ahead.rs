@@ -103,26 +103,37 @@ impl<'a> IdsAhead<'a> {
     /// Moves one frame on; the id of the frame it passes if it differs from the one before.
     #[inline]
     pub fn next_new_id(&mut self) -> Option<&'a IdBytes> {
-        let header = self.data.get(self.pos..self.pos + FRAME_HEADER_LEN)?;
-        let payload_len = usize::from(u16::from_le_bytes([header[12], header[13]]));
-        let start = self.pos + FRAME_HEADER_LEN;
-        let id_at = if header[14] == kind::NODE_UPDATED {
-            // The id is the last item of the node's RLP list, the end of the payload.
-            (start + payload_len).checked_sub(NODE_ID_LEN)?
-        } else {
-            start + 8
-        };
-        if !(MIN_PAYLOAD_LEN..=MAX_PAYLOAD_LEN).contains(&payload_len) || id_at < start {
+        let Some((id, frame_len)) = self.frame_at(self.pos) else {
+            // The end of the records, or damage: no more hints in this segment.
             self.data = &[];
             return None;
-        }
-        let id: &IdBytes = self.data.get(id_at..id_at + NODE_ID_LEN)?.try_into().ok()?;
-        self.pos += align(FRAME_HEADER_LEN + payload_len);
+        };
+        self.pos += frame_len;
         if self.last.is_some_and(|last| ids_equal(last, id)) {
             return None;
         }
         self.last = Some(id);
         Some(id)
+    }
+
+    /// The id in the frame at `pos` and the frame's length, if its header is plausible.
+    fn frame_at(&self, pos: usize) -> Option<(&'a IdBytes, usize)> {
+        let data: &'a [u8] = self.data;
+        let header = data.get(pos..pos + FRAME_HEADER_LEN)?;
+        let payload_len = usize::from(u16::from_le_bytes([header[12], header[13]]));
+        if !(MIN_PAYLOAD_LEN..=MAX_PAYLOAD_LEN).contains(&payload_len) {
+            return None;
+        }
+        let start = pos + FRAME_HEADER_LEN;
+        // A node record's id is the last item of its RLP list, at the end of the payload;
+        // every other event's follows the 8-byte write time.
+        let id_at = if header[14] == kind::NODE_UPDATED {
+            start + payload_len - NODE_ID_LEN
+        } else {
+            start + 8
+        };
+        let id = data.get(id_at..id_at + NODE_ID_LEN)?.try_into().ok()?;
+        Some((id, align(FRAME_HEADER_LEN + payload_len)))
     }
 }
 
