@@ -71,18 +71,14 @@ impl Finding {
 
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
+        crate::log::write_place(
             f,
-            "{} at offset {}: {} ({} bytes)",
-            self.path.display(),
+            &self.path,
             self.offset,
-            self.detail,
-            self.len
-        )?;
-        if let Some((first, last)) = self.lost {
-            write!(f, "; lost sequence numbers {first}..={last}")?;
-        }
-        Ok(())
+            &self.detail,
+            self.len,
+            self.lost,
+        )
     }
 }
 

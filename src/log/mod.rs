@@ -241,18 +241,29 @@ impl fmt::Display for Problem {
             ProblemKind::Duplicate => "duplicate records ignored",
             ProblemKind::Stale => "segment of another generation ignored",
         };
-        write!(
-            f,
-            "{} at offset {}: {what} ({} bytes)",
-            self.path.display(),
-            self.offset,
-            self.len
-        )?;
-        if let Some((first, last)) = self.lost {
-            write!(f, "; lost sequence numbers {first}..={last}")?;
-        }
-        Ok(())
+        write_place(f, &self.path, self.offset, what, self.len, self.lost)
     }
+}
+
+/// Writes a report about a place in a segment file, as every such report reads:
+/// `<file> at offset <offset>: <what> (<len> bytes)[; lost sequence numbers <first>..=<last>]`.
+pub(crate) fn write_place(
+    f: &mut fmt::Formatter<'_>,
+    path: &Path,
+    offset: u64,
+    what: &str,
+    len: u64,
+    lost: Option<(u64, u64)>,
+) -> fmt::Result {
+    write!(
+        f,
+        "{} at offset {offset}: {what} ({len} bytes)",
+        path.display()
+    )?;
+    if let Some((first, last)) = lost {
+        write!(f, "; lost sequence numbers {first}..={last}")?;
+    }
+    Ok(())
 }
 
 /// The outcome of replaying a log.
