@@ -12,7 +12,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use peerlog::{Durability, Error, FailPoints, NodeDb, Options};
 
 mod common;
-use common::{id, node};
+use common::{counting_fsyncs, id, node};
 
 fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut all: Vec<_> = fs::read_dir(dir)
@@ -268,19 +268,13 @@ fn a_failed_segment_rotation_fails_the_write_and_the_database_goes_on() {
 #[test]
 fn group_commit_sync_waits_for_a_shared_fsync() {
     let dir = tempfile::tempdir().unwrap();
-    let syncs = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&syncs);
+    let (fail_points, syncs) = counting_fsyncs();
     let opts = Options {
         // A long delay: only explicit sync() requests make the syncer run.
         durability: Durability::GroupCommit {
             max_delay: Duration::from_secs(3600),
         },
-        fail_points: FailPoints::new(move |step| {
-            if step == "log.fsync" {
-                counter.fetch_add(1, Ordering::SeqCst);
-            }
-            Ok(())
-        }),
+        fail_points,
         ..Options::default()
     };
     let db = Arc::new(NodeDb::open_with(dir.path(), 1, id(0), opts).unwrap());
@@ -312,18 +306,12 @@ fn group_commit_sync_waits_for_a_shared_fsync() {
 #[test]
 fn group_commit_syncs_within_the_delay_without_being_asked_and_not_when_idle() {
     let dir = tempfile::tempdir().unwrap();
-    let syncs = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&syncs);
+    let (fail_points, syncs) = counting_fsyncs();
     let opts = Options {
         durability: Durability::GroupCommit {
             max_delay: Duration::from_millis(10),
         },
-        fail_points: FailPoints::new(move |step| {
-            if step == "log.fsync" {
-                counter.fetch_add(1, Ordering::SeqCst);
-            }
-            Ok(())
-        }),
+        fail_points,
         ..Options::default()
     };
     let db = NodeDb::open_with(dir.path(), 1, id(0), opts).unwrap();

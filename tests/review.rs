@@ -1,14 +1,14 @@
 //! Regression tests for the findings of a review of the core: each one failed before its fix.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use peerlog::{Durability, Error, FailPoints, NodeDb, Options, ProblemKind};
 
 mod common;
-use common::{id, node};
+use common::{counting_fsyncs, id, node};
 
 /// DESIGN.md: "A failed fsync poisons the database: further writes get an error until it is
 /// reopened". The fsync that seals a full segment (LogWriter::rotate) fails, the write gets an
@@ -67,16 +67,10 @@ fn query_seeds_with_huge_n_returns_every_eligible_node() {
 #[test]
 fn sync_each_write_expiry_of_ids_without_record_is_synced() {
     let dir = tempfile::tempdir().unwrap();
-    let fsyncs = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&fsyncs);
+    let (fail_points, fsyncs) = counting_fsyncs();
     let opts = Options {
         durability: Durability::SyncEachWrite,
-        fail_points: FailPoints::new(move |step| {
-            if step == "log.fsync" {
-                counter.fetch_add(1, Ordering::SeqCst);
-            }
-            Ok(())
-        }),
+        fail_points,
         ..Options::default()
     };
     let db = NodeDb::open_with(dir.path(), 1, id(0), opts).unwrap();
