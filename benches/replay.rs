@@ -18,8 +18,8 @@ use std::fs::File;
 use std::path::Path;
 
 use memmap2::Mmap;
-use peerlog::log::format::salt_seed;
-use peerlog::log::reader::{ScanItem, SegmentScanner};
+use peerlog::testing::salt_seed;
+use peerlog::testing::{ScanItem, SegmentScanner};
 
 use common::raw::mmap_crc_scan;
 use common::{build_log, open_once, segment_files, self_id, temp_dir, VERSION};

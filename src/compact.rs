@@ -15,14 +15,14 @@
 //! 4. The replaced segments are removed (or moved to `archive/` with `keep_history`) and the
 //!    directory synced.
 
-use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use crate::error::IoContext;
-use crate::log::format::{encode_frame, salt_seed, SegmentHeader, FLAG_COMPACTED};
-use crate::log::writer::{private_dir, private_file, sync_dir};
-use crate::log::{segment_file_name, Problem, ReplayPlan, SegmentFile, ARCHIVE_DIR, TEMP_EXT};
+use crate::journal::dir::{publish, retire_segments, segment_file_name, SegmentFile, ARCHIVE_DIR};
+use crate::journal::format::{encode_frame, salt_seed, SegmentHeader, FLAG_COMPACTED};
+use crate::journal::replay::ReplayPlan;
+use crate::journal::Problem;
 use crate::{Error, Options};
 
 /// What a compaction did.
@@ -57,25 +57,6 @@ pub(crate) struct CompactionInput {
     pub output_id: u64,
 }
 
-/// Removes a replaced segment, or moves it into `archive/` when `archive` is set.
-pub(crate) fn retire_segment(
-    dir: &Path,
-    path: &Path,
-    archive: bool,
-    opts: &Options,
-) -> Result<(), Error> {
-    opts.fail_points.check("compact.remove").at(path)?;
-    if archive {
-        let archive = dir.join(ARCHIVE_DIR);
-        private_dir().create(&archive).at(&archive)?;
-        let target = archive.join(path.file_name().expect("segment paths have a file name"));
-        fs::rename(path, &target).at(&target)?;
-        sync_dir(&archive)
-    } else {
-        fs::remove_file(path).at(path)
-    }
-}
-
 /// Steps 2 to 4: writes the compacted segment and retires the input. Runs without the
 /// writer's lock.
 pub(crate) fn rewrite(
@@ -105,7 +86,6 @@ pub(crate) fn rewrite(
         replaces_through: input.last_seq,
     };
     let path = dir.join(segment_file_name(input.output_id));
-    let temp = path.with_extension(format!("seg.{TEMP_EXT}"));
     let mut stats = CompactStats {
         segments_read: input.segments.len(),
         records_read: replayed.records,
@@ -113,51 +93,35 @@ pub(crate) fn rewrite(
         records_written: live.len() as u64,
         ..CompactStats::default()
     };
-    let written = (|| -> Result<u64, Error> {
-        let file = private_file()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .at(&temp)?;
+    let bytes = publish(&path, "compact", faults, |file, temp| {
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        out.write_all(&header.encode()).at(&temp)?;
+        out.write_all(&header.encode()).at(temp)?;
         let (mut frame, mut payload, mut bytes) = (Vec::new(), Vec::new(), 0);
         for (seq, (written_at, event)) in (first_seq..).zip(&live) {
             payload.clear();
             event.encode_payload(*written_at, &mut payload)?;
             frame.clear();
-            encode_frame(seed, seq, event.kind(), &payload, &mut frame);
-            out.write_all(&frame).at(&temp)?;
+            encode_frame(seed, seq, event.kind().code(), &payload, &mut frame);
+            out.write_all(&frame).at(temp)?;
             bytes += frame.len() as u64;
         }
-        faults.check("compact.write").at(&temp)?;
-        let file: File = out
-            .into_inner()
-            .map_err(|e| Error::io(&temp, e.into_error()))?;
-        faults.check("compact.fsync").at(&temp)?;
-        file.sync_all().at(&temp)?;
-        faults.check("compact.rename").at(&temp)?;
-        fs::rename(&temp, &path).at(&path)?;
+        out.flush().at(temp)?;
+        faults.check("compact.write").at(temp)?;
         Ok(bytes)
-    })();
-    let bytes = match written {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            let _ = fs::remove_file(&temp);
-            return Err(e);
-        }
-    };
-    faults.check("compact.dirsync").at(dir)?;
-    sync_dir(dir)?;
+    })?;
     stats.bytes_written = bytes;
     for problem in &replayed.problems {
         ::log::error!("compaction found damage; the segment is moved to {ARCHIVE_DIR}/: {problem}");
     }
-    for segment in input.segments.iter().chain(&input.superseded) {
-        let damaged = replayed.problems.iter().any(|p| p.path == segment.path);
-        retire_segment(dir, &segment.path, opts.keep_history || damaged, opts)?;
-    }
+    let retired = input
+        .segments
+        .iter()
+        .chain(&input.superseded)
+        .map(|segment| {
+            let damaged = replayed.problems.iter().any(|p| p.path == segment.path);
+            (segment.path.as_path(), opts.keep_history || damaged)
+        });
+    retire_segments(dir, retired, faults)?;
     stats.problems = replayed.problems;
-    sync_dir(dir)?;
     Ok(stats)
 }

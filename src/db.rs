@@ -11,9 +11,11 @@ use crossbeam_channel::{select, Sender};
 use crate::compact::{self, CompactStats, CompactionInput};
 use crate::event::{self, now_nanos, Event, StoredEvent};
 use crate::index::Index;
+use crate::journal::dir::{list_dir, Listing};
+use crate::journal::replay::ReplayPlan;
+use crate::journal::writer::{sync_segment, LogWriter};
+use crate::journal::ReplaySummary;
 use crate::lock::DirLock;
-use crate::log::writer::{sync_segment, LogWriter};
-use crate::log::{self, ReplayPlan, ReplaySummary};
 use crate::recovery;
 use crate::syncer::GroupCommit;
 use crate::{Durability, Error, Node, NodeId, Options};
@@ -236,7 +238,7 @@ impl Inner {
                 log.generation(),
             )
         };
-        let plan = ReplayPlan::new(log::list_dir(dir)?.segments);
+        let plan = ReplayPlan::new(list_dir(dir, Listing::Strict)?.segments);
         let segments: Vec<_> = plan
             .live
             .into_iter()

@@ -7,6 +7,7 @@ use crate::Error;
 
 /// One change to the database, as it is recorded in the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A node record was inserted or overwritten.
     NodeUpdated(Node),
@@ -54,6 +55,66 @@ pub struct Record {
     pub event: Event,
 }
 
+/// The kinds of [`Event`], in the order of their kind byte in a record frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// [`Event::NodeUpdated`].
+    Node,
+    /// [`Event::Ping`].
+    Ping,
+    /// [`Event::Pong`].
+    Pong,
+    /// [`Event::FindFails`].
+    Fails,
+    /// [`Event::NodeDeleted`].
+    Delete,
+    /// [`Event::NodeExpired`].
+    Expire,
+}
+
+impl EventKind {
+    /// Every kind, in order.
+    pub const ALL: [EventKind; 6] = [
+        EventKind::Node,
+        EventKind::Ping,
+        EventKind::Pong,
+        EventKind::Fails,
+        EventKind::Delete,
+        EventKind::Expire,
+    ];
+
+    /// A short lowercase name: `node`, `ping`, `pong`, `fails`, `delete`, `expire`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Node => "node",
+            EventKind::Ping => "ping",
+            EventKind::Pong => "pong",
+            EventKind::Fails => "fails",
+            EventKind::Delete => "delete",
+            EventKind::Expire => "expire",
+        }
+    }
+
+    /// Its kind byte in a record frame.
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            EventKind::Node => kind::NODE_UPDATED,
+            EventKind::Ping => kind::PING,
+            EventKind::Pong => kind::PONG,
+            EventKind::Fails => kind::FIND_FAILS,
+            EventKind::Delete => kind::NODE_DELETED,
+            EventKind::Expire => kind::NODE_EXPIRED,
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Kind byte of each event in a record frame.
 pub(crate) mod kind {
     pub const NODE_UPDATED: u8 = 1;
@@ -86,26 +147,15 @@ impl Event {
         }
     }
 
-    /// A short lowercase name: `node`, `ping`, `pong`, `fails`, `delete`, `expire`.
-    pub fn kind_name(&self) -> &'static str {
+    /// What kind of event it is.
+    pub fn kind(&self) -> EventKind {
         match self {
-            Event::NodeUpdated(_) => "node",
-            Event::Ping { .. } => "ping",
-            Event::Pong { .. } => "pong",
-            Event::FindFails { .. } => "fails",
-            Event::NodeDeleted { .. } => "delete",
-            Event::NodeExpired { .. } => "expire",
-        }
-    }
-
-    pub(crate) fn kind(&self) -> u8 {
-        match self {
-            Event::NodeUpdated(_) => kind::NODE_UPDATED,
-            Event::Ping { .. } => kind::PING,
-            Event::Pong { .. } => kind::PONG,
-            Event::FindFails { .. } => kind::FIND_FAILS,
-            Event::NodeDeleted { .. } => kind::NODE_DELETED,
-            Event::NodeExpired { .. } => kind::NODE_EXPIRED,
+            Event::NodeUpdated(_) => EventKind::Node,
+            Event::Ping { .. } => EventKind::Ping,
+            Event::Pong { .. } => EventKind::Pong,
+            Event::FindFails { .. } => EventKind::Fails,
+            Event::NodeDeleted { .. } => EventKind::Delete,
+            Event::NodeExpired { .. } => EventKind::Expire,
         }
     }
 

@@ -23,13 +23,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arbitrary::{Arbitrary, Unstructured};
 
 use crate::event::Event;
-use crate::log::format::{
+use crate::faults::FailPoints;
+use crate::journal::dir::{list_dir, segment_file_name, Listing, SegmentFile, LOCK_FILE};
+use crate::journal::format::{
     align, decode_frame, salt_seed, SegmentHeader, FRAME_ALIGN, FRAME_HEADER_LEN, HEADER_LEN,
     MAGIC, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN,
 };
-use crate::log::reader::{ScanItem, SegmentScanner};
-use crate::log::{self, segment_file_name, ProblemKind, ReplayPlan};
-use crate::{Error, FailPoints, Node, NodeDb, NodeId, Options};
+use crate::journal::reader::{ScanItem, SegmentScanner};
+use crate::journal::replay::{set_check_ahead_from, ReplayPlan};
+use crate::journal::ProblemKind;
+use crate::{Error, Node, NodeDb, NodeId, Options};
 
 /// The fuzz targets, as named in `fuzz/Cargo.toml` and `fuzz/corpus/`.
 pub const TARGETS: [&str; 4] = ["open_segment", "ops_model", "node_rlp", "enode_url"];
@@ -363,7 +366,7 @@ fn fuzz_options() -> Options {
 /// reopening gives the same state, and a write after the open survives a reopen.
 pub fn check_open_segment(data: &[u8]) {
     // Every segment, however small, replayed with the checksum helper too.
-    crate::log::set_check_ahead_from(0);
+    set_check_ahead_from(0);
     let (flags, mut files) = split_input(data);
     for file in &mut files {
         if flags & FIX_HEADER_CRC != 0 {
@@ -413,7 +416,7 @@ pub fn check_open_segment(data: &[u8]) {
         Ok(db) => db,
         Err(e @ (Error::Corrupt { .. } | Error::NotADatabase { .. })) => {
             let mut after = dir_contents(&dir);
-            after.remove(log::LOCK_FILE);
+            after.remove(LOCK_FILE);
             assert_eq!(after, before, "a refused open ({e}) changed the directory");
             return;
         }
@@ -494,7 +497,7 @@ pub fn check_open_segment(data: &[u8]) {
     );
     // A log whose (forged) records reach MAX_SEQ leaves the writer no sequence number a
     // reader accepts: the write must then be refused, never acknowledged and lost.
-    let exhausted = db.recovery().next_seq > crate::log::format::MAX_SEQ;
+    let exhausted = db.recovery().next_seq > crate::journal::format::MAX_SEQ;
     let write_fresh = !intact.ids.contains(&fresh.id) && !exhausted;
     if write_fresh {
         db.update_node(&fresh)
@@ -777,7 +780,7 @@ impl Harness {
             Err(e) => assert!(
                 self.poisoned || self.take_fired(),
                 "{} failed without cause: {e}",
-                event.kind_name()
+                event.kind().name()
             ),
         }
     }
@@ -802,7 +805,7 @@ impl Harness {
     fn check_recovery(&self, db: &NodeDb, when: &str, torn_ok: bool) {
         let summary = db.recovery();
         if std::env::var_os("PEERLOG_FUZZ_DEBUG").is_some() {
-            let listing = log::list_dir(&self.dir).expect("listing the database");
+            let listing = list_dir(&self.dir, Listing::Strict).expect("listing the database");
             let mut headers: Vec<_> = listing.segments.iter().map(|s| s.header).collect();
             headers.sort_by_key(|h| h.segment_id);
             eprintln!(
@@ -831,8 +834,8 @@ impl Harness {
 
     /// The segment the database appends to (the last of the replay plan), if it is not a
     /// compacted one.
-    fn last_segment(&self) -> Option<log::SegmentFile> {
-        let listing = log::list_dir(&self.dir).expect("listing the database");
+    fn last_segment(&self) -> Option<SegmentFile> {
+        let listing = list_dir(&self.dir, Listing::Strict).expect("listing the database");
         ReplayPlan::new(listing.segments)
             .live
             .pop()
@@ -842,7 +845,7 @@ impl Harness {
     /// The records with sequence numbers `first..=last` in the (open) database's live
     /// segments, as the files hold them now.
     fn logged(&self, first: u64, last: u64) -> BTreeMap<u64, Event> {
-        let listing = log::list_dir(&self.dir).expect("listing the database");
+        let listing = list_dir(&self.dir, Listing::Strict).expect("listing the database");
         let mut found = BTreeMap::new();
         for segment in ReplayPlan::new(listing.segments).live {
             let bytes = fs::read(&segment.path).unwrap();
@@ -932,7 +935,7 @@ impl Harness {
 /// prefix, and the recovery reports no problem but the torn tail it was given.
 pub fn check_ops_model(data: &[u8]) {
     // Every segment, however small, replayed with the checksum helper too.
-    crate::log::set_check_ahead_from(0);
+    set_check_ahead_from(0);
     let mut u = Unstructured::new(data);
     let mut ops = Vec::new();
     while ops.len() < 96 {

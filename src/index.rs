@@ -4,20 +4,38 @@
 //! hash table of indices finds an entry by id without storing the 64-byte id twice.
 
 use std::hash::BuildHasher;
+use std::time::SystemTime;
 
 use hashbrown::DefaultHashBuilder;
 use rand::Rng;
 
-use crate::event::{Event, IdBytes, StoredEvent, StoredRecord};
+use crate::event::{from_unix_nanos, unix_nanos, Event, IdBytes, StoredEvent, StoredRecord};
 use crate::event::{FAILS_PAYLOAD_LEN, PING_PAYLOAD_LEN};
 use crate::id_table::IdTable;
-use crate::log::format::{align, FRAME_HEADER_LEN};
+use crate::journal::format::{align, FRAME_HEADER_LEN};
 use crate::node::{ids_equal, Endpoint, Node, NodeId};
 
 /// Marks a timestamp that was never set.
 const NEVER: i64 = i64::MIN;
 
-/// Everything known about one id.
+/// Everything known about one id: its node record and liveness data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerState {
+    /// The id.
+    pub id: NodeId,
+    /// Its node record, if it has one.
+    pub node: Option<Node>,
+    /// Last ping sent.
+    pub last_ping: Option<SystemTime>,
+    /// Last pong received.
+    pub last_pong: Option<SystemTime>,
+    /// Findnode failures.
+    pub fails: u32,
+    /// Write time of the newest event about it.
+    pub last_written: SystemTime,
+}
+
+/// Everything known about one id, as the index keeps it.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
     pub id: NodeId,
@@ -53,16 +71,34 @@ impl Entry {
         (self.last_pong != NEVER).then_some(self.last_pong)
     }
 
+    /// The entry in public form.
+    pub fn state(&self) -> PeerState {
+        PeerState {
+            id: self.id,
+            node: self.node(),
+            last_ping: self.last_ping().map(from_unix_nanos),
+            last_pong: self.last_pong().map(from_unix_nanos),
+            fails: self.fails,
+            last_written: from_unix_nanos(self.touched),
+        }
+    }
+
+    /// Whether `query_seeds` may offer this entry: it has a record, is not `self_id` and
+    /// answered a ping at or after `min_pong`.
+    pub fn is_seed(&self, min_pong: i64, self_id: &NodeId) -> bool {
+        self.endpoint.is_some() && self.id != *self_id && self.last_pong >= min_pong
+    }
+
     /// The events that recreate this entry, as compaction writes them.
     pub fn live_events(&self) -> impl Iterator<Item = Event> + '_ {
         let node = self.node().map(Event::NodeUpdated);
         let ping = self.last_ping().map(|at| Event::Ping {
             id: self.id,
-            at: crate::event::from_unix_nanos(at),
+            at: from_unix_nanos(at),
         });
         let pong = self.last_pong().map(|at| Event::Pong {
             id: self.id,
-            at: crate::event::from_unix_nanos(at),
+            at: from_unix_nanos(at),
         });
         let fails = (self.fails != 0).then_some(Event::FindFails {
             id: self.id,
@@ -233,6 +269,15 @@ impl Index {
         node.endpoint().rlp_len() == node.to_rlp().len()
     }
 
+    /// Applies an event read back by a reader that copies records out of the log.
+    pub fn apply_event(&mut self, event: &Event, written_at: SystemTime) {
+        // Both conversions hold for every record read from a log (their times came from
+        // nanosecond integers), so a failure can only be an event the log could not hold.
+        if let (Ok(stored), Ok(at)) = (StoredEvent::from_event(event), unix_nanos(written_at)) {
+            self.apply(&stored, at);
+        }
+    }
+
     /// Applies one event written at `written_at`.
     #[inline]
     pub fn apply(&mut self, event: &StoredEvent<'_>, written_at: i64) {
@@ -275,8 +320,7 @@ impl Index {
     /// is a uniform sample; if eligible entries are too rare for probing to finish quickly,
     /// a full scan samples from the complete eligible list instead.
     pub fn sample_seeds(&self, n: usize, min_pong: i64, self_id: &NodeId) -> Vec<Node> {
-        let eligible =
-            |e: &Entry| e.endpoint.is_some() && e.id != *self_id && e.last_pong >= min_pong;
+        let eligible = |e: &Entry| e.is_seed(min_pong, self_id);
         let n = n.min(self.entries.len());
         if n == 0 {
             return Vec::new();

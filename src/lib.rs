@@ -35,28 +35,32 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-pub mod audit;
 mod compact;
 mod db;
 mod error;
 pub mod event;
 mod faults;
+#[cfg(feature = "__internal_testing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod id_table;
 mod index;
+pub mod inspect;
+mod journal;
 mod lock;
-pub mod log;
 mod node;
 mod options;
 mod recovery;
 mod syncer;
+#[cfg(feature = "__internal_testing")]
+#[doc(hidden)]
+pub mod testing;
 
 pub use compact::CompactStats;
 pub use db::NodeDb;
 pub use error::Error;
-pub use event::{Event, Record};
-pub use faults::FailPoints;
-pub use log::{Problem, ProblemKind, ReplaySummary};
+pub use event::{Event, EventKind, Record};
+pub use index::PeerState;
+pub use journal::{Problem, ProblemKind, ReplaySummary};
 pub use node::{log_distance, Node, NodeId, NODE_ID_LEN};
 pub use options::{Durability, Options, MIN_SEGMENT_SIZE};

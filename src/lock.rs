@@ -17,8 +17,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::error::IoContext;
-use crate::log::writer::private_file;
-use crate::log::LOCK_FILE;
+use crate::journal::dir::{private_file, LOCK_FILE};
 use crate::Error;
 
 /// Device and inode of a lock file.

@@ -414,6 +414,62 @@ fn canonical_uint(bytes: &[u8]) -> Result<u64, &'static str> {
     Ok(bytes.iter().fold(0u64, |acc, &b| acc << 8 | u64::from(b)))
 }
 
+/// With the `serde` feature: a [`NodeId`] is a string of 128 lowercase hex characters and a
+/// [`Node`] its enode URL, as they print; both parse as their `FromStr` does.
+#[cfg(feature = "serde")]
+mod serde_impls {
+    use std::fmt;
+    use std::marker::PhantomData;
+    use std::str::FromStr;
+
+    use serde::de::{self, Visitor};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{Node, NodeId};
+
+    /// Deserializes any `FromStr` type from a string.
+    struct ParsedFrom<T>(PhantomData<T>, &'static str);
+
+    impl<T: FromStr> Visitor<'_> for ParsedFrom<T>
+    where
+        T::Err: fmt::Display,
+    {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.1)
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<T, E> {
+            text.parse().map_err(E::custom)
+        }
+    }
+
+    impl Serialize for NodeId {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_str(self)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for NodeId {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<NodeId, D::Error> {
+            deserializer.deserialize_str(ParsedFrom(PhantomData, "a node id of 128 hex characters"))
+        }
+    }
+
+    impl Serialize for Node {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_str(self)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Node {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Node, D::Error> {
+            deserializer.deserialize_str(ParsedFrom(PhantomData, "an enode URL"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// Fuzz regression (enode_url): the URL's id takes no hex prefix, in either case.

@@ -1,15 +1,18 @@
 //! Opening a database directory: refusing foreign files, taking the lock, wiping on a version
 //! change, replaying the log into an index and preparing the writer.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::IoContext;
 use crate::index::Index;
+use crate::journal::dir::{
+    create_private_dir, list_dir, remove_leftovers, retire_segments, wipe, Listing, SegmentFile,
+};
+use crate::journal::format::MAX_SEQ;
+use crate::journal::replay::{replay_locked, ReplayPlan};
+use crate::journal::writer::{Generation, LogWriter, Position};
+use crate::journal::{ProblemKind, ReplaySummary};
 use crate::lock::DirLock;
-use crate::log::format::MAX_SEQ;
-use crate::log::writer::{private_dir, sync_dir, Generation, LogWriter, Position};
-use crate::log::{self, ProblemKind, ReplayPlan, ReplaySummary, ARCHIVE_DIR};
 use crate::{Error, Options};
 
 /// A database directory, locked, replayed and ready for appends.
@@ -29,8 +32,8 @@ fn prepare_dir(dir: &Path) -> Result<(), Error> {
             "empty database path (use NodeDb::in_memory for a database without files)",
         ));
     }
-    private_dir().create(dir).at(dir)?;
-    match log::list_dir(dir) {
+    create_private_dir(dir)?;
+    match list_dir(dir, Listing::Strict) {
         // A segment vanished while being listed: a live writer is compacting. Whether the
         // directory is ours is settled under the lock, which that writer holds.
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -38,27 +41,16 @@ fn prepare_dir(dir: &Path) -> Result<(), Error> {
     }
 }
 
-/// Removes every segment and the archive: the directory then holds a new, empty database.
-fn wipe(dir: &Path, segments: &[log::SegmentFile]) -> Result<(), Error> {
-    for segment in segments {
-        fs::remove_file(&segment.path).at(&segment.path)?;
-    }
-    let archive = dir.join(ARCHIVE_DIR);
-    if archive.exists() {
-        fs::remove_dir_all(&archive).at(&archive)?;
-    }
-    sync_dir(dir)
-}
-
 /// Removes segments that a finished compaction replaced (or archives them when history is kept).
 fn retire_superseded(dir: &Path, plan: &ReplayPlan, opts: &Options) -> Result<(), Error> {
     if plan.superseded.is_empty() {
         return Ok(());
     }
-    for segment in &plan.superseded {
-        crate::compact::retire_segment(dir, &segment.path, opts.keep_history, opts)?;
-    }
-    sync_dir(dir)
+    let retired = plan
+        .superseded
+        .iter()
+        .map(|s| (s.path.as_path(), opts.keep_history));
+    retire_segments(dir, retired, &opts.fail_points)
 }
 
 /// Replays the live segments of `plan` (which nobody writes to) into a new index.
@@ -69,7 +61,7 @@ pub(crate) fn rebuild_index(plan: &ReplayPlan) -> Result<(Index, ReplaySummary),
     // Capped: a damaged file's length must not make the open reserve without bound.
     let log_bytes: u64 = plan.live.iter().map(|s| s.len).sum();
     let mut index = Index::with_capacity((log_bytes / 512).min(1 << 21) as usize);
-    let summary = log::replay_locked(plan, |_, record, upcoming| {
+    let summary = replay_locked(plan, |_, record, upcoming| {
         if let Some(id) = upcoming {
             index.prefetch(id);
         }
@@ -86,13 +78,8 @@ pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opene
     let dir = &dir.canonicalize().at(dir)?;
     let lock = DirLock::acquire(dir)?;
     // Listed again under the lock: the directory may have changed since the first look.
-    let mut listing = log::list_dir(dir)?;
-    if !listing.leftovers.is_empty() {
-        for leftover in &listing.leftovers {
-            fs::remove_file(leftover).at(leftover)?;
-        }
-        sync_dir(dir)?;
-    }
+    let mut listing = list_dir(dir, Listing::Strict)?;
+    remove_leftovers(dir, &listing.leftovers)?;
     if listing
         .segments
         .iter()
@@ -124,7 +111,7 @@ pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opene
             _ => ::log::warn!("{problem}"),
         }
     }
-    let resume_on = |last: &log::SegmentFile, next_seq: u64| -> Result<LogWriter, Error> {
+    let resume_on = |last: &SegmentFile, next_seq: u64| -> Result<LogWriter, Error> {
         let end = summary.last_end.expect("the last segment was scanned");
         let generation = Generation {
             protocol_version: version,

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use peerlog::{FailPoints, Node, NodeDb, NodeId, Options};
+use peerlog::testing::FailPoints;
+use peerlog::{Node, NodeDb, NodeId, Options};
 
 fn id(n: u64) -> NodeId {
     let mut bytes = [0u8; 64];

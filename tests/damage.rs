@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use peerlog::log::format::{salt_seed, SegmentHeader, HEADER_LEN};
-use peerlog::log::reader::{ScanItem, SegmentScanner};
-use peerlog::log::{list_dir, segment_file_name, ReplayPlan};
+use peerlog::testing::{list_dir, segment_file_name, ReplayPlan};
+use peerlog::testing::{salt_seed, SegmentHeader, HEADER_LEN};
+use peerlog::testing::{ScanItem, SegmentScanner};
 use peerlog::{Error, Event, Node, NodeDb, NodeId, Options, ProblemKind};
 
 const VERSION: u64 = 3;
@@ -23,7 +23,7 @@ const VERSION: u64 = 3;
 /// Small segments, each replayed with a checksum helper thread as large ones are (by default
 /// only segments of 256 KiB or more get one).
 fn opts() -> Options {
-    peerlog::log::set_check_ahead_from(0);
+    peerlog::testing::set_check_ahead_from(0);
     Options {
         segment_size: 4096,
         ..Options::default()
@@ -133,7 +133,11 @@ fn pristine() -> &'static Pristine {
         db.close().unwrap();
 
         // Where the records are, in replay order.
-        let plan = ReplayPlan::new(list_dir(&path).unwrap().segments);
+        let plan = ReplayPlan::new(
+            list_dir(&path, peerlog::testing::Listing::Strict)
+                .unwrap()
+                .segments,
+        );
         assert!(plan.live.len() >= 3, "want at least three segments");
         let mut records = Vec::new();
         let mut segments = Vec::new();
@@ -199,6 +203,7 @@ fn model(records: &[Rec], keep: impl Fn(&Rec) -> bool) -> (Vec<Observed>, usize)
             Event::NodeDeleted { .. } | Event::NodeExpired { .. } => {
                 state.remove(e);
             }
+            other => panic!("the test writes no {} events", other.kind()),
         }
     }
     let nodes = state.values().filter(|o| o.0.is_some()).count();
@@ -380,14 +385,14 @@ fn last_records(n: usize) -> Vec<Rec> {
 fn pristine_log_has_every_event_kind_and_reopens_cleanly() {
     let p = pristine();
     let kinds: std::collections::BTreeSet<&str> =
-        p.records.iter().map(|r| r.event.kind_name()).collect();
+        p.records.iter().map(|r| r.event.kind().name()).collect();
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),
         ["delete", "expire", "fails", "node", "ping", "pong"]
     );
     let names: Vec<&str> = last_records(3)
         .iter()
-        .map(|r| r.event.kind_name())
+        .map(|r| r.event.kind().name())
         .collect();
     assert_eq!(names, ["delete", "ping", "expire"]);
     let case = Case::new();
@@ -643,7 +648,7 @@ fn truncated_or_damaged_header() {
 /// the append rather than acknowledge a record the next open drops as damage (it did).
 #[test]
 fn append_after_max_seq_is_refused_or_kept() {
-    use peerlog::log::format::{encode_frame, MAX_SEQ};
+    use peerlog::testing::{encode_frame, MAX_SEQ};
     let case = Case::new();
     let last = case.last();
     let header = SegmentHeader::decode(&fs::read(&last).unwrap()).unwrap();

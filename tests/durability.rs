@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use peerlog::{Durability, Error, FailPoints, NodeDb, Options};
+use peerlog::testing::FailPoints;
+use peerlog::{Durability, Error, NodeDb, Options};
 
 mod common;
 use common::{counting_fsyncs, id, node};

@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use peerlog::{Durability, Error, FailPoints, NodeDb, Options};
+use peerlog::testing::FailPoints;
+use peerlog::{Durability, Error, NodeDb, Options};
 
 mod common;
 use common::{id, node};

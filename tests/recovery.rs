@@ -25,7 +25,7 @@ fn node(n: u64) -> Node {
 /// Small segments, each replayed with a checksum helper thread as large ones are (by default
 /// only segments of 256 KiB or more get one).
 fn opts() -> Options {
-    peerlog::log::set_check_ahead_from(0);
+    peerlog::testing::set_check_ahead_from(0);
     Options {
         segment_size: 4096,
         ..Options::default()

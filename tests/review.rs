@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use peerlog::{Durability, Error, FailPoints, NodeDb, Options, ProblemKind};
+use peerlog::testing::FailPoints;
+use peerlog::{Durability, Error, NodeDb, Options, ProblemKind};
 
 mod common;
 use common::{counting_fsyncs, id, node};
@@ -110,12 +111,14 @@ fn reader_racing_compaction_never_sees_lost_records() {
         std::thread::spawn(move || {
             let mut reads = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let Ok(listing) = peerlog::log::list_dir(&path) else {
+                let Ok(listing) =
+                    peerlog::testing::list_dir(&path, peerlog::testing::Listing::Strict)
+                else {
                     continue;
                 };
-                let plan = peerlog::log::ReplayPlan::new(listing.segments);
+                let plan = peerlog::testing::ReplayPlan::new(listing.segments);
                 let mut saw_node = false;
-                let Ok(summary) = peerlog::log::replay(&plan, |_, record| {
+                let Ok(summary) = peerlog::testing::replay(&plan, |_, record| {
                     saw_node |= matches!(record.event, peerlog::Event::NodeUpdated(_));
                 }) else {
                     continue; // a file vanished during replay: an error the caller retries
@@ -192,6 +195,6 @@ fn compaction_does_not_launder_damage() {
     );
     let db = NodeDb::open_with(dir.path(), 1, id(0), opts()).unwrap();
     assert_eq!(db.len(), 99);
-    let report = peerlog::audit::verify(dir.path(), &|_, _| {}).unwrap();
+    let report = peerlog::inspect::verify(dir.path(), &|_, _| {}).unwrap();
     assert!(!report.is_intact(false), "verify no longer sees the damage");
 }

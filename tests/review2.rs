@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use peerlog::log::format::{encode_frame, salt_seed, SegmentHeader, FLAG_COMPACTED, MAX_SEQ};
-use peerlog::log::segment_file_name;
+use peerlog::testing::segment_file_name;
+use peerlog::testing::{encode_frame, salt_seed, SegmentHeader, FLAG_COMPACTED, MAX_SEQ};
 use peerlog::{Error, NodeDb, Options};
 
 mod common;

@@ -1,7 +1,7 @@
 //! Third review (replay checked ahead on a second core, in-place decoding, group commit):
 //! adversarial checks through the public API of the paths the unit tests do not reach.
 //! The locked replay (`NodeDb::open`, compaction) decodes in place with a checksum helper;
-//! `peerlog::log::replay` copies every frame and checks every checksum itself: on the same
+//! `peerlog::testing::replay` copies every frame and checks every checksum itself: on the same
 //! files both must find exactly the same records and problems.
 
 mod common;
@@ -11,8 +11,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::id;
-use peerlog::log::format::{encode_frame, salt_seed, HEADER_LEN};
-use peerlog::log::{list_dir, replay, ReplayPlan};
+use peerlog::testing::{encode_frame, salt_seed, HEADER_LEN};
+use peerlog::testing::{list_dir, replay, ReplayPlan};
 use peerlog::{NodeDb, Options, Problem, ProblemKind};
 
 const VERSION: u64 = 9;
@@ -28,7 +28,11 @@ fn at(n: u64) -> SystemTime {
 
 /// What the copying, fully checking replay finds: records (seq, offset) and problems.
 fn reference(dir: &Path) -> (Vec<(u64, u64)>, Vec<Problem>) {
-    let plan = ReplayPlan::new(list_dir(dir).unwrap().segments);
+    let plan = ReplayPlan::new(
+        list_dir(dir, peerlog::testing::Listing::Strict)
+            .unwrap()
+            .segments,
+    );
     let mut records = Vec::new();
     let summary = replay(&plan, |place, record| {
         records.push((record.seq, place.offset))
@@ -65,7 +69,10 @@ fn checksummed_but_undecodable_frames_on_the_chain_are_damage_in_every_replay() 
     }
     db.close().unwrap();
 
-    let segment = list_dir(&path).unwrap().segments.remove(0);
+    let segment = list_dir(&path, peerlog::testing::Listing::Strict)
+        .unwrap()
+        .segments
+        .remove(0);
     let (early, deep) = (3usize, 2500usize);
     for k in [early, deep] {
         forge_undecodable_ping(
@@ -140,7 +147,9 @@ fn many_small_damaged_segments_replay_alike_locked_and_copying() {
         }
     }
     db.close().unwrap();
-    let mut segments = list_dir(&path).unwrap().segments;
+    let mut segments = list_dir(&path, peerlog::testing::Listing::Strict)
+        .unwrap()
+        .segments;
     segments.sort_by_key(|s| s.header.segment_id);
     assert!(segments.len() > 100, "{} segments", segments.len());
     for (i, segment) in segments.iter().enumerate().step_by(17) {
@@ -199,7 +208,11 @@ fn a_replay_racing_appends_reports_no_damage() {
     let started = std::time::Instant::now();
     let mut replays = 0;
     while started.elapsed() < Duration::from_millis(1000) {
-        let plan = ReplayPlan::new(list_dir(&path).unwrap().segments);
+        let plan = ReplayPlan::new(
+            list_dir(&path, peerlog::testing::Listing::Strict)
+                .unwrap()
+                .segments,
+        );
         let summary = replay(&plan, |_, _| {}).unwrap();
         let unexpected: Vec<&Problem> = summary
             .problems

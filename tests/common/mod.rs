@@ -5,7 +5,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use peerlog::{FailPoints, Node, NodeId};
+use peerlog::testing::FailPoints;
+use peerlog::{Node, NodeId};
 
 /// A node id whose first eight bytes are `n`.
 pub fn id(n: u64) -> NodeId {

@@ -167,6 +167,7 @@ pub struct Frame<'a> {
     pub len: usize,
 }
 
+#[cfg_attr(not(feature = "__internal_testing"), allow(dead_code))]
 /// Reads the frame at the start of `bytes` if it is intact: the length is bounded and checked
 /// against the bytes available before it is used, and the checksum must match.
 pub fn decode_frame(seed: u32, bytes: &[u8]) -> Option<Frame<'_>> {
@@ -184,7 +185,7 @@ pub(crate) fn decode_frame_seeded<'a>(
 }
 
 /// [`decode_frame_seeded`] for a frame whose checksum another thread has already checked
-/// (see `log::ahead`): every other check is made.
+/// (see `journal::ahead`): every other check is made.
 #[inline]
 pub(crate) fn decode_frame_precheck(bytes: &[u8]) -> Option<Frame<'_>> {
     decode_frame_with(None, bytes)

@@ -14,7 +14,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::event::{kind, IdBytes};
-use crate::log::format::{
+use crate::journal::format::{
     align, decode_frame_seeded, FRAME_HEADER_LEN, HEADER_LEN, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN,
 };
 use crate::node::{ids_equal, NODE_ID_LEN};
@@ -144,8 +144,8 @@ mod tests {
 
     use super::*;
     use crate::event::{Event, Record};
-    use crate::log::format::{encode_frame, salt_seed, SegmentHeader};
-    use crate::log::reader::{ScanEnd, ScanItem, SegmentScanner};
+    use crate::journal::format::{encode_frame, salt_seed, SegmentHeader};
+    use crate::journal::reader::{ScanEnd, ScanItem, SegmentScanner};
     use crate::node::{Node, NodeId};
 
     /// A segment of 40 records of every kind, with a zeroed tail.
@@ -173,7 +173,7 @@ mod tests {
             let mut payload = Vec::new();
             event.encode_payload(seq as i64, &mut payload).unwrap();
             chain.push(data.len());
-            encode_frame(seed, seq, event.kind(), &payload, &mut data);
+            encode_frame(seed, seq, event.kind().code(), &payload, &mut data);
         }
         data.resize(data.len() + 512, 0);
         (data, chain)

@@ -6,9 +6,7 @@
 //! preallocated (`fallocate`), so a store can never hit a full disk and fault; its unused tail
 //! is zeros, which readers take as the end of the log.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,10 +16,10 @@ use memmap2::{MmapMut, MmapOptions};
 use crate::error::IoContext;
 use crate::event::Event;
 use crate::faults::FailPoints;
-use crate::log::format::{
+use crate::journal::dir::{create_segment, PREALLOCATION_STEP};
+use crate::journal::format::{
     encode_frame, salt_seed, SegmentHeader, HEADER_LEN, MAX_FRAME_LEN, MAX_PAYLOAD_LEN, MAX_SEQ,
 };
-use crate::log::{segment_file_name, TEMP_EXT};
 use crate::Error;
 
 /// The identity shared by every segment of one database generation.
@@ -52,10 +50,6 @@ struct ActiveSegment {
     /// Offset the next frame goes to.
     pos: usize,
 }
-
-/// The file grows by this much at a time, ahead of the stores into it: few `fallocate` calls,
-/// and a short zero tail for readers to skip.
-pub(crate) const PREALLOCATION_STEP: u64 = 1 << 20;
 
 impl ActiveSegment {
     fn open(id: u64, path: PathBuf, capacity: u64, pos: usize) -> Result<ActiveSegment, Error> {
@@ -105,20 +99,6 @@ pub(crate) struct LogWriter {
     payload: Vec<u8>,
 }
 
-/// Opens or creates files readable by the owner only.
-pub(crate) fn private_file() -> OpenOptions {
-    let mut options = OpenOptions::new();
-    options.mode(0o600);
-    options
-}
-
-/// Creates directories readable by the owner only.
-pub(crate) fn private_dir() -> DirBuilder {
-    let mut builder = DirBuilder::new();
-    builder.recursive(true).mode(0o700);
-    builder
-}
-
 /// Makes the records stored into a segment durable (its `log.fsync` step). Used by the writer
 /// and, outside the writer's lock, by the group-commit syncer.
 pub(crate) fn sync_segment(file: &File, path: &Path, faults: &FailPoints) -> Result<(), Error> {
@@ -126,45 +106,6 @@ pub(crate) fn sync_segment(file: &File, path: &Path, faults: &FailPoints) -> Res
         .check("log.fsync")
         .and_then(|()| file.sync_data())
         .at(path)
-}
-
-/// Makes a rename or delete in `dir` durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
-}
-
-/// Creates a durable, preallocated segment file: written and synced under a temporary name,
-/// renamed into place, then the directory synced, so the name never points at a partial file.
-pub(crate) fn create_segment(
-    dir: &Path,
-    header: &SegmentHeader,
-    size: u64,
-    faults: &FailPoints,
-) -> Result<PathBuf, Error> {
-    let path = dir.join(segment_file_name(header.segment_id));
-    let temp = path.with_extension(format!("seg.{TEMP_EXT}"));
-    let result = (|| {
-        let mut file = private_file()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .at(&temp)?;
-        faults.check("segment.write").at(&temp)?;
-        file.write_all(&header.encode()).at(&temp)?;
-        let first_step = size.min(PREALLOCATION_STEP);
-        file.allocate(first_step.max((HEADER_LEN + MAX_FRAME_LEN) as u64))
-            .at(&temp)?;
-        faults.check("segment.fsync").at(&temp)?;
-        file.sync_all().at(&temp)?;
-        faults.check("segment.rename").at(&temp)?;
-        fs::rename(&temp, &path).at(&path)?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result.map(|()| path)
 }
 
 /// Maps `capacity` bytes (at least the file's length) of a segment for appending. Only the
@@ -315,7 +256,7 @@ impl LogWriter {
         encode_frame(
             self.seed,
             self.next_seq,
-            event.kind(),
+            event.kind().code(),
             &self.payload,
             &mut self.frame,
         );

@@ -1,6 +1,17 @@
 //! A realistic demo database.
 
-use super::*;
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use peerlog::inspect::Progress;
+use peerlog::{Error, Event, EventKind, Node, NodeDb, NodeId, Options};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::CliError;
 
 /// What to put into a demo database.
 #[derive(Clone, Debug)]
@@ -21,7 +32,7 @@ pub struct DemoSpec {
 #[derive(Clone, Debug, Default)]
 pub struct DemoReport {
     /// Events written, by kind.
-    pub events_by_kind: BTreeMap<&'static str, u64>,
+    pub events_by_kind: BTreeMap<EventKind, u64>,
     /// Nodes with a record at the end.
     pub nodes: usize,
 }
@@ -30,18 +41,19 @@ struct DemoWriter<'a> {
     db: &'a NodeDb,
     rng: StdRng,
     now: SystemTime,
-    counts: BTreeMap<&'static str, u64>,
+    counts: BTreeMap<EventKind, u64>,
 }
 
 impl DemoWriter<'_> {
     fn write(&mut self, event: Event) -> Result<(), Error> {
-        *self.counts.entry(event.kind_name()).or_default() += 1;
+        *self.counts.entry(event.kind()).or_default() += 1;
         match event {
             Event::NodeUpdated(node) => self.db.update_node(&node),
             Event::Ping { id, at } => self.db.update_last_ping(&id, at),
             Event::Pong { id, at } => self.db.update_last_pong(&id, at),
             Event::FindFails { id, fails } => self.db.update_find_fails(&id, fails),
             Event::NodeDeleted { id } | Event::NodeExpired { id } => self.db.delete_node(&id),
+            other => unreachable!("the demo writes no {} events", other.kind()),
         }
     }
 
@@ -121,10 +133,10 @@ impl DemoWriter<'_> {
 /// Creates a demo database in `dir`, which must not exist or be empty. Ping and pong times
 /// carry the simulated days; the write time of each event is the real clock (the library
 /// stamps it).
-pub fn demo(dir: &Path, spec: &DemoSpec, progress: Progress<'_>) -> Result<DemoReport, AuditError> {
+pub fn demo(dir: &Path, spec: &DemoSpec, progress: Progress<'_>) -> Result<DemoReport, CliError> {
     if let Ok(mut entries) = fs::read_dir(dir) {
         if entries.next().is_some() {
-            return Err(AuditError::NotEmpty(dir.to_path_buf()));
+            return Err(CliError::NotEmpty(dir.to_path_buf()));
         }
     }
     let options = Options {

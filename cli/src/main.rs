@@ -1,6 +1,7 @@
 //! `peerlog`: audit and operate a peer log from the command line.
 //!
-//! A thin layer over `peerlog::audit`: parse arguments, call the library, print.
+//! A thin layer over `peerlog::inspect` and `NodeDb`: parse arguments, call the library,
+//! print.
 //! Exit status: 0 success, 1 `verify` found damage, 2 any error (one line on stderr).
 
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -10,8 +11,38 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use peerlog::audit::{self, AuditError, Maintenance, PeerState};
-use peerlog::{NodeId, Options};
+use peerlog::inspect::{self, InspectError};
+use peerlog::{NodeId, Options, PeerState};
+
+mod demo;
+mod maintain;
+mod render;
+mod time;
+
+use maintain::Maintenance;
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Reading the database failed.
+    #[error(transparent)]
+    Inspect(#[from] InspectError),
+    /// The database library failed.
+    #[error(transparent)]
+    Db(#[from] peerlog::Error),
+    /// `demo` refuses to write into a directory that already holds something.
+    #[error("{0}: directory is not empty; demo writes only into a new or empty directory")]
+    NotEmpty(PathBuf),
+    /// The protocol version given does not match the one in the segment headers; opening
+    /// with it would wipe the database.
+    #[error("database has protocol version {found}, not {given}; opening it with {given} would wipe it, refused")]
+    VersionMismatch {
+        /// Version in the segment headers.
+        found: u64,
+        /// Version the user asked for.
+        given: u64,
+    },
+}
 
 #[derive(Parser)]
 #[command(
@@ -145,21 +176,27 @@ enum Format {
 
 /// What can stop a command: a library error, or stdout going away.
 enum Failure {
-    Audit(AuditError),
+    Command(CliError),
     /// A bad argument, already worded.
     Usage(String),
     Output(io::Error),
 }
 
-impl From<AuditError> for Failure {
-    fn from(e: AuditError) -> Failure {
-        Failure::Audit(e)
+impl From<CliError> for Failure {
+    fn from(e: CliError) -> Failure {
+        Failure::Command(e)
+    }
+}
+
+impl From<InspectError> for Failure {
+    fn from(e: InspectError) -> Failure {
+        Failure::Command(e.into())
     }
 }
 
 impl From<peerlog::Error> for Failure {
     fn from(e: peerlog::Error) -> Failure {
-        Failure::Audit(e.into())
+        Failure::Command(e.into())
     }
 }
 
@@ -182,7 +219,7 @@ fn main() -> ExitCode {
         // `peerlog dump | head` closes the pipe early: not an error.
         Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(Failure::Output(e)) => fail(&format!("writing output: {e}")),
-        Err(Failure::Audit(e)) => fail(&e.to_string()),
+        Err(Failure::Command(e)) => fail(&e.to_string()),
         Err(Failure::Usage(message)) => fail(&message),
     }
 }
@@ -206,7 +243,7 @@ fn progress_bar(what: &str) -> ProgressBar {
 }
 
 /// Runs `f` with a progress callback drawing `bar`, and clears the bar afterwards.
-fn with_progress<T>(what: &str, f: impl FnOnce(audit::Progress<'_>) -> T) -> T {
+fn with_progress<T>(what: &str, f: impl FnOnce(inspect::Progress<'_>) -> T) -> T {
     let bar = progress_bar(what);
     let report = |done: u64, total: u64| {
         bar.set_length(total);
@@ -237,7 +274,7 @@ fn run(command: Command, out: &mut impl Write) -> Result<ExitCode, Failure> {
             protocol_version,
             self_id,
         } => {
-            let spec = audit::DemoSpec {
+            let spec = demo::DemoSpec {
                 nodes,
                 days,
                 seed,
@@ -265,9 +302,9 @@ fn run(command: Command, out: &mut impl Write) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn demo(dir: &Path, spec: &audit::DemoSpec, out: &mut impl Write) -> Result<(), Failure> {
+fn demo(dir: &Path, spec: &demo::DemoSpec, out: &mut impl Write) -> Result<(), Failure> {
     let started = std::time::Instant::now();
-    let report = with_progress("writing", |p| audit::demo(dir, spec, p))?;
+    let report = with_progress("writing", |p| demo::demo(dir, spec, p))?;
     let events: u64 = report.events_by_kind.values().sum();
     let by_kind: Vec<_> = report
         .events_by_kind
@@ -287,7 +324,7 @@ fn demo(dir: &Path, spec: &audit::DemoSpec, out: &mut impl Write) -> Result<(), 
 }
 
 fn time_or_dash(t: Option<std::time::SystemTime>) -> String {
-    t.map_or_else(|| "-".to_string(), audit::iso8601)
+    t.map_or_else(|| "-".to_string(), time::iso8601)
 }
 
 fn dump_line(peer: &PeerState) -> String {
@@ -304,10 +341,10 @@ fn dump_line(peer: &PeerState) -> String {
 }
 
 fn dump(dir: &Path, json: bool, all: bool, out: &mut impl Write) -> Result<(), Failure> {
-    let state = with_progress("reading", |p| audit::load_state(dir, p))?;
+    let state = with_progress("reading", |p| inspect::state(dir, p))?;
     for peer in state.peers.iter().filter(|p| all || p.node.is_some()) {
         if json {
-            writeln!(out, "{}", peer.to_json())?;
+            writeln!(out, "{}", render::peer_json(peer))?;
         } else {
             writeln!(out, "{}", dump_line(peer))?;
         }
@@ -316,11 +353,11 @@ fn dump(dir: &Path, json: bool, all: bool, out: &mut impl Write) -> Result<(), F
 }
 
 fn history(dir: &Path, node: &str, json: bool, out: &mut impl Write) -> Result<(), Failure> {
-    let id = audit::parse_node_arg(node)?;
-    let entries = with_progress("reading", |p| audit::history(dir, &id, p))?;
+    let id = time::parse_node_arg(node)?;
+    let entries = with_progress("reading", |p| inspect::history(dir, &id, p))?;
     for entry in &entries {
         if json {
-            writeln!(out, "{}", entry.to_json())?;
+            writeln!(out, "{}", render::history_json(entry))?;
             continue;
         }
         let mut origin = String::new();
@@ -333,10 +370,10 @@ fn history(dir: &Path, node: &str, json: bool, out: &mut impl Write) -> Result<(
         writeln!(
             out,
             "{} #{} {:<6} {}{origin}",
-            audit::iso8601(entry.record.written_at),
+            time::iso8601(entry.record.written_at),
             entry.record.seq,
-            entry.record.event.kind_name(),
-            entry.change
+            entry.record.event.kind().name(),
+            render::change_text(&entry.change)
         )?;
     }
     if entries.is_empty() && !json {
@@ -346,9 +383,9 @@ fn history(dir: &Path, node: &str, json: bool, out: &mut impl Write) -> Result<(
 }
 
 fn verify(dir: &Path, strict: bool, json: bool, out: &mut impl Write) -> Result<ExitCode, Failure> {
-    let report = with_progress("verifying", |p| audit::verify(dir, p))?;
+    let report = with_progress("verifying", |p| inspect::verify(dir, p))?;
     if json {
-        writeln!(out, "{}", report.to_json(strict))?;
+        writeln!(out, "{}", render::verify_json(&report, strict))?;
     } else {
         for file in &report.files {
             let seqs = file
@@ -364,7 +401,7 @@ fn verify(dir: &Path, strict: bool, json: bool, out: &mut impl Write) -> Result<
             )?;
         }
         for finding in &report.findings {
-            let label = if strict || finding.kind != "torn_tail" {
+            let label = if finding.is_damage(strict) {
                 "DAMAGE"
             } else {
                 "note"
@@ -393,9 +430,9 @@ fn stats(
     json: bool,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
-    let s = with_progress("reading", |p| audit::stats(dir, self_id, seed_age, p))?;
+    let s = with_progress("reading", |p| inspect::stats(dir, self_id, seed_age, p))?;
     if json {
-        writeln!(out, "{}", s.to_json())?;
+        writeln!(out, "{}", render::stats_json(&s))?;
         return Ok(());
     }
     let kinds: Vec<_> = s
@@ -405,7 +442,7 @@ fn stats(
         .collect();
     let span = s.span.map_or_else(
         || "-".to_string(),
-        |(a, b)| format!("{} .. {}", audit::iso8601(a), audit::iso8601(b)),
+        |(a, b)| format!("{} .. {}", time::iso8601(a), time::iso8601(b)),
     );
     writeln!(
         out,
@@ -445,11 +482,11 @@ fn maintain(open: OpenArgs, compact: Option<bool>, out: &mut impl Write) -> Resu
         },
     };
     let report = match compact {
-        Some(_) => audit::compact(&open.dir, &how)?,
-        None => audit::expire(&open.dir, &how)?,
+        Some(_) => maintain::compact(&open.dir, &how)?,
+        None => maintain::expire(&open.dir, &how)?,
     };
     if open.json {
-        writeln!(out, "{}", report.to_json())?;
+        writeln!(out, "{}", render::maintenance_json(&report))?;
         return Ok(());
     }
     writeln!(
@@ -472,14 +509,14 @@ fn maintain(open: OpenArgs, compact: Option<bool>, out: &mut impl Write) -> Resu
 }
 
 fn export(dir: &Path, format: Format, out: &mut impl Write) -> Result<(), Failure> {
-    let records = with_progress("reading", |p| audit::export(dir, p))?;
+    let records = with_progress("reading", |p| inspect::export(dir, p))?;
     if let Format::Csv = format {
-        writeln!(out, "{}", audit::EXPORT_COLUMNS.join(","))?;
+        writeln!(out, "{}", render::EXPORT_COLUMNS.join(","))?;
     }
     for record in &records {
         match format {
-            Format::Jsonl => writeln!(out, "{}", audit::export_json(record))?,
-            Format::Csv => writeln!(out, "{}", audit::export_csv(record))?,
+            Format::Jsonl => writeln!(out, "{}", render::export_json(record))?,
+            Format::Csv => writeln!(out, "{}", render::export_csv(record))?,
         }
     }
     Ok(())

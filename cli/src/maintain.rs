@@ -1,6 +1,10 @@
 //! Maintenance: compact and expire, with the lock taken.
 
-use super::*;
+use std::path::Path;
+
+use peerlog::{inspect, CompactStats, Error, NodeDb, NodeId, Options};
+
+use crate::CliError;
 
 /// How `compact` and `expire` open a database.
 #[derive(Clone, Debug, Default)]
@@ -24,63 +28,37 @@ pub struct MaintenanceReport {
     /// Node records dropped by expiration.
     pub nodes_expired: usize,
     /// What compaction did (`None` for `expire`).
-    pub compaction: Option<crate::CompactStats>,
+    pub compaction: Option<CompactStats>,
     /// Segment files before and after.
     pub segments: (usize, usize),
 }
 
-impl MaintenanceReport {
-    /// The stable `compact --json` / `expire --json` object.
-    pub fn to_json(&self) -> Value {
-        let mut out = json!({
-            "nodes_before": self.nodes_before,
-            "nodes_after": self.nodes_after,
-            "nodes_expired": self.nodes_expired,
-            "segments_before": self.segments.0,
-            "segments_after": self.segments.1,
-        });
-        if let (Some(c), Value::Object(map)) = (&self.compaction, &mut out) {
-            map.extend([
-                ("segments_read".to_string(), json!(c.segments_read)),
-                ("records_read".to_string(), json!(c.records_read)),
-                ("bytes_read".to_string(), json!(c.bytes_read)),
-                ("records_written".to_string(), json!(c.records_written)),
-                ("bytes_written".to_string(), json!(c.bytes_written)),
-            ]);
-        }
-        out
-    }
-}
-
-fn count_segments(dir: &Path) -> Result<usize, Error> {
-    Ok(list_dir(dir)?.segments.len())
+fn count_segments(dir: &Path) -> Result<usize, CliError> {
+    Ok(inspect::segments(dir)?.len())
 }
 
 /// Opens `dir` for writing with the protocol version its headers carry, refusing a directory
 /// without a database (opening would create one) or a version that would wipe it.
-fn open_existing(dir: &Path, how: &Maintenance) -> Result<NodeDb, AuditError> {
-    check_dir(dir)?;
-    let listing = list_dir(dir)?;
-    let newest = listing
-        .segments
+fn open_existing(dir: &Path, how: &Maintenance) -> Result<NodeDb, CliError> {
+    let segments = inspect::segments(dir)?;
+    let newest = segments
         .iter()
-        .max_by_key(|s| s.header.segment_id)
-        .ok_or_else(|| AuditError::NoDatabase(dir.to_path_buf()))?;
-    let found = newest.header.protocol_version;
+        .max_by_key(|s| s.segment_id)
+        .ok_or_else(|| inspect::InspectError::NoDatabase(dir.to_path_buf()))?;
+    let found = newest.protocol_version;
     let version = how.protocol_version.unwrap_or(found);
     // Any header with another version makes open wipe everything: refuse that too.
-    if let Some(other) = listing
-        .segments
+    if let Some(other) = segments
         .iter()
-        .map(|s| s.header.protocol_version)
+        .map(|s| s.protocol_version)
         .find(|&v| v != version)
     {
-        return Err(AuditError::VersionMismatch {
+        return Err(CliError::VersionMismatch {
             found: other,
             given: version,
         });
     }
-    let self_id = how.self_id.unwrap_or(NodeId([0; NODE_ID_LEN]));
+    let self_id = how.self_id.unwrap_or(NodeId([0; 64]));
     Ok(NodeDb::open_with(
         dir,
         version,
@@ -90,7 +68,7 @@ fn open_existing(dir: &Path, how: &Maintenance) -> Result<NodeDb, AuditError> {
 }
 
 /// Takes the lock of `dir`, compacts its log (dropping expired nodes first) and closes it.
-pub fn compact(dir: &Path, how: &Maintenance) -> Result<MaintenanceReport, AuditError> {
+pub fn compact(dir: &Path, how: &Maintenance) -> Result<MaintenanceReport, CliError> {
     maintain(dir, how, |db| {
         let stats = db.compact()?;
         Ok((stats.nodes_expired, Some(stats)))
@@ -98,7 +76,7 @@ pub fn compact(dir: &Path, how: &Maintenance) -> Result<MaintenanceReport, Audit
 }
 
 /// Takes the lock of `dir`, drops expired nodes and closes it.
-pub fn expire(dir: &Path, how: &Maintenance) -> Result<MaintenanceReport, AuditError> {
+pub fn expire(dir: &Path, how: &Maintenance) -> Result<MaintenanceReport, CliError> {
     maintain(dir, how, |db| Ok((db.expire_nodes()?, None)))
 }
 
@@ -107,8 +85,8 @@ pub fn expire(dir: &Path, how: &Maintenance) -> Result<MaintenanceReport, AuditE
 fn maintain(
     dir: &Path,
     how: &Maintenance,
-    job: impl FnOnce(&NodeDb) -> Result<(usize, Option<crate::CompactStats>), Error>,
-) -> Result<MaintenanceReport, AuditError> {
+    job: impl FnOnce(&NodeDb) -> Result<(usize, Option<CompactStats>), Error>,
+) -> Result<MaintenanceReport, CliError> {
     let db = open_existing(dir, how)?;
     let before = (db.len(), count_segments(dir)?);
     let (nodes_expired, compaction) = job(&db)?;

@@ -1,17 +1,7 @@
-//! The log: segment files in the database directory, and replaying them in order.
-//!
-//! `format` holds the byte layout, `reader` scans one segment, `writer` appends, and this
-//! module finds the segments of a directory, decides which of them make up the log, and
-//! replays them while accounting for every sequence number.
-
-mod ahead;
-pub mod format;
-pub mod reader;
-pub(crate) mod writer;
+//! Replaying the segments of a directory in order, accounting for every sequence number.
 
 use std::fmt;
-use std::fs::{self, File};
-use std::io::Read;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -19,130 +9,14 @@ use memmap2::MmapOptions;
 
 use crate::error::IoContext;
 use crate::event::{IdBytes, Record, StoredRecord};
-use crate::log::ahead::{ChecksumsAhead, IdsAhead, IDS_AHEAD};
-use crate::log::format::{salt_seed, HeaderError, SegmentHeader, HEADER_LEN};
-use crate::log::reader::{Decoded, ScanEnd, ScanItem, SegmentScanner};
+use crate::journal::ahead::{ChecksumsAhead, IdsAhead, IDS_AHEAD};
+use crate::journal::dir::SegmentFile;
+use crate::journal::format::{salt_seed, HEADER_LEN};
+use crate::journal::reader::{Decoded, ScanEnd, ScanItem, SegmentScanner};
 use crate::Error;
 
 /// Segments up to this size are read with `MAP_POPULATE`.
 const MAX_POPULATE: u64 = 256 << 20;
-
-/// Name of the lock file in a database directory.
-pub const LOCK_FILE: &str = "LOCK";
-/// Folder that receives replaced segments when history is kept.
-pub const ARCHIVE_DIR: &str = "archive";
-/// Extension of segment files.
-pub const SEGMENT_EXT: &str = "seg";
-/// Extension of files being written (removed as leftovers when a writer opens the directory).
-pub const TEMP_EXT: &str = "tmp";
-
-/// The file name of segment `id`.
-pub fn segment_file_name(id: u64) -> String {
-    format!("{id:016}.{SEGMENT_EXT}")
-}
-
-fn parse_segment_name(name: &str) -> Option<u64> {
-    let stem = name.strip_suffix(&format!(".{SEGMENT_EXT}"))?;
-    (stem.len() == 16 && stem.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| stem.parse().ok())
-        .flatten()
-}
-
-/// A segment file and its header.
-#[derive(Clone, Debug)]
-pub struct SegmentFile {
-    /// Where it is.
-    pub path: PathBuf,
-    /// Its checked header.
-    pub header: SegmentHeader,
-    /// Its length in bytes when listed.
-    pub len: u64,
-    /// The number in its file name (normally equal to `header.segment_id`).
-    pub file_id: u64,
-}
-
-/// What a database directory holds.
-#[derive(Debug, Default)]
-pub struct DirListing {
-    /// Every segment file, in no particular order.
-    pub segments: Vec<SegmentFile>,
-    /// Files left over by an interrupted write (`*.tmp`).
-    pub leftovers: Vec<PathBuf>,
-}
-
-/// Lists a database directory, checking that every file in it is peerlog's. Changes nothing.
-pub fn list_dir(dir: &Path) -> Result<DirListing, Error> {
-    let mut listing = DirListing::default();
-    let mut names: Vec<_> = fs::read_dir(dir)
-        .at(dir)?
-        .map(|entry| entry.map(|e| e.file_name()))
-        .collect::<Result<_, _>>()
-        .at(dir)?;
-    names.sort();
-    for name in names {
-        let path = dir.join(&name);
-        let foreign = |reason: &str| Error::NotADatabase {
-            dir: dir.to_path_buf(),
-            file: path.clone(),
-            reason: reason.to_string(),
-        };
-        let Some(name) = name.to_str() else {
-            return Err(foreign("file name is not UTF-8"));
-        };
-        if name == LOCK_FILE || (name == ARCHIVE_DIR && path.is_dir()) {
-            continue;
-        }
-        // A segment being written: judged by name alone, since a live writer may rename it
-        // into place at any moment. Other `.tmp` files are not ours.
-        let temp_of_segment = name
-            .strip_suffix(&format!(".{TEMP_EXT}"))
-            .and_then(parse_segment_name);
-        if temp_of_segment.is_some() {
-            listing.leftovers.push(path);
-            continue;
-        }
-        let Some(id) = parse_segment_name(name) else {
-            return Err(foreign("unexpected file name"));
-        };
-        // A header naming another segment (a copied file) is not refused: its records are
-        // accounted for by sequence number like any others.
-        // A segment removed since the directory was read (by a live writer's compaction) fails
-        // here with NotFound: the caller lists again rather than replay an incomplete log.
-        let mut segment = read_segment_header(&path)?;
-        segment.file_id = id;
-        listing.segments.push(segment);
-    }
-    Ok(listing)
-}
-
-/// Reads and checks the header of one segment file.
-pub fn read_segment_header(path: &Path) -> Result<SegmentFile, Error> {
-    let mut file = File::open(path).at(path)?;
-    let len = file.metadata().at(path)?.len();
-    let mut bytes = Vec::with_capacity(HEADER_LEN);
-    file.by_ref()
-        .take(HEADER_LEN as u64)
-        .read_to_end(&mut bytes)
-        .at(path)?;
-    match SegmentHeader::decode(&bytes) {
-        Ok(header) => Ok(SegmentFile {
-            path: path.to_path_buf(),
-            header,
-            len,
-            file_id: header.segment_id,
-        }),
-        Err(HeaderError::NotPeerlog) => Err(Error::NotADatabase {
-            dir: path.parent().unwrap_or(Path::new("")).to_path_buf(),
-            file: path.to_path_buf(),
-            reason: "does not start with peerlog's magic number".into(),
-        }),
-        Err(HeaderError::Damaged(reason)) => Err(Error::Corrupt {
-            path: path.to_path_buf(),
-            offset: 0,
-            reason,
-        }),
-    }
-}
 
 /// Which segments make up the log, in replay order.
 #[derive(Debug, Default)]
@@ -199,8 +73,9 @@ impl ReplayPlan {
     }
 }
 
-/// What kind of trouble replay found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What kind of trouble replay (or `inspect::verify`) found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum ProblemKind {
     /// Unreadable bytes inside a segment, followed by intact records.
     Damaged,
@@ -214,6 +89,38 @@ pub enum ProblemKind {
     Duplicate,
     /// A whole segment from another generation of the database, ignored.
     Stale,
+    /// A file named like a segment whose header is damaged or not peerlog's. Replay never
+    /// reports it (opening fails instead); `inspect::verify` does.
+    BadHeader,
+}
+
+impl ProblemKind {
+    /// A stable lowercase name: `damaged`, `torn_tail`, `damaged_tail`, `missing`,
+    /// `duplicate`, `stale`, `bad_header`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProblemKind::Damaged => "damaged",
+            ProblemKind::TornTail => "torn_tail",
+            ProblemKind::DamagedTail => "damaged_tail",
+            ProblemKind::Missing => "missing",
+            ProblemKind::Duplicate => "duplicate",
+            ProblemKind::Stale => "stale",
+            ProblemKind::BadHeader => "bad_header",
+        }
+    }
+
+    /// What it is, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ProblemKind::Damaged => "damaged bytes skipped",
+            ProblemKind::TornTail => "torn tail (interrupted append)",
+            ProblemKind::DamagedTail => "damaged bytes at the end of a sealed segment",
+            ProblemKind::Missing => "records missing",
+            ProblemKind::Duplicate => "duplicate records ignored",
+            ProblemKind::Stale => "segment of another generation ignored",
+            ProblemKind::BadHeader => "unreadable segment header",
+        }
+    }
 }
 
 /// One place where the log is not intact.
@@ -233,15 +140,14 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match self.kind {
-            ProblemKind::Damaged => "damaged bytes skipped",
-            ProblemKind::TornTail => "torn tail (interrupted append)",
-            ProblemKind::DamagedTail => "damaged bytes at the end of a sealed segment",
-            ProblemKind::Missing => "records missing",
-            ProblemKind::Duplicate => "duplicate records ignored",
-            ProblemKind::Stale => "segment of another generation ignored",
-        };
-        write_place(f, &self.path, self.offset, what, self.len, self.lost)
+        write_place(
+            f,
+            &self.path,
+            self.offset,
+            self.kind.describe(),
+            self.len,
+            self.lost,
+        )
     }
 }
 
@@ -345,6 +251,7 @@ pub(crate) fn replay_locked(
 /// would cost more than it saves. Tests and fuzzing lower it (see [`set_check_ahead_from`]).
 static CHECK_AHEAD_FROM: AtomicUsize = AtomicUsize::new(256 << 10);
 
+#[cfg_attr(not(feature = "__internal_testing"), allow(dead_code))]
 /// For tests and fuzzing: replays segments of at least `bytes` (default 256 KiB) with a
 /// thread checking their checksums ahead of the scan, in every `NodeDb` of the process; 0
 /// gives every segment one, so that small test logs exercise that path too. What a replay
@@ -587,6 +494,8 @@ impl SeqTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::journal::dir::segment_file_name;
+    use crate::journal::format::{self, SegmentHeader};
 
     fn segment(segment_id: u64, flags: u32, first_seq: u64, replaces_through: u64) -> SegmentFile {
         SegmentFile {

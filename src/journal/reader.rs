@@ -2,8 +2,8 @@
 //! where the intact data ends.
 
 use crate::event::{from_unix_nanos, Event, Record, StoredEvent, StoredRecord};
-use crate::log::ahead::ChecksumsAhead;
-use crate::log::format::{
+use crate::journal::ahead::ChecksumsAhead;
+use crate::journal::format::{
     align, decode_frame_precheck, decode_frame_seeded, FRAME_ALIGN, FRAME_HEADER_LEN, HEADER_LEN,
     MAX_FRAME_LEN, MAX_PAYLOAD_LEN,
 };
@@ -123,6 +123,7 @@ impl<'a> SegmentScanner<'a, Record> {
         SegmentScanner::copying(data, seed)
     }
 
+    #[cfg_attr(not(feature = "__internal_testing"), allow(dead_code))]
     /// Like [`SegmentScanner::new`], for bytes nobody else writes while they are scanned (the
     /// caller holds the directory's lock, or the segment is sealed): frames are checked in
     /// place, without a copy.
@@ -158,7 +159,7 @@ impl<'a, T: Decoded<'a>> SegmentScanner<'a, T> {
     }
 
     /// Skips checking the checksums that `ahead`, run on `data` by another thread, has
-    /// checked (see `log::ahead`).
+    /// checked (see `journal::ahead`).
     pub(crate) fn with_checksums_ahead(mut self, ahead: &'a ChecksumsAhead) -> Self {
         assert!(self.decode_copy.is_none(), "only bytes nobody writes");
         self.ahead = Some(ahead);

@@ -1,6 +1,9 @@
 //! Times and node arguments, as the command prints and parses them.
 
-use super::*;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use peerlog::{Error, Node, NodeId};
+use serde_json::Value;
 
 /// `t` as UTC ISO-8601 with whole seconds: `2024-05-01T12:30:00Z`. Works for every time the
 /// log can hold, before 1970 included.
@@ -54,7 +57,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-pub(super) fn opt_time(t: Option<SystemTime>) -> Value {
+pub fn opt_time(t: Option<SystemTime>) -> Value {
     t.map_or(Value::Null, |t| Value::String(iso8601_precise(t)))
 }
 

@@ -1,0 +1,214 @@
+//! How results are printed: the stable JSON objects and CSV rows of docs/CLI.md, and the
+//! words for what an event changed.
+
+use peerlog::inspect::{Change, FileReport, Finding, HistoryEntry, VerifyReport};
+use peerlog::{Event, Node, PeerState, Record};
+use serde_json::{json, Map, Value};
+
+use crate::maintain::MaintenanceReport;
+use crate::time::{iso8601, iso8601_precise, opt_time};
+
+/// The stable `dump --json` object.
+pub fn peer_json(peer: &PeerState) -> Value {
+    let node = peer.node.as_ref();
+    json!({
+        "id": peer.id.to_string(),
+        "enode": node.map(|n| n.to_string()),
+        "ip": node.map(|n| n.ip.to_string()),
+        "udp": node.map(|n| n.udp),
+        "tcp": node.map(|n| n.tcp),
+        "last_ping": opt_time(peer.last_ping),
+        "last_pong": opt_time(peer.last_pong),
+        "fails": peer.fails,
+        "last_written": iso8601_precise(peer.last_written),
+    })
+}
+
+/// The stable JSON object of a finding.
+pub fn finding_json(finding: &Finding) -> Value {
+    json!({
+        "kind": finding.kind.name(),
+        "file": finding.path.display().to_string(),
+        "offset": finding.offset,
+        "len": finding.len,
+        "lost_first_seq": finding.lost.map(|l| l.0),
+        "lost_last_seq": finding.lost.map(|l| l.1),
+        "detail": finding.detail,
+    })
+}
+
+/// The stable JSON object of a file report.
+pub fn file_json(file: &FileReport) -> Value {
+    json!({
+        "file": file.path.display().to_string(),
+        "role": file.role.name(),
+        "size": file.size,
+        "records": file.records,
+        "first_seq": file.seq_range.map(|r| r.0),
+        "last_seq": file.seq_range.map(|r| r.1),
+    })
+}
+
+/// The stable `verify --json` object.
+pub fn verify_json(report: &VerifyReport, strict: bool) -> Value {
+    json!({
+        "intact": report.is_intact(strict),
+        "strict": strict,
+        "records": report.records,
+        "files": report.files.iter().map(file_json).collect::<Vec<_>>(),
+        "findings": report.findings.iter().map(finding_json).collect::<Vec<_>>(),
+    })
+}
+
+/// The stable `stats --json` object.
+pub fn stats_json(s: &peerlog::inspect::Stats) -> Value {
+    let events: Map<String, Value> = s
+        .events_by_kind
+        .iter()
+        .map(|(k, v)| (k.name().to_string(), json!(v)))
+        .collect();
+    json!({
+        "nodes": s.nodes,
+        "ipv6_nodes": s.ipv6_nodes,
+        "ids": s.ids,
+        "records": s.records,
+        "events": events,
+        "record_bytes": s.record_bytes,
+        "live_bytes": s.live_bytes,
+        "dead_bytes": s.dead_bytes,
+        "segments": s.segments,
+        "segment_file_bytes": s.segment_file_bytes,
+        "archived_segments": s.archived_segments,
+        "archived_bytes": s.archived_bytes,
+        "first_write": opt_time(s.span.map(|s| s.0)),
+        "last_write": opt_time(s.span.map(|s| s.1)),
+        "seeds": s.seeds,
+        "seed_age_secs": s.seed_age.as_secs(),
+        "problems": s.problems,
+    })
+}
+
+/// The stable `compact --json` / `expire --json` object.
+pub fn maintenance_json(report: &MaintenanceReport) -> Value {
+    let mut out = json!({
+        "nodes_before": report.nodes_before,
+        "nodes_after": report.nodes_after,
+        "nodes_expired": report.nodes_expired,
+        "segments_before": report.segments.0,
+        "segments_after": report.segments.1,
+    });
+    if let (Some(c), Value::Object(map)) = (&report.compaction, &mut out) {
+        map.extend([
+            ("segments_read".to_string(), json!(c.segments_read)),
+            ("records_read".to_string(), json!(c.records_read)),
+            ("bytes_read".to_string(), json!(c.bytes_read)),
+            ("records_written".to_string(), json!(c.records_written)),
+            ("bytes_written".to_string(), json!(c.bytes_written)),
+        ]);
+    }
+    out
+}
+
+/// Column names of the CSV export, in order; also the keys of the JSON lines.
+pub const EXPORT_COLUMNS: [&str; 9] = [
+    "seq",
+    "written_at",
+    "kind",
+    "id",
+    "ip",
+    "udp",
+    "tcp",
+    "at",
+    "fails",
+];
+
+/// The fields of one exported event, as strings (empty when the kind has no such field).
+fn export_fields(record: &Record) -> [String; 9] {
+    let (mut ip, mut udp, mut tcp, mut at, mut fails) = Default::default();
+    match &record.event {
+        Event::NodeUpdated(node) => {
+            (ip, udp, tcp) = (
+                node.ip.to_string(),
+                node.udp.to_string(),
+                node.tcp.to_string(),
+            )
+        }
+        Event::Ping { at: t, .. } | Event::Pong { at: t, .. } => at = iso8601_precise(*t),
+        Event::FindFails { fails: n, .. } => fails = n.to_string(),
+        _ => {}
+    }
+    [
+        record.seq.to_string(),
+        iso8601_precise(record.written_at),
+        record.event.kind().name().to_string(),
+        record.event.id().to_string(),
+        ip,
+        udp,
+        tcp,
+        at,
+        fails,
+    ]
+}
+
+/// One exported event as a JSON object: every column of [`EXPORT_COLUMNS`], `null` where the
+/// kind has no such field, numbers as numbers.
+pub fn export_json(record: &Record) -> Value {
+    let fields = export_fields(record);
+    let object = EXPORT_COLUMNS
+        .iter()
+        .zip(fields)
+        .map(|(&key, value)| {
+            let value = match key {
+                _ if value.is_empty() => Value::Null,
+                "seq" | "udp" | "tcp" | "fails" => {
+                    value.parse::<u64>().map_or(Value::Null, Value::from)
+                }
+                _ => Value::String(value),
+            };
+            (key.to_string(), value)
+        })
+        .collect();
+    Value::Object(object)
+}
+
+/// One exported event as a CSV line (no newline). No field can hold a comma or quote.
+pub fn export_csv(record: &Record) -> String {
+    export_fields(record).join(",")
+}
+
+/// The stable `history --json` object: the export columns, then where and what.
+pub fn history_json(entry: &HistoryEntry) -> Value {
+    let mut row = export_json(&entry.record);
+    let extra = json!({
+        "change": change_text(&entry.change),
+        "file": entry.file.display().to_string(),
+        "offset": entry.offset,
+        "archived": entry.archived,
+        "compacted": entry.compacted,
+    });
+    if let (Value::Object(row), Value::Object(extra)) = (&mut row, extra) {
+        row.extend(extra);
+    }
+    row
+}
+
+fn endpoint(node: &Node) -> String {
+    format!("{} udp {} tcp {}", node.ip, node.udp, node.tcp)
+}
+
+/// What an event changed, in words: `record created: 10.0.0.1 udp 30303 tcp 30303`, ...
+pub fn change_text(change: &Change) -> String {
+    match change {
+        Change::RecordCreated(node) => format!("record created: {}", endpoint(node)),
+        Change::RecordRewritten(node) => format!("record rewritten: {}", endpoint(node)),
+        Change::EndpointChanged { from, to } => {
+            format!("endpoint {} -> {}", endpoint(from), endpoint(to))
+        }
+        Change::PingSent(at) => format!("ping sent at {}", iso8601(*at)),
+        Change::PongReceived(at) => format!("pong received at {}", iso8601(*at)),
+        Change::FindFails { from, to } => format!("findnode fails {from} -> {to}"),
+        Change::Deleted => "deleted: record, ping, pong and fails dropped".into(),
+        Change::Expired => "expired: record, ping, pong and fails dropped".into(),
+        other => format!("{other:?}"),
+    }
+}

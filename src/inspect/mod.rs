@@ -1,0 +1,238 @@
+//! Reading a database without opening it for writing: its state, a verification of every
+//! file and record, the history of one node, statistics and every event in order.
+//!
+//! For tools and operators (the `peerlog` command is a thin layer over this module). Every
+//! function here works on a directory without taking its lock and without creating, changing
+//! or removing anything, so it can run while a [`NodeDb`](crate::NodeDb) in another process
+//! appends to (or compacts) the same directory. It sees a consistent prefix of the log:
+//! records are accepted only when their checksum matches, a frame being written at that
+//! moment reads as a torn tail, and a segment that a concurrent compaction removes between
+//! listing and reading makes the whole read start over from a fresh listing.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! use peerlog::inspect;
+//! # let db = peerlog::NodeDb::open(dir.path(), 5, "11".repeat(64).parse()?)?;
+//! # db.close()?;
+//! let report = inspect::verify(dir.path(), &inspect::no_progress)?;
+//! assert!(report.is_intact(false));
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use crate::event::Record;
+use crate::journal::dir::{is_not_found, list_dir, Listing, SegmentFile, ARCHIVE_DIR};
+use crate::journal::format::salt_seed;
+use crate::journal::reader::{ScanItem, SegmentScanner};
+use crate::journal::replay::{replay, ReplayPlan};
+use crate::journal::{Problem, ProblemKind, ReplaySummary};
+use crate::Error;
+
+mod export;
+mod history;
+mod state;
+mod stats;
+mod verify;
+
+pub use export::export;
+pub use history::{history, Change, HistoryEntry};
+pub use state::{state, LiveState};
+pub use stats::{stats, Stats};
+pub use verify::{verify, FileReport, FileRole, Finding, VerifyReport};
+
+/// How often a read starts over after a segment vanished under it (a concurrent compaction).
+const RELIST_ATTEMPTS: usize = 3;
+/// Records between two progress reports: often enough for a smooth bar, rare enough to cost
+/// nothing next to the checksums.
+const PROGRESS_EVERY: u64 = 4096;
+
+/// Why reading a database failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InspectError {
+    /// The directory does not exist.
+    #[error("{0}: no such directory")]
+    NoSuchDir(PathBuf),
+    /// The path exists but is not a directory.
+    #[error("{0}: not a directory")]
+    NotADir(PathBuf),
+    /// The directory holds no segment file.
+    #[error("{0}: no peerlog database here (no segment files)")]
+    NoDatabase(PathBuf),
+    /// Reading failed, or a file is not peerlog's.
+    #[error(transparent)]
+    Db(#[from] Error),
+}
+
+/// Reports progress as (bytes scanned, bytes to scan).
+pub type Progress<'a> = &'a dyn Fn(u64, u64);
+
+/// A progress callback that shows nothing.
+pub fn no_progress(_done: u64, _total: u64) {}
+
+/// A segment file as `segments` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// Its size in bytes (preallocated space included).
+    pub size: u64,
+    /// The segment's number (its header's).
+    pub segment_id: u64,
+    /// The protocol version the database was opened with.
+    pub protocol_version: u64,
+    /// Sequence number of its first record.
+    pub first_seq: u64,
+    /// Written by a compaction: it restates the live state of everything before it.
+    pub compacted: bool,
+}
+
+impl SegmentInfo {
+    fn new(segment: &SegmentFile) -> SegmentInfo {
+        SegmentInfo {
+            path: segment.path.clone(),
+            size: segment.len,
+            segment_id: segment.header.segment_id,
+            protocol_version: segment.header.protocol_version,
+            first_seq: segment.header.first_seq,
+            compacted: segment.header.is_compacted(),
+        }
+    }
+}
+
+/// Every segment file of `dir` (not the archive), in name order. Fails on a file that is not
+/// peerlog's or a damaged header, as opening the database would.
+pub fn segments(dir: &Path) -> Result<Vec<SegmentInfo>, InspectError> {
+    check_dir(dir)?;
+    let mut segments = list_dir(dir, Listing::Strict)?.segments;
+    segments.sort_by_key(|s| s.file_id);
+    Ok(segments.iter().map(SegmentInfo::new).collect())
+}
+
+fn check_dir(dir: &Path) -> Result<(), InspectError> {
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(InspectError::NotADir(dir.to_path_buf())),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            Err(InspectError::NoSuchDir(dir.to_path_buf()))
+        }
+        Err(source) => Err(Error::io(dir, source).into()),
+    }
+}
+
+/// Whether a read failed only because the directory changed under it: a file vanished, or a
+/// `*.tmp` file was renamed between `list_dir` reading its name and checking it (list_dir then
+/// calls it foreign), as the writer's rotation and compaction do.
+fn is_transient(e: &Error) -> bool {
+    match e {
+        Error::NotADatabase { file, .. } => fs::symlink_metadata(file).is_err(),
+        e => is_not_found(e),
+    }
+}
+
+/// Runs `read` until it does not fail with a transient error (a file vanished under it,
+/// as compaction removes segments while we read); `read` must build its result from
+/// scratch. `None` from `read` means there is no database.
+fn retrying<T>(
+    dir: &Path,
+    mut read: impl FnMut() -> Result<Option<T>, Error>,
+) -> Result<T, InspectError> {
+    check_dir(dir)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match read() {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => return Err(InspectError::NoDatabase(dir.to_path_buf())),
+            Err(e) if is_transient(&e) && attempt < RELIST_ATTEMPTS => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Runs `read` on a fresh listing of `dir`, starting over when a file vanished under it.
+fn with_listing<T>(
+    dir: &Path,
+    mut read: impl FnMut(Vec<SegmentFile>) -> Result<T, Error>,
+) -> Result<T, InspectError> {
+    retrying(dir, || {
+        let listing = list_dir(dir, Listing::Strict)?;
+        if listing.segments.is_empty() {
+            return Ok(None);
+        }
+        read(listing.segments).map(Some)
+    })
+}
+
+/// Replays the live log of a plan, calling `on_record` for every record, and reporting
+/// progress in bytes of segment files.
+fn replay_with_progress(
+    plan: &ReplayPlan,
+    progress: Progress<'_>,
+    mut on_record: impl FnMut(&Path, u64, Record),
+) -> Result<ReplaySummary, Error> {
+    let total: u64 = plan.live.iter().map(|s| s.len).sum();
+    let mut starts = std::collections::HashMap::new();
+    let mut start = 0;
+    for segment in &plan.live {
+        starts.insert(segment.header.segment_id, start);
+        start += segment.len;
+    }
+    let mut count = 0u64;
+    let summary = replay(plan, |place, record| {
+        count += 1;
+        if count % PROGRESS_EVERY == 0 {
+            let base = starts.get(&place.segment.header.segment_id).copied();
+            progress(base.unwrap_or(0) + place.offset, total);
+        }
+        on_record(&place.segment.path, place.offset, record);
+    })?;
+    progress(total, total);
+    Ok(summary)
+}
+
+/// Reads one segment file on its own (not as part of a replay): every intact record with its
+/// offset, and every damaged place.
+fn scan_segment(
+    segment: &SegmentFile,
+    mut on_record: impl FnMut(u64, Record),
+) -> Result<Vec<Problem>, Error> {
+    let bytes = fs::read(&segment.path).map_err(|e| Error::io(&segment.path, e))?;
+    let mut scanner = SegmentScanner::new(&bytes, salt_seed(segment.header.salt));
+    let mut problems = Vec::new();
+    let problem = |kind, offset, len| Problem {
+        kind,
+        path: segment.path.clone(),
+        offset,
+        len,
+        lost: None,
+    };
+    for item in scanner.by_ref() {
+        match item {
+            ScanItem::Record { offset, record, .. } => on_record(offset, record),
+            ScanItem::Damage { offset, len } => {
+                problems.push(problem(ProblemKind::Damaged, offset, len))
+            }
+        }
+    }
+    if let Some(end) = scanner.end().filter(|end| end.has_garbage()) {
+        let len = end.garbage_end - end.valid_end;
+        problems.push(problem(ProblemKind::DamagedTail, end.valid_end, len));
+    }
+    Ok(problems)
+}
+
+/// The segments in `archive/` (kept by compaction with `keep_history`); none if there is no
+/// archive.
+fn archived_segments(dir: &Path) -> Result<Vec<SegmentFile>, Error> {
+    let archive = dir.join(ARCHIVE_DIR);
+    if !archive.is_dir() {
+        return Ok(Vec::new());
+    }
+    Ok(list_dir(&archive, Listing::Strict)?.segments)
+}
