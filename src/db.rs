@@ -10,6 +10,7 @@ use crossbeam_channel::{select, Sender};
 
 use crate::compact::{self, CompactStats, CompactionInput};
 use crate::event::{self, now_nanos, Event, StoredEvent};
+use crate::group_commit::GroupCommit;
 use crate::index::Index;
 use crate::journal::dir::{list_dir, Listing};
 use crate::journal::replay::ReplayPlan;
@@ -17,8 +18,7 @@ use crate::journal::writer::{sync_segment, LogWriter};
 use crate::journal::ReplaySummary;
 use crate::lock::DirLock;
 use crate::recovery;
-use crate::syncer::GroupCommit;
-use crate::{Durability, Error, Node, NodeId, Options};
+use crate::{Durability, Error, Node, NodeId, Options, PeerState};
 
 /// The peer database. See the crate documentation for an example.
 ///
@@ -27,6 +27,21 @@ use crate::{Durability, Error, Node, NodeId, Options};
 pub struct NodeDb {
     inner: Arc<Inner>,
     threads: Mutex<Threads>,
+}
+
+impl std::fmt::Debug for NodeDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.inner.state();
+        f.debug_struct("NodeDb")
+            .field("path", &self.inner.dir)
+            .field("self_id", &self.inner.self_id)
+            .field("nodes", &state.index.len())
+            .field("ids", &state.index.entries().len())
+            .field("durability", &self.inner.opts.durability)
+            .field("poisoned", &state.poisoned)
+            .field("closed", &state.closed)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Default)]
@@ -46,7 +61,7 @@ pub(crate) struct Inner {
     compacting: AtomicBool,
     /// Set by `ensure_expirer`: from then on automatic compactions also expire stale nodes.
     expirer_started: AtomicBool,
-    group_commit: GroupCommit,
+    group_commit: Arc<GroupCommit>,
     recovery: ReplaySummary,
     _lock: Option<DirLock>,
 }
@@ -122,10 +137,6 @@ impl Inner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn group_commit(&self) -> &GroupCommit {
-        &self.group_commit
-    }
-
     fn write(&self, event: Event) -> Result<(), Error> {
         let sync_each = self.opts.durability == Durability::SyncEachWrite;
         let wants_compaction = {
@@ -150,7 +161,7 @@ impl Inner {
     /// For the group-commit syncer: syncs the active segment without holding the state lock,
     /// unless nothing was written after `synced_through`. Returns the sequence number synced
     /// through.
-    pub(crate) fn sync_outside_lock(&self, synced_through: u64) -> Result<Option<u64>, Error> {
+    fn sync_outside_lock(&self, synced_through: u64) -> Result<Option<u64>, Error> {
         let (file, through, path) = {
             let state = self.state();
             let Some(log) = &state.log else {
@@ -305,7 +316,7 @@ impl NodeDb {
             compaction: Mutex::new(()),
             compacting: AtomicBool::new(false),
             expirer_started: AtomicBool::new(false),
-            group_commit: GroupCommit::default(),
+            group_commit: Arc::default(),
             recovery: opened.summary,
             _lock: Some(opened.lock),
         }))
@@ -328,7 +339,7 @@ impl NodeDb {
             compaction: Mutex::new(()),
             compacting: AtomicBool::new(false),
             expirer_started: AtomicBool::new(false),
-            group_commit: GroupCommit::default(),
+            group_commit: Arc::default(),
             recovery: ReplaySummary::default(),
             _lock: None,
         })
@@ -340,7 +351,9 @@ impl NodeDb {
         if let (Durability::GroupCommit { max_delay }, Some(_)) =
             (inner.opts.durability, &inner.dir)
         {
-            threads.syncer = Some(GroupCommit::start(&inner, max_delay));
+            let weak = Arc::downgrade(&inner);
+            let sync = move |synced| weak.upgrade().map(|inner| inner.sync_outside_lock(synced));
+            threads.syncer = Some(inner.group_commit.start(max_delay, sync));
         }
         NodeDb {
             inner,
@@ -365,6 +378,25 @@ impl NodeDb {
     /// The node record of `id`, if there is one.
     pub fn node(&self, id: &NodeId) -> Option<Node> {
         self.inner.state().index.get(id).and_then(|e| e.node())
+    }
+
+    /// Everything known about every id (its node record, if any, and its liveness data), read
+    /// from the index in memory: no file is read. A snapshot in no particular order; ids with
+    /// no node record (only pings, pongs or fails) are included, with `node: None`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), peerlog::Error> {
+    /// let db = peerlog::NodeDb::in_memory("11".repeat(64).parse()?);
+    /// let peer = format!("enode://{}@203.0.113.7:30303", "22".repeat(64)).parse()?;
+    /// db.update_node(&peer)?;
+    /// let nodes: Vec<_> = db.peers().into_iter().filter_map(|p| p.node).collect();
+    /// assert_eq!(nodes, [peer]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn peers(&self) -> Vec<PeerState> {
+        let state = self.inner.state();
+        state.index.entries().iter().map(|e| e.state()).collect()
     }
 
     /// Inserts or overwrites the record of `node.id`.

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong in peerlog.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The operating system refused a file operation.
     #[error("I/O error on {path}: {source}")]

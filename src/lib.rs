@@ -29,6 +29,7 @@
 //! ```
 
 #![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 /// The README's examples are compiled and run as doc tests.
 #[cfg(doctest)]
@@ -43,6 +44,7 @@ mod faults;
 #[cfg(feature = "__internal_testing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod group_commit;
 mod id_table;
 mod index;
 pub mod inspect;
@@ -51,7 +53,6 @@ mod lock;
 mod node;
 mod options;
 mod recovery;
-mod syncer;
 #[cfg(feature = "__internal_testing")]
 #[doc(hidden)]
 pub mod testing;

@@ -11,12 +11,21 @@
 //! both the syncer and the callers already running spread the wakeups over the CPUs.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 
-use crate::db::Inner;
 use crate::Error;
+
+/// What the syncer thread calls for a pass: given the sequence number already durable, makes
+/// everything written so far durable and returns the sequence number it covers (`Ok(None)`:
+/// nothing to cover); `None` when the database is gone and the thread should end.
+pub(crate) trait SyncFn:
+    FnMut(u64) -> Option<Result<Option<u64>, Error>> + Send + 'static
+{
+}
+
+impl<F: FnMut(u64) -> Option<Result<Option<u64>, Error>> + Send + 'static> SyncFn for F {}
 
 /// A caller of `sync()` waiting for the pass that makes `seq` durable.
 struct Waiter {
@@ -127,12 +136,12 @@ impl GroupCommit {
         }
     }
 
-    /// Starts the syncer thread for `inner`.
-    pub fn start(inner: &Arc<Inner>, max_delay: Duration) -> JoinHandle<()> {
-        let weak: Weak<Inner> = Arc::downgrade(inner);
+    /// Starts the syncer thread, which makes passes with `sync`.
+    pub fn start(self: &Arc<Self>, max_delay: Duration, sync: impl SyncFn) -> JoinHandle<()> {
+        let group = Arc::clone(self);
         std::thread::Builder::new()
             .name("peerlog-syncer".into())
-            .spawn(move || run(weak, max_delay))
+            .spawn(move || run(&group, max_delay, sync))
             .expect("spawning the syncer thread")
     }
 
@@ -145,10 +154,8 @@ impl GroupCommit {
 
 /// The syncer thread: a pass for each batch of callers, or every `max_delay` for writes
 /// nobody waits for, and a last one on close.
-fn run(weak: Weak<Inner>, max_delay: Duration) {
+fn run(group: &GroupCommit, max_delay: Duration, mut sync: impl SyncFn) {
     loop {
-        let Some(inner) = weak.upgrade() else { return };
-        let group = inner.group_commit();
         let stop = {
             let mut progress = group.progress();
             // After a pass that covered callers, expect as many again, but only briefly: the
@@ -168,7 +175,9 @@ fn run(weak: Weak<Inner>, max_delay: Duration) {
             progress.last_batch = progress.waiters.len();
             progress.stop
         };
-        let outcome = inner.sync_outside_lock(group.synced_through.load(Ordering::Acquire));
+        let Some(outcome) = sync(group.synced_through.load(Ordering::Acquire)) else {
+            return;
+        };
         let (covered, finished): (Vec<Waiter>, bool) = {
             let mut progress = group.progress();
             match outcome {
@@ -202,5 +211,73 @@ fn run(weak: Weak<Inner>, max_delay: Duration) {
         if finished {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A group commit over a fake log whose "writes" are a counter, syncing with `sync`.
+    fn started(
+        sync: impl Fn(u64) -> Result<(), Error> + Send + 'static,
+    ) -> (
+        Arc<GroupCommit>,
+        Arc<AtomicU64>,
+        Arc<AtomicUsize>,
+        JoinHandle<()>,
+    ) {
+        let group = Arc::new(GroupCommit::default());
+        let written = Arc::new(AtomicU64::new(0));
+        let passes = Arc::new(AtomicUsize::new(0));
+        let (w, p) = (Arc::clone(&written), Arc::clone(&passes));
+        let handle = group.start(Duration::from_secs(10), move |_synced| {
+            p.fetch_add(1, Ordering::SeqCst);
+            let through = w.load(Ordering::SeqCst);
+            Some(sync(through).map(|()| Some(through)))
+        });
+        (group, written, passes, handle)
+    }
+
+    #[test]
+    fn concurrent_waiters_share_passes_and_each_is_covered() {
+        let (group, written, passes, handle) = started(|_| Ok(()));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (group, written) = (Arc::clone(&group), Arc::clone(&written));
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        let seq = written.fetch_add(1, Ordering::SeqCst) + 1;
+                        group.wait_for(seq).unwrap();
+                        assert!(group.synced(seq));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(passes.load(Ordering::SeqCst) <= 400);
+        group.stop();
+        handle.join().unwrap();
+        assert!(matches!(group.wait_for(u64::MAX), Err(Error::Closed)));
+    }
+
+    #[test]
+    fn a_failed_pass_poisons_every_waiter_and_later_callers() {
+        let (group, written, _, handle) =
+            started(|_| Err(Error::invalid("fsync failed (simulated)")));
+        written.store(5, Ordering::SeqCst);
+        assert!(matches!(group.wait_for(5), Err(Error::Poisoned(_))));
+        assert!(matches!(group.wait_for(6), Err(Error::Poisoned(_))));
+        handle.join().unwrap();
+    }
+
+    #[test]
+    fn the_thread_ends_when_the_database_is_gone() {
+        let group = Arc::new(GroupCommit::default());
+        let handle = group.start(Duration::from_millis(1), |_| None);
+        handle.join().unwrap();
     }
 }
