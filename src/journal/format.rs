@@ -137,7 +137,7 @@ pub fn salt_seed(salt: u64) -> u32 {
 }
 
 /// Appends one frame (header, payload, zero padding) to `out`. The payload must be between
-/// [`MIN_PAYLOAD_LEN`] and [`MAX_PAYLOAD_LEN`] bytes.
+/// `MIN_PAYLOAD_LEN` and `MAX_PAYLOAD_LEN` bytes.
 pub fn encode_frame(seed: u32, seq: u64, kind: u8, payload: &[u8], out: &mut Vec<u8>) {
     debug_assert!((MIN_PAYLOAD_LEN..=MAX_PAYLOAD_LEN).contains(&payload.len()));
     let start = out.len();
