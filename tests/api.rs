@@ -320,6 +320,19 @@ fn seeds_when_eligible_nodes_are_rare() {
     assert_eq!(seeds, vec![id(777), id(1999)]);
 }
 
+/// `query_seeds(n, _)` returns min(n, eligible) nodes for any n (docs/DESIGN.md, "Semantics"):
+/// a huge n, asking for "all of them", returns every eligible node. Sizing the sample from n
+/// before capping it (`4 * n + 32` probes, a set with capacity `4 * n`) overflows and panics,
+/// or aborts on allocation for n around 2^30.
+#[test]
+fn query_seeds_with_huge_n_returns_every_eligible_node() {
+    let db = NodeDb::in_memory(id(0));
+    db.update_node(&node(1)).unwrap();
+    db.update_last_pong(&id(1), SystemTime::now()).unwrap();
+    let seeds = db.query_seeds(usize::MAX, Duration::from_secs(3600));
+    assert_eq!(seeds, vec![node(1)]);
+}
+
 #[test]
 fn expiration_drops_stale_nodes_and_self_and_keeps_fresh_ones() {
     let dir = tempfile::tempdir().unwrap();
@@ -427,9 +440,7 @@ fn a_foreign_directory_is_refused_and_left_untouched() {
     )
     .unwrap();
     let before = list(dir.path());
-    let err = NodeDb::open(dir.path(), 1, id(SELF))
-        .err()
-        .expect("foreign dir opened");
+    let err = NodeDb::open(dir.path(), 1, id(SELF)).expect_err("foreign dir opened");
     assert!(matches!(err, Error::NotADatabase { .. }), "{err}");
     assert!(err.to_string().contains("not a peerlog"), "{err}");
     assert_eq!(list(dir.path()), before, "a refused directory was changed");
@@ -592,9 +603,7 @@ fn reopen_returns_the_same_state_after_thousands_of_random_operations() {
 fn temporary_files_that_are_not_peerlog_s_are_foreign_too() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("download.tmp"), b"someone else's").unwrap();
-    let err = NodeDb::open(dir.path(), 1, id(SELF))
-        .err()
-        .expect("opened a foreign directory");
+    let err = NodeDb::open(dir.path(), 1, id(SELF)).expect_err("opened a foreign directory");
     assert!(matches!(err, Error::NotADatabase { .. }), "{err}");
     assert_eq!(
         std::fs::read(dir.path().join("download.tmp")).unwrap(),

@@ -1,5 +1,6 @@
 //! Compaction: what it keeps and drops, history retention, the automatic trigger, writers
-//! during a compaction, and a crash or an I/O error at every step.
+//! during a compaction, a crash or an I/O error at every step, and damage it replays staying
+//! reported.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -372,4 +373,47 @@ fn an_io_error_at_any_compaction_step_fails_the_compaction_and_loses_nothing() {
             db.recovery().problems
         );
     }
+}
+
+/// Compaction reports the damage it replays and keeps it visible (docs/DESIGN.md, "Correctness
+/// rules of the log" and "Compaction"): damage that appeared since open (bit rot in a sealed
+/// segment) is returned in `CompactStats::problems` with file and offset, and the damaged
+/// segment is archived, not deleted. A compaction (`compact::rewrite`) that ignored its
+/// replay's problems would neither log nor return the damage, would delete the damaged
+/// segment, and the compacted segment's contiguous sequence numbers would hide the loss from
+/// every later open and `verify`.
+#[test]
+fn compaction_does_not_launder_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts()).unwrap();
+    let now = SystemTime::now();
+    for n in 1..=100 {
+        db.update_node(&node(n, 30303)).unwrap();
+        db.update_last_pong(&id(n), now).unwrap();
+    }
+    assert_eq!(db.len(), 100);
+    // Bit rot in the first (sealed) segment while the database runs: one payload byte of the
+    // third node record (an IPv4 node frame is 104 bytes, a pong 96).
+    let first = dir.path().join("0000000000000001.seg");
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes[64 + 2 * 200 + 40] ^= 0x01;
+    std::fs::write(&first, &bytes).unwrap();
+    let compacted = db.compact().unwrap();
+    db.close().unwrap();
+    // The damage is reported by the compaction...
+    assert_eq!(compacted.problems.len(), 1, "{compacted:?}");
+    assert_eq!(compacted.problems[0].path, first);
+    assert_eq!(compacted.problems[0].offset, 64 + 2 * 200);
+    // ...and the damaged segment is kept in the archive (without keep_history), where verify
+    // still sees it, instead of vanishing with the loss stitched over.
+    let archived = dir.path().join("archive").join("0000000000000001.seg");
+    assert_eq!(
+        std::fs::read(&archived).unwrap(),
+        bytes,
+        "damaged segment not archived intact"
+    );
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts()).unwrap();
+    assert_eq!(db.len(), 99);
+    let report = peerlog::inspect::verify(dir.path(), &|_, _| {}).unwrap();
+    assert!(!report.is_intact(false), "verify no longer sees the damage");
 }

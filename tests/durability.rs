@@ -1,113 +1,19 @@
-//! One writer per directory, owner-only files, and what happens when the disk fails.
+//! Owner-only files, what each durability mode puts on stable storage, and what happens when
+//! the disk fails: a failed fsync poisons the database, a failed rotation or read loses nothing.
 
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use peerlog::testing::FailPoints;
 use peerlog::{Durability, Error, NodeDb, Options};
 
 mod common;
-use common::{counting_fsyncs, id, node};
-
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut all: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                fs::read(e.path()).unwrap_or_default(),
-            )
-        })
-        .collect();
-    all.sort();
-    all
-}
-
-#[test]
-fn a_second_open_in_this_process_is_locked_and_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = NodeDb::open(dir.path(), 1, id(0)).unwrap();
-    db.update_node(&node(1)).unwrap();
-    let before = files(dir.path());
-    let err = NodeDb::open(dir.path(), 2, id(0))
-        .err()
-        .expect("second writer got in");
-    assert!(matches!(err, Error::Locked { .. }), "{err}");
-    assert!(
-        err.to_string().contains(&dir.path().display().to_string()),
-        "{err}"
-    );
-    assert_eq!(
-        files(dir.path()),
-        before,
-        "a refused open changed the directory"
-    );
-    db.close().unwrap();
-    // Released on close.
-    NodeDb::open(dir.path(), 1, id(0)).unwrap();
-}
-
-const CHILD_ENV: &str = "PEERLOG_TEST_LOCK_HOLDER";
-
-/// Plays the other process: holds the database open until its stdin closes.
-#[test]
-fn lock_holder_child() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    let db = NodeDb::open(&dir, 1, id(0)).unwrap();
-    db.update_node(&node(7)).unwrap();
-    println!("LOCKED");
-    let mut line = String::new();
-    let _ = io::stdin().read_line(&mut line);
-    db.close().unwrap();
-}
-
-#[test]
-fn another_process_holding_the_directory_makes_open_fail_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "lock_holder_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("LOCKED") {
-        line.clear();
-        assert!(
-            io::BufRead::read_line(&mut out, &mut line).unwrap() > 0,
-            "child exited early"
-        );
-    }
-    let started = std::time::Instant::now();
-    let err = NodeDb::open(dir.path(), 1, id(0))
-        .err()
-        .expect("opened a directory another process holds");
-    assert!(matches!(err, Error::Locked { .. }), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "open waited for the lock"
-    );
-    drop(child.stdin.take());
-    assert!(child.wait().unwrap().success());
-    let db = NodeDb::open(dir.path(), 1, id(0)).unwrap();
-    assert_eq!(db.node(&id(7)), Some(node(7)));
-}
+use common::{counting_fsyncs, files, id, node};
 
 #[test]
 fn database_files_are_private_to_the_owner() {
@@ -198,6 +104,72 @@ fn a_failed_fsync_poisons_the_database_until_reopen() {
         assert_eq!(db.node(&id(3)), None);
         db.update_node(&node(4)).unwrap();
     }
+}
+
+/// A failed fsync poisons the database (docs/DESIGN.md, "Correctness rules of the log"), the
+/// fsync that seals a full segment (`LogWriter::rotate`) included: the write that needs the next
+/// segment gets the error, and every later write gets `Error::Poisoned`. Without the poison,
+/// the next write would retry the fsync, which can report success for data that was lost, and
+/// carry on.
+#[test]
+fn failed_fsync_at_rotation_poisons() {
+    let dir = tempfile::tempdir().unwrap();
+    let fail_once = Arc::new(AtomicBool::new(true));
+    let hook = Arc::clone(&fail_once);
+    let opts = Options {
+        segment_size: 4096,
+        compact_min_bytes: u64::MAX,
+        fail_points: FailPoints::new(move |step| {
+            if step == "log.fsync" && hook.swap(false, Ordering::SeqCst) {
+                return Err(io::Error::other("injected EIO at log.fsync"));
+            }
+            Ok(())
+        }),
+        ..Options::default()
+    };
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts).unwrap();
+    let now = SystemTime::now();
+    let mut failed_at = None;
+    for i in 0..200 {
+        if let Err(e) = db.update_last_ping(&id(1), now + Duration::from_secs(i)) {
+            failed_at = Some((i, e));
+            break;
+        }
+    }
+    let (i, e) = failed_at.expect("the rotation's fsync was never attempted");
+    assert!(!fail_once.load(Ordering::SeqCst), "{i}: {e}");
+    let next = db.update_last_ping(&id(1), now);
+    assert!(
+        matches!(next, Err(Error::Poisoned(_))),
+        "write after a failed fsync: {next:?}"
+    );
+}
+
+/// With `Durability::SyncEachWrite` every write is on stable storage when it returns, expiry
+/// included: expiring ids that only had pings, pongs or failures drops no node *record*
+/// (`expire_nodes` returns 0) but still appends `NodeExpired` records, which are fdatasynced
+/// before it returns. Syncing only when a record was dropped would let a power loss bring the
+/// expired data back.
+#[test]
+fn sync_each_write_expiry_of_ids_without_record_is_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fail_points, fsyncs) = counting_fsyncs();
+    let opts = Options {
+        durability: Durability::SyncEachWrite,
+        fail_points,
+        ..Options::default()
+    };
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts).unwrap();
+    // An id without a node record, last pinged long ago: expiration drops it.
+    db.update_last_ping(&id(7), UNIX_EPOCH + Duration::from_secs(1000))
+        .unwrap();
+    let before = fsyncs.load(Ordering::SeqCst);
+    assert_eq!(db.expire_nodes().unwrap(), 0, "no record was dropped");
+    assert_eq!(db.last_ping(&id(7)), None, "the id was expired");
+    assert!(
+        fsyncs.load(Ordering::SeqCst) > before,
+        "the NodeExpired record was acknowledged without an fdatasync"
+    );
 }
 
 #[test]
@@ -363,8 +335,7 @@ fn a_read_error_fails_the_open_and_changes_nothing() {
     fs::create_dir(dir.path().join("0000000000000099.seg")).unwrap();
     let before = files(dir.path());
     let err = NodeDb::open_with(dir.path(), 1, id(0), opts.clone())
-        .err()
-        .expect("opened despite a read error");
+        .expect_err("opened despite a read error");
     assert!(matches!(err, Error::Io { .. }), "{err}");
     assert!(err.to_string().contains("0000000000000099.seg"), "{err}");
     assert_eq!(

@@ -219,9 +219,8 @@ fn a_damaged_header_refuses_to_open_and_changes_nothing() {
     let mut bytes = fs::read(file).unwrap();
     bytes[20] ^= 1;
     fs::write(file, &bytes).unwrap();
-    let err = NodeDb::open_with(dir.path(), 1, id(0), opts())
-        .err()
-        .expect("opened with a bad header");
+    let err =
+        NodeDb::open_with(dir.path(), 1, id(0), opts()).expect_err("opened with a bad header");
     assert!(
         matches!(err, peerlog::Error::Corrupt { offset: 0, .. }),
         "{err}"

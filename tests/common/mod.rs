@@ -1,9 +1,14 @@
-//! Helpers shared by integration tests: node ids and node records numbered by `n`, and a
-//! count of the log's fsyncs.
+//! Helpers shared by integration tests: node ids and node records numbered by `n`, times that
+//! never expire, a count of the log's fsyncs, and a snapshot of a directory's files. (Not every
+//! test file that includes this module uses every helper, hence the `allow`.)
+#![allow(dead_code)]
 
+use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use peerlog::testing::FailPoints;
 use peerlog::{Node, NodeId};
@@ -26,9 +31,13 @@ pub fn node(n: u64) -> Node {
     )
 }
 
+/// Times in the 2090s: nothing expires when `compact()` expires first.
+pub fn at(n: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(4_000_000_000 + n)
+}
+
 /// Fail points that inject nothing and count the fsyncs of the log (`log.fsync`), with the
-/// count. (Not every test file that includes this module uses it.)
-#[allow(dead_code)]
+/// count.
 pub fn counting_fsyncs() -> (FailPoints, Arc<AtomicUsize>) {
     let fsyncs = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&fsyncs);
@@ -39,4 +48,20 @@ pub fn counting_fsyncs() -> (FailPoints, Arc<AtomicUsize>) {
         Ok(())
     });
     (points, fsyncs)
+}
+
+/// Every file directly in `dir` (name and contents; empty for a directory), sorted by name.
+pub fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut all: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read(e.path()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    all.sort();
+    all
 }
