@@ -20,7 +20,9 @@ use std::path::Path;
 
 use crate::error::IoContext;
 use crate::journal::dir::{publish, retire_segments, segment_file_name, SegmentFile, ARCHIVE_DIR};
-use crate::journal::format::{encode_frame, salt_seed, SegmentHeader, FLAG_COMPACTED};
+use crate::journal::format::{
+    encode_frame, salt_seed, SegmentHeader, FLAG_COMPACTED, FORMAT_VERSION,
+};
 use crate::journal::replay::ReplayPlan;
 use crate::journal::Problem;
 use crate::{Error, Options};
@@ -73,11 +75,16 @@ pub(crate) fn rewrite(
     let live: Vec<_> = state
         .entries()
         .iter()
-        .flat_map(|entry| entry.live_events().map(move |event| (entry.touched, event)))
+        .flat_map(|entry| {
+            let events = state.live_events(entry);
+            events.into_iter().map(move |event| (entry.touched, event))
+        })
+        .chain(state.live_local_seq())
         .collect();
     // Each live event comes from a distinct replayed record, so the range never underflows.
     let first_seq = input.last_seq + 1 - live.len() as u64;
     let header = SegmentHeader {
+        format: FORMAT_VERSION,
         flags: FLAG_COMPACTED,
         protocol_version: input.protocol_version,
         salt: input.salt,

@@ -1,5 +1,6 @@
 //! `NodeDb`: the public API over the log and the index, with its background threads.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,12 +12,13 @@ use crossbeam_channel::{select, Sender};
 use crate::compact::{self, CompactStats, CompactionInput};
 use crate::event::{self, now_nanos, Event, StoredEvent};
 use crate::group_commit::GroupCommit;
-use crate::index::Index;
+use crate::index::{Entry, Expired, Index};
 use crate::journal::dir::{list_dir, Listing};
 use crate::journal::replay::ReplayPlan;
 use crate::journal::writer::{sync_segment, LogWriter};
 use crate::journal::ReplaySummary;
 use crate::lock::DirLock;
+use crate::record::{self, NodeRecord};
 use crate::recovery;
 use crate::{Durability, Error, Node, NodeId, Options, PeerState};
 
@@ -137,17 +139,24 @@ impl Inner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self, event: Event) -> Result<(), Error> {
+    /// Writes `event` if `wanted` says so, given the index at that moment (under the same
+    /// lock as the write, so nothing can come between the decision and the write). Returns
+    /// whether it was written.
+    fn write_if(&self, event: Event, wanted: impl FnOnce(&Index) -> bool) -> Result<bool, Error> {
         let sync_each = self.opts.durability == Durability::SyncEachWrite;
         let wants_compaction = {
             let mut state = self.state();
+            if !wanted(&state.index) {
+                state.check_writable()?;
+                return Ok(false);
+            }
             state.write(&event, sync_each)?;
             self.wants_compaction(&state)
         };
         if wants_compaction {
             self.compacting.store(true, Ordering::Release);
         }
-        Ok(())
+        Ok(true)
     }
 
     fn wants_compaction(&self, state: &State) -> bool {
@@ -213,10 +222,15 @@ impl Inner {
         let mut state = self.state();
         let mut dropped = 0;
         let expired = state.index.expired(threshold, &self.self_id);
-        for &id in &expired {
-            let had_record = state.index.get(&id).is_some_and(|e| e.endpoint.is_some());
-            state.write(&Event::NodeExpired { id }, false)?;
-            dropped += usize::from(had_record);
+        for &expiry in &expired {
+            let event = match expiry {
+                Expired::Node(id) => {
+                    dropped += usize::from(state.index.get(&id).is_some_and(Entry::has_record));
+                    Event::NodeExpired { id }
+                }
+                Expired::Ip(id, ip) => Event::IpExpired { id, ip },
+            };
+            state.write(&event, false)?;
         }
         if sync_each && !expired.is_empty() {
             state.sync()?;
@@ -395,13 +409,163 @@ impl NodeDb {
     /// # }
     /// ```
     pub fn peers(&self) -> Vec<PeerState> {
-        let state = self.inner.state();
-        state.index.entries().iter().map(|e| e.state()).collect()
+        self.inner.state().index.states().collect()
     }
 
-    /// Inserts or overwrites the record of `node.id`.
+    /// Everything known about `id`, if anything is.
+    pub fn peer(&self, id: &NodeId) -> Option<PeerState> {
+        self.with_entry(id, |index, entry| index.state(entry))
+    }
+
+    /// Inserts or overwrites the unsigned record (the endpoint) of `node.id`. It counts as a
+    /// record of seq 0: it does not replace a signed record of seq 1 or more (nothing is
+    /// written then), as in go-ethereum.
     pub fn update_node(&self, node: &Node) -> Result<(), Error> {
-        self.write(Event::NodeUpdated(node.clone()))
+        let id = node.id;
+        self.write_if(Event::NodeUpdated(node.clone()), |index| {
+            index.get(&id).is_none_or(|e| index.record_seq(e) == 0)
+        })
+        .map(drop)
+    }
+
+    /// Stores a signed node record (EIP-778), verified first, unless the stored record has a
+    /// higher seq: go-ethereum's rule. Returns whether it was written (`false`: an older seq,
+    /// ignored, nothing written). An equal seq replaces the stored record; an unsigned record
+    /// (from [`NodeDb::update_node`]) counts as seq 0. Only "v4" (secp256k1) records are
+    /// stored; any other identity scheme is [`Error::InvalidInput`].
+    ///
+    /// [`NodeDb::node`] then returns the endpoint the record names: its IPv4 address and
+    /// ports, else its IPv6 ones, a missing port as 0; a record with no IP is stored but names
+    /// no endpoint (no `node`, never a seed).
+    ///
+    /// ```
+    /// use peerlog::enr::{CombinedKey, Enr};
+    /// use peerlog::{NodeDb, NodeId};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let db = NodeDb::in_memory("11".repeat(64).parse()?);
+    /// let key = CombinedKey::secp256k1_from_bytes(&mut [7u8; 32])?;
+    /// let mut record = Enr::builder().ip4([203, 0, 113, 7].into()).udp4(30303).build(&key)?;
+    /// let id = NodeId::from_enr(&record)?;
+    /// assert!(db.update_record(&record)?);
+    ///
+    /// record.set_udp4(30304, &key)?; // seq + 1
+    /// assert!(db.update_record(&record)?);
+    /// assert_eq!(db.record_seq(&id), record.seq());
+    /// assert_eq!(db.node(&id).unwrap().udp, 30304);
+    /// assert_eq!(db.record::<CombinedKey>(&id), Some(record));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn update_record<K: enr::EnrKey>(&self, record: &enr::Enr<K>) -> Result<bool, Error> {
+        let record = NodeRecord::from_enr(record)?;
+        let (id, seq) = (*record.id(), record.seq());
+        self.write_if(Event::Record(record), |index| {
+            index.get(&id).is_none_or(|e| index.record_seq(e) <= seq)
+        })
+    }
+
+    /// The signed record of `id`, decoded as key type `K` (`enr::CombinedKey` for discv5);
+    /// `None` without a signed record. Decoding verifies the signature.
+    pub fn record<K: enr::EnrKey>(&self, id: &NodeId) -> Option<enr::Enr<K>> {
+        let rlp = self.with_entry(id, |index, entry| {
+            index.record_rlp(entry).map(<[u8]>::to_vec)
+        })??;
+        record::decode_enr(&rlp).ok()
+    }
+
+    /// The seq of the signed record of `id`; 0 without one (an unsigned record is seq 0).
+    pub fn record_seq(&self, id: &NodeId) -> u64 {
+        self.with_entry(id, |index, entry| index.record_seq(entry))
+            .unwrap_or(0)
+    }
+
+    /// Up to `n` distinct random signed records to bootstrap from, decoded as key type `K`:
+    /// the same eligibility as [`NodeDb::query_seeds`], among nodes with a signed record.
+    /// Decoding verifies each record's signature (a fraction of a millisecond each).
+    pub fn query_seed_records<K: enr::EnrKey>(
+        &self,
+        n: usize,
+        max_age: Duration,
+    ) -> Vec<enr::Enr<K>> {
+        let min_pong = min_time(max_age);
+        let rlps: Vec<Vec<u8>> = {
+            let state = self.inner.state();
+            let index = &state.index;
+            index
+                .sample_seeds_where(n, min_pong, &self.inner.self_id, |e| {
+                    index.record_rlp(e).is_some()
+                })
+                .into_iter()
+                .filter_map(|e| index.record_rlp(e).map(<[u8]>::to_vec))
+                .collect()
+        };
+        rlps.iter()
+            .filter_map(|rlp| record::decode_enr(rlp).ok())
+            .collect()
+    }
+
+    /// When a ping was last sent to `id` at `ip`; `None` if never. IPv4 and IPv4-mapped IPv6
+    /// addresses are one IP. Independent of [`NodeDb::last_ping`], which has no IP.
+    pub fn last_ping_from(&self, id: &NodeId, ip: IpAddr) -> Option<SystemTime> {
+        self.with_entry(id, |index, entry| index.ip_liveness(entry, ip)?.last_ping)?
+    }
+
+    /// Records that a ping was sent to `id` at `ip` at `at`.
+    pub fn update_last_ping_from(
+        &self,
+        id: &NodeId,
+        ip: IpAddr,
+        at: SystemTime,
+    ) -> Result<(), Error> {
+        self.write(Event::PingFrom { id: *id, ip, at })
+    }
+
+    /// When `id` last answered with a pong from `ip`; `None` if never.
+    pub fn last_pong_from(&self, id: &NodeId, ip: IpAddr) -> Option<SystemTime> {
+        self.with_entry(id, |index, entry| index.ip_liveness(entry, ip)?.last_pong)?
+    }
+
+    /// Records that `id` answered with a pong from `ip` at `at`: an endpoint proof for that IP
+    /// only (a pong from an IP the node's record no longer names does not make it a seed).
+    pub fn update_last_pong_from(
+        &self,
+        id: &NodeId,
+        ip: IpAddr,
+        at: SystemTime,
+    ) -> Result<(), Error> {
+        self.write(Event::PongFrom { id: *id, ip, at })
+    }
+
+    /// Findnode failures of `id` at `ip`; 0 when unknown.
+    pub fn find_fails_at(&self, id: &NodeId, ip: IpAddr) -> u32 {
+        self.with_entry(id, |index, entry| {
+            index.ip_liveness(entry, ip).map_or(0, |l| l.fails)
+        })
+        .unwrap_or(0)
+    }
+
+    /// Sets the count of findnode failures of `id` at `ip`.
+    pub fn update_find_fails_at(&self, id: &NodeId, ip: IpAddr, fails: u32) -> Result<(), Error> {
+        self.write(Event::FindFailsAt { id: *id, ip, fails })
+    }
+
+    /// The local node's own record seq: the stored one, or, when none was stored (a new or
+    /// wiped database), the current time in milliseconds, so that a restart or a wipe never
+    /// makes the local record's seq go backwards. Build the local record with a seq above it,
+    /// and store that with [`NodeDb::store_local_seq`].
+    pub fn local_seq(&self) -> u64 {
+        self.inner
+            .state()
+            .index
+            .local_seq()
+            .unwrap_or_else(now_millis)
+    }
+
+    /// Stores the local node's own record seq. `delete_node`, expiry and compaction never
+    /// touch it.
+    pub fn store_local_seq(&self, seq: u64) -> Result<(), Error> {
+        self.write(Event::LocalSeq { seq })
     }
 
     /// Deletes everything known about `id`: its record, last ping, last pong and fails.
@@ -412,7 +576,7 @@ impl NodeDb {
         self.write(Event::NodeDeleted { id: *id })
     }
 
-    /// When a ping was last sent to `id`; `None` if never.
+    /// When a ping was last sent to `id` (to no particular IP); `None` if never.
     pub fn last_ping(&self, id: &NodeId) -> Option<SystemTime> {
         let ping = self.inner.state().index.get(id)?.last_ping()?;
         Some(event::from_unix_nanos(ping))
@@ -448,12 +612,14 @@ impl NodeDb {
     /// node, whose last pong is at most `max_age` old. Returns min(n, eligible) nodes; every
     /// eligible node is equally likely to be picked.
     pub fn query_seeds(&self, n: usize, max_age: Duration) -> Vec<Node> {
-        let max_age = i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX);
-        let min_pong = now_nanos().saturating_sub(max_age);
-        self.inner
-            .state()
+        let min_pong = min_time(max_age);
+        let state = self.inner.state();
+        state
             .index
-            .sample_seeds(n, min_pong, &self.inner.self_id)
+            .sample_seeds_where(n, min_pong, &self.inner.self_id, |_| true)
+            .into_iter()
+            .filter_map(Entry::node)
+            .collect()
     }
 
     /// Drops every node whose last pong is older than the expiration (and this node's own
@@ -518,11 +684,22 @@ impl NodeDb {
     }
 
     fn write(&self, event: Event) -> Result<(), Error> {
-        self.inner.write(event)?;
+        self.write_if(event, |_| true).map(drop)
+    }
+
+    fn write_if(&self, event: Event, wanted: impl FnOnce(&Index) -> bool) -> Result<bool, Error> {
+        let written = self.inner.write_if(event, wanted)?;
         if self.inner.compacting.load(Ordering::Acquire) {
             self.start_background_compaction();
         }
-        Ok(())
+        Ok(written)
+    }
+
+    /// Reads the entry of `id` under the state lock.
+    fn with_entry<T>(&self, id: &NodeId, read: impl FnOnce(&Index, &Entry) -> T) -> Option<T> {
+        let state = self.inner.state();
+        let entry = state.index.get(id)?;
+        Some(read(&state.index, entry))
     }
 
     fn start_background_compaction(&self) {
@@ -581,4 +758,15 @@ impl Drop for NodeDb {
             ::log::error!("closing the node database: {e}");
         }
     }
+}
+
+/// The oldest time a pong may have to be at most `max_age` old now, in stored form.
+fn min_time(max_age: Duration) -> i64 {
+    let max_age = i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX);
+    now_nanos().saturating_sub(max_age)
+}
+
+/// The current wall-clock time in milliseconds since the Unix epoch.
+fn now_millis() -> u64 {
+    u64::try_from(now_nanos() / 1_000_000).unwrap_or(0)
 }

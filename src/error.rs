@@ -39,6 +39,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A segment file was written by a newer peerlog, in a format this build cannot read. It
+    /// is left untouched: open it with a peerlog that reads that format.
+    #[error("{path} is in peerlog's log format {format}, newer than this build reads (formats 1 to {supported}); upgrade peerlog to open it")]
+    NewerFormat {
+        /// The segment file.
+        path: PathBuf,
+        /// The format version in its header.
+        format: u32,
+        /// The newest format this build reads.
+        supported: u32,
+    },
+
     /// Another `NodeDb` (in this process or another) has the directory open for writing.
     #[error("database {dir} is locked by another writer")]
     Locked {

@@ -1,16 +1,22 @@
-//! Events: what the log records, and their payload encoding (see docs/FORMAT.md).
+//! Events: what the log records, and their payload encoding (see docs/FORMAT.md). The frame
+//! layer (`journal::format`) carries payloads as opaque bytes; what a kind byte means, how
+//! long its payload is and how it decodes is decided here.
 
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::node::{parse_node_rlp, Endpoint, Node, NodeId, NODE_ID_LEN};
+use crate::record::{NodeRecord, RecordFields, MAX_RECORD_LEN};
 use crate::Error;
 
 /// One change to the database, as it is recorded in the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
-    /// A node record was inserted or overwritten.
+    /// An unsigned node record (an endpoint) was inserted or overwritten.
     NodeUpdated(Node),
+    /// A signed node record was inserted or replaced one of an equal or lower seq.
+    Record(NodeRecord),
     /// A ping was sent to `id` at `at`.
     Ping {
         /// The pinged node.
@@ -32,7 +38,35 @@ pub enum Event {
         /// Failures since bonding.
         fails: u32,
     },
-    /// Everything known about `id` was deleted by `delete_node`.
+    /// A ping was sent to `id` at `ip`.
+    PingFrom {
+        /// The pinged node.
+        id: NodeId,
+        /// The address pinged (IPv4-mapped IPv6 addresses read as IPv4).
+        ip: IpAddr,
+        /// When the ping was sent.
+        at: SystemTime,
+    },
+    /// A pong was received from `id` at `ip`.
+    PongFrom {
+        /// The node that answered.
+        id: NodeId,
+        /// The address it answered from.
+        ip: IpAddr,
+        /// When the pong arrived.
+        at: SystemTime,
+    },
+    /// The count of findnode failures for `id` at `ip` was set to `fails`.
+    FindFailsAt {
+        /// The node.
+        id: NodeId,
+        /// The address.
+        ip: IpAddr,
+        /// Failures since bonding.
+        fails: u32,
+    },
+    /// Everything known about `id`: every liveness slot and record, was deleted by
+    /// `delete_node`.
     NodeDeleted {
         /// The node.
         id: NodeId,
@@ -41,6 +75,19 @@ pub enum Event {
     NodeExpired {
         /// The node.
         id: NodeId,
+    },
+    /// The ping, pong and failures of `id` at `ip` were dropped by expiration (its pong is
+    /// older than the expiration); the node itself stays.
+    IpExpired {
+        /// The node.
+        id: NodeId,
+        /// The address.
+        ip: IpAddr,
+    },
+    /// The local node's own record seq was stored.
+    LocalSeq {
+        /// The seq.
+        seq: u64,
     },
 }
 
@@ -71,20 +118,39 @@ pub enum EventKind {
     Delete,
     /// [`Event::NodeExpired`].
     Expire,
+    /// [`Event::Record`].
+    Record,
+    /// [`Event::PingFrom`].
+    PingFrom,
+    /// [`Event::PongFrom`].
+    PongFrom,
+    /// [`Event::FindFailsAt`].
+    FailsAt,
+    /// [`Event::IpExpired`].
+    IpExpire,
+    /// [`Event::LocalSeq`].
+    LocalSeq,
 }
 
 impl EventKind {
     /// Every kind, in order.
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::Node,
         EventKind::Ping,
         EventKind::Pong,
         EventKind::Fails,
         EventKind::Delete,
         EventKind::Expire,
+        EventKind::Record,
+        EventKind::PingFrom,
+        EventKind::PongFrom,
+        EventKind::FailsAt,
+        EventKind::IpExpire,
+        EventKind::LocalSeq,
     ];
 
-    /// A short lowercase name: `node`, `ping`, `pong`, `fails`, `delete`, `expire`.
+    /// A short lowercase name: `node`, `ping`, `pong`, `fails`, `delete`, `expire`, `record`,
+    /// `ping_from`, `pong_from`, `fails_at`, `ip_expire`, `local_seq`.
     pub fn name(self) -> &'static str {
         match self {
             EventKind::Node => "node",
@@ -93,19 +159,21 @@ impl EventKind {
             EventKind::Fails => "fails",
             EventKind::Delete => "delete",
             EventKind::Expire => "expire",
+            EventKind::Record => "record",
+            EventKind::PingFrom => "ping_from",
+            EventKind::PongFrom => "pong_from",
+            EventKind::FailsAt => "fails_at",
+            EventKind::IpExpire => "ip_expire",
+            EventKind::LocalSeq => "local_seq",
         }
     }
 
-    /// Its kind byte in a record frame.
+    /// Its kind byte in a record frame: 1 to 12 in the order of [`EventKind::ALL`].
     pub(crate) fn code(self) -> u8 {
-        match self {
-            EventKind::Node => kind::NODE_UPDATED,
-            EventKind::Ping => kind::PING,
-            EventKind::Pong => kind::PONG,
-            EventKind::Fails => kind::FIND_FAILS,
-            EventKind::Delete => kind::NODE_DELETED,
-            EventKind::Expire => kind::NODE_EXPIRED,
-        }
+        EventKind::ALL
+            .iter()
+            .position(|&k| k == self)
+            .map_or(0, |i| i as u8 + 1)
     }
 }
 
@@ -123,27 +191,84 @@ pub(crate) mod kind {
     pub const FIND_FAILS: u8 = 4;
     pub const NODE_DELETED: u8 = 5;
     pub const NODE_EXPIRED: u8 = 6;
+    // Format 2.
+    pub const RECORD: u8 = 7;
+    pub const PING_FROM: u8 = 8;
+    pub const PONG_FROM: u8 = 9;
+    pub const FAILS_AT: u8 = 10;
+    pub const IP_EXPIRED: u8 = 11;
+    pub const LOCAL_SEQ: u8 = 12;
 }
 
 /// Bytes of the `written_at` field that starts every payload.
 const TIME_LEN: usize = 8;
+/// Bytes of an IP address in a payload: IPv6, or IPv4 in its IPv4-mapped IPv6 form.
+pub(crate) const IP_LEN: usize = 16;
 /// Payload of a ping or pong: written_at, id, at.
 pub(crate) const PING_PAYLOAD_LEN: usize = TIME_LEN + NODE_ID_LEN + 8;
 /// Payload of a findnode failure count: written_at, id, fails.
 pub(crate) const FAILS_PAYLOAD_LEN: usize = TIME_LEN + NODE_ID_LEN + 4;
 /// Payload of a delete or expiry: written_at, id.
 pub(crate) const ID_PAYLOAD_LEN: usize = TIME_LEN + NODE_ID_LEN;
+/// Payload of a ping or pong from an IP: written_at, id, ip, at.
+pub(crate) const PING_FROM_PAYLOAD_LEN: usize = ID_PAYLOAD_LEN + IP_LEN + 8;
+/// Payload of a findnode failure count at an IP: written_at, id, ip, fails.
+pub(crate) const FAILS_AT_PAYLOAD_LEN: usize = ID_PAYLOAD_LEN + IP_LEN + 4;
+/// Payload of the expiry of an IP's slot: written_at, id, ip.
+pub(crate) const IP_PAYLOAD_LEN: usize = ID_PAYLOAD_LEN + IP_LEN;
+/// Payload of the local seq: written_at, seq.
+pub(crate) const LOCAL_SEQ_PAYLOAD_LEN: usize = TIME_LEN + 8;
+/// Largest payload of a signed record: written_at, id, the record's RLP.
+pub(crate) const MAX_RECORD_PAYLOAD_LEN: usize = ID_PAYLOAD_LEN + MAX_RECORD_LEN;
+/// Smallest and largest payload of any kind: the bounds the frame layer checks.
+pub(crate) const MIN_PAYLOAD_LEN: usize = LOCAL_SEQ_PAYLOAD_LEN;
+pub(crate) const MAX_PAYLOAD_LEN: usize = MAX_RECORD_PAYLOAD_LEN;
+
+/// Where the id of an event of kind `kind` sits in a payload of `len` bytes, if it has one
+/// (a hint for prefetching: unchecked).
+pub(crate) fn id_offset(kind: u8, len: usize) -> Option<usize> {
+    match kind {
+        // The id is the last item of an unsigned node record's RLP list.
+        kind::NODE_UPDATED => len.checked_sub(NODE_ID_LEN),
+        kind::LOCAL_SEQ => None,
+        _ => Some(TIME_LEN),
+    }
+}
+
+/// An IP address in stored form: IPv6, with IPv4 as its IPv4-mapped form, so that an IPv4
+/// address and its mapped form are one IP.
+pub(crate) type IpKey = [u8; IP_LEN];
+
+/// The stored form of `ip`.
+pub(crate) fn ip_key(ip: IpAddr) -> IpKey {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+/// The address of a stored IP, IPv4 for an IPv4-mapped one.
+pub(crate) fn ip_from_key(key: IpKey) -> IpAddr {
+    Ipv6Addr::from(key).to_canonical()
+}
 
 impl Event {
-    /// The node the event is about.
-    pub fn id(&self) -> &NodeId {
+    /// The node the event is about; `None` for [`Event::LocalSeq`], which is about the local
+    /// node.
+    pub fn id(&self) -> Option<&NodeId> {
         match self {
-            Event::NodeUpdated(node) => &node.id,
+            Event::NodeUpdated(node) => Some(&node.id),
+            Event::Record(record) => Some(record.id()),
             Event::Ping { id, .. }
             | Event::Pong { id, .. }
             | Event::FindFails { id, .. }
+            | Event::PingFrom { id, .. }
+            | Event::PongFrom { id, .. }
+            | Event::FindFailsAt { id, .. }
             | Event::NodeDeleted { id }
-            | Event::NodeExpired { id } => id,
+            | Event::NodeExpired { id }
+            | Event::IpExpired { id, .. } => Some(id),
+            Event::LocalSeq { .. } => None,
         }
     }
 
@@ -151,28 +276,46 @@ impl Event {
     pub fn kind(&self) -> EventKind {
         match self {
             Event::NodeUpdated(_) => EventKind::Node,
+            Event::Record(_) => EventKind::Record,
             Event::Ping { .. } => EventKind::Ping,
             Event::Pong { .. } => EventKind::Pong,
             Event::FindFails { .. } => EventKind::Fails,
+            Event::PingFrom { .. } => EventKind::PingFrom,
+            Event::PongFrom { .. } => EventKind::PongFrom,
+            Event::FindFailsAt { .. } => EventKind::FailsAt,
             Event::NodeDeleted { .. } => EventKind::Delete,
             Event::NodeExpired { .. } => EventKind::Expire,
+            Event::IpExpired { .. } => EventKind::IpExpire,
+            Event::LocalSeq { .. } => EventKind::LocalSeq,
         }
     }
 
-    /// Writes the payload (written_at first) into `out`, returning its length.
+    /// Writes the payload (written_at first) into `out`.
     pub(crate) fn encode_payload(&self, written_at: i64, out: &mut Vec<u8>) -> Result<(), Error> {
         out.extend_from_slice(&written_at.to_le_bytes());
+        if let Some(id) = self.id() {
+            if !matches!(self, Event::NodeUpdated(_)) {
+                out.extend_from_slice(&id.0);
+            }
+        }
         match self {
             Event::NodeUpdated(node) => out.extend_from_slice(&node.to_rlp()),
-            Event::Ping { id, at } | Event::Pong { id, at } => {
-                out.extend_from_slice(&id.0);
+            Event::Record(record) => out.extend_from_slice(record.rlp()),
+            Event::Ping { at, .. } | Event::Pong { at, .. } => {
                 out.extend_from_slice(&unix_nanos(*at)?.to_le_bytes());
             }
-            Event::FindFails { id, fails } => {
-                out.extend_from_slice(&id.0);
+            Event::FindFails { fails, .. } => out.extend_from_slice(&fails.to_le_bytes()),
+            Event::PingFrom { ip, at, .. } | Event::PongFrom { ip, at, .. } => {
+                out.extend_from_slice(&ip_key(*ip));
+                out.extend_from_slice(&unix_nanos(*at)?.to_le_bytes());
+            }
+            Event::FindFailsAt { ip, fails, .. } => {
+                out.extend_from_slice(&ip_key(*ip));
                 out.extend_from_slice(&fails.to_le_bytes());
             }
-            Event::NodeDeleted { id } | Event::NodeExpired { id } => out.extend_from_slice(&id.0),
+            Event::IpExpired { ip, .. } => out.extend_from_slice(&ip_key(*ip)),
+            Event::NodeDeleted { .. } | Event::NodeExpired { .. } => {}
+            Event::LocalSeq { seq } => out.extend_from_slice(&seq.to_le_bytes()),
         }
         Ok(())
     }
@@ -185,17 +328,62 @@ impl Event {
     }
 }
 
-/// An event as the index applies it: timestamps in stored form (nanoseconds since the epoch)
-/// and the id borrowed, from the payload bytes on replay or from the [`Event`] on a write.
-/// Replay decodes straight into it from the mapped log, copying nothing but a few integers.
+/// An event as the index applies it: timestamps in stored form (nanoseconds since the epoch),
+/// IPs in stored form, and the id and a record's RLP borrowed, from the payload bytes on replay
+/// or from the [`Event`] on a write. Replay decodes straight into it from the mapped log,
+/// copying nothing but a few integers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum StoredEvent<'a> {
-    NodeUpdated { id: &'a IdBytes, endpoint: Endpoint },
-    Ping { id: &'a IdBytes, at: i64 },
-    Pong { id: &'a IdBytes, at: i64 },
-    FindFails { id: &'a IdBytes, fails: u32 },
-    NodeDeleted { id: &'a IdBytes },
-    NodeExpired { id: &'a IdBytes },
+    NodeUpdated {
+        id: &'a IdBytes,
+        endpoint: Endpoint,
+    },
+    Record {
+        id: &'a IdBytes,
+        rlp: &'a [u8],
+        seq: u64,
+        endpoint: Option<Endpoint>,
+    },
+    Ping {
+        id: &'a IdBytes,
+        at: i64,
+    },
+    Pong {
+        id: &'a IdBytes,
+        at: i64,
+    },
+    FindFails {
+        id: &'a IdBytes,
+        fails: u32,
+    },
+    PingFrom {
+        id: &'a IdBytes,
+        ip: IpKey,
+        at: i64,
+    },
+    PongFrom {
+        id: &'a IdBytes,
+        ip: IpKey,
+        at: i64,
+    },
+    FindFailsAt {
+        id: &'a IdBytes,
+        ip: IpKey,
+        fails: u32,
+    },
+    NodeDeleted {
+        id: &'a IdBytes,
+    },
+    NodeExpired {
+        id: &'a IdBytes,
+    },
+    IpExpired {
+        id: &'a IdBytes,
+        ip: IpKey,
+    },
+    LocalSeq {
+        seq: u64,
+    },
 }
 
 /// The bytes of a node id.
@@ -210,6 +398,15 @@ impl<'a> StoredEvent<'a> {
                 id: &node.id.0,
                 endpoint: node.endpoint(),
             },
+            Event::Record(record) => {
+                let fields = RecordFields::parse(record.rlp()).map_err(Error::invalid)?;
+                StoredEvent::Record {
+                    id: &record.id().0,
+                    rlp: record.rlp(),
+                    seq: fields.seq,
+                    endpoint: fields.endpoint(),
+                }
+            }
             Event::Ping { id, at } => StoredEvent::Ping {
                 id: &id.0,
                 at: unix_nanos(*at)?,
@@ -222,48 +419,81 @@ impl<'a> StoredEvent<'a> {
                 id: &id.0,
                 fails: *fails,
             },
+            Event::PingFrom { id, ip, at } => StoredEvent::PingFrom {
+                id: &id.0,
+                ip: ip_key(*ip),
+                at: unix_nanos(*at)?,
+            },
+            Event::PongFrom { id, ip, at } => StoredEvent::PongFrom {
+                id: &id.0,
+                ip: ip_key(*ip),
+                at: unix_nanos(*at)?,
+            },
+            Event::FindFailsAt { id, ip, fails } => StoredEvent::FindFailsAt {
+                id: &id.0,
+                ip: ip_key(*ip),
+                fails: *fails,
+            },
             Event::NodeDeleted { id } => StoredEvent::NodeDeleted { id: &id.0 },
             Event::NodeExpired { id } => StoredEvent::NodeExpired { id: &id.0 },
+            Event::IpExpired { id, ip } => StoredEvent::IpExpired {
+                id: &id.0,
+                ip: ip_key(*ip),
+            },
+            Event::LocalSeq { seq } => StoredEvent::LocalSeq { seq: *seq },
         })
     }
 
     /// The public form, with its own copy of the id.
     pub fn into_event(self) -> Event {
+        let at = from_unix_nanos;
         match self {
             StoredEvent::NodeUpdated { id, endpoint } => {
                 Event::NodeUpdated(endpoint.with_id(NodeId(*id)))
             }
-            StoredEvent::Ping { id, at } => Event::Ping {
+            StoredEvent::Record { id, rlp, .. } => Event::Record(
+                NodeRecord::from_stored(NodeId(*id), rlp).expect("a decoded record parses"),
+            ),
+            StoredEvent::Ping { id, at: t } => Event::Ping {
                 id: NodeId(*id),
-                at: from_unix_nanos(at),
+                at: at(t),
             },
-            StoredEvent::Pong { id, at } => Event::Pong {
+            StoredEvent::Pong { id, at: t } => Event::Pong {
                 id: NodeId(*id),
-                at: from_unix_nanos(at),
+                at: at(t),
             },
             StoredEvent::FindFails { id, fails } => Event::FindFails {
                 id: NodeId(*id),
                 fails,
             },
+            StoredEvent::PingFrom { id, ip, at: t } => Event::PingFrom {
+                id: NodeId(*id),
+                ip: ip_from_key(ip),
+                at: at(t),
+            },
+            StoredEvent::PongFrom { id, ip, at: t } => Event::PongFrom {
+                id: NodeId(*id),
+                ip: ip_from_key(ip),
+                at: at(t),
+            },
+            StoredEvent::FindFailsAt { id, ip, fails } => Event::FindFailsAt {
+                id: NodeId(*id),
+                ip: ip_from_key(ip),
+                fails,
+            },
             StoredEvent::NodeDeleted { id } => Event::NodeDeleted { id: NodeId(*id) },
             StoredEvent::NodeExpired { id } => Event::NodeExpired { id: NodeId(*id) },
-        }
-    }
-
-    /// The bytes of the id the event is about.
-    pub fn id(&self) -> &'a IdBytes {
-        match *self {
-            StoredEvent::NodeUpdated { id, .. }
-            | StoredEvent::Ping { id, .. }
-            | StoredEvent::Pong { id, .. }
-            | StoredEvent::FindFails { id, .. }
-            | StoredEvent::NodeDeleted { id }
-            | StoredEvent::NodeExpired { id } => id,
+            StoredEvent::IpExpired { id, ip } => Event::IpExpired {
+                id: NodeId(*id),
+                ip: ip_from_key(ip),
+            },
+            StoredEvent::LocalSeq { seq } => Event::LocalSeq { seq },
         }
     }
 
     /// Decodes a payload written by [`Event::encode_payload`]: its write time and event, or
-    /// `None` if it is not a well-formed payload of that kind.
+    /// `None` if it is not a well-formed payload of that kind (each kind has an exact length,
+    /// or for records a bounded one, checked before any field is read).
     #[inline(always)]
     pub fn decode(kind: u8, payload: &'a [u8]) -> Option<(i64, StoredEvent<'a>)> {
         let written_at = i64::from_le_bytes(payload.get(..TIME_LEN)?.try_into().ok()?);
@@ -271,10 +501,24 @@ impl<'a> StoredEvent<'a> {
         let id = || -> Option<&'a IdBytes> { body.get(..NODE_ID_LEN)?.try_into().ok() };
         let tail = || &body[NODE_ID_LEN..];
         let time = || Some(i64::from_le_bytes(tail().try_into().ok()?));
+        // For the per-IP kinds: the IP after the id, then what follows it.
+        let ip = || -> Option<IpKey> { tail().get(..IP_LEN)?.try_into().ok() };
+        let after_ip = || &tail()[IP_LEN..];
+        let time_after_ip = || Some(i64::from_le_bytes(after_ip().try_into().ok()?));
         let event = match (kind, payload.len()) {
             (kind::NODE_UPDATED, _) => {
                 let (id, endpoint) = parse_node_rlp(body).ok()?;
                 StoredEvent::NodeUpdated { id, endpoint }
+            }
+            (kind::RECORD, ID_PAYLOAD_LEN..=MAX_RECORD_PAYLOAD_LEN) => {
+                let rlp = tail();
+                let fields = RecordFields::parse(rlp).ok()?;
+                StoredEvent::Record {
+                    id: id()?,
+                    rlp,
+                    seq: fields.seq,
+                    endpoint: fields.endpoint(),
+                }
             }
             (kind::PING, PING_PAYLOAD_LEN) => StoredEvent::Ping {
                 id: id()?,
@@ -288,8 +532,30 @@ impl<'a> StoredEvent<'a> {
                 id: id()?,
                 fails: u32::from_le_bytes(tail().try_into().ok()?),
             },
+            (kind::PING_FROM, PING_FROM_PAYLOAD_LEN) => StoredEvent::PingFrom {
+                id: id()?,
+                ip: ip()?,
+                at: time_after_ip()?,
+            },
+            (kind::PONG_FROM, PING_FROM_PAYLOAD_LEN) => StoredEvent::PongFrom {
+                id: id()?,
+                ip: ip()?,
+                at: time_after_ip()?,
+            },
+            (kind::FAILS_AT, FAILS_AT_PAYLOAD_LEN) => StoredEvent::FindFailsAt {
+                id: id()?,
+                ip: ip()?,
+                fails: u32::from_le_bytes(after_ip().try_into().ok()?),
+            },
             (kind::NODE_DELETED, ID_PAYLOAD_LEN) => StoredEvent::NodeDeleted { id: id()? },
             (kind::NODE_EXPIRED, ID_PAYLOAD_LEN) => StoredEvent::NodeExpired { id: id()? },
+            (kind::IP_EXPIRED, IP_PAYLOAD_LEN) => StoredEvent::IpExpired {
+                id: id()?,
+                ip: ip()?,
+            },
+            (kind::LOCAL_SEQ, LOCAL_SEQ_PAYLOAD_LEN) => StoredEvent::LocalSeq {
+                seq: u64::from_le_bytes(body.try_into().ok()?),
+            },
             _ => return None,
         };
         Some((written_at, event))

@@ -1,50 +1,130 @@
 //! The in-memory state of every node, rebuilt by applying events, and seed sampling.
 //!
 //! Entries live in a dense vector (so a uniformly random entry is one random index away) and a
-//! hash table of indices finds an entry by id without storing the 64-byte id twice.
+//! hash table of indices finds an entry by id without storing the 64-byte id twice. Signed
+//! records live back to back in one arena (no allocation, and no allocator overhead, per
+//! record), and liveness per IP in a pool of slots chained from their entry: most nodes have
+//! at most one IP slot, and the entry holds only the index of the first.
 
 use std::hash::BuildHasher;
+use std::net::IpAddr;
 use std::time::SystemTime;
 
 use hashbrown::DefaultHashBuilder;
 use rand::Rng;
 
-use crate::event::{from_unix_nanos, unix_nanos, Event, IdBytes, StoredEvent, StoredRecord};
-use crate::event::{FAILS_PAYLOAD_LEN, PING_PAYLOAD_LEN};
+use crate::event::{
+    from_unix_nanos, ip_from_key, ip_key, unix_nanos, Event, IdBytes, IpKey, StoredEvent,
+    StoredRecord, FAILS_AT_PAYLOAD_LEN, FAILS_PAYLOAD_LEN, ID_PAYLOAD_LEN, LOCAL_SEQ_PAYLOAD_LEN,
+    PING_FROM_PAYLOAD_LEN, PING_PAYLOAD_LEN,
+};
 use crate::id_table::IdTable;
 use crate::journal::format::{align, FRAME_HEADER_LEN};
 use crate::node::{ids_equal, Endpoint, Node, NodeId};
+use crate::record::NodeRecord;
 
 /// Marks a timestamp that was never set.
 const NEVER: i64 = i64::MIN;
+/// Marks the end of a chain of IP slots.
+const NO_SLOT: u32 = u32::MAX;
 
 /// Everything known about one id: its node record and liveness data.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PeerState {
     /// The id.
     pub id: NodeId,
-    /// Its node record, if it has one.
+    /// The endpoint of its record, if it has one with an IP: the unsigned record, or the
+    /// signed record's IPv4 address and ports, else its IPv6 ones.
     pub node: Option<Node>,
-    /// Last ping sent.
+    /// Its signed record, if it has one.
+    pub record: Option<NodeRecord>,
+    /// Last ping sent (to no particular IP).
     pub last_ping: Option<SystemTime>,
-    /// Last pong received.
+    /// Last pong received (from no particular IP).
     pub last_pong: Option<SystemTime>,
-    /// Findnode failures.
+    /// Findnode failures (at no particular IP).
     pub fails: u32,
+    /// Liveness per IP, in no particular order.
+    pub ips: Vec<IpLiveness>,
     /// Write time of the newest event about it.
     pub last_written: SystemTime,
+}
+
+/// Liveness of a node at one IP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IpLiveness {
+    /// The IP (IPv4 for an IPv4-mapped address).
+    pub ip: IpAddr,
+    /// Last ping sent to it.
+    pub last_ping: Option<SystemTime>,
+    /// Last pong received from it.
+    pub last_pong: Option<SystemTime>,
+    /// Findnode failures at it.
+    pub fails: u32,
+}
+
+fn time(t: i64) -> Option<i64> {
+    (t != NEVER).then_some(t)
+}
+
+/// Liveness of a node at one IP, as the index keeps it.
+#[derive(Clone, Copy, Debug)]
+struct IpSlot {
+    ip: IpKey,
+    last_ping: i64,
+    last_pong: i64,
+    fails: u32,
+    /// The next slot of the same entry (or, for a free slot, the next free one).
+    next: u32,
+}
+
+impl IpSlot {
+    fn public(&self) -> IpLiveness {
+        IpLiveness {
+            ip: ip_from_key(self.ip),
+            last_ping: time(self.last_ping).map(from_unix_nanos),
+            last_pong: time(self.last_pong).map(from_unix_nanos),
+            fails: self.fails,
+        }
+    }
+
+    /// Log bytes a compaction would write for this slot.
+    fn live_bytes(&self) -> u64 {
+        let timed = align(FRAME_HEADER_LEN + PING_FROM_PAYLOAD_LEN) as u64;
+        let fails = align(FRAME_HEADER_LEN + FAILS_AT_PAYLOAD_LEN) as u64;
+        timed * u64::from(self.last_ping != NEVER)
+            + timed * u64::from(self.last_pong != NEVER)
+            + fails * u64::from(self.fails != 0)
+    }
+
+    /// The time expiry judges the slot by: its pong, else its ping, else `touched`.
+    fn age_mark(&self, touched: i64) -> i64 {
+        [self.last_pong, self.last_ping, touched]
+            .into_iter()
+            .find(|&t| t != NEVER)
+            .unwrap_or(NEVER)
+    }
 }
 
 /// Everything known about one id, as the index keeps it.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
     pub id: NodeId,
+    /// The endpoint of the record (unsigned, or derived from the signed one).
     pub endpoint: Option<Endpoint>,
     last_ping: i64,
     last_pong: i64,
     pub fails: u32,
     /// Write time of the newest event about this id.
     pub touched: i64,
+    /// Where the signed record's RLP starts in the index's record arena.
+    record_at: u32,
+    /// Its length; 0 when the entry has no signed record.
+    record_len: u16,
+    /// The first of the entry's IP slots, or [`NO_SLOT`].
+    first_slot: u32,
 }
 
 impl Entry {
@@ -56,6 +136,9 @@ impl Entry {
             last_pong: NEVER,
             fails: 0,
             touched: NEVER,
+            record_at: 0,
+            record_len: 0,
+            first_slot: NO_SLOT,
         }
     }
 
@@ -64,89 +147,62 @@ impl Entry {
     }
 
     pub fn last_ping(&self) -> Option<i64> {
-        (self.last_ping != NEVER).then_some(self.last_ping)
+        time(self.last_ping)
     }
 
     pub fn last_pong(&self) -> Option<i64> {
-        (self.last_pong != NEVER).then_some(self.last_pong)
+        time(self.last_pong)
     }
 
-    /// The entry in public form.
-    pub fn state(&self) -> PeerState {
-        PeerState {
-            id: self.id,
-            node: self.node(),
-            last_ping: self.last_ping().map(from_unix_nanos),
-            last_pong: self.last_pong().map(from_unix_nanos),
-            fails: self.fails,
-            last_written: from_unix_nanos(self.touched),
-        }
+    /// Whether it has a node record, signed or not (a signed record may have no endpoint).
+    pub fn has_record(&self) -> bool {
+        self.endpoint.is_some() || self.record_len != 0
     }
 
-    /// Whether `query_seeds` may offer this entry: it has a record, is not `self_id` and
-    /// answered a ping at or after `min_pong`.
-    pub fn is_seed(&self, min_pong: i64, self_id: &NodeId) -> bool {
-        self.endpoint.is_some() && self.id != *self_id && self.last_pong >= min_pong
-    }
-
-    /// The events that recreate this entry, as compaction writes them.
-    pub fn live_events(&self) -> impl Iterator<Item = Event> + '_ {
-        let node = self.node().map(Event::NodeUpdated);
-        let ping = self.last_ping().map(|at| Event::Ping {
-            id: self.id,
-            at: from_unix_nanos(at),
-        });
-        let pong = self.last_pong().map(|at| Event::Pong {
-            id: self.id,
-            at: from_unix_nanos(at),
-        });
-        let fails = (self.fails != 0).then_some(Event::FindFails {
-            id: self.id,
-            fails: self.fails,
-        });
-        node.into_iter().chain(ping).chain(pong).chain(fails)
-    }
-
-    /// Log bytes a compaction would write for this entry.
-    fn live_bytes(&self) -> u64 {
+    /// Log bytes a compaction would write for this entry without its IP slots.
+    fn own_live_bytes(&self) -> u64 {
         let timed = align(FRAME_HEADER_LEN + PING_PAYLOAD_LEN) as u64;
-        let node = self
-            .endpoint
-            .map_or(0, |e| align(FRAME_HEADER_LEN + 8 + e.rlp_len()) as u64);
+        let node = match (self.record_len, self.endpoint) {
+            (0, Some(e)) => align(FRAME_HEADER_LEN + 8 + e.rlp_len()) as u64,
+            (0, None) => 0,
+            (len, _) => align(FRAME_HEADER_LEN + ID_PAYLOAD_LEN + usize::from(len)) as u64,
+        };
         let fails = if self.fails != 0 {
             align(FRAME_HEADER_LEN + FAILS_PAYLOAD_LEN) as u64
         } else {
             0
         };
         node + fails
-            + timed * u64::from(self.last_ping().is_some())
-            + timed * u64::from(self.last_pong().is_some())
-    }
-
-    /// Whether expiration drops this entry: a node record is judged by its last pong; an id
-    /// with only pings, pongs or fails by its newest timestamp.
-    fn is_expired(&self, threshold: i64, self_id: &NodeId) -> bool {
-        if self.endpoint.is_some() {
-            return self.id == *self_id || self.last_pong < threshold;
-        }
-        let newest = self.last_ping.max(self.last_pong);
-        let newest = if newest == NEVER {
-            self.touched
-        } else {
-            newest
-        };
-        newest < threshold
+            + timed * u64::from(self.last_ping != NEVER)
+            + timed * u64::from(self.last_pong != NEVER)
     }
 }
 
+/// What expiry drops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Expired {
+    /// A node with everything known about it.
+    Node(NodeId),
+    /// The liveness of a node at one IP.
+    Ip(NodeId, IpAddr),
+}
+
 /// The state of every known id.
-#[derive(Default)]
 pub(crate) struct Index {
     entries: Vec<Entry>,
     table: IdTable,
     /// Seeded at random per index (foldhash): ids are chosen by remote peers, so the hash must
     /// not be predictable, and it is on the path of every event replayed.
     hasher: DefaultHashBuilder,
+    /// The RLP of every signed record, back to back; replaced ones leave garbage behind until
+    /// the arena is rebuilt.
+    records: Vec<u8>,
+    record_garbage: usize,
+    /// IP slots, chained per entry; free ones chained from `free_slot`.
+    slots: Vec<IpSlot>,
+    free_slot: u32,
+    /// The local node's own record seq, if stored, and when it was written.
+    local_seq: Option<(u64, i64)>,
     with_record: usize,
     live_bytes: u64,
     /// Index of the entry the last event touched: logs (and compacted logs above all) write
@@ -154,13 +210,28 @@ pub(crate) struct Index {
     last_touched: Option<usize>,
 }
 
+impl Default for Index {
+    fn default() -> Index {
+        Index::with_capacity(0)
+    }
+}
+
 impl Index {
     /// An index with room for about `ids` ids, so that replay does not rehash as it grows.
     pub fn with_capacity(ids: usize) -> Index {
-        let mut index = Index::default();
-        index.entries.reserve(ids);
-        index.table = IdTable::with_capacity(ids);
-        index
+        Index {
+            entries: Vec::with_capacity(ids),
+            table: IdTable::with_capacity(ids),
+            hasher: DefaultHashBuilder::default(),
+            records: Vec::new(),
+            record_garbage: 0,
+            slots: Vec::new(),
+            free_slot: NO_SLOT,
+            local_seq: None,
+            with_record: 0,
+            live_bytes: 0,
+            last_touched: None,
+        }
     }
 
     /// Ids with a node record.
@@ -179,6 +250,127 @@ impl Index {
 
     pub fn get(&self, id: &NodeId) -> Option<&Entry> {
         self.find(&id.0).map(|i| &self.entries[i])
+    }
+
+    /// The stored local seq.
+    pub fn local_seq(&self) -> Option<u64> {
+        self.local_seq.map(|(seq, _)| seq)
+    }
+
+    /// The RLP of an entry's signed record.
+    pub fn record_rlp(&self, entry: &Entry) -> Option<&[u8]> {
+        let at = entry.record_at as usize;
+        (entry.record_len != 0).then(|| &self.records[at..at + usize::from(entry.record_len)])
+    }
+
+    /// The seq of an entry's record: its signed record's, or 0.
+    pub fn record_seq(&self, entry: &Entry) -> u64 {
+        self.record_rlp(entry)
+            .and_then(|rlp| NodeRecord::from_stored(entry.id, rlp))
+            .map_or(0, |r| r.seq())
+    }
+
+    /// An entry's signed record.
+    pub fn record(&self, entry: &Entry) -> Option<NodeRecord> {
+        NodeRecord::from_stored(entry.id, self.record_rlp(entry)?)
+    }
+
+    fn slots_of(&self, entry: &Entry) -> impl Iterator<Item = &IpSlot> + '_ {
+        let mut next = entry.first_slot;
+        std::iter::from_fn(move || {
+            let slot = self.slots.get(next as usize)?;
+            next = slot.next;
+            Some(slot)
+        })
+    }
+
+    /// An entry's liveness at `ip`.
+    pub fn ip_liveness(&self, entry: &Entry, ip: IpAddr) -> Option<IpLiveness> {
+        let key = ip_key(ip);
+        self.slots_of(entry)
+            .find(|s| s.ip == key)
+            .map(IpSlot::public)
+    }
+
+    /// An entry in public form.
+    pub fn state(&self, entry: &Entry) -> PeerState {
+        PeerState {
+            id: entry.id,
+            node: entry.node(),
+            record: self.record(entry),
+            last_ping: entry.last_ping().map(from_unix_nanos),
+            last_pong: entry.last_pong().map(from_unix_nanos),
+            fails: entry.fails,
+            ips: self.slots_of(entry).map(IpSlot::public).collect(),
+            last_written: from_unix_nanos(entry.touched),
+        }
+    }
+
+    /// Every entry in public form.
+    pub fn states(&self) -> impl Iterator<Item = PeerState> + '_ {
+        self.entries.iter().map(|e| self.state(e))
+    }
+
+    /// Whether `query_seeds` may offer this entry: it has an endpoint, is not `self_id`, and
+    /// answered a ping at or after `min_pong`, to no particular IP or from its record's IP
+    /// (a pong from an IP the node has since left does not count).
+    pub fn is_seed(&self, entry: &Entry, min_pong: i64, self_id: &NodeId) -> bool {
+        let Some(endpoint) = entry.endpoint else {
+            return false;
+        };
+        if entry.id == *self_id {
+            return false;
+        }
+        if entry.last_pong >= min_pong {
+            return true;
+        }
+        let key = ip_key(endpoint.ip);
+        self.slots_of(entry)
+            .any(|s| s.ip == key && s.last_pong >= min_pong)
+    }
+
+    /// The events that recreate an entry, as compaction writes them.
+    pub fn live_events(&self, entry: &Entry) -> Vec<Event> {
+        let id = entry.id;
+        let at = from_unix_nanos;
+        let mut events = Vec::new();
+        match self.record(entry) {
+            Some(record) => events.push(Event::Record(record)),
+            None => events.extend(entry.node().map(Event::NodeUpdated)),
+        }
+        events.extend(entry.last_ping().map(|t| Event::Ping { id, at: at(t) }));
+        events.extend(entry.last_pong().map(|t| Event::Pong { id, at: at(t) }));
+        if entry.fails != 0 {
+            events.push(Event::FindFails {
+                id,
+                fails: entry.fails,
+            });
+        }
+        for slot in self.slots_of(entry) {
+            let ip = ip_from_key(slot.ip);
+            events.extend(time(slot.last_ping).map(|t| Event::PingFrom { id, ip, at: at(t) }));
+            events.extend(time(slot.last_pong).map(|t| Event::PongFrom { id, ip, at: at(t) }));
+            if slot.fails != 0 {
+                events.push(Event::FindFailsAt {
+                    id,
+                    ip,
+                    fails: slot.fails,
+                });
+            }
+        }
+        events
+    }
+
+    /// The local seq as compaction writes it, with its write time.
+    pub fn live_local_seq(&self) -> Option<(i64, Event)> {
+        self.local_seq
+            .map(|(seq, written_at)| (written_at, Event::LocalSeq { seq }))
+    }
+
+    /// Log bytes a compaction would write for the entry at `index`, IP slots included.
+    fn entry_live_bytes(&self, index: usize) -> u64 {
+        let entry = &self.entries[index];
+        entry.own_live_bytes() + self.slots_of(entry).map(IpSlot::live_bytes).sum::<u64>()
     }
 
     fn find(&self, id: &IdBytes) -> Option<usize> {
@@ -234,11 +426,14 @@ impl Index {
             return false;
         };
         let index = self.table.entry_at(at) as usize;
+        self.live_bytes -= self.entry_live_bytes(index);
         self.table.remove_at(at);
         // Indices move below: forget the cached one.
         self.last_touched = None;
         let removed = self.entries.swap_remove(index);
-        self.account(&removed, -1);
+        self.with_record -= usize::from(removed.has_record());
+        self.record_garbage += usize::from(removed.record_len);
+        self.free_slots(removed.first_slot);
         if index < self.entries.len() {
             // The last entry moved into the hole: point its slot at its new place.
             let moved_hash = hash_id(&self.hasher, &self.entries[index].id.0);
@@ -252,10 +447,107 @@ impl Index {
         true
     }
 
-    fn account(&mut self, entry: &Entry, sign: i64) {
-        let records = i64::from(entry.endpoint.is_some());
-        self.with_record = (self.with_record as i64 + sign * records) as usize;
-        self.live_bytes = (self.live_bytes as i64 + sign * entry.live_bytes() as i64) as u64;
+    /// Returns a chain of IP slots to the free list.
+    fn free_slots(&mut self, mut next: u32) {
+        while next != NO_SLOT {
+            let slot = &mut self.slots[next as usize];
+            let after = slot.next;
+            slot.next = self.free_slot;
+            self.free_slot = next;
+            next = after;
+        }
+    }
+
+    /// The slot of the entry at `index` for `ip`, created if needed.
+    fn slot_or_insert(&mut self, index: usize, ip: IpKey) -> usize {
+        let mut next = self.entries[index].first_slot;
+        while next != NO_SLOT {
+            let slot = &self.slots[next as usize];
+            if slot.ip == ip {
+                return next as usize;
+            }
+            next = slot.next;
+        }
+        let slot = IpSlot {
+            ip,
+            last_ping: NEVER,
+            last_pong: NEVER,
+            fails: 0,
+            next: self.entries[index].first_slot,
+        };
+        let at = if self.free_slot != NO_SLOT {
+            let at = self.free_slot;
+            self.free_slot = self.slots[at as usize].next;
+            self.slots[at as usize] = slot;
+            at
+        } else {
+            self.slots.push(slot);
+            u32::try_from(self.slots.len() - 1)
+                .ok()
+                .filter(|&at| at != NO_SLOT)
+                .expect("fewer than 2^32 - 1 IP slots")
+        };
+        self.entries[index].first_slot = at;
+        at as usize
+    }
+
+    /// Removes the slot of the entry at `index` for `ip`, if it has one.
+    fn remove_slot(&mut self, index: usize, ip: IpKey) {
+        let mut link: Option<u32> = None;
+        let mut next = self.entries[index].first_slot;
+        while next != NO_SLOT {
+            let slot = self.slots[next as usize];
+            if slot.ip == ip {
+                match link {
+                    None => self.entries[index].first_slot = slot.next,
+                    Some(previous) => self.slots[previous as usize].next = slot.next,
+                }
+                self.slots[next as usize].next = self.free_slot;
+                self.free_slot = next;
+                return;
+            }
+            link = Some(next);
+            next = slot.next;
+        }
+    }
+
+    /// Stores a signed record's RLP for the entry at `index`, replacing any earlier one.
+    fn set_record(&mut self, index: usize, rlp: &[u8]) {
+        let entry = &self.entries[index];
+        let old_len = usize::from(entry.record_len);
+        let old_at = entry.record_at as usize;
+        let len = u16::try_from(rlp.len()).expect("a record is at most 300 bytes");
+        if old_len == rlp.len() {
+            // Same length (the common case of a new seq of the same record): in place.
+            self.records[old_at..old_at + old_len].copy_from_slice(rlp);
+            return;
+        }
+        self.record_garbage += old_len;
+        if self.record_garbage > 1 << 16 && self.record_garbage > self.records.len() / 2 {
+            self.entries[index].record_len = 0;
+            self.rebuild_records();
+        }
+        let at = u32::try_from(self.records.len()).expect("under 4 GiB of signed records");
+        self.records.extend_from_slice(rlp);
+        let entry = &mut self.entries[index];
+        entry.record_at = at;
+        entry.record_len = len;
+    }
+
+    /// Copies the live records into a new arena, leaving the garbage behind.
+    fn rebuild_records(&mut self) {
+        let live = self.records.len() - self.record_garbage;
+        let mut records = Vec::with_capacity(live + live / 4);
+        for entry in &mut self.entries {
+            if entry.record_len != 0 {
+                let at = entry.record_at as usize;
+                let len = usize::from(entry.record_len);
+                entry.record_at = records.len() as u32;
+                records.extend_from_slice(&self.records[at..at + len]);
+            }
+        }
+        self.records = records;
+        self.record_garbage = 0;
     }
 
     /// Applies a record read back from the log.
@@ -281,70 +573,151 @@ impl Index {
     /// Applies one event written at `written_at`.
     #[inline]
     pub fn apply(&mut self, event: &StoredEvent<'_>, written_at: i64) {
-        let id = event.id();
-        if let StoredEvent::NodeDeleted { .. } | StoredEvent::NodeExpired { .. } = event {
-            self.remove(id);
-            return;
-        }
+        let id = match *event {
+            StoredEvent::NodeDeleted { id } | StoredEvent::NodeExpired { id } => {
+                self.remove(id);
+                return;
+            }
+            StoredEvent::LocalSeq { seq } => {
+                let before = self.local_seq_live_bytes();
+                self.local_seq = Some((seq, written_at));
+                self.live_bytes += self.local_seq_live_bytes() - before;
+                return;
+            }
+            StoredEvent::IpExpired { id, ip } => {
+                if let Some(index) = self.find(id) {
+                    let before = self.entry_live_bytes(index);
+                    self.remove_slot(index, ip);
+                    self.live_bytes = self.live_bytes - before + self.entry_live_bytes(index);
+                }
+                return;
+            }
+            StoredEvent::NodeUpdated { id, .. }
+            | StoredEvent::Record { id, .. }
+            | StoredEvent::Ping { id, .. }
+            | StoredEvent::Pong { id, .. }
+            | StoredEvent::FindFails { id, .. }
+            | StoredEvent::PingFrom { id, .. }
+            | StoredEvent::PongFrom { id, .. }
+            | StoredEvent::FindFailsAt { id, .. } => id,
+        };
         let index = self.index_or_insert(id);
-        let entry = &mut self.entries[index];
-        let (had_record, bytes_before) = (entry.endpoint.is_some(), entry.live_bytes());
-        entry.touched = written_at;
-        match event {
-            StoredEvent::NodeUpdated { endpoint, .. } => entry.endpoint = Some(*endpoint),
-            StoredEvent::Ping { at, .. } => entry.last_ping = *at,
-            StoredEvent::Pong { at, .. } => entry.last_pong = *at,
-            StoredEvent::FindFails { fails, .. } => entry.fails = *fails,
-            StoredEvent::NodeDeleted { .. } | StoredEvent::NodeExpired { .. } => {
-                unreachable!("handled above")
+        let had_record = self.entries[index].has_record();
+        let bytes_before = self.entry_live_bytes(index);
+        self.entries[index].touched = written_at;
+        match *event {
+            StoredEvent::NodeUpdated { endpoint, .. } => {
+                let entry = &mut self.entries[index];
+                self.record_garbage += usize::from(entry.record_len);
+                entry.record_len = 0;
+                entry.endpoint = Some(endpoint);
+            }
+            StoredEvent::Record { rlp, endpoint, .. } => {
+                self.set_record(index, rlp);
+                self.entries[index].endpoint = endpoint;
+            }
+            StoredEvent::Ping { at, .. } => self.entries[index].last_ping = at,
+            StoredEvent::Pong { at, .. } => self.entries[index].last_pong = at,
+            StoredEvent::FindFails { fails, .. } => self.entries[index].fails = fails,
+            StoredEvent::PingFrom { ip, at, .. } => {
+                let slot = self.slot_or_insert(index, ip);
+                self.slots[slot].last_ping = at;
+            }
+            StoredEvent::PongFrom { ip, at, .. } => {
+                let slot = self.slot_or_insert(index, ip);
+                self.slots[slot].last_pong = at;
+            }
+            StoredEvent::FindFailsAt { ip, fails, .. } => {
+                let slot = self.slot_or_insert(index, ip);
+                self.slots[slot].fails = fails;
+            }
+            StoredEvent::NodeDeleted { .. }
+            | StoredEvent::NodeExpired { .. }
+            | StoredEvent::IpExpired { .. }
+            | StoredEvent::LocalSeq { .. } => unreachable!("handled above"),
+        }
+        self.with_record += usize::from(!had_record && self.entries[index].has_record());
+        self.live_bytes = self.live_bytes + self.entry_live_bytes(index) - bytes_before;
+    }
+
+    fn local_seq_live_bytes(&self) -> u64 {
+        let frame = align(FRAME_HEADER_LEN + LOCAL_SEQ_PAYLOAD_LEN) as u64;
+        frame * u64::from(self.local_seq.is_some())
+    }
+
+    /// What expiration drops when everything older than `threshold` is stale: every node
+    /// whose newest pong (to no particular IP or from any IP) is older, or, for one that never
+    /// got a pong, whose newest event is; the record of `self_id` whatever its age; and, of the
+    /// nodes that stay, every IP slot whose pong (else ping) is older.
+    pub fn expired(&self, threshold: i64, self_id: &NodeId) -> Vec<Expired> {
+        let mut expired = Vec::new();
+        for entry in &self.entries {
+            let newest_pong = self
+                .slots_of(entry)
+                .map(|s| s.last_pong)
+                .fold(entry.last_pong, i64::max);
+            let newest = if entry.has_record() {
+                newest_pong
+            } else {
+                // An id with only pings, pongs or fails: its newest timestamp.
+                self.slots_of(entry)
+                    .map(|s| s.last_ping)
+                    .fold(entry.last_ping.max(newest_pong), i64::max)
+            };
+            // Nothing to judge by: the newest event about it.
+            let mark = if newest == NEVER {
+                entry.touched
+            } else {
+                newest
+            };
+            if mark < threshold || (entry.id == *self_id && entry.has_record()) {
+                expired.push(Expired::Node(entry.id));
+                continue;
+            }
+            for slot in self.slots_of(entry) {
+                if slot.age_mark(entry.touched) < threshold {
+                    expired.push(Expired::Ip(entry.id, ip_from_key(slot.ip)));
+                }
             }
         }
-        let bytes_after = entry.live_bytes();
-        self.with_record += usize::from(!had_record && entry.endpoint.is_some());
-        self.live_bytes = self.live_bytes + bytes_after - bytes_before;
+        expired
     }
 
-    /// Ids that expiration drops when everything older than `threshold` is stale.
-    pub fn expired(&self, threshold: i64, self_id: &NodeId) -> Vec<NodeId> {
-        self.entries
-            .iter()
-            .filter(|e| e.is_expired(threshold, self_id))
-            .map(|e| e.id)
-            .collect()
-    }
-
-    /// Up to `n` distinct random nodes that have a record, are not `self_id` and answered a
-    /// ping at or after `min_pong`; every such node is equally likely.
+    /// Up to `n` distinct random nodes that [`Index::is_seed`] and `also` accept; every such
+    /// node is equally likely.
     ///
     /// Random probes find the first eligible entries of a random order of all entries, which
     /// is a uniform sample; if eligible entries are too rare for probing to finish quickly,
     /// a full scan samples from the complete eligible list instead.
-    pub fn sample_seeds(&self, n: usize, min_pong: i64, self_id: &NodeId) -> Vec<Node> {
-        let eligible = |e: &Entry| e.is_seed(min_pong, self_id);
+    pub fn sample_seeds_where(
+        &self,
+        n: usize,
+        min_pong: i64,
+        self_id: &NodeId,
+        also: impl Fn(&Entry) -> bool,
+    ) -> Vec<&Entry> {
+        let eligible = |e: &Entry| self.is_seed(e, min_pong, self_id) && also(e);
         let n = n.min(self.entries.len());
         if n == 0 {
             return Vec::new();
         }
         let mut rng = rand::thread_rng();
         let mut probed = hashbrown::HashSet::with_capacity(4 * n);
-        let mut picked = Vec::with_capacity(n.min(self.entries.len()));
+        let mut picked = Vec::with_capacity(n);
         let budget = 4 * n + 32;
         for _ in 0..budget {
             let index = rng.gen_range(0..self.entries.len());
             if probed.insert(index) && eligible(&self.entries[index]) {
-                picked.push(index);
+                picked.push(&self.entries[index]);
                 if picked.len() == n {
-                    return picked
-                        .iter()
-                        .filter_map(|&i| self.entries[i].node())
-                        .collect();
+                    return picked;
                 }
             }
         }
         let all: Vec<&Entry> = self.entries.iter().filter(|e| eligible(e)).collect();
         rand::seq::index::sample(&mut rng, all.len(), n.min(all.len()))
             .into_iter()
-            .filter_map(|i| all[i].node())
+            .map(|i| all[i])
             .collect()
     }
 }

@@ -47,10 +47,14 @@ mod journal;
 mod lock;
 mod node;
 mod options;
+mod record;
 mod recovery;
 #[cfg(feature = "__internal_testing")]
 #[doc(hidden)]
 pub mod testing;
+
+/// The `enr` crate peerlog was built with: signed node records (EIP-778).
+pub use enr;
 
 pub use compact::CompactStats;
 pub use db::NodeDb;
@@ -60,3 +64,4 @@ pub use index::PeerState;
 pub use journal::{Problem, ProblemKind, ReplaySummary};
 pub use node::{log_distance, Node, NodeId, NODE_ID_LEN};
 pub use options::{Durability, Options, MIN_SEGMENT_SIZE};
+pub use record::{NodeRecord, MAX_RECORD_LEN};

@@ -340,11 +340,11 @@ pub fn log_distance(a: &[u8; 32], b: &[u8; 32]) -> u32 {
 
 /// Reads canonical RLP items off the front of a byte slice. Decoding is hand-written because
 /// it runs for every node record replayed; encoding uses the `rlp` crate.
-struct RlpCursor<'a>(&'a [u8]);
+pub(crate) struct RlpCursor<'a>(pub &'a [u8]);
 
 impl<'a> RlpCursor<'a> {
     /// The next item: whether it is a list, and its payload.
-    fn item(&mut self) -> Result<(bool, &'a [u8]), &'static str> {
+    pub fn item(&mut self) -> Result<(bool, &'a [u8]), &'static str> {
         let (&first, rest) = self.0.split_first().ok_or("unexpected end of input")?;
         let (is_list, len, rest) = match first {
             0x00..=0x7f => {
@@ -388,14 +388,14 @@ impl<'a> RlpCursor<'a> {
         Ok((is_list, payload))
     }
 
-    fn list(&mut self) -> Result<&'a [u8], &'static str> {
+    pub fn list(&mut self) -> Result<&'a [u8], &'static str> {
         match self.item()? {
             (true, payload) => Ok(payload),
             (false, _) => Err("expected a list"),
         }
     }
 
-    fn string(&mut self) -> Result<&'a [u8], &'static str> {
+    pub fn string(&mut self) -> Result<&'a [u8], &'static str> {
         match self.item()? {
             (false, payload) => Ok(payload),
             (true, _) => Err("expected a string, found a list"),
@@ -404,7 +404,7 @@ impl<'a> RlpCursor<'a> {
 }
 
 /// A canonical RLP unsigned integer: big-endian, no leading zero bytes, at most 8 bytes.
-fn canonical_uint(bytes: &[u8]) -> Result<u64, &'static str> {
+pub(crate) fn canonical_uint(bytes: &[u8]) -> Result<u64, &'static str> {
     if bytes.first() == Some(&0) {
         return Err("integer with a leading zero byte");
     }

@@ -8,7 +8,7 @@ use crate::index::Index;
 use crate::journal::dir::{
     create_private_dir, list_dir, remove_leftovers, retire_segments, wipe, Listing, SegmentFile,
 };
-use crate::journal::format::MAX_SEQ;
+use crate::journal::format::{FORMAT_VERSION, MAX_SEQ};
 use crate::journal::replay::{replay_locked, ReplayPlan};
 use crate::journal::writer::{Generation, LogWriter, Position};
 use crate::journal::{ProblemKind, ReplaySummary};
@@ -150,7 +150,13 @@ pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opene
     };
     let writer = match plan.live.last() {
         Some(last) if !last.header.is_compacted() => {
-            resume_on(last, summary.next_seq.max(last.header.first_seq))?
+            let mut writer = resume_on(last, summary.next_seq.max(last.header.first_seq))?;
+            if last.header.format < FORMAT_VERSION {
+                // Written by an older peerlog: sealed as it is (its torn tail zeroed above),
+                // so that records of newer kinds only ever go into a segment of this format.
+                writer.start_new_segment()?;
+            }
+            writer
         }
         Some(last) => {
             let next_seq = summary.next_seq.max(last.header.replaces_through + 1);

@@ -106,9 +106,8 @@ impl Mode {
                 Mode::SyncEachWrite => 16 << 10,
                 Mode::Compaction | Mode::AutoCompaction => 4096,
             },
-            // Only nodes without a pong expire (at an explicit compaction, which the model
-            // knows about); no automatic compaction, whose timing the model cannot know,
-            // except where no node lacks a pong.
+            // Nothing expires: every timestamp is recent next to 50 years, and a node without
+            // a pong is judged by its newest event.
             expiration: Duration::from_secs(50 * 365 * 24 * 3600),
             compact_dead_ratio: if self == Mode::AutoCompaction {
                 0.3
@@ -256,14 +255,9 @@ impl Model {
             Op::Pong(i, t) => self.entries[i as usize].pong = Some(t),
             Op::Fails(i, f) => self.entries[i as usize].fails = f,
             Op::Delete(i) => self.entries[i as usize] = Entry::default(),
-            // Compaction expires what is expired: here, exactly the nodes without a pong.
-            Op::Compact => {
-                for e in &mut self.entries {
-                    if e.node.is_some() && e.pong.is_none() {
-                        *e = Entry::default();
-                    }
-                }
-            }
+            // Compaction expires what is expired: here nothing (an expiration of 50 years,
+            // and a node without a pong is judged by its newest event, written just now).
+            Op::Compact => {}
         }
         self.n += 1;
     }

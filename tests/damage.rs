@@ -194,7 +194,7 @@ fn model(records: &[Rec], keep: impl Fn(&Rec) -> bool) -> (Vec<Observed>, usize)
     use std::collections::BTreeMap;
     let mut state: BTreeMap<NodeId, Observed> = BTreeMap::new();
     for r in records.iter().filter(|r| keep(r)) {
-        let e = r.event.id();
+        let e = r.event.id().expect("the test writes no local seq");
         match &r.event {
             Event::NodeUpdated(node) => state.entry(*e).or_default().0 = Some(node.clone()),
             Event::Ping { at, .. } => state.entry(*e).or_default().1 = Some(*at),

@@ -6,7 +6,9 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use peerlog::testing::segment_file_name;
-use peerlog::testing::{encode_frame, salt_seed, SegmentHeader, FLAG_COMPACTED, MAX_SEQ};
+use peerlog::testing::{
+    encode_frame, salt_seed, SegmentHeader, FLAG_COMPACTED, FORMAT_VERSION, MAX_SEQ,
+};
 use peerlog::NodeDb;
 
 mod common;
@@ -41,6 +43,7 @@ fn open_at_max_seq_stays_openable() {
     forge_segment(
         &dir,
         SegmentHeader {
+            format: FORMAT_VERSION,
             flags: FLAG_COMPACTED,
             protocol_version: 1,
             salt: 77,
@@ -76,6 +79,7 @@ fn compact_at_max_seq_stays_openable() {
     forge_segment(
         &dir,
         SegmentHeader {
+            format: FORMAT_VERSION,
             flags: 0,
             protocol_version: 1,
             salt,

@@ -141,7 +141,10 @@ fn export_fields(record: &Record) -> [String; 9] {
         record.seq.to_string(),
         iso8601_precise(record.written_at),
         record.event.kind().name().to_string(),
-        record.event.id().to_string(),
+        record
+            .event
+            .id()
+            .map_or_else(String::new, |id| id.to_string()),
         ip,
         udp,
         tcp,

@@ -1,13 +1,14 @@
 //! The history of one node, from the live log and the archive.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::{archived_segments, scan_segment, with_listing, InspectError, Progress};
 use crate::event::{Event, Record};
-use crate::index::Index;
+use crate::index::{Index, PeerState};
 use crate::journal::dir::SegmentFile;
-use crate::{Node, NodeId};
+use crate::{Node, NodeId, NodeRecord};
 
 /// One event about a node, with where it was found and what it changed.
 #[derive(Clone, Debug)]
@@ -56,6 +57,33 @@ pub enum Change {
     Deleted,
     /// Everything known about the node was dropped by expiration.
     Expired,
+    /// A signed record was stored: its seq (and endpoint) replacing the record before, if
+    /// any (an unsigned record counts as seq 0).
+    SignedRecord {
+        /// The seq of the record before, if there was one.
+        from_seq: Option<u64>,
+        /// The new record's seq.
+        to_seq: u64,
+        /// The endpoint before.
+        from: Option<Node>,
+        /// The endpoint the new record names.
+        to: Option<Node>,
+    },
+    /// A ping was sent to this IP at this time.
+    PingSentTo(IpAddr, SystemTime),
+    /// A pong was received from this IP at this time.
+    PongReceivedFrom(IpAddr, SystemTime),
+    /// The count of findnode failures at an IP changed.
+    FindFailsAt {
+        /// The IP.
+        ip: IpAddr,
+        /// The count before.
+        from: u32,
+        /// The count after.
+        to: u32,
+    },
+    /// The liveness at this IP was dropped by expiration.
+    IpExpired(IpAddr),
 }
 
 struct Source {
@@ -112,7 +140,7 @@ pub fn history(
         let mut found = Vec::new();
         for source in &sources {
             scan_segment(&source.segment, |offset, record| {
-                if record.event.id() == id {
+                if record.event.id() == Some(id) {
                     found.push((record, source, offset));
                 }
             })?;
@@ -127,11 +155,10 @@ pub fn history(
         Ok(found
             .into_iter()
             .map(|(record, source, offset)| {
-                let before = state.get(id).map(|e| e.state());
-                let (old_node, old_fails) = before.map_or((None, 0), |s| (s.node, s.fails));
+                let before = state.get(id).map(|e| state.state(e));
                 state.apply_event(&record.event, record.written_at);
                 HistoryEntry {
-                    change: change(old_node.as_ref(), old_fails, &record.event),
+                    change: change(before.as_ref(), &record.event),
                     record,
                     file: source.segment.path.clone(),
                     offset,
@@ -143,24 +170,48 @@ pub fn history(
     })
 }
 
-/// What `event` changed, given the node's record and failure count before it.
-fn change(old_node: Option<&Node>, old_fails: u32, event: &Event) -> Change {
+/// What `event` changed, given the node's state before it.
+fn change(before: Option<&PeerState>, event: &Event) -> Change {
+    let old_node = before.and_then(|s| s.node.clone());
+    let fails_at = |ip: IpAddr| {
+        let ip = ip.to_canonical();
+        before
+            .and_then(|s| s.ips.iter().find(|l| l.ip == ip))
+            .map_or(0, |l| l.fails)
+    };
     match event {
         Event::NodeUpdated(node) => match old_node {
             None => Change::RecordCreated(node.clone()),
-            Some(old) if old == node => Change::RecordRewritten(node.clone()),
+            Some(old) if old == *node => Change::RecordRewritten(node.clone()),
             Some(old) => Change::EndpointChanged {
-                from: old.clone(),
+                from: old,
                 to: node.clone(),
             },
+        },
+        Event::Record(record) => Change::SignedRecord {
+            from_seq: before
+                .filter(|s| s.node.is_some() || s.record.is_some())
+                .map(|s| s.record.as_ref().map_or(0, NodeRecord::seq)),
+            to_seq: record.seq(),
+            from: old_node,
+            to: record.node(),
         },
         Event::Ping { at, .. } => Change::PingSent(*at),
         Event::Pong { at, .. } => Change::PongReceived(*at),
         Event::FindFails { fails, .. } => Change::FindFails {
-            from: old_fails,
+            from: before.map_or(0, |s| s.fails),
+            to: *fails,
+        },
+        Event::PingFrom { ip, at, .. } => Change::PingSentTo(*ip, *at),
+        Event::PongFrom { ip, at, .. } => Change::PongReceivedFrom(*ip, *at),
+        Event::FindFailsAt { ip, fails, .. } => Change::FindFailsAt {
+            ip: *ip,
+            from: fails_at(*ip),
             to: *fails,
         },
         Event::NodeDeleted { .. } => Change::Deleted,
         Event::NodeExpired { .. } => Change::Expired,
+        Event::IpExpired { ip, .. } => Change::IpExpired(*ip),
+        Event::LocalSeq { .. } => unreachable!("the local seq is about no node"),
     }
 }

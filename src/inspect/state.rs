@@ -63,7 +63,7 @@ pub(super) fn replay_state(dir: &Path, progress: Progress<'_>) -> Result<Replaye
 /// Replays the live log of `dir` into the state a `NodeDb` would open with.
 pub fn state(dir: &Path, progress: Progress<'_>) -> Result<LiveState, InspectError> {
     let replayed = replay_state(dir, progress)?;
-    let mut peers: Vec<_> = replayed.index.entries().iter().map(|e| e.state()).collect();
+    let mut peers: Vec<_> = replayed.index.states().collect();
     peers.sort_unstable_by_key(|p| p.id);
     Ok(LiveState {
         peers,

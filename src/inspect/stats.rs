@@ -84,7 +84,7 @@ pub fn stats(
         seeds: index
             .entries()
             .iter()
-            .filter(|e| e.is_seed(min_pong, self_id))
+            .filter(|e| index.is_seed(e, min_pong, self_id))
             .count(),
         seed_age,
         problems: summary.problems.len(),

@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::event::{kind, IdBytes};
+use crate::event::{id_offset, IdBytes};
 use crate::journal::format::{
     align, decode_frame_seeded, FRAME_HEADER_LEN, HEADER_LEN, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN,
 };
@@ -109,6 +109,7 @@ impl<'a> IdsAhead<'a> {
             return None;
         };
         self.pos += frame_len;
+        let id = id?;
         if self.last.is_some_and(|last| ids_equal(last, id)) {
             return None;
         }
@@ -116,8 +117,9 @@ impl<'a> IdsAhead<'a> {
         Some(id)
     }
 
-    /// The id in the frame at `pos` and the frame's length, if its header is plausible.
-    fn frame_at(&self, pos: usize) -> Option<(&'a IdBytes, usize)> {
+    /// The id in the frame at `pos` (if its kind has one) and the frame's length, if its
+    /// header is plausible.
+    fn frame_at(&self, pos: usize) -> Option<(Option<&'a IdBytes>, usize)> {
         let data: &'a [u8] = self.data;
         let header = data.get(pos..pos + FRAME_HEADER_LEN)?;
         let payload_len = usize::from(u16::from_le_bytes([header[12], header[13]]));
@@ -125,15 +127,13 @@ impl<'a> IdsAhead<'a> {
             return None;
         }
         let start = pos + FRAME_HEADER_LEN;
-        // A node record's id is the last item of its RLP list, at the end of the payload;
-        // every other event's follows the 8-byte write time.
-        let id_at = if header[14] == kind::NODE_UPDATED {
-            start + payload_len - NODE_ID_LEN
-        } else {
-            start + 8
+        let frame_len = align(FRAME_HEADER_LEN + payload_len);
+        let Some(id_at) = id_offset(header[14], payload_len) else {
+            // A record about no node (the local seq): no hint, but the hints go on after it.
+            return Some((None, frame_len));
         };
-        let id = data.get(id_at..id_at + NODE_ID_LEN)?.try_into().ok()?;
-        Some((id, align(FRAME_HEADER_LEN + payload_len)))
+        let id = data.get(start + id_at..start + id_at + NODE_ID_LEN)?;
+        Some((Some(id.try_into().ok()?), frame_len))
     }
 }
 
@@ -144,13 +144,14 @@ mod tests {
 
     use super::*;
     use crate::event::{Event, Record};
-    use crate::journal::format::{encode_frame, salt_seed, SegmentHeader};
+    use crate::journal::format::{encode_frame, salt_seed, SegmentHeader, FORMAT_VERSION};
     use crate::journal::reader::{ScanEnd, ScanItem, SegmentScanner};
     use crate::node::{Node, NodeId};
 
     /// A segment of 40 records of every kind, with a zeroed tail.
     fn segment(seed: u32) -> (Vec<u8>, Vec<usize>) {
         let header = SegmentHeader {
+            format: FORMAT_VERSION,
             flags: 0,
             protocol_version: 1,
             salt: 7,

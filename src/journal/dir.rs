@@ -14,7 +14,9 @@ use fs4::fs_std::FileExt;
 
 use crate::error::IoContext;
 use crate::faults::FailPoints;
-use crate::journal::format::{HeaderError, SegmentHeader, HEADER_LEN, MAX_FRAME_LEN};
+use crate::journal::format::{
+    HeaderError, SegmentHeader, FORMAT_VERSION, HEADER_LEN, MAX_FRAME_LEN,
+};
 use crate::Error;
 
 /// Name of the lock file in a database directory.
@@ -178,6 +180,11 @@ pub fn read_segment_header(path: &Path) -> Result<SegmentFile, Error> {
             dir: path.parent().unwrap_or(Path::new("")).to_path_buf(),
             file: path.to_path_buf(),
             reason: "does not start with peerlog's magic number".into(),
+        }),
+        Err(HeaderError::NewerFormat(format)) => Err(Error::NewerFormat {
+            path: path.to_path_buf(),
+            format,
+            supported: FORMAT_VERSION,
         }),
         Err(HeaderError::Damaged(reason)) => Err(Error::Corrupt {
             path: path.to_path_buf(),

@@ -1,12 +1,16 @@
 //! The constants of the on-disk format and the encoding of one segment header and one record
 //! frame. docs/FORMAT.md is the prose version of this file; keep them in step.
 
-use crate::event::{kind, ID_PAYLOAD_LEN, PING_PAYLOAD_LEN};
+pub(crate) use crate::event::{MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN};
 
 /// First eight bytes of every segment file.
 pub const MAGIC: [u8; 8] = *b"PEERLOG\0";
-/// Version of the layout described here.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the layout described here, written into new segments. Format 2 added the
+/// event kinds of signed records, per-IP liveness and the local seq; frames and headers are
+/// laid out as in format 1, which this build still reads.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format this build reads.
+pub const OLDEST_FORMAT: u32 = 1;
 /// Bytes of a segment header; the first record starts right after it.
 pub const HEADER_LEN: usize = 64;
 /// Bytes of the header covered by its checksum.
@@ -19,10 +23,6 @@ pub const FLAG_COMPACTED: u32 = 1;
 pub const FRAME_HEADER_LEN: usize = 16;
 /// Frames start at multiples of this, so that a reader can resync after damage.
 pub const FRAME_ALIGN: usize = 8;
-/// Smallest payload of any event (a delete: written_at and id).
-pub const MIN_PAYLOAD_LEN: usize = ID_PAYLOAD_LEN;
-/// Largest payload accepted; a length field above it is damage, never trusted.
-pub const MAX_PAYLOAD_LEN: usize = 256;
 /// Largest sequence number (and segment id) a frame or header may carry. Replay computes the
 /// successor of every sequence number it accepts, so a value near `u64::MAX` (which only a
 /// forged or damaged-yet-checksummed file can hold: a log never gets near 2^63 records) is
@@ -39,6 +39,8 @@ pub const fn align(n: usize) -> usize {
 /// The fixed 64-byte header at the start of every segment file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmentHeader {
+    /// Format version of the segment (written as [`FORMAT_VERSION`] by this build).
+    pub format: u32,
     /// Header flags ([`FLAG_COMPACTED`]).
     pub flags: u32,
     /// The user's protocol version; a mismatch on open wipes the database.
@@ -58,8 +60,11 @@ pub struct SegmentHeader {
 pub enum HeaderError {
     /// The file does not start with [`MAGIC`]: not a peerlog file at all.
     NotPeerlog,
-    /// The magic is right but the header is short, fails its checksum or has an unknown version.
+    /// The magic is right but the header is short, fails its checksum or holds impossible
+    /// values.
     Damaged(String),
+    /// An intact header of a format newer than this build reads.
+    NewerFormat(u32),
 }
 
 impl SegmentHeader {
@@ -72,7 +77,7 @@ impl SegmentHeader {
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
         out[0..8].copy_from_slice(&MAGIC);
-        out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out[8..12].copy_from_slice(&self.format.to_le_bytes());
         out[12..16].copy_from_slice(&self.flags.to_le_bytes());
         out[16..24].copy_from_slice(&self.protocol_version.to_le_bytes());
         out[24..32].copy_from_slice(&self.salt.to_le_bytes());
@@ -101,10 +106,11 @@ impl SegmentHeader {
             return Err(HeaderError::Damaged("header checksum mismatch".into()));
         }
         let format = u32_at(8);
-        if format != FORMAT_VERSION {
-            return Err(HeaderError::Damaged(format!(
-                "unknown format version {format} (this build reads {FORMAT_VERSION})"
-            )));
+        if format > FORMAT_VERSION {
+            return Err(HeaderError::NewerFormat(format));
+        }
+        if format < OLDEST_FORMAT {
+            return Err(HeaderError::Damaged(format!("format version {format}")));
         }
         // Bounded like record sequence numbers (see MAX_SEQ): replay and the writer add one.
         for (at, what) in [
@@ -120,6 +126,7 @@ impl SegmentHeader {
             }
         }
         Ok(SegmentHeader {
+            format,
             flags: u32_at(12),
             protocol_version: u64_at(16),
             salt: u64_at(24),
@@ -197,11 +204,9 @@ fn decode_frame_with<'a>(seeded: Option<&crc32fast::Hasher>, bytes: &'a [u8]) ->
     let header = bytes.get(..FRAME_HEADER_LEN)?;
     let kind = header[14];
     let payload_len = u16::from_le_bytes([header[12], header[13]]) as usize;
-    if header[15] != 0
-        || !(kind::NODE_UPDATED..=kind::NODE_EXPIRED).contains(&kind)
-        || !(MIN_PAYLOAD_LEN..=MAX_PAYLOAD_LEN).contains(&payload_len)
-        || (kind != kind::NODE_UPDATED && payload_len > PING_PAYLOAD_LEN)
-    {
+    // The frame layer checks what every frame must satisfy; whether the kind is known and
+    // the length right for it is the event module's to decide, when it decodes the payload.
+    if header[15] != 0 || kind == 0 || !(MIN_PAYLOAD_LEN..=MAX_PAYLOAD_LEN).contains(&payload_len) {
         return None;
     }
     let end = FRAME_HEADER_LEN + payload_len;
@@ -233,6 +238,7 @@ fn decode_frame_with<'a>(seeded: Option<&crc32fast::Hasher>, bytes: &'a [u8]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::kind;
 
     #[test]
     fn salted_checksum_equals_checksum_of_salt_then_bytes() {
@@ -293,6 +299,7 @@ mod tests {
             assert_eq!(decode_frame(seed, &frame).is_some(), ok, "seq {seq}");
         }
         let header = |first_seq, replaces_through, segment_id| SegmentHeader {
+            format: FORMAT_VERSION,
             flags: 0,
             protocol_version: 1,
             salt: 1,
@@ -314,8 +321,36 @@ mod tests {
     }
 
     #[test]
+    fn older_formats_are_read_and_newer_ones_refused_as_such() {
+        let header = |format| SegmentHeader {
+            format,
+            flags: 0,
+            protocol_version: 1,
+            salt: 1,
+            segment_id: 1,
+            first_seq: 1,
+            replaces_through: 0,
+        };
+        for format in OLDEST_FORMAT..=FORMAT_VERSION {
+            assert_eq!(
+                SegmentHeader::decode(&header(format).encode()),
+                Ok(header(format))
+            );
+        }
+        assert_eq!(
+            SegmentHeader::decode(&header(FORMAT_VERSION + 1).encode()),
+            Err(HeaderError::NewerFormat(FORMAT_VERSION + 1))
+        );
+        assert!(matches!(
+            SegmentHeader::decode(&header(0).encode()),
+            Err(HeaderError::Damaged(_))
+        ));
+    }
+
+    #[test]
     fn header_round_trips_and_rejects_damage() {
         let header = SegmentHeader {
+            format: FORMAT_VERSION,
             flags: FLAG_COMPACTED,
             protocol_version: 5,
             salt: 99,

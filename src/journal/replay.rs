@@ -501,6 +501,7 @@ mod tests {
         SegmentFile {
             path: PathBuf::from(segment_file_name(segment_id)),
             header: SegmentHeader {
+                format: format::FORMAT_VERSION,
                 flags,
                 protocol_version: 1,
                 salt: 7,

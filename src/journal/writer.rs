@@ -18,7 +18,8 @@ use crate::event::Event;
 use crate::faults::FailPoints;
 use crate::journal::dir::{create_segment, PREALLOCATION_STEP};
 use crate::journal::format::{
-    encode_frame, salt_seed, SegmentHeader, HEADER_LEN, MAX_FRAME_LEN, MAX_PAYLOAD_LEN, MAX_SEQ,
+    encode_frame, salt_seed, SegmentHeader, FORMAT_VERSION, HEADER_LEN, MAX_FRAME_LEN,
+    MAX_PAYLOAD_LEN, MAX_SEQ,
 };
 use crate::Error;
 
@@ -138,6 +139,7 @@ impl LogWriter {
         faults: FailPoints,
     ) -> Result<LogWriter, Error> {
         let header = SegmentHeader {
+            format: FORMAT_VERSION,
             flags: 0,
             protocol_version: generation.protocol_version,
             salt: generation.salt,
@@ -235,6 +237,12 @@ impl LogWriter {
         Ok(())
     }
 
+    /// Seals the active segment, even an empty one, and starts the next.
+    pub fn start_new_segment(&mut self) -> Result<(), Error> {
+        self.check_not_poisoned()?;
+        self.rotate()
+    }
+
     /// Id of the segment being appended to.
     pub fn active_segment_id(&self) -> u64 {
         self.segment.id
@@ -282,6 +290,7 @@ impl LogWriter {
         self.sync()?;
         let id = self.reserve_segment_id();
         let header = SegmentHeader {
+            format: FORMAT_VERSION,
             flags: 0,
             protocol_version: self.generation.protocol_version,
             salt: self.generation.salt,

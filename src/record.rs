@@ -1,0 +1,328 @@
+//! Signed node records (EIP-778 ENRs) as the log stores them.
+//!
+//! A record goes through the `enr` crate when it is written (`NodeDb::update_record` takes an
+//! `enr::Enr`, which is valid by construction, and verifies it again) and when it is handed
+//! back (`NodeDb::record` decodes it, which verifies its signature). In between, the log holds
+//! its RLP bytes, guarded by the frame checksum; replay never verifies a signature, it parses
+//! the few fields the index needs (seq, addresses, ports) strictly, and a record that does not
+//! parse is damage like any other undecodable frame.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use enr::{Enr, EnrKey, EnrPublicKey};
+
+use crate::node::{canonical_uint, Endpoint, Node, NodeId, RlpCursor, NODE_ID_LEN};
+use crate::Error;
+
+/// Largest record EIP-778 allows, in bytes of RLP.
+pub const MAX_RECORD_LEN: usize = 300;
+/// Length of a v4 (secp256k1) signature.
+const SIGNATURE_LEN: usize = 64;
+/// Length of a compressed secp256k1 public key.
+const COMPRESSED_KEY_LEN: usize = 33;
+
+impl NodeId {
+    /// The id of a "v4" (secp256k1) record: its public key, uncompressed, without the `04`
+    /// prefix, as discv4 and enode URLs name nodes. Any other identity scheme is
+    /// [`Error::InvalidInput`].
+    ///
+    /// ```
+    /// use peerlog::enr::{CombinedKey, Enr};
+    /// use peerlog::NodeId;
+    ///
+    /// let key = CombinedKey::secp256k1_from_bytes(&mut [7u8; 32]).unwrap();
+    /// let record = Enr::builder().ip4([203, 0, 113, 7].into()).udp4(30303).build(&key).unwrap();
+    /// let id = NodeId::from_enr(&record).unwrap();
+    /// assert_eq!(id.to_string().len(), 128);
+    /// ```
+    pub fn from_enr<K: EnrKey>(record: &Enr<K>) -> Result<NodeId, Error> {
+        let key = record.public_key();
+        if key.enr_key().as_slice() != b"secp256k1" {
+            return Err(Error::invalid(format!(
+                "node record of identity scheme {:?}: only v4 (secp256k1) records are stored",
+                String::from_utf8_lossy(&key.enr_key())
+            )));
+        }
+        let uncompressed = key.encode_uncompressed();
+        let bytes = <[u8; NODE_ID_LEN]>::try_from(uncompressed.as_ref())
+            .map_err(|_| Error::invalid("secp256k1 key of a node record is not 64 bytes"))?;
+        Ok(NodeId(bytes))
+    }
+}
+
+/// A signed node record as the log holds it: its RLP, with the node's id beside it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct NodeRecord {
+    id: NodeId,
+    seq: u64,
+    rlp: Vec<u8>,
+}
+
+impl NodeRecord {
+    /// The record of `record`, checked: a v4 record, at most 300 bytes, whose signature
+    /// verifies.
+    pub(crate) fn from_enr<K: EnrKey>(record: &Enr<K>) -> Result<NodeRecord, Error> {
+        let id = NodeId::from_enr(record)?;
+        if !record.verify() {
+            return Err(Error::invalid(format!(
+                "node record of {id}: the signature does not verify"
+            )));
+        }
+        let rlp = alloy_rlp::encode(record);
+        let fields = RecordFields::parse(&rlp)
+            .map_err(|why| Error::invalid(format!("node record of {id} is not storable: {why}")))?;
+        Ok(NodeRecord {
+            id,
+            seq: fields.seq,
+            rlp,
+        })
+    }
+
+    /// A record read back from the log, if its RLP parses.
+    pub(crate) fn from_stored(id: NodeId, rlp: &[u8]) -> Option<NodeRecord> {
+        let fields = RecordFields::parse(rlp).ok()?;
+        Some(NodeRecord {
+            id,
+            seq: fields.seq,
+            rlp: rlp.to_vec(),
+        })
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> &NodeId {
+        &self.id
+    }
+
+    /// The record's sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The record's RLP, as signed.
+    pub fn rlp(&self) -> &[u8] {
+        &self.rlp
+    }
+
+    /// The endpoint the record names (see [`RecordFields::endpoint`]), if it has an IP.
+    pub fn node(&self) -> Option<Node> {
+        let fields = RecordFields::parse(&self.rlp).expect("a stored record parses");
+        fields.endpoint().map(|e| e.with_id(self.id))
+    }
+
+    /// The record as the `enr` crate's type, for key type `K` (`enr::CombinedKey` for
+    /// discv5). Decoding verifies the signature.
+    pub fn decode<K: EnrKey>(&self) -> Result<Enr<K>, Error> {
+        decode_enr(&self.rlp)
+    }
+}
+
+impl std::fmt::Debug for NodeRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeRecord")
+            .field("id", &self.id)
+            .field("seq", &self.seq)
+            .field("rlp_len", &self.rlp.len())
+            .finish()
+    }
+}
+
+/// Decodes a record's RLP as an `enr::Enr<K>`, which verifies its signature.
+pub(crate) fn decode_enr<K: EnrKey>(rlp: &[u8]) -> Result<Enr<K>, Error> {
+    <Enr<K> as alloy_rlp::Decodable>::decode(&mut &rlp[..])
+        .map_err(|e| Error::invalid(format!("node record does not decode: {e}")))
+}
+
+/// What the index needs of a record, parsed from its RLP without verifying the signature.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RecordFields {
+    pub seq: u64,
+    pub ip4: Option<Ipv4Addr>,
+    pub ip6: Option<Ipv6Addr>,
+    pub udp4: Option<u16>,
+    pub tcp4: Option<u16>,
+    pub udp6: Option<u16>,
+    pub tcp6: Option<u16>,
+}
+
+impl RecordFields {
+    /// Parses a v4 record strictly: one canonical RLP list of at most 300 bytes holding a
+    /// 64-byte signature, the seq, then key/value pairs with keys in strictly increasing
+    /// order, `id` = `v4`, a 33-byte compressed `secp256k1` key, and well-formed `ip`, `ip6`
+    /// and ports where present. Other keys may hold any RLP item.
+    pub fn parse(rlp: &[u8]) -> Result<RecordFields, String> {
+        if rlp.len() > MAX_RECORD_LEN {
+            return Err(format!(
+                "{} bytes, more than the {MAX_RECORD_LEN} a record may have",
+                rlp.len()
+            ));
+        }
+        let mut outer = RlpCursor(rlp);
+        let mut items = RlpCursor(outer.list()?);
+        if !outer.0.is_empty() {
+            return Err("trailing bytes after the record".into());
+        }
+        let signature = items.string()?;
+        if signature.len() != SIGNATURE_LEN {
+            return Err(format!("signature of {} bytes", signature.len()));
+        }
+        let mut fields = RecordFields {
+            seq: canonical_uint(items.string()?)?,
+            ..RecordFields::default()
+        };
+        let (mut previous, mut scheme_v4, mut has_key): (Option<&[u8]>, _, _) =
+            (None, false, false);
+        while !items.0.is_empty() {
+            let key = items.string()?;
+            if previous.is_some_and(|p| p >= key) {
+                return Err("keys not in strictly increasing order".into());
+            }
+            previous = Some(key);
+            let (is_list, value) = items.item().map_err(|e| format!("value of a key: {e}"))?;
+            if is_list {
+                // Only keys peerlog does not read may hold lists.
+                if matches!(
+                    key,
+                    b"id" | b"secp256k1" | b"ip" | b"ip6" | b"udp" | b"tcp" | b"udp6" | b"tcp6"
+                ) {
+                    return Err(format!("{} holds a list", String::from_utf8_lossy(key)));
+                }
+                continue;
+            }
+            match key {
+                b"id" => scheme_v4 = value == b"v4",
+                b"secp256k1" => {
+                    has_key = value.len() == COMPRESSED_KEY_LEN && matches!(value[0], 2 | 3)
+                }
+                b"ip" => fields.ip4 = Some(Ipv4Addr::from(fixed::<4>(value, "ip")?)),
+                b"ip6" => fields.ip6 = Some(Ipv6Addr::from(fixed::<16>(value, "ip6")?)),
+                b"udp" => fields.udp4 = Some(port(value)?),
+                b"tcp" => fields.tcp4 = Some(port(value)?),
+                b"udp6" => fields.udp6 = Some(port(value)?),
+                b"tcp6" => fields.tcp6 = Some(port(value)?),
+                _ => {}
+            }
+        }
+        if !scheme_v4 {
+            return Err("identity scheme is not v4".into());
+        }
+        if !has_key {
+            return Err("no 33-byte compressed secp256k1 key".into());
+        }
+        Ok(fields)
+    }
+
+    /// The endpoint a node database keeps for the record: its IPv4 address and ports, else
+    /// its IPv6 ones, a missing port as 0; `None` for a record without an IP.
+    pub fn endpoint(&self) -> Option<Endpoint> {
+        let (ip, udp, tcp) = match (self.ip4, self.ip6) {
+            (Some(ip4), _) => (IpAddr::V4(ip4), self.udp4, self.tcp4),
+            (None, Some(ip6)) => (IpAddr::V6(ip6), self.udp6, self.tcp6),
+            (None, None) => return None,
+        };
+        Some(Endpoint {
+            ip,
+            udp: udp.unwrap_or(0),
+            tcp: tcp.unwrap_or(0),
+        })
+    }
+}
+
+fn fixed<const N: usize>(value: &[u8], key: &str) -> Result<[u8; N], String> {
+    <[u8; N]>::try_from(value).map_err(|_| format!("{key} of {} bytes, not {N}", value.len()))
+}
+
+fn port(value: &[u8]) -> Result<u16, String> {
+    let port = canonical_uint(value)?;
+    u16::try_from(port).map_err(|_| format!("port {port} exceeds 65535"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use enr::CombinedKey;
+
+    fn key(byte: u8) -> CombinedKey {
+        CombinedKey::secp256k1_from_bytes(&mut [byte; 32]).unwrap()
+    }
+
+    #[test]
+    fn records_made_by_the_enr_crate_parse_to_their_fields() {
+        let k = key(1);
+        let full = Enr::builder()
+            .ip4([203, 0, 113, 7].into())
+            .udp4(30303)
+            .tcp4(30304)
+            .ip6("2001:db8::1".parse().unwrap())
+            .udp6(9000)
+            .seq(42)
+            .add_value(b"eth", &vec![1u8, 2, 3])
+            .build(&k)
+            .unwrap();
+        let fields = RecordFields::parse(&alloy_rlp::encode(&full)).unwrap();
+        assert_eq!(fields.seq, 42);
+        assert_eq!(fields.ip4, Some([203, 0, 113, 7].into()));
+        assert_eq!((fields.udp4, fields.tcp4), (Some(30303), Some(30304)));
+        assert_eq!(fields.ip6, Some("2001:db8::1".parse().unwrap()));
+        assert_eq!((fields.udp6, fields.tcp6), (Some(9000), None));
+        let endpoint = fields.endpoint().unwrap();
+        assert_eq!(
+            (endpoint.ip, endpoint.udp, endpoint.tcp),
+            ([203, 0, 113, 7].into(), 30303, 30304)
+        );
+
+        let v6_only = Enr::builder()
+            .ip6("2001:db8::2".parse().unwrap())
+            .tcp6(1)
+            .build(&k)
+            .unwrap();
+        let endpoint = RecordFields::parse(&alloy_rlp::encode(&v6_only))
+            .unwrap()
+            .endpoint()
+            .unwrap();
+        assert_eq!((endpoint.udp, endpoint.tcp), (0, 1));
+
+        let bare = Enr::empty(&k).unwrap();
+        let fields = RecordFields::parse(&alloy_rlp::encode(&bare)).unwrap();
+        assert_eq!((fields.seq, fields.endpoint()), (1, None));
+    }
+
+    #[test]
+    fn every_truncation_and_most_bit_flips_fail_to_parse_and_none_panics() {
+        let record = Enr::builder()
+            .ip4([10, 0, 0, 1].into())
+            .udp4(30303)
+            .build(&key(2))
+            .unwrap();
+        let rlp = alloy_rlp::encode(&record);
+        for len in 0..rlp.len() {
+            assert!(
+                RecordFields::parse(&rlp[..len]).is_err(),
+                "truncated to {len}"
+            );
+        }
+        for bit in 0..rlp.len() * 8 {
+            let mut flipped = rlp.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            let _ = RecordFields::parse(&flipped);
+        }
+    }
+
+    #[test]
+    fn the_id_of_a_v4_record_is_its_uncompressed_key_and_other_schemes_are_refused() {
+        let k = key(3);
+        let record = Enr::empty(&k).unwrap();
+        let id = NodeId::from_enr(&record).unwrap();
+        let CombinedKey::Secp256k1(secret) = &k else {
+            unreachable!()
+        };
+        let point = secret.verifying_key().to_sec1_point(false);
+        assert_eq!(&id.0[..], &point.as_bytes()[1..]);
+
+        let ed = CombinedKey::generate_ed25519();
+        let record = Enr::empty(&ed).unwrap();
+        assert!(matches!(
+            NodeId::from_enr(&record),
+            Err(Error::InvalidInput(_))
+        ));
+    }
+}
