@@ -3,11 +3,12 @@
 //! test file that includes this module uses every helper, hence the `allow`.)
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use peerlog::testing::FailPoints;
@@ -64,4 +65,35 @@ pub fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .collect();
     all.sort();
     all
+}
+
+/// The secp256k1 key of signed-record node `n` (deterministic).
+pub fn record_key(n: u64) -> peerlog::enr::CombinedKey {
+    let mut secret = [0x42u8; 32];
+    secret[..8].copy_from_slice(&(n + 1).to_be_bytes());
+    peerlog::enr::CombinedKey::secp256k1_from_bytes(&mut secret).expect("a valid secret key")
+}
+
+/// A signed record of node `n` with seq `seq`: IPv4 203.0.113.n, udp 30303, tcp 30304. The
+/// same record (signature included: signing is randomised) for the same `n` and `seq`.
+pub fn signed_record(n: u64, seq: u64) -> peerlog::enr::Enr<peerlog::enr::CombinedKey> {
+    type Records = HashMap<(u64, u64), peerlog::enr::Enr<peerlog::enr::CombinedKey>>;
+    static MADE: OnceLock<Mutex<Records>> = OnceLock::new();
+    let mut made = MADE.get_or_init(Mutex::default).lock().unwrap();
+    made.entry((n, seq))
+        .or_insert_with(|| {
+            peerlog::enr::Enr::builder()
+                .ip4(Ipv4Addr::new(203, 0, 113, n as u8))
+                .udp4(30303)
+                .tcp4(30304)
+                .seq(seq)
+                .build(&record_key(n))
+                .expect("a record")
+        })
+        .clone()
+}
+
+/// The id of the signed-record node `n`.
+pub fn record_id(n: u64) -> NodeId {
+    NodeId::from_enr(&signed_record(n, 1)).expect("a v4 record")
 }
