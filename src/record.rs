@@ -128,7 +128,7 @@ impl std::fmt::Debug for NodeRecord {
 
 /// Decodes a record's RLP as an `enr::Enr<K>`, which verifies its signature.
 pub(crate) fn decode_enr<K: EnrKey>(rlp: &[u8]) -> Result<Enr<K>, Error> {
-    <Enr<K> as alloy_rlp::Decodable>::decode(&mut &rlp[..])
+    alloy_rlp::decode_exact::<Enr<K>>(rlp)
         .map_err(|e| Error::invalid(format!("node record does not decode: {e}")))
 }
 
