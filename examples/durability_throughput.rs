@@ -28,7 +28,7 @@ fn id(thread: u64, n: u64) -> NodeId {
 /// One write: a pong (the most frequent event in discovery), and every 4th a node record.
 fn write(db: &NodeDb, thread: u64, n: u64) {
     let id = id(thread, n);
-    if n % 4 == 0 {
+    if n.is_multiple_of(4) {
         let node = Node::new(id, IpAddr::V4(Ipv4Addr::from(n as u32)), 30303, 30303);
         db.update_node(&node).unwrap();
     } else {

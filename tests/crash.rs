@@ -140,7 +140,7 @@ fn at(k: u64) -> SystemTime {
 
 /// A node record that encodes `k` (in its IP address).
 fn node_for(i: u64, k: u64) -> Node {
-    let ip = if k % 2 == 0 {
+    let ip = if k.is_multiple_of(2) {
         IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (k >> 1) as u32 & 0x00ff_ffff))
     } else {
         IpAddr::V6(Ipv6Addr::from(0xfd00_u128 << 112 | u128::from(k)))
@@ -355,7 +355,7 @@ fn crash_child() {
         }
         say(&format!("A {k}\n"));
         k += 1;
-        if matches!(durability, Durability::GroupCommit { .. }) && k % SYNC_EVERY == 0 {
+        if matches!(durability, Durability::GroupCommit { .. }) && k.is_multiple_of(SYNC_EVERY) {
             if let Err(e) = db.sync() {
                 say(&format!("ERR sync: {e}\n"));
                 std::process::exit(3);

@@ -104,7 +104,7 @@ fn a_replay_racing_appends_reports_no_damage() {
                 db.update_last_ping(&id(i % 100), at(i)).unwrap();
                 i += 1;
                 // Bursts and pauses, so that the log stays a few MiB.
-                if i % 16 == 0 {
+                if i.is_multiple_of(16) {
                     std::thread::sleep(Duration::from_micros(50));
                 }
             }

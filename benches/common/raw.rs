@@ -35,7 +35,7 @@ pub fn append(frames: &[Vec<u8>], dir: &Path, iters: u64, sync_every: u64) -> Du
             file.sync_data().unwrap();
         }
     }
-    if sync_every != 0 && iters % sync_every != 0 {
+    if sync_every != 0 && !iters.is_multiple_of(sync_every) {
         file.sync_data().unwrap();
     }
     started.elapsed()

@@ -550,10 +550,10 @@ fn read_only_commands_work_while_a_writer_appends_and_compacts() {
                 let n = (i % 50) as u8 + 1;
                 db.update_last_ping(&id(n), at(i)).unwrap();
                 i += 1;
-                if i % 1000 == 0 {
+                if i.is_multiple_of(1000) {
                     db.compact().unwrap();
                 }
-                if i % 64 == 0 {
+                if i.is_multiple_of(64) {
                     std::thread::sleep(Duration::from_micros(200));
                 }
             }

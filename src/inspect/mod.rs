@@ -186,7 +186,7 @@ fn replay_with_progress(
     let mut count = 0u64;
     let summary = replay(plan, |place, record| {
         count += 1;
-        if count % PROGRESS_EVERY == 0 {
+        if count.is_multiple_of(PROGRESS_EVERY) {
             let base = starts.get(&place.segment.header.segment_id).copied();
             progress(base.unwrap_or(0) + place.offset, total);
         }
