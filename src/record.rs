@@ -116,6 +116,15 @@ impl NodeRecord {
     }
 }
 
+impl std::fmt::Display for NodeRecord {
+    /// The record's text form (EIP-778): `enr:` and its RLP in URL-safe base64 without padding.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use base64::Engine;
+        let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.rlp);
+        write!(f, "enr:{text}")
+    }
+}
+
 impl std::fmt::Debug for NodeRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeRecord")
@@ -284,6 +293,18 @@ mod tests {
         let bare = Enr::empty(&k).unwrap();
         let fields = RecordFields::parse(&alloy_rlp::encode(&bare)).unwrap();
         assert_eq!((fields.seq, fields.endpoint()), (1, None));
+    }
+
+    #[test]
+    fn the_text_form_is_the_one_the_enr_crate_writes() {
+        let record = Enr::builder()
+            .ip4([10, 0, 0, 1].into())
+            .udp4(30303)
+            .build(&key(4))
+            .unwrap();
+        let stored = NodeRecord::from_enr(&record).unwrap();
+        assert_eq!(stored.to_string(), record.to_base64());
+        assert_eq!(stored.decode::<CombinedKey>().unwrap(), record);
     }
 
     #[test]

@@ -6,12 +6,18 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use peerlog::enr::{CombinedKey, Enr};
 use peerlog::inspect::Progress;
 use peerlog::{Error, Event, EventKind, Node, NodeDb, NodeId, Options};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::CliError;
+
+/// Share of demo nodes that are modern: a signed record (a real secp256k1 key) and liveness
+/// per IP, as discv5 and EIP-868 nodes keep them; the others are endpoints with per-id
+/// liveness, as the original discovery database kept them.
+const SIGNED_SHARE: f64 = 0.5;
 
 /// What to put into a demo database.
 #[derive(Clone, Debug)]
@@ -44,17 +50,46 @@ struct DemoWriter<'a> {
     counts: BTreeMap<EventKind, u64>,
 }
 
+/// A modern node: its key, its current record and the IP its liveness is kept for.
+struct Signed {
+    key: CombinedKey,
+    record: Enr<CombinedKey>,
+}
+
 impl DemoWriter<'_> {
+    fn count(&mut self, kind: EventKind) {
+        *self.counts.entry(kind).or_default() += 1;
+    }
+
     fn write(&mut self, event: Event) -> Result<(), Error> {
-        *self.counts.entry(event.kind()).or_default() += 1;
+        self.count(event.kind());
         match event {
             Event::NodeUpdated(node) => self.db.update_node(&node),
             Event::Ping { id, at } => self.db.update_last_ping(&id, at),
             Event::Pong { id, at } => self.db.update_last_pong(&id, at),
             Event::FindFails { id, fails } => self.db.update_find_fails(&id, fails),
+            Event::PingFrom { id, ip, at } => self.db.update_last_ping_from(&id, ip, at),
+            Event::PongFrom { id, ip, at } => self.db.update_last_pong_from(&id, ip, at),
+            Event::FindFailsAt { id, ip, fails } => self.db.update_find_fails_at(&id, ip, fails),
             Event::NodeDeleted { id } | Event::NodeExpired { id } => self.db.delete_node(&id),
             other => unreachable!("the demo writes no {} events", other.kind()),
         }
+    }
+
+    /// Stores a signed record of `endpoint` with sequence number `seq`, signed with `key`.
+    fn sign(&mut self, key: CombinedKey, endpoint: &Node, seq: u64) -> Result<Signed, Error> {
+        let mut builder = Enr::builder();
+        match endpoint.ip {
+            IpAddr::V4(v4) => builder.ip4(v4).udp4(endpoint.udp).tcp4(endpoint.tcp),
+            IpAddr::V6(v6) => builder.ip6(v6).udp6(endpoint.udp).tcp6(endpoint.tcp),
+        };
+        let record = builder
+            .seq(seq)
+            .build(&key)
+            .map_err(|e| Error::InvalidInput(format!("demo record: {e}")))?;
+        self.count(EventKind::Record);
+        self.db.update_record(&record)?;
+        Ok(Signed { key, record })
     }
 
     /// A plausible endpoint: mostly IPv4, a quarter IPv6, mostly the default port.
@@ -94,33 +129,80 @@ impl DemoWriter<'_> {
     }
 
     /// One node's life: discovered at a random moment, then rounds of ping and pong (or a
-    /// failed findnode) hours apart, maybe a new endpoint, maybe a delete.
+    /// failed findnode) hours apart, maybe a new endpoint, maybe a delete. A modern node has a
+    /// signed record (a new seq when its endpoint changes) and liveness at its record's IP.
     fn node_life(&mut self, start: SystemTime, span: Duration) -> Result<(), Error> {
-        let id = NodeId(std::array::from_fn(|_| self.rng.gen()));
         let mut t = start + span.mul_f64(self.rng.gen::<f64>() * 0.9);
-        let node = self.endpoint(id);
-        self.write(Event::NodeUpdated(node))?;
+        let mut signed = None;
+        let id = if self.rng.gen_bool(SIGNED_SHARE) {
+            let key = loop {
+                let mut secret: [u8; 32] = self.rng.gen();
+                if let Ok(key) = CombinedKey::secp256k1_from_bytes(&mut secret) {
+                    break key;
+                }
+            };
+            // The id is the key's: known once the record is signed.
+            let endpoint = self.endpoint(NodeId([0; 64]));
+            let made = self.sign(key, &endpoint, 1)?;
+            let id = NodeId::from_enr(&made.record)?;
+            signed = Some(made);
+            id
+        } else {
+            let id = NodeId(std::array::from_fn(|_| self.rng.gen()));
+            let node = self.endpoint(id);
+            self.write(Event::NodeUpdated(node))?;
+            id
+        };
         let (rounds, mut fails) = (self.rng.gen_range(1..=6), 0u32);
         for _ in 0..rounds {
             t += Duration::from_secs(self.rng.gen_range(600..18 * 3600));
             if t > self.now {
                 break;
             }
-            self.write(Event::Ping { id, at: t })?;
-            if self.rng.gen_bool(0.8) {
-                let pong_at = t + Duration::from_millis(self.rng.gen_range(20..900));
-                self.write(Event::Pong { id, at: pong_at })?;
-                if fails != 0 {
-                    fails = 0;
-                    self.write(Event::FindFails { id, fails })?;
+            // A modern node's liveness is kept at the IP its record names.
+            let ip = signed.as_ref().and_then(|s| {
+                let record = &s.record;
+                record
+                    .ip4()
+                    .map(IpAddr::V4)
+                    .or(record.ip6().map(IpAddr::V6))
+            });
+            let answered = self.rng.gen_bool(0.8);
+            let pong_at = t + Duration::from_millis(self.rng.gen_range(20..900));
+            match ip {
+                Some(ip) => {
+                    self.write(Event::PingFrom { id, ip, at: t })?;
+                    if answered {
+                        self.write(Event::PongFrom {
+                            id,
+                            ip,
+                            at: pong_at,
+                        })?;
+                    }
                 }
-            } else {
-                fails += 1;
-                self.write(Event::FindFails { id, fails })?;
+                None => {
+                    self.write(Event::Ping { id, at: t })?;
+                    if answered {
+                        self.write(Event::Pong { id, at: pong_at })?;
+                    }
+                }
+            }
+            let new_fails = if answered { 0 } else { fails + 1 };
+            if new_fails != fails {
+                fails = new_fails;
+                match ip {
+                    Some(ip) => self.write(Event::FindFailsAt { id, ip, fails })?,
+                    None => self.write(Event::FindFails { id, fails })?,
+                }
             }
             if self.rng.gen_bool(0.04) {
-                let node = self.endpoint(id);
-                self.write(Event::NodeUpdated(node))?;
+                let endpoint = self.endpoint(id);
+                match signed.take() {
+                    Some(Signed { key, record }) => {
+                        signed = Some(self.sign(key, &endpoint, record.seq() + 1)?);
+                    }
+                    None => self.write(Event::NodeUpdated(endpoint))?,
+                }
             }
         }
         if self.rng.gen_bool(0.03) {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use peerlog::inspect::{self, InspectError};
-use peerlog::{NodeId, Options, PeerState};
+use peerlog::{NodeId, Options};
 
 mod demo;
 mod maintain;
@@ -323,30 +323,13 @@ fn demo(dir: &Path, spec: &demo::DemoSpec, out: &mut impl Write) -> Result<(), F
     Ok(())
 }
 
-fn time_or_dash(t: Option<std::time::SystemTime>) -> String {
-    t.map_or_else(|| "-".to_string(), time::iso8601)
-}
-
-fn dump_line(peer: &PeerState) -> String {
-    let who = peer
-        .node
-        .as_ref()
-        .map_or_else(|| format!("id:{} (no record)", peer.id), |n| n.to_string());
-    format!(
-        "{who} ping={} pong={} fails={}",
-        time_or_dash(peer.last_ping),
-        time_or_dash(peer.last_pong),
-        peer.fails
-    )
-}
-
 fn dump(dir: &Path, json: bool, all: bool, out: &mut impl Write) -> Result<(), Failure> {
     let state = with_progress("reading", |p| inspect::state(dir, p))?;
     for peer in state.peers.iter().filter(|p| all || p.node.is_some()) {
         if json {
             writeln!(out, "{}", render::peer_json(peer))?;
         } else {
-            writeln!(out, "{}", dump_line(peer))?;
+            writeln!(out, "{}", render::peer_line(peer))?;
         }
     }
     Ok(())

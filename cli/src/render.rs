@@ -11,17 +11,72 @@ use crate::time::{iso8601, iso8601_precise, opt_time};
 /// The stable `dump --json` object.
 pub fn peer_json(peer: &PeerState) -> Value {
     let node = peer.node.as_ref();
+    let ips: Vec<Value> = peer
+        .ips
+        .iter()
+        .map(|l| {
+            json!({
+                "ip": l.ip.to_string(),
+                "last_ping": opt_time(l.last_ping),
+                "last_pong": opt_time(l.last_pong),
+                "fails": l.fails,
+            })
+        })
+        .collect();
     json!({
         "id": peer.id.to_string(),
         "enode": node.map(|n| n.to_string()),
         "ip": node.map(|n| n.ip.to_string()),
         "udp": node.map(|n| n.udp),
         "tcp": node.map(|n| n.tcp),
+        "record_seq": peer.record.as_ref().map(|r| r.seq()),
+        "enr": peer.record.as_ref().map(|r| r.to_string()),
         "last_ping": opt_time(peer.last_ping),
         "last_pong": opt_time(peer.last_pong),
         "fails": peer.fails,
+        "ips": ips,
         "last_written": iso8601_precise(peer.last_written),
     })
+}
+
+fn time_or_dash(t: Option<std::time::SystemTime>) -> String {
+    t.map_or_else(|| "-".to_string(), iso8601)
+}
+
+/// The `dump` line of a peer: who (enode URL, with the signed record's seq), its liveness
+/// without IP, then per IP, then the signed record's text.
+pub fn peer_line(peer: &PeerState) -> String {
+    let mut line = match (&peer.node, &peer.record) {
+        (Some(node), None) => node.to_string(),
+        (Some(node), Some(record)) => format!("{node} seq={}", record.seq()),
+        (None, Some(record)) => format!(
+            "id:{} seq={} (signed record without IP)",
+            peer.id,
+            record.seq()
+        ),
+        (None, None) => format!("id:{} (no record)", peer.id),
+    };
+    line.push_str(&format!(
+        " ping={} pong={} fails={}",
+        time_or_dash(peer.last_ping),
+        time_or_dash(peer.last_pong),
+        peer.fails
+    ));
+    let mut ips: Vec<_> = peer.ips.iter().collect();
+    ips.sort_by_key(|l| l.ip);
+    for l in ips {
+        line.push_str(&format!(
+            " [{} ping={} pong={} fails={}]",
+            l.ip,
+            time_or_dash(l.last_ping),
+            time_or_dash(l.last_pong),
+            l.fails
+        ));
+    }
+    if let Some(record) = &peer.record {
+        line.push_str(&format!(" {record}"));
+    }
+    line
 }
 
 /// The stable JSON object of a finding.
@@ -110,7 +165,7 @@ pub fn maintenance_json(report: &MaintenanceReport) -> Value {
 }
 
 /// Column names of the CSV export, in order; also the keys of the JSON lines.
-pub const EXPORT_COLUMNS: [&str; 9] = [
+pub const EXPORT_COLUMNS: [&str; 11] = [
     "seq",
     "written_at",
     "kind",
@@ -120,36 +175,55 @@ pub const EXPORT_COLUMNS: [&str; 9] = [
     "tcp",
     "at",
     "fails",
+    "record_seq",
+    "enr",
 ];
 
 /// The fields of one exported event, as strings (empty when the kind has no such field).
-fn export_fields(record: &Record) -> [String; 9] {
+fn export_fields(record: &Record) -> [String; 11] {
     let (mut ip, mut udp, mut tcp, mut at, mut fails) = Default::default();
+    let (mut record_seq, mut enr) = Default::default();
+    let endpoint = |node: &Node| {
+        (
+            node.ip.to_string(),
+            node.udp.to_string(),
+            node.tcp.to_string(),
+        )
+    };
     match &record.event {
-        Event::NodeUpdated(node) => {
-            (ip, udp, tcp) = (
-                node.ip.to_string(),
-                node.udp.to_string(),
-                node.tcp.to_string(),
-            )
+        Event::NodeUpdated(node) => (ip, udp, tcp) = endpoint(node),
+        Event::Record(signed) => {
+            if let Some(node) = signed.node() {
+                (ip, udp, tcp) = endpoint(&node);
+            }
+            record_seq = signed.seq().to_string();
+            enr = signed.to_string();
         }
         Event::Ping { at: t, .. } | Event::Pong { at: t, .. } => at = iso8601_precise(*t),
         Event::FindFails { fails: n, .. } => fails = n.to_string(),
+        Event::PingFrom { ip: a, at: t, .. } | Event::PongFrom { ip: a, at: t, .. } => {
+            (ip, at) = (a.to_string(), iso8601_precise(*t))
+        }
+        Event::FindFailsAt {
+            ip: a, fails: n, ..
+        } => (ip, fails) = (a.to_string(), n.to_string()),
+        Event::IpExpired { ip: a, .. } => ip = a.to_string(),
+        Event::LocalSeq { seq } => record_seq = seq.to_string(),
         _ => {}
     }
+    let id = record.event.id();
     [
         record.seq.to_string(),
         iso8601_precise(record.written_at),
         record.event.kind().name().to_string(),
-        record
-            .event
-            .id()
-            .map_or_else(String::new, |id| id.to_string()),
+        id.map_or_else(String::new, |id| id.to_string()),
         ip,
         udp,
         tcp,
         at,
         fails,
+        record_seq,
+        enr,
     ]
 }
 
@@ -163,7 +237,7 @@ pub fn export_json(record: &Record) -> Value {
         .map(|(&key, value)| {
             let value = match key {
                 _ if value.is_empty() => Value::Null,
-                "seq" | "udp" | "tcp" | "fails" => {
+                "seq" | "udp" | "tcp" | "fails" | "record_seq" => {
                     value.parse::<u64>().map_or(Value::Null, Value::from)
                 }
                 _ => Value::String(value),
@@ -174,7 +248,8 @@ pub fn export_json(record: &Record) -> Value {
     Value::Object(object)
 }
 
-/// One exported event as a CSV line (no newline). No field can hold a comma or quote.
+/// One exported event as a CSV line (no newline). No field can hold a comma or quote (an
+/// `enr:` text is URL-safe base64).
 pub fn export_csv(record: &Record) -> String {
     export_fields(record).join(",")
 }
@@ -212,6 +287,34 @@ pub fn change_text(change: &Change) -> String {
         Change::FindFails { from, to } => format!("findnode fails {from} -> {to}"),
         Change::Deleted => "deleted: record, ping, pong and fails dropped".into(),
         Change::Expired => "expired: record, ping, pong and fails dropped".into(),
+        Change::SignedRecord {
+            from_seq,
+            to_seq,
+            from,
+            to,
+        } => {
+            let place = |node: &Option<Node>| node.as_ref().map_or("no IP".to_string(), endpoint);
+            match from_seq {
+                None => format!("signed record created: seq {to_seq}, {}", place(to)),
+                Some(from_seq) if from == to => {
+                    format!(
+                        "record seq {from_seq} -> {to_seq}, endpoint unchanged: {}",
+                        place(to)
+                    )
+                }
+                Some(from_seq) => format!(
+                    "record seq {from_seq} -> {to_seq}, endpoint {} -> {}",
+                    place(from),
+                    place(to)
+                ),
+            }
+        }
+        Change::PingSentTo(ip, at) => format!("ping sent to {ip} at {}", iso8601(*at)),
+        Change::PongReceivedFrom(ip, at) => {
+            format!("pong received from {ip} at {}", iso8601(*at))
+        }
+        Change::FindFailsAt { ip, from, to } => format!("findnode fails at {ip} {from} -> {to}"),
+        Change::IpExpired(ip) => format!("expired at {ip}: its ping, pong and fails dropped"),
         other => format!("{other:?}"),
     }
 }

@@ -393,10 +393,13 @@ fn export_rows_equal_the_events_written() {
 
     let csv = run_ok(&["export", dir, "--format", "csv"]);
     let lines: Vec<_> = csv.lines().collect();
-    assert_eq!(lines[0], "seq,written_at,kind,id,ip,udp,tcp,at,fails");
+    assert_eq!(
+        lines[0],
+        "seq,written_at,kind,id,ip,udp,tcp,at,fails,record_seq,enr"
+    );
     assert_eq!(lines.len(), 9);
     let fields: Vec<_> = lines[6].split(',').collect();
-    assert_eq!(fields.len(), 9);
+    assert_eq!(fields.len(), 11);
     assert_eq!((fields[0], fields[2], fields[8]), ("6", "fails", "3"));
     assert_eq!(fields[3], hex(2));
 }
@@ -660,4 +663,137 @@ fn verify_reports_a_lost_segment_and_a_damaged_header() {
     assert!(bad[0]["file"].as_str().unwrap().ends_with(&names[2]));
     assert_eq!(bad[0]["offset"], 0);
     assert_one_line_error(&peerlog(&["dump", dir]), "header checksum mismatch");
+}
+
+/// A database with a modern node: a signed record replaced by a higher seq at a new endpoint,
+/// liveness at its IP, and the local seq.
+fn modern_db(dir: &Path) -> (NodeId, peerlog::enr::Enr<peerlog::enr::CombinedKey>) {
+    use peerlog::enr::{CombinedKey, Enr};
+    let key = CombinedKey::secp256k1_from_bytes(&mut [9u8; 32]).unwrap();
+    let record = |ip: [u8; 4], seq: u64| {
+        Enr::builder()
+            .ip4(ip.into())
+            .udp4(30303)
+            .tcp4(30304)
+            .seq(seq)
+            .build(&key)
+            .unwrap()
+    };
+    let db = open(dir, Options::default());
+    let first = record([203, 0, 113, 9], 4);
+    let second = record([198, 51, 100, 9], 5);
+    let id = NodeId::from_enr(&first).unwrap();
+    assert!(db.update_record(&first).unwrap());
+    let ip: IpAddr = "198.51.100.9".parse().unwrap();
+    assert!(db.update_record(&second).unwrap());
+    db.update_last_ping_from(&id, ip, at(100)).unwrap();
+    db.update_last_pong_from(&id, ip, at(101)).unwrap();
+    db.update_find_fails_at(&id, ip, 2).unwrap();
+    db.store_local_seq(42).unwrap();
+    db.close().unwrap();
+    (id, second)
+}
+
+#[test]
+fn dump_history_and_export_show_signed_records_and_liveness_per_ip() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("db");
+    let (id, record) = modern_db(&dir);
+    let dir = path_str(&dir);
+    let text = record.to_base64();
+
+    let dump = run_ok(&["dump", dir]);
+    let line = dump.lines().next().unwrap();
+    assert!(
+        line.starts_with(&format!(
+            "enode://{id}@198.51.100.9:30304?discport=30303 seq=5 "
+        )),
+        "{line}"
+    );
+    assert!(
+        line.contains("[198.51.100.9 ping=2024-05-01T12:32:25Z pong=2024-05-01T12:32:26Z fails=2]"),
+        "{line}"
+    );
+    assert!(line.ends_with(&format!(" {text}")), "{line}");
+    let json = &json_lines(&run_ok(&["dump", dir, "--json"]))[0];
+    assert_eq!(json["record_seq"], 5);
+    assert_eq!(json["enr"], text.as_str());
+    assert_eq!(json["ips"][0]["ip"], "198.51.100.9");
+    assert_eq!(json["ips"][0]["fails"], 2);
+
+    let history = run_ok(&["history", dir, &id.to_string()]);
+    let changes: Vec<&str> = history
+        .lines()
+        .map(|l| l.split_once("  ").map_or(l, |x| x.1).trim())
+        .collect();
+    assert!(
+        history.contains("record signed record created: seq 4, 203.0.113.9 udp 30303 tcp 30304"),
+        "{history}"
+    );
+    assert!(history.contains("record seq 4 -> 5, endpoint 203.0.113.9 udp 30303 tcp 30304 -> 198.51.100.9 udp 30303 tcp 30304"), "{history}");
+    assert!(
+        history.contains("ping sent to 198.51.100.9 at 2024-05-01T12:32:25Z"),
+        "{history}"
+    );
+    assert!(
+        history.contains("pong received from 198.51.100.9 at 2024-05-01T12:32:26Z"),
+        "{history}"
+    );
+    assert!(
+        history.contains("findnode fails at 198.51.100.9 0 -> 2"),
+        "{history}"
+    );
+    assert_eq!(changes.len(), 5, "{history}");
+
+    let csv = run_ok(&["export", dir, "--format", "csv"]);
+    let mut rows = csv.lines();
+    assert_eq!(
+        rows.next().unwrap(),
+        "seq,written_at,kind,id,ip,udp,tcp,at,fails,record_seq,enr"
+    );
+    let rows: Vec<Vec<&str>> = rows.map(|r| r.split(',').collect()).collect();
+    let kinds: Vec<&str> = rows.iter().map(|r| r[2]).collect();
+    assert_eq!(
+        kinds,
+        [
+            "record",
+            "record",
+            "ping_from",
+            "pong_from",
+            "fails_at",
+            "local_seq"
+        ]
+    );
+    assert_eq!(&rows[1][4..7], ["198.51.100.9", "30303", "30304"]);
+    assert_eq!((rows[1][9], rows[1][10]), ("5", text.as_str()));
+    assert_eq!((rows[4][4], rows[4][8]), ("198.51.100.9", "2"));
+    assert_eq!((rows[5][3], rows[5][9]), ("", "42"));
+    let jsonl = json_lines(&run_ok(&["export", dir]));
+    assert_eq!(jsonl[5]["kind"], "local_seq");
+    assert_eq!(jsonl[5]["record_seq"], 42);
+    assert_eq!(jsonl[5]["id"], Value::Null);
+}
+
+#[test]
+fn a_demo_database_holds_signed_records_with_real_keys() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("demo");
+    run_ok(&["demo", path_str(&dir), "--nodes", "200"]);
+    let state = peerlog::inspect::state(&dir, &peerlog::inspect::no_progress).unwrap();
+    let signed: Vec<_> = state
+        .peers
+        .iter()
+        .filter_map(|p| p.record.as_ref())
+        .collect();
+    assert!(
+        signed.len() > 50 && signed.len() < 150,
+        "{} signed of 200",
+        signed.len()
+    );
+    for record in signed {
+        let enr = record
+            .decode::<peerlog::enr::CombinedKey>()
+            .expect("a valid signature");
+        assert_eq!(NodeId::from_enr(&enr).unwrap(), *record.id());
+    }
 }
