@@ -106,8 +106,9 @@ struct PeerCache {
 }
 
 impl PeerCache {
-    /// Stores `record` unless peerlog has it at the same or a higher seq; returns its id.
-    /// Records peerlog does not store (not "v4", i.e. not secp256k1) and our own are skipped.
+    /// Stores `record` (peerlog keeps the one of the highest seq, and writes nothing for a
+    /// record it already has); returns its id. Records peerlog does not store (not "v4", i.e.
+    /// not secp256k1) and our own are skipped.
     fn record(&self, record: &Enr) -> Result<Option<NodeId>, peerlog::Error> {
         let Ok(id) = NodeId::from_enr(record) else {
             return Ok(None);
@@ -115,11 +116,7 @@ impl PeerCache {
         if id == self.self_id {
             return Ok(None);
         }
-        // update_record writes a record of equal seq again: skip the ones peerlog has.
-        let stored = self.db.peer(&id).and_then(|peer| peer.record);
-        if stored.is_none_or(|stored| stored.seq() < record.seq()) {
-            self.db.update_record(record)?;
-        }
+        self.db.update_record(record)?;
         Ok(Some(id))
     }
 
@@ -175,9 +172,8 @@ async fn main() {
 
 async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let key = load_or_create_key(&args.key_file)?;
-    // peerlog names a node by its public key, which the key gives; a record (any seq) is the
-    // way to get it as a peerlog NodeId.
-    let self_id = NodeId::from_enr(&Enr::builder().build(&key)?)?;
+    // peerlog names a node by its public key.
+    let self_id = NodeId::from_key(&key)?;
     let db = NodeDb::open(&args.db, PROTOCOL_VERSION, self_id)?;
     db.ensure_expirer();
 

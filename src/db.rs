@@ -429,9 +429,10 @@ impl NodeDb {
     }
 
     /// Stores a signed node record (EIP-778), verified first, unless the stored record has a
-    /// higher seq: go-ethereum's rule. Returns whether it was written (`false`: an older seq,
-    /// ignored, nothing written). An equal seq replaces the stored record; an unsigned record
-    /// (from [`NodeDb::update_node`]) counts as seq 0. Only "v4" (secp256k1) records are
+    /// higher seq: go-ethereum's rule. Returns whether the record is now the stored one
+    /// (`false`: an older seq, ignored, nothing written). An equal seq replaces the stored
+    /// record (the very same record is not written again); an unsigned record (from
+    /// [`NodeDb::update_node`]) counts as seq 0. Only "v4" (secp256k1) records are
     /// stored; any other identity scheme is [`Error::InvalidInput`].
     ///
     /// [`NodeDb::node`] then returns the endpoint the record names: its IPv4 address and
@@ -458,8 +459,18 @@ impl NodeDb {
     /// # }
     /// ```
     pub fn update_record<K: enr::EnrKey>(&self, record: &enr::Enr<K>) -> Result<bool, Error> {
+        // The very record already stored stays, and nothing is written (discovery sees the
+        // same records over and over): checked first, since verifying a signature costs far
+        // more than comparing bytes with a record verified when it was stored.
+        let id = NodeId::from_enr(record)?;
+        let stored = self.with_entry(&id, |index, entry| {
+            index.record_rlp(entry) == Some(alloy_rlp::encode(record).as_slice())
+        });
+        if stored == Some(true) {
+            return Ok(true);
+        }
         let record = NodeRecord::from_enr(record)?;
-        let (id, seq) = (*record.id(), record.seq());
+        let seq = record.seq();
         self.write_if(Event::Record(record), |index| {
             index.get(&id).is_none_or(|e| index.record_seq(e) <= seq)
         })

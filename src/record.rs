@@ -36,18 +36,40 @@ impl NodeId {
     /// assert_eq!(id.to_string().len(), 128);
     /// ```
     pub fn from_enr<K: EnrKey>(record: &Enr<K>) -> Result<NodeId, Error> {
-        let key = record.public_key();
-        if key.enr_key().as_slice() != b"secp256k1" {
-            return Err(Error::invalid(format!(
-                "node record of identity scheme {:?}: only v4 (secp256k1) records are stored",
-                String::from_utf8_lossy(&key.enr_key())
-            )));
-        }
-        let uncompressed = key.encode_uncompressed();
-        let bytes = <[u8; NODE_ID_LEN]>::try_from(uncompressed.as_ref())
-            .map_err(|_| Error::invalid("secp256k1 key of a node record is not 64 bytes"))?;
-        Ok(NodeId(bytes))
+        id_of_public_key(&record.public_key())
     }
+}
+
+impl NodeId {
+    /// The id of the node whose record `key` signs (a secp256k1 key; any other is
+    /// [`Error::InvalidInput`]): what [`NodeId::from_enr`] gives for its records, known before
+    /// any record is built, as a node needs it to open its database before it signs its own
+    /// record with a seq above [`NodeDb::local_seq`](crate::NodeDb::local_seq).
+    ///
+    /// ```
+    /// use peerlog::enr::{CombinedKey, Enr};
+    /// use peerlog::NodeId;
+    ///
+    /// let key = CombinedKey::secp256k1_from_bytes(&mut [7u8; 32]).unwrap();
+    /// let record = Enr::empty(&key).unwrap();
+    /// assert_eq!(NodeId::from_key(&key).unwrap(), NodeId::from_enr(&record).unwrap());
+    /// ```
+    pub fn from_key<K: EnrKey>(key: &K) -> Result<NodeId, Error> {
+        id_of_public_key(&key.public())
+    }
+}
+
+fn id_of_public_key<P: EnrPublicKey>(key: &P) -> Result<NodeId, Error> {
+    if key.enr_key().as_slice() != b"secp256k1" {
+        return Err(Error::invalid(format!(
+            "node record of identity scheme {:?}: only v4 (secp256k1) records are stored",
+            String::from_utf8_lossy(&key.enr_key())
+        )));
+    }
+    let uncompressed = key.encode_uncompressed();
+    let bytes = <[u8; NODE_ID_LEN]>::try_from(uncompressed.as_ref())
+        .map_err(|_| Error::invalid("secp256k1 key of a node record is not 64 bytes"))?;
+    Ok(NodeId(bytes))
 }
 
 /// A signed node record as the log holds it: its RLP, with the node's id beside it.
