@@ -458,13 +458,13 @@ impl Index {
         }
     }
 
-    /// The slot of the entry at `index` for `ip`, created if needed.
-    fn slot_or_insert(&mut self, index: usize, ip: IpKey) -> usize {
+    /// The slot of the entry at `index` for `ip`, and whether it was created.
+    fn slot_or_insert(&mut self, index: usize, ip: IpKey) -> (usize, bool) {
         let mut next = self.entries[index].first_slot;
         while next != NO_SLOT {
             let slot = &self.slots[next as usize];
             if slot.ip == ip {
-                return next as usize;
+                return (next as usize, false);
             }
             next = slot.next;
         }
@@ -488,7 +488,7 @@ impl Index {
                 .expect("fewer than 2^32 - 1 IP slots")
         };
         self.entries[index].first_slot = at;
-        at as usize
+        (at as usize, true)
     }
 
     /// Removes the slot of the entry at `index` for `ip`, if it has one.
@@ -602,42 +602,49 @@ impl Index {
             | StoredEvent::FindFailsAt { id, .. } => id,
         };
         let index = self.index_or_insert(id);
-        let had_record = self.entries[index].has_record();
-        let bytes_before = self.entry_live_bytes(index);
-        self.entries[index].touched = written_at;
-        match *event {
-            StoredEvent::NodeUpdated { endpoint, .. } => {
-                let entry = &mut self.entries[index];
-                self.record_garbage += usize::from(entry.record_len);
-                entry.record_len = 0;
-                entry.endpoint = Some(endpoint);
+        let entry = &mut self.entries[index];
+        entry.touched = written_at;
+        // Live bytes change only in the part the event touches: the entry's own fields, or
+        // one IP slot (so that replay never walks the slots of an entry).
+        let (before, after) = match *event {
+            StoredEvent::PingFrom { ip, .. }
+            | StoredEvent::PongFrom { ip, .. }
+            | StoredEvent::FindFailsAt { ip, .. } => {
+                let (slot, created) = self.slot_or_insert(index, ip);
+                let slot = &mut self.slots[slot];
+                let before = if created { 0 } else { slot.live_bytes() };
+                match *event {
+                    StoredEvent::PingFrom { at, .. } => slot.last_ping = at,
+                    StoredEvent::PongFrom { at, .. } => slot.last_pong = at,
+                    StoredEvent::FindFailsAt { fails, .. } => slot.fails = fails,
+                    _ => unreachable!("a per-IP event"),
+                }
+                (before, slot.live_bytes())
             }
-            StoredEvent::Record { rlp, endpoint, .. } => {
-                self.set_record(index, rlp);
-                self.entries[index].endpoint = endpoint;
+            _ => {
+                let had_record = entry.has_record();
+                let before = entry.own_live_bytes();
+                match *event {
+                    StoredEvent::NodeUpdated { endpoint, .. } => {
+                        self.record_garbage += usize::from(entry.record_len);
+                        entry.record_len = 0;
+                        entry.endpoint = Some(endpoint);
+                    }
+                    StoredEvent::Record { rlp, endpoint, .. } => {
+                        entry.endpoint = endpoint;
+                        self.set_record(index, rlp);
+                    }
+                    StoredEvent::Ping { at, .. } => entry.last_ping = at,
+                    StoredEvent::Pong { at, .. } => entry.last_pong = at,
+                    StoredEvent::FindFails { fails, .. } => entry.fails = fails,
+                    _ => unreachable!("handled above"),
+                }
+                let entry = &self.entries[index];
+                self.with_record += usize::from(!had_record && entry.has_record());
+                (before, entry.own_live_bytes())
             }
-            StoredEvent::Ping { at, .. } => self.entries[index].last_ping = at,
-            StoredEvent::Pong { at, .. } => self.entries[index].last_pong = at,
-            StoredEvent::FindFails { fails, .. } => self.entries[index].fails = fails,
-            StoredEvent::PingFrom { ip, at, .. } => {
-                let slot = self.slot_or_insert(index, ip);
-                self.slots[slot].last_ping = at;
-            }
-            StoredEvent::PongFrom { ip, at, .. } => {
-                let slot = self.slot_or_insert(index, ip);
-                self.slots[slot].last_pong = at;
-            }
-            StoredEvent::FindFailsAt { ip, fails, .. } => {
-                let slot = self.slot_or_insert(index, ip);
-                self.slots[slot].fails = fails;
-            }
-            StoredEvent::NodeDeleted { .. }
-            | StoredEvent::NodeExpired { .. }
-            | StoredEvent::IpExpired { .. }
-            | StoredEvent::LocalSeq { .. } => unreachable!("handled above"),
-        }
-        self.with_record += usize::from(!had_record && self.entries[index].has_record());
-        self.live_bytes = self.live_bytes + self.entry_live_bytes(index) - bytes_before;
+        };
+        self.live_bytes = self.live_bytes + after - before;
     }
 
     fn local_seq_live_bytes(&self) -> u64 {
