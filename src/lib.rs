@@ -60,7 +60,7 @@ pub use compact::CompactStats;
 pub use db::NodeDb;
 pub use error::Error;
 pub use event::{Event, EventKind, Record};
-pub use index::PeerState;
+pub use index::{IpLiveness, PeerState};
 pub use journal::{Problem, ProblemKind, ReplaySummary};
 pub use node::{log_distance, Node, NodeId, NODE_ID_LEN};
 pub use options::{Durability, Options, MIN_SEGMENT_SIZE};
