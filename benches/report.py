@@ -340,6 +340,44 @@ rows = [
 w(table(["target", "measured (interleaved)", "criterion, for reference", "goal", "status"],
         rows))
 
+w("\n## Signed records (targets of issue 11)\n")
+w("From `benches/records.rs` (interleaved rounds, one process) and `examples/memory.rs "
+  "--signed`: 100 k nodes, each with a signed record (about "
+  f"{EXTRA.get('records/shape', {}).get('mean_rlp', 'n/a')} bytes of RLP), a ping and a pong "
+  "from its record's IP and a failure count at it, one in four with a second record of a "
+  "higher seq.\n")
+
+
+def rec(name):
+    item = EXTRA.get(f"records/{name}")
+    if item is None:
+        MISSING.append(f"records/{name}")
+        return float("nan")
+    return item["rate"]
+
+
+signed_memory = EXTRA.get("memory/index_signed", {})
+seed_time = 1e9 / rec("query_seed_records")
+rows = [
+    ("`update_record` writes/s (verifies each signature)", fmt_rate(rec("update_record")),
+     f"`update_node` in the same rounds: {fmt_rate(rec('update_node'))}", "report", ""),
+    target("open of 100 k signed-record nodes vs mmap + CRC of the same files",
+           rec("open_signed_100k") / rec("mmap_crc_signed_100k"),
+           fmt_ratio(rec("open_signed_100k") / rec("mmap_crc_signed_100k")), "≥ 0.8x", ge(0.8),
+           f"{fmt_rate(rec('open_signed_100k'))} records vs "
+           f"{fmt_rate(rec('mmap_crc_signed_100k'))}"),
+    target("`query_seed_records(30, 5 days)` on 100 k signed-record nodes (decodes and "
+           "verifies 30 records)", seed_time, fmt_time(seed_time), "< 5 ms",
+           lambda v: v < 5e6),
+    target("index memory per signed-record node beyond the node record and the record's own "
+           "bytes", float(signed_memory.get("beyond_record", "nan")),
+           f"{signed_memory.get('beyond_record', 'n/a')} bytes/node", "≤ 64 bytes",
+           lambda v: v <= 64,
+           f"{signed_memory.get('bytes_per_node', 'n/a')} bytes/node in all; a ping and pong "
+           f"at one IP add {signed_memory.get('ip_slot', 'n/a')}"),
+]
+w(table(["target", "measured", "beside it", "goal", "status"], rows))
+
 if MISSING:
     w(f"\nMissing figures (a bench did not run): {', '.join(sorted(set(MISSING)))}\n")
 

@@ -19,30 +19,34 @@ started=$(date +%s)
 
 rm -rf "$CARGO_TARGET_DIR/criterion" "$OUT"
 mkdir -p "$OUT"
-cargo build --release --features compare --benches --examples
+cargo build --release -p peerlog-bench --features compare --benches
+cargo build --release --examples
 
 crit=(--warm-up-time "$WARM" --measurement-time "$MEAS" --sample-size 10 --noplot)
 for bench in write baseline group_commit queries replay; do
     echo "== $bench" >&2
-    cargo bench --bench "$bench" -- "${crit[@]}" 2>&1 | tee "$OUT/$bench.log" >&2
+    cargo bench -p peerlog-bench --bench "$bench" -- "${crit[@]}" 2>&1 | tee "$OUT/$bench.log" >&2
 done
 echo "== compare" >&2
-cargo bench --features compare --bench compare -- "${crit[@]}" 2>&1 | tee "$OUT/compare.log" >&2
+cargo bench -p peerlog-bench --features compare --bench compare -- "${crit[@]}" 2>&1 | tee "$OUT/compare.log" >&2
 echo "== ratios (interleaved)" >&2
-cargo bench --bench ratios 2>"$OUT/ratios.err" | tee "$OUT/results.jsonl" >&2
+cargo bench -p peerlog-bench --bench ratios 2>"$OUT/ratios.err" | tee "$OUT/results.jsonl" >&2
 # The durable-writer contenders again on tmpfs, where fdatasync costs nothing: what waking
 # the writer threads costs by itself, for the bound on group commit in BENCHMARKS.md.
 if [ "$(df -T /dev/shm 2>/dev/null | awk 'NR==2 {print $2}')" = tmpfs ]; then
     echo "== ratios, writer threads on tmpfs" >&2
     shm=$(mktemp -d /dev/shm/peerlog-bench-XXXXXX)
     PEERLOG_BENCH_DIR=$shm PEERLOG_RATIO_ONLY=thread PEERLOG_RATIO_GROUP=tmpfs \
-        cargo bench --bench ratios 2>>"$OUT/ratios.err" | tee -a "$OUT/results.jsonl" >&2
+        cargo bench -p peerlog-bench --bench ratios 2>>"$OUT/ratios.err" | tee -a "$OUT/results.jsonl" >&2
     rm -rf "$shm"
 fi
 echo "== maintenance" >&2
-cargo bench --bench maintenance 2>"$OUT/maintenance.err" | tee -a "$OUT/results.jsonl" >&2
+cargo bench -p peerlog-bench --bench maintenance 2>"$OUT/maintenance.err" | tee -a "$OUT/results.jsonl" >&2
 echo "== memory" >&2
 cargo run --release --example memory 2>"$OUT/memory.err" | tee -a "$OUT/results.jsonl" >&2
+cargo run --release --example memory -- --signed 2>>"$OUT/memory.err" | tee -a "$OUT/results.jsonl" >&2
+echo "== records (interleaved)" >&2
+cargo bench -p peerlog-bench --bench records 2>"$OUT/records.err" | tee -a "$OUT/results.jsonl" >&2
 
 bench_dir=${PEERLOG_BENCH_DIR:-${TMPDIR:-/tmp}}
 {
