@@ -234,6 +234,16 @@ impl Index {
         }
     }
 
+    /// Reserves room for the signed records and IP slots a log of `log_bytes` could hold at
+    /// most (each record frame is longer than its RLP, each IP slot takes a frame of 112
+    /// bytes or more), so that replay does not grow them by copying. Large reservations are
+    /// mapped lazily: only the pages filled become resident.
+    pub fn reserve_for_log(&mut self, log_bytes: usize) {
+        self.records.reserve(log_bytes / 2);
+        let slot_frame = align(FRAME_HEADER_LEN + PING_FROM_PAYLOAD_LEN);
+        self.slots.reserve(log_bytes / slot_frame);
+    }
+
     /// Ids with a node record.
     pub fn len(&self) -> usize {
         self.with_record

@@ -61,6 +61,9 @@ pub(crate) fn rebuild_index(plan: &ReplayPlan) -> Result<(Index, ReplaySummary),
     // Capped: a damaged file's length must not make the open reserve without bound.
     let log_bytes: u64 = plan.live.iter().map(|s| s.len).sum();
     let mut index = Index::with_capacity((log_bytes / 512).min(1 << 21) as usize);
+    // Room for as many signed records and IP slots as the log could hold, so that neither
+    // grows by copying during replay. Address space only: pages are touched as they fill.
+    index.reserve_for_log(log_bytes.min(1 << 32) as usize);
     let summary = replay_locked(plan, |_, record, upcoming| {
         if let Some(id) = upcoming {
             index.prefetch(id);
