@@ -391,7 +391,7 @@ impl NodeDb {
 
     /// The node record of `id`, if there is one.
     pub fn node(&self, id: &NodeId) -> Option<Node> {
-        self.inner.state().index.get(id).and_then(|e| e.node())
+        self.with_entry(id, |index, entry| index.node(entry))?
     }
 
     /// Everything known about every id (its node record, if any, and its liveness data), read
@@ -625,11 +625,11 @@ impl NodeDb {
     pub fn query_seeds(&self, n: usize, max_age: Duration) -> Vec<Node> {
         let min_pong = min_time(max_age);
         let state = self.inner.state();
-        state
-            .index
+        let index = &state.index;
+        index
             .sample_seeds_where(n, min_pong, &self.inner.self_id, |_| true)
             .into_iter()
-            .filter_map(Entry::node)
+            .filter_map(|entry| index.node(entry))
             .collect()
     }
 

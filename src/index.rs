@@ -7,7 +7,7 @@
 //! at most one IP slot, and the entry holds only the index of the first.
 
 use std::hash::BuildHasher;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::SystemTime;
 
 use hashbrown::DefaultHashBuilder;
@@ -21,7 +21,7 @@ use crate::event::{
 use crate::id_table::IdTable;
 use crate::journal::format::{align, FRAME_HEADER_LEN};
 use crate::node::{ids_equal, Endpoint, Node, NodeId};
-use crate::record::NodeRecord;
+use crate::record::{NodeRecord, RecordFields};
 
 /// Marks a timestamp that was never set.
 const NEVER: i64 = i64::MIN;
@@ -108,42 +108,97 @@ impl IpSlot {
     }
 }
 
-/// Everything known about one id, as the index keeps it.
+/// Everything known about one id, as the index keeps it: 104 bytes, the id included. The
+/// record, signed or not, lives in the index's arena (see [`RecordBlob`]).
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
     pub id: NodeId,
-    /// The endpoint of the record (unsigned, or derived from the signed one).
-    pub endpoint: Option<Endpoint>,
     last_ping: i64,
     last_pong: i64,
-    pub fails: u32,
     /// Write time of the newest event about this id.
     pub touched: i64,
-    /// Where the signed record's RLP starts in the index's record arena.
+    pub fails: u32,
+    /// Where the entry's record blob starts in the index's arena.
     record_at: u32,
-    /// Its length; 0 when the entry has no signed record.
+    /// The blob's length; 0 when the entry has no record.
     record_len: u16,
+    /// [`RecordBlob`] flags.
+    record_flags: u8,
     /// The first of the entry's IP slots, or [`NO_SLOT`].
     first_slot: u32,
+}
+
+/// How an entry's record is laid out in the arena: a signed record's RLP as signed (its
+/// endpoint is parsed from it when asked for: no byte is kept twice), or an unsigned record's
+/// endpoint in 20 bytes (the IP in its 16-byte stored form, udp and tcp as little-endian u16).
+struct RecordBlob;
+
+impl RecordBlob {
+    /// The record names an endpoint.
+    const ENDPOINT: u8 = 1;
+    /// The endpoint's IP is IPv4 (an IPv4-mapped IPv6 address in an unsigned record stays
+    /// IPv6, as it was written).
+    const V4: u8 = 2;
+    /// The blob is a signed record's RLP.
+    const SIGNED: u8 = 4;
+
+    fn encode(endpoint: Option<Endpoint>, rlp: Option<&[u8]>, out: &mut Vec<u8>) -> u8 {
+        if let Some(rlp) = rlp {
+            out.extend_from_slice(rlp);
+            return RecordBlob::SIGNED;
+        }
+        let mut flags = 0;
+        if let Some(e) = endpoint {
+            flags |= RecordBlob::ENDPOINT;
+            if e.ip.is_ipv4() {
+                flags |= RecordBlob::V4;
+            }
+            out.extend_from_slice(&ip_key(e.ip));
+            out.extend_from_slice(&e.udp.to_le_bytes());
+            out.extend_from_slice(&e.tcp.to_le_bytes());
+        }
+        flags
+    }
+
+    fn endpoint(flags: u8, blob: &[u8]) -> Option<Endpoint> {
+        if flags & RecordBlob::SIGNED != 0 {
+            return RecordFields::parse(blob).ok()?.endpoint();
+        }
+        if flags & RecordBlob::ENDPOINT == 0 {
+            return None;
+        }
+        let ip: IpKey = blob[..16].try_into().expect("an endpoint blob");
+        let ip = Ipv6Addr::from(ip);
+        let ip = match ip.to_ipv4_mapped() {
+            Some(v4) if flags & RecordBlob::V4 != 0 => IpAddr::V4(v4),
+            _ => IpAddr::V6(ip),
+        };
+        let port = |at: usize| u16::from_le_bytes([blob[at], blob[at + 1]]);
+        Some(Endpoint {
+            ip,
+            udp: port(16),
+            tcp: port(18),
+        })
+    }
+
+    fn rlp(flags: u8, blob: &[u8]) -> Option<&[u8]> {
+        (flags & RecordBlob::SIGNED != 0).then_some(blob)
+    }
 }
 
 impl Entry {
     fn new(id: NodeId) -> Entry {
         Entry {
             id,
-            endpoint: None,
             last_ping: NEVER,
             last_pong: NEVER,
-            fails: 0,
             touched: NEVER,
+            fails: 0,
             record_at: 0,
             record_len: 0,
+            record_flags: 0,
             first_slot: NO_SLOT,
         }
-    }
-
-    pub fn node(&self) -> Option<Node> {
-        self.endpoint.map(|e| e.with_id(self.id))
     }
 
     pub fn last_ping(&self) -> Option<i64> {
@@ -156,25 +211,7 @@ impl Entry {
 
     /// Whether it has a node record, signed or not (a signed record may have no endpoint).
     pub fn has_record(&self) -> bool {
-        self.endpoint.is_some() || self.record_len != 0
-    }
-
-    /// Log bytes a compaction would write for this entry without its IP slots.
-    fn own_live_bytes(&self) -> u64 {
-        let timed = align(FRAME_HEADER_LEN + PING_PAYLOAD_LEN) as u64;
-        let node = match (self.record_len, self.endpoint) {
-            (0, Some(e)) => align(FRAME_HEADER_LEN + 8 + e.rlp_len()) as u64,
-            (0, None) => 0,
-            (len, _) => align(FRAME_HEADER_LEN + ID_PAYLOAD_LEN + usize::from(len)) as u64,
-        };
-        let fails = if self.fails != 0 {
-            align(FRAME_HEADER_LEN + FAILS_PAYLOAD_LEN) as u64
-        } else {
-            0
-        };
-        node + fails
-            + timed * u64::from(self.last_ping != NEVER)
-            + timed * u64::from(self.last_pong != NEVER)
+        self.record_len != 0
     }
 }
 
@@ -194,10 +231,12 @@ pub(crate) struct Index {
     /// Seeded at random per index (foldhash): ids are chosen by remote peers, so the hash must
     /// not be predictable, and it is on the path of every event replayed.
     hasher: DefaultHashBuilder,
-    /// The RLP of every signed record, back to back; replaced ones leave garbage behind until
-    /// the arena is rebuilt.
+    /// Every entry's record blob (endpoint and signed record), back to back; replaced ones
+    /// leave garbage behind until the arena is rebuilt.
     records: Vec<u8>,
     record_garbage: usize,
+    /// Where a record blob is put together before it goes into the arena.
+    blob_scratch: Vec<u8>,
     /// IP slots, chained per entry; free ones chained from `free_slot`.
     slots: Vec<IpSlot>,
     free_slot: u32,
@@ -225,6 +264,7 @@ impl Index {
             hasher: DefaultHashBuilder::default(),
             records: Vec::new(),
             record_garbage: 0,
+            blob_scratch: Vec::new(),
             slots: Vec::new(),
             free_slot: NO_SLOT,
             local_seq: None,
@@ -267,10 +307,44 @@ impl Index {
         self.local_seq.map(|(seq, _)| seq)
     }
 
+    /// An entry's record blob (empty without a record).
+    fn blob(&self, entry: &Entry) -> &[u8] {
+        let at = entry.record_at as usize;
+        &self.records[at..at + usize::from(entry.record_len)]
+    }
+
+    /// The endpoint of an entry's record, unsigned or signed.
+    pub fn endpoint(&self, entry: &Entry) -> Option<Endpoint> {
+        RecordBlob::endpoint(entry.record_flags, self.blob(entry))
+    }
+
+    /// An entry's node: its id and the endpoint of its record.
+    pub fn node(&self, entry: &Entry) -> Option<Node> {
+        self.endpoint(entry).map(|e| e.with_id(entry.id))
+    }
+
     /// The RLP of an entry's signed record.
     pub fn record_rlp(&self, entry: &Entry) -> Option<&[u8]> {
-        let at = entry.record_at as usize;
-        (entry.record_len != 0).then(|| &self.records[at..at + usize::from(entry.record_len)])
+        RecordBlob::rlp(entry.record_flags, self.blob(entry))
+    }
+
+    /// Log bytes a compaction would write for an entry without its IP slots.
+    fn own_live_bytes(&self, entry: &Entry) -> u64 {
+        let timed = align(FRAME_HEADER_LEN + PING_PAYLOAD_LEN) as u64;
+        let record = match (self.record_rlp(entry), self.endpoint(entry)) {
+            (Some(rlp), _) => align(FRAME_HEADER_LEN + ID_PAYLOAD_LEN + rlp.len()) as u64,
+            (None, Some(e)) => align(FRAME_HEADER_LEN + 8 + e.rlp_len()) as u64,
+            (None, None) => 0,
+        };
+        let fails = if entry.fails != 0 {
+            align(FRAME_HEADER_LEN + FAILS_PAYLOAD_LEN) as u64
+        } else {
+            0
+        };
+        record
+            + fails
+            + timed * u64::from(entry.last_ping != NEVER)
+            + timed * u64::from(entry.last_pong != NEVER)
     }
 
     /// The seq of an entry's record: its signed record's, or 0.
@@ -306,7 +380,7 @@ impl Index {
     pub fn state(&self, entry: &Entry) -> PeerState {
         PeerState {
             id: entry.id,
-            node: entry.node(),
+            node: self.node(entry),
             record: self.record(entry),
             last_ping: entry.last_ping().map(from_unix_nanos),
             last_pong: entry.last_pong().map(from_unix_nanos),
@@ -325,7 +399,7 @@ impl Index {
     /// answered a ping at or after `min_pong`, to no particular IP or from its record's IP
     /// (a pong from an IP the node has since left does not count).
     pub fn is_seed(&self, entry: &Entry, min_pong: i64, self_id: &NodeId) -> bool {
-        let Some(endpoint) = entry.endpoint else {
+        let Some(endpoint) = self.endpoint(entry) else {
             return false;
         };
         if entry.id == *self_id {
@@ -346,7 +420,7 @@ impl Index {
         let mut events = Vec::new();
         match self.record(entry) {
             Some(record) => events.push(Event::Record(record)),
-            None => events.extend(entry.node().map(Event::NodeUpdated)),
+            None => events.extend(self.node(entry).map(Event::NodeUpdated)),
         }
         events.extend(entry.last_ping().map(|t| Event::Ping { id, at: at(t) }));
         events.extend(entry.last_pong().map(|t| Event::Pong { id, at: at(t) }));
@@ -380,7 +454,7 @@ impl Index {
     /// Log bytes a compaction would write for the entry at `index`, IP slots included.
     fn entry_live_bytes(&self, index: usize) -> u64 {
         let entry = &self.entries[index];
-        entry.own_live_bytes() + self.slots_of(entry).map(IpSlot::live_bytes).sum::<u64>()
+        self.own_live_bytes(entry) + self.slots_of(entry).map(IpSlot::live_bytes).sum::<u64>()
     }
 
     fn find(&self, id: &IdBytes) -> Option<usize> {
@@ -521,27 +595,32 @@ impl Index {
         }
     }
 
-    /// Stores a signed record's RLP for the entry at `index`, replacing any earlier one.
-    fn set_record(&mut self, index: usize, rlp: &[u8]) {
+    /// Stores the record of the entry at `index` (its endpoint, and a signed record's RLP),
+    /// replacing any earlier one.
+    fn set_record(&mut self, index: usize, endpoint: Option<Endpoint>, rlp: Option<&[u8]>) {
+        let mut blob = std::mem::take(&mut self.blob_scratch);
+        blob.clear();
+        let flags = RecordBlob::encode(endpoint, rlp, &mut blob);
         let entry = &self.entries[index];
-        let old_len = usize::from(entry.record_len);
-        let old_at = entry.record_at as usize;
-        let len = u16::try_from(rlp.len()).expect("a record is at most 300 bytes");
-        if old_len == rlp.len() {
+        let (old_at, old_len) = (entry.record_at as usize, usize::from(entry.record_len));
+        let len = u16::try_from(blob.len()).expect("a record is at most 300 bytes");
+        if old_len == blob.len() {
             // Same length (the common case of a new seq of the same record): in place.
-            self.records[old_at..old_at + old_len].copy_from_slice(rlp);
-            return;
+            self.records[old_at..old_at + old_len].copy_from_slice(&blob);
+        } else {
+            self.record_garbage += old_len;
+            if self.record_garbage > 1 << 16 && self.record_garbage > self.records.len() / 2 {
+                self.entries[index].record_len = 0;
+                self.rebuild_records();
+            }
+            let at = u32::try_from(self.records.len()).expect("under 4 GiB of records");
+            self.records.extend_from_slice(&blob);
+            let entry = &mut self.entries[index];
+            entry.record_at = at;
+            entry.record_len = len;
         }
-        self.record_garbage += old_len;
-        if self.record_garbage > 1 << 16 && self.record_garbage > self.records.len() / 2 {
-            self.entries[index].record_len = 0;
-            self.rebuild_records();
-        }
-        let at = u32::try_from(self.records.len()).expect("under 4 GiB of signed records");
-        self.records.extend_from_slice(rlp);
-        let entry = &mut self.entries[index];
-        entry.record_at = at;
-        entry.record_len = len;
+        self.entries[index].record_flags = flags;
+        self.blob_scratch = blob;
     }
 
     /// Copies the live records into a new arena, leaving the garbage behind.
@@ -633,16 +712,14 @@ impl Index {
             }
             _ => {
                 let had_record = entry.has_record();
-                let before = entry.own_live_bytes();
+                let before = self.own_live_bytes(&self.entries[index]);
+                let entry = &mut self.entries[index];
                 match *event {
                     StoredEvent::NodeUpdated { endpoint, .. } => {
-                        self.record_garbage += usize::from(entry.record_len);
-                        entry.record_len = 0;
-                        entry.endpoint = Some(endpoint);
+                        self.set_record(index, Some(endpoint), None)
                     }
                     StoredEvent::Record { rlp, endpoint, .. } => {
-                        entry.endpoint = endpoint;
-                        self.set_record(index, rlp);
+                        self.set_record(index, endpoint, Some(rlp))
                     }
                     StoredEvent::Ping { at, .. } => entry.last_ping = at,
                     StoredEvent::Pong { at, .. } => entry.last_pong = at,
@@ -651,7 +728,7 @@ impl Index {
                 }
                 let entry = &self.entries[index];
                 self.with_record += usize::from(!had_record && entry.has_record());
-                (before, entry.own_live_bytes())
+                (before, self.own_live_bytes(entry))
             }
         };
         self.live_bytes = self.live_bytes + after - before;
@@ -760,6 +837,32 @@ mod tests {
                 assert!(Index::check_rlp_len(&node), "{node:?}");
             }
         }
+    }
+
+    #[test]
+    fn an_unsigned_endpoint_round_trips_through_its_blob() {
+        for ip in [
+            "203.0.113.7",
+            "2001:db8::1",
+            "::ffff:192.0.2.4",
+            "::1",
+            "0.0.0.0",
+        ] {
+            let endpoint = Endpoint {
+                ip: ip.parse().unwrap(),
+                udp: 1,
+                tcp: 65535,
+            };
+            let mut blob = Vec::new();
+            let flags = RecordBlob::encode(Some(endpoint), None, &mut blob);
+            assert_eq!(RecordBlob::endpoint(flags, &blob), Some(endpoint), "{ip}");
+            assert_eq!(RecordBlob::rlp(flags, &blob), None);
+        }
+        let mut blob = Vec::new();
+        assert_eq!(
+            RecordBlob::endpoint(RecordBlob::encode(None, None, &mut blob), &blob),
+            None
+        );
     }
 
     #[test]

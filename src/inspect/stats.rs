@@ -68,7 +68,7 @@ pub fn stats(
         ipv6_nodes: index
             .entries()
             .iter()
-            .filter(|e| e.endpoint.is_some_and(|n| n.ip.is_ipv6()))
+            .filter(|e| index.endpoint(e).is_some_and(|n| n.ip.is_ipv6()))
             .count(),
         ids: index.entries().len(),
         events_by_kind,
