@@ -34,7 +34,7 @@
 mod compact;
 mod db;
 mod error;
-pub mod event;
+mod event;
 mod faults;
 #[cfg(feature = "__internal_testing")]
 #[doc(hidden)]

@@ -186,7 +186,7 @@ pub struct ReplaySummary {
     /// The sequence number the next record gets.
     pub next_seq: u64,
     /// Where the last segment's intact data ends.
-    pub last_end: Option<ScanEnd>,
+    pub(crate) last_end: Option<ScanEnd>,
 }
 
 /// Where a replayed record was found.
