@@ -125,7 +125,8 @@ impl NodeRecord {
         &self.rlp
     }
 
-    /// The endpoint the record names (see [`RecordFields::endpoint`]), if it has an IP.
+    /// The endpoint the record names: its IPv4 address and ports, else its IPv6 ones (a missing
+    /// port as 0); `None` for a record without an IP.
     pub fn node(&self) -> Option<Node> {
         let fields = RecordFields::parse(&self.rlp).expect("a stored record parses");
         fields.endpoint().map(|e| e.with_id(self.id))
