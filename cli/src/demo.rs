@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use peerlog::enr::{CombinedKey, Enr};
 use peerlog::inspect::Progress;
@@ -12,6 +12,7 @@ use peerlog::{Error, Event, EventKind, Node, NodeDb, NodeId, Options};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::time::{earliest_storable, is_storable, iso8601, storable_range_text};
 use crate::CliError;
 
 /// Share of demo nodes that are modern: a signed record (a real secp256k1 key) and liveness
@@ -212,33 +213,140 @@ impl DemoWriter<'_> {
     }
 }
 
+/// The most nodes a demo writes: some 8 GB of log, minutes of writing.
+pub const MAX_NODES: u64 = 10_000_000;
+
+/// Checks everything about a demo before anything is created: the simulated days, ending
+/// `now`, must start and end within the times the log can store.
+pub fn check(spec: &DemoSpec, now: SystemTime) -> Result<Span, String> {
+    if spec.nodes > MAX_NODES {
+        return Err(format!(
+            "--nodes {}: a demo writes at most {MAX_NODES} nodes",
+            spec.nodes
+        ));
+    }
+    if !is_storable(now) {
+        return Err(format!(
+            "the clock says {}, outside the times the log can store ({})",
+            iso8601(now),
+            storable_range_text()
+        ));
+    }
+    let max_days = now
+        .duration_since(earliest_storable())
+        .map_or(0, |d| d.as_secs() / 86_400);
+    let too_far = || {
+        format!(
+            "--days {}: the simulated history would start before the earliest time the log \
+             can store (it stores {}); at most {max_days} days today",
+            spec.days,
+            storable_range_text()
+        )
+    };
+    if spec.days == 0 {
+        return Err("--days 0: a demo simulates at least 1 day".to_string());
+    }
+    let span = spec
+        .days
+        .checked_mul(86_400)
+        .map(Duration::from_secs)
+        .ok_or_else(too_far)?;
+    let start = now.checked_sub(span).ok_or_else(too_far)?;
+    if !is_storable(start) {
+        return Err(too_far());
+    }
+    Ok(Span { start, len: span })
+}
+
+/// The simulated days: from `start`, `len` long.
+#[derive(Clone, Copy, Debug)]
+pub struct Span {
+    start: SystemTime,
+    len: Duration,
+}
+
 /// Creates a demo database in `dir`, which must not exist or be empty. Ping and pong times
 /// carry the simulated days; the write time of each event is the real clock (the library
-/// stamps it).
-pub fn demo(dir: &Path, spec: &DemoSpec, progress: Progress<'_>) -> Result<DemoReport, CliError> {
-    if let Ok(mut entries) = fs::read_dir(dir) {
-        if entries.next().is_some() {
-            return Err(CliError::NotEmpty(dir.to_path_buf()));
+/// stamps it). Everything is checked before anything is created, and a demo that fails
+/// halfway (a full disk) leaves the directory as it found it: absent, or empty.
+/// `progress` reports nodes written; `closing` is called when the database is being closed.
+pub fn demo(
+    dir: &Path,
+    spec: &DemoSpec,
+    progress: Progress<'_>,
+    closing: &dyn Fn(),
+) -> Result<DemoReport, CliError> {
+    let existed = match fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => {
+            return Err(CliError::Usage(format!(
+                "{}: not a directory; demo writes into a new or empty directory",
+                dir.display()
+            )))
         }
+        Ok(_) => true,
+        Err(_) => false,
+    };
+    if existed && fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_some()) {
+        return Err(CliError::NotEmpty(dir.to_path_buf()));
     }
+    let now = SystemTime::now();
+    let span = check(spec, now).map_err(CliError::Usage)?;
     let options = Options {
         // Keep the demo's history whole: no background compaction while it is written.
         compact_min_bytes: u64::MAX,
         ..Options::default()
     };
-    let db = NodeDb::open_with(dir, spec.protocol_version, spec.self_id, options)?;
-    let now = SystemTime::now();
-    let span = Duration::from_secs(spec.days.max(1) * 86_400);
-    let start = now.checked_sub(span).unwrap_or(UNIX_EPOCH);
+    let db = match NodeDb::open_with(dir, spec.protocol_version, spec.self_id, options) {
+        Ok(db) => db,
+        Err(e) => {
+            // Not ours to clean beyond the directory itself, if made here and still empty.
+            if !existed {
+                let _ = fs::remove_dir(dir);
+            }
+            return Err(e.into());
+        }
+    };
+    let result = write_demo(db, spec, now, span, progress, closing);
+    if result.is_err() {
+        // Leave no half database behind. Only what this demo wrote is removed: the directory
+        // was new, or empty, and the database's lock kept everyone else out until now.
+        let _ = if existed {
+            fs::read_dir(dir).and_then(|entries| {
+                entries.flatten().try_for_each(|entry| {
+                    let path = entry.path();
+                    if path.is_dir() {
+                        fs::remove_dir_all(path)
+                    } else {
+                        fs::remove_file(path)
+                    }
+                })
+            })
+        } else {
+            fs::remove_dir_all(dir)
+        };
+    }
+    result
+}
+
+/// Writes the demo into `db` and closes it (dropped, on an error).
+fn write_demo(
+    db: NodeDb,
+    spec: &DemoSpec,
+    now: SystemTime,
+    span: Span,
+    progress: Progress<'_>,
+    closing: &dyn Fn(),
+) -> Result<DemoReport, CliError> {
     let mut writer = DemoWriter {
         db: &db,
         rng: StdRng::seed_from_u64(spec.seed),
         now,
         counts: BTreeMap::new(),
     };
-    for n in 0..spec.nodes {
-        writer.node_life(start, span)?;
-        if n % 4096 == 0 {
+    progress(0, spec.nodes);
+    for n in 1..=spec.nodes {
+        writer.node_life(span.start, span.len)?;
+        if n % 1024 == 0 {
             progress(n, spec.nodes);
         }
     }
@@ -247,6 +355,7 @@ pub fn demo(dir: &Path, spec: &DemoSpec, progress: Progress<'_>) -> Result<DemoR
         events_by_kind: writer.counts,
         nodes: db.len(),
     };
+    closing();
     db.close()?;
     Ok(report)
 }

@@ -4,22 +4,26 @@
 //! print.
 //! Exit status: 0 success, 1 `verify` found damage, 2 any error (one line on stderr).
 
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::collections::BTreeSet;
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use peerlog::inspect::{self, InspectError};
-use peerlog::{NodeId, Options};
+use peerlog::{EventKind, NodeId, Options, PeerState, Record};
 
+mod archive;
 mod demo;
 mod maintain;
+mod progress;
 mod render;
 mod time;
 
 use maintain::Maintenance;
+use progress::{Meter, Span};
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +46,9 @@ pub enum CliError {
         /// Version the user asked for.
         given: u64,
     },
+    /// An argument the command cannot work with, already worded.
+    #[error("{0}")]
+    Usage(String),
 }
 
 #[derive(Parser)]
@@ -64,24 +71,25 @@ enum Command {
     Demo {
         /// Directory to create (must not exist, or be empty)
         dir: PathBuf,
-        /// Nodes to discover
-        #[arg(long, default_value_t = 1000)]
+        /// Nodes to discover, 0 to 10000000
+        #[arg(long, default_value_t = 1000, value_parser = nodes_arg, allow_hyphen_values = true)]
         nodes: u64,
-        /// Days of simulated history, ending now
-        #[arg(long, default_value_t = 7)]
+        /// Days of simulated history, ending now: at least 1, and not before 1677-09-21 (the
+        /// earliest time the log can store)
+        #[arg(long, default_value_t = 7, value_parser = days_arg, allow_hyphen_values = true)]
         days: u64,
-        /// Random seed (same seed, same nodes and times)
-        #[arg(long, default_value_t = 1)]
+        /// Random seed (same seed, same nodes and times), any whole number
+        #[arg(long, default_value_t = 1, value_parser = u64_arg, allow_hyphen_values = true)]
         seed: u64,
-        /// Protocol version written in the segment headers
-        #[arg(long, default_value_t = 9)]
+        /// Protocol version written in the segment headers, any whole number
+        #[arg(long, default_value_t = 9, value_parser = u64_arg, allow_hyphen_values = true)]
         protocol_version: u64,
         /// The local node's id (128 hex characters); default all zeros
         #[arg(long = "self")]
         self_id: Option<String>,
     },
     /// Print the current state: one node a line (enode URL, last ping, last pong, fails)
-    #[command(after_help = "Example: peerlog dump /tmp/peers --json | head")]
+    #[command(after_help = "Example: peerlog dump /tmp/peers --json --since 24h | head")]
     Dump {
         dir: PathBuf,
         /// One JSON object a line
@@ -90,9 +98,21 @@ enum Command {
         /// Also list ids without a node record (only pings, pongs or fails)
         #[arg(long)]
         all: bool,
+        /// Only nodes with an event written at or after this time (their last_written): a UTC
+        /// time (2024-05-01, 2024-05-01T12:30:45Z) or a duration ago (24h, 7d)
+        #[arg(long, value_parser = since_arg, allow_hyphen_values = true)]
+        since: Option<SystemTime>,
+        /// Only nodes whose record is of these kinds: node (unsigned endpoint), record (signed
+        /// record), none (no record; implies --all)
+        #[arg(long, value_enum, value_delimiter = ',')]
+        kind: Vec<RecordKind>,
     },
     /// Print every event about one node, oldest first, including archived segments
-    #[command(after_help = "Example: peerlog history /tmp/peers enode://1f2e...@10.0.0.1:30303")]
+    #[command(
+        after_help = "Example: peerlog history /tmp/peers enode://1f2e...@10.0.0.1:30303\n\
+                            An enode URL names the node by its id: every event about the id is \
+                            listed, whatever its endpoint (a note on stderr says so)."
+    )]
     History {
         dir: PathBuf,
         /// Node id (128 hex characters, optional 0x) or enode URL
@@ -116,8 +136,8 @@ enum Command {
     #[command(after_help = "Example: peerlog stats /tmp/peers --seed-age 5d")]
     Stats {
         dir: PathBuf,
-        /// Count as seeds the nodes whose last pong is at most this old
-        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        /// Count as seeds the nodes whose last pong is at most this old (0s and up)
+        #[arg(long, default_value = "24h", value_parser = time::parse_duration, allow_hyphen_values = true)]
         seed_age: Duration,
         /// The local node's id, never a seed; default all zeros
         #[arg(long = "self")]
@@ -147,6 +167,18 @@ enum Command {
         dir: PathBuf,
         #[arg(long, value_enum, default_value_t = Format::Jsonl)]
         format: Format,
+        /// Only events written at or after this time: a UTC time (2024-05-01,
+        /// 2024-05-01T12:30:45Z) or a duration ago (24h, 7d)
+        #[arg(long, value_parser = since_arg, allow_hyphen_values = true)]
+        since: Option<SystemTime>,
+        /// Only events of these kinds (node, ping, pong, fails, delete, expire, record,
+        /// ping_from, pong_from, fails_at, ip_expire, local_seq)
+        #[arg(long, value_parser = event_kind_arg, value_delimiter = ',')]
+        kind: Vec<EventKind>,
+        /// Also the events of archive/ (kept by compact --keep-history): the full history.
+        /// Refused while this build cannot read archived segments and archive/ holds some
+        #[arg(long)]
+        with_archive: bool,
     },
 }
 
@@ -155,13 +187,13 @@ struct OpenArgs {
     dir: PathBuf,
     /// Protocol version; default: the one in the segment headers (a different one is refused,
     /// since opening with it would wipe the database)
-    #[arg(long)]
+    #[arg(long, value_parser = u64_arg, allow_hyphen_values = true)]
     protocol_version: Option<u64>,
     /// The local node's id; its own record is dropped by expiration. Default all zeros
     #[arg(long = "self")]
     self_id: Option<String>,
-    /// Nodes whose last pong is older than this are dropped
-    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    /// Nodes whose last pong is older than this are dropped (at least 1s)
+    #[arg(long, default_value = "24h", value_parser = expiration_arg, allow_hyphen_values = true)]
     expiration: Duration,
     /// One JSON object
     #[arg(long)]
@@ -172,6 +204,63 @@ struct OpenArgs {
 enum Format {
     Jsonl,
     Csv,
+}
+
+/// What a node's record is, for `dump --kind`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+enum RecordKind {
+    /// An unsigned endpoint (a `node` event).
+    Node,
+    /// A signed record (a `record` event).
+    Record,
+    /// No record: only pings, pongs or fails.
+    None,
+}
+
+impl RecordKind {
+    fn of(peer: &PeerState) -> RecordKind {
+        match (&peer.record, &peer.node) {
+            (Some(_), _) => RecordKind::Record,
+            (None, Some(_)) => RecordKind::Node,
+            (None, None) => RecordKind::None,
+        }
+    }
+}
+
+fn nodes_arg(text: &str) -> Result<u64, String> {
+    time::parse_number(text, 0, demo::MAX_NODES)
+}
+
+fn days_arg(text: &str) -> Result<u64, String> {
+    time::parse_number(text, 1, u64::MAX)
+}
+
+fn u64_arg(text: &str) -> Result<u64, String> {
+    time::parse_number(text, 0, u64::MAX)
+}
+
+fn expiration_arg(text: &str) -> Result<Duration, String> {
+    let d = time::parse_duration(text)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!(
+            "{text}: at least 1s (a shorter expiration would drop every node)"
+        ));
+    }
+    Ok(d)
+}
+
+fn since_arg(text: &str) -> Result<SystemTime, String> {
+    time::parse_since(text, SystemTime::now())
+}
+
+fn event_kind_arg(text: &str) -> Result<EventKind, String> {
+    EventKind::ALL
+        .into_iter()
+        .find(|k| k.name() == text.trim())
+        .ok_or_else(|| {
+            let names: Vec<_> = EventKind::ALL.iter().map(|k| k.name()).collect();
+            format!("unknown kind {text:?}; the kinds are {}", names.join(", "))
+        })
 }
 
 /// What can stop a command: a library error, or stdout going away.
@@ -207,7 +296,10 @@ impl From<io::Error> for Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let result = run(cli.command, &mut out).and_then(|code| {
@@ -229,29 +321,41 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// A progress bar on stderr when it is a terminal; hidden otherwise.
-fn progress_bar(what: &str) -> ProgressBar {
-    if !io::stderr().is_terminal() {
-        return ProgressBar::hidden();
+/// `--help` and `--version` as clap prints them (exit 0); any other argument error as one
+/// line on stderr, exit status 2.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => e.exit(),
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => fail(
+            "no subcommand given: demo, dump, history, verify, stats, compact, expire or \
+             export (see peerlog --help)",
+        ),
+        _ => fail(&one_line(&e.render().to_string())),
     }
-    let bar = ProgressBar::new(0);
-    let style = ProgressStyle::with_template("{msg} [{bar:40}] {percent}% {elapsed}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style.progress_chars("=> "));
-    bar.set_message(what.to_string());
-    bar
 }
 
-/// Runs `f` with a progress callback drawing `bar`, and clears the bar afterwards.
-fn with_progress<T>(what: &str, f: impl FnOnce(inspect::Progress<'_>) -> T) -> T {
-    let bar = progress_bar(what);
-    let report = |done: u64, total: u64| {
-        bar.set_length(total);
-        bar.set_position(done);
-    };
-    let result = f(&report);
-    bar.finish_and_clear();
-    result
+/// A clap error message on one line: `error: ` and the `--help` hint dropped, the rest
+/// joined (a list after a colon with a space, possible values in brackets, a tip and the
+/// usage after `; `).
+fn one_line(message: &str) -> String {
+    let mut line = String::new();
+    for part in message.lines().map(str::trim) {
+        if part.is_empty() || part.starts_with("For more information") {
+            continue;
+        }
+        let part = part.strip_prefix("error: ").unwrap_or(part);
+        let part = part.replace("Usage: ", "usage: ");
+        if !line.is_empty() {
+            let glue = if line.ends_with(':') || part.starts_with('[') {
+                " "
+            } else {
+                "; "
+            };
+            line.push_str(glue);
+        }
+        line.push_str(&part);
+    }
+    line
 }
 
 fn parse_self(arg: Option<&str>) -> Result<Option<NodeId>, Failure> {
@@ -263,6 +367,9 @@ fn parse_self(arg: Option<&str>) -> Result<Option<NodeId>, Failure> {
     })
     .transpose()
 }
+
+/// Reports progress every this many lines printed.
+const LINES_PER_REPORT: usize = 4096;
 
 fn run(command: Command, out: &mut impl Write) -> Result<ExitCode, Failure> {
     match command {
@@ -283,7 +390,20 @@ fn run(command: Command, out: &mut impl Write) -> Result<ExitCode, Failure> {
             };
             demo(&dir, &spec, out)?
         }
-        Command::Dump { dir, json, all } => dump(&dir, json, all, out)?,
+        Command::Dump {
+            dir,
+            json,
+            all,
+            since,
+            kind,
+        } => {
+            let filter = DumpFilter {
+                all,
+                since,
+                kinds: kind.into_iter().collect(),
+            };
+            dump(&dir, json, &filter, out)?
+        }
         Command::History { dir, node, json } => history(&dir, &node, json, out)?,
         Command::Verify { dir, strict, json } => return verify(&dir, strict, json, out),
         Command::Stats {
@@ -297,14 +417,32 @@ fn run(command: Command, out: &mut impl Write) -> Result<ExitCode, Failure> {
         }
         Command::Compact { open, keep_history } => maintain(open, Some(keep_history), out)?,
         Command::Expire { open } => maintain(open, None, out)?,
-        Command::Export { dir, format } => export(&dir, format, out)?,
+        Command::Export {
+            dir,
+            format,
+            since,
+            kind,
+            with_archive,
+        } => {
+            let filter = ExportFilter {
+                since,
+                kinds: kind.into_iter().collect(),
+            };
+            export(&dir, format, &filter, with_archive, out)?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn demo(dir: &Path, spec: &demo::DemoSpec, out: &mut impl Write) -> Result<(), Failure> {
     let started = std::time::Instant::now();
-    let report = with_progress("writing", |p| demo::demo(dir, spec, p))?;
+    let meter = Meter::bar("writing");
+    let report = {
+        let writing = meter.step("writing", Span::percent(0, 97));
+        let closing = || meter.begin("closing", Span::percent(97, 100));
+        demo::demo(dir, spec, &writing, &closing)?
+    };
+    meter.finish();
     let events: u64 = report.events_by_kind.values().sum();
     let by_kind: Vec<_> = report
         .events_by_kind
@@ -313,32 +451,84 @@ fn demo(dir: &Path, spec: &demo::DemoSpec, out: &mut impl Write) -> Result<(), F
         .collect();
     writeln!(
         out,
-        "wrote {events} events ({}) over {} simulated days in {:.2?}",
+        "wrote {} ({}) over {} simulated {} in {:.2?}",
+        time::count(events, "event"),
         by_kind.join(", "),
         spec.days,
+        if spec.days == 1 { "day" } else { "days" },
         started.elapsed()
     )?;
-    writeln!(out, "{} nodes in {}", report.nodes, dir.display())?;
+    writeln!(
+        out,
+        "{} in {}",
+        time::count(report.nodes as u64, "node"),
+        dir.display()
+    )?;
     writeln!(out, "try: peerlog stats {}", dir.display())?;
     Ok(())
 }
 
-fn dump(dir: &Path, json: bool, all: bool, out: &mut impl Write) -> Result<(), Failure> {
-    let state = with_progress("reading", |p| inspect::state(dir, p))?;
-    for peer in state.peers.iter().filter(|p| all || p.node.is_some()) {
+/// Which nodes `dump` prints.
+struct DumpFilter {
+    all: bool,
+    since: Option<SystemTime>,
+    kinds: BTreeSet<RecordKind>,
+}
+
+impl DumpFilter {
+    fn keeps(&self, peer: &PeerState) -> bool {
+        let kind = RecordKind::of(peer);
+        let kind_ok = if self.kinds.is_empty() {
+            self.all || kind != RecordKind::None
+        } else {
+            self.kinds.contains(&kind)
+        };
+        kind_ok && self.since.is_none_or(|t| peer.last_written >= t)
+    }
+}
+
+fn dump(dir: &Path, json: bool, filter: &DumpFilter, out: &mut impl Write) -> Result<(), Failure> {
+    // Shares of the time (measured at 100 k nodes): reading is most of a text dump, under
+    // half of a JSON one.
+    let read_share = if json { 45 } else { 75 };
+    let meter = Meter::bar("reading");
+    let state = inspect::state(dir, &meter.step("reading", Span::percent(0, read_share)))?;
+    let printing = meter.output_step("printing", Span::percent(read_share, 100));
+    let total = state.peers.len() as u64;
+    for (i, peer) in state.peers.iter().enumerate() {
+        if i % LINES_PER_REPORT == 0 {
+            printing(i as u64, total);
+        }
+        if !filter.keeps(peer) {
+            continue;
+        }
         if json {
             writeln!(out, "{}", render::peer_json(peer))?;
         } else {
             writeln!(out, "{}", render::peer_line(peer))?;
         }
     }
+    printing(total, total);
     Ok(())
 }
 
 fn history(dir: &Path, node: &str, json: bool, out: &mut impl Write) -> Result<(), Failure> {
-    let id = time::parse_node_arg(node)?;
-    let entries = with_progress("reading", |p| inspect::history(dir, &id, p))?;
-    for entry in &entries {
+    let (id, endpoint) = time::parse_node_arg(node).map_err(Failure::Usage)?;
+    if let Some(endpoint) = endpoint {
+        eprintln!(
+            "peerlog: note: listing every event about the node id of this enode URL; its \
+             endpoint ({}) is not a filter",
+            render::endpoint_text(&endpoint)
+        );
+    }
+    let meter = Meter::bar("reading");
+    let entries = inspect::history(dir, &id, &meter.step("reading", Span::percent(0, 95)))?;
+    let printing = meter.output_step("printing", Span::percent(95, 100));
+    let total = entries.len() as u64;
+    for (i, entry) in entries.iter().enumerate() {
+        if i % LINES_PER_REPORT == 0 {
+            printing(i as u64, total);
+        }
         if json {
             writeln!(out, "{}", render::history_json(entry))?;
             continue;
@@ -359,14 +549,36 @@ fn history(dir: &Path, node: &str, json: bool, out: &mut impl Write) -> Result<(
             render::change_text(&entry.change)
         )?;
     }
-    if entries.is_empty() && !json {
-        writeln!(out, "no events about {id}")?;
+    printing(total, total);
+    meter.finish();
+    if entries.is_empty() {
+        // An answer, not an error: stdout stays empty (as with --json), the status 0.
+        eprintln!("peerlog: note: no events about {id} in the live log or archive/");
     }
     Ok(())
 }
 
+/// Bytes of every segment file of `dir` and its archive, as far as their headers can be
+/// read: what `verify` reads in all (its progress counts the live log only).
+fn all_segment_bytes(dir: &Path) -> u64 {
+    [dir.to_path_buf(), dir.join("archive")]
+        .iter()
+        .filter_map(|d| inspect::segments(d).ok())
+        .flatten()
+        .map(|s| s.size)
+        .sum()
+}
+
 fn verify(dir: &Path, strict: bool, json: bool, out: &mut impl Write) -> Result<ExitCode, Failure> {
-    let report = with_progress("verifying", |p| inspect::verify(dir, p))?;
+    let meter = Meter::bar("verifying");
+    let report = {
+        // The library reports the live log's bytes; superseded and archived segments are
+        // read after it, unreported: the bar stops at the live log's share of all bytes.
+        let all = all_segment_bytes(dir);
+        let step = meter.step("verifying", Span::ALL);
+        inspect::verify(dir, &|done, live| step(done, live.max(all)))?
+    };
+    meter.finish();
     if json {
         writeln!(out, "{}", render::verify_json(&report, strict))?;
     } else {
@@ -376,11 +588,11 @@ fn verify(dir: &Path, strict: bool, json: bool, out: &mut impl Write) -> Result<
                 .map_or_else(|| "-".to_string(), |(a, b)| format!("{a}..={b}"));
             writeln!(
                 out,
-                "{} {}: {} records, seq {seqs}, {} bytes",
+                "{} {}: {}, seq {seqs}, {}",
                 file.path.display(),
                 file.role,
-                file.records,
-                file.size
+                time::count(file.records, "record"),
+                time::count(file.size, "byte")
             )?;
         }
         for finding in &report.findings {
@@ -389,14 +601,18 @@ fn verify(dir: &Path, strict: bool, json: bool, out: &mut impl Write) -> Result<
             } else {
                 "note"
             };
-            writeln!(out, "{label}: {finding}")?;
+            writeln!(out, "{label}: {}", render::finding_text(finding))?;
         }
         let verdict = if report.is_intact(strict) {
             "intact"
         } else {
             "NOT intact"
         };
-        writeln!(out, "{} records in the live log; {verdict}", report.records)?;
+        writeln!(
+            out,
+            "{} in the live log; {verdict}",
+            time::count(report.records, "record")
+        )?;
     }
     out.flush()?;
     Ok(if report.is_intact(strict) {
@@ -413,7 +629,9 @@ fn stats(
     json: bool,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
-    let s = with_progress("reading", |p| inspect::stats(dir, self_id, seed_age, p))?;
+    let meter = Meter::bar("reading");
+    let s = inspect::stats(dir, self_id, seed_age, &meter.step("reading", Span::ALL))?;
+    meter.finish();
     if json {
         writeln!(out, "{}", render::stats_json(&s))?;
         return Ok(());
@@ -429,8 +647,10 @@ fn stats(
     );
     writeln!(
         out,
-        "nodes:     {} ({} IPv6), {} ids with data",
-        s.nodes, s.ipv6_nodes, s.ids
+        "nodes:     {} ({} IPv6), {} with data",
+        s.nodes,
+        s.ipv6_nodes,
+        time::count(s.ids as u64, "id")
     )?;
     writeln!(out, "events:    {} ({})", s.records, kinds.join(", "))?;
     writeln!(
@@ -440,15 +660,18 @@ fn stats(
     )?;
     writeln!(
         out,
-        "segments:  {} ({} bytes on disk), {} archived ({} bytes)",
-        s.segments, s.segment_file_bytes, s.archived_segments, s.archived_bytes
+        "segments:  {} ({} on disk), {} archived ({})",
+        s.segments,
+        time::count(s.segment_file_bytes, "byte"),
+        s.archived_segments,
+        time::count(s.archived_bytes, "byte")
     )?;
     writeln!(out, "written:   {span}")?;
     writeln!(
         out,
         "seeds:     {} with a pong within {}",
         s.seeds,
-        humantime::format_duration(s.seed_age)
+        time::duration_words(s.seed_age)
     )?;
     writeln!(out, "problems:  {} (see peerlog verify)", s.problems)?;
     Ok(())
@@ -464,10 +687,13 @@ fn maintain(open: OpenArgs, compact: Option<bool>, out: &mut impl Write) -> Resu
             ..Options::default()
         },
     };
+    let meter = Meter::spinner("opening");
+    let stage = |what: &'static str| meter.label(what);
     let report = match compact {
-        Some(_) => maintain::compact(&open.dir, &how)?,
-        None => maintain::expire(&open.dir, &how)?,
+        Some(_) => maintain::compact(&open.dir, &how, &stage)?,
+        None => maintain::expire(&open.dir, &how, &stage)?,
     };
+    meter.finish();
     if open.json {
         writeln!(out, "{}", render::maintenance_json(&report))?;
         return Ok(());
@@ -484,23 +710,69 @@ fn maintain(open: OpenArgs, compact: Option<bool>, out: &mut impl Write) -> Resu
     if let Some(c) = &report.compaction {
         writeln!(
             out,
-            "compacted {} segments: {} records ({} bytes) -> {} records ({} bytes)",
-            c.segments_read, c.records_read, c.bytes_read, c.records_written, c.bytes_written
+            "compacted {}: {} ({}) -> {} ({})",
+            time::count(c.segments_read as u64, "segment"),
+            time::count(c.records_read, "record"),
+            time::count(c.bytes_read, "byte"),
+            time::count(c.records_written, "record"),
+            time::count(c.bytes_written, "byte")
         )?;
     }
     Ok(())
 }
 
-fn export(dir: &Path, format: Format, out: &mut impl Write) -> Result<(), Failure> {
-    let records = with_progress("reading", |p| inspect::export(dir, p))?;
+/// Which events `export` prints.
+struct ExportFilter {
+    since: Option<SystemTime>,
+    kinds: BTreeSet<EventKind>,
+}
+
+impl ExportFilter {
+    fn keeps(&self, record: &Record) -> bool {
+        (self.kinds.is_empty() || self.kinds.contains(&record.event.kind()))
+            && self.since.is_none_or(|t| record.written_at >= t)
+    }
+}
+
+fn export(
+    dir: &Path,
+    format: Format,
+    filter: &ExportFilter,
+    with_archive: bool,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    // Shares of the time (measured at 100 k nodes): formatting and writing the lines takes
+    // most of it, JSON more than CSV.
+    let read_share = match format {
+        Format::Jsonl => 10,
+        Format::Csv => 20,
+    };
+    let meter = Meter::bar("reading");
+    let records = {
+        let reading = meter.step("reading", Span::percent(0, read_share));
+        if with_archive {
+            archive::export_with_archive(dir, &reading)?
+        } else {
+            inspect::export(dir, &reading)?
+        }
+    };
+    let writing = meter.output_step("writing", Span::percent(read_share, 100));
     if let Format::Csv = format {
         writeln!(out, "{}", render::EXPORT_COLUMNS.join(","))?;
     }
-    for record in &records {
+    let total = records.len() as u64;
+    for (i, record) in records.iter().enumerate() {
+        if i % LINES_PER_REPORT == 0 {
+            writing(i as u64, total);
+        }
+        if !filter.keeps(record) {
+            continue;
+        }
         match format {
             Format::Jsonl => writeln!(out, "{}", render::export_json(record))?,
             Format::Csv => writeln!(out, "{}", render::export_csv(record))?,
         }
     }
+    writing(total, total);
     Ok(())
 }

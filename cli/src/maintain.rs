@@ -67,17 +67,30 @@ fn open_existing(dir: &Path, how: &Maintenance) -> Result<NodeDb, CliError> {
     )?)
 }
 
+/// Names the step running: `opening`, `compacting` or `expiring`, `closing`.
+pub type Stage<'a> = &'a dyn Fn(&'static str);
+
 /// Takes the lock of `dir`, compacts its log (dropping expired nodes first) and closes it.
-pub fn compact(dir: &Path, how: &Maintenance) -> Result<MaintenanceReport, CliError> {
-    maintain(dir, how, |db| {
+pub fn compact(
+    dir: &Path,
+    how: &Maintenance,
+    stage: Stage<'_>,
+) -> Result<MaintenanceReport, CliError> {
+    maintain(dir, how, stage, "compacting", |db| {
         let stats = db.compact()?;
         Ok((stats.nodes_expired, Some(stats)))
     })
 }
 
 /// Takes the lock of `dir`, drops expired nodes and closes it.
-pub fn expire(dir: &Path, how: &Maintenance) -> Result<MaintenanceReport, CliError> {
-    maintain(dir, how, |db| Ok((db.expire_nodes()?, None)))
+pub fn expire(
+    dir: &Path,
+    how: &Maintenance,
+    stage: Stage<'_>,
+) -> Result<MaintenanceReport, CliError> {
+    maintain(dir, how, stage, "expiring", |db| {
+        Ok((db.expire_nodes()?, None))
+    })
 }
 
 /// Opens `dir`, runs `job` (which returns the nodes it expired and what it compacted), closes
@@ -85,12 +98,17 @@ pub fn expire(dir: &Path, how: &Maintenance) -> Result<MaintenanceReport, CliErr
 fn maintain(
     dir: &Path,
     how: &Maintenance,
+    stage: Stage<'_>,
+    job_name: &'static str,
     job: impl FnOnce(&NodeDb) -> Result<(usize, Option<CompactStats>), Error>,
 ) -> Result<MaintenanceReport, CliError> {
+    stage("opening");
     let db = open_existing(dir, how)?;
     let before = (db.len(), count_segments(dir)?);
+    stage(job_name);
     let (nodes_expired, compaction) = job(&db)?;
     let nodes_after = db.len();
+    stage("closing");
     db.close()?;
     Ok(MaintenanceReport {
         nodes_before: before.0,

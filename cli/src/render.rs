@@ -2,41 +2,65 @@
 //! words for what an event changed.
 
 use peerlog::inspect::{Change, FileReport, Finding, HistoryEntry, VerifyReport};
-use peerlog::{Event, Node, PeerState, Record};
+use peerlog::{Event, Node, PeerState, ProblemKind, Record};
 use serde_json::{json, Map, Value};
 
 use crate::maintain::MaintenanceReport;
-use crate::time::{iso8601, iso8601_precise, opt_time};
+use crate::time::{count, iso8601, iso8601_precise, opt_time};
 
-/// The stable `dump --json` object.
-pub fn peer_json(peer: &PeerState) -> Value {
+/// A JSON object with its keys in the order given (serde_json's `Value` sorts them), as one
+/// line. Each value is JSON text already.
+fn ordered_object<'a>(fields: impl IntoIterator<Item = (&'a str, String)>) -> String {
+    let fields: Vec<String> = fields
+        .into_iter()
+        .map(|(key, value)| format!("{}:{value}", Value::from(key)))
+        .collect();
+    format!("{{{}}}", fields.join(","))
+}
+
+/// `value` as JSON text.
+fn json_text(value: impl Into<Value>) -> String {
+    value.into().to_string()
+}
+
+/// The stable `dump --json` line, keys in the order of docs/CLI.md.
+pub fn peer_json(peer: &PeerState) -> String {
     let node = peer.node.as_ref();
-    let ips: Vec<Value> = peer
+    let ips: Vec<String> = peer
         .ips
         .iter()
         .map(|l| {
-            json!({
-                "ip": l.ip.to_string(),
-                "last_ping": opt_time(l.last_ping),
-                "last_pong": opt_time(l.last_pong),
-                "fails": l.fails,
-            })
+            ordered_object([
+                ("ip", json_text(l.ip.to_string())),
+                ("last_ping", json_text(opt_time(l.last_ping))),
+                ("last_pong", json_text(opt_time(l.last_pong))),
+                ("fails", json_text(l.fails)),
+            ])
         })
         .collect();
-    json!({
-        "id": peer.id.to_string(),
-        "enode": node.map(|n| n.to_string()),
-        "ip": node.map(|n| n.ip.to_string()),
-        "udp": node.map(|n| n.udp),
-        "tcp": node.map(|n| n.tcp),
-        "record_seq": peer.record.as_ref().map(|r| r.seq()),
-        "enr": peer.record.as_ref().map(|r| r.to_string()),
-        "last_ping": opt_time(peer.last_ping),
-        "last_pong": opt_time(peer.last_pong),
-        "fails": peer.fails,
-        "ips": ips,
-        "last_written": iso8601_precise(peer.last_written),
-    })
+    ordered_object([
+        ("id", json_text(peer.id.to_string())),
+        ("enode", json_text(node.map(|n| n.to_string()))),
+        ("ip", json_text(node.map(|n| n.ip.to_string()))),
+        ("udp", json_text(node.map(|n| n.udp))),
+        ("tcp", json_text(node.map(|n| n.tcp))),
+        (
+            "record_seq",
+            json_text(peer.record.as_ref().map(|r| r.seq())),
+        ),
+        (
+            "enr",
+            json_text(peer.record.as_ref().map(|r| r.to_string())),
+        ),
+        ("last_ping", json_text(opt_time(peer.last_ping))),
+        ("last_pong", json_text(opt_time(peer.last_pong))),
+        ("fails", json_text(peer.fails)),
+        ("ips", format!("[{}]", ips.join(","))),
+        (
+            "last_written",
+            json_text(iso8601_precise(peer.last_written)),
+        ),
+    ])
 }
 
 fn time_or_dash(t: Option<std::time::SystemTime>) -> String {
@@ -77,6 +101,32 @@ pub fn peer_line(peer: &PeerState) -> String {
         line.push_str(&format!(" {record}"));
     }
     line
+}
+
+/// A finding in words, from its fields: where (file, and offset where bytes are involved),
+/// what, how many bytes when there are any, and which sequence numbers were lost.
+pub fn finding_text(finding: &Finding) -> String {
+    let file = finding.path.display();
+    let mut text = match finding.kind {
+        // The detail says what is wrong with the header ("header is 40 bytes, expected 64").
+        ProblemKind::BadHeader => format!("{file}: unreadable segment header: {}", finding.detail),
+        // No bytes to count (records missing): the offset is where the gap shows.
+        _ if finding.len == 0 => format!("{file} at offset {}: {}", finding.offset, finding.detail),
+        _ => format!(
+            "{file} at offset {}: {} ({})",
+            finding.offset,
+            finding.detail,
+            count(finding.len, "byte")
+        ),
+    };
+    match finding.lost {
+        Some((first, last)) if first == last => {
+            text.push_str(&format!("; lost sequence number {first}"))
+        }
+        Some((first, last)) => text.push_str(&format!("; lost sequence numbers {first}..={last}")),
+        None => {}
+    }
+    text
 }
 
 /// The stable JSON object of a finding.
@@ -164,7 +214,8 @@ pub fn maintenance_json(report: &MaintenanceReport) -> Value {
     out
 }
 
-/// Column names of the CSV export, in order; also the keys of the JSON lines.
+/// Column names of the CSV export, in order; also the keys of the JSON lines, in the same
+/// order. `event_time` was called `at` before, a reserved word in DuckDB's SQL.
 pub const EXPORT_COLUMNS: [&str; 11] = [
     "seq",
     "written_at",
@@ -173,7 +224,7 @@ pub const EXPORT_COLUMNS: [&str; 11] = [
     "ip",
     "udp",
     "tcp",
-    "at",
+    "event_time",
     "fails",
     "record_seq",
     "enr",
@@ -227,25 +278,26 @@ fn export_fields(record: &Record) -> [String; 11] {
     ]
 }
 
-/// One exported event as a JSON object: every column of [`EXPORT_COLUMNS`], `null` where the
-/// kind has no such field, numbers as numbers.
-pub fn export_json(record: &Record) -> Value {
-    let fields = export_fields(record);
-    let object = EXPORT_COLUMNS
-        .iter()
-        .zip(fields)
-        .map(|(&key, value)| {
+/// The columns of one exported event as JSON text: `null` where the kind has no such field,
+/// numbers as numbers.
+fn export_values(record: &Record) -> impl Iterator<Item = (&'static str, String)> {
+    EXPORT_COLUMNS
+        .into_iter()
+        .zip(export_fields(record))
+        .map(|(key, value)| {
             let value = match key {
-                _ if value.is_empty() => Value::Null,
-                "seq" | "udp" | "tcp" | "fails" | "record_seq" => {
-                    value.parse::<u64>().map_or(Value::Null, Value::from)
-                }
-                _ => Value::String(value),
+                _ if value.is_empty() => "null".to_string(),
+                // Written from integers: JSON numbers as they are.
+                "seq" | "udp" | "tcp" | "fails" | "record_seq" => value,
+                _ => Value::String(value).to_string(),
             };
-            (key.to_string(), value)
+            (key, value)
         })
-        .collect();
-    Value::Object(object)
+}
+
+/// One exported event as a JSON line: every column of [`EXPORT_COLUMNS`], in that order.
+pub fn export_json(record: &Record) -> String {
+    ordered_object(export_values(record))
 }
 
 /// One exported event as a CSV line (no newline). No field can hold a comma or quote (an
@@ -254,33 +306,30 @@ pub fn export_csv(record: &Record) -> String {
     export_fields(record).join(",")
 }
 
-/// The stable `history --json` object: the export columns, then where and what.
-pub fn history_json(entry: &HistoryEntry) -> Value {
-    let mut row = export_json(&entry.record);
-    let extra = json!({
-        "change": change_text(&entry.change),
-        "file": entry.file.display().to_string(),
-        "offset": entry.offset,
-        "archived": entry.archived,
-        "compacted": entry.compacted,
-    });
-    if let (Value::Object(row), Value::Object(extra)) = (&mut row, extra) {
-        row.extend(extra);
-    }
-    row
+/// The stable `history --json` line: the export columns, then where and what.
+pub fn history_json(entry: &HistoryEntry) -> String {
+    let extra = [
+        ("change", json_text(change_text(&entry.change))),
+        ("file", json_text(entry.file.display().to_string())),
+        ("offset", json_text(entry.offset)),
+        ("archived", json_text(entry.archived)),
+        ("compacted", json_text(entry.compacted)),
+    ];
+    ordered_object(export_values(&entry.record).chain(extra))
 }
 
-fn endpoint(node: &Node) -> String {
+/// An endpoint in words: `10.0.0.1 udp 30303 tcp 30303`.
+pub fn endpoint_text(node: &Node) -> String {
     format!("{} udp {} tcp {}", node.ip, node.udp, node.tcp)
 }
 
 /// What an event changed, in words: `record created: 10.0.0.1 udp 30303 tcp 30303`, ...
 pub fn change_text(change: &Change) -> String {
     match change {
-        Change::RecordCreated(node) => format!("record created: {}", endpoint(node)),
-        Change::RecordRewritten(node) => format!("record rewritten: {}", endpoint(node)),
+        Change::RecordCreated(node) => format!("record created: {}", endpoint_text(node)),
+        Change::RecordRewritten(node) => format!("record rewritten: {}", endpoint_text(node)),
         Change::EndpointChanged { from, to } => {
-            format!("endpoint {} -> {}", endpoint(from), endpoint(to))
+            format!("endpoint {} -> {}", endpoint_text(from), endpoint_text(to))
         }
         Change::PingSent(at) => format!("ping sent at {}", iso8601(*at)),
         Change::PongReceived(at) => format!("pong received at {}", iso8601(*at)),
@@ -293,7 +342,8 @@ pub fn change_text(change: &Change) -> String {
             from,
             to,
         } => {
-            let place = |node: &Option<Node>| node.as_ref().map_or("no IP".to_string(), endpoint);
+            let place =
+                |node: &Option<Node>| node.as_ref().map_or("no IP".to_string(), endpoint_text);
             match from_seq {
                 None => format!("signed record created: seq {to_seq}, {}", place(to)),
                 Some(from_seq) if from == to => {

@@ -1,6 +1,6 @@
 //! Times and node arguments, as the command prints and parses them.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use peerlog::{Error, Node, NodeId};
 use serde_json::Value;
@@ -61,11 +61,289 @@ pub fn opt_time(t: Option<SystemTime>) -> Value {
     t.map_or(Value::Null, |t| Value::String(iso8601_precise(t)))
 }
 
-/// The node an argument names: 128 hex characters (optionally `0x`) or an enode URL.
-pub fn parse_node_arg(arg: &str) -> Result<NodeId, Error> {
-    if arg.starts_with("enode://") {
-        Ok(arg.parse::<Node>()?.id)
+/// The node an argument names (128 hex characters, optionally `0x`, or an enode URL): its id,
+/// and the URL's endpoint when it is one. The error is worded for one line: the library's
+/// enode parser wraps the id's error, so its `invalid input: ` prefix appears once, not twice.
+pub fn parse_node_arg(arg: &str) -> Result<(NodeId, Option<Node>), String> {
+    let parsed = if arg.starts_with("enode://") {
+        arg.parse::<Node>().map(|node| (node.id, Some(node)))
     } else {
-        arg.parse()
+        arg.parse::<NodeId>().map(|id| (id, None))
+    };
+    parsed.map_err(|e| match e {
+        Error::InvalidInput(why) => why.replace("invalid input: ", ""),
+        other => other.to_string(),
+    })
+}
+
+/// The earliest time the log can store: 1677-09-21T00:12:43.145224193Z (nanoseconds since the
+/// Unix epoch are kept in an i64).
+pub fn earliest_storable() -> SystemTime {
+    UNIX_EPOCH - Duration::from_nanos(i64::MAX as u64)
+}
+
+/// The latest time the log can store: 2262-04-11T23:47:16.854775807Z.
+pub fn latest_storable() -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(i64::MAX as u64)
+}
+
+/// The range of times the log can store, in words (whole seconds inside it):
+/// `1677-09-21T00:12:44Z .. 2262-04-11T23:47:16Z`.
+pub fn storable_range_text() -> String {
+    format!(
+        "{} .. {}",
+        iso8601(earliest_storable() + Duration::from_secs(1)),
+        iso8601(latest_storable())
+    )
+}
+
+/// Whether the log can store `t`.
+pub fn is_storable(t: SystemTime) -> bool {
+    (earliest_storable()..=latest_storable()).contains(&t)
+}
+
+/// `n` and the noun, plural unless `n` is 1: `1 node`, `2 nodes`, `0 nodes`.
+pub fn count(n: impl Into<u128>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// A duration as people write it: `1 day`, `5 days 12h`, `36m`, `1h 30m`, `0s`, `250ms`.
+pub fn duration_words(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (days, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    let mut parts = Vec::new();
+    if days > 0 {
+        parts.push(count(days, "day"));
+    }
+    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
+        if n > 0 {
+            parts.push(format!("{n}{unit}"));
+        }
+    }
+    let ms = d.subsec_millis();
+    if ms > 0 && secs < 60 {
+        parts.push(format!("{ms}ms"));
+    }
+    if parts.is_empty() {
+        return if d.is_zero() { "0s" } else { "<1ms" }.to_string();
+    }
+    parts.join(" ")
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date (the inverse of `civil_from_days`).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A UTC time written as `2024-05-01`, `2024-05-01T12:30`, `2024-05-01T12:30:45`,
+/// `2024-05-01T12:30:45.123Z` (a space instead of `T`, and a `Z` or not, alike).
+fn parse_utc(text: &str) -> Option<SystemTime> {
+    let text = text.strip_suffix(['Z', 'z']).unwrap_or(text);
+    let (date, clock) = match text.split_once(['T', 't', ' ']) {
+        Some((date, clock)) => (date, Some(clock)),
+        None => (text, None),
+    };
+    let number = |s: &str, digits: std::ops::RangeInclusive<usize>| -> Option<i64> {
+        (digits.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let mut ymd = date.split('-');
+    let year = number(ymd.next()?, 4..=4)?;
+    let month = u32::try_from(number(ymd.next()?, 2..=2)?).ok()?;
+    let day = u32::try_from(number(ymd.next()?, 2..=2)?).ok()?;
+    if ymd.next().is_some() || !(1..=12).contains(&month) || day == 0 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    if civil_from_days(days) != (year, month, day) {
+        return None; // 2023-02-30 and the like
+    }
+    let (mut secs, mut nanos) = (days * 86_400, 0u32);
+    if let Some(clock) = clock {
+        let (hms, fraction) = match clock.split_once('.') {
+            Some((hms, fraction)) => (hms, Some(fraction)),
+            None => (clock, None),
+        };
+        let mut parts = hms.split(':');
+        let h = number(parts.next()?, 2..=2)?;
+        let m = number(parts.next()?, 2..=2)?;
+        let s = parts.next().map_or(Some(0), |s| number(s, 2..=2))?;
+        if parts.next().is_some() || h > 23 || m > 59 || s > 59 {
+            return None;
+        }
+        if let Some(fraction) = fraction {
+            let digits = number(fraction, 1..=9)?;
+            nanos = u32::try_from(digits * 10i64.pow(9 - fraction.len() as u32)).ok()?;
+        }
+        secs += h * 3600 + m * 60 + s;
+    }
+    let since_epoch = Duration::new(secs.unsigned_abs(), 0);
+    let whole = if secs >= 0 {
+        UNIX_EPOCH.checked_add(since_epoch)?
+    } else {
+        UNIX_EPOCH.checked_sub(since_epoch)?
+    };
+    whole.checked_add(Duration::from_nanos(u64::from(nanos)))
+}
+
+/// The argument of `--since`: a UTC time (`2024-05-01`, `2024-05-01T12:30:45Z`, ...) or a
+/// duration ago (`24h`, `7d`: that long before `now`).
+pub fn parse_since(text: &str, now: SystemTime) -> Result<SystemTime, String> {
+    let text = text.trim();
+    let outside = || {
+        format!(
+            "{text} is outside the times the log can store ({})",
+            storable_range_text()
+        )
+    };
+    let t = if text.starts_with(|c: char| c.is_ascii_digit()) && text.contains('-') {
+        parse_utc(text).ok_or_else(|| {
+            format!("{text:?} is not a UTC time like 2024-05-01 or 2024-05-01T12:30:45Z")
+        })?
+    } else {
+        let ago = humantime::parse_duration(text).map_err(|e| {
+            format!(
+                "{text:?} is neither a UTC time (2024-05-01, 2024-05-01T12:30:45Z) nor a \
+                 duration ago (24h, 7d): {e}"
+            )
+        })?;
+        now.checked_sub(ago).ok_or_else(outside)?
+    };
+    if !is_storable(t) {
+        return Err(outside());
+    }
+    Ok(t)
+}
+
+/// A duration such as `24h`, `7d`, `1h 30m` or `0s`; never negative.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.starts_with('-') {
+        return Err(format!("{text}: a duration cannot be negative"));
+    }
+    humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// A whole number from `min` to `max`, with a message that says which rule `text` breaks.
+pub fn parse_number(text: &str, min: u64, max: u64) -> Result<u64, String> {
+    let text = text.trim();
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if text.strip_prefix('-').is_some_and(all_digits) {
+        return Err(format!("{text} is negative; the least is {min}"));
+    }
+    if !all_digits(text) {
+        return Err(format!("{text:?} is not a whole number"));
+    }
+    match text.parse::<u64>() {
+        Ok(n) if n < min => Err(format!("{text} is too small; the least is {min}")),
+        Ok(n) if n <= max => Ok(n),
+        // All digits: a parse fails only on overflow.
+        _ => Err(format!("{text} is too large; the most is {max}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_times_parse_to_what_they_print() {
+        let now = SystemTime::now();
+        for text in [
+            "2024-05-01T12:30:45Z",
+            "2024-05-01T12:30:45.000000001Z",
+            "1677-09-22T00:00:00Z",
+            "2262-04-11T23:47:16Z",
+            "1969-12-31T23:59:59.500000000Z",
+            "2000-02-29T00:00:00Z",
+        ] {
+            let t = parse_since(text, now).unwrap();
+            assert_eq!(iso8601_precise(t), text);
+        }
+        let day = parse_since("2024-05-01", now).unwrap();
+        assert_eq!(iso8601(day), "2024-05-01T00:00:00Z");
+        let spaced = parse_since("2024-05-01 12:30", now).unwrap();
+        assert_eq!(iso8601(spaced), "2024-05-01T12:30:00Z");
+        let half = parse_since("2024-05-01T12:30:45.5", now).unwrap();
+        assert_eq!(iso8601_precise(half), "2024-05-01T12:30:45.500000000Z");
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-00-10",
+            "2024-05-01T24:00",
+            "2024-05-01T12:60",
+            "2024-5-1",
+            "2024-05-01T12:30:45.1234567890Z",
+            "1600-01-01",
+            "2300-01-01",
+        ] {
+            assert!(parse_since(bad, now).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_duration_ago_counts_back_from_now() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_714_566_645);
+        let t = parse_since("1d 12h", now).unwrap();
+        assert_eq!(
+            now.duration_since(t).unwrap(),
+            Duration::from_secs(36 * 3600)
+        );
+        assert_eq!(parse_since("0s", now).unwrap(), now);
+        assert!(parse_since("-1h", now).is_err());
+        assert!(parse_since("400y", now).unwrap_err().contains("outside"));
+        assert!(parse_since("18446744073709551615s", now).is_err());
+    }
+
+    #[test]
+    fn numbers_are_whole_and_in_range() {
+        assert_eq!(parse_number("0", 0, 5), Ok(0));
+        assert_eq!(parse_number(" 5 ", 0, 5), Ok(5));
+        assert_eq!(
+            parse_number("18446744073709551615", 0, u64::MAX),
+            Ok(u64::MAX)
+        );
+        assert!(parse_number("6", 0, 5)
+            .unwrap_err()
+            .contains("the most is 5"));
+        assert!(parse_number("0", 1, 5)
+            .unwrap_err()
+            .contains("the least is 1"));
+        assert!(parse_number("-1", 0, 5).unwrap_err().contains("negative"));
+        assert!(parse_number("18446744073709551616", 0, u64::MAX)
+            .unwrap_err()
+            .contains("too large"));
+        for bad in ["", "abc", "1.5", "+1", "1e3", "0x10"] {
+            assert!(parse_number(bad, 0, u64::MAX)
+                .unwrap_err()
+                .contains("not a whole number"));
+        }
+    }
+
+    #[test]
+    fn counts_and_durations_in_words() {
+        assert_eq!(count(1u64, "node"), "1 node");
+        assert_eq!(count(0u64, "node"), "0 nodes");
+        assert_eq!(count(2u64, "node"), "2 nodes");
+        let words = |secs| duration_words(Duration::from_secs(secs));
+        assert_eq!(words(86_400), "1 day");
+        assert_eq!(words(7 * 86_400 + 12 * 3600), "7 days 12h");
+        assert_eq!(words(90 * 60), "1h 30m");
+        assert_eq!(words(0), "0s");
+        assert_eq!(duration_words(Duration::from_millis(250)), "250ms");
+        assert_eq!(duration_words(Duration::from_nanos(5)), "<1ms");
+        assert_eq!(duration_words(Duration::MAX), "213503982334601 days 7h 15s");
     }
 }

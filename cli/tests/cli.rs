@@ -174,8 +174,12 @@ fn history_lists_every_event_of_a_node_with_what_changed() {
         ]
     );
     // The same node named by an enode URL; the deleted node's history ends with its delete.
+    // A note on stderr says the URL's endpoint is not a filter.
     let url = format!("enode://{}@198.51.100.1:30303", "03".repeat(64));
-    let rows = json_lines(&run_ok(&["history", dir, &url, "--json"]));
+    let out = peerlog(&["history", dir, &url, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is not a filter"), "{}", stderr(&out));
+    let rows = json_lines(&stdout(&out));
     let kinds: Vec<_> = rows.iter().map(|r| r["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["node", "delete"]);
     assert_eq!(rows[1]["seq"], 8);
@@ -276,7 +280,10 @@ fn verify_reports_a_damaged_record_with_its_file_and_offset() {
         file.display()
     );
     assert!(text.contains(&expected), "{text}");
-    assert!(text.contains(&format!("lost sequence numbers {seq}..={seq}")));
+    assert!(
+        text.contains(&format!("lost sequence number {seq}\n")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -349,7 +356,14 @@ fn export_rows_equal_the_events_written() {
         .map(|r| {
             format!(
                 "{} {} {} {} {} {} {} {}",
-                r["seq"], r["kind"], r["id"], r["ip"], r["udp"], r["tcp"], r["at"], r["fails"]
+                r["seq"],
+                r["kind"],
+                r["id"],
+                r["ip"],
+                r["udp"],
+                r["tcp"],
+                r["event_time"],
+                r["fails"]
             )
         })
         .collect();
@@ -395,7 +409,7 @@ fn export_rows_equal_the_events_written() {
     let lines: Vec<_> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "seq,written_at,kind,id,ip,udp,tcp,at,fails,record_seq,enr"
+        "seq,written_at,kind,id,ip,udp,tcp,event_time,fails,record_seq,enr"
     );
     assert_eq!(lines.len(), 9);
     let fields: Vec<_> = lines[6].split(',').collect();
@@ -749,7 +763,7 @@ fn dump_history_and_export_show_signed_records_and_liveness_per_ip() {
     let mut rows = csv.lines();
     assert_eq!(
         rows.next().unwrap(),
-        "seq,written_at,kind,id,ip,udp,tcp,at,fails,record_seq,enr"
+        "seq,written_at,kind,id,ip,udp,tcp,event_time,fails,record_seq,enr"
     );
     let rows: Vec<Vec<&str>> = rows.map(|r| r.split(',').collect()).collect();
     let kinds: Vec<&str> = rows.iter().map(|r| r[2]).collect();
@@ -796,4 +810,810 @@ fn a_demo_database_holds_signed_records_with_real_keys() {
             .expect("a valid signature");
         assert_eq!(NodeId::from_enr(&enr).unwrap(), *record.id());
     }
+}
+
+// ---- Issue 10, item 5: bad input never panics, never leaves half a database. ----
+
+/// What a command given one value of one argument must do.
+enum Expect {
+    /// Exit 0.
+    Ok,
+    /// One line on stderr containing this, exit 2.
+    Refused(&'static str),
+}
+
+const U64_MAX: &str = "18446744073709551615";
+const PAST_U64: &str = "18446744073709551616";
+
+#[test]
+fn demo_refuses_days_it_cannot_store_before_creating_anything() {
+    let temp = tempfile::tempdir().unwrap();
+    for days in [U64_MAX, "200000", "1000000000000"] {
+        let dir = temp.path().join(format!("demo-{days}"));
+        let out = peerlog(&["demo", path_str(&dir), "--nodes", "50", "--days", days]);
+        assert_one_line_error(&out, "--days");
+        let err = stderr(&out);
+        assert!(err.contains("earliest time the log can store"), "{err}");
+        assert!(!err.contains("SystemTime"), "no Rust debug value: {err}");
+        assert!(!dir.exists(), "--days {days}: nothing created");
+    }
+    // An empty directory given is left empty.
+    let empty = temp.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    assert_one_line_error(
+        &peerlog(&["demo", path_str(&empty), "--days", "200000"]),
+        "--days",
+    );
+    assert_eq!(fs::read_dir(&empty).unwrap().count(), 0);
+}
+
+#[test]
+fn a_demo_that_fails_halfway_leaves_the_directory_as_it_was() {
+    // A file size limit makes the writes past some 1.5 MB fail (EFBIG; the signal that would
+    // kill the process is ignored) halfway through the demo.
+    let temp = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_peerlog");
+    let empty = temp.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    for dir in [temp.path().join("new"), empty.clone()] {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "trap '' XFSZ; ulimit -f 3000; exec {bin} demo {} --nodes 20000",
+                path_str(&dir)
+            ))
+            .output()
+            .unwrap();
+        assert_one_line_error(&out, "File too large");
+    }
+    assert!(
+        !temp.path().join("new").exists(),
+        "the new directory is gone"
+    );
+    assert_eq!(
+        fs::read_dir(&empty).unwrap().count(),
+        0,
+        "the empty one is empty"
+    );
+}
+
+#[test]
+fn every_numeric_argument_is_checked_at_its_limits() {
+    use Expect::{Ok, Refused};
+    let temp = tempfile::tempdir().unwrap();
+    let mut case = 0;
+    let mut check = |args: &[&str], value: &str, expect: Expect, db: bool| {
+        case += 1;
+        let dir = temp.path().join(format!("case-{case}"));
+        if db {
+            small_db(&dir);
+        }
+        let mut full: Vec<&str> = vec![args[0], path_str(&dir)];
+        full.extend(&args[1..]);
+        full.push(value);
+        let out = peerlog(&full);
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{full:?}: {err}");
+        match expect {
+            Ok => assert!(out.status.success(), "{full:?}: {err}"),
+            Refused(needle) => {
+                assert_one_line_error(&out, needle);
+                if !db {
+                    assert!(!dir.exists(), "{full:?} created {}", dir.display());
+                }
+            }
+        }
+    };
+    let demo = |flag: &'static str| -> Vec<&'static str> {
+        // One node: the successful cases stay fast.
+        if flag == "--nodes" {
+            vec!["demo", flag]
+        } else {
+            vec!["demo", "--nodes", "1", flag]
+        }
+    };
+    let number_cases = |least: &'static str| {
+        [
+            ("-1", Refused("negative")),
+            ("abc", Refused("not a whole number")),
+            ("", Refused("not a whole number")),
+            (PAST_U64, Refused("too large")),
+            (
+                "0",
+                if least == "0" {
+                    Ok
+                } else {
+                    Refused("least is 1")
+                },
+            ),
+        ]
+    };
+    // demo --nodes: 0 to 10 million.
+    for (value, expect) in number_cases("0") {
+        check(&demo("--nodes"), value, expect, false);
+    }
+    check(&demo("--nodes"), "1", Ok, false);
+    check(
+        &demo("--nodes"),
+        "10000001",
+        Refused("the most is 10000000"),
+        false,
+    );
+    check(
+        &demo("--nodes"),
+        U64_MAX,
+        Refused("the most is 10000000"),
+        false,
+    );
+    // demo --days: 1 to the earliest storable time.
+    for (value, expect) in number_cases("1") {
+        check(&demo("--days"), value, expect, false);
+    }
+    check(&demo("--days"), "1", Ok, false);
+    check(&demo("--days"), "100000", Ok, false);
+    check(&demo("--days"), "1000000", Refused("at most"), false);
+    check(&demo("--days"), U64_MAX, Refused("at most"), false);
+    // demo --seed and --protocol-version: any whole number.
+    for flag in ["--seed", "--protocol-version"] {
+        for (value, expect) in number_cases("0") {
+            check(&demo(flag), value, expect, false);
+        }
+        check(&demo(flag), "1", Ok, false);
+        check(&demo(flag), U64_MAX, Ok, false);
+    }
+    // compact and expire --protocol-version: the database's (5), nothing else.
+    for sub in ["compact", "expire"] {
+        check(&[sub, "--protocol-version"], "5", Ok, true);
+        for value in ["0", "1", U64_MAX] {
+            check(
+                &[sub, "--protocol-version"],
+                value,
+                Refused("would wipe it"),
+                true,
+            );
+        }
+        check(
+            &[sub, "--protocol-version"],
+            "-1",
+            Refused("negative"),
+            true,
+        );
+        check(
+            &[sub, "--protocol-version"],
+            "x",
+            Refused("not a whole number"),
+            true,
+        );
+        // --expiration: at least 1s, up to the largest duration.
+        check(&[sub, "--expiration"], "0", Refused("at least 1s"), true);
+        check(&[sub, "--expiration"], "0s", Refused("at least 1s"), true);
+        check(&[sub, "--expiration"], "1s", Ok, true);
+        check(&[sub, "--expiration"], "100000000d", Ok, true);
+        check(&[sub, "--expiration"], &format!("{U64_MAX}s"), Ok, true);
+        check(
+            &[sub, "--expiration"],
+            &format!("{PAST_U64}s"),
+            Refused("--expiration"),
+            true,
+        );
+        check(
+            &[sub, "--expiration"],
+            "-1h",
+            Refused("cannot be negative"),
+            true,
+        );
+        check(
+            &[sub, "--expiration"],
+            "soon",
+            Refused("--expiration"),
+            true,
+        );
+    }
+    // stats --seed-age: 0 and up.
+    for value in ["0", "0s", "1s", "100000000d", &format!("{U64_MAX}s")] {
+        check(&["stats", "--seed-age"], value, Ok, true);
+    }
+    check(
+        &["stats", "--seed-age"],
+        &format!("{PAST_U64}s"),
+        Refused("--seed-age"),
+        true,
+    );
+    check(
+        &["stats", "--seed-age"],
+        "-1h",
+        Refused("cannot be negative"),
+        true,
+    );
+    check(&["stats", "--seed-age"], "abc", Refused("--seed-age"), true);
+    // export and dump --since: a storable time, or a duration ago.
+    for sub in ["export", "dump"] {
+        for value in [
+            "0s",
+            "1s",
+            "1d",
+            "2024-05-01",
+            "2024-05-01T12:30:45.5Z",
+            "1677-09-22",
+        ] {
+            check(&[sub, "--since"], value, Ok, true);
+        }
+        for value in ["1600-01-01", "10000000000d", &format!("{U64_MAX}s")] {
+            check(&[sub, "--since"], value, Refused("outside the times"), true);
+        }
+        for value in ["-1h", "abc", "2024-02-30", "2024-13-01", ""] {
+            check(&[sub, "--since"], value, Refused("--since"), true);
+        }
+    }
+}
+
+#[test]
+fn argument_errors_are_one_line_and_help_and_version_still_work() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = path_str(temp.path());
+    let cases: [(&[&str], &str); 8] = [
+        (&["demo", dir, "--nodes", "abc"], "--nodes"),
+        (&["demo", dir, "--nodes", "-1"], "negative"),
+        (&["bogus"], "unrecognized subcommand 'bogus'"),
+        (&[], "no subcommand"),
+        (&["demo"], "<DIR>"),
+        (&["dump", dir, "--bogus"], "--bogus"),
+        (
+            &["export", dir, "--format", "xml"],
+            "possible values: jsonl, csv",
+        ),
+        (
+            &["export", dir, "--kind", "pingg"],
+            "the kinds are node, ping",
+        ),
+    ];
+    for (args, needle) in cases {
+        assert_one_line_error(&peerlog(args), needle);
+    }
+    assert!(fs::read_dir(temp.path()).unwrap().next().is_none());
+    for args in [&["--help"][..], &["demo", "--help"], &["help"]] {
+        let out = peerlog(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(stdout(&out).lines().count() > 5, "{args:?}: the full help");
+    }
+    let version = run_ok(&["--version"]);
+    assert!(version.starts_with("peerlog "), "{version}");
+}
+
+// ---- Issue 10, item 6: exports that load as they are. ----
+
+#[test]
+fn export_json_keys_follow_the_column_order() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("db");
+    let (id, _) = modern_db(&dir);
+    let dir = path_str(&dir);
+    let csv = run_ok(&["export", dir, "--format", "csv"]);
+    let columns: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    assert!(columns.contains(&"event_time") && !columns.contains(&"at"));
+    // Where each key starts in a line, in order of appearance.
+    let key_order = |line: &str, keys: &[&str]| -> Vec<String> {
+        let mut found: Vec<(usize, String)> = keys
+            .iter()
+            .map(|k| {
+                let at = line
+                    .find(&format!("\"{k}\":"))
+                    .unwrap_or_else(|| panic!("{k}: {line}"));
+                (at, k.to_string())
+            })
+            .collect();
+        found.sort();
+        found.into_iter().map(|f| f.1).collect()
+    };
+    let exported = run_ok(&["export", dir]);
+    assert_eq!(exported.lines().count(), 6);
+    for line in exported.lines() {
+        assert_eq!(key_order(line, &columns), columns, "{line}");
+    }
+    // history --json: the export columns in the same order, then its own.
+    let mut history_keys = columns.clone();
+    history_keys.extend(["change", "file", "offset", "archived", "compacted"]);
+    for line in run_ok(&["history", dir, &id.to_string(), "--json"]).lines() {
+        assert_eq!(key_order(line, &history_keys), history_keys, "{line}");
+    }
+    // dump --json: the order docs/CLI.md lists.
+    let dump_keys = [
+        "id",
+        "enode",
+        "ip",
+        "udp",
+        "tcp",
+        "record_seq",
+        "enr",
+        "last_ping",
+        "last_pong",
+        "fails",
+        "ips",
+        "last_written",
+    ];
+    let line = run_ok(&["dump", dir, "--json"]);
+    assert_eq!(key_order(&line, &dump_keys), dump_keys, "{line}");
+}
+
+#[test]
+fn export_and_dump_filter_by_since_and_kind() {
+    let temp = tempfile::tempdir().unwrap();
+    let db = open(temp.path(), Options::default());
+    db.update_node(&node(1, "192.0.2.1", 30303, 30303)).unwrap();
+    db.update_last_ping(&id(1), at(0)).unwrap();
+    db.update_find_fails(&id(2), 1).unwrap();
+    db.sync().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let middle = SystemTime::now();
+    std::thread::sleep(Duration::from_millis(20));
+    db.update_node(&node(3, "192.0.2.3", 30303, 30303)).unwrap();
+    db.update_last_pong(&id(1), at(1)).unwrap();
+    db.close().unwrap();
+    let dir = path_str(temp.path());
+    let since = middle
+        .duration_since(UNIX_EPOCH)
+        .map(|d| {
+            let exported = json_lines(&run_ok(&["export", dir]));
+            // The written_at of the first record after `middle`, in the export's own form.
+            let later = exported
+                .iter()
+                .find(|r| r["seq"] == 4)
+                .map(|r| r["written_at"].as_str().unwrap().to_string())
+                .unwrap();
+            assert!(d.as_secs() > 0);
+            later
+        })
+        .unwrap();
+
+    let kinds = |rows: &[Value]| -> Vec<String> {
+        rows.iter()
+            .map(|r| r["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = json_lines(&run_ok(&["export", dir]));
+    assert_eq!(kinds(&all), ["node", "ping", "fails", "node", "pong"]);
+    let recent = json_lines(&run_ok(&["export", dir, "--since", &since]));
+    assert_eq!(
+        kinds(&recent),
+        ["node", "pong"],
+        "written at or after --since"
+    );
+    let picked = json_lines(&run_ok(&[
+        "export",
+        dir,
+        "--kind",
+        "ping,pong",
+        "--kind",
+        "fails",
+    ]));
+    assert_eq!(kinds(&picked), ["ping", "fails", "pong"]);
+    let both = run_ok(&[
+        "export", dir, "--format", "csv", "--since", &since, "--kind", "node",
+    ]);
+    let lines: Vec<_> = both.lines().collect();
+    assert_eq!(lines.len(), 2, "header and node 3: {both}");
+    assert!(lines[1].contains(&"03".repeat(64)));
+    assert_eq!(run_ok(&["export", dir, "--since", "2262-01-01"]), "");
+
+    // dump: --since on last_written, --kind on the kind of record.
+    let ids = |text: String| -> Vec<String> {
+        json_lines(&text)
+            .iter()
+            .map(|r| r["id"].as_str().unwrap()[..2].to_string())
+            .collect()
+    };
+    assert_eq!(ids(run_ok(&["dump", dir, "--json"])), ["01", "03"]);
+    assert_eq!(
+        ids(run_ok(&["dump", dir, "--json", "--since", &since])),
+        ["01", "03"],
+        "node 1's pong is recent"
+    );
+    assert_eq!(
+        ids(run_ok(&["dump", dir, "--json", "--all"])),
+        ["01", "02", "03"]
+    );
+    assert_eq!(
+        ids(run_ok(&["dump", dir, "--json", "--since", &since, "--all"])),
+        ["01", "03"],
+        "id 2's fails are older"
+    );
+    assert_eq!(
+        ids(run_ok(&["dump", dir, "--json", "--kind", "none"])),
+        ["02"]
+    );
+    assert_eq!(
+        ids(run_ok(&["dump", dir, "--json", "--kind", "record"])),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(run_ok(&["dump", dir, "--json", "--kind", "node,none"])),
+        ["01", "02", "03"]
+    );
+}
+
+#[test]
+fn export_with_archive_without_an_archive_is_the_live_log() {
+    let temp = tempfile::tempdir().unwrap();
+    small_db(temp.path());
+    let dir = path_str(temp.path());
+    assert_eq!(
+        run_ok(&["export", dir, "--with-archive"]),
+        run_ok(&["export", dir])
+    );
+}
+
+#[test]
+#[ignore = "needs peerlog::inspect::export_with_archive (see cli/src/archive.rs)"]
+fn export_with_archive_keeps_the_full_history_after_compaction() {
+    let temp = tempfile::tempdir().unwrap();
+    let opts = Options {
+        keep_history: true,
+        ..small_segments()
+    };
+    let db = open(temp.path(), opts);
+    let peer = node(7, "192.0.2.1", 30303, 30303);
+    db.update_node(&peer).unwrap();
+    let now = SystemTime::now();
+    for i in 0..100 {
+        db.update_last_ping(&peer.id, now - Duration::from_secs(100 - i))
+            .unwrap();
+    }
+    db.compact().unwrap();
+    db.update_last_pong(&peer.id, now).unwrap();
+    db.compact().unwrap();
+    db.close().unwrap();
+    let dir = path_str(temp.path());
+    let rows = json_lines(&run_ok(&["export", dir, "--with-archive"]));
+    let seqs: Vec<u64> = rows.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=102).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
+    assert_eq!(rows.iter().filter(|r| r["kind"] == "ping").count(), 100);
+    let live = json_lines(&run_ok(&["export", dir]));
+    assert!(
+        live.len() < 5,
+        "the live log holds the compacted state only"
+    );
+}
+
+/// The ```sql blocks of docs/CLI.md, one statement each.
+fn documented_queries() -> Vec<String> {
+    let doc = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/CLI.md")).unwrap();
+    let mut queries = Vec::new();
+    let mut rest = doc.as_str();
+    while let Some(start) = rest.find("```sql\n") {
+        let block = &rest[start + 7..];
+        let end = block.find("```").expect("a closed sql block");
+        queries.extend(
+            block[..end]
+                .split(';')
+                .map(|q| {
+                    q.lines()
+                        .filter(|l| !l.trim_start().starts_with("--"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .filter(|q| !q.trim().is_empty()),
+        );
+        rest = &block[end..];
+    }
+    queries
+}
+
+/// Runs each query on events.csv and events.jsonl in `dir` with DuckDB's Python package: as
+/// written, and with the other format's file (every result must be the same). Prints one JSON
+/// line per query: its rows as strings (`null` for a statement without rows, such as SET).
+/// Then the rows the two files differ in, and the columns.
+const DUCKDB_SCRIPT: &str = r#"
+import json, sys, duckdb
+queries = json.loads(sys.argv[1])
+con = duckdb.connect()
+csv = "read_csv_auto('events.csv')"
+jsonl = "read_json_auto('events.jsonl')"
+for q in queries:
+    results = []
+    for variant in (q, q.replace(csv, "@").replace(jsonl, csv).replace("@", jsonl)):
+        relation = con.sql(variant)
+        if relation is None:  # a statement such as SET
+            results.append(None)
+            continue
+        rows = relation.fetchall()
+        results.append([[None if v is None else str(v) for v in row] for row in rows])
+    if results[0] != results[1]:
+        sys.exit(f"CSV and JSONL differ for {q!r}: {results}")
+    print(json.dumps(results[0]))
+diff = con.sql(f"SELECT count(*) FROM (SELECT * FROM {csv} EXCEPT ALL SELECT * FROM {jsonl})")
+print(json.dumps(diff.fetchall()[0][0]))
+cols = con.sql(f"SELECT * FROM {csv} LIMIT 0").columns
+print(json.dumps(cols))
+"#;
+
+#[test]
+fn exports_load_into_duckdb_and_the_documented_queries_run() {
+    let probe = Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        let why = "the duckdb Python package is missing (pip install duckdb)";
+        assert!(
+            std::env::var_os("PEERLOG_REQUIRE_DUCKDB").is_none(),
+            "PEERLOG_REQUIRE_DUCKDB is set but {why}"
+        );
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    let db = temp.path().join("db");
+    let dir = path_str(&db);
+    let version = VERSION.to_string();
+    run_ok(&[
+        "demo",
+        dir,
+        "--nodes",
+        "200",
+        "--days",
+        "3",
+        "--protocol-version",
+        &version,
+    ]);
+    // Every column filled somewhere: the local seq too, and an IPv6 endpoint.
+    let extra = open(&db, Options::default());
+    extra.store_local_seq(7).unwrap();
+    extra
+        .update_node(&node(9, "2001:db8::9", 30301, 30303))
+        .unwrap();
+    extra.close().unwrap();
+    let jsonl = run_ok(&["export", dir]);
+    fs::write(temp.path().join("events.jsonl"), &jsonl).unwrap();
+    fs::write(
+        temp.path().join("events.csv"),
+        run_ok(&["export", dir, "--format", "csv"]),
+    )
+    .unwrap();
+
+    let queries = documented_queries();
+    assert!(
+        queries.len() >= 3,
+        "docs/CLI.md shows DuckDB queries: {queries:?}"
+    );
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            DUCKDB_SCRIPT,
+            &serde_json::to_string(&queries).unwrap(),
+        ])
+        .current_dir(temp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let results = json_lines(&stdout(&out));
+    assert_eq!(results.len(), queries.len() + 2);
+    assert_eq!(
+        results[queries.len()],
+        0,
+        "CSV and JSONL load as the same table"
+    );
+    let columns: Vec<&str> = results[queries.len() + 1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "seq",
+            "written_at",
+            "kind",
+            "id",
+            "ip",
+            "udp",
+            "tcp",
+            "event_time",
+            "fails",
+            "record_seq",
+            "enr"
+        ]
+    );
+    // The query that counts events by kind gives the export's own counts.
+    let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
+    for row in json_lines(&jsonl) {
+        *by_kind
+            .entry(row["kind"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let (_, counts) = queries
+        .iter()
+        .zip(&results)
+        .find(|(q, _)| q.contains("GROUP BY kind"))
+        .expect("a documented query counts events by kind");
+    let counted: BTreeMap<String, u64> = counts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap().to_string(),
+                r[1].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(counted, by_kind);
+    for (query, result) in queries.iter().zip(&results) {
+        // A statement such as SET has no rows to show.
+        if !query.trim_start().starts_with("SET ") {
+            assert!(
+                !result.as_array().unwrap().is_empty(),
+                "no rows from {query}"
+            );
+        }
+    }
+}
+
+// ---- Issue 10, item 7: progress that tells the truth. ----
+
+/// Runs the command line `shell` under a pseudo-terminal (util-linux `script`), so that
+/// stderr is a terminal and the progress display draws; returns what the terminal got.
+fn on_a_terminal(shell: &str) -> Option<String> {
+    let out = Command::new("script")
+        .args(["-qec", shell, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .ok()?;
+    assert!(out.status.success(), "{shell}: {}", stderr(&out));
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The percentages a terminal output shows, in order.
+fn percentages(screen: &str) -> Vec<u64> {
+    screen
+        .split('%')
+        .filter_map(|before| {
+            let digits: String = before
+                .chars()
+                .rev()
+                .take_while(char::is_ascii_digit)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            digits.parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn progress_starts_at_zero_and_shows_on_every_long_command() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` (util-linux) to give the command a terminal");
+        return;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    let db = temp.path().join("db");
+    let bin = env!("CARGO_BIN_EXE_peerlog");
+    let dir = path_str(&db);
+    let demo = on_a_terminal(&format!("{bin} demo {dir} --nodes 3000 > /dev/null")).unwrap();
+    for command in ["demo", "export", "dump", "stats", "verify"] {
+        let screen = match command {
+            "demo" => demo.clone(),
+            other => on_a_terminal(&format!("{bin} {other} {dir} > /dev/null")).unwrap(),
+        };
+        let shown = percentages(&screen);
+        assert!(!shown.is_empty(), "{command} draws a bar: {screen:?}");
+        assert_eq!(
+            shown[0], 0,
+            "{command} starts at 0 %, not 100 %: {screen:?}"
+        );
+        assert!(
+            shown.windows(2).all(|w| w[0] <= w[1]),
+            "{command} never goes back: {shown:?}"
+        );
+    }
+    for (command, label) in [("expire", "opening"), ("compact", "opening")] {
+        let screen = on_a_terminal(&format!("{bin} {command} {dir} > /dev/null")).unwrap();
+        assert!(
+            screen.contains(label),
+            "{command} shows what it does: {screen:?}"
+        );
+    }
+    // Nothing is drawn when stderr is not a terminal.
+    run_ok(&["verify", dir]);
+}
+
+// ---- Issue 10, item 8: the small things. ----
+
+#[test]
+fn counts_and_durations_read_as_english() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("demo");
+    let text = run_ok(&["demo", path_str(&dir), "--nodes", "1", "--days", "1"]);
+    assert!(text.contains(" over 1 simulated day in "), "{text}");
+    assert!(text.contains("\n1 node in "), "{text}");
+    let stats = run_ok(&["stats", path_str(&dir)]);
+    assert!(stats.contains("with a pong within 1 day\n"), "{stats}");
+    assert!(stats.contains(", 1 id with data\n"), "{stats}");
+    let week = run_ok(&["stats", path_str(&dir), "--seed-age", "7d 12h"]);
+    assert!(week.contains("within 7 days 12h\n"), "{week}");
+    let compact = run_ok(&["compact", path_str(&dir), "--expiration", "30d"]);
+    assert!(compact.contains("compacted 1 segment: "), "{compact}");
+}
+
+#[test]
+fn verify_words_missing_records_and_bad_headers_without_false_byte_counts() {
+    let temp = tempfile::tempdir().unwrap();
+    multi_segment_db(temp.path()).close().unwrap();
+    let dir = path_str(temp.path());
+    let names = segment_names(temp.path());
+    fs::remove_file(temp.path().join(&names[1])).unwrap();
+    let text = stdout(&peerlog(&["verify", dir]));
+    let missing = text
+        .lines()
+        .find(|l| l.contains("records missing"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(!missing.contains("bytes"), "no bytes to count: {missing}");
+    assert!(missing.contains("lost sequence numbers "), "{missing}");
+
+    // A header cut to 40 bytes: said once, with no byte count that contradicts it.
+    let last = temp.path().join(names.last().unwrap());
+    let bytes = fs::read(&last).unwrap();
+    fs::write(&last, &bytes[..40]).unwrap();
+    let text = stdout(&peerlog(&["verify", dir]));
+    let bad = text
+        .lines()
+        .find(|l| l.contains("header is 40 bytes"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        bad,
+        format!(
+            "DAMAGE: {}: unreadable segment header: header is 40 bytes, expected 64",
+            last.display()
+        )
+    );
+}
+
+#[test]
+fn a_bad_enode_url_is_explained_once() {
+    let temp = tempfile::tempdir().unwrap();
+    small_db(temp.path());
+    let out = peerlog(&["history", path_str(temp.path()), "enode://xyz@1.2.3.4:5"]);
+    assert_one_line_error(&out, "node id must be 128 hex characters, got 3");
+    assert_eq!(
+        stderr(&out).matches("invalid input").count(),
+        0,
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn history_of_an_unknown_node_says_so_on_stderr_and_exits_0() {
+    let temp = tempfile::tempdir().unwrap();
+    small_db(temp.path());
+    let dir = path_str(temp.path());
+    let unknown = "42".repeat(64);
+    for json in [false, true] {
+        let mut args = vec!["history", dir, &unknown];
+        if json {
+            args.push("--json");
+        }
+        let out = peerlog(&args);
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(stdout(&out), "", "stdout holds events only");
+        assert_eq!(
+            stderr(&out),
+            format!("peerlog: note: no events about {unknown} in the live log or archive/\n")
+        );
+    }
+    // An enode URL: the note says its endpoint is not a filter; the events are the id's.
+    let url = format!("enode://{}@192.0.2.99:1234", "01".repeat(64));
+    let out = peerlog(&["history", dir, &url]);
+    assert!(out.status.success());
+    assert_eq!(stdout(&out).lines().count(), 4, "every endpoint of node 1");
+    assert_eq!(
+        stderr(&out),
+        "peerlog: note: listing every event about the node id of this enode URL; its \
+         endpoint (192.0.2.99 udp 1234 tcp 1234) is not a filter\n"
+    );
 }
