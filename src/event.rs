@@ -573,7 +573,15 @@ pub(crate) struct StoredRecord<'a> {
 /// Nanoseconds since the Unix epoch, as stored on disk. Times outside about 1677..2262 do not
 /// fit and are refused.
 pub(crate) fn unix_nanos(t: SystemTime) -> Result<i64, Error> {
-    let out_of_range = || Error::invalid(format!("timestamp {t:?} is outside 1677..2262"));
+    let out_of_range = || {
+        let secs = match t.duration_since(UNIX_EPOCH) {
+            Ok(after) => format!("{} s after", after.as_secs()),
+            Err(before) => format!("{} s before", before.duration().as_secs()),
+        };
+        Error::invalid(format!(
+            "timestamp {secs} 1970-01-01 is outside what the log stores (1677 to 2262)"
+        ))
+    };
     match t.duration_since(UNIX_EPOCH) {
         Ok(after) => i64::try_from(after.as_nanos()).map_err(|_| out_of_range()),
         Err(before) => i64::try_from(before.duration().as_nanos())

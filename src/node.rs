@@ -274,7 +274,10 @@ impl FromStr for Node {
         if id_hex.starts_with("0x") || id_hex.starts_with("0X") {
             return Err(bad("node id must not have a 0x prefix"));
         }
-        let id: NodeId = id_hex.parse().map_err(|e: Error| bad(&e.to_string()))?;
+        let id: NodeId = id_hex.parse().map_err(|e: Error| match e {
+            Error::InvalidInput(why) => bad(&why),
+            other => bad(&other.to_string()),
+        })?;
         let (address, query) = match rest.split_once('?') {
             Some((address, query)) => (address, Some(query)),
             None => (rest, None),
@@ -472,6 +475,18 @@ mod serde_impls {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_id_in_an_enode_url_is_explained_once() {
+        let err = "enode://abc@1.2.3.4:30303"
+            .parse::<Node>()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err.matches("invalid input").count(), 1, "{err}");
+        assert!(err.contains("128"), "{err}");
+    }
+
     /// Fuzz regression (enode_url): the URL's id takes no hex prefix, in either case.
     #[test]
     fn enode_id_with_hex_prefix_is_refused_in_either_case() {
@@ -485,7 +500,6 @@ mod tests {
             .is_ok());
     }
 
-    use super::*;
     use proptest::prelude::*;
 
     proptest! {

@@ -152,7 +152,8 @@ impl fmt::Display for Problem {
 }
 
 /// Writes a report about a place in a segment file, as every such report reads:
-/// `<file> at offset <offset>: <what> (<len> bytes)[; lost sequence numbers <first>..=<last>]`.
+/// `<file> at offset <offset>: <what>[ (<len> bytes)][; lost sequence numbers <first>..=<last>]`
+/// (the byte count only where bytes are affected; `lost sequence number <n>` for one).
 pub(crate) fn write_place(
     f: &mut fmt::Formatter<'_>,
     path: &Path,
@@ -161,15 +162,16 @@ pub(crate) fn write_place(
     len: u64,
     lost: Option<(u64, u64)>,
 ) -> fmt::Result {
-    write!(
-        f,
-        "{} at offset {offset}: {what} ({len} bytes)",
-        path.display()
-    )?;
-    if let Some((first, last)) = lost {
-        write!(f, "; lost sequence numbers {first}..={last}")?;
+    write!(f, "{} at offset {offset}: {what}", path.display())?;
+    // No byte count where there are no bytes (records missing between segments).
+    if len != 0 {
+        write!(f, " ({len} bytes)")?;
     }
-    Ok(())
+    match lost {
+        Some((first, last)) if first == last => write!(f, "; lost sequence number {first}"),
+        Some((first, last)) => write!(f, "; lost sequence numbers {first}..={last}"),
+        None => Ok(()),
+    }
 }
 
 /// The outcome of replaying a log.
@@ -512,6 +514,26 @@ mod tests {
             len: 4096,
             file_id: segment_id,
         }
+    }
+
+    #[test]
+    fn a_problem_reads_without_a_byte_count_where_no_bytes_are_affected() {
+        let problem = |kind, len, lost| Problem {
+            kind,
+            path: PathBuf::from("0000000000000002.seg"),
+            offset: 64,
+            len,
+            lost,
+        };
+        assert_eq!(
+            problem(ProblemKind::Missing, 0, Some((5, 9))).to_string(),
+            "0000000000000002.seg at offset 64: records missing; lost sequence numbers 5..=9"
+        );
+        assert_eq!(
+            problem(ProblemKind::Damaged, 96, Some((7, 7))).to_string(),
+            "0000000000000002.seg at offset 64: damaged bytes skipped (96 bytes); lost sequence \
+             number 7"
+        );
     }
 
     /// Fuzz regression (open_segment): only segments older than the compacted one are
