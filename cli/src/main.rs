@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{self, BufWriter, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
@@ -15,7 +16,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use peerlog::inspect::{self, InspectError};
 use peerlog::{EventKind, NodeId, Options, PeerState, Record};
 
-mod archive;
 mod demo;
 mod maintain;
 mod progress;
@@ -175,8 +175,7 @@ enum Command {
         /// ping_from, pong_from, fails_at, ip_expire, local_seq)
         #[arg(long, value_parser = event_kind_arg, value_delimiter = ',')]
         kind: Vec<EventKind>,
-        /// Also the events of archive/ (kept by compact --keep-history): the full history.
-        /// Refused while this build cannot read archived segments and archive/ holds some
+        /// Also the events of archive/ (kept by compact --keep-history): the full history
         #[arg(long)]
         with_archive: bool,
     },
@@ -741,38 +740,37 @@ fn export(
     with_archive: bool,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
-    // Shares of the time (measured at 100 k nodes): formatting and writing the lines takes
-    // most of it, JSON more than CSV.
-    let read_share = match format {
-        Format::Jsonl => 10,
-        Format::Csv => 20,
-    };
-    let meter = Meter::bar("reading");
-    let records = {
-        let reading = meter.step("reading", Span::percent(0, read_share));
-        if with_archive {
-            archive::export_with_archive(dir, &reading)?
-        } else {
-            inspect::export(dir, &reading)?
-        }
-    };
-    let writing = meter.output_step("writing", Span::percent(read_share, 100));
+    // Records are printed as they are read (constant memory; `export | head` stops the read),
+    // so one bar covers both.
+    let meter = Meter::bar("exporting");
+    let progress = meter.output_step("exporting", Span::percent(0, 100));
     if let Format::Csv = format {
         writeln!(out, "{}", render::EXPORT_COLUMNS.join(","))?;
     }
-    let total = records.len() as u64;
-    for (i, record) in records.iter().enumerate() {
-        if i % LINES_PER_REPORT == 0 {
-            writing(i as u64, total);
+    let mut failed = None;
+    let on_record = |record: Record| {
+        if !filter.keeps(&record) {
+            return ControlFlow::Continue(());
         }
-        if !filter.keeps(record) {
-            continue;
+        let written = match format {
+            Format::Jsonl => writeln!(out, "{}", render::export_json(&record)),
+            Format::Csv => writeln!(out, "{}", render::export_csv(&record)),
+        };
+        match written {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                failed = Some(e);
+                ControlFlow::Break(())
+            }
         }
-        match format {
-            Format::Jsonl => writeln!(out, "{}", render::export_json(record))?,
-            Format::Csv => writeln!(out, "{}", render::export_csv(record))?,
-        }
+    };
+    if with_archive {
+        inspect::export_with_archive_each(dir, &progress, on_record)?;
+    } else {
+        inspect::export_each(dir, &progress, on_record)?;
     }
-    writing(total, total);
-    Ok(())
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }

@@ -1243,7 +1243,6 @@ fn export_with_archive_without_an_archive_is_the_live_log() {
 }
 
 #[test]
-#[ignore = "needs peerlog::inspect::export_with_archive (see cli/src/archive.rs)"]
 fn export_with_archive_keeps_the_full_history_after_compaction() {
     let temp = tempfile::tempdir().unwrap();
     let opts = Options {

@@ -1,6 +1,7 @@
 //! The history of one node, from the live log and the archive.
 
 use std::net::IpAddr;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -8,6 +9,7 @@ use super::{archived_segments, scan_segment, with_listing, InspectError, Progres
 use crate::event::{Event, Record};
 use crate::index::{Index, PeerState};
 use crate::journal::dir::SegmentFile;
+use crate::Error;
 use crate::{Node, NodeId, NodeRecord};
 
 /// One event about a node, with where it was found and what it changed.
@@ -86,7 +88,8 @@ pub enum Change {
     IpExpired(IpAddr),
 }
 
-struct Source {
+/// A segment that tells part of a history.
+pub(super) struct Source {
     segment: SegmentFile,
     archived: bool,
 }
@@ -94,7 +97,10 @@ struct Source {
 /// Which segments tell the history: every ordinary segment (live, superseded or archived) of
 /// the current generation, and a compacted segment only where no ordinary segment covers its
 /// range (otherwise its records are restatements of events already listed).
-fn history_sources(live: Vec<SegmentFile>, archived: Vec<SegmentFile>) -> Vec<Source> {
+///
+/// In order of their first sequence number (a compacted segment after an ordinary one on a
+/// tie): one after the other, they hand over records in sequence order.
+pub(super) fn history_sources(live: Vec<SegmentFile>, archived: Vec<SegmentFile>) -> Vec<Source> {
     let Some(salt) = live
         .iter()
         .max_by_key(|s| s.header.segment_id)
@@ -120,11 +126,40 @@ fn history_sources(live: Vec<SegmentFile>, archived: Vec<SegmentFile>) -> Vec<So
         .map(|s| s.segment.header.first_seq)
         .min()
         .unwrap_or(u64::MAX);
-    all.into_iter()
+    let mut sources: Vec<Source> = all
+        .into_iter()
         .filter(|s| {
             !s.segment.header.is_compacted() || s.segment.header.replaces_through < raw_from
         })
-        .collect()
+        .collect();
+    sources.sort_by_key(|s| (s.segment.header.first_seq, s.segment.header.is_compacted()));
+    sources
+}
+
+/// Reads `sources` one after the other, handing every intact record to `on_record` with its
+/// source and offset, until `on_record` stops it; reports progress in bytes.
+pub(super) fn scan_sources<'s>(
+    sources: &'s [Source],
+    progress: Progress<'_>,
+    mut on_record: impl FnMut(Record, &'s Source, u64) -> ControlFlow<()>,
+) -> Result<(), Error> {
+    let total: u64 = sources.iter().map(|s| s.segment.len).sum();
+    let mut done = 0;
+    progress(0, total);
+    for source in sources {
+        let mut flow = ControlFlow::Continue(());
+        scan_segment(&source.segment, |offset, record| {
+            if flow.is_continue() {
+                flow = on_record(record, source, offset);
+            }
+        })?;
+        done += source.segment.len;
+        progress(done, total);
+        if flow.is_break() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Every event about `id`, oldest first, from the live segments and `archive/`.
@@ -135,18 +170,13 @@ pub fn history(
 ) -> Result<Vec<HistoryEntry>, InspectError> {
     with_listing(dir, |live| {
         let sources = history_sources(live, archived_segments(dir)?);
-        let total: u64 = sources.iter().map(|s| s.segment.len).sum();
-        let mut done = 0;
         let mut found = Vec::new();
-        for source in &sources {
-            scan_segment(&source.segment, |offset, record| {
-                if record.event.id() == Some(id) {
-                    found.push((record, source, offset));
-                }
-            })?;
-            done += source.segment.len;
-            progress(done, total);
-        }
+        scan_sources(&sources, progress, |record, source, offset| {
+            if record.event.id() == Some(id) {
+                found.push((record, source, offset));
+            }
+            ControlFlow::Continue(())
+        })?;
         let compacted = |s: &Source| s.segment.header.is_compacted();
         found.sort_by_key(|(record, source, _)| (record.seq, compacted(source)));
         found.dedup_by_key(|(record, source, _)| (record.seq, compacted(source)));

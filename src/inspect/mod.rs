@@ -39,7 +39,7 @@ mod state;
 mod stats;
 mod verify;
 
-pub use export::export;
+pub use export::{export, export_each, export_with_archive_each};
 pub use history::{history, Change, HistoryEntry};
 pub use state::{state, LiveState};
 pub use stats::{stats, Stats};
@@ -49,7 +49,7 @@ pub use verify::{verify, FileReport, FileRole, Finding, VerifyReport};
 const RELIST_ATTEMPTS: usize = 3;
 /// Records between two progress reports: often enough for a smooth bar, rare enough to cost
 /// nothing next to the checksums.
-const PROGRESS_EVERY: u64 = 4096;
+pub(super) const PROGRESS_EVERY: u64 = 4096;
 
 /// Why reading a database failed.
 #[derive(Debug, thiserror::Error)]
@@ -140,13 +140,30 @@ fn is_transient(e: &Error) -> bool {
 /// scratch. `None` from `read` means there is no database.
 fn retrying<T>(
     dir: &Path,
+    read: impl FnMut() -> Result<Option<T>, Error>,
+) -> Result<T, InspectError> {
+    resuming(dir, read, || 0)
+}
+
+/// [`retrying`] for a read that resumes where the last attempt stopped rather than starting
+/// from scratch: only attempts in a row that get no further than the one before (`reached`
+/// does not grow) count against the limit, so that a long read beside a database that keeps
+/// compacting still finishes.
+fn resuming<T>(
+    dir: &Path,
     mut read: impl FnMut() -> Result<Option<T>, Error>,
+    reached: impl Fn() -> u64,
 ) -> Result<T, InspectError> {
     check_dir(dir)?;
     let mut attempt = 0;
+    let mut before = reached();
     loop {
         attempt += 1;
-        match read() {
+        let result = read();
+        if reached() > before {
+            (attempt, before) = (1, reached());
+        }
+        match result {
             Ok(Some(value)) => return Ok(value),
             Ok(None) => return Err(InspectError::NoDatabase(dir.to_path_buf())),
             Err(e) if is_transient(&e) && attempt < RELIST_ATTEMPTS => continue,

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::fs::File;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -209,6 +210,18 @@ pub fn replay(
     plan: &ReplayPlan,
     mut on_record: impl FnMut(RecordPlace<'_>, Record),
 ) -> Result<ReplaySummary, Error> {
+    replay_until(plan, |place, record| {
+        on_record(place, record);
+        ControlFlow::Continue(())
+    })
+}
+
+/// [`replay`] that stops as soon as `on_record` says so (a reader whose output went away);
+/// the summary then covers what was read up to there.
+pub(crate) fn replay_until(
+    plan: &ReplayPlan,
+    mut on_record: impl FnMut(RecordPlace<'_>, Record) -> ControlFlow<()>,
+) -> Result<ReplaySummary, Error> {
     replay_segments(plan, true, |map, seed, replay| {
         replay.scan(SegmentScanner::copying(map, seed), &mut on_record)
     })
@@ -226,8 +239,10 @@ pub(crate) fn replay_locked(
     // Not populated: the helper faults the pages in as it checks them, on its own core.
     replay_segments(plan, false, |map, seed, replay| {
         let mut upcoming = IdsAhead::new(map, IDS_AHEAD);
-        let mut on_record =
-            |place: RecordPlace<'_>, record| on_record(place, record, upcoming.next_new_id());
+        let mut on_record = |place: RecordPlace<'_>, record| {
+            on_record(place, record, upcoming.next_new_id());
+            ControlFlow::Continue(())
+        };
         let scanner = SegmentScanner::in_place(map, seed);
         if map.len() < CHECK_AHEAD_FROM.load(Ordering::Relaxed) {
             return replay.scan(scanner, &mut on_record);
@@ -272,12 +287,12 @@ struct SegmentReplay<'r> {
 
 impl SegmentReplay<'_> {
     /// Runs `scanner` over the segment, passing every record with a new sequence number to
-    /// `on_record`; returns where the intact data ends.
+    /// `on_record`; returns where the intact data ends, or `None` if `on_record` stopped it.
     fn scan<'m, T: Decoded<'m>>(
         &mut self,
         mut scanner: SegmentScanner<'m, T>,
-        on_record: &mut impl FnMut(RecordPlace<'_>, T),
-    ) -> ScanEnd {
+        on_record: &mut impl FnMut(RecordPlace<'_>, T) -> ControlFlow<()>,
+    ) -> Option<ScanEnd> {
         for item in scanner.by_ref() {
             match item {
                 ScanItem::Record {
@@ -296,7 +311,9 @@ impl SegmentReplay<'_> {
                     {
                         self.summary.records += 1;
                         self.summary.record_bytes += len;
-                        on_record(place, record);
+                        if on_record(place, record).is_break() {
+                            return None;
+                        }
                     }
                 }
                 ScanItem::Damage { offset, len } => self.tracker.damaged(
@@ -308,7 +325,7 @@ impl SegmentReplay<'_> {
                 ),
             }
         }
-        scanner.end().expect("scan finished")
+        Some(scanner.end().expect("scan finished"))
     }
 }
 
@@ -318,7 +335,7 @@ impl SegmentReplay<'_> {
 fn replay_segments(
     plan: &ReplayPlan,
     populate: bool,
-    mut scan_segment: impl FnMut(&[u8], u32, &mut SegmentReplay<'_>) -> ScanEnd,
+    mut scan_segment: impl FnMut(&[u8], u32, &mut SegmentReplay<'_>) -> Option<ScanEnd>,
 ) -> Result<ReplaySummary, Error> {
     let mut tracker = SeqTracker::default();
     let mut summary = ReplaySummary::default();
@@ -364,7 +381,9 @@ fn replay_segments(
             tracker: &mut tracker,
             summary: &mut summary,
         };
-        let end = scan_segment(&map, salt_seed(header.salt), &mut replay);
+        let Some(end) = scan_segment(&map, salt_seed(header.salt), &mut replay) else {
+            return Ok(summary);
+        };
         if end.has_garbage() {
             let kind = if is_last {
                 ProblemKind::TornTail
