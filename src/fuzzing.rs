@@ -7,8 +7,8 @@
 //!
 //! | target | input | property |
 //! |---|---|---|
-//! | `open_segment` | a flags byte, then segment files concatenated (each starts with the magic) | `open` never panics; it fails only with `Corrupt`/`NotADatabase` and then changes nothing; every node, ping, pong and fail count it returns was in an intact record; a reopen gives the same state; a write after it survives a reopen |
-//! | `ops_model` | API operations decoded with `arbitrary` | after every reopen, crash image and torn tail, the state equals a model's state for the acknowledged prefix, and the sequence numbers add up |
+//! | `open_segment` | a flags byte, then segment files concatenated (each starts with the magic) | `open` never panics; it fails only with `Corrupt`/`NotADatabase`/`NewerFormat` and then changes nothing; every node, signed record, ping, pong and fail count (to no IP and per IP) and the local seq it returns was in an intact record; a reopen gives the same state; a write after it survives a reopen |
+//! | `ops_model` | API operations decoded with `arbitrary` (inputs starting with [`OPS_V2`]: with the format-2 operations too) | after every reopen, crash image and torn tail, the state (records, signed records, liveness per id and per IP, local seq, seeds) equals a model's state for the acknowledged prefix, and the sequence numbers add up |
 //! | `node_rlp` | bytes | whatever `Node::from_rlp` accepts re-encodes to the same bytes; any node round-trips |
 //! | `enode_url` | bytes | whatever parses as an enode URL prints as its canonical form and parses back; any node round-trips |
 
@@ -17,10 +17,11 @@ use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arbitrary::{Arbitrary, Unstructured};
+use enr::{CombinedKey, Enr, EnrKey, EnrPublicKey};
 
 use crate::event::Event;
 use crate::faults::FailPoints;
@@ -32,7 +33,7 @@ use crate::journal::format::{
 use crate::journal::reader::{ScanItem, SegmentScanner};
 use crate::journal::replay::{set_check_ahead_from, ReplayPlan};
 use crate::journal::ProblemKind;
-use crate::{Error, Node, NodeDb, NodeId, Options};
+use crate::{Error, Node, NodeDb, NodeId, NodeRecord, Options};
 
 /// The fuzz targets, as named in `fuzz/Cargo.toml` and `fuzz/corpus/`.
 pub const TARGETS: [&str; 4] = ["open_segment", "ops_model", "node_rlp", "enode_url"];
@@ -267,14 +268,23 @@ fn fix_record_crcs(file: &mut [u8]) {
     }
 }
 
-/// Every value an intact record anywhere in the files carries, per id: the only values an
-/// open database may return.
+/// Every value an intact record anywhere in the files carries, per id (and per id and IP):
+/// the only values an open database may return.
 #[derive(Default)]
 struct IntactValues {
+    /// Endpoints of unsigned records and of signed ones, as enode URLs.
     nodes: BTreeMap<NodeId, BTreeSet<String>>,
+    /// RLP of signed records.
+    records: BTreeMap<NodeId, BTreeSet<Vec<u8>>>,
     pings: BTreeMap<NodeId, BTreeSet<i64>>,
     pongs: BTreeMap<NodeId, BTreeSet<i64>>,
     fails: BTreeMap<NodeId, BTreeSet<u32>>,
+    ip_pings: BTreeMap<(NodeId, IpAddr), BTreeSet<i64>>,
+    ip_pongs: BTreeMap<(NodeId, IpAddr), BTreeSet<i64>>,
+    ip_fails: BTreeMap<(NodeId, IpAddr), BTreeSet<u32>>,
+    /// Every IP an intact record names (IPv4 for IPv4-mapped ones).
+    ips: BTreeSet<IpAddr>,
+    local_seqs: BTreeSet<u64>,
     ids: BTreeSet<NodeId>,
 }
 
@@ -303,12 +313,28 @@ impl IntactValues {
 
     fn add(&mut self, event: &Event) {
         let Some(&id) = event.id() else {
+            if let Event::LocalSeq { seq } = event {
+                self.local_seqs.insert(*seq);
+            }
             return;
         };
         self.ids.insert(id);
+        let mut slot = |ip: &IpAddr| {
+            let ip = ip.to_canonical();
+            self.ips.insert(ip);
+            (id, ip)
+        };
         match event {
             Event::NodeUpdated(node) => {
                 self.nodes.entry(id).or_default().insert(node.to_string());
+            }
+            Event::Record(record) => {
+                if let Some(node) = record.node() {
+                    self.ips.insert(node.ip.to_canonical());
+                    self.nodes.entry(id).or_default().insert(node.to_string());
+                }
+                let rlp = record.rlp().to_vec();
+                self.records.entry(id).or_default().insert(rlp);
             }
             Event::Ping { at, .. } => {
                 self.pings.entry(id).or_default().insert(nanos(*at));
@@ -319,27 +345,148 @@ impl IntactValues {
             Event::FindFails { fails, .. } => {
                 self.fails.entry(id).or_default().insert(*fails);
             }
+            Event::PingFrom { ip, at, .. } => {
+                let key = slot(ip);
+                self.ip_pings.entry(key).or_default().insert(nanos(*at));
+            }
+            Event::PongFrom { ip, at, .. } => {
+                let key = slot(ip);
+                self.ip_pongs.entry(key).or_default().insert(nanos(*at));
+            }
+            Event::FindFailsAt { ip, fails, .. } => {
+                let key = slot(ip);
+                self.ip_fails.entry(key).or_default().insert(*fails);
+            }
+            Event::IpExpired { ip, .. } => {
+                slot(ip);
+            }
             _ => {}
+        }
+    }
+
+    /// Panics unless every value `seen` holds for `id` is one an intact record carries.
+    fn check(&self, id: &NodeId, seen: &Observed) {
+        fn holds<K: Ord, T: Ord>(map: &BTreeMap<K, BTreeSet<T>>, key: &K, value: &T) -> bool {
+            map.get(key).is_some_and(|s| s.contains(value))
+        }
+        if let Some(node) = &seen.node {
+            assert!(
+                holds(&self.nodes, id, &node.to_string()),
+                "open returned {node} which no intact record holds"
+            );
+        }
+        if let Some(record) = &seen.record {
+            assert!(
+                holds(&self.records, id, &record.rlp().to_vec()),
+                "open returned a record of {id} (seq {}) which no intact record holds",
+                record.seq()
+            );
+        }
+        if let Some(ping) = seen.ping {
+            assert!(holds(&self.pings, id, &ping), "ping of {id} invented");
+        }
+        if let Some(pong) = seen.pong {
+            assert!(holds(&self.pongs, id, &pong), "pong of {id} invented");
+        }
+        if seen.fails != 0 {
+            assert!(
+                holds(&self.fails, id, &seen.fails),
+                "fails of {id} invented"
+            );
+        }
+        for &(ip, values) in &seen.ips {
+            let key = (*id, ip);
+            if let Some(ping) = values.ping {
+                assert!(holds(&self.ip_pings, &key, &ping), "ping of {id} at {ip}");
+            }
+            if let Some(pong) = values.pong {
+                assert!(holds(&self.ip_pongs, &key, &pong), "pong of {id} at {ip}");
+            }
+            if values.fails != 0 {
+                assert!(holds(&self.ip_fails, &key, &values.fails), "fails at {ip}");
+            }
         }
     }
 }
 
-/// What the public API says about one id.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Observed {
-    node: Option<Node>,
+/// Liveness at one IP, as the API reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct SlotValues {
     ping: Option<i64>,
     pong: Option<i64>,
     fails: u32,
 }
 
-fn observe(db: &NodeDb, id: &NodeId) -> Observed {
+/// What the public API says about one id, with its liveness at each of the probed IPs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Observed {
+    node: Option<Node>,
+    record: Option<NodeRecord>,
+    ping: Option<i64>,
+    pong: Option<i64>,
+    fails: u32,
+    ips: Vec<(IpAddr, SlotValues)>,
+}
+
+impl Observed {
+    fn has_record(&self) -> bool {
+        self.node.is_some() || self.record.is_some()
+    }
+}
+
+/// Reads everything the API says about `id`, at each IP of `ips` (canonical ones). An IPv4
+/// address and its IPv4-mapped form must read the same, and every IP slot the database lists
+/// for `id` must be one of `ips` (so that nothing is left unchecked).
+fn observe(db: &NodeDb, id: &NodeId, ips: &[IpAddr]) -> Observed {
+    let slot = |ip: IpAddr| SlotValues {
+        ping: db.last_ping_from(id, ip).map(nanos),
+        pong: db.last_pong_from(id, ip).map(nanos),
+        fails: db.find_fails_at(id, ip),
+    };
+    let peer = db.peer(id);
+    let record = peer.as_ref().and_then(|p| p.record.clone());
+    assert_eq!(
+        db.record_seq(id),
+        record.as_ref().map_or(0, NodeRecord::seq),
+        "record_seq of {id} disagrees with its record"
+    );
+    for listed in peer.iter().flat_map(|p| &p.ips) {
+        assert!(
+            ips.contains(&listed.ip),
+            "{id} has a slot at {} (IPv4-mapped IPs must read as IPv4)",
+            listed.ip
+        );
+    }
+    let ips = ips
+        .iter()
+        .map(|&ip| {
+            let values = slot(ip);
+            if let IpAddr::V4(v4) = ip {
+                let mapped = IpAddr::V6(v4.to_ipv6_mapped());
+                assert_eq!(slot(mapped), values, "{id}: {ip} and {mapped} differ");
+            }
+            (ip, values)
+        })
+        .collect();
     Observed {
         node: db.node(id),
+        record,
         ping: db.last_ping(id).map(nanos),
         pong: db.last_pong(id).map(nanos),
         fails: db.find_fails(id),
+        ips,
     }
+}
+
+/// The local seq the database reports, if it is a stored one: `None` when it falls in the
+/// window of the wall clock in milliseconds around the call (what `local_seq` returns when
+/// none was stored). Stored values the checks write are below that window or recorded.
+fn observe_local_seq(db: &NodeDb) -> Option<u64> {
+    let ms = || nanos(SystemTime::now()) as u64 / 1_000_000;
+    let before = ms();
+    let seq = db.local_seq();
+    let after = ms();
+    (!(before..=after).contains(&seq)).then_some(seq)
 }
 
 fn dir_contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -441,41 +588,35 @@ pub fn check_open_segment(data: &[u8]) {
         eprintln!("{:#?}", db.recovery());
     }
     let candidates: Vec<NodeId> = intact.ids.iter().copied().collect();
-    let state: Vec<Observed> = candidates.iter().map(|id| observe(&db, id)).collect();
+    let probes: Vec<IpAddr> = intact.ips.iter().copied().collect();
+    let state: Vec<Observed> = candidates
+        .iter()
+        .map(|id| observe(&db, id, &probes))
+        .collect();
+    let local_seq = observe_local_seq(&db);
     let mut with_record = 0;
     for (id, seen) in candidates.iter().zip(&state) {
         if wiped {
             let empty = Observed {
-                node: None,
-                ping: None,
-                pong: None,
-                fails: 0,
+                ips: probes
+                    .iter()
+                    .map(|&ip| (ip, SlotValues::default()))
+                    .collect(),
+                ..Observed::default()
             };
             assert_eq!(seen, &empty, "{id} survived a version wipe");
             continue;
         }
-        if let Some(node) = &seen.node {
-            with_record += 1;
-            assert!(
-                intact
-                    .nodes
-                    .get(id)
-                    .is_some_and(|s| s.contains(&node.to_string())),
-                "open returned {node} which no intact record holds"
-            );
-        }
-        if let Some(ping) = seen.ping {
-            assert!(intact.pings.get(id).is_some_and(|s| s.contains(&ping)));
-        }
-        if let Some(pong) = seen.pong {
-            assert!(intact.pongs.get(id).is_some_and(|s| s.contains(&pong)));
-        }
-        if seen.fails != 0 {
-            assert!(intact
-                .fails
-                .get(id)
-                .is_some_and(|s| s.contains(&seen.fails)));
-        }
+        with_record += usize::from(seen.has_record());
+        intact.check(id, seen);
+    }
+    if wiped {
+        assert_eq!(local_seq, None, "the local seq survived a version wipe");
+    } else if let Some(seq) = local_seq {
+        assert!(
+            intact.local_seqs.contains(&seq),
+            "open returned local seq {seq}, which no intact record holds"
+        );
     }
     assert_eq!(
         db.len(),
@@ -519,7 +660,18 @@ pub fn check_open_segment(data: &[u8]) {
         eprintln!("after reopen: {:#?}", db.recovery());
     }
     for (id, seen) in candidates.iter().zip(&state) {
-        assert_eq!(&observe(&db, id), seen, "{id} changed across a reopen");
+        assert_eq!(
+            &observe(&db, id, &probes),
+            seen,
+            "{id} changed across a reopen"
+        );
+    }
+    if local_seq.is_some() {
+        assert_eq!(
+            observe_local_seq(&db),
+            local_seq,
+            "the local seq changed across a reopen"
+        );
     }
     if write_fresh {
         assert_eq!(
@@ -545,8 +697,109 @@ pub fn check_open_segment(data: &[u8]) {
 /// Ids the operations work on; the first is the database's own id.
 const IDS: usize = 6;
 
+/// The secp256k1 key of pool id `who` (deterministic), so that pool ids can have signed
+/// records.
+fn pool_key(who: usize) -> CombinedKey {
+    let mut secret = [0x5e_u8; 32];
+    secret[0] = who as u8 + 1;
+    CombinedKey::secp256k1_from_bytes(&mut secret).expect("a valid secret key")
+}
+
 fn pool_id(who: u8) -> NodeId {
-    NodeId([(who as usize % IDS) as u8 * 0x11 + 1; 64])
+    static POOL: OnceLock<[NodeId; IDS]> = OnceLock::new();
+    let ids = POOL.get_or_init(|| {
+        std::array::from_fn(|w| {
+            let public = pool_key(w).public().encode_uncompressed();
+            NodeId(public.as_slice().try_into().expect("a 64-byte public key"))
+        })
+    });
+    ids[who as usize % IDS]
+}
+
+/// IPs of the per-IP operations: an IPv4 address, its IPv4-mapped form (the same IP to the
+/// database), an IPv6 address, and another IPv4 address. The signed records name these too,
+/// so that a pong at an IP can make a seed.
+const IPS: [IpAddr; 4] = [
+    IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)),
+    IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0xc633, 0x6407)),
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7)),
+    IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)),
+];
+
+fn pool_ip(ip: u8) -> IpAddr {
+    IPS[ip as usize % IPS.len()]
+}
+
+/// The distinct IPs of [`IPS`], in canonical form: what the checks probe.
+fn canonical_ips() -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = IPS.iter().map(IpAddr::to_canonical).collect();
+    ips.sort();
+    ips.dedup();
+    ips
+}
+
+/// Signed records per pool id.
+const RECORD_VARIANTS: usize = 6;
+
+/// A pre-built signed record of a pool id: the `enr` crate's value for `update_record`, and
+/// the stored form the model compares with.
+struct PoolRecord {
+    enr: Enr<CombinedKey>,
+    record: NodeRecord,
+}
+
+/// Record `variant` of pool id `who`. Variants, by seq: 0: seq 0, IPv4 `IPS[0]`; 1: seq 1,
+/// the same IP, another TCP port; 2: seq 2, IPv6 only (`IPS[2]`); 3: seq 2 (equal: it
+/// replaces variant 2) without any IP; 4: seq 3, IPv4 `IPS[3]` and IPv6 `IPS[2]`; 5: seq 9,
+/// IPv4 `IPS[3]`, padded to near the 300-byte limit. Signing is slow and randomised: each
+/// id's records are built once per process, on first use, so that a record is the same
+/// bytes every time it is written.
+fn pool_record(who: u8, variant: u8) -> &'static PoolRecord {
+    static POOL: [OnceLock<Vec<PoolRecord>>; IDS] = [const { OnceLock::new() }; IDS];
+    let w = who as usize % IDS;
+    let records = POOL[w].get_or_init(|| {
+        let key = pool_key(w);
+        (0..RECORD_VARIANTS)
+            .map(|v| {
+                let build = |padding: usize| {
+                    let mut b = Enr::builder();
+                    let v4 = |ip: IpAddr| match ip {
+                        IpAddr::V4(v4) => v4,
+                        IpAddr::V6(_) => unreachable!("an IPv4 pool IP"),
+                    };
+                    let v6 = match IPS[2] {
+                        IpAddr::V6(v6) => v6,
+                        IpAddr::V4(_) => unreachable!("the IPv6 pool IP"),
+                    };
+                    match v {
+                        0 => b.seq(0).ip4(v4(IPS[0])).udp4(30303).tcp4(30303),
+                        1 => b.seq(1).ip4(v4(IPS[0])).udp4(30303).tcp4(30304),
+                        2 => b.seq(2).ip6(v6).udp6(9000),
+                        3 => b.seq(2).udp4(9001),
+                        4 => b.seq(3).ip4(v4(IPS[3])).udp4(1).ip6(v6).tcp6(2),
+                        _ => b.seq(9).ip4(v4(IPS[3])).udp4(30305).tcp4(30305),
+                    };
+                    if padding > 0 {
+                        b.add_value(b"zz", &vec![0x7a_u8; padding].as_slice());
+                    }
+                    b.build(&key)
+                };
+                let mut enr = build(0).expect("a pool record");
+                if v == RECORD_VARIANTS - 1 {
+                    // As large as the enr crate builds (it refuses content + signature + 8 >
+                    // 300 bytes): the longest record frame. A few tries (each signs).
+                    let room = 300usize.saturating_sub(enr.size() + 8);
+                    enr = (0..=room)
+                        .rev()
+                        .find_map(|padding| build(padding).ok())
+                        .expect("a padded record");
+                }
+                let record = NodeRecord::from_enr(&enr).expect("a storable record");
+                PoolRecord { enr, record }
+            })
+            .collect()
+    });
+    &records[variant as usize % RECORD_VARIANTS]
 }
 
 /// A timestamp either long past (expired under the default 24 h) or far in the future (never
@@ -582,6 +835,12 @@ const FAIL_STEPS: [&str; 4] = [
 ];
 
 /// One step of an `ops_model` run.
+///
+/// `arbitrary`'s derive picks a variant by scaling a `u32` by the number of variants, so
+/// adding variants changes what every existing input decodes to. Inputs that start with
+/// [`OPS_V2`] decode with this enum; any other input decodes as before format 2 (the first
+/// thirteen variants only, see `legacy_op`), so that the corpus and regression files of the
+/// earlier campaigns keep their meaning.
 #[derive(Arbitrary, Debug)]
 pub enum Op {
     /// `update_node` of a pool id.
@@ -654,53 +913,297 @@ pub enum Op {
         /// Index into the steps.
         step: u8,
     },
+    // Format 2 (inputs starting with `OPS_V2` only).
+    /// `update_record` of one of a pool id's pre-built signed records.
+    Record {
+        /// Pool index.
+        who: u8,
+        /// Which record (modulo 6: see `pool_record`).
+        variant: u8,
+    },
+    /// `update_last_ping_from`.
+    PingFrom {
+        /// Pool index.
+        who: u8,
+        /// Index into the pool IPs.
+        ip: u8,
+        /// When.
+        time: Time,
+    },
+    /// `update_last_pong_from`.
+    PongFrom {
+        /// Pool index.
+        who: u8,
+        /// Index into the pool IPs.
+        ip: u8,
+        /// When.
+        time: Time,
+    },
+    /// `update_find_fails_at`.
+    FailsAt {
+        /// Pool index.
+        who: u8,
+        /// Index into the pool IPs.
+        ip: u8,
+        /// Count.
+        fails: u32,
+    },
+    /// `store_local_seq`.
+    LocalSeq {
+        /// The seq.
+        seq: u64,
+    },
+    /// Up to 47 writes of the format-2 kinds (records, per-IP pings, pongs and fails, the
+    /// local seq), so that segments of them fill and rotate.
+    BurstV2 {
+        /// Varies the ids, kinds, IPs and times.
+        seed: u8,
+        /// How many writes (modulo 48).
+        count: u8,
+    },
 }
 
-/// What the model knows about one id (its presence in the map means the index has an entry).
+/// The prefix of `ops_model` inputs that decode with every variant of [`Op`].
+pub const OPS_V2: &[u8] = b"ops2";
+
+/// Decodes an operation as inputs written before format 2 do: a variant of the first
+/// thirteen, chosen and filled exactly as `arbitrary`'s derive did for that enum.
+fn legacy_op(u: &mut Unstructured<'_>) -> arbitrary::Result<Op> {
+    const LEGACY_VARIANTS: u64 = 13;
+    let variant = (u64::from(u.arbitrary::<u32>()?) * LEGACY_VARIANTS) >> 32;
+    Ok(match variant {
+        0 => Op::Update {
+            who: u.arbitrary()?,
+            v6: u.arbitrary()?,
+            ip: u.arbitrary()?,
+            udp: u.arbitrary()?,
+            tcp: u.arbitrary()?,
+        },
+        1 => Op::Ping {
+            who: u.arbitrary()?,
+            time: u.arbitrary()?,
+        },
+        2 => Op::Pong {
+            who: u.arbitrary()?,
+            time: u.arbitrary()?,
+        },
+        3 => Op::Fails {
+            who: u.arbitrary()?,
+            fails: u.arbitrary()?,
+        },
+        4 => Op::Delete {
+            who: u.arbitrary()?,
+        },
+        5 => Op::Burst {
+            seed: u.arbitrary()?,
+            count: u.arbitrary()?,
+        },
+        6 => Op::Expire,
+        7 => Op::Compact,
+        8 => Op::Sync,
+        9 => Op::Reopen,
+        10 => Op::Crash,
+        11 => Op::TornTail {
+            cut: u.arbitrary()?,
+            garbage: u.arbitrary()?,
+        },
+        _ => Op::FailNext {
+            step: u.arbitrary()?,
+        },
+    })
+}
+
+/// Decodes an `ops_model` input into at most 96 operations.
+pub fn decode_ops(data: &[u8]) -> Vec<Op> {
+    let (v2, body) = match data.strip_prefix(OPS_V2) {
+        Some(body) => (true, body),
+        None => (false, data),
+    };
+    let mut u = Unstructured::new(body);
+    let mut ops = Vec::new();
+    while ops.len() < 96 {
+        let op = if v2 {
+            u.arbitrary::<Op>()
+        } else {
+            legacy_op(&mut u)
+        };
+        match op {
+            Ok(op) => ops.push(op),
+            Err(_) => break,
+        }
+        if u.is_empty() {
+            break;
+        }
+    }
+    ops
+}
+
+/// Liveness at one IP, as the model knows it.
+type ModelSlot = SlotValues;
+
+/// What the model knows about one id (its presence in the map means the index has an entry,
+/// or had one that a compaction dropped for holding no value, see [`ModelEntry::is_blank`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct ModelEntry {
+    /// The endpoint: of the unsigned record, or of the signed one (`None` without IP).
     node: Option<Node>,
+    record: Option<NodeRecord>,
     ping: Option<i64>,
     pong: Option<i64>,
     fails: u32,
+    /// Per IP, keyed by the canonical IP.
+    ips: BTreeMap<IpAddr, ModelSlot>,
 }
 
-type ModelState = BTreeMap<NodeId, ModelEntry>;
+impl ModelEntry {
+    fn has_record(&self) -> bool {
+        self.node.is_some() || self.record.is_some()
+    }
 
-fn model_apply(state: &mut ModelState, event: &Event) {
-    match event {
-        Event::NodeUpdated(node) => state.entry(node.id).or_default().node = Some(node.clone()),
-        Event::Ping { id, at } => state.entry(*id).or_default().ping = Some(nanos(*at)),
-        Event::Pong { id, at } => state.entry(*id).or_default().pong = Some(nanos(*at)),
-        Event::FindFails { id, fails } => state.entry(*id).or_default().fails = *fails,
-        Event::NodeDeleted { id } | Event::NodeExpired { id } => {
-            state.remove(id);
+    /// The seq `update_record` and `update_node` compare with: the signed record's, else 0.
+    fn record_seq(&self) -> u64 {
+        self.record.as_ref().map_or(0, NodeRecord::seq)
+    }
+
+    /// Whether it holds no value at all: a compaction writes nothing for it, so after one and
+    /// a reopen the index has no entry for it (invisible through the API but to `delete`).
+    fn is_blank(&self) -> bool {
+        let blank = ModelSlot::default();
+        !self.has_record()
+            && self.ping.is_none()
+            && self.pong.is_none()
+            && self.fails == 0
+            && self.ips.values().all(|s| *s == blank)
+    }
+
+    /// Whether `query_seeds` offers it (`Index::is_seed`): an endpoint, not this node, and a
+    /// pong at or after `min_pong` to no particular IP or from the endpoint's IP.
+    fn is_seed(&self, id: &NodeId, self_id: &NodeId, min_pong: i64) -> bool {
+        let Some(node) = &self.node else {
+            return false;
+        };
+        id != self_id
+            && (self.pong.is_some_and(|p| p >= min_pong)
+                || self
+                    .ips
+                    .get(&node.ip.to_canonical())
+                    .and_then(|s| s.pong)
+                    .is_some_and(|p| p >= min_pong))
+    }
+
+    /// What the API says about an id in this state, at each of `ips` (canonical).
+    fn observed(&self, ips: &[IpAddr]) -> Observed {
+        Observed {
+            node: self.node.clone(),
+            record: self.record.clone(),
+            ping: self.ping,
+            pong: self.pong,
+            fails: self.fails,
+            ips: ips
+                .iter()
+                .map(|ip| (*ip, self.ips.get(ip).copied().unwrap_or_default()))
+                .collect(),
         }
-        other => unreachable!("ops_model writes no {} events", other.kind()),
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct ModelState {
+    entries: BTreeMap<NodeId, ModelEntry>,
+    local_seq: Option<u64>,
+}
+
+/// Applies a record as replay does (no seq rule here: what is in the log is applied).
+fn model_apply(state: &mut ModelState, event: &Event) {
+    let entries = &mut state.entries;
+    match event {
+        Event::NodeUpdated(node) => {
+            let entry = entries.entry(node.id).or_default();
+            entry.node = Some(node.clone());
+            entry.record = None;
+        }
+        Event::Record(record) => {
+            let entry = entries.entry(*record.id()).or_default();
+            entry.node = record.node();
+            entry.record = Some(record.clone());
+        }
+        Event::Ping { id, at } => entries.entry(*id).or_default().ping = Some(nanos(*at)),
+        Event::Pong { id, at } => entries.entry(*id).or_default().pong = Some(nanos(*at)),
+        Event::FindFails { id, fails } => entries.entry(*id).or_default().fails = *fails,
+        Event::PingFrom { id, ip, at } => {
+            let entry = entries.entry(*id).or_default();
+            entry.ips.entry(ip.to_canonical()).or_default().ping = Some(nanos(*at));
+        }
+        Event::PongFrom { id, ip, at } => {
+            let entry = entries.entry(*id).or_default();
+            entry.ips.entry(ip.to_canonical()).or_default().pong = Some(nanos(*at));
+        }
+        Event::FindFailsAt { id, ip, fails } => {
+            let entry = entries.entry(*id).or_default();
+            entry.ips.entry(ip.to_canonical()).or_default().fails = *fails;
+        }
+        Event::NodeDeleted { id } | Event::NodeExpired { id } => {
+            entries.remove(id);
+        }
+        Event::IpExpired { id, ip } => {
+            if let Some(entry) = entries.get_mut(id) {
+                entry.ips.remove(&ip.to_canonical());
+            }
+        }
+        Event::LocalSeq { seq } => state.local_seq = Some(*seq),
     }
 }
 
 fn model_state(events: &[Event]) -> ModelState {
-    let mut state = ModelState::new();
+    let mut state = ModelState::default();
     for event in events {
         model_apply(&mut state, event);
     }
     state
 }
 
-/// Ids expiration drops (24 h expiration; times are either decades past or far future, and an
-/// id with neither ping nor pong, or a record without a pong, was touched just now: it is
-/// judged by that, and stays).
-fn model_expired(state: &ModelState, self_id: &NodeId) -> Vec<NodeId> {
+/// What expiration writes (24 h expiration; times are either decades past or far future),
+/// in the model's order, and how many node records it drops. A node goes when its newest
+/// pong (to no particular IP or from any IP) is stale, or, for an id without a record, its
+/// newest ping or pong of any slot is; with nothing to judge by it was touched just now and
+/// stays. This node's record goes whatever its age. Of the nodes that stay, every IP slot
+/// whose pong, else ping, is stale goes (a slot with neither was touched just now).
+fn model_expired(state: &ModelState, self_id: &NodeId) -> (Vec<Event>, usize) {
     let threshold = nanos(SystemTime::now()) - 24 * 3600 * 1_000_000_000;
-    state
-        .iter()
-        .filter(|(id, e)| match e.node {
-            Some(_) => *id == self_id || e.pong.is_some_and(|p| p < threshold),
-            None => e.ping.max(e.pong).is_some_and(|t| t < threshold),
-        })
-        .map(|(id, _)| *id)
-        .collect()
+    let stale = |t: Option<i64>| t.is_some_and(|t| t < threshold);
+    let mut expired = Vec::new();
+    let mut records = 0;
+    for (id, e) in &state.entries {
+        let newest_pong = e.ips.values().map(|s| s.pong).fold(e.pong, Option::max);
+        let newest = if e.has_record() {
+            newest_pong
+        } else {
+            e.ips
+                .values()
+                .map(|s| s.ping)
+                .fold(newest_pong.max(e.ping), Option::max)
+        };
+        if stale(newest) || (id == self_id && e.has_record()) {
+            expired.push(Event::NodeExpired { id: *id });
+            records += usize::from(e.has_record());
+            continue;
+        }
+        for (ip, slot) in &e.ips {
+            if stale(slot.pong.or(slot.ping)) {
+                expired.push(Event::IpExpired { id: *id, ip: *ip });
+            }
+        }
+    }
+    (expired, records)
+}
+
+/// What an expiry event drops, to compare groups written in different orders.
+fn expiry_key(event: &Event) -> (NodeId, Option<IpAddr>) {
+    match event {
+        Event::NodeExpired { id } => (*id, None),
+        Event::IpExpired { id, ip } => (*id, Some(*ip)),
+        other => panic!("expiration wrote a {} record", other.kind()),
+    }
 }
 
 #[derive(Default)]
@@ -718,6 +1221,8 @@ struct Harness {
     self_id: NodeId,
     /// Every record of the log, in sequence order: record `i` has sequence number `i + 1`.
     events: Vec<Event>,
+    /// The state `events` amount to.
+    model: ModelState,
     poisoned: bool,
 }
 
@@ -779,33 +1284,163 @@ impl Harness {
         }
     }
 
+    /// Appends an acknowledged record to the model.
+    fn push(&mut self, event: Event) {
+        model_apply(&mut self.model, &event);
+        self.events.push(event);
+    }
+
+    /// Replaces the log's records (after a cut): the model follows.
+    fn truncate(&mut self, len: usize) {
+        self.events.truncate(len);
+        self.model = model_state(&self.events);
+    }
+
     /// A write's outcome: applied to the model when acknowledged; an error only with cause.
     fn written(&mut self, result: Result<(), Error>, event: Event) {
         match result {
-            Ok(()) => self.events.push(event),
-            Err(e) => assert!(
-                self.poisoned || self.take_fired(),
-                "{} failed without cause: {e}",
-                event.kind().name()
-            ),
+            Ok(()) => self.push(event),
+            Err(e) => self.failed(&e, event.kind().name()),
         }
     }
 
+    /// An error is only allowed after an injected failure or on a poisoned database.
+    fn failed(&mut self, e: &Error, what: &str) {
+        assert!(
+            self.poisoned || self.take_fired(),
+            "{what} failed without cause: {e}"
+        );
+    }
+
+    /// `update_node`: written unless the id has a signed record of seq 1 or more (then
+    /// nothing is written, and it still returns `Ok`).
+    fn update_node(&mut self, db: &NodeDb, node: Node) {
+        let wanted = self
+            .model
+            .entries
+            .get(&node.id)
+            .is_none_or(|e| e.record_seq() == 0);
+        let result = db.update_node(&node);
+        if wanted {
+            self.written(result, Event::NodeUpdated(node));
+        } else if let Err(e) = result {
+            self.failed(&e, "an ignored update_node");
+        }
+    }
+
+    /// `update_record` of a pool record: written unless the stored record has a higher seq,
+    /// and it says which; the very record already stored is `Ok(true)` with nothing written
+    /// (checked before anything else, so even on a poisoned database).
+    fn update_record(&mut self, db: &NodeDb, who: u8, variant: u8) {
+        let pool = pool_record(who, variant);
+        let seq = pool.record.seq();
+        let stored = self.model.entries.get(pool.record.id());
+        if stored.is_some_and(|e| e.record.as_ref() == Some(&pool.record)) {
+            let result = db.update_record(&pool.enr);
+            assert!(
+                matches!(result, Ok(true)),
+                "update_record of the stored record: {result:?}"
+            );
+            return;
+        }
+        let wanted = stored.is_none_or(|e| e.record_seq() <= seq);
+        match db.update_record(&pool.enr) {
+            Ok(written) => {
+                assert_eq!(
+                    written,
+                    wanted,
+                    "update_record of seq {seq} over seq {:?}",
+                    self.model
+                        .entries
+                        .get(pool.record.id())
+                        .map(|e| e.record_seq())
+                );
+                if written {
+                    self.push(Event::Record(pool.record.clone()));
+                }
+            }
+            Err(e) => self.failed(&e, "update_record"),
+        }
+    }
+
+    /// The per-IP writes and the local seq; IPs as the log holds them (canonical), so that
+    /// the events compare equal to the records read back.
+    fn ping_from(&mut self, db: &NodeDb, who: u8, ip: u8, at: SystemTime) {
+        let (id, ip) = (pool_id(who), pool_ip(ip));
+        let event = Event::PingFrom {
+            id,
+            ip: ip.to_canonical(),
+            at,
+        };
+        self.written(db.update_last_ping_from(&id, ip, at), event);
+    }
+
+    fn pong_from(&mut self, db: &NodeDb, who: u8, ip: u8, at: SystemTime) {
+        let (id, ip) = (pool_id(who), pool_ip(ip));
+        let event = Event::PongFrom {
+            id,
+            ip: ip.to_canonical(),
+            at,
+        };
+        self.written(db.update_last_pong_from(&id, ip, at), event);
+    }
+
+    fn fails_at(&mut self, db: &NodeDb, who: u8, ip: u8, fails: u32) {
+        let (id, ip) = (pool_id(who), pool_ip(ip));
+        let event = Event::FindFailsAt {
+            id,
+            ip: ip.to_canonical(),
+            fails,
+        };
+        self.written(db.update_find_fails_at(&id, ip, fails), event);
+    }
+
+    fn local_seq(&mut self, db: &NodeDb, seq: u64) {
+        self.written(db.store_local_seq(seq), Event::LocalSeq { seq });
+    }
+
     fn check(&self, db: &NodeDb, when: &str) {
-        let model = model_state(&self.events);
+        let model = &self.model;
+        let probes = canonical_ips();
         for who in 0..IDS as u8 {
             let id = pool_id(who);
-            let entry = model.get(&id).cloned().unwrap_or_default();
-            let expected = Observed {
-                node: entry.node,
-                ping: entry.ping,
-                pong: entry.pong,
-                fails: entry.fails,
-            };
-            assert_eq!(observe(db, &id), expected, "{when}: state of {id} differs");
+            let expected = model
+                .entries
+                .get(&id)
+                .cloned()
+                .unwrap_or_default()
+                .observed(&probes);
+            assert_eq!(
+                observe(db, &id, &probes),
+                expected,
+                "{when}: state of {id} differs"
+            );
         }
-        let nodes = model.values().filter(|e| e.node.is_some()).count();
+        let nodes = model.entries.values().filter(|e| e.has_record()).count();
         assert_eq!(db.len(), nodes, "{when}: node count differs");
+        assert_eq!(
+            observe_local_seq(db),
+            model.local_seq,
+            "{when}: local seq differs"
+        );
+        // Seeds: pongs are decades past or far future, so a day's age splits them. With room
+        // for every id, `query_seeds` returns every eligible node.
+        let day = Duration::from_secs(24 * 3600);
+        let min_pong = nanos(SystemTime::now() - day);
+        let mut seeds: Vec<String> = db
+            .query_seeds(IDS, day)
+            .iter()
+            .map(Node::to_string)
+            .collect();
+        seeds.sort();
+        let mut expected: Vec<String> = model
+            .entries
+            .iter()
+            .filter(|(id, e)| e.is_seed(id, &self.self_id, min_pong))
+            .filter_map(|(_, e)| e.node.as_ref().map(Node::to_string))
+            .collect();
+        expected.sort();
+        assert_eq!(seeds, expected, "{when}: seeds differ");
     }
 
     fn check_recovery(&self, db: &NodeDb, when: &str, torn_ok: bool) {
@@ -868,21 +1503,19 @@ impl Harness {
 
     /// Expiration writes its records in the index's order, which the model does not know:
     /// takes the order of the records from `first` on from the log (a torn tail can cut
-    /// the group), after checking they expire the model's ids. After a compaction the group
-    /// is inside the compacted segment, which is never torn, so only `expire_nodes` needs it.
+    /// the group), after checking they expire the model's ids and IP slots. After a
+    /// compaction the group is inside the compacted segment, which is never torn, so only
+    /// `expire_nodes` needs it.
     fn expiry_order(&mut self, first: u64) {
         let found = self.logged(first, self.events.len() as u64);
         let group = &mut self.events[first as usize - 1..];
-        let mut want: Vec<NodeId> = group.iter().filter_map(|e| e.id().copied()).collect();
-        let mut got: Vec<NodeId> = found.values().filter_map(|e| e.id().copied()).collect();
-        assert!(found
-            .values()
-            .all(|e| matches!(e, Event::NodeExpired { .. })));
+        let mut want: Vec<_> = group.iter().map(expiry_key).collect();
+        let mut got: Vec<_> = found.values().map(expiry_key).collect();
         want.sort();
         got.sort();
         assert_eq!(
             got, want,
-            "expiration wrote other ids than the model expired"
+            "expiration wrote other ids or IPs than the model expired"
         );
         for (slot, event) in group.iter_mut().zip(found.into_values()) {
             *slot = event;
@@ -914,7 +1547,7 @@ impl Harness {
             let i = (record.seq - 1) as usize;
             let expected = self
                 .events
-                .get_mut(i)
+                .get(i)
                 .unwrap_or_else(|| panic!("record {} was never acknowledged", record.seq));
             assert_eq!(&record.event, expected, "record {} differs", record.seq);
             // A record survives when the torn file still holds its whole frame with every
@@ -932,7 +1565,7 @@ impl Harness {
             }
         }
         fs::write(&last.path, file).unwrap();
-        self.events.truncate(kept as usize);
+        self.truncate(kept as usize);
     }
 }
 
@@ -942,17 +1575,7 @@ impl Harness {
 pub fn check_ops_model(data: &[u8]) {
     // Every segment, however small, replayed with the checksum helper too.
     set_check_ahead_from(0);
-    let mut u = Unstructured::new(data);
-    let mut ops = Vec::new();
-    while ops.len() < 96 {
-        match u.arbitrary::<Op>() {
-            Ok(op) => ops.push(op),
-            Err(_) => break,
-        }
-        if u.is_empty() {
-            break;
-        }
-    }
+    let ops = decode_ops(data);
     if std::env::var_os("PEERLOG_FUZZ_DEBUG").is_some() {
         eprintln!("{ops:#?}");
     }
@@ -964,6 +1587,7 @@ pub fn check_ops_model(data: &[u8]) {
         armed: Arc::default(),
         self_id: pool_id(0),
         events: Vec::new(),
+        model: ModelState::default(),
         poisoned: false,
     };
     let mut db = h.open();
@@ -982,9 +1606,7 @@ pub fn check_ops_model(data: &[u8]) {
                 } else {
                     IpAddr::V4(Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]))
                 };
-                let node = Node::new(pool_id(who), ip, udp, tcp);
-                let result = db.update_node(&node);
-                h.written(result, Event::NodeUpdated(node));
+                h.update_node(&db, Node::new(pool_id(who), ip, udp, tcp));
             }
             Op::Ping { who, time } => {
                 let (id, at) = (pool_id(who), time.at());
@@ -1011,40 +1633,39 @@ pub fn check_ops_model(data: &[u8]) {
                         nanos: u32::from(k),
                     };
                     let at = time.at();
-                    let result = match (seed.wrapping_add(k)) % 4 {
+                    match (seed.wrapping_add(k)) % 4 {
                         0 => {
                             let ip = IpAddr::V4(Ipv4Addr::new(10, seed, k, who));
-                            let node = Node::new(id, ip, u16::from(k) * 7, 30303);
-                            (db.update_node(&node), Event::NodeUpdated(node))
+                            h.update_node(&db, Node::new(id, ip, u16::from(k) * 7, 30303));
                         }
-                        1 => (db.update_last_ping(&id, at), Event::Ping { id, at }),
-                        2 => (db.update_last_pong(&id, at), Event::Pong { id, at }),
+                        1 => h.written(db.update_last_ping(&id, at), Event::Ping { id, at }),
+                        2 => h.written(db.update_last_pong(&id, at), Event::Pong { id, at }),
                         _ => {
                             let fails = u32::from(k);
-                            (
+                            h.written(
                                 db.update_find_fails(&id, fails),
                                 Event::FindFails { id, fails },
-                            )
+                            );
                         }
-                    };
-                    h.written(result.0, result.1);
+                    }
                 }
             }
             Op::Delete { who } => {
                 let id = pool_id(who);
-                let entry = model_state(&h.events).get(&id).cloned();
+                let entry = h.model.entries.get(&id).cloned();
                 let result = db.delete_node(&id);
                 match entry {
                     None => result.expect("deleting an unknown id wrote nothing and cannot fail"),
-                    // An entry without any value (a fail count of 0 and nothing else) leaves
-                    // no event in a compaction, so after one and a reopen the index no longer
-                    // has it, and deleting it writes nothing; before, it writes a record. Both
-                    // are invisible through the API: the log says which happened.
-                    Some(e) if e == ModelEntry::default() && result.is_ok() => {
+                    // An entry without any value (a fail count of 0, IP slots with nothing
+                    // but a fail count of 0) leaves no event in a compaction, so after one and
+                    // a reopen the index no longer has it, and deleting it writes nothing;
+                    // before, it writes a record. Both are invisible through the API: the log
+                    // says which happened.
+                    Some(e) if e.is_blank() && result.is_ok() => {
                         let seq = h.events.len() as u64 + 1;
                         if let Some(event) = h.logged(seq, seq).remove(&seq) {
                             assert_eq!(event, Event::NodeDeleted { id });
-                            h.events.push(event);
+                            h.push(event);
                         }
                     }
                     Some(_) => h.written(result, Event::NodeDeleted { id }),
@@ -1053,9 +1674,7 @@ pub fn check_ops_model(data: &[u8]) {
             Op::Expire | Op::Compact => {
                 // Several records: an injected failure part-way would leave an unknown prefix.
                 h.disarm();
-                let model = model_state(&h.events);
-                let expired = model_expired(&model, &h.self_id);
-                let with_record = expired.iter().filter(|id| model[id].node.is_some()).count();
+                let (expired, with_record) = model_expired(&h.model, &h.self_id);
                 let result = match op {
                     Op::Expire => db.expire_nodes(),
                     _ => db.compact().map(|stats| stats.nodes_expired),
@@ -1064,8 +1683,9 @@ pub fn check_ops_model(data: &[u8]) {
                     Ok(dropped) => {
                         assert_eq!(dropped, with_record, "op {n}: expired node count");
                         let first = h.events.len() as u64 + 1;
-                        h.events
-                            .extend(expired.into_iter().map(|id| Event::NodeExpired { id }));
+                        for event in expired {
+                            h.push(event);
+                        }
                         if matches!(op, Op::Expire) {
                             h.expiry_order(first);
                         }
@@ -1115,6 +1735,30 @@ pub fn check_ops_model(data: &[u8]) {
             }
             Op::FailNext { step } => {
                 h.armed.lock().unwrap().step = Some(FAIL_STEPS[step as usize % FAIL_STEPS.len()]);
+            }
+            Op::Record { who, variant } => h.update_record(&db, who, variant),
+            Op::PingFrom { who, ip, time } => h.ping_from(&db, who, ip, time.at()),
+            Op::PongFrom { who, ip, time } => h.pong_from(&db, who, ip, time.at()),
+            Op::FailsAt { who, ip, fails } => h.fails_at(&db, who, ip, fails),
+            Op::LocalSeq { seq } => h.local_seq(&db, seq),
+            Op::BurstV2 { seed, count } => {
+                for k in 0..count % 48 {
+                    let who = seed.wrapping_add(k);
+                    let ip = seed.wrapping_mul(3).wrapping_add(k);
+                    let at = Time {
+                        past: (seed ^ k) % 5 == 0,
+                        secs: u32::from(k) * 1000 + u32::from(seed),
+                        nanos: u32::from(k),
+                    }
+                    .at();
+                    match (seed.wrapping_add(k)) % 5 {
+                        0 => h.update_record(&db, who, k / 5),
+                        1 => h.ping_from(&db, who, ip, at),
+                        2 => h.pong_from(&db, who, ip, at),
+                        3 => h.fails_at(&db, who, ip, u32::from(k)),
+                        _ => h.local_seq(&db, u64::from(seed) << 8 | u64::from(k)),
+                    }
+                }
             }
         }
     }

@@ -9,9 +9,15 @@
 //! on its stdout (a pipe to the parent) after the write method for operation `k` returned `Ok`.
 //!
 //! Every operation writes a value that encodes its index `k` (a node whose IP address is `k`,
-//! a ping or pong at second `k`, `k + 1` findnode failures), or deletes an id, or (in the
-//! compaction variant) compacts. The parent keeps a model of the state after the first `n`
-//! operations, so it knows the exact expected state: after the child acknowledged operation
+//! a ping or pong at second `k`, `k + 1` findnode failures, a signed record of seq `k + 1`
+//! whose endpoint encodes `k` (IPv4, IPv6 or none), a ping or pong at second `k` or `k + 1`
+//! failures at one of the id's IPs (IPv4, its IPv4-mapped form, IPv6), the local seq `k + 1`),
+//! or deletes an id, or (in the compaction variant) compacts. An unsigned record does not
+//! replace a signed one (nothing is written): the model knows. Signing is randomised, so the
+//! parent knows a record by its seq and endpoint, and at the end of each directory's chain
+//! also decodes every stored record (which verifies its signature). The parent keeps a model
+//! of the state after the first `n` operations (records, liveness to no IP and per IP, the
+//! local seq), so it knows the exact expected state: after the child acknowledged operation
 //! `n - 1`, the database must equal the model after `n` operations, or after `n + 1` (the one
 //! operation in flight at the kill). A directory is reused across many kills (each child
 //! continues where the previous one stopped), so recovery of a recovered log is exercised; a
@@ -22,20 +28,29 @@
 //! `PEERLOG_CRASH_ITERATIONS=N` sets the kills per mode (default 10: 50 in total);
 //! `PEERLOG_CRASH_SEED=S` replays a run (the seed is printed).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use peerlog::enr::{CombinedKey, Enr, EnrKey, EnrPublicKey};
 use peerlog::{Durability, Node, NodeDb, NodeId, Options, ProblemKind};
 use rand::{Rng, SeedableRng};
 
 const VERSION: u64 = 7;
 /// Ids the workload touches: few enough that ids are overwritten and deleted often.
 const POOL: u64 = 256;
+/// The first ids of the pool are the ids of secp256k1 keys (`common::record_key`), so that
+/// they can have signed records; the others are arbitrary bytes.
+const RECORD_IDS: u64 = 16;
+/// `local_seq()` without a stored seq is the clock in milliseconds, far above every seq the
+/// workload stores.
+const CLOCK_MS_FLOOR: u64 = 1_000_000_000_000;
 /// In the compaction variant, every this many operations is a `compact()`.
 const COMPACT_EVERY: u64 = 64;
 /// In group commit mode the child calls `sync()` after every this many operations.
@@ -125,9 +140,32 @@ impl Mode {
 }
 
 fn id(i: u64) -> NodeId {
+    if i < RECORD_IDS {
+        return record_ids()[i as usize];
+    }
     let mut bytes = [0x5a; 64];
     bytes[..8].copy_from_slice(&(i + 1).to_be_bytes());
     NodeId(bytes)
+}
+
+/// The keys of the ids that can have signed records, made once (a key costs a scalar
+/// multiplication).
+fn record_keys() -> &'static [CombinedKey] {
+    static KEYS: OnceLock<Vec<CombinedKey>> = OnceLock::new();
+    KEYS.get_or_init(|| (0..RECORD_IDS).map(common::record_key).collect())
+}
+
+fn record_ids() -> &'static [NodeId] {
+    static IDS: OnceLock<Vec<NodeId>> = OnceLock::new();
+    IDS.get_or_init(|| {
+        record_keys()
+            .iter()
+            .map(|key| {
+                let public = key.public().encode_uncompressed();
+                NodeId(public.as_slice().try_into().expect("a 64-byte key"))
+            })
+            .collect()
+    })
 }
 
 fn self_id() -> NodeId {
@@ -153,6 +191,65 @@ fn node_for(i: u64, k: u64) -> Node {
     )
 }
 
+/// The endpoint of the signed record of operation `k` (seq `k + 1`): an IPv4 or IPv6 address
+/// and ports that encode `k`, or, one time in three, no IP at all.
+fn record_endpoint(i: u64, k: u64) -> Option<Node> {
+    let port = (k % 60_000) as u16 + 1;
+    match k % 3 {
+        0 => Some(Node::new(
+            id(i),
+            IpAddr::V4(Ipv4Addr::from(0x0b00_0000 | k as u32 & 0x00ff_ffff)),
+            port,
+            port,
+        )),
+        1 => Some(Node::new(
+            id(i),
+            IpAddr::V6(Ipv6Addr::from(0xfd01_u128 << 112 | u128::from(k))),
+            port,
+            0,
+        )),
+        _ => None,
+    }
+}
+
+/// The signed record of operation `k` for id `i` (< `RECORD_IDS`): seq `k + 1`, the endpoint
+/// of [`record_endpoint`] (without IP, only a UDP port). Signing is randomised, so the parent
+/// knows it by seq and endpoint, not by its bytes.
+fn signed_record(i: u64, k: u64) -> Enr<CombinedKey> {
+    let mut builder = Enr::builder();
+    builder.seq(k + 1);
+    match record_endpoint(i, k) {
+        Some(node) => {
+            match node.ip {
+                IpAddr::V4(ip) => builder.ip4(ip).udp4(node.udp).tcp4(node.tcp),
+                IpAddr::V6(ip) => builder.ip6(ip).udp6(node.udp),
+            };
+        }
+        None => {
+            builder.udp4((k % 60_000) as u16 + 1);
+        }
+    }
+    builder
+        .build(&record_keys()[i as usize])
+        .expect("a signed record")
+}
+
+/// The IPs of the per-IP operations on id `i`: an IPv4 address, its IPv4-mapped form (the
+/// same IP to the database), an IPv6 address.
+fn ip_of(i: u64, which: u64) -> IpAddr {
+    let v4 = Ipv4Addr::from(0x0a63_0000 | i as u32 & 0xffff);
+    match which % 3 {
+        0 => IpAddr::V4(v4),
+        1 => IpAddr::V6(v4.to_ipv6_mapped()),
+        _ => IpAddr::V6(Ipv6Addr::from(0xfd02_u128 << 112 | u128::from(i))),
+    }
+}
+
+/// The slot of [`Entry::ips`] an IP of [`ip_of`] is: IPv4 and its mapped form are one.
+fn slot_of(ip: IpAddr) -> usize {
+    usize::from(ip.to_canonical().is_ipv6())
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Op {
     Node(u64, Node),
@@ -163,6 +260,12 @@ enum Op {
     Compact,
     /// A pong at second `k`, then the node record: two writes.
     Bond(u64, SystemTime, Node),
+    /// `update_record` of [`signed_record`]`(i, k)`: seq `k + 1`.
+    Record(u64, u64),
+    PingFrom(u64, IpAddr, SystemTime),
+    PongFrom(u64, IpAddr, SystemTime),
+    FailsAt(u64, IpAddr, u32),
+    LocalSeq(u64),
 }
 
 fn splitmix(mut x: u64) -> u64 {
@@ -179,13 +282,22 @@ fn op(mode: Mode, seed: u64, k: u64) -> Op {
     }
     let r = splitmix(seed ^ splitmix(k));
     let i = (r >> 32) % POOL;
-    match r % 16 {
-        0..=4 if mode == Mode::AutoCompaction => Op::Bond(i, at(k), node_for(i, k)),
-        0..=4 => Op::Node(i, node_for(i, k)),
-        5..=7 => Op::Ping(i, at(k)),
-        8..=10 => Op::Pong(i, at(k)),
-        11..=12 => Op::Fails(i, k as u32 + 1),
-        _ => Op::Delete(i),
+    // Signed records (they cost a signature and a verification, about 3 ms in a debug
+    // build) only for the first ids, which the other operations touch too.
+    let signed = (r >> 16) % RECORD_IDS;
+    let ip = ip_of(i, r >> 8);
+    match r % 32 {
+        0..=8 if mode == Mode::AutoCompaction => Op::Bond(i, at(k), node_for(i, k)),
+        0..=8 => Op::Node(i, node_for(i, k)),
+        9..=12 => Op::Ping(i, at(k)),
+        13..=16 => Op::Pong(i, at(k)),
+        17..=19 => Op::Fails(i, k as u32 + 1),
+        20..=23 => Op::Delete(i),
+        24 => Op::Record(signed, k),
+        25..=26 => Op::PingFrom(i, ip, at(k)),
+        27..=28 => Op::PongFrom(i, ip, at(k)),
+        29..=30 => Op::FailsAt(i, ip, k as u32 + 1),
+        _ => Op::LocalSeq(k + 1),
     }
 }
 
@@ -201,26 +313,73 @@ fn apply(db: &NodeDb, op: &Op) -> Result<(), peerlog::Error> {
             db.update_last_pong(&id(*i), *t)?;
             db.update_node(node)
         }
+        Op::Record(i, k) => {
+            let written = db.update_record(&signed_record(*i, *k))?;
+            assert!(
+                written,
+                "a record of a higher seq than any before was ignored"
+            );
+            Ok(())
+        }
+        Op::PingFrom(i, ip, t) => db.update_last_ping_from(&id(*i), *ip, *t),
+        Op::PongFrom(i, ip, t) => db.update_last_pong_from(&id(*i), *ip, *t),
+        Op::FailsAt(i, ip, f) => db.update_find_fails_at(&id(*i), *ip, *f),
+        Op::LocalSeq(seq) => db.store_local_seq(*seq),
     }
 }
+
+/// Liveness at one IP: last ping, last pong, fails.
+type Slot = (Option<SystemTime>, Option<SystemTime>, u32);
 
 /// What the database knows about one id.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Entry {
+    /// The endpoint: of the unsigned record, or of the signed one.
     node: Option<Node>,
+    /// The seq of the signed record (every one the workload writes is 1 or more).
+    record_seq: Option<u64>,
     ping: Option<SystemTime>,
     pong: Option<SystemTime>,
     fails: u32,
+    /// At the id's IPv4 address (read through it and through its mapped form) and at its
+    /// IPv6 address.
+    ips: [Slot; 2],
 }
 
 impl Entry {
     fn read(db: &NodeDb, i: u64) -> Entry {
         let id = id(i);
+        let slot = |ip: IpAddr| -> Slot {
+            (
+                db.last_ping_from(&id, ip),
+                db.last_pong_from(&id, ip),
+                db.find_fails_at(&id, ip),
+            )
+        };
+        let v4 = slot(ip_of(i, 0));
+        assert_eq!(
+            slot(ip_of(i, 1)),
+            v4,
+            "id {i}: an IPv4 address and its mapped form differ"
+        );
         Entry {
             node: db.node(&id),
+            record_seq: Some(db.record_seq(&id)).filter(|&seq| seq != 0),
             ping: db.last_ping(&id),
             pong: db.last_pong(&id),
             fails: db.find_fails(&id),
+            ips: [v4, slot(ip_of(i, 2))],
+        }
+    }
+
+    fn has_record(&self) -> bool {
+        self.node.is_some() || self.record_seq.is_some()
+    }
+
+    /// `update_node`: ignored (nothing written) over a signed record of seq 1 or more.
+    fn update_node(&mut self, node: Node) {
+        if self.record_seq.is_none() {
+            self.node = Some(node);
         }
     }
 }
@@ -232,6 +391,7 @@ struct Model {
     seed: u64,
     n: u64,
     entries: Vec<Entry>,
+    local_seq: Option<u64>,
 }
 
 impl Model {
@@ -241,16 +401,26 @@ impl Model {
             seed,
             n: 0,
             entries: vec![Entry::default(); POOL as usize],
+            local_seq: None,
         }
     }
 
     fn step(&mut self) {
         match op(self.mode, self.seed, self.n) {
-            Op::Node(i, node) => self.entries[i as usize].node = Some(node),
+            Op::Node(i, node) => self.entries[i as usize].update_node(node),
             Op::Bond(i, t, node) => {
                 self.entries[i as usize].pong = Some(t);
-                self.entries[i as usize].node = Some(node);
+                self.entries[i as usize].update_node(node);
             }
+            Op::Record(i, k) => {
+                let entry = &mut self.entries[i as usize];
+                entry.record_seq = Some(k + 1);
+                entry.node = record_endpoint(i, k);
+            }
+            Op::PingFrom(i, ip, t) => self.entries[i as usize].ips[slot_of(ip)].0 = Some(t),
+            Op::PongFrom(i, ip, t) => self.entries[i as usize].ips[slot_of(ip)].1 = Some(t),
+            Op::FailsAt(i, ip, f) => self.entries[i as usize].ips[slot_of(ip)].2 = f,
+            Op::LocalSeq(seq) => self.local_seq = Some(seq),
             Op::Ping(i, t) => self.entries[i as usize].ping = Some(t),
             Op::Pong(i, t) => self.entries[i as usize].pong = Some(t),
             Op::Fails(i, f) => self.entries[i as usize].fails = f,
@@ -297,6 +467,11 @@ fn in_database(db: &NodeDb, op: &Op) -> bool {
         Op::Ping(i, t) => db.last_ping(&id(*i)) == Some(*t),
         Op::Pong(i, t) => db.last_pong(&id(*i)) == Some(*t),
         Op::Fails(i, f) => db.find_fails(&id(*i)) == *f,
+        Op::Record(i, k) => db.record_seq(&id(*i)) == k + 1,
+        Op::PingFrom(i, ip, t) => db.last_ping_from(&id(*i), *ip) == Some(*t),
+        Op::PongFrom(i, ip, t) => db.last_pong_from(&id(*i), *ip) == Some(*t),
+        Op::FailsAt(i, ip, f) => db.find_fails_at(&id(*i), *ip) == *f,
+        Op::LocalSeq(seq) => db.local_seq() == *seq,
         // Absent either way if the id was empty before: then both starts give one state.
         Op::Delete(i) => Entry::read(db, *i) == Entry::default(),
         Op::Compact | Op::Bond(..) => unreachable!("done again, not inspected"),
@@ -346,6 +521,9 @@ fn crash_child() {
             k += 1;
         }
     }
+    // The keys and ids of signed records take tens of milliseconds in a debug build: made
+    // before the kill window opens.
+    record_ids();
     say(&format!("READY {k}\n"));
     let durability = mode.durability(chain);
     loop {
@@ -453,7 +631,8 @@ fn run_child(
         let max_ms = match (mode, mode.durability(chain)) {
             (Mode::Compaction | Mode::AutoCompaction, _) => 150,
             (_, Durability::SyncEachWrite) => 60,
-            _ => 25,
+            // Signed records cost milliseconds each in a debug build: a wider window.
+            _ => 40,
         };
         std::thread::sleep(Duration::from_micros(rng.gen_range(0..max_ms * 1000)));
     }
@@ -495,7 +674,14 @@ fn run_child(
 /// operations or, if an operation may have been in flight, after `model.n + 1`. Returns
 /// whether the in-flight operation is still unresolved (an interrupted compaction that
 /// expired only some of the nodes it would have).
-fn check(dir: &Path, options: Options, model: &mut Model, in_flight: bool, what: &str) -> bool {
+fn check(
+    dir: &Path,
+    options: Options,
+    model: &mut Model,
+    in_flight: bool,
+    verify_records: bool,
+    what: &str,
+) -> bool {
     let db = NodeDb::open_with(dir, VERSION, self_id(), options)
         .unwrap_or_else(|e| panic!("{what}: reopening after the kill failed: {e}"));
     for problem in &db.recovery().problems {
@@ -506,12 +692,31 @@ fn check(dir: &Path, options: Options, model: &mut Model, in_flight: bool, what:
         );
     }
     let actual: Vec<Entry> = (0..POOL).map(|i| Entry::read(&db, i)).collect();
-    let nodes = actual.iter().filter(|e| e.node.is_some()).count();
+    let nodes = actual.iter().filter(|e| e.has_record()).count();
     assert_eq!(
         db.len(),
         nodes,
         "{what}: len() disagrees with the nodes read"
     );
+    let local_seq = Some(db.local_seq()).filter(|&seq| seq < CLOCK_MS_FLOOR);
+    if verify_records {
+        // The stored bytes are the record the child signed: it decodes, its signature
+        // verifies (decoding checks it), and it names what the database says.
+        for i in 0..RECORD_IDS {
+            let Some(seq) = actual[i as usize].record_seq else {
+                continue;
+            };
+            let record: Enr<CombinedKey> = db
+                .record(&id(i))
+                .unwrap_or_else(|| panic!("{what}: the record of id {i} does not verify"));
+            assert_eq!(record.seq(), seq, "{what}: id {i}");
+            assert_eq!(
+                record_endpoint(i, seq - 1),
+                actual[i as usize].node,
+                "{what}: id {i}"
+            );
+        }
+    }
     db.close().unwrap();
 
     let mut after = model.clone();
@@ -545,9 +750,20 @@ fn check(dir: &Path, options: Options, model: &mut Model, in_flight: bool, what:
             || (in_flight && (*entry == after.entries[i] || *entry == half.entries[i]));
         assert!(ok, "{}", mismatch(i));
     }
-    if !in_flight || actual == model.entries {
+    assert!(
+        local_seq == model.local_seq || (in_flight && local_seq == after.local_seq),
+        "{what}: local seq {local_seq:?} after {} acknowledged operations, expected {:?}{}",
+        model.n,
+        model.local_seq,
+        if in_flight {
+            format!(" or, with the op in flight, {:?}", after.local_seq)
+        } else {
+            String::new()
+        }
+    );
+    if !in_flight || (actual == model.entries && local_seq == model.local_seq) {
         false
-    } else if actual == after.entries {
+    } else if actual == after.entries && local_seq == after.local_seq {
         *model = after;
         false
     } else {
@@ -573,6 +789,8 @@ fn crash_loop(mode: Mode, kills: usize) {
     let mut done = 0;
     let mut chain = 0u64;
     let mut acknowledged = 0u64;
+    // Of which signed records, per-IP writes and local seqs.
+    let (mut records, mut per_ip, mut local_seqs) = (0, 0, 0);
     // Kills before the child was ready (while opening), and while `compact()` ran.
     let (mut opening, mut compacting) = (0, 0);
     // Segment files left at the end of each directory's chain.
@@ -605,6 +823,14 @@ fn crash_loop(mode: Mode, kills: usize) {
                 if let Some(last) = run.last_ack {
                     model.advance_to(last + 1);
                     acknowledged += last + 1 - ready;
+                    for k in ready..=last {
+                        match op(mode, workload, k) {
+                            Op::Record(..) => records += 1,
+                            Op::PingFrom(..) | Op::PongFrom(..) | Op::FailsAt(..) => per_ip += 1,
+                            Op::LocalSeq(_) => local_seqs += 1,
+                            _ => {}
+                        }
+                    }
                 }
                 // The next operation may have been started before the kill.
                 in_flight = true;
@@ -622,6 +848,7 @@ fn crash_loop(mode: Mode, kills: usize) {
                     mode.options(chain),
                     &mut model,
                     in_flight,
+                    i + 1 == this_chain,
                     &what,
                 );
             }
@@ -637,8 +864,9 @@ fn crash_loop(mode: Mode, kills: usize) {
     }
     println!(
         "{}: {done} kills ({opening} while opening, {compacting} in compact()), \
-         {acknowledged} acknowledged operations: all present, nothing else; {}..={} segment \
-         files at the end of a directory",
+         {acknowledged} acknowledged operations ({records} signed records, {per_ip} per-IP \
+         writes, {local_seqs} local seqs): all present, nothing else; {}..={} segment files at \
+         the end of a directory",
         mode.name(),
         segments.iter().min().unwrap(),
         segments.iter().max().unwrap(),

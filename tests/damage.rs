@@ -1,22 +1,33 @@
 //! Exhaustive damage tests through the public API (docs/DAMAGE.md tabulates the outcomes).
 //!
-//! One pristine log is written once: every event kind, 4 KiB segments, several of them. Each
-//! case copies it, damages the copy, opens it, and checks that
+//! One pristine log is written once: every event kind (unsigned and signed node records,
+//! pings, pongs and fails to no particular IP and per IP, deletes, expiries of nodes and of
+//! IP slots, the local seq), 4 KiB segments, several of them; its last segment holds a frame
+//! of every kind, the longest record frame among them. Each case copies it, damages the copy,
+//! opens it, and checks that
 //! - `open` succeeds, or fails with the documented error and leaves the files as they were;
 //! - the state is exactly the model built from the records that survive (so no value of a
-//!   damaged record is ever returned, and nothing intact is lost);
+//!   damaged record is ever returned, and nothing intact is lost): every id's record, signed
+//!   record, liveness to no particular IP and at each IP, the local seq and `len()`;
 //! - `recovery().problems` reports the damage: kind, file, offset and lost sequence numbers.
+//!
+//! The copies live on a tmpfs where there is one (`common::scratch_dir`): these tests open
+//! and close thousands of databases and test no durability.
 
+mod common;
+
+use std::collections::BTreeMap;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::{record_id, signed_record_with, stored_record, RecordShape};
 use peerlog::testing::{list_dir, segment_file_name, ReplayPlan};
 use peerlog::testing::{salt_seed, SegmentHeader, HEADER_LEN};
 use peerlog::testing::{ScanItem, SegmentScanner};
-use peerlog::{Error, Event, Node, NodeDb, NodeId, Options, ProblemKind};
+use peerlog::{Error, Event, EventKind, Node, NodeDb, NodeId, NodeRecord, Options, ProblemKind};
 
 const VERSION: u64 = 3;
 
@@ -39,10 +50,43 @@ fn me() -> NodeId {
     id(0xF0)
 }
 
-/// Every id the log mentions (plus one it does not).
-fn ids() -> Vec<NodeId> {
-    (1..=12).map(id).chain([me(), id(0xEE)]).collect()
+/// Rounds of writes before the tail: each writes every id's records again (the signed ones
+/// with a new seq) and deletes one id.
+const ROUNDS: u16 = 2;
+
+/// Nodes with signed records: `record_id(1..=RECORD_NODES)`.
+const RECORD_NODES: u64 = 4;
+
+/// Every id the log mentions (plus one it does not). Computed once: the id of a signed
+/// record is its public key, decompressed.
+fn ids() -> &'static [NodeId] {
+    static IDS: OnceLock<Vec<NodeId>> = OnceLock::new();
+    IDS.get_or_init(|| {
+        (1..=12)
+            .map(id)
+            .chain((1..=RECORD_NODES).map(record_id))
+            .chain([me(), id(0xEE)])
+            .collect()
+    })
 }
+
+/// The per-IP addresses of node `n`: an IPv4 one, its IPv4-mapped form (the same IP to the
+/// database) and an IPv6 one.
+fn ip4(n: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 9, 0, n))
+}
+
+fn mapped(n: u8) -> IpAddr {
+    IpAddr::V6(Ipv4Addr::new(10, 9, 0, n).to_ipv6_mapped())
+}
+
+fn ip6(n: u8) -> IpAddr {
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 9, 0, 0, 0, 0, n.into()))
+}
+
+/// Local seqs the test stores are below this; `local_seq()` without a stored one is the
+/// clock in milliseconds, far above.
+const CLOCK_MS_FLOOR: u64 = 1_000_000_000_000;
 
 /// One intact record of the pristine log.
 #[derive(Clone, Debug)]
@@ -69,6 +113,88 @@ fn far_future(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(4_102_444_800 + secs)
 }
 
+/// Long past: stale under the default expiration of a day.
+fn long_past(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_000_000_000 + secs)
+}
+
+/// The database and the events written so far, which the log must hold in that order.
+struct Writer {
+    db: NodeDb,
+    path: PathBuf,
+    written: Vec<Event>,
+}
+
+impl Writer {
+    fn node(&mut self, node: Node) {
+        self.db.update_node(&node).unwrap();
+        self.written.push(Event::NodeUpdated(node));
+    }
+
+    fn record(&mut self, n: u64, seq: u64, shape: RecordShape) {
+        let record = signed_record_with(n, seq, shape);
+        assert!(self.db.update_record(&record).unwrap());
+        self.written.push(Event::Record(stored_record(&record)));
+    }
+
+    fn ping(&mut self, id: NodeId, at: SystemTime) {
+        self.db.update_last_ping(&id, at).unwrap();
+        self.written.push(Event::Ping { id, at });
+    }
+
+    fn pong(&mut self, id: NodeId, at: SystemTime) {
+        self.db.update_last_pong(&id, at).unwrap();
+        self.written.push(Event::Pong { id, at });
+    }
+
+    fn fails(&mut self, id: NodeId, fails: u32) {
+        self.db.update_find_fails(&id, fails).unwrap();
+        self.written.push(Event::FindFails { id, fails });
+    }
+
+    /// The per-IP writes: the log holds the IP in canonical form (IPv4 for a mapped one).
+    fn ping_from(&mut self, id: NodeId, ip: IpAddr, at: SystemTime) {
+        self.db.update_last_ping_from(&id, ip, at).unwrap();
+        let ip = ip.to_canonical();
+        self.written.push(Event::PingFrom { id, ip, at });
+    }
+
+    fn pong_from(&mut self, id: NodeId, ip: IpAddr, at: SystemTime) {
+        self.db.update_last_pong_from(&id, ip, at).unwrap();
+        let ip = ip.to_canonical();
+        self.written.push(Event::PongFrom { id, ip, at });
+    }
+
+    fn fails_at(&mut self, id: NodeId, ip: IpAddr, fails: u32) {
+        self.db.update_find_fails_at(&id, ip, fails).unwrap();
+        let ip = ip.to_canonical();
+        self.written.push(Event::FindFailsAt { id, ip, fails });
+    }
+
+    fn local_seq(&mut self, seq: u64) {
+        self.db.store_local_seq(seq).unwrap();
+        self.written.push(Event::LocalSeq { seq });
+    }
+
+    fn delete(&mut self, id: NodeId) {
+        self.db.delete_node(&id).unwrap();
+        self.written.push(Event::NodeDeleted { id });
+    }
+
+    /// Expiry, expected to write exactly `expired` and to drop `nodes` node records.
+    fn expire(&mut self, nodes: usize, expired: &[Event]) {
+        assert_eq!(self.db.expire_nodes().unwrap(), nodes);
+        self.written.extend_from_slice(expired);
+    }
+
+    fn segment_files(&self) -> usize {
+        fs::read_dir(&self.path)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension() == Some("seg".as_ref()))
+            .count()
+    }
+}
+
 /// Writes the pristine log once and reads back where every record is.
 fn pristine() -> &'static Pristine {
     static PRISTINE: OnceLock<Pristine> = OnceLock::new();
@@ -76,61 +202,103 @@ fn pristine() -> &'static Pristine {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         let db = NodeDb::open_with(&path, VERSION, me(), opts()).unwrap();
-        let mut written = Vec::new();
-        for round in 0..4u16 {
+        let mut w = Writer {
+            db,
+            path: path.clone(),
+            written: Vec::new(),
+        };
+        let shapes = [
+            RecordShape::V4,
+            RecordShape::V6,
+            RecordShape::Both,
+            RecordShape::NoIp,
+        ];
+        for round in 0..ROUNDS {
             for n in 1..=12u8 {
                 let ip = if n % 3 == 0 {
                     IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, round, n.into()))
                 } else {
                     IpAddr::V4(Ipv4Addr::new(10, round as u8, 0, n))
                 };
-                let node = Node::new(id(n), ip, 30300 + round, 30303);
-                db.update_node(&node).unwrap();
-                written.push(Event::NodeUpdated(node));
+                w.node(Node::new(id(n), ip, 30300 + round, 30303));
+                let at = far_future(u64::from(round) * 100 + u64::from(n));
                 if n % 2 == 0 {
-                    let at = far_future(u64::from(round) * 100 + u64::from(n));
-                    db.update_last_pong(&id(n), at).unwrap();
-                    written.push(Event::Pong { id: id(n), at });
+                    w.pong(id(n), at);
                 } else {
-                    let at = far_future(u64::from(n));
-                    db.update_last_ping(&id(n), at).unwrap();
-                    written.push(Event::Ping { id: id(n), at });
+                    w.ping(id(n), far_future(u64::from(n)));
                 }
                 if n % 4 == 1 {
-                    let fails = u32::from(round) + u32::from(n);
-                    db.update_find_fails(&id(n), fails).unwrap();
-                    written.push(Event::FindFails { id: id(n), fails });
+                    w.fails(id(n), u32::from(round) + u32::from(n));
+                }
+                // Per IP: an IPv4 ping, a pong from the IPv4-mapped form, IPv6 fails.
+                match n % 3 {
+                    0 => w.ping_from(id(n), ip4(n), at),
+                    1 => w.pong_from(id(n), mapped(n), at),
+                    _ => w.fails_at(id(n), ip6(n), u32::from(round) + u32::from(n)),
                 }
             }
-            db.delete_node(&id(5 + round as u8)).unwrap();
-            written.push(Event::NodeDeleted {
-                id: id(5 + round as u8),
-            });
+            // Signed records: a new seq every round, shapes in turn (IPv4, IPv6 only, both,
+            // none), each with a pong from its IPv4 address or, without one, to no IP.
+            for r in 1..=RECORD_NODES {
+                let shape = shapes[(r as usize + usize::from(round)) % shapes.len()];
+                w.record(r, u64::from(round) + 1, shape);
+                let at = far_future(u64::from(round) * 10 + r);
+                match shape {
+                    RecordShape::NoIp | RecordShape::V6 => w.pong(record_id(r), at),
+                    _ => w.pong_from(record_id(r), common::record_ip4(r).into(), at),
+                }
+            }
+            if round + 1 == ROUNDS {
+                // Neither an older seq nor an unsigned record replaces a signed one: nothing
+                // is written.
+                let older = signed_record_with(1, 1, RecordShape::V4);
+                assert!(!w.db.update_record(&older).unwrap());
+                let unsigned = Node::new(record_id(1), ip4(1), 1, 1);
+                w.db.update_node(&unsigned).unwrap();
+            }
+            w.local_seq(100 + u64::from(round));
+            w.delete(id(5 + round as u8));
         }
-        // The tail: a record of this node (which expiration drops whatever its age), then a
-        // delete, a ping and the expiry, so the last three records are of different kinds.
-        let own = Node::new(me(), IpAddr::V4(Ipv4Addr::LOCALHOST), 1, 1);
-        db.update_node(&own).unwrap();
-        written.push(Event::NodeUpdated(own));
-        for n in 1..=12 {
-            // Every other node has a fresh pong, so that only this node's record expires.
-            db.update_last_pong(&id(n), far_future(0)).unwrap();
-            written.push(Event::Pong {
-                id: id(n),
-                at: far_future(0),
-            });
+        // Fill the segment until the next write rotates: the tail below then starts a
+        // segment of its own, which it fits in.
+        let before = w.segment_files();
+        for k in 0.. {
+            w.ping(id(2), far_future(1000 + k));
+            if w.segment_files() > before {
+                break;
+            }
         }
-        db.delete_node(&id(1)).unwrap();
-        written.push(Event::NodeDeleted { id: id(1) });
-        db.update_last_ping(&id(3), far_future(7)).unwrap();
-        written.push(Event::Ping {
-            id: id(3),
-            at: far_future(7),
-        });
-        // Drops this node's record and nothing else.
-        assert_eq!(db.expire_nodes().unwrap(), 1);
-        written.push(Event::NodeExpired { id: me() });
-        db.close().unwrap();
+        // The tail, in the last segment: a frame of every kind. The longest record frame.
+        w.record(1, 9, RecordShape::Large);
+        // The own record, which expiration drops whatever its age.
+        w.node(Node::new(me(), IpAddr::V4(Ipv4Addr::LOCALHOST), 1, 1));
+        // A stale pong at node 4's IP (written as IPv4, earlier from its mapped form): its
+        // slot expires, the node stays (fresh pongs elsewhere).
+        w.pong_from(id(4), ip4(4), long_past(4));
+        w.ping_from(id(6), ip6(6), far_future(6));
+        w.fails_at(id(2), mapped(2), 7);
+        w.fails(id(9), 3);
+        w.local_seq(200);
+        // Drops the stale IP slot and this node's record, nothing else.
+        w.expire(
+            1,
+            &[
+                Event::IpExpired {
+                    id: id(4),
+                    ip: ip4(4),
+                },
+                Event::NodeExpired { id: me() },
+            ],
+        );
+        w.delete(id(1));
+        w.ping(id(3), far_future(7));
+        w.pong(id(10), far_future(5));
+        // The last three records are of different kinds.
+        w.record(2, 9, RecordShape::NoIp);
+        w.pong_from(id(11), ip6(11), far_future(11));
+        w.local_seq(201);
+        let written = std::mem::take(&mut w.written);
+        w.db.close().unwrap();
 
         // Where the records are, in replay order.
         let plan = ReplayPlan::new(
@@ -173,7 +341,29 @@ fn pristine() -> &'static Pristine {
             }
         }
         let events: Vec<Event> = records.iter().map(|r| r.event.clone()).collect();
-        assert_eq!(events, written, "the log holds exactly the events written");
+        // Expiry writes in the index's order: compare that group as a set.
+        let group = |events: &[Event]| -> Vec<String> {
+            let mut expiries: Vec<String> = events
+                .iter()
+                .filter(|e| matches!(e.kind(), EventKind::Expire | EventKind::IpExpire))
+                .map(|e| format!("{e:?}"))
+                .collect();
+            expiries.sort();
+            expiries
+        };
+        let others = |events: &[Event]| -> Vec<Event> {
+            events
+                .iter()
+                .filter(|e| !matches!(e.kind(), EventKind::Expire | EventKind::IpExpire))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(
+            others(&events),
+            others(&written),
+            "the log holds exactly the events written"
+        );
+        assert_eq!(group(&events), group(&written), "the expiries written");
         for (i, r) in records.iter().enumerate() {
             assert_eq!(r.seq, i as u64 + 1);
         }
@@ -186,51 +376,131 @@ fn pristine() -> &'static Pristine {
     })
 }
 
-/// What the API says about one id.
-type Observed = (Option<Node>, Option<SystemTime>, Option<SystemTime>, u32);
+/// Liveness at one IP: the IP, last ping, last pong, fails.
+type Slot = (IpAddr, Option<SystemTime>, Option<SystemTime>, u32);
 
-/// The state the records with the given sequence numbers amount to, per id of [`ids`].
-fn model(records: &[Rec], keep: impl Fn(&Rec) -> bool) -> (Vec<Observed>, usize) {
-    use std::collections::BTreeMap;
-    let mut state: BTreeMap<NodeId, Observed> = BTreeMap::new();
+/// What the API says about one id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Seen {
+    node: Option<Node>,
+    record: Option<NodeRecord>,
+    ping: Option<SystemTime>,
+    pong: Option<SystemTime>,
+    fails: u32,
+    /// Sorted by IP.
+    ips: Vec<Slot>,
+}
+
+/// What the API says: per id of [`ids`], then `len()` and the stored local seq.
+type Observed = (Vec<Seen>, usize, Option<u64>);
+
+/// The state the records kept by `keep` amount to, applied as replay applies them.
+fn model(records: &[Rec], keep: impl Fn(&Rec) -> bool) -> Observed {
+    #[derive(Default)]
+    struct Entry {
+        seen: Seen,
+        ips: BTreeMap<IpAddr, Slot>,
+    }
+    /// The slot of `id` at `ip` (canonical), created if needed.
+    fn slot<'a>(state: &'a mut BTreeMap<NodeId, Entry>, id: NodeId, ip: &IpAddr) -> &'a mut Slot {
+        let ip = ip.to_canonical();
+        let entry = state.entry(id).or_default();
+        entry.ips.entry(ip).or_insert((ip, None, None, 0))
+    }
+    let mut state: BTreeMap<NodeId, Entry> = BTreeMap::new();
+    let mut local_seq = None;
     for r in records.iter().filter(|r| keep(r)) {
-        let e = r.event.id().expect("the test writes no local seq");
+        let Some(&id) = r.event.id() else {
+            let Event::LocalSeq { seq } = r.event else {
+                panic!("an event without id: {:?}", r.event)
+            };
+            local_seq = Some(seq);
+            continue;
+        };
         match &r.event {
-            Event::NodeUpdated(node) => state.entry(*e).or_default().0 = Some(node.clone()),
-            Event::Ping { at, .. } => state.entry(*e).or_default().1 = Some(*at),
-            Event::Pong { at, .. } => state.entry(*e).or_default().2 = Some(*at),
-            Event::FindFails { fails, .. } => state.entry(*e).or_default().3 = *fails,
+            Event::NodeUpdated(node) => {
+                let e = &mut state.entry(id).or_default().seen;
+                e.node = Some(node.clone());
+                e.record = None;
+            }
+            Event::Record(record) => {
+                let e = &mut state.entry(id).or_default().seen;
+                e.node = record.node();
+                e.record = Some(record.clone());
+            }
+            Event::Ping { at, .. } => state.entry(id).or_default().seen.ping = Some(*at),
+            Event::Pong { at, .. } => state.entry(id).or_default().seen.pong = Some(*at),
+            Event::FindFails { fails, .. } => state.entry(id).or_default().seen.fails = *fails,
+            Event::PingFrom { ip, at, .. } => slot(&mut state, id, ip).1 = Some(*at),
+            Event::PongFrom { ip, at, .. } => slot(&mut state, id, ip).2 = Some(*at),
+            Event::FindFailsAt { ip, fails, .. } => slot(&mut state, id, ip).3 = *fails,
+            Event::IpExpired { ip, .. } => {
+                if let Some(entry) = state.get_mut(&id) {
+                    entry.ips.remove(&ip.to_canonical());
+                }
+            }
             Event::NodeDeleted { .. } | Event::NodeExpired { .. } => {
-                state.remove(e);
+                state.remove(&id);
             }
             other => panic!("the test writes no {} events", other.kind()),
         }
     }
-    let nodes = state.values().filter(|o| o.0.is_some()).count();
-    (
-        ids()
-            .iter()
-            .map(|i| state.get(i).cloned().unwrap_or_default())
-            .collect(),
-        nodes,
-    )
+    let nodes = state
+        .values()
+        .filter(|e| e.seen.node.is_some() || e.seen.record.is_some())
+        .count();
+    let seen = ids()
+        .iter()
+        .map(|i| {
+            state.get(i).map_or_else(Seen::default, |e| Seen {
+                ips: e.ips.values().copied().collect(),
+                ..e.seen.clone()
+            })
+        })
+        .collect();
+    (seen, nodes, local_seq)
 }
 
-fn observe(db: &NodeDb) -> (Vec<Observed>, usize) {
-    (
-        ids()
-            .iter()
-            .map(|i| {
-                (
-                    db.node(i),
-                    db.last_ping(i),
-                    db.last_pong(i),
-                    db.find_fails(i),
-                )
-            })
-            .collect(),
-        db.len(),
-    )
+fn observe(db: &NodeDb) -> Observed {
+    let seen = ids()
+        .iter()
+        .map(|id| {
+            let Some(peer) = db.peer(id) else {
+                return Seen::default();
+            };
+            let mut ips: Vec<Slot> = peer
+                .ips
+                .iter()
+                .map(|s| (s.ip, s.last_ping, s.last_pong, s.fails))
+                .collect();
+            ips.sort_by_key(|s| s.0);
+            for &(ip, ping, pong, fails) in &ips {
+                // An IPv4 slot reads the same through the IPv4-mapped form.
+                if let IpAddr::V4(v4) = ip {
+                    let mapped = IpAddr::V6(v4.to_ipv6_mapped());
+                    assert_eq!(
+                        (
+                            db.last_ping_from(id, mapped),
+                            db.last_pong_from(id, mapped),
+                            db.find_fails_at(id, mapped)
+                        ),
+                        (ping, pong, fails),
+                        "{id} at {mapped}"
+                    );
+                }
+            }
+            Seen {
+                node: peer.node,
+                record: peer.record,
+                ping: peer.last_ping,
+                pong: peer.last_pong,
+                fails: peer.fails,
+                ips,
+            }
+        })
+        .collect();
+    let local_seq = Some(db.local_seq()).filter(|&s| s < CLOCK_MS_FLOOR);
+    (seen, db.len(), local_seq)
 }
 
 /// A fresh copy of the pristine directory.
@@ -241,7 +511,7 @@ struct Case {
 
 impl Case {
     fn new() -> Case {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = common::scratch_dir();
         let path = dir.path().join("db");
         fs::create_dir(&path).unwrap();
         for entry in fs::read_dir(&pristine().path).unwrap() {
@@ -312,12 +582,16 @@ impl Case {
         let db = self.open().unwrap();
         assert_eq!(problems(&db), still, "{what}: problems after the reopen");
         assert_eq!(db.node(&fresh.id), Some(fresh), "{what}: write lost");
-        let (mut after, n) = observe(&db);
-        let (mut expected, m) = before;
+        let (mut after, n, seq) = observe(&db);
+        let (mut expected, m, expected_seq) = before;
         let fresh_slot = ids().iter().position(|i| *i == id(0xEE)).unwrap();
         after[fresh_slot] = Default::default();
         expected[fresh_slot] = Default::default();
-        assert_eq!((after, n), (expected, m + 1), "{what}: state changed");
+        assert_eq!(
+            (after, n, seq),
+            (expected, m + 1, expected_seq),
+            "{what}: state changed"
+        );
         db.close().unwrap();
     }
 
@@ -381,23 +655,64 @@ fn last_records(n: usize) -> Vec<Rec> {
     in_last[in_last.len() - n..].to_vec()
 }
 
+/// One frame of every kind in the last segment: per kind the longest (the padded signed
+/// record for records), the later one of equal lengths (so the log's last record, a local
+/// seq, is among them). In log order.
+fn frame_of_every_kind() -> Vec<Rec> {
+    let p = pristine();
+    let last = p.segments.len() - 1;
+    let mut chosen: BTreeMap<EventKind, &Rec> = BTreeMap::new();
+    for r in p.records.iter().filter(|r| r.segment == last) {
+        let kind = r.event.kind();
+        if chosen.get(&kind).is_none_or(|c| r.len >= c.len) {
+            chosen.insert(kind, r);
+        }
+    }
+    let mut frames: Vec<Rec> = chosen.into_values().cloned().collect();
+    frames.sort_by_key(|r| r.seq);
+    frames
+}
+
 #[test]
 fn pristine_log_has_every_event_kind_and_reopens_cleanly() {
     let p = pristine();
-    let kinds: std::collections::BTreeSet<&str> =
-        p.records.iter().map(|r| r.event.kind().name()).collect();
+    let kinds: std::collections::BTreeSet<EventKind> =
+        p.records.iter().map(|r| r.event.kind()).collect();
+    assert_eq!(kinds.into_iter().collect::<Vec<_>>(), EventKind::ALL);
+    let frames = frame_of_every_kind();
     assert_eq!(
-        kinds.into_iter().collect::<Vec<_>>(),
-        ["delete", "expire", "fails", "node", "ping", "pong"]
+        frames.len(),
+        EventKind::ALL.len(),
+        "the last segment lacks a kind"
+    );
+    let longest = frames.iter().map(|r| r.len).max().unwrap();
+    assert!(
+        longest > 350,
+        "the padded record frame is {longest} bytes: not near the limit"
+    );
+    assert_eq!(
+        frames.last().unwrap().seq,
+        p.records.last().unwrap().seq,
+        "the log's last record is among the frames flipped"
     );
     let names: Vec<&str> = last_records(3)
         .iter()
         .map(|r| r.event.kind().name())
         .collect();
-    assert_eq!(names, ["delete", "ping", "expire"]);
+    assert_eq!(names, ["record", "pong_from", "local_seq"]);
     let case = Case::new();
     let db = case.open_expecting("pristine", |_| true);
     assert!(db.recovery().problems.is_empty());
+    let (seen, nodes, local_seq) = observe(&db);
+    assert_eq!(local_seq, Some(201));
+    assert!(nodes >= 10);
+    assert!(
+        seen.iter().filter(|s| s.record.is_some()).count() >= 3
+            && seen.iter().any(|s| s.record.is_some() && s.node.is_none())
+            && seen.iter().any(|s| s.ips.iter().any(|i| i.0.is_ipv6()))
+            && seen.iter().any(|s| s.ips.iter().any(|i| i.0.is_ipv4())),
+        "the pristine state lacks signed records with and without IP or IP slots"
+    );
     case.write_survives(db, "pristine");
 }
 
@@ -452,45 +767,46 @@ fn cut_at_every_offset_of_the_last_segment() {
 }
 
 #[test]
-fn flip_every_bit_of_the_last_three_records() {
+fn flip_every_bit_of_a_frame_of_every_kind() {
     let p = pristine();
     let last = p.segments.len() - 1;
-    let tail = last_records(3);
-    let flips: Vec<(usize, usize)> = (0..tail.len())
-        .flat_map(|k| (0..tail[k].len * 8).map(move |bit| (k, bit)))
+    let last_seq = p.records.last().unwrap().seq;
+    let frames = frame_of_every_kind();
+    let flips: Vec<(usize, usize)> = (0..frames.len())
+        .flat_map(|k| (0..frames[k].len * 8).map(move |bit| (k, bit)))
         .collect();
     for_each_parallel(&flips, |&(k, bit)| {
-        let rec = &tail[k];
-        {
-            let what = format!("record {} bit {bit}", rec.seq);
-            let case = Case::new();
-            case.edit(&case.last(), |b| b[rec.offset + bit / 8] ^= 1 << (bit % 8));
-            if bit / 8 >= rec.covered {
-                // The frame's zero padding is not covered by the checksum and not read.
-                let db = case.open_expecting(&what, |_| true);
-                assert_eq!(problems(&db), vec![], "{what}");
-                return;
-            }
-            let db = case.open_expecting(&what, |r| r.seq != rec.seq);
-            let expected = if k + 1 == tail.len() {
-                // The last record: damage at the end of the log is a torn tail; what it held
-                // is unknown.
-                (ProblemKind::TornTail, rec.offset as u64, None)
-            } else {
-                (
-                    ProblemKind::Damaged,
-                    rec.offset as u64,
-                    Some((rec.seq, rec.seq)),
-                )
-            };
-            assert_eq!(
-                problems(&db),
-                vec![(expected.0, p.segments[last].clone(), expected.1, expected.2)],
-                "{what}"
-            );
-            if bit % 61 == 0 {
-                case.write_survives(db, &what);
-            }
+        let rec = &frames[k];
+        let what = format!("record {} ({}) bit {bit}", rec.seq, rec.event.kind());
+        let case = Case::new();
+        case.edit(&case.last(), |b| b[rec.offset + bit / 8] ^= 1 << (bit % 8));
+        if bit / 8 >= rec.covered {
+            // The frame's zero padding is not covered by the checksum and not read.
+            let db = case.open_expecting(&what, |_| true);
+            assert_eq!(problems(&db), vec![], "{what}");
+            return;
+        }
+        // Whatever the bit (in a length, a kind, an IP, a signed record's RLP), the frame is
+        // damage: never another value, never another record.
+        let db = case.open_expecting(&what, |r| r.seq != rec.seq);
+        let expected = if rec.seq == last_seq {
+            // The last record: damage at the end of the log is a torn tail; what it held
+            // is unknown.
+            (ProblemKind::TornTail, rec.offset as u64, None)
+        } else {
+            (
+                ProblemKind::Damaged,
+                rec.offset as u64,
+                Some((rec.seq, rec.seq)),
+            )
+        };
+        assert_eq!(
+            problems(&db),
+            vec![(expected.0, p.segments[last].clone(), expected.1, expected.2)],
+            "{what}"
+        );
+        if bit % 61 == 0 {
+            case.write_survives(db, &what);
         }
     });
 }
@@ -548,6 +864,29 @@ fn record_overwritten_with_zeros() {
     let db = case.open_expecting("zeroed last record", |r| r.seq != victim.seq);
     assert_eq!(problems(&db), vec![]);
     case.write_survives(db, "zeroed last record");
+
+    // A frame of every other kind inside the last segment: skipped, reported with its
+    // sequence number.
+    let last_seq = p.records.last().unwrap().seq;
+    for victim in frame_of_every_kind().iter().filter(|r| r.seq != last_seq) {
+        let what = format!("zeroed {} record", victim.event.kind());
+        let case = Case::new();
+        case.edit(&case.last(), |b| {
+            b[victim.offset..victim.offset + victim.len].fill(0)
+        });
+        let db = case.open_expecting(&what, |r| r.seq != victim.seq);
+        assert_eq!(
+            problems(&db),
+            vec![(
+                ProblemKind::Damaged,
+                p.segments[last].clone(),
+                victim.offset as u64,
+                Some((victim.seq, victim.seq))
+            )],
+            "{what}"
+        );
+        case.write_survives(db, &what);
+    }
 }
 
 /// Copies segment `i` under the next free segment name, optionally with its header rewritten
