@@ -88,12 +88,7 @@ fn main() {
         max_delay: Duration::from_millis(10),
     };
     let cases: [(&str, Durability, u64, bool); 6] = [
-        (
-            "default (Process), 1 thread, write",
-            Durability::Process,
-            1,
-            false,
-        ),
+        ("Process, 1 thread, write", Durability::Process, 1, false),
         ("group commit, 1 thread, write+sync()", group, 1, true),
         ("group commit, 4 threads, write+sync()", group, 4, true),
         ("group commit, 16 threads, write+sync()", group, 16, true),

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 /// A hook that is asked before each named I/O step and may fail it.
 ///
-/// The steps are `segment.write`, `segment.fsync`, `segment.rename` (creating a segment),
+/// The steps are `segment.write`, `segment.allocate`, `segment.fsync`, `segment.rename`,
+/// `segment.dirsync` (creating a segment), `log.allocate` (growing the active segment),
 /// `log.fsync` (syncing appended records), and `compact.write`, `compact.fsync`,
 /// `compact.rename`, `compact.dirsync`, `compact.remove` (compaction).
 #[derive(Clone, Default)]

@@ -503,9 +503,13 @@ fn dir_contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// 4 KiB segments, so that rotation and compaction happen every few dozen writes, and
+/// `Process` durability: no syncer thread, whose fsyncs at moments of its own would make an
+/// injected `log.fsync` failure fire at a time the model cannot know.
 fn fuzz_options() -> Options {
     Options {
         segment_size: crate::MIN_SEGMENT_SIZE,
+        durability: crate::Durability::Process,
         ..Options::default()
     }
 }
@@ -898,7 +902,7 @@ pub enum Op {
     /// Clean close and reopen.
     Reopen,
     /// Crash image: the files are copied while the database is open (what `kill -9` leaves
-    /// with the default durability), and the copy is opened.
+    /// with `Process` durability), and the copy is opened.
     Crash,
     /// Close, cut the last segment at an offset past its header, optionally append garbage,
     /// reopen.

@@ -116,7 +116,9 @@ fn failed_fsync_at_rotation_poisons() {
     let dir = tempfile::tempdir().unwrap();
     let fail_once = Arc::new(AtomicBool::new(true));
     let hook = Arc::clone(&fail_once);
+    // Process durability: no syncer thread that could take the one failing fsync first.
     let opts = Options {
+        durability: Durability::Process,
         segment_size: 4096,
         compact_min_bytes: u64::MAX,
         fail_points: FailPoints::new(move |step| {
@@ -180,7 +182,9 @@ fn a_failed_segment_rotation_fails_the_write_and_the_database_goes_on() {
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicUsize::new(0)),
         );
+        // Process durability: every fsync is one of the writer's, none the syncer's.
         let opts = Options {
+            durability: Durability::Process,
             segment_size: 4096,
             fail_points: failing(step, armed.clone(), failures.clone()),
             ..Options::default()

@@ -6,8 +6,8 @@
 //! followed by a sync of its directory, so the crash-ordering rules live here once.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, FileExt as _, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use fs4::fs_std::FileExt;
@@ -30,6 +30,8 @@ pub const TEMP_EXT: &str = "tmp";
 /// A segment file grows by this much at a time, ahead of the stores into it: few `fallocate`
 /// calls, and a short zero tail for readers to skip.
 pub(crate) const PREALLOCATION_STEP: u64 = 1 << 20;
+/// Zeros written per call where `fallocate` is unsupported (see [`preallocate`]).
+const ZERO_CHUNK: usize = 64 << 10;
 
 /// The file name of segment `id`.
 pub fn segment_file_name(id: u64) -> String {
@@ -118,6 +120,13 @@ pub fn list_dir(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
         if name == LOCK_FILE || (name == ARCHIVE_DIR && path.is_dir()) {
             continue;
         }
+        if left_by_file_system(name) {
+            ::log::warn!(
+                "{}: ignoring {name}, a file the file system keeps for a deleted file still open",
+                dir.display()
+            );
+            continue;
+        }
         // A segment being written: judged by name alone, since a live writer may rename it
         // into place at any moment. Other `.tmp` files are not ours.
         let temp_of_segment = name
@@ -153,6 +162,16 @@ pub fn list_dir(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
         }
     }
     Ok(listing)
+}
+
+/// Whether `name` is a file a file system keeps in place of a file deleted while still open:
+/// libfuse's `.fuse_hidden*`, NFS's `.nfs<hex>`. A reader holding a segment that compaction
+/// removes leaves one until it lets go, and after a power loss it stays: it is not foreign.
+fn left_by_file_system(name: &str) -> bool {
+    name.starts_with(".fuse_hidden")
+        || name
+            .strip_prefix(".nfs")
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Whether `e` says a file does not exist (any more).
@@ -263,10 +282,62 @@ pub(crate) fn create_segment(
         faults.check("segment.write").at(temp)?;
         file.write_all(&header.encode()).at(temp)?;
         let first_step = size.min(PREALLOCATION_STEP);
-        file.allocate(first_step.max((HEADER_LEN + MAX_FRAME_LEN) as u64))
-            .at(temp)
+        let len = first_step.max((HEADER_LEN + MAX_FRAME_LEN) as u64);
+        preallocate(file, len, "segment.allocate", faults).at(temp)
     })?;
     Ok(path)
+}
+
+/// Makes `file` at least `len` bytes long with every byte allocated on disk, so that stores
+/// through a shared map of it cannot hit a full disk (which would raise SIGBUS): `fallocate`,
+/// or, where the file system does not implement it (many FUSE file systems, NFS v3, ZFS before
+/// OpenZFS 2.2), zeros written over the bytes past the file's end, as glibc's
+/// `posix_fallocate` emulation does. Bytes already in the file are never written (a segment
+/// has no holes to fill: it is written from its start and grown only here), and each chunk of
+/// zeros extends the file, so an interrupted fill leaves a shorter file, never a hole.
+/// Both segment creation (step `segment.allocate`) and the writer's growth steps
+/// (`log.allocate`) go through here. The fail point stands for the `fallocate` call: an error
+/// it injects is taken as the system call's, so a test can report `Unsupported` and take the
+/// slow path.
+pub(crate) fn preallocate(
+    file: &File,
+    len: u64,
+    step: &str,
+    faults: &FailPoints,
+) -> io::Result<()> {
+    match faults
+        .check(step)
+        .and_then(|()| FileExt::allocate(file, len))
+    {
+        Err(e) if fallocate_unsupported(&e) => {
+            ::log::debug!("fallocate is not supported here ({e}): writing zeros instead");
+            fill_with_zeros(file, len)
+        }
+        result => result,
+    }
+}
+
+/// Whether `fallocate` failed because the file system does not implement it: EOPNOTSUPP (what
+/// file systems answer) or ENOSYS (a kernel without the call), both `ErrorKind::Unsupported`,
+/// or EINVAL, which for the arguments peerlog passes (offset 0, a positive length, no flags)
+/// only a file system refusing the call returns.
+fn fallocate_unsupported(e: &io::Error) -> bool {
+    e.kind() == ErrorKind::Unsupported || e.raw_os_error() == Some(libc::EINVAL)
+}
+
+/// Writes zeros from the end of `file` up to `len`: the blocks are allocated when it returns.
+fn fill_with_zeros(file: &File, len: u64) -> io::Result<()> {
+    let mut at = file.metadata()?.len();
+    if at >= len {
+        return Ok(());
+    }
+    let zeros = vec![0u8; ZERO_CHUNK.min((len - at) as usize)];
+    while at < len {
+        let n = (len - at).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// Removes files left by an interrupted write.
@@ -312,4 +383,148 @@ pub(crate) fn wipe(dir: &Path, segments: &[SegmentFile]) -> Result<(), Error> {
         fs::remove_dir_all(&archive).at(&archive)?;
     }
     sync_dir(dir)
+}
+
+#[cfg(test)]
+mod listing_tests {
+    use super::*;
+
+    #[test]
+    fn files_a_file_system_keeps_for_open_deleted_files_are_not_foreign() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            ".fuse_hidden0000002000000001",
+            ".nfs0000000000abcdef00000001",
+        ] {
+            fs::write(dir.path().join(name), b"a deleted segment").unwrap();
+        }
+        let listing = list_dir(dir.path(), Listing::Strict).unwrap();
+        assert!(listing.segments.is_empty() && listing.leftovers.is_empty());
+        for foreign in [".nfs", ".nfsxyz", "notes.txt"] {
+            let other = tempfile::tempdir().unwrap();
+            fs::write(other.path().join(foreign), b"").unwrap();
+            assert!(
+                matches!(
+                    list_dir(other.path(), Listing::Strict),
+                    Err(Error::NotADatabase { .. })
+                ),
+                "{foreign}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::{Arc, Mutex};
+    use std::time::UNIX_EPOCH;
+
+    use super::*;
+    use crate::event::Event;
+    use crate::journal::writer::{Generation, LogWriter};
+    use crate::node::NodeId;
+
+    /// Fail points that make `fallocate` report `errno` at every allocation step, and the
+    /// steps seen.
+    fn fallocate_fails_with(errno: i32) -> (FailPoints, Arc<Mutex<Vec<String>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let faults = FailPoints::new(move |step| {
+            if step.ends_with(".allocate") {
+                log.lock().unwrap().push(step.to_string());
+                return Err(io::Error::from_raw_os_error(errno));
+            }
+            Ok(())
+        });
+        (faults, seen)
+    }
+
+    fn assert_allocated_zeros(path: &Path, from: usize, len: u64) {
+        let meta = fs::metadata(path).unwrap();
+        assert_eq!(meta.len(), len);
+        // Written, not a sparse file: its blocks are there for the map's stores.
+        assert!(
+            meta.blocks() * 512 >= len,
+            "{} bytes allocated for {len}",
+            meta.blocks() * 512
+        );
+        let bytes = fs::read(path).unwrap();
+        assert!(bytes[from..].iter().all(|&b| b == 0));
+    }
+
+    /// Where `fallocate` is unsupported, preallocation writes zeros past the end of the file
+    /// (and only there); EOPNOTSUPP, ENOSYS and EINVAL take that path, other errors (a full
+    /// disk) are the caller's.
+    #[test]
+    fn preallocation_writes_zeros_where_fallocate_is_unsupported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file");
+        let mut file = private_file()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(b"header").unwrap();
+        let mut len = 6;
+        for errno in [libc::EOPNOTSUPP, libc::ENOSYS, libc::EINVAL] {
+            let (faults, seen) = fallocate_fails_with(errno);
+            // More than one chunk of zeros, and not a multiple of it.
+            len += 2 * ZERO_CHUNK as u64 + 1000;
+            preallocate(&file, len, "log.allocate", &faults).unwrap_or_else(|e| {
+                panic!("errno {errno}: no fallback to writing zeros: {e}");
+            });
+            assert_eq!(*seen.lock().unwrap(), ["log.allocate"]);
+            assert_eq!(&fs::read(&path).unwrap()[..6], b"header");
+            assert_allocated_zeros(&path, 6, len);
+            // A length the file already has changes nothing.
+            preallocate(&file, 100, "log.allocate", &faults).unwrap();
+            assert_eq!(file.metadata().unwrap().len(), len);
+        }
+        let (full, _) = fallocate_fails_with(libc::ENOSPC);
+        let e = preallocate(&file, len * 2, "log.allocate", &full).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
+        assert_eq!(file.metadata().unwrap().len(), len);
+    }
+
+    /// Segment creation and the writer's growth steps both fall back: a log grows past its
+    /// first preallocation step with `fallocate` unsupported, and reads back whole.
+    #[test]
+    fn segments_are_created_and_grown_where_fallocate_is_unsupported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (faults, seen) = fallocate_fails_with(libc::EOPNOTSUPP);
+        let generation = Generation {
+            protocol_version: 1,
+            salt: 9,
+        };
+        let segment_size = 3 * PREALLOCATION_STEP + 4096;
+        let mut writer =
+            LogWriter::create(dir.path(), generation, 1, 1, segment_size, faults).unwrap();
+        let path = writer.active_path().to_path_buf();
+        assert_allocated_zeros(&path, HEADER_LEN, PREALLOCATION_STEP);
+        let mut written = 0;
+        let mut n = 0u64;
+        while written < PREALLOCATION_STEP + PREALLOCATION_STEP / 2 {
+            let event = Event::Ping {
+                id: NodeId([n as u8; 64]),
+                at: UNIX_EPOCH + std::time::Duration::from_secs(n),
+            };
+            written += writer.append(&event, n as i64).unwrap();
+            n += 1;
+        }
+        writer.sync().unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["segment.allocate", "log.allocate"],
+            "both allocation steps are asked"
+        );
+        assert_allocated_zeros(&path, HEADER_LEN + written as usize, 2 * PREALLOCATION_STEP);
+        drop(writer);
+        let listing = list_dir(dir.path(), Listing::Strict).unwrap();
+        let plan = crate::journal::replay::ReplayPlan::new(listing.segments);
+        let (_, replayed) = crate::recovery::rebuild_index(&plan).unwrap();
+        assert_eq!(replayed.records, n);
+        assert!(replayed.problems.is_empty(), "{:?}", replayed.problems);
+    }
 }

@@ -3,20 +3,20 @@
 //!
 //! A store into a `MAP_SHARED` mapping is in the kernel's page cache the moment it is made, so
 //! an appended record survives a crash of the process without a system call. The file is
-//! preallocated (`fallocate`), so a store can never hit a full disk and fault; its unused tail
-//! is zeros, which readers take as the end of the log.
+//! preallocated (`fallocate`, or zeros written where the file system lacks it: see
+//! `dir::preallocate`), so a store can never hit a full disk and fault; its unused tail is
+//! zeros, which readers take as the end of the log.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use fs4::fs_std::FileExt;
 use memmap2::{MmapMut, MmapOptions};
 
 use crate::error::IoContext;
 use crate::event::Event;
 use crate::faults::FailPoints;
-use crate::journal::dir::{create_segment, PREALLOCATION_STEP};
+use crate::journal::dir::{create_segment, preallocate, PREALLOCATION_STEP};
 use crate::journal::format::{
     encode_frame, salt_seed, SegmentHeader, FORMAT_VERSION, HEADER_LEN, MAX_FRAME_LEN,
     MAX_PAYLOAD_LEN, MAX_SEQ,
@@ -70,13 +70,14 @@ impl ActiveSegment {
         self.pos + len <= self.map.len()
     }
 
-    /// Makes sure the file backs `len` bytes from `pos`, preallocating the next step if not.
-    fn reserve(&mut self, len: usize) -> Result<(), Error> {
+    /// Makes sure the file backs `len` bytes from `pos`, preallocating the next step if not
+    /// (fail point `log.allocate`).
+    fn reserve(&mut self, len: usize, faults: &FailPoints) -> Result<(), Error> {
         let needed = self.pos + len;
         if needed > self.allocated {
             let step = self.allocated + PREALLOCATION_STEP as usize;
             let target = needed.max(step).min(self.map.len());
-            self.file.allocate(target as u64).at(&self.path)?;
+            preallocate(&self.file, target as u64, "log.allocate", faults).at(&self.path)?;
             self.allocated = target;
         }
         Ok(())
@@ -271,7 +272,7 @@ impl LogWriter {
         if !self.segment.fits(self.frame.len()) {
             self.rotate()?;
         }
-        self.segment.reserve(self.frame.len())?;
+        self.segment.reserve(self.frame.len(), &self.faults)?;
         let pos = self.segment.pos;
         // Frames become visible to readers of the file in the order they are written: a
         // reader that sees this frame whole and then reads an earlier one again sees that one
