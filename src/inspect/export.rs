@@ -8,8 +8,9 @@ use std::cell::Cell;
 
 use super::{archived_segments, resuming, InspectError, Progress, PROGRESS_EVERY};
 use crate::event::Record;
-use crate::journal::dir::{list_dir, Listing};
+use crate::journal::dir::{list_dir, Listing, SegmentFile};
 use crate::journal::replay::{replay_until, ReplayPlan};
+use crate::Error;
 
 /// Every record of the live log of `dir`, in log order (what [`export_each`] hands over).
 pub fn export(dir: &Path, progress: Progress<'_>) -> Result<Vec<Record>, InspectError> {
@@ -30,15 +31,10 @@ pub fn export(dir: &Path, progress: Progress<'_>) -> Result<Vec<Record>, Inspect
 pub fn export_each(
     dir: &Path,
     progress: Progress<'_>,
-    mut on_record: impl FnMut(Record) -> ControlFlow<()>,
+    on_record: impl FnMut(Record) -> ControlFlow<()>,
 ) -> Result<(), InspectError> {
-    let last_seq = Cell::new(0);
-    let read = || {
-        let listing = list_dir(dir, Listing::Strict)?;
-        if listing.segments.is_empty() {
-            return Ok(None);
-        }
-        let plan = ReplayPlan::new(listing.segments);
+    stream_resuming(dir, on_record, |segments, next| {
+        let plan = ReplayPlan::new(segments);
         let total: u64 = plan.live.iter().map(|s| s.len).sum();
         // Bytes of the segments before the current one, and the current one's id and length.
         let (mut done, mut count, mut current) = (0, 0u64, None);
@@ -53,16 +49,11 @@ pub fn export_each(
             if count.is_multiple_of(PROGRESS_EVERY) {
                 progress((done + place.offset).min(total), total);
             }
-            if record.seq <= last_seq.get() {
-                return ControlFlow::Continue(());
-            }
-            last_seq.set(record.seq);
-            on_record(record)
+            next(record)
         })?;
         progress(total, total);
-        Ok(Some(()))
-    };
-    resuming(dir, read, || last_seq.get())
+        Ok(())
+    })
 }
 
 /// Every record of `dir`'s history, the live log and `archive/` (kept by compaction with
@@ -73,23 +64,40 @@ pub fn export_each(
 pub fn export_with_archive_each(
     dir: &Path,
     progress: Progress<'_>,
+    on_record: impl FnMut(Record) -> ControlFlow<()>,
+) -> Result<(), InspectError> {
+    stream_resuming(dir, on_record, |segments, next| {
+        let sources = history_sources(segments, archived_segments(dir)?);
+        scan_sources(&sources, progress, |record, _, _| next(record))
+    })
+}
+
+/// Runs `read` on a fresh listing of `dir` (its segments), which hands records to `next` in
+/// sequence order; `next` passes to `on_record` only those after the last one handed over, so
+/// that a read that starts over (a concurrent compaction removed a segment) goes on where the
+/// last one stopped.
+fn stream_resuming(
+    dir: &Path,
     mut on_record: impl FnMut(Record) -> ControlFlow<()>,
+    mut read: impl FnMut(
+        Vec<SegmentFile>,
+        &mut dyn FnMut(Record) -> ControlFlow<()>,
+    ) -> Result<(), Error>,
 ) -> Result<(), InspectError> {
     let last_seq = Cell::new(0);
-    let read = || {
+    let attempt = || {
         let listing = list_dir(dir, Listing::Strict)?;
         if listing.segments.is_empty() {
             return Ok(None);
         }
-        let sources = history_sources(listing.segments, archived_segments(dir)?);
-        scan_sources(&sources, progress, |record, _, _| {
+        let mut next = |record: Record| {
             if record.seq <= last_seq.get() {
                 return ControlFlow::Continue(());
             }
             last_seq.set(record.seq);
             on_record(record)
-        })?;
-        Ok(Some(()))
+        };
+        read(listing.segments, &mut next).map(Some)
     };
-    resuming(dir, read, || last_seq.get())
+    resuming(dir, attempt, || last_seq.get())
 }
