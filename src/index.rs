@@ -215,6 +215,15 @@ impl Entry {
     }
 }
 
+/// Log bytes a compaction would write for an entry's liveness without IP (ping, pong, fails).
+fn liveness_live_bytes(entry: &Entry) -> u64 {
+    let timed = align(FRAME_HEADER_LEN + PING_PAYLOAD_LEN) as u64;
+    let fails = align(FRAME_HEADER_LEN + FAILS_PAYLOAD_LEN) as u64;
+    timed * u64::from(entry.last_ping != NEVER)
+        + timed * u64::from(entry.last_pong != NEVER)
+        + fails * u64::from(entry.fails != 0)
+}
+
 /// What expiry drops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Expired {
@@ -330,21 +339,16 @@ impl Index {
 
     /// Log bytes a compaction would write for an entry without its IP slots.
     fn own_live_bytes(&self, entry: &Entry) -> u64 {
-        let timed = align(FRAME_HEADER_LEN + PING_PAYLOAD_LEN) as u64;
-        let record = match (self.record_rlp(entry), self.endpoint(entry)) {
-            (Some(rlp), _) => align(FRAME_HEADER_LEN + ID_PAYLOAD_LEN + rlp.len()) as u64,
-            (None, Some(e)) => align(FRAME_HEADER_LEN + 8 + e.rlp_len()) as u64,
-            (None, None) => 0,
-        };
-        let fails = if entry.fails != 0 {
-            align(FRAME_HEADER_LEN + FAILS_PAYLOAD_LEN) as u64
-        } else {
-            0
-        };
-        record
-            + fails
-            + timed * u64::from(entry.last_ping != NEVER)
-            + timed * u64::from(entry.last_pong != NEVER)
+        self.record_live_bytes(entry) + liveness_live_bytes(entry)
+    }
+
+    /// Log bytes a compaction would write for an entry's record.
+    fn record_live_bytes(&self, entry: &Entry) -> u64 {
+        if let Some(rlp) = self.record_rlp(entry) {
+            return align(FRAME_HEADER_LEN + ID_PAYLOAD_LEN + rlp.len()) as u64;
+        }
+        self.endpoint(entry)
+            .map_or(0, |e| align(FRAME_HEADER_LEN + 8 + e.rlp_len()) as u64)
     }
 
     /// The seq of an entry's record: its signed record's, or 0.
@@ -710,26 +714,37 @@ impl Index {
                 }
                 (before, slot.live_bytes())
             }
-            _ => {
+            StoredEvent::NodeUpdated { endpoint, .. } => {
                 let had_record = entry.has_record();
-                let before = self.own_live_bytes(&self.entries[index]);
-                let entry = &mut self.entries[index];
-                match *event {
-                    StoredEvent::NodeUpdated { endpoint, .. } => {
-                        self.set_record(index, Some(endpoint), None)
-                    }
-                    StoredEvent::Record { rlp, endpoint, .. } => {
-                        self.set_record(index, endpoint, Some(rlp))
-                    }
-                    StoredEvent::Ping { at, .. } => entry.last_ping = at,
-                    StoredEvent::Pong { at, .. } => entry.last_pong = at,
-                    StoredEvent::FindFails { fails, .. } => entry.fails = fails,
-                    _ => unreachable!("handled above"),
-                }
-                let entry = &self.entries[index];
-                self.with_record += usize::from(!had_record && entry.has_record());
-                (before, self.own_live_bytes(entry))
+                let before = self.record_live_bytes(&self.entries[index]);
+                self.set_record(index, Some(endpoint), None);
+                self.with_record += usize::from(!had_record);
+                (before, self.record_live_bytes(&self.entries[index]))
             }
+            StoredEvent::Record { rlp, endpoint, .. } => {
+                let had_record = entry.has_record();
+                let before = self.record_live_bytes(&self.entries[index]);
+                self.set_record(index, endpoint, Some(rlp));
+                self.with_record += usize::from(!had_record);
+                (before, self.record_live_bytes(&self.entries[index]))
+            }
+            // The liveness without IP: only whether each field is set counts.
+            StoredEvent::Ping { at, .. } => {
+                let before = liveness_live_bytes(entry);
+                entry.last_ping = at;
+                (before, liveness_live_bytes(entry))
+            }
+            StoredEvent::Pong { at, .. } => {
+                let before = liveness_live_bytes(entry);
+                entry.last_pong = at;
+                (before, liveness_live_bytes(entry))
+            }
+            StoredEvent::FindFails { fails, .. } => {
+                let before = liveness_live_bytes(entry);
+                entry.fails = fails;
+                (before, liveness_live_bytes(entry))
+            }
+            _ => unreachable!("handled above"),
         };
         self.live_bytes = self.live_bytes + after - before;
     }
