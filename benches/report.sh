@@ -11,7 +11,10 @@
 # measurement seconds per benchmark, default 1 and 2), OUT (raw outputs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
+# Absolute: the bench binaries run in benches/ (their package's directory), and criterion
+# writes its figures under $CARGO_TARGET_DIR/criterion as it sees it from there.
+CARGO_TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-target}")
+export CARGO_TARGET_DIR
 OUT=${OUT:-$CARGO_TARGET_DIR/bench-report}
 WARM=${WARM:-1}
 MEAS=${MEAS:-2}
