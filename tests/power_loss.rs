@@ -58,8 +58,8 @@
 //! tearing inside a 4 KiB block), and it does not implement `fallocate`, so every segment here
 //! is preallocated by writing zeros (peerlog's fallback).
 //!
-//! Running: `PEERLOG_LAZYFS` names the LazyFS binary (`.ci/run` builds it with
-//! `../shared/tools/lazyfs/build.sh` and sets it), `PEERLOG_LAZYFS_LIB` optionally a directory
+//! Running: `PEERLOG_LAZYFS` names the LazyFS binary (`.ci/run` builds LazyFS where its
+//! build script is available and sets it), `PEERLOG_LAZYFS_LIB` optionally a directory
 //! for its `LD_LIBRARY_PATH`; it needs `/dev/fuse`, `fusermount3` and root. Without
 //! `PEERLOG_LAZYFS` the tests print why they are skipped and pass. `PEERLOG_POWER_LOSS_ROUNDS=N`
 //! sets the crashes per mode (default 8), `PEERLOG_POWER_LOSS_SEED=S` replays a run (the seed
@@ -613,7 +613,7 @@ fn lazyfs() -> Option<LazyFs> {
         ONCE.call_once(|| {
             note(
                 "power-loss tests skipped: PEERLOG_LAZYFS is not set (the path of a LazyFS \
-             binary; .ci/run builds one with ../shared/tools/lazyfs/build.sh and sets it)",
+             binary; .ci/run builds one where it can and sets it)",
             )
         });
         return None;
