@@ -338,11 +338,11 @@ pub(crate) enum StoredEvent<'a> {
         id: &'a IdBytes,
         endpoint: Endpoint,
     },
+    /// A signed record, its RLP parsed (so known well formed) but kept as bytes: the index
+    /// stores them and reads the fields it needs from them when asked.
     Record {
         id: &'a IdBytes,
         rlp: &'a [u8],
-        seq: u64,
-        endpoint: Option<Endpoint>,
     },
     Ping {
         id: &'a IdBytes,
@@ -398,15 +398,11 @@ impl<'a> StoredEvent<'a> {
                 id: &node.id.0,
                 endpoint: node.endpoint(),
             },
-            Event::Record(record) => {
-                let fields = RecordFields::parse(record.rlp()).map_err(Error::invalid)?;
-                StoredEvent::Record {
-                    id: &record.id().0,
-                    rlp: record.rlp(),
-                    seq: fields.seq,
-                    endpoint: fields.endpoint(),
-                }
-            }
+            // A NodeRecord's RLP was parsed when it was made.
+            Event::Record(record) => StoredEvent::Record {
+                id: &record.id().0,
+                rlp: record.rlp(),
+            },
             Event::Ping { id, at } => StoredEvent::Ping {
                 id: &id.0,
                 at: unix_nanos(*at)?,
@@ -512,13 +508,9 @@ impl<'a> StoredEvent<'a> {
             }
             (kind::RECORD, ID_PAYLOAD_LEN..=MAX_RECORD_PAYLOAD_LEN) => {
                 let rlp = tail();
-                let fields = RecordFields::parse(rlp).ok()?;
-                StoredEvent::Record {
-                    id: id()?,
-                    rlp,
-                    seq: fields.seq,
-                    endpoint: fields.endpoint(),
-                }
+                // Strictly, or the frame is damage; the fields are read again when needed.
+                RecordFields::parse(rlp).ok()?;
+                StoredEvent::Record { id: id()?, rlp }
             }
             (kind::PING, PING_PAYLOAD_LEN) => StoredEvent::Ping {
                 id: id()?,

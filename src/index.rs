@@ -721,10 +721,10 @@ impl Index {
                 self.with_record += usize::from(!had_record);
                 (before, self.record_live_bytes(&self.entries[index]))
             }
-            StoredEvent::Record { rlp, endpoint, .. } => {
+            StoredEvent::Record { rlp, .. } => {
                 let had_record = entry.has_record();
                 let before = self.record_live_bytes(&self.entries[index]);
-                self.set_record(index, endpoint, Some(rlp));
+                self.set_record(index, None, Some(rlp));
                 self.with_record += usize::from(!had_record);
                 (before, self.record_live_bytes(&self.entries[index]))
             }
