@@ -898,10 +898,11 @@ fn kill9_during_background_compaction() {
     crash_loop(Mode::AutoCompaction, iterations());
 }
 
-/// Regression: the directory lock was an `flock`, which belongs to the open file description,
-/// so a process forked while a `NodeDb` was open shared it until it exec'd, and closing and
-/// reopening the database within that window failed with `Error::Locked`. It is now a
-/// process-associated `fcntl` lock (as LevelDB and RocksDB use), which `fork` does not pass on.
+/// The directory lock belongs to the process (an `fcntl` lock, as LevelDB and RocksDB use),
+/// which `fork` does not pass on: a child forked while a `NodeDb` is open must not keep the
+/// directory locked, or closing and reopening the database before the child exec's fails with
+/// `Error::Locked` (as it did when the lock was an `flock`, which belongs to the open file
+/// description the child shares).
 #[test]
 fn reopen_after_close_is_not_locked_by_a_forked_child() {
     use std::os::unix::process::CommandExt;
