@@ -462,15 +462,15 @@ impl NodeDb {
         // The very record already stored stays, and nothing is written (discovery sees the
         // same records over and over): checked first, since verifying a signature costs far
         // more than comparing bytes with a record verified when it was stored.
-        let id = NodeId::from_enr(record)?;
+        let unverified = NodeRecord::unverified(record)?;
+        let (id, seq) = (*unverified.id(), unverified.seq());
         let stored = self.with_entry(&id, |index, entry| {
-            index.record_rlp(entry) == Some(alloy_rlp::encode(record).as_slice())
+            index.record_rlp(entry) == Some(unverified.rlp())
         });
         if stored == Some(true) {
             return Ok(true);
         }
-        let record = NodeRecord::from_enr(record)?;
-        let seq = record.seq();
+        let record = unverified.verified(record)?;
         self.write_if(Event::Record(record), |index| {
             index.get(&id).is_none_or(|e| index.record_seq(e) <= seq)
         })

@@ -798,7 +798,9 @@ fn pool_record(who: u8, variant: u8) -> &'static PoolRecord {
                         .find_map(|padding| build(padding).ok())
                         .expect("a padded record");
                 }
-                let record = NodeRecord::from_enr(&enr).expect("a storable record");
+                let record = NodeRecord::unverified(&enr)
+                    .and_then(|r| r.verified(&enr))
+                    .expect("a storable record");
                 PoolRecord { enr, record }
             })
             .collect()

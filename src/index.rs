@@ -354,8 +354,8 @@ impl Index {
     /// The seq of an entry's record: its signed record's, or 0.
     pub fn record_seq(&self, entry: &Entry) -> u64 {
         self.record_rlp(entry)
-            .and_then(|rlp| NodeRecord::from_stored(entry.id, rlp))
-            .map_or(0, |r| r.seq())
+            .and_then(|rlp| RecordFields::parse(rlp).ok())
+            .map_or(0, |fields| fields.seq)
     }
 
     /// An entry's signed record.

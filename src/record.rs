@@ -81,15 +81,10 @@ pub struct NodeRecord {
 }
 
 impl NodeRecord {
-    /// The record of `record`, checked: a v4 record, at most 300 bytes, whose signature
-    /// verifies.
-    pub(crate) fn from_enr<K: EnrKey>(record: &Enr<K>) -> Result<NodeRecord, Error> {
+    /// The record of `record`, checked to be a storable v4 record of at most 300 bytes; its
+    /// signature is not checked yet (see [`NodeRecord::verified`]).
+    pub(crate) fn unverified<K: EnrKey>(record: &Enr<K>) -> Result<NodeRecord, Error> {
         let id = NodeId::from_enr(record)?;
-        if !record.verify() {
-            return Err(Error::invalid(format!(
-                "node record of {id}: the signature does not verify"
-            )));
-        }
         let rlp = alloy_rlp::encode(record);
         let fields = RecordFields::parse(&rlp)
             .map_err(|why| Error::invalid(format!("node record of {id} is not storable: {why}")))?;
@@ -98,6 +93,17 @@ impl NodeRecord {
             seq: fields.seq,
             rlp,
         })
+    }
+
+    /// This record, once the signature of `record`, the record it was made from, verifies.
+    pub(crate) fn verified<K: EnrKey>(self, record: &Enr<K>) -> Result<NodeRecord, Error> {
+        if !record.verify() {
+            return Err(Error::invalid(format!(
+                "node record of {}: the signature does not verify",
+                self.id
+            )));
+        }
+        Ok(self)
     }
 
     /// A record read back from the log, if its RLP parses.
@@ -325,7 +331,10 @@ mod tests {
             .udp4(30303)
             .build(&key(4))
             .unwrap();
-        let stored = NodeRecord::from_enr(&record).unwrap();
+        let stored = NodeRecord::unverified(&record)
+            .unwrap()
+            .verified(&record)
+            .unwrap();
         assert_eq!(stored.to_string(), record.to_base64());
         assert_eq!(stored.decode::<CombinedKey>().unwrap(), record);
     }
