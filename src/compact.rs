@@ -19,12 +19,14 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use crate::error::IoContext;
+use crate::event::{now_nanos, Event};
 use crate::journal::dir::{publish, retire_segments, segment_file_name, SegmentFile, ARCHIVE_DIR};
 use crate::journal::format::{
     encode_frame, salt_seed, SegmentHeader, FLAG_COMPACTED, FORMAT_VERSION,
 };
 use crate::journal::replay::ReplayPlan;
 use crate::journal::Problem;
+use crate::loss::Loss;
 use crate::{Error, Options};
 
 /// What a compaction did.
@@ -43,9 +45,13 @@ pub struct CompactStats {
     /// Nodes dropped because they had expired.
     pub nodes_expired: usize,
     /// Damage found in the segments read. Their intact records are kept; the damaged segments
-    /// are moved to `archive/` (whatever `keep_history` says), so that the loss stays visible
-    /// to `peerlog verify` and the bytes can be examined.
+    /// are moved to `archive/` (whatever `keep_history` says), so that the bytes can be
+    /// examined.
     pub problems: Vec<Problem>,
+    /// Every loss the compacted segment records: those of `problems` that lost records, and
+    /// those earlier compactions recorded, carried over, so that verification keeps reporting
+    /// them after the damaged places are gone from the log.
+    pub losses: Vec<Loss>,
 }
 
 /// The sealed segments a compaction will replace, and the last sequence number they hold.
@@ -72,13 +78,21 @@ pub(crate) fn rewrite(
     let (state, replayed) = crate::recovery::rebuild_index(&plan)?;
 
     let seed = salt_seed(input.salt);
-    let live: Vec<_> = state
-        .entries()
+    let found_now = now_nanos();
+    let new_losses: Vec<(i64, Event)> = replayed
+        .problems
         .iter()
-        .flat_map(|entry| {
+        .filter_map(Loss::from_problem)
+        .filter(|loss| !state.losses().any(|known| known.same_place(loss)))
+        .map(|loss| (found_now, Event::Loss(loss)))
+        .collect();
+    let live: Vec<_> = state
+        .live_losses()
+        .chain(new_losses)
+        .chain(state.entries().iter().flat_map(|entry| {
             let events = state.live_events(entry);
             events.into_iter().map(move |event| (entry.touched, event))
-        })
+        }))
         .chain(state.live_local_seq())
         .collect();
     // Each live event comes from a distinct replayed record, so the range never underflows.
@@ -98,6 +112,13 @@ pub(crate) fn rewrite(
         records_read: replayed.records,
         bytes_read: replayed.record_bytes,
         records_written: live.len() as u64,
+        losses: live
+            .iter()
+            .filter_map(|(_, event)| match event {
+                Event::Loss(loss) => Some(*loss),
+                _ => None,
+            })
+            .collect(),
         ..CompactStats::default()
     };
     let bytes = publish(&path, "compact", faults, |file, temp| {
@@ -118,7 +139,10 @@ pub(crate) fn rewrite(
     })?;
     stats.bytes_written = bytes;
     for problem in &replayed.problems {
-        ::log::error!("compaction found damage; the segment is moved to {ARCHIVE_DIR}/: {problem}");
+        ::log::error!(
+            "compaction found damage, recorded in the compacted segment; the damaged segment \
+             is moved to {ARCHIVE_DIR}/: {problem}"
+        );
     }
     let retired = input
         .segments

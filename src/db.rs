@@ -1,5 +1,6 @@
 //! `NodeDb`: the public API over the log and the index, with its background threads.
 
+use std::io::ErrorKind;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +14,7 @@ use crate::compact::{self, CompactStats, CompactionInput};
 use crate::event::{self, now_nanos, Event, StoredEvent};
 use crate::group_commit::GroupCommit;
 use crate::index::{Entry, Expired, Index};
+use crate::inspect::{Finding, InspectError};
 use crate::journal::dir::{list_dir, Listing};
 use crate::journal::replay::ReplayPlan;
 use crate::journal::writer::{sync_segment, LogWriter};
@@ -20,7 +22,7 @@ use crate::journal::ReplaySummary;
 use crate::lock::DirLock;
 use crate::record::{self, NodeRecord};
 use crate::recovery;
-use crate::{Durability, Error, Node, NodeId, Options, PeerState};
+use crate::{Durability, Error, Loss, Node, NodeId, Options, PeerState};
 
 /// The peer database. See the crate documentation for an example.
 ///
@@ -288,6 +290,11 @@ impl Inner {
         stats.nodes_expired = nodes_expired;
         let mut state = self.state();
         state.log_bytes = state.log_bytes.saturating_sub(stats.bytes_read) + stats.bytes_written;
+        // The losses the compaction found are in the log now: known to this index too.
+        let now = now_nanos();
+        for loss in &stats.losses {
+            state.index.apply(&StoredEvent::Loss(*loss), now);
+        }
         Ok(stats)
     }
 }
@@ -577,6 +584,68 @@ impl NodeDb {
     /// touch it.
     pub fn store_local_seq(&self, seq: u64) -> Result<(), Error> {
         self.write(Event::LocalSeq { seq })
+    }
+
+    /// The losses the log records: damage a compaction found and rewrote away (the damaged
+    /// segment itself goes to `archive/`), carried over by every later compaction, and damage
+    /// acknowledged with [`NodeDb::accept_damage`]. Oldest first; empty for a log that never
+    /// lost a record.
+    pub fn losses(&self) -> Vec<Loss> {
+        self.inner.state().index.losses().copied().collect()
+    }
+
+    /// Acknowledges every damaged place of the database: the losses the log records and every
+    /// damaged or missing stretch [`inspect::verify`](crate::inspect::verify) finds in the
+    /// live log and `archive/`. Each is recorded in the log (synced), flagged acknowledged:
+    /// verification still lists it, but no longer counts it as damage, and compactions carry
+    /// the acknowledgement over. Damage found later is not acknowledged by this call.
+    ///
+    /// Returns the places acknowledged now (none if everything was intact or acknowledged).
+    /// Nothing to do for an in-memory database.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let db = peerlog::NodeDb::open(dir.path(), 5, "11".repeat(64).parse()?)?;
+    /// // Intact: nothing to acknowledge.
+    /// assert!(db.accept_damage()?.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn accept_damage(&self) -> Result<Vec<Loss>, Error> {
+        let Some(dir) = self.path() else {
+            return Ok(Vec::new());
+        };
+        let report = crate::inspect::verify(dir, &crate::inspect::no_progress).map_err(|e| {
+            match e {
+                InspectError::Db(e) => e,
+                // The directory went away under an open database.
+                other => Error::io(
+                    dir,
+                    std::io::Error::new(ErrorKind::NotFound, other.to_string()),
+                ),
+            }
+        })?;
+        let mut accepted: Vec<Loss> = Vec::new();
+        let found = report.damage(false).filter_map(Finding::loss);
+        for loss in self
+            .losses()
+            .into_iter()
+            .filter(|l| !l.acknowledged)
+            .chain(found)
+        {
+            if !accepted.iter().any(|a| a.same_place(&loss)) {
+                accepted.push(Loss {
+                    acknowledged: true,
+                    ..loss
+                });
+            }
+        }
+        for loss in &accepted {
+            self.write(Event::Loss(*loss))?;
+        }
+        self.sync()?;
+        Ok(accepted)
     }
 
     /// Deletes everything known about `id`: its record, last ping, last pong and fails.

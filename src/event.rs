@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::loss::{Loss, LOSS_BODY_LEN};
 use crate::node::{parse_node_rlp, Endpoint, Node, NodeId, NODE_ID_LEN};
 use crate::record::{NodeRecord, RecordFields, MAX_RECORD_LEN};
 use crate::Error;
@@ -89,6 +90,9 @@ pub enum Event {
         /// The seq.
         seq: u64,
     },
+    /// Damage was found in the log (by a compaction, which then rewrote the damaged place
+    /// away) or acknowledged by an operator: see [`Loss`].
+    Loss(Loss),
 }
 
 /// An event as read back from the log, with its place in it.
@@ -130,11 +134,13 @@ pub enum EventKind {
     IpExpire,
     /// [`Event::LocalSeq`].
     LocalSeq,
+    /// [`Event::Loss`].
+    Loss,
 }
 
 impl EventKind {
     /// Every kind, in order.
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::Node,
         EventKind::Ping,
         EventKind::Pong,
@@ -147,10 +153,11 @@ impl EventKind {
         EventKind::FailsAt,
         EventKind::IpExpire,
         EventKind::LocalSeq,
+        EventKind::Loss,
     ];
 
     /// A short lowercase name: `node`, `ping`, `pong`, `fails`, `delete`, `expire`, `record`,
-    /// `ping_from`, `pong_from`, `fails_at`, `ip_expire`, `local_seq`.
+    /// `ping_from`, `pong_from`, `fails_at`, `ip_expire`, `local_seq`, `loss`.
     pub fn name(self) -> &'static str {
         match self {
             EventKind::Node => "node",
@@ -165,10 +172,11 @@ impl EventKind {
             EventKind::FailsAt => "fails_at",
             EventKind::IpExpire => "ip_expire",
             EventKind::LocalSeq => "local_seq",
+            EventKind::Loss => "loss",
         }
     }
 
-    /// Its kind byte in a record frame: 1 to 12 in the order of [`EventKind::ALL`].
+    /// Its kind byte in a record frame: 1 to 13 in the order of [`EventKind::ALL`].
     pub(crate) fn code(self) -> u8 {
         EventKind::ALL
             .iter()
@@ -198,6 +206,7 @@ pub(crate) mod kind {
     pub const FAILS_AT: u8 = 10;
     pub const IP_EXPIRED: u8 = 11;
     pub const LOCAL_SEQ: u8 = 12;
+    pub const LOSS: u8 = 13;
 }
 
 /// Bytes of the `written_at` field that starts every payload.
@@ -218,6 +227,8 @@ pub(crate) const FAILS_AT_PAYLOAD_LEN: usize = ID_PAYLOAD_LEN + IP_LEN + 4;
 pub(crate) const IP_PAYLOAD_LEN: usize = ID_PAYLOAD_LEN + IP_LEN;
 /// Payload of the local seq: written_at, seq.
 pub(crate) const LOCAL_SEQ_PAYLOAD_LEN: usize = TIME_LEN + 8;
+/// Payload of a loss: written_at, then the loss (see `loss.rs`).
+pub(crate) const LOSS_PAYLOAD_LEN: usize = TIME_LEN + LOSS_BODY_LEN;
 /// Largest payload of a signed record: written_at, id, the record's RLP.
 pub(crate) const MAX_RECORD_PAYLOAD_LEN: usize = ID_PAYLOAD_LEN + MAX_RECORD_LEN;
 /// Smallest and largest payload of any kind: the bounds the frame layer checks.
@@ -230,7 +241,7 @@ pub(crate) fn id_offset(kind: u8, len: usize) -> Option<usize> {
     match kind {
         // The id is the last item of an unsigned node record's RLP list.
         kind::NODE_UPDATED => len.checked_sub(NODE_ID_LEN),
-        kind::LOCAL_SEQ => None,
+        kind::LOCAL_SEQ | kind::LOSS => None,
         _ => Some(TIME_LEN),
     }
 }
@@ -268,7 +279,7 @@ impl Event {
             | Event::NodeDeleted { id }
             | Event::NodeExpired { id }
             | Event::IpExpired { id, .. } => Some(id),
-            Event::LocalSeq { .. } => None,
+            Event::LocalSeq { .. } | Event::Loss(_) => None,
         }
     }
 
@@ -287,6 +298,7 @@ impl Event {
             Event::NodeExpired { .. } => EventKind::Expire,
             Event::IpExpired { .. } => EventKind::IpExpire,
             Event::LocalSeq { .. } => EventKind::LocalSeq,
+            Event::Loss(_) => EventKind::Loss,
         }
     }
 
@@ -316,6 +328,7 @@ impl Event {
             Event::IpExpired { ip, .. } => out.extend_from_slice(&ip_key(*ip)),
             Event::NodeDeleted { .. } | Event::NodeExpired { .. } => {}
             Event::LocalSeq { seq } => out.extend_from_slice(&seq.to_le_bytes()),
+            Event::Loss(loss) => loss.encode(out),
         }
         Ok(())
     }
@@ -384,6 +397,7 @@ pub(crate) enum StoredEvent<'a> {
     LocalSeq {
         seq: u64,
     },
+    Loss(Loss),
 }
 
 /// The bytes of a node id.
@@ -437,6 +451,7 @@ impl<'a> StoredEvent<'a> {
                 ip: ip_key(*ip),
             },
             Event::LocalSeq { seq } => StoredEvent::LocalSeq { seq: *seq },
+            Event::Loss(loss) => StoredEvent::Loss(*loss),
         })
     }
 
@@ -484,6 +499,7 @@ impl<'a> StoredEvent<'a> {
                 ip: ip_from_key(ip),
             },
             StoredEvent::LocalSeq { seq } => Event::LocalSeq { seq },
+            StoredEvent::Loss(loss) => Event::Loss(loss),
         }
     }
 
@@ -548,6 +564,7 @@ impl<'a> StoredEvent<'a> {
             (kind::LOCAL_SEQ, LOCAL_SEQ_PAYLOAD_LEN) => StoredEvent::LocalSeq {
                 seq: u64::from_le_bytes(body.try_into().ok()?),
             },
+            (kind::LOSS, LOSS_PAYLOAD_LEN) => StoredEvent::Loss(Loss::decode(body)?),
             _ => return None,
         };
         Some((written_at, event))

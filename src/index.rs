@@ -16,10 +16,11 @@ use rand::Rng;
 use crate::event::{
     from_unix_nanos, ip_from_key, ip_key, unix_nanos, Event, IdBytes, IpKey, StoredEvent,
     StoredRecord, FAILS_AT_PAYLOAD_LEN, FAILS_PAYLOAD_LEN, ID_PAYLOAD_LEN, LOCAL_SEQ_PAYLOAD_LEN,
-    PING_FROM_PAYLOAD_LEN, PING_PAYLOAD_LEN,
+    LOSS_PAYLOAD_LEN, PING_FROM_PAYLOAD_LEN, PING_PAYLOAD_LEN,
 };
 use crate::id_table::IdTable;
 use crate::journal::format::{align, FRAME_HEADER_LEN};
+use crate::loss::Loss;
 use crate::node::{ids_equal, Endpoint, Node, NodeId};
 use crate::record::{NodeRecord, RecordFields};
 
@@ -251,6 +252,8 @@ pub(crate) struct Index {
     free_slot: u32,
     /// The local node's own record seq, if stored, and when it was written.
     local_seq: Option<(u64, i64)>,
+    /// Losses the log recorded, each damaged place once, with when it was first recorded.
+    losses: Vec<(Loss, i64)>,
     with_record: usize,
     live_bytes: u64,
     /// Index of the entry the last event touched: logs (and compacted logs above all) write
@@ -277,6 +280,7 @@ impl Index {
             slots: Vec::new(),
             free_slot: NO_SLOT,
             local_seq: None,
+            losses: Vec::new(),
             with_record: 0,
             live_bytes: 0,
             last_touched: None,
@@ -447,6 +451,34 @@ impl Index {
             }
         }
         events
+    }
+
+    /// The losses the log recorded (see `loss.rs`), oldest first.
+    pub fn losses(&self) -> impl Iterator<Item = &Loss> {
+        self.losses.iter().map(|(loss, _)| loss)
+    }
+
+    /// The losses as compaction writes them, with their write times: when each was first
+    /// recorded.
+    pub fn live_losses(&self) -> impl Iterator<Item = (i64, Event)> + '_ {
+        self.losses
+            .iter()
+            .map(|&(loss, written_at)| (written_at, Event::Loss(loss)))
+    }
+
+    /// Records a loss: a new damaged place, or an update of one already recorded (its
+    /// acknowledgement, or the lost range a later look found).
+    fn record_loss(&mut self, loss: Loss, written_at: i64) {
+        match self.losses.iter_mut().find(|(l, _)| l.same_place(&loss)) {
+            Some((known, _)) => {
+                known.acknowledged |= loss.acknowledged;
+                known.lost = known.lost.or(loss.lost);
+            }
+            None => {
+                self.losses.push((loss, written_at));
+                self.live_bytes += align(FRAME_HEADER_LEN + LOSS_PAYLOAD_LEN) as u64;
+            }
+        }
     }
 
     /// The local seq as compaction writes it, with its write time.
@@ -669,6 +701,10 @@ impl Index {
         let id = match *event {
             StoredEvent::NodeDeleted { id } | StoredEvent::NodeExpired { id } => {
                 self.remove(id);
+                return;
+            }
+            StoredEvent::Loss(loss) => {
+                self.record_loss(loss, written_at);
                 return;
             }
             StoredEvent::LocalSeq { seq } => {

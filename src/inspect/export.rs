@@ -67,7 +67,8 @@ pub fn export_with_archive_each(
     on_record: impl FnMut(Record) -> ControlFlow<()>,
 ) -> Result<(), InspectError> {
     stream_resuming(dir, on_record, |segments, next| {
-        let sources = history_sources(segments, archived_segments(dir)?);
+        let mut sources = history_sources(segments, archived_segments(dir)?);
+        sources.retain(|s| !s.restates);
         scan_sources(&sources, progress, |record, _, _| next(record))
     })
 }

@@ -10,7 +10,7 @@ use crate::event::{Event, Record};
 use crate::index::{Index, PeerState};
 use crate::journal::dir::SegmentFile;
 use crate::Error;
-use crate::{Node, NodeId, NodeRecord};
+use crate::{Loss, Node, NodeId, NodeRecord};
 
 /// One event about a node, with where it was found and what it changed.
 #[derive(Clone, Debug)]
@@ -86,17 +86,24 @@ pub enum Change {
     },
     /// The liveness at this IP was dropped by expiration.
     IpExpired(IpAddr),
+    /// Records were lost here to damage (a loss the log recorded, listed where its lost
+    /// sequence numbers would have been): events about the node may be missing.
+    Loss(Loss),
 }
 
 /// A segment that tells part of a history.
 pub(super) struct Source {
     segment: SegmentFile,
     archived: bool,
+    /// A compacted segment whose range ordinary segments cover: its events about nodes are
+    /// restatements, and only the losses it records are news.
+    pub restates: bool,
 }
 
 /// Which segments tell the history: every ordinary segment (live, superseded or archived) of
 /// the current generation, and a compacted segment only where no ordinary segment covers its
-/// range (otherwise its records are restatements of events already listed).
+/// range (otherwise its records are restatements of events already listed: such a segment is
+/// listed, flagged `restates`, for the losses it records).
 ///
 /// In order of their first sequence number (a compacted segment after an ordinary one on a
 /// tie): one after the other, they hand over records in sequence order.
@@ -113,10 +120,12 @@ pub(super) fn history_sources(live: Vec<SegmentFile>, archived: Vec<SegmentFile>
         .map(|segment| Source {
             segment,
             archived: false,
+            restates: false,
         })
         .chain(archived.into_iter().map(|segment| Source {
             segment,
             archived: true,
+            restates: false,
         }))
         .filter(|s| s.segment.header.salt == salt)
         .collect();
@@ -128,8 +137,10 @@ pub(super) fn history_sources(live: Vec<SegmentFile>, archived: Vec<SegmentFile>
         .unwrap_or(u64::MAX);
     let mut sources: Vec<Source> = all
         .into_iter()
-        .filter(|s| {
-            !s.segment.header.is_compacted() || s.segment.header.replaces_through < raw_from
+        .map(|mut s| {
+            let header = &s.segment.header;
+            s.restates = header.is_compacted() && header.replaces_through >= raw_from;
+            s
         })
         .collect();
     sources.sort_by_key(|s| (s.segment.header.first_seq, s.segment.header.is_compacted()));
@@ -162,7 +173,8 @@ pub(super) fn scan_sources<'s>(
     Ok(())
 }
 
-/// Every event about `id`, oldest first, from the live segments and `archive/`.
+/// Every event about `id`, oldest first, from the live segments and `archive/`, with every
+/// loss the log recorded where its lost sequence numbers would have been.
 pub fn history(
     dir: &Path,
     id: &NodeId,
@@ -170,10 +182,17 @@ pub fn history(
 ) -> Result<Vec<HistoryEntry>, InspectError> {
     with_listing(dir, |live| {
         let sources = history_sources(live, archived_segments(dir)?);
-        let mut found = Vec::new();
+        let (mut found, mut losses) = (Vec::new(), Vec::<Found>::new());
         scan_sources(&sources, progress, |record, source, offset| {
-            if record.event.id() == Some(id) {
-                found.push((record, source, offset));
+            match &record.event {
+                Event::Loss(loss) => match losses.iter_mut().find(|(r, ..)| same_loss(r, loss)) {
+                    Some((known, ..)) => merge_loss(known, loss),
+                    None => losses.push((record, source, offset)),
+                },
+                event if !source.restates && event.id() == Some(id) => {
+                    found.push((record, source, offset))
+                }
+                _ => {}
             }
             ControlFlow::Continue(())
         })?;
@@ -182,22 +201,52 @@ pub fn history(
         found.dedup_by_key(|(record, source, _)| (record.seq, compacted(source)));
         // The node's state before each event, kept by the same index a database opens with.
         let mut state = Index::default();
-        Ok(found
+        let mut entries: Vec<(u64, HistoryEntry)> = found
             .into_iter()
             .map(|(record, source, offset)| {
                 let before = state.get(id).map(|e| state.state(e));
                 state.apply_event(&record.event, record.written_at);
-                HistoryEntry {
-                    change: change(before.as_ref(), &record.event),
-                    record,
-                    file: source.segment.path.clone(),
-                    offset,
-                    archived: source.archived,
-                    compacted: compacted(source),
-                }
+                let change = change(before.as_ref(), &record.event);
+                (record.seq, entry(record, source, offset, change))
             })
-            .collect())
+            .collect();
+        entries.extend(losses.into_iter().map(|(record, source, offset)| {
+            let Event::Loss(loss) = record.event else {
+                unreachable!("only losses are collected")
+            };
+            let place = loss.lost.map_or(record.seq, |(first, _)| first);
+            (place, entry(record, source, offset, Change::Loss(loss)))
+        }));
+        // Stable: a loss goes before the events that follow the records it lost.
+        entries.sort_by_key(|(place, _)| *place);
+        Ok(entries.into_iter().map(|(_, entry)| entry).collect())
     })
+}
+
+/// A record found while scanning, with its source and offset.
+type Found<'s> = (Record, &'s Source, u64);
+
+fn same_loss(record: &Record, loss: &Loss) -> bool {
+    matches!(&record.event, Event::Loss(known) if known.same_place(loss))
+}
+
+/// Folds a later record of the same loss (its acknowledgement) into the one first found.
+fn merge_loss(known: &mut Record, later: &Loss) {
+    if let Event::Loss(known) = &mut known.event {
+        known.acknowledged |= later.acknowledged;
+        known.lost = known.lost.or(later.lost);
+    }
+}
+
+fn entry(record: Record, source: &Source, offset: u64, change: Change) -> HistoryEntry {
+    HistoryEntry {
+        change,
+        record,
+        file: source.segment.path.clone(),
+        offset,
+        archived: source.archived,
+        compacted: source.segment.header.is_compacted(),
+    }
 }
 
 /// What `event` changed, given the node's state before it.
@@ -243,5 +292,6 @@ fn change(before: Option<&PeerState>, event: &Event) -> Change {
         Event::NodeExpired { .. } => Change::Expired,
         Event::IpExpired { ip, .. } => Change::IpExpired(*ip),
         Event::LocalSeq { .. } => unreachable!("the local seq is about no node"),
+        Event::Loss(loss) => Change::Loss(*loss),
     }
 }

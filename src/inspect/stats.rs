@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use super::state::replay_state;
 use super::{archived_segments, InspectError, Progress};
 use crate::event::{now_nanos, EventKind};
-use crate::NodeId;
+use crate::{Loss, NodeId};
 
 /// What `stats` reports.
 #[derive(Clone, Debug, Default)]
@@ -44,6 +44,9 @@ pub struct Stats {
     pub seed_age: Duration,
     /// Places where the live log is not intact (torn tail included).
     pub problems: usize,
+    /// The losses the log records (damage compacted away, or acknowledged), acknowledged or
+    /// not: see [`NodeDb::losses`](crate::NodeDb::losses).
+    pub losses: Vec<Loss>,
 }
 
 /// Statistics of the database in `dir`, with seeds counted as `query_seeds(_, seed_age)`
@@ -88,5 +91,6 @@ pub fn stats(
             .count(),
         seed_age,
         problems: summary.problems.len(),
+        losses: index.losses().copied().collect(),
     })
 }

@@ -3,13 +3,15 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use super::InspectError;
 use super::{archived_segments, replay_with_progress, retrying, scan_segment, Progress};
-use crate::journal::dir::{list_dir, Listing, SegmentFile};
+use crate::event::Event;
+use crate::journal::dir::{list_dir, Listing, SegmentFile, ARCHIVE_DIR};
 use crate::journal::replay::{write_place, ReplayPlan};
 use crate::journal::{Problem, ProblemKind};
-use crate::Error;
+use crate::{Error, Loss};
 
 /// One place where a file is not intact.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +28,11 @@ pub struct Finding {
     pub lost: Option<(u64, u64)>,
     /// What was found, in words.
     pub detail: String,
+    /// The log records this damage (see [`Loss`]): when that record was first written.
+    pub recorded: Option<SystemTime>,
+    /// An operator acknowledged it ([`NodeDb::accept_damage`](crate::NodeDb::accept_damage)):
+    /// listed, but no longer counted as damage.
+    pub acknowledged: bool,
 }
 
 impl Finding {
@@ -42,13 +49,84 @@ impl Finding {
             len: problem.len,
             lost: problem.lost,
             detail: detail.to_string(),
+            recorded: None,
+            acknowledged: false,
         }
     }
 
-    /// Whether it counts as damage: everything but a torn tail (the normal trace of a crash,
-    /// or of an append in progress in a live database), which counts only when `strict`.
+    /// Whether it counts as damage: everything not acknowledged but a torn tail (the normal
+    /// trace of a crash, or of an append in progress in a live database), which counts only
+    /// when `strict`.
     pub fn is_damage(&self, strict: bool) -> bool {
-        strict || self.kind != ProblemKind::TornTail
+        !self.acknowledged && (strict || self.kind != ProblemKind::TornTail)
+    }
+
+    /// The loss it amounts to, if it is one (see [`Loss`]).
+    pub fn loss(&self) -> Option<Loss> {
+        let problem = Problem {
+            kind: self.kind,
+            path: self.path.clone(),
+            offset: self.offset,
+            len: self.len,
+            lost: self.lost,
+        };
+        Loss::from_problem(&problem).map(|loss| Loss {
+            acknowledged: self.acknowledged,
+            ..loss
+        })
+    }
+
+    /// Takes in what the log records about the same place.
+    fn merge(&mut self, recorded: &RecordedLoss) {
+        self.lost = self.lost.or(recorded.loss.lost);
+        self.acknowledged |= recorded.loss.acknowledged;
+        self.recorded = Some(recorded.written_at);
+    }
+}
+
+/// A loss the live log records, with when it was first recorded.
+struct RecordedLoss {
+    loss: Loss,
+    written_at: SystemTime,
+    /// A finding of the files read stands for it.
+    matched: bool,
+}
+
+impl RecordedLoss {
+    /// The finding of a loss whose place is gone from the files (compacted away) or cannot be
+    /// seen in a file on its own (missing records).
+    fn finding(&self, dir: &Path) -> Finding {
+        let name = self.loss.file_name();
+        let archived = dir.join(ARCHIVE_DIR).join(&name);
+        let path = if archived.exists() {
+            archived
+        } else {
+            dir.join(name)
+        };
+        let mut finding = Finding::from_problem(&Problem {
+            kind: self.loss.kind,
+            path,
+            offset: self.loss.offset,
+            len: self.loss.len,
+            lost: self.loss.lost,
+        });
+        finding.merge(self);
+        finding
+    }
+}
+
+/// Gathers the losses of the live log, each place once.
+fn record_loss(recorded: &mut Vec<RecordedLoss>, loss: &Loss, written_at: SystemTime) {
+    match recorded.iter_mut().find(|r| r.loss.same_place(loss)) {
+        Some(known) => {
+            known.loss.acknowledged |= loss.acknowledged;
+            known.loss.lost = known.loss.lost.or(loss.lost);
+        }
+        None => recorded.push(RecordedLoss {
+            loss: *loss,
+            written_at,
+            matched: false,
+        }),
     }
 }
 
@@ -61,7 +139,11 @@ impl fmt::Display for Finding {
             &self.detail,
             self.len,
             self.lost,
-        )
+        )?;
+        if self.acknowledged {
+            f.write_str(" (acknowledged)")?;
+        }
+        Ok(())
     }
 }
 
@@ -144,7 +226,8 @@ impl FileReport {
 pub struct VerifyReport {
     /// Every segment file, live ones first in replay order.
     pub files: Vec<FileReport>,
-    /// Every place that is not intact, torn tails included.
+    /// Every place that is not intact, torn tails included, and every loss the log records
+    /// (a compaction records the damage it rewrites away), acknowledged or not.
     pub findings: Vec<Finding>,
     /// Intact records in the live log.
     pub records: u64,
@@ -185,9 +268,13 @@ fn verify_once(dir: &Path, progress: Progress<'_>) -> Result<Option<VerifyReport
         .enumerate()
         .map(|(i, f)| (f.path.clone(), i))
         .collect();
+    let mut recorded = Vec::new();
     let summary = replay_with_progress(&plan, progress, |path, _, record| {
         if let Some(&i) = by_path.get(path) {
             files[i].count(record.seq);
+        }
+        if let Event::Loss(loss) = &record.event {
+            record_loss(&mut recorded, loss, record.written_at);
         }
     })?;
     report.records = summary.records;
@@ -229,8 +316,20 @@ fn verify_once(dir: &Path, progress: Progress<'_>) -> Result<Option<VerifyReport
             len,
             lost: None,
             detail,
+            recorded: None,
+            acknowledged: false,
         });
     }
+    for finding in &mut report.findings {
+        let loss = finding.loss();
+        let same = |r: &&mut RecordedLoss| loss.is_some_and(|l| r.loss.same_place(&l));
+        if let Some(known) = recorded.iter_mut().find(same) {
+            finding.merge(known);
+            known.matched = true;
+        }
+    }
+    let unmatched = recorded.iter().filter(|r| !r.matched);
+    report.findings.extend(unmatched.map(|r| r.finding(dir)));
     report.files = files;
     Ok(Some(report))
 }

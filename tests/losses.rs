@@ -1,0 +1,258 @@
+//! Damage outlives compaction: a loss found in the live log is recorded by the compaction that
+//! rewrites it away, carried over by every later one, reported by `verify`, `stats` and
+//! `history`, and can be acknowledged.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{id, node};
+use peerlog::inspect::{self, Change, Finding};
+use peerlog::{Loss, NodeDb, Options, ProblemKind};
+
+fn opts(keep_history: bool) -> Options {
+    Options {
+        segment_size: 4096,
+        keep_history,
+        ..Options::default()
+    }
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A database of `n` nodes over several small segments, closed.
+fn write_nodes(dir: &Path, n: u64) {
+    let db = NodeDb::open_with(dir, 1, id(0), opts(false)).unwrap();
+    for i in 1..=n {
+        db.update_node(&node(i)).unwrap();
+    }
+    db.close().unwrap();
+}
+
+fn damage(report: &inspect::VerifyReport) -> Vec<&Finding> {
+    report.damage(false).collect()
+}
+
+fn verify(dir: &Path) -> inspect::VerifyReport {
+    inspect::verify(dir, &inspect::no_progress).unwrap()
+}
+
+/// Removes the second segment; returns the sequence numbers the open then reports lost.
+fn lose_middle_segment(dir: &Path) -> (u64, u64) {
+    let files = segments(dir);
+    assert!(files.len() >= 3, "{files:?}");
+    fs::remove_file(&files[1]).unwrap();
+    let db = NodeDb::open_with(dir, 1, id(0), opts(false)).unwrap();
+    let problems = &db.recovery().problems;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let lost = problems[0].lost.unwrap();
+    db.close().unwrap();
+    lost
+}
+
+#[test]
+fn a_lost_segment_stays_reported_after_any_number_of_compactions() {
+    for keep_history in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        write_nodes(dir.path(), 150);
+        let lost = lose_middle_segment(dir.path());
+
+        for round in 1..=3 {
+            let db = NodeDb::open_with(dir.path(), 1, id(0), opts(keep_history)).unwrap();
+            db.update_node(&node(100 + round)).unwrap();
+            let stats = db.compact().unwrap();
+            assert_eq!(stats.losses.len(), 1, "round {round}: {stats:?}");
+            assert_eq!(stats.losses[0].lost, Some(lost));
+            assert_eq!(stats.losses[0].kind, ProblemKind::Missing);
+            // Found by the first compaction only; carried by the others.
+            assert_eq!(stats.problems.len(), usize::from(round == 1), "{stats:?}");
+            assert_eq!(db.losses(), stats.losses);
+            db.close().unwrap();
+
+            let report = verify(dir.path());
+            let found = damage(&report);
+            assert_eq!(found.len(), 1, "keep_history {keep_history}: {found:?}");
+            assert_eq!(found[0].lost, Some(lost));
+            assert!(found[0].recorded.is_some());
+            assert!(!report.is_intact(false));
+        }
+        // The database reopens with what it kept and reports the loss.
+        let db = NodeDb::open_with(dir.path(), 1, id(0), opts(false)).unwrap();
+        assert!(db.recovery().problems.is_empty());
+        assert_eq!(db.losses().len(), 1);
+        assert_eq!(db.node(&id(1)), Some(node(1)));
+        assert_eq!(db.node(&id(103)), Some(node(103)));
+    }
+}
+
+#[test]
+fn a_truncated_sealed_segment_keeps_its_lost_sequence_numbers_after_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    write_nodes(dir.path(), 150);
+    let files = segments(dir.path());
+    // Cut the first segment in the middle of a record.
+    let file = fs::OpenOptions::new().write(true).open(&files[0]).unwrap();
+    file.set_len(1003).unwrap();
+    drop(file);
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts(false)).unwrap();
+    let lost = db.recovery().problems[0].lost.expect("a lost range");
+    db.compact().unwrap();
+    db.close().unwrap();
+
+    let report = verify(dir.path());
+    let found = damage(&report);
+    assert_eq!(found.len(), 1, "{found:?}");
+    // The damaged segment is in archive/, read on its own, and the record of the loss gives
+    // what it alone cannot: the sequence numbers lost.
+    assert!(
+        found[0].path.starts_with(dir.path().join("archive")),
+        "{found:?}"
+    );
+    assert_eq!(found[0].kind, ProblemKind::DamagedTail);
+    assert_eq!(found[0].lost, Some(lost));
+    assert!(
+        found[0].to_string().contains("lost sequence numbers"),
+        "{}",
+        found[0]
+    );
+}
+
+#[test]
+fn acknowledged_damage_is_listed_but_not_counted_and_the_acknowledgement_survives_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    write_nodes(dir.path(), 150);
+    let lost = lose_middle_segment(dir.path());
+
+    // Acknowledged before any compaction: the loss is in the live log, not yet recorded.
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts(false)).unwrap();
+    let accepted = db.accept_damage().unwrap();
+    assert_eq!(accepted.len(), 1, "{accepted:?}");
+    assert_eq!(accepted[0].lost, Some(lost));
+    assert!(accepted[0].acknowledged);
+    // Nothing left to acknowledge.
+    assert!(db.accept_damage().unwrap().is_empty());
+    let report = verify(dir.path());
+    assert!(report.is_intact(false), "{:?}", report.findings);
+    let listed: Vec<_> = report.findings.iter().filter(|f| f.acknowledged).collect();
+    assert_eq!(listed.len(), 1, "{:?}", report.findings);
+    assert!(
+        listed[0].to_string().ends_with("(acknowledged)"),
+        "{}",
+        listed[0]
+    );
+
+    for round in 0..2 {
+        // Something to compact.
+        db.update_node(&node(300 + round)).unwrap();
+        let stats = db.compact().unwrap();
+        assert_eq!(stats.losses.len(), 1, "round {round}: {stats:?}");
+        assert!(stats.losses[0].acknowledged, "{stats:?}");
+        let report = verify(dir.path());
+        assert!(report.is_intact(false), "{:?}", report.findings);
+        assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+        assert!(report.findings[0].acknowledged);
+    }
+    db.close().unwrap();
+
+    // New damage after the acknowledgement is counted.
+    write_more_and_lose_another_segment(dir.path());
+    let report = verify(dir.path());
+    assert_eq!(damage(&report).len(), 1, "{:?}", report.findings);
+    assert_eq!(report.findings.iter().filter(|f| f.acknowledged).count(), 1);
+}
+
+fn write_more_and_lose_another_segment(dir: &Path) {
+    let db = NodeDb::open_with(dir, 1, id(0), opts(false)).unwrap();
+    for i in 200..350 {
+        db.update_node(&node(i)).unwrap();
+    }
+    db.close().unwrap();
+    // An ordinary segment with others after it (the compacted one holds the recorded loss).
+    let mut ordinary: Vec<_> = inspect::segments(dir)
+        .unwrap()
+        .into_iter()
+        .filter(|s| !s.compacted)
+        .collect();
+    ordinary.sort_by_key(|s| s.first_seq);
+    assert!(ordinary.len() >= 3, "{ordinary:?}");
+    fs::remove_file(&ordinary[1].path).unwrap();
+}
+
+#[test]
+fn damage_acknowledged_after_compaction_is_found_in_the_compacted_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    write_nodes(dir.path(), 150);
+    lose_middle_segment(dir.path());
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts(false)).unwrap();
+    db.compact().unwrap();
+    assert!(!db.losses()[0].acknowledged);
+    let accepted = db.accept_damage().unwrap();
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(db.losses().len(), 1, "the same place, acknowledged");
+    assert!(db.losses()[0].acknowledged);
+    db.close().unwrap();
+    assert!(verify(dir.path()).is_intact(false));
+}
+
+#[test]
+fn stats_and_history_report_recorded_losses() {
+    let dir = tempfile::tempdir().unwrap();
+    write_nodes(dir.path(), 150);
+    let lost = lose_middle_segment(dir.path());
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts(true)).unwrap();
+    db.compact().unwrap();
+    db.close().unwrap();
+
+    let stats = inspect::stats(
+        dir.path(),
+        &id(0),
+        Duration::from_secs(60),
+        &inspect::no_progress,
+    )
+    .unwrap();
+    assert_eq!(stats.losses.len(), 1, "{stats:?}");
+    assert_eq!(stats.losses[0].lost, Some(lost));
+
+    // The history of a node written after the loss shows it, in sequence order.
+    let history = inspect::history(dir.path(), &id(150), &inspect::no_progress).unwrap();
+    let losses: Vec<&Loss> = history
+        .iter()
+        .filter_map(|e| match &e.change {
+            Change::Loss(loss) => Some(loss),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(losses.len(), 1, "{history:?}");
+    assert_eq!(losses[0].lost, Some(lost));
+    assert!(
+        matches!(history.last().unwrap().change, Change::RecordCreated(_)),
+        "the loss comes before the events after it: {history:?}"
+    );
+}
+
+#[test]
+fn an_intact_database_records_no_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    write_nodes(dir.path(), 150);
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts(false)).unwrap();
+    let stats = db.compact().unwrap();
+    assert!(
+        stats.losses.is_empty() && stats.problems.is_empty(),
+        "{stats:?}"
+    );
+    assert!(db.losses().is_empty());
+    assert!(db.accept_damage().unwrap().is_empty());
+    db.close().unwrap();
+    let report = verify(dir.path());
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+}
