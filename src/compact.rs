@@ -6,7 +6,9 @@
 //!    active segment is sealed: everything up to sequence number `S` is now in sealed
 //!    segments, which nobody writes to again. Writers wait only for this step.
 //! 2. Without the lock, the sealed segments are replayed into a private index and its live
-//!    events (`m` records) are written to `<id>.seg.tmp` with sequence numbers `S+1-m ..= S`,
+//!    events (`m` records: first the losses, those the segments record and one for each
+//!    damaged or missing stretch found now, so that the damage stays visible once its place
+//!    is gone) are written to `<id>.seg.tmp` with sequence numbers `S+1-m ..= S`,
 //!    in a header flagged *compacted* that says it replaces everything through `S`.
 //!    A crash here leaves a `.tmp` file, removed on the next open: the old state.
 //! 3. The file is synced, renamed to `<id>.seg`, and the directory synced. From the rename on,

@@ -17,6 +17,7 @@ use peerlog::inspect::{self, InspectError};
 use peerlog::{EventKind, NodeId, Options, PeerState, Record};
 
 mod demo;
+mod logger;
 mod maintain;
 mod progress;
 mod render;
@@ -128,6 +129,10 @@ enum Command {
         /// Count a torn tail (crash or append in progress) as damage too
         #[arg(long)]
         strict: bool,
+        /// Acknowledge the damage found (records it in the log, taking the lock): later runs
+        /// list it as acknowledged and exit 0 unless new damage appears
+        #[arg(long)]
+        accept: bool,
         /// One JSON object
         #[arg(long)]
         json: bool,
@@ -295,6 +300,7 @@ impl From<io::Error> for Failure {
 }
 
 fn main() -> ExitCode {
+    logger::install();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
@@ -404,7 +410,12 @@ fn run(command: Command, out: &mut impl Write) -> Result<ExitCode, Failure> {
             dump(&dir, json, &filter, out)?
         }
         Command::History { dir, node, json } => history(&dir, &node, json, out)?,
-        Command::Verify { dir, strict, json } => return verify(&dir, strict, json, out),
+        Command::Verify {
+            dir,
+            strict,
+            accept,
+            json,
+        } => return verify(&dir, strict, accept, json, out),
         Command::Stats {
             dir,
             seed_age,
@@ -568,7 +579,18 @@ fn all_segment_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-fn verify(dir: &Path, strict: bool, json: bool, out: &mut impl Write) -> Result<ExitCode, Failure> {
+fn verify(
+    dir: &Path,
+    strict: bool,
+    accept: bool,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<ExitCode, Failure> {
+    let accepted = if accept {
+        maintain::accept_damage(dir)?
+    } else {
+        Vec::new()
+    };
     let meter = Meter::bar("verifying");
     let report = {
         // The library reports the live log's bytes; superseded and archived segments are
@@ -579,8 +601,11 @@ fn verify(dir: &Path, strict: bool, json: bool, out: &mut impl Write) -> Result<
     };
     meter.finish();
     if json {
-        writeln!(out, "{}", render::verify_json(&report, strict))?;
+        writeln!(out, "{}", render::verify_json(&report, strict, &accepted))?;
     } else {
+        for loss in &accepted {
+            writeln!(out, "acknowledged now: {loss}")?;
+        }
         for file in &report.files {
             let seqs = file
                 .seq_range
@@ -597,6 +622,8 @@ fn verify(dir: &Path, strict: bool, json: bool, out: &mut impl Write) -> Result<
         for finding in &report.findings {
             let label = if finding.is_damage(strict) {
                 "DAMAGE"
+            } else if finding.acknowledged {
+                "acknowledged"
             } else {
                 "note"
             };
@@ -672,7 +699,20 @@ fn stats(
         s.seeds,
         time::duration_words(s.seed_age)
     )?;
-    writeln!(out, "problems:  {} (see peerlog verify)", s.problems)?;
+    writeln!(
+        out,
+        "problems:  {} in the live log (see peerlog verify)",
+        s.problems
+    )?;
+    let acknowledged = s.losses.iter().filter(|l| l.acknowledged).count();
+    writeln!(
+        out,
+        "losses:    {} recorded, {acknowledged} acknowledged (see peerlog verify)",
+        s.losses.len()
+    )?;
+    for loss in s.losses.iter().filter(|l| !l.acknowledged) {
+        writeln!(out, "  {loss}")?;
+    }
     Ok(())
 }
 
@@ -716,6 +756,24 @@ fn maintain(open: OpenArgs, compact: Option<bool>, out: &mut impl Write) -> Resu
             time::count(c.records_written, "record"),
             time::count(c.bytes_written, "byte")
         )?;
+        for problem in &c.problems {
+            writeln!(
+                out,
+                "DAMAGE found: {problem}; recorded in the compacted segment, the damaged \
+                 segment moved to archive/"
+            )?;
+        }
+    }
+    if !report.losses.is_empty() {
+        let acknowledged = report.losses.iter().filter(|l| l.acknowledged).count();
+        writeln!(
+            out,
+            "losses the log records: {}, {acknowledged} acknowledged (see peerlog verify)",
+            report.losses.len()
+        )?;
+        for loss in report.losses.iter().filter(|l| !l.acknowledged) {
+            writeln!(out, "  {loss}")?;
+        }
     }
     Ok(())
 }

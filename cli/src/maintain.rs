@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use peerlog::{inspect, CompactStats, Error, NodeDb, NodeId, Options};
+use peerlog::{inspect, CompactStats, Error, Loss, NodeDb, NodeId, Options};
 
 use crate::CliError;
 
@@ -31,6 +31,8 @@ pub struct MaintenanceReport {
     pub compaction: Option<CompactStats>,
     /// Segment files before and after.
     pub segments: (usize, usize),
+    /// The losses the log records afterwards (see [`NodeDb::losses`]).
+    pub losses: Vec<Loss>,
 }
 
 fn count_segments(dir: &Path) -> Result<usize, CliError> {
@@ -108,6 +110,7 @@ fn maintain(
     stage(job_name);
     let (nodes_expired, compaction) = job(&db)?;
     let nodes_after = db.len();
+    let losses = db.losses();
     stage("closing");
     db.close()?;
     Ok(MaintenanceReport {
@@ -116,5 +119,15 @@ fn maintain(
         nodes_expired,
         compaction,
         segments: (before.1, count_segments(dir)?),
+        losses,
     })
+}
+
+/// Takes the lock of `dir` and acknowledges every damaged place in it (see
+/// [`NodeDb::accept_damage`]); returns those acknowledged now.
+pub fn accept_damage(dir: &Path) -> Result<Vec<Loss>, CliError> {
+    let db = open_existing(dir, &Maintenance::default())?;
+    let accepted = db.accept_damage()?;
+    db.close()?;
+    Ok(accepted)
 }

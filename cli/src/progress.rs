@@ -12,6 +12,7 @@
 
 use std::borrow::Cow;
 use std::io::{self, IsTerminal};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -52,6 +53,19 @@ impl Span {
     }
 }
 
+/// The bar on screen, if any: log messages are printed with it out of the way.
+static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Runs `print` (which writes to stderr) with the bar on screen, if any, cleared for the
+/// time, so that its line does not land in the middle of the bar.
+pub fn suspend(print: impl FnOnce()) {
+    let shown = SHOWN.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match shown {
+        Some(bar) => bar.suspend(print),
+        None => print(),
+    }
+}
+
 /// The progress display of one command.
 pub struct Meter {
     bar: ProgressBar,
@@ -68,6 +82,9 @@ impl Meter {
         bar.set_message(what.to_string());
         // Drawn at once, at 0 %: the first thing the user sees is the start.
         bar.tick();
+        if !bar.is_hidden() {
+            *SHOWN.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
+        }
         Meter {
             bar,
             stdout_is_terminal: io::stdout().is_terminal(),
@@ -129,6 +146,7 @@ impl Meter {
     /// Ends the display: the bar is cleared from the terminal.
     pub fn finish(&self) {
         self.bar.finish_and_clear();
+        SHOWN.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }
 

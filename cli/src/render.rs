@@ -2,7 +2,7 @@
 //! words for what an event changed.
 
 use peerlog::inspect::{Change, FileReport, Finding, HistoryEntry, VerifyReport};
-use peerlog::{Event, Node, PeerState, ProblemKind, Record};
+use peerlog::{Event, Loss, Node, PeerState, Problem, ProblemKind, Record};
 use serde_json::{json, Map, Value};
 
 use crate::maintain::MaintenanceReport;
@@ -126,7 +126,36 @@ pub fn finding_text(finding: &Finding) -> String {
         Some((first, last)) => text.push_str(&format!("; lost sequence numbers {first}..={last}")),
         None => {}
     }
+    if let Some(at) = finding.recorded {
+        text.push_str(&format!("; recorded in the log at {}", iso8601(at)));
+    }
     text
+}
+
+/// The stable JSON object of a loss the log records.
+pub fn loss_json(loss: &Loss) -> Value {
+    json!({
+        "kind": loss.kind.name(),
+        "file": loss.file_name(),
+        "offset": loss.offset,
+        "len": loss.len,
+        "lost_first_seq": loss.lost.map(|l| l.0),
+        "lost_last_seq": loss.lost.map(|l| l.1),
+        "acknowledged": loss.acknowledged,
+    })
+}
+
+/// The stable JSON object of a problem a compaction found.
+pub fn problem_json(problem: &Problem) -> Value {
+    json!({
+        "kind": problem.kind.name(),
+        "file": problem.path.display().to_string(),
+        "offset": problem.offset,
+        "len": problem.len,
+        "lost_first_seq": problem.lost.map(|l| l.0),
+        "lost_last_seq": problem.lost.map(|l| l.1),
+        "detail": problem.to_string(),
+    })
 }
 
 /// The stable JSON object of a finding.
@@ -139,6 +168,8 @@ pub fn finding_json(finding: &Finding) -> Value {
         "lost_first_seq": finding.lost.map(|l| l.0),
         "lost_last_seq": finding.lost.map(|l| l.1),
         "detail": finding.detail,
+        "acknowledged": finding.acknowledged,
+        "recorded_at": opt_time(finding.recorded),
     })
 }
 
@@ -155,9 +186,10 @@ pub fn file_json(file: &FileReport) -> Value {
 }
 
 /// The stable `verify --json` object.
-pub fn verify_json(report: &VerifyReport, strict: bool) -> Value {
+pub fn verify_json(report: &VerifyReport, strict: bool, accepted: &[Loss]) -> Value {
     json!({
         "intact": report.is_intact(strict),
+        "accepted": accepted.iter().map(loss_json).collect::<Vec<_>>(),
         "strict": strict,
         "records": report.records,
         "files": report.files.iter().map(file_json).collect::<Vec<_>>(),
@@ -190,6 +222,7 @@ pub fn stats_json(s: &peerlog::inspect::Stats) -> Value {
         "seeds": s.seeds,
         "seed_age_secs": s.seed_age.as_secs(),
         "problems": s.problems,
+        "losses": s.losses.iter().map(loss_json).collect::<Vec<_>>(),
     })
 }
 
@@ -201,6 +234,7 @@ pub fn maintenance_json(report: &MaintenanceReport) -> Value {
         "nodes_expired": report.nodes_expired,
         "segments_before": report.segments.0,
         "segments_after": report.segments.1,
+        "losses": report.losses.iter().map(loss_json).collect::<Vec<_>>(),
     });
     if let (Some(c), Value::Object(map)) = (&report.compaction, &mut out) {
         map.extend([
@@ -209,6 +243,10 @@ pub fn maintenance_json(report: &MaintenanceReport) -> Value {
             ("bytes_read".to_string(), json!(c.bytes_read)),
             ("records_written".to_string(), json!(c.records_written)),
             ("bytes_written".to_string(), json!(c.bytes_written)),
+            (
+                "problems".to_string(),
+                json!(c.problems.iter().map(problem_json).collect::<Vec<_>>()),
+            ),
         ]);
     }
     out
@@ -216,7 +254,7 @@ pub fn maintenance_json(report: &MaintenanceReport) -> Value {
 
 /// Column names of the CSV export, in order; also the keys of the JSON lines, in the same
 /// order. `event_time` was called `at` before, a reserved word in DuckDB's SQL.
-pub const EXPORT_COLUMNS: [&str; 11] = [
+pub const EXPORT_COLUMNS: [&str; 12] = [
     "seq",
     "written_at",
     "kind",
@@ -228,12 +266,13 @@ pub const EXPORT_COLUMNS: [&str; 11] = [
     "fails",
     "record_seq",
     "enr",
+    "detail",
 ];
 
 /// The fields of one exported event, as strings (empty when the kind has no such field).
-fn export_fields(record: &Record) -> [String; 11] {
+fn export_fields(record: &Record) -> [String; 12] {
     let (mut ip, mut udp, mut tcp, mut at, mut fails) = Default::default();
-    let (mut record_seq, mut enr) = Default::default();
+    let (mut record_seq, mut enr, mut detail) = Default::default();
     let endpoint = |node: &Node| {
         (
             node.ip.to_string(),
@@ -260,6 +299,8 @@ fn export_fields(record: &Record) -> [String; 11] {
         } => (ip, fails) = (a.to_string(), n.to_string()),
         Event::IpExpired { ip: a, .. } => ip = a.to_string(),
         Event::LocalSeq { seq } => record_seq = seq.to_string(),
+        // A text without commas: the CSV fields are not quoted.
+        Event::Loss(loss) => detail = loss.to_string().replace(',', ";"),
         _ => {}
     }
     let id = record.event.id();
@@ -275,6 +316,7 @@ fn export_fields(record: &Record) -> [String; 11] {
         fails,
         record_seq,
         enr,
+        detail,
     ]
 }
 
@@ -365,6 +407,7 @@ pub fn change_text(change: &Change) -> String {
         }
         Change::FindFailsAt { ip, from, to } => format!("findnode fails at {ip} {from} -> {to}"),
         Change::IpExpired(ip) => format!("expired at {ip}: its ping, pong and fails dropped"),
+        Change::Loss(loss) => format!("DAMAGE: {loss}; events about the node may be missing"),
         other => format!("{other:?}"),
     }
 }

@@ -409,7 +409,7 @@ fn export_rows_equal_the_events_written() {
     let lines: Vec<_> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "seq,written_at,kind,id,ip,udp,tcp,event_time,fails,record_seq,enr"
+        "seq,written_at,kind,id,ip,udp,tcp,event_time,fails,record_seq,enr,detail"
     );
     assert_eq!(lines.len(), 9);
     let fields: Vec<_> = lines[6].split(',').collect();
@@ -763,7 +763,7 @@ fn dump_history_and_export_show_signed_records_and_liveness_per_ip() {
     let mut rows = csv.lines();
     assert_eq!(
         rows.next().unwrap(),
-        "seq,written_at,kind,id,ip,udp,tcp,event_time,fails,record_seq,enr"
+        "seq,written_at,kind,id,ip,udp,tcp,event_time,fails,record_seq,enr,detail"
     );
     let rows: Vec<Vec<&str>> = rows.map(|r| r.split(',').collect()).collect();
     let kinds: Vec<&str> = rows.iter().map(|r| r[2]).collect();
@@ -1413,7 +1413,8 @@ fn exports_load_into_duckdb_and_the_documented_queries_run() {
             "event_time",
             "fails",
             "record_seq",
-            "enr"
+            "enr",
+            "detail"
         ]
     );
     // The query that counts events by kind gives the export's own counts.
@@ -1614,5 +1615,93 @@ fn history_of_an_unknown_node_says_so_on_stderr_and_exits_0() {
         stderr(&out),
         "peerlog: note: listing every event about the node id of this enode URL; its \
          endpoint (192.0.2.99 udp 1234 tcp 1234) is not a filter\n"
+    );
+}
+
+/// Issue: compaction laundered damage (verify said `intact` after `compact`), `compact` said
+/// nothing about it, and archived damage could not be acknowledged.
+#[test]
+fn damage_survives_compaction_and_can_be_acknowledged() {
+    let temp = tempfile::tempdir().unwrap();
+    multi_segment_db(temp.path()).close().unwrap();
+    let dir = path_str(temp.path());
+    let names = segment_names(temp.path());
+    let before: Value = serde_json::from_str(&run_ok(&["verify", dir, "--json"])).unwrap();
+    let lost = format!(
+        "lost sequence numbers {}..={}",
+        before["files"][1]["first_seq"], before["files"][1]["last_seq"]
+    );
+    fs::remove_file(temp.path().join(&names[1])).unwrap();
+
+    // compact names the damage on stdout, in --json, and the library's warning on stderr.
+    let out = peerlog(&["compact", dir, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["problems"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["problems"][0]["kind"], "missing");
+    assert_eq!(report["losses"][0]["acknowledged"], false, "{report}");
+    assert!(
+        stderr(&out).starts_with("peerlog: warning: ") && stderr(&out).contains(&lost),
+        "{}",
+        stderr(&out)
+    );
+    // Compacting again (twice) neither hides the loss nor finds it anew.
+    for _ in 0..2 {
+        let text = stdout(&peerlog(&["compact", dir, "--keep-history"]));
+        assert!(!text.contains("DAMAGE found"), "{text}");
+        assert!(
+            text.contains("losses the log records: 1, 0 acknowledged"),
+            "{text}"
+        );
+        assert!(text.contains(&lost), "{text}");
+    }
+
+    let out = peerlog(&["verify", dir]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("DAMAGE: ") && l.contains(&lost) && l.contains("recorded")),
+        "{text}"
+    );
+    assert!(text.ends_with("NOT intact\n"), "{text}");
+    let stats = run_ok(&["stats", dir]);
+    assert!(
+        stats.contains("losses:    1 recorded, 0 acknowledged"),
+        "{stats}"
+    );
+    let history = run_ok(&["history", dir, &id(60).to_string()]);
+    assert!(
+        history
+            .lines()
+            .any(|l| l.contains("DAMAGE: ") && l.contains(&lost)),
+        "{history}"
+    );
+    let export = run_ok(&["export", dir, "--kind", "loss", "--format", "csv"]);
+    assert_eq!(export.lines().count(), 2, "{export}");
+
+    // Acknowledged: listed, not counted, exit 0; and it stays so after another compaction.
+    let out = peerlog(&["verify", dir, "--accept"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("acknowledged now: "),
+        "{}",
+        stdout(&out)
+    );
+    run_ok(&["compact", dir]);
+    let text = run_ok(&["verify", dir]);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("acknowledged: ") && l.contains(&lost)),
+        "{text}"
+    );
+    assert!(text.ends_with("; intact\n"), "{text}");
+    let report: Value = serde_json::from_str(&run_ok(&["verify", dir, "--json"])).unwrap();
+    assert_eq!(report["intact"], true);
+    assert_eq!(report["findings"][0]["acknowledged"], true, "{report}");
+    let stats = run_ok(&["stats", dir]);
+    assert!(
+        stats.contains("losses:    1 recorded, 1 acknowledged"),
+        "{stats}"
     );
 }
