@@ -278,8 +278,33 @@ fn write_kind(dir: &Path, kind: &str) {
                 db.store_local_seq(seq).unwrap();
             }
         }
+        "loss" => {
+            drop(db);
+            return write_losses(dir);
+        }
         other => panic!("no seed for kind {other}"),
     }
+    db.close().unwrap();
+}
+
+/// A log whose segments record losses: a segment is lost, a compaction records it (in a
+/// compacted segment that replaces the rest), and an acknowledgement records it again in the
+/// segment after it. Leaves only those two segments.
+fn write_losses(dir: &Path) {
+    let db = NodeDb::open_with(dir, 1, id(0x11), small_segments()).unwrap();
+    for round in 0..40u64 {
+        for node in sample_nodes() {
+            db.update_last_pong(&node.id, past() + Duration::from_secs(round))
+                .unwrap();
+        }
+    }
+    db.close().unwrap();
+    let files = files_of(dir, |name| name.ends_with(".seg"));
+    assert!(files.len() >= 3, "{files:?}");
+    fs::remove_file(&files[1]).unwrap();
+    let db = NodeDb::open_with(dir, 1, id(0x11), small_segments()).unwrap();
+    assert_eq!(db.compact().unwrap().losses.len(), 1);
+    assert_eq!(db.accept_damage().unwrap().len(), 1);
     db.close().unwrap();
 }
 
@@ -589,11 +614,14 @@ fn write_seed_corpus() {
         "fails_at",
         "ip_expire",
         "local_seq",
+        "loss",
     ] {
         let dir = tempfile::tempdir().unwrap();
         write_kind(dir.path(), kind);
         let files = segments(dir.path());
-        assert_eq!(files.len(), 1, "{kind}: one segment");
+        // Losses: the compacted segment that records one and the segment acknowledging it.
+        let expected = if kind == "loss" { 2 } else { 1 };
+        assert_eq!(files.len(), expected, "{kind}: segments");
         seeds.push((format!("format2-kind-{kind}"), fix, files));
     }
     for (name, flags, files) in seeds {
