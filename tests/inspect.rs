@@ -124,3 +124,48 @@ fn the_export_with_the_archive_gives_back_what_compaction_replaced() {
     let live = inspect::export(dir.path(), &no_progress).unwrap();
     assert!(live.len() < 200, "the live log is compacted");
 }
+
+/// verify's progress covers every file it reads, archived ones included, from 0 to the end,
+/// and each file's size is the size read.
+#[test]
+fn verify_reports_progress_over_every_file_and_the_sizes_it_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = NodeDb::open_with(
+        dir.path(),
+        1,
+        id(0),
+        Options {
+            keep_history: true,
+            ..small_segments()
+        },
+    )
+    .unwrap();
+    (0..200).for_each(|n| write(&db, n));
+    db.compact().unwrap();
+    (200..250).for_each(|n| write(&db, n));
+    db.close().unwrap();
+
+    let calls = std::cell::RefCell::new(Vec::new());
+    let report = inspect::verify(dir.path(), &|done, total| {
+        calls.borrow_mut().push((done, total))
+    })
+    .unwrap();
+    let on_disk = |path: &std::path::Path| std::fs::metadata(path).unwrap().len();
+    let archived: Vec<_> = report
+        .files
+        .iter()
+        .filter(|f| f.role == inspect::FileRole::Archived)
+        .collect();
+    assert!(!archived.is_empty(), "{:?}", report.files);
+    for file in &report.files {
+        assert_eq!(file.size, on_disk(&file.path), "{file:?}");
+    }
+    let all: u64 = report.files.iter().map(|f| f.size).sum();
+    let calls = calls.into_inner();
+    assert!(
+        calls.iter().all(|&(_, total)| total == all),
+        "{calls:?} of {all}"
+    );
+    assert!(calls.windows(2).all(|w| w[0].0 <= w[1].0), "{calls:?}");
+    assert_eq!(calls.last(), Some(&(all, all)), "{calls:?}");
+}

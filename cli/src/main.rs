@@ -568,17 +568,6 @@ fn history(dir: &Path, node: &str, json: bool, out: &mut impl Write) -> Result<(
     Ok(())
 }
 
-/// Bytes of every segment file of `dir` and its archive, as far as their headers can be
-/// read: what `verify` reads in all (its progress counts the live log only).
-fn all_segment_bytes(dir: &Path) -> u64 {
-    [dir.to_path_buf(), dir.join("archive")]
-        .iter()
-        .filter_map(|d| inspect::segments(d).ok())
-        .flatten()
-        .map(|s| s.size)
-        .sum()
-}
-
 fn verify(
     dir: &Path,
     strict: bool,
@@ -592,13 +581,7 @@ fn verify(
         Vec::new()
     };
     let meter = Meter::bar("verifying");
-    let report = {
-        // The library reports the live log's bytes; superseded and archived segments are
-        // read after it, unreported: the bar stops at the live log's share of all bytes.
-        let all = all_segment_bytes(dir);
-        let step = meter.step("verifying", Span::ALL);
-        inspect::verify(dir, &|done, live| step(done, live.max(all)))?
-    };
+    let report = inspect::verify(dir, &meter.step("verifying", Span::ALL))?;
     meter.finish();
     if json {
         writeln!(out, "{}", render::verify_json(&report, strict, &accepted))?;

@@ -413,7 +413,7 @@ fn export_rows_equal_the_events_written() {
     );
     assert_eq!(lines.len(), 9);
     let fields: Vec<_> = lines[6].split(',').collect();
-    assert_eq!(fields.len(), 11);
+    assert_eq!(fields.len(), 12);
     assert_eq!((fields[0], fields[2], fields[8]), ("6", "fails", "3"));
     assert_eq!(fields[3], hex(2));
 }

@@ -214,11 +214,11 @@ fn replay_with_progress(
 }
 
 /// Reads one segment file on its own (not as part of a replay): every intact record with its
-/// offset, and every damaged place.
+/// offset, and every damaged place; returns those and the bytes read.
 fn scan_segment(
     segment: &SegmentFile,
     mut on_record: impl FnMut(u64, Record),
-) -> Result<Vec<Problem>, Error> {
+) -> Result<(Vec<Problem>, u64), Error> {
     let bytes = fs::read(&segment.path).map_err(|e| Error::io(&segment.path, e))?;
     let mut scanner = SegmentScanner::new(&bytes, salt_seed(segment.header.salt));
     let mut problems = Vec::new();
@@ -241,7 +241,7 @@ fn scan_segment(
         let len = end.garbage_end - end.valid_end;
         problems.push(problem(ProblemKind::DamagedTail, end.valid_end, len));
     }
-    Ok(problems)
+    Ok((problems, bytes.len() as u64))
 }
 
 /// The segments in `archive/` (kept by compaction with `keep_history`); none if there is no

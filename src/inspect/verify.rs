@@ -189,7 +189,8 @@ pub struct FileReport {
     pub path: PathBuf,
     /// What it is to the database.
     pub role: FileRole,
-    /// File size in bytes.
+    /// Its size in bytes when it was read (under a live writer, the size listed a moment
+    /// before may be smaller).
     pub size: u64,
     /// Intact records in it.
     pub records: u64,
@@ -246,7 +247,8 @@ impl VerifyReport {
 }
 
 /// Checks every segment file of `dir` (and of `archive/`) and every record in them. A
-/// segment whose header cannot be read is reported, not a reason to stop.
+/// segment whose header cannot be read is reported, not a reason to stop. Progress counts the
+/// bytes of every file read: the live log first, then superseded and archived segments.
 pub fn verify(dir: &Path, progress: Progress<'_>) -> Result<VerifyReport, InspectError> {
     retrying(dir, || verify_once(dir, progress))
 }
@@ -268,8 +270,19 @@ fn verify_once(dir: &Path, progress: Progress<'_>) -> Result<Option<VerifyReport
         .enumerate()
         .map(|(i, f)| (f.path.clone(), i))
         .collect();
+    let archived = archived_segments(dir)?;
+    let others: Vec<(&SegmentFile, FileRole)> = plan
+        .superseded
+        .iter()
+        .map(|s| (s, FileRole::Superseded))
+        .chain(archived.iter().map(|s| (s, FileRole::Archived)))
+        .collect();
+    // Progress over every file read: the live log, then the others.
+    let live_bytes: u64 = plan.live.iter().map(|s| s.len).sum();
+    let total = live_bytes + others.iter().map(|(s, _)| s.len).sum::<u64>();
     let mut recorded = Vec::new();
-    let summary = replay_with_progress(&plan, progress, |path, _, record| {
+    let live_progress = |done: u64, _| progress(done.min(live_bytes), total);
+    let summary = replay_with_progress(&plan, &live_progress, |path, _, record| {
         if let Some(&i) = by_path.get(path) {
             files[i].count(record.seq);
         }
@@ -277,6 +290,12 @@ fn verify_once(dir: &Path, progress: Progress<'_>) -> Result<Option<VerifyReport
             record_loss(&mut recorded, loss, record.written_at);
         }
     })?;
+    // Sizes as read: a live writer may have grown a segment since it was listed.
+    for (path, len) in &summary.bytes_read {
+        if let Some(&i) = by_path.get(path) {
+            files[i].size = *len;
+        }
+    }
     report.records = summary.records;
     report.findings = summary.problems.iter().map(Finding::from_problem).collect();
     files.extend(
@@ -284,15 +303,13 @@ fn verify_once(dir: &Path, progress: Progress<'_>) -> Result<Option<VerifyReport
             .iter()
             .map(|s| FileReport::of(s, FileRole::Stale)),
     );
-    let archived = archived_segments(dir)?;
-    let others = plan
-        .superseded
-        .iter()
-        .map(|s| (s, FileRole::Superseded))
-        .chain(archived.iter().map(|s| (s, FileRole::Archived)));
+    let mut done = live_bytes;
     for (segment, role) in others {
         let mut file = FileReport::of(segment, role);
-        let problems = scan_segment(segment, |_, record| file.count(record.seq))?;
+        let (problems, read) = scan_segment(segment, |_, record| file.count(record.seq))?;
+        file.size = read;
+        done += segment.len;
+        progress(done, total);
         report
             .findings
             .extend(problems.iter().map(Finding::from_problem));

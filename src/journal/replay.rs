@@ -186,6 +186,9 @@ pub struct ReplaySummary {
     pub record_bytes: u64,
     /// Every place the log was not intact, in log order.
     pub problems: Vec<Problem>,
+    /// Each segment replayed, with the bytes of it read: its length when it was mapped, which
+    /// a live writer's preallocation may have grown since the directory was listed.
+    pub bytes_read: Vec<(PathBuf, u64)>,
     /// The sequence number the next record gets.
     pub next_seq: u64,
     /// Where the last segment's intact data ends.
@@ -376,6 +379,9 @@ fn replay_segments(
         // of the map can vanish under us; bytes that change under a live writer are copied
         // before they are checked (see SegmentScanner).
         let map = unsafe { map_options.map(&file) }.at(&segment.path)?;
+        summary
+            .bytes_read
+            .push((segment.path.clone(), map.len() as u64));
         let mut replay = SegmentReplay {
             segment,
             tracker: &mut tracker,
