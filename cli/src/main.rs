@@ -499,27 +499,29 @@ impl DumpFilter {
 
 fn dump(dir: &Path, json: bool, filter: &DumpFilter, out: &mut impl Write) -> Result<(), Failure> {
     // Shares of the time (measured at 100 k nodes): reading is most of a text dump, under
-    // half of a JSON one.
+    // half of a JSON one. Each peer's state is made as it is printed.
     let read_share = if json { 45 } else { 75 };
     let meter = Meter::bar("reading");
-    let state = inspect::state(dir, &meter.step("reading", Span::percent(0, read_share)))?;
-    let printing = meter.output_step("printing", Span::percent(read_share, 100));
-    let total = state.peers.len() as u64;
-    for (i, peer) in state.peers.iter().enumerate() {
-        if i % LINES_PER_REPORT == 0 {
-            printing(i as u64, total);
+    let reading = meter.step("reading", Span::percent(0, read_share));
+    inspect::with_peers(dir, &reading, |peers| -> Result<(), Failure> {
+        let printing = meter.output_step("printing", Span::percent(read_share, 100));
+        let total = peers.len() as u64;
+        for (i, peer) in peers.enumerate() {
+            if i % LINES_PER_REPORT == 0 {
+                printing(i as u64, total);
+            }
+            if !filter.keeps(&peer) {
+                continue;
+            }
+            if json {
+                writeln!(out, "{}", render::peer_json(&peer))?;
+            } else {
+                writeln!(out, "{}", render::peer_line(&peer))?;
+            }
         }
-        if !filter.keeps(peer) {
-            continue;
-        }
-        if json {
-            writeln!(out, "{}", render::peer_json(peer))?;
-        } else {
-            writeln!(out, "{}", render::peer_line(peer))?;
-        }
-    }
-    printing(total, total);
-    Ok(())
+        printing(total, total);
+        Ok(())
+    })?
 }
 
 fn history(dir: &Path, node: &str, json: bool, out: &mut impl Write) -> Result<(), Failure> {

@@ -41,7 +41,7 @@ mod verify;
 
 pub use export::{export, export_each, export_with_archive_each};
 pub use history::{history, Change, HistoryEntry};
-pub use state::{state, LiveState};
+pub use state::{state, with_peers, LiveState, Peers};
 pub use stats::{stats, Stats};
 pub use verify::{verify, FileReport, FileRole, Finding, VerifyReport};
 

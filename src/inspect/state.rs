@@ -60,6 +60,69 @@ pub(super) fn replay_state(dir: &Path, progress: Progress<'_>) -> Result<Replaye
     })
 }
 
+/// The state of every id of a replayed log, sorted by id, each made when it is asked for.
+pub struct Peers<'a> {
+    index: &'a Index,
+    order: std::vec::IntoIter<u32>,
+}
+
+impl std::fmt::Debug for Peers<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peers")
+            .field("left", &self.order.len())
+            .finish()
+    }
+}
+
+impl Iterator for Peers<'_> {
+    type Item = PeerState;
+
+    fn next(&mut self) -> Option<PeerState> {
+        let i = self.order.next()?;
+        Some(self.index.state(&self.index.entries()[i as usize]))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.order.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Peers<'_> {}
+
+/// Replays the live log of `dir` into the index a `NodeDb` would open with, then hands `read`
+/// the state of every id, sorted by id, one at a time: memory for the index, not for a copy
+/// of every peer's state beside it (as [`state`] needs).
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// use peerlog::inspect;
+/// # let db = peerlog::NodeDb::open(dir.path(), 5, "11".repeat(64).parse()?)?;
+/// # db.update_node(&"enode://2222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222@10.0.0.2:30303".parse()?)?;
+/// # db.close()?;
+/// let ids: Vec<_> = inspect::with_peers(dir.path(), &inspect::no_progress, |peers| {
+///     peers.map(|peer| peer.id).collect()
+/// })?;
+/// assert_eq!(ids.len(), 1);
+/// # Ok(())
+/// # }
+/// ```
+pub fn with_peers<T>(
+    dir: &Path,
+    progress: Progress<'_>,
+    read: impl FnOnce(Peers<'_>) -> T,
+) -> Result<T, InspectError> {
+    let replayed = replay_state(dir, progress)?;
+    let index = &replayed.index;
+    let entries = index.entries();
+    let mut order: Vec<u32> = (0..entries.len() as u32).collect();
+    order.sort_unstable_by_key(|&i| entries[i as usize].id);
+    Ok(read(Peers {
+        index,
+        order: order.into_iter(),
+    }))
+}
+
 /// Replays the live log of `dir` into the state a `NodeDb` would open with.
 pub fn state(dir: &Path, progress: Progress<'_>) -> Result<LiveState, InspectError> {
     let replayed = replay_state(dir, progress)?;
