@@ -98,7 +98,7 @@ impl ExactSizeIterator for Peers<'_> {}
 /// # let dir = tempfile::tempdir()?;
 /// use peerlog::inspect;
 /// # let db = peerlog::NodeDb::open(dir.path(), 5, "11".repeat(64).parse()?)?;
-/// # db.update_node(&"enode://2222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222@10.0.0.2:30303".parse()?)?;
+/// # db.update_node(&format!("enode://{}@10.0.0.2:30303", "22".repeat(64)).parse()?)?;
 /// # db.close()?;
 /// let ids: Vec<_> = inspect::with_peers(dir.path(), &inspect::no_progress, |peers| {
 ///     peers.map(|peer| peer.id).collect()
