@@ -25,11 +25,12 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
+use crate::error::IoContext;
 use crate::event::Record;
 use crate::journal::dir::{is_not_found, list_dir, Listing, SegmentFile, ARCHIVE_DIR};
 use crate::journal::format::salt_seed;
 use crate::journal::reader::{ScanItem, SegmentScanner};
-use crate::journal::replay::{replay, ReplayPlan};
+use crate::journal::replay::{replay, ReleaseBehind, ReplayPlan};
 use crate::journal::{Problem, ProblemKind, ReplaySummary};
 use crate::Error;
 
@@ -214,13 +215,20 @@ fn replay_with_progress(
 }
 
 /// Reads one segment file on its own (not as part of a replay): every intact record with its
-/// offset, and every damaged place; returns those and the bytes read.
+/// offset, and every damaged place; returns those and the bytes read. Mapped, its pages
+/// released behind the scan, so that memory stays bounded whatever the file's size.
 fn scan_segment(
     segment: &SegmentFile,
     mut on_record: impl FnMut(u64, Record),
 ) -> Result<(Vec<Problem>, u64), Error> {
-    let bytes = fs::read(&segment.path).map_err(|e| Error::io(&segment.path, e))?;
-    let mut scanner = SegmentScanner::new(&bytes, salt_seed(segment.header.salt));
+    let file = fs::File::open(&segment.path).at(&segment.path)?;
+    // SAFETY: as for a replay (journal::replay): the map is only read, segment files are
+    // never shrunk, and the scanner copies each frame out before checking it, so bytes that
+    // change under a live writer are never trusted.
+    let map = unsafe { memmap2::Mmap::map(&file) }.at(&segment.path)?;
+    let bytes: &[u8] = &map;
+    let mut behind = ReleaseBehind::new(bytes);
+    let mut scanner = SegmentScanner::new(bytes, salt_seed(segment.header.salt));
     let mut problems = Vec::new();
     let problem = |kind, offset, len| Problem {
         kind,
@@ -231,7 +239,10 @@ fn scan_segment(
     };
     for item in scanner.by_ref() {
         match item {
-            ScanItem::Record { offset, record, .. } => on_record(offset, record),
+            ScanItem::Record { offset, record, .. } => {
+                behind.reached(offset);
+                on_record(offset, record)
+            }
             ScanItem::Damage { offset, len } => {
                 problems.push(problem(ProblemKind::Damaged, offset, len))
             }

@@ -16,9 +16,6 @@ use crate::journal::format::{salt_seed, HEADER_LEN};
 use crate::journal::reader::{Decoded, ScanEnd, ScanItem, SegmentScanner};
 use crate::Error;
 
-/// Segments up to this size are read with `MAP_POPULATE`.
-const MAX_POPULATE: u64 = 256 << 20;
-
 /// Which segments make up the log, in replay order.
 #[derive(Debug, Default)]
 pub struct ReplayPlan {
@@ -221,13 +218,64 @@ pub fn replay(
 
 /// [`replay`] that stops as soon as `on_record` says so (a reader whose output went away);
 /// the summary then covers what was read up to there.
+///
+/// Memory stays bounded whatever the log's size: pages are faulted in as they are read and
+/// released behind the scan (see [`ReleaseBehind`]).
 pub(crate) fn replay_until(
     plan: &ReplayPlan,
     mut on_record: impl FnMut(RecordPlace<'_>, Record) -> ControlFlow<()>,
 ) -> Result<ReplaySummary, Error> {
-    replay_segments(plan, true, |map, seed, replay| {
+    replay_segments(plan, |map, seed, replay| {
+        let mut behind = ReleaseBehind::new(map);
+        let mut on_record = |place: RecordPlace<'_>, record| {
+            behind.reached(place.offset);
+            on_record(place, record)
+        };
         replay.scan(SegmentScanner::copying(map, seed), &mut on_record)
     })
+}
+
+/// Releases the pages of a mapped segment behind a sequential scan, a few MiB at a time, so
+/// that a reader of a large log (an export, a history) keeps a bounded resident size: the
+/// pages of a file mapping count as the process's own while they are mapped.
+pub(crate) struct ReleaseBehind<'m> {
+    map: &'m [u8],
+    released: usize,
+}
+
+impl<'m> ReleaseBehind<'m> {
+    /// Released in steps of this many bytes (a multiple of any page size).
+    const STEP: usize = 8 << 20;
+
+    pub fn new(map: &'m [u8]) -> ReleaseBehind<'m> {
+        ReleaseBehind { map, released: 0 }
+    }
+
+    /// The scan reached `offset`: nothing before it is read again.
+    pub fn reached(&mut self, offset: u64) {
+        let offset = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.map.len());
+        if offset - self.released.min(offset) < Self::STEP {
+            return;
+        }
+        let until = offset - offset % Self::STEP;
+        let from = self.released;
+        // SAFETY: `map` starts a read-only shared file mapping (page-aligned, as every map
+        // memmap2 makes at offset 0) and `from..until` lies inside it, with `from` and `until`
+        // multiples of STEP, so page-aligned. MADV_DONTNEED on such a mapping only drops the
+        // page table entries: the bytes stay the file's, and a later read faults them in from
+        // it again, so no reference into the map sees anything but the file. It is advice: a
+        // failure changes nothing and is ignored.
+        unsafe {
+            libc::madvise(
+                self.map.as_ptr().add(from) as *mut libc::c_void,
+                until - from,
+                libc::MADV_DONTNEED,
+            );
+        }
+        self.released = until;
+    }
 }
 
 /// [`replay`] for a caller that holds the directory's lock: nobody writes the segments while
@@ -239,8 +287,8 @@ pub(crate) fn replay_locked(
     plan: &ReplayPlan,
     mut on_record: impl FnMut(RecordPlace<'_>, StoredRecord<'_>, Option<&IdBytes>),
 ) -> Result<ReplaySummary, Error> {
-    // Not populated: the helper faults the pages in as it checks them, on its own core.
-    replay_segments(plan, false, |map, seed, replay| {
+    // The helper faults the pages in as it checks them, on its own core.
+    replay_segments(plan, |map, seed, replay| {
         let mut upcoming = IdsAhead::new(map, IDS_AHEAD);
         let mut on_record = |place: RecordPlace<'_>, record| {
             on_record(place, record, upcoming.next_new_id());
@@ -332,12 +380,10 @@ impl SegmentReplay<'_> {
     }
 }
 
-/// Replays every live segment of `plan`, each mapped and handed to `scan_segment` with its
-/// checksum seed. `populate`: fault the pages of each segment in when it is mapped, rather
-/// than as they are first read.
+/// Replays every live segment of `plan`, each mapped (its pages faulted in as they are read)
+/// and handed to `scan_segment` with its checksum seed.
 fn replay_segments(
     plan: &ReplayPlan,
-    populate: bool,
     mut scan_segment: impl FnMut(&[u8], u32, &mut SegmentReplay<'_>) -> Option<ScanEnd>,
 ) -> Result<ReplaySummary, Error> {
     let mut tracker = SeqTracker::default();
@@ -368,17 +414,11 @@ fn replay_segments(
             &mut summary.problems,
         );
         let file = File::open(&segment.path).at(&segment.path)?;
-        // With `populate`, faulted in at once (fewer page faults than one at a time), unless
-        // the file is larger than a segment should be (damage): then only the pages read are.
-        let mut map_options = MmapOptions::new();
-        if populate && segment.len <= MAX_POPULATE {
-            map_options.populate();
-        }
         // SAFETY: the map is only read. peerlog never shrinks a segment file (sealed segments
         // keep their preallocated length; deleted ones stay mapped until unmapped), so no page
         // of the map can vanish under us; bytes that change under a live writer are copied
         // before they are checked (see SegmentScanner).
-        let map = unsafe { map_options.map(&file) }.at(&segment.path)?;
+        let map = unsafe { MmapOptions::new().map(&file) }.at(&segment.path)?;
         summary
             .bytes_read
             .push((segment.path.clone(), map.len() as u64));
