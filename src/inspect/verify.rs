@@ -5,8 +5,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::InspectError;
-use super::{archived_segments, replay_with_progress, retrying, scan_segment, Progress};
+use super::{list_archive, replay_with_progress, retrying, scan_segment, Progress};
 use crate::journal::dir::{list_dir, Listing, SegmentFile};
+use crate::journal::format::HEADER_LEN;
 use crate::journal::replay::{write_place, ReplayPlan};
 use crate::journal::{Problem, ProblemKind};
 use crate::Error;
@@ -148,6 +149,9 @@ pub struct VerifyReport {
     pub findings: Vec<Finding>,
     /// Intact records in the live log.
     pub records: u64,
+    /// Files and directories not named like peerlog's, in the directory and in `archive/`:
+    /// ignored, as opening the database ignores them (not damage).
+    pub ignored: Vec<PathBuf>,
 }
 
 impl VerifyReport {
@@ -197,7 +201,8 @@ fn verify_once(dir: &Path, progress: Progress<'_>) -> Result<Option<VerifyReport
             .iter()
             .map(|s| FileReport::of(s, FileRole::Stale)),
     );
-    let archived = archived_segments(dir)?;
+    let archive = list_archive(dir, Listing::Tolerant)?;
+    let archived = archive.segments;
     let others = plan
         .superseded
         .iter()
@@ -211,26 +216,28 @@ fn verify_once(dir: &Path, progress: Progress<'_>) -> Result<Option<VerifyReport
             .extend(problems.iter().map(Finding::from_problem));
         files.push(file);
     }
-    for unreadable in &listing.unreadable {
+    for unreadable in listing.unreadable.iter().chain(&archive.unreadable) {
         files.push(FileReport::new(
             &unreadable.path,
             unreadable.len,
             FileRole::Unreadable,
         ));
-        let (offset, len, detail) = match &unreadable.error {
-            Error::Corrupt { offset, reason, .. } => (*offset, 64, reason.clone()),
-            Error::NotADatabase { reason, .. } => (0, 8, reason.clone()),
-            other => (0, 0, other.to_string()),
+        let detail = match &unreadable.error {
+            Error::DamagedHeader { reason, .. } => reason.clone(),
+            other => other.to_string(),
         };
         report.findings.push(Finding {
             kind: ProblemKind::BadHeader,
             path: unreadable.path.clone(),
-            offset,
-            len,
+            offset: 0,
+            // The header's bytes, as far as the file has them.
+            len: unreadable.len.min(HEADER_LEN as u64),
             lost: None,
             detail,
         });
     }
     report.files = files;
+    report.ignored = listing.stray;
+    report.ignored.extend(archive.stray);
     Ok(Some(report))
 }
