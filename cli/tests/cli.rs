@@ -527,13 +527,13 @@ fn errors_are_one_line_with_a_non_zero_status() {
     }
     assert!(!missing.exists(), "nothing created");
 
-    let foreign = temp.path().join("foreign");
-    fs::create_dir(&foreign).unwrap();
-    fs::write(foreign.join("notes.txt"), "hello").unwrap();
-    for sub in ["dump", "verify", "stats", "export", "expire"] {
-        let out = peerlog(&[sub, path_str(&foreign)]);
-        assert_one_line_error(&out, "not a peerlog database");
+    let empty = temp.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    for sub in ["dump", "verify", "stats", "export", "expire", "salvage"] {
+        let out = peerlog(&[sub, path_str(&empty)]);
+        assert_one_line_error(&out, "no peerlog database here");
     }
+    assert_eq!(fs::read_dir(&empty).unwrap().count(), 0, "nothing created");
 
     let db = temp.path().join("db");
     small_db(&db);

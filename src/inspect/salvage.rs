@@ -167,7 +167,9 @@ pub fn salvage(dir: &Path) -> Result<SalvageReport, InspectError> {
 /// readable record. Except a compacted segment: its id is above that of the segment appended
 /// to while it was written, and it restates everything before that segment; so when the
 /// readable log starts with a gap no other file accounts for (only a compacted segment lets a
-/// log start after 1), the newest unreadable file held that gap.
+/// log start after 1), the newest unreadable file that leaves no gap of its own (else the
+/// newest of all) held that gap. An inference: a segment deleted by hand, or several damaged
+/// at once, can make it name the wrong file.
 fn lost_in_live_log(
     unreadable: &[UnreadableSegment],
     readable: Vec<SegmentFile>,
@@ -212,9 +214,17 @@ fn lost_in_live_log(
         ids.iter()
             .any(|&id| next_of(id).is_some_and(|n| n.path == first.path))
     });
-    let newest = (0..ids.len()).max_by_key(|&i| ids[i]);
-    if let (Some((a, b)), false, Some(i)) = (opening_gap, accounted, newest) {
-        if lost[i] == Lost::After(last_seq) {
+    // The compacted segment: the newest file that leaves no gap of its own, else the newest
+    // of all (it was named after every readable segment).
+    let newest_with = |lost: &[Lost], kind: Lost| {
+        (0..ids.len())
+            .filter(|&i| lost[i] == kind)
+            .max_by_key(|&i| ids[i])
+    };
+    if let (Some((a, b)), false) = (opening_gap, accounted) {
+        let base =
+            newest_with(&lost, Lost::Nothing).or_else(|| newest_with(&lost, Lost::After(last_seq)));
+        if let Some(i) = base {
             lost[i] = Lost::Range(a, b);
         }
     }
@@ -263,11 +273,6 @@ fn move_aside(
         Error::DamagedHeader { reason, .. } => reason.clone(),
         other => other.to_string(),
     };
-    ::log::warn!(
-        "moved {} to {}: {reason}; {lost}",
-        segment.path.display(),
-        target.display()
-    );
     Ok(SalvagedSegment {
         path: segment.path.clone(),
         moved_to: target,
