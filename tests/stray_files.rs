@@ -224,7 +224,7 @@ fn a_version_wipe_removes_only_peerlog_s_segments() {
 
 /// A file named like a segment is a segment: in `archive/`, one whose header cannot be read
 /// fails the readers of the archive with an error naming it (`verify` reports it), as one in
-/// the directory fails `open`; a directory with a segment's name is no segment either.
+/// the directory fails `open`.
 #[test]
 fn a_file_named_like_a_segment_is_judged_by_its_header() {
     let temp = tempfile::tempdir().unwrap();
@@ -253,16 +253,13 @@ fn a_file_named_like_a_segment_is_judged_by_its_header() {
     assert_eq!(db.len(), 60);
     db.close().unwrap();
 
-    let folder = dir.join("0000000000000099.seg");
-    fs::create_dir(&folder).unwrap();
+    let live = dir.join("0000000000000099.seg");
+    fs::write(&live, b"").unwrap();
     match NodeDb::open_with(dir, VERSION, id(0), options()) {
         Err(Error::DamagedHeader { path, reason }) => {
-            assert_eq!(
-                (path, reason.as_str()),
-                (folder, "a directory, not a segment file")
-            )
+            assert_eq!((path, reason.as_str()), (live, "the file is empty"))
         }
         Err(other) => panic!("unexpected error {other}"),
-        Ok(_) => panic!("opened with a directory named like a segment"),
+        Ok(_) => panic!("opened with an empty segment"),
     }
 }

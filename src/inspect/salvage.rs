@@ -287,9 +287,6 @@ fn move_aside(
 /// Whether a file holds nothing a record could be in: nothing past a header's length, or only
 /// zeros there (a segment's unused, preallocated space).
 fn holds_nothing(path: &Path) -> Result<bool, Error> {
-    if path.is_dir() {
-        return Ok(true);
-    }
     let mut file = File::open(path).at(path)?;
     let mut buf = vec![0u8; 64 << 10];
     let mut at = 0usize;

@@ -117,11 +117,11 @@ pub fn list_dir(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
     let mut listing = DirListing::default();
     let mut entries: Vec<_> = fs::read_dir(dir)
         .at(dir)?
-        .map(|entry| entry.map(|e| (e.file_name(), e.file_type().ok())))
+        .map(|entry| entry.map(|e| e.file_name()))
         .collect::<Result<_, _>>()
         .at(dir)?;
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, file_type) in entries {
+    entries.sort();
+    for name in entries {
         let path = dir.join(&name);
         let mut stray = || {
             ::log::warn!(
@@ -169,15 +169,8 @@ pub fn list_dir(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
         // accounted for by sequence number like any others.
         // A segment removed since the directory was read (by a live writer's compaction) fails
         // here with NotFound: the caller lists again rather than replay an incomplete log.
-        let header = if file_type.is_some_and(|t| t.is_dir()) {
-            Err(Error::DamagedHeader {
-                path: path.clone(),
-                reason: "a directory, not a segment file".into(),
-            })
-        } else {
-            read_segment_header(&path)
-        };
-        match (header, mode) {
+        // (A directory of that name fails to read, with EISDIR: a read error, not damage.)
+        match (read_segment_header(&path), mode) {
             (Ok(mut segment), _) => {
                 segment.file_id = id;
                 listing.segments.push(segment);
