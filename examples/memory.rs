@@ -6,6 +6,9 @@
 //! from the record's IP each; the figure beyond the record is then beyond the node record
 //! *and* the signed record's own bytes (its RLP, kept as it is).
 //!
+//! With `--open DIR`, it opens the database in DIR and closes it, for a measurement of the
+//! peak resident size of an open from outside (benches/commands.py).
+//!
 //! Run with `cargo run --release --example memory [NODES] [--signed]`.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -77,8 +80,26 @@ fn signed(nodes: u64) -> Result<(f64, f64, f64), peerlog::Error> {
     ))
 }
 
-fn main() -> Result<(), peerlog::Error> {
+/// Opens the database in `dir` (with the protocol version its segments carry) and closes it:
+/// what benches/commands.py measures the peak resident size of, beside the `peerlog` commands
+/// on the same log.
+fn open(dir: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let segments = peerlog::inspect::segments(dir.as_ref())?;
+    let version = segments.first().map_or(0, |s| s.protocol_version);
+    let db = NodeDb::open(dir, version, NodeId([0; 64]))?;
+    println!("{} nodes open in {dir}", db.len());
+    db.close()?;
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = args.iter().position(|a| a == "--open") {
+        return open(
+            args.get(at + 1)
+                .ok_or("--open takes a database directory")?,
+        );
+    }
     let is_signed = args.iter().any(|a| a == "--signed");
     let count = args.iter().find(|a| !a.starts_with("--"));
     if is_signed {

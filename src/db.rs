@@ -302,9 +302,12 @@ impl Inner {
 impl NodeDb {
     /// Opens (or creates) the database in `dir` with the default [`Options`].
     ///
-    /// A directory written with another protocol `version` is wiped and starts empty; one
-    /// holding files peerlog did not write is refused with [`Error::NotADatabase`] and left
-    /// untouched; one open in another `NodeDb` gives [`Error::Locked`].
+    /// A directory written with another protocol `version` is wiped and starts empty (its
+    /// segments: nothing else is removed); files and directories not named like peerlog's are
+    /// ignored (each logged as a warning) and left untouched; a file named like a segment whose
+    /// header cannot be read is refused with [`Error::DamagedHeader`] and left untouched (see
+    /// [`inspect::salvage`](crate::inspect::salvage)); one open in another `NodeDb` gives
+    /// [`Error::Locked`].
     ///
     /// The log is replayed into the index before this returns; while each segment is
     /// replayed, a short-lived second thread checks its checksums, so that an open uses two

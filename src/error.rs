@@ -28,7 +28,22 @@ pub enum Error {
         reason: String,
     },
 
-    /// The directory holds files that peerlog did not write; it is left untouched.
+    /// A file named like a segment cannot be read as one: it is empty or cut short, does not
+    /// start with peerlog's magic number, or its header fails its checksum or holds
+    /// impossible values (a bad disk, or a file put there by hand). Nothing is changed;
+    /// [`inspect::salvage`](crate::inspect::salvage) moves such files aside.
+    #[error("segment {path} has a damaged header ({reason})")]
+    DamagedHeader {
+        /// The segment file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The directory holds files that peerlog did not write; it is left untouched. No longer
+    /// returned by `open` or `inspect`, which ignore files not named like peerlog's (see
+    /// docs/FORMAT.md, "Files in a database directory") and report a file named like a
+    /// segment that is not one as [`Error::DamagedHeader`]; kept for code that matches it.
     #[error("{dir} is not a peerlog database: {file} is not a peerlog file ({reason})")]
     NotADatabase {
         /// The directory that was opened.

@@ -7,7 +7,7 @@
 //!
 //! | target | input | property |
 //! |---|---|---|
-//! | `open_segment` | a flags byte, then segment files concatenated (each starts with the magic) | `open` never panics; it fails only with `Corrupt`/`NotADatabase`/`NewerFormat` and then changes nothing; every node, signed record, ping, pong and fail count (to no IP and per IP) and the local seq it returns was in an intact record; a reopen gives the same state; a write after it survives a reopen |
+//! | `open_segment` | a flags byte, then segment files concatenated (each starts with the magic) | `open` never panics; it fails only with `DamagedHeader`/`NewerFormat` and then changes nothing; every node, signed record, ping, pong and fail count (to no IP and per IP) and the local seq it returns was in an intact record; a reopen gives the same state; a write after it survives a reopen |
 //! | `ops_model` | API operations decoded with `arbitrary` (inputs starting with [`OPS_V2`]: with the format-2 operations too) | after every reopen, crash image and torn tail, the state (records, signed records, liveness per id and per IP, local seq, seeds) equals a model's state for the acknowledged prefix, and the sequence numbers add up |
 //! | `node_rlp` | bytes | whatever `Node::from_rlp` accepts re-encodes to the same bytes; any node round-trips |
 //! | `enode_url` | bytes | whatever parses as an enode URL prints as its canonical form and parses back; any node round-trips |
@@ -567,9 +567,7 @@ pub fn check_open_segment(data: &[u8]) {
 
     let db = match NodeDb::open_with(&dir, version, NodeId([0xAA; 64]), fuzz_options()) {
         Ok(db) => db,
-        Err(
-            e @ (Error::Corrupt { .. } | Error::NotADatabase { .. } | Error::NewerFormat { .. }),
-        ) => {
+        Err(e @ (Error::DamagedHeader { .. } | Error::NewerFormat { .. })) => {
             let mut after = dir_contents(&dir);
             after.remove(LOCK_FILE);
             assert_eq!(after, before, "a refused open ({e}) changed the directory");

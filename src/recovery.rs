@@ -1,5 +1,5 @@
-//! Opening a database directory: refusing foreign files, taking the lock, wiping on a version
-//! change, replaying the log into an index and preparing the writer.
+//! Opening a database directory: refusing damaged segment headers, taking the lock, wiping on a
+//! version change, replaying the log into an index and preparing the writer.
 
 use std::path::{Path, PathBuf};
 
@@ -25,7 +25,7 @@ pub(crate) struct Opened {
     pub summary: ReplaySummary,
 }
 
-/// Creates `dir` (owner-only) if needed and checks it holds nothing but peerlog's files.
+/// Creates `dir` (owner-only) if needed and checks that every segment header in it is readable.
 fn prepare_dir(dir: &Path) -> Result<(), Error> {
     if dir.as_os_str().is_empty() {
         return Err(Error::invalid(

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use common::{id, node};
 use peerlog::inspect::{self, Change, Finding};
-use peerlog::{Loss, NodeDb, Options, ProblemKind};
+use peerlog::testing::{list_dir, salt_seed, Listing, ReplayPlan, ScanItem, SegmentScanner};
+use peerlog::{Event, Loss, NodeDb, Options, ProblemKind};
 
 fn opts(keep_history: bool) -> Options {
     Options {
@@ -255,4 +256,97 @@ fn an_intact_database_records_no_loss() {
     db.close().unwrap();
     let report = verify(dir.path());
     assert!(report.findings.is_empty(), "{:?}", report.findings);
+}
+
+/// The segment files of `dir` (not `archive/`), by name.
+fn segment_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    segments(dir)
+        .into_iter()
+        .map(|p| {
+            let bytes = fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+/// Recovery covers losses as every other kind (tests/damage.rs covers the others): every bit
+/// of a loss frame flipped and every cut through it gives damage or a torn tail, and never a
+/// loss that was not written.
+#[test]
+fn a_damaged_loss_frame_is_damage_and_never_another_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    write_nodes(dir.path(), 150);
+    lose_middle_segment(dir.path());
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts(false)).unwrap();
+    db.compact().unwrap();
+    let found = db.losses()[0];
+    // The acknowledgement is a loss frame in the last segment, with a record after it.
+    db.accept_damage().unwrap();
+    db.update_node(&node(999)).unwrap();
+    db.close().unwrap();
+    let acknowledged = Loss {
+        acknowledged: true,
+        ..found
+    };
+
+    let pristine = segment_bytes(dir.path());
+    // The last segment in replay order (the compacted one has a higher number).
+    let listing = list_dir(dir.path(), Listing::Strict).unwrap();
+    let newest = ReplayPlan::new(listing.segments).live.pop().unwrap();
+    let (last, salt) = (&newest.path, newest.header.salt);
+    let bytes = &pristine.iter().find(|(p, _)| p == last).unwrap().1;
+    let (offset, len) = SegmentScanner::new(bytes, salt_seed(salt))
+        .find_map(|item| match item {
+            ScanItem::Record {
+                offset,
+                len,
+                record,
+                ..
+            } if matches!(record.event, Event::Loss(_)) => Some((offset as usize, len as usize)),
+            _ => None,
+        })
+        .expect("a loss frame in the last segment");
+
+    let scratch = common::scratch_dir();
+    let open_with = |last_bytes: &[u8]| {
+        let copy = scratch.path().join("copy");
+        let _ = fs::remove_dir_all(&copy);
+        fs::create_dir(&copy).unwrap();
+        for (path, data) in &pristine {
+            let data = if path == last { last_bytes } else { data };
+            fs::write(copy.join(path.file_name().unwrap()), data).unwrap();
+        }
+        let db = NodeDb::open_with(&copy, 1, id(0), opts(false)).unwrap();
+        let seen = (
+            db.losses(),
+            db.recovery().problems.clone(),
+            db.node(&id(999)),
+        );
+        db.close().unwrap();
+        seen
+    };
+    let (losses, problems, _) = open_with(bytes);
+    assert_eq!((losses, problems), (vec![acknowledged], vec![]));
+
+    for bit in 0..len * 8 {
+        let mut damaged = bytes.clone();
+        damaged[offset + bit / 8] ^= 1 << (bit % 8);
+        let (losses, problems, _) = open_with(&damaged);
+        if problems.is_empty() {
+            // Padding: neither checksummed nor read.
+            assert_eq!(losses, vec![acknowledged], "bit {bit}");
+        } else {
+            assert_eq!(losses, vec![found], "bit {bit}: {problems:?}");
+            assert_eq!(problems[0].kind, ProblemKind::Damaged, "bit {bit}");
+            assert_eq!(problems[0].offset as usize, offset, "bit {bit}");
+        }
+    }
+    for cut in offset + 1..offset + len {
+        let (losses, problems, after) = open_with(&bytes[..cut]);
+        assert_eq!(losses, vec![found], "cut at {cut}");
+        assert_eq!(problems.len(), 1, "cut at {cut}: {problems:?}");
+        assert_eq!(problems[0].kind, ProblemKind::TornTail, "cut at {cut}");
+        // The record after it went with the tail.
+        assert_eq!(after, None, "cut at {cut}");
+    }
 }

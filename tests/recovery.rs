@@ -222,7 +222,7 @@ fn a_damaged_header_refuses_to_open_and_changes_nothing() {
     let err =
         NodeDb::open_with(dir.path(), 1, id(0), opts()).expect_err("opened with a bad header");
     assert!(
-        matches!(err, peerlog::Error::Corrupt { offset: 0, .. }),
+        matches!(&err, peerlog::Error::DamagedHeader { path, .. } if path == file),
         "{err}"
     );
     assert_eq!(fs::read(file).unwrap(), bytes);

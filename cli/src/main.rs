@@ -21,6 +21,7 @@ mod logger;
 mod maintain;
 mod progress;
 mod render;
+mod salvage;
 mod time;
 
 use maintain::Maintenance;
@@ -184,6 +185,16 @@ enum Command {
         #[arg(long)]
         with_archive: bool,
     },
+    /// Take the lock and move segments whose header cannot be read into damaged/
+    #[command(after_help = "Example: peerlog salvage /tmp/peers\n\
+                      Nothing is deleted: each file goes into the damaged/ folder beside it, \
+                      and the sequence numbers lost with it are listed.")]
+    Salvage {
+        dir: PathBuf,
+        /// One JSON object
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -316,7 +327,7 @@ fn main() -> ExitCode {
         // `peerlog dump | head` closes the pipe early: not an error.
         Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(Failure::Output(e)) => fail(&format!("writing output: {e}")),
-        Err(Failure::Command(e)) => fail(&e.to_string()),
+        Err(Failure::Command(e)) => fail(&salvage::explain(&e)),
         Err(Failure::Usage(message)) => fail(&message),
     }
 }
@@ -332,8 +343,8 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => e.exit(),
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => fail(
-            "no subcommand given: demo, dump, history, verify, stats, compact, expire or \
-             export (see peerlog --help)",
+            "no subcommand given: demo, dump, history, verify, stats, compact, expire, \
+             export or salvage (see peerlog --help)",
         ),
         _ => fail(&one_line(&e.render().to_string())),
     }
@@ -440,6 +451,7 @@ fn run(command: Command, out: &mut impl Write) -> Result<ExitCode, Failure> {
             };
             export(&dir, format, &filter, with_archive, out)?
         }
+        Command::Salvage { dir, json } => salvage::run(&dir, json, out)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -613,6 +625,9 @@ fn verify(
                 "note"
             };
             writeln!(out, "{label}: {}", render::finding_text(finding))?;
+        }
+        for path in &report.ignored {
+            writeln!(out, "note: {}: not a peerlog file; ignored", path.display())?;
         }
         let verdict = if report.is_intact(strict) {
             "intact"

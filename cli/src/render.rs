@@ -194,6 +194,7 @@ pub fn verify_json(report: &VerifyReport, strict: bool, accepted: &[Loss]) -> Va
         "records": report.records,
         "files": report.files.iter().map(file_json).collect::<Vec<_>>(),
         "findings": report.findings.iter().map(finding_json).collect::<Vec<_>>(),
+        "ignored": report.ignored.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
     })
 }
 

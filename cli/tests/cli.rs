@@ -120,7 +120,7 @@ fn small_db(dir: &Path) {
 #[test]
 fn every_subcommand_has_help_with_an_example() {
     for sub in [
-        "demo", "dump", "history", "verify", "stats", "compact", "expire", "export",
+        "demo", "dump", "history", "verify", "stats", "compact", "expire", "export", "salvage",
     ] {
         let help = run_ok(&[sub, "--help"]);
         assert!(help.contains("Example: peerlog"), "{sub}: {help}");
@@ -527,13 +527,13 @@ fn errors_are_one_line_with_a_non_zero_status() {
     }
     assert!(!missing.exists(), "nothing created");
 
-    let foreign = temp.path().join("foreign");
-    fs::create_dir(&foreign).unwrap();
-    fs::write(foreign.join("notes.txt"), "hello").unwrap();
-    for sub in ["dump", "verify", "stats", "export", "expire"] {
-        let out = peerlog(&[sub, path_str(&foreign)]);
-        assert_one_line_error(&out, "not a peerlog database");
+    let empty = temp.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    for sub in ["dump", "verify", "stats", "export", "expire", "salvage"] {
+        let out = peerlog(&[sub, path_str(&empty)]);
+        assert_one_line_error(&out, "no peerlog database here");
     }
+    assert_eq!(fs::read_dir(&empty).unwrap().count(), 0, "nothing created");
 
     let db = temp.path().join("db");
     small_db(&db);
@@ -1703,5 +1703,241 @@ fn damage_survives_compaction_and_can_be_acknowledged() {
     assert!(
         stats.contains("losses:    1 recorded, 1 acknowledged"),
         "{stats}"
+    );
+}
+
+// ---- Issue 10, item 3: a stray file locks nobody out. ----
+
+/// Every file and directory under `dir` (directories with no bytes), sorted.
+fn tree(dir: &Path) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+    let mut all = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all.push((path.clone(), None));
+            all.extend(tree(&path));
+        } else {
+            all.push((path.clone(), Some(fs::read(&path).unwrap())));
+        }
+    }
+    all.sort();
+    all
+}
+
+/// Every command, on a database with files and directories not named like peerlog's beside
+/// its segments and in its archive/ (and a damaged/ folder holding a file named like a
+/// segment): each reads the database as it reads it without them (verify listing each as a
+/// note, not damage), compact, expire and salvage do their work, demo refuses the directory as
+/// not empty, and no stray is removed or changed.
+#[test]
+fn every_command_ignores_files_not_named_like_peerlog_s() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let keep = Options {
+        keep_history: true,
+        ..small_segments()
+    };
+    let db = open(dir, keep);
+    for n in 1..=40u8 {
+        db.update_node(&node(n, &format!("10.0.1.{n}"), 30303, 30303))
+            .unwrap();
+        db.update_last_pong(&id(n), SystemTime::now()).unwrap();
+    }
+    db.compact().unwrap();
+    db.update_last_ping(&id(7), at(7)).unwrap();
+    db.close().unwrap();
+    assert!(dir.join("archive").is_dir());
+    let d = path_str(dir);
+    let seven = "07".repeat(64);
+    let read_only: Vec<Vec<&str>> = vec![
+        vec!["dump", d, "--all"],
+        vec!["dump", d, "--json"],
+        vec!["stats", d, "--json"],
+        vec!["verify", d, "--json"],
+        vec!["verify", d],
+        vec!["history", d, &seven],
+        vec!["export", d],
+        vec!["export", d, "--with-archive", "--format", "csv"],
+    ];
+    let clean: Vec<String> = read_only.iter().map(|args| run_ok(args)).collect();
+
+    let strays = [
+        "notes.txt",
+        "lost+found/#1234",
+        "0000000000000001.seg.bak",
+        "damaged/0000000000000009.seg",
+        "archive/README",
+        "archive/old/0000000000000001.seg",
+    ];
+    for stray in strays {
+        let path = dir.join(stray);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, b"not peerlog's").unwrap();
+    }
+    let ignored = [
+        "0000000000000001.seg.bak",
+        "lost+found",
+        "notes.txt",
+        "archive/README",
+        "archive/old",
+    ];
+    let stray_files = || -> Vec<_> {
+        tree(dir)
+            .into_iter()
+            .filter(|(p, _)| strays.iter().any(|s| p.starts_with(dir.join(s))))
+            .collect()
+    };
+    let before = stray_files();
+    assert_eq!(before.len(), strays.len());
+    // Warnings naming the strays may go to stderr; nothing else may.
+    let quiet_but_for_strays = |args: &[&str], out: &Output| {
+        for line in stderr(out).lines() {
+            assert!(
+                ignored.iter().any(|name| line.contains(name)),
+                "{args:?}: {line}"
+            );
+        }
+    };
+
+    for (args, clean) in read_only.iter().zip(&clean) {
+        let out = peerlog(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        quiet_but_for_strays(args, &out);
+        let text = stdout(&out);
+        match (args[0], args.get(2)) {
+            ("verify", Some(_)) => {
+                let mut report: Value = serde_json::from_str(&text).unwrap();
+                let mut listed: Vec<String> = report["ignored"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect();
+                listed.sort();
+                let mut expected: Vec<String> = ignored
+                    .iter()
+                    .map(|n| dir.join(n).display().to_string())
+                    .collect();
+                expected.sort();
+                assert_eq!(listed, expected);
+                report["ignored"] = serde_json::json!([]);
+                assert_eq!(report, serde_json::from_str::<Value>(clean).unwrap());
+            }
+            ("verify", None) => {
+                let notes: Vec<&str> = text
+                    .lines()
+                    .filter(|l| l.ends_with(": not a peerlog file; ignored"))
+                    .collect();
+                for name in ignored {
+                    let note = format!(
+                        "note: {}: not a peerlog file; ignored",
+                        dir.join(name).display()
+                    );
+                    assert!(notes.contains(&note.as_str()), "{text}");
+                }
+                let rest: Vec<&str> = text.lines().filter(|l| !notes.contains(l)).collect();
+                assert_eq!(rest, clean.lines().collect::<Vec<_>>());
+                assert!(text.ends_with("; intact\n"), "{text}");
+            }
+            _ => assert_eq!(&text, clean, "{args:?}"),
+        }
+        assert_eq!(stray_files(), before, "{args:?} touched a stray");
+    }
+
+    for args in [
+        vec!["expire", d, "--json"],
+        vec!["compact", d, "--keep-history"],
+        vec!["salvage", d],
+    ] {
+        let out = peerlog(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        quiet_but_for_strays(&args, &out);
+        assert!(!stdout(&out).is_empty(), "{args:?}");
+        assert_eq!(stray_files(), before, "{args:?} touched a stray");
+    }
+    assert!(stdout(&peerlog(&["salvage", d])).starts_with("nothing to salvage"));
+    let nodes = stdout(&peerlog(&["dump", d]));
+    assert_eq!(nodes.lines().count(), 40, "{nodes}");
+
+    let out = peerlog(&["demo", d]);
+    assert_one_line_error(&out, "not empty");
+    assert_eq!(stray_files(), before);
+}
+
+// ---- Issue 10, item 2: a salvage path. ----
+
+#[test]
+fn salvage_moves_a_damaged_segment_aside_and_says_what_was_lost() {
+    let temp = tempfile::tempdir().unwrap();
+    multi_segment_db(temp.path()).close().unwrap();
+    let dir = path_str(temp.path());
+    let files: Value = serde_json::from_str(&run_ok(&["verify", dir, "--json"])).unwrap();
+    let files = files["files"].as_array().unwrap().clone();
+    let names = segment_names(temp.path());
+    assert_eq!(names.len(), files.len());
+    let last = temp.path().join(names.last().unwrap());
+    let before_last = files[files.len() - 2]["last_seq"].as_u64().unwrap();
+    let size = fs::metadata(&last).unwrap().len();
+    flip_byte(&last, 20);
+
+    // Every other command names the damage and the way out, on one line.
+    let hint = format!(
+        "peerlog: segment {} has a damaged header (header checksum mismatch); run `peerlog \
+         salvage {dir}` to move it aside\n",
+        last.display()
+    );
+    for args in [vec!["dump", dir], vec!["stats", dir], vec!["compact", dir]] {
+        let out = peerlog(&args);
+        assert_one_line_error(&out, "has a damaged header");
+        assert_eq!(stderr(&out), hint, "{args:?}");
+    }
+
+    let text = run_ok(&["salvage", dir]);
+    let moved_to = temp.path().join("damaged").join(names.last().unwrap());
+    assert_eq!(
+        text,
+        format!(
+            "moved {} to {} ({size} bytes: header checksum mismatch); sequence numbers after \
+             {before_last} lost\nmoved 1 unreadable segment aside; the database opens with what \
+             the other segments hold\n",
+            last.display(),
+            moved_to.display()
+        )
+    );
+    assert!(moved_to.is_file() && !last.exists());
+    assert_eq!(
+        run_ok(&["salvage", dir]),
+        format!("nothing to salvage: every segment header in {dir} is readable; nothing changed\n")
+    );
+    assert!(!run_ok(&["dump", dir]).is_empty());
+    let db = open(temp.path(), small_segments());
+    assert!(db.node(&id(1)).is_some());
+    db.update_node(&node(99, "10.9.9.9", 1, 1)).unwrap();
+
+    // Beside a writer: refused, nothing moved.
+    let middle = temp.path().join(&names[1]);
+    fs::write(&middle, b"").unwrap();
+    assert_one_line_error(&peerlog(&["salvage", dir]), "locked");
+    assert!(middle.is_file());
+    db.close().unwrap();
+
+    // --json: an empty middle segment and the sequence numbers it held.
+    let out = peerlog(&["salvage", dir, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["changed"], true);
+    assert_eq!(
+        report["moved"],
+        serde_json::json!([{
+            "file": middle.display().to_string(),
+            "moved_to": temp.path().join("damaged").join(&names[1]).display().to_string(),
+            "archived": false,
+            "size": 0,
+            "reason": "the file is empty",
+            "holds_nothing": true,
+            "lost": "range",
+            "lost_first_seq": files[1]["first_seq"],
+            "lost_last_seq": files[1]["last_seq"],
+        }])
     );
 }

@@ -2,12 +2,13 @@
 //! file and record, the history of one node, statistics and every event in order.
 //!
 //! For tools and operators (the `peerlog` command is a thin layer over this module). Every
-//! function here works on a directory without taking its lock and without creating, changing
-//! or removing anything, so it can run while a [`NodeDb`](crate::NodeDb) in another process
-//! appends to (or compacts) the same directory. It sees a consistent prefix of the log:
+//! function here but [`salvage`] works on a directory without taking its lock and without
+//! creating, changing or removing anything, so it can run while a
+//! [`NodeDb`](crate::NodeDb) in another process appends to (or compacts) the same directory. It sees a consistent prefix of the log:
 //! records are accepted only when their checksum matches, a frame being written at that
 //! moment reads as a torn tail, and a segment that a concurrent compaction removes between
-//! listing and reading makes the whole read start over from a fresh listing.
+//! listing and reading makes the whole read start over from a fresh listing. Files and
+//! directories not named like peerlog's are ignored, as `NodeDb::open` ignores them.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -27,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::IoContext;
 use crate::event::Record;
-use crate::journal::dir::{is_not_found, list_dir, Listing, SegmentFile, ARCHIVE_DIR};
+use crate::journal::dir::{is_not_found, list_dir, DirListing, Listing, SegmentFile, ARCHIVE_DIR};
 use crate::journal::format::salt_seed;
 use crate::journal::reader::{ScanItem, SegmentScanner};
 use crate::journal::replay::{replay, ReleaseBehind, ReplayPlan};
@@ -36,12 +37,14 @@ use crate::Error;
 
 mod export;
 mod history;
+mod salvage;
 mod state;
 mod stats;
 mod verify;
 
 pub use export::{export, export_each, export_with_archive_each};
 pub use history::{history, Change, HistoryEntry};
+pub use salvage::{salvage, Lost, SalvageReport, SalvagedSegment};
 pub use state::{state, with_peers, LiveState, Peers};
 pub use stats::{stats, Stats};
 pub use verify::{verify, FileReport, FileRole, Finding, VerifyReport};
@@ -106,8 +109,8 @@ impl SegmentInfo {
     }
 }
 
-/// Every segment file of `dir` (not the archive), in name order. Fails on a file that is not
-/// peerlog's or a damaged header, as opening the database would.
+/// Every segment file of `dir` (not the archive), in name order. Fails on a file named like a
+/// segment whose header is damaged ([`Error::DamagedHeader`]), as opening the database would.
 pub fn segments(dir: &Path) -> Result<Vec<SegmentInfo>, InspectError> {
     check_dir(dir)?;
     let mut segments = list_dir(dir, Listing::Strict)?.segments;
@@ -126,14 +129,12 @@ fn check_dir(dir: &Path) -> Result<(), InspectError> {
     }
 }
 
-/// Whether a read failed only because the directory changed under it: a file vanished, or a
-/// `*.tmp` file was renamed between `list_dir` reading its name and checking it (list_dir then
-/// calls it foreign), as the writer's rotation and compaction do.
+/// Whether a read failed only because the directory changed under it: a file vanished, as
+/// the writer's compaction removes segments. (A `*.seg.tmp` renamed into place while it is
+/// listed is judged by name, and a segment's header is whole before it gets its name, so
+/// nothing else a writer does can fail a read.)
 fn is_transient(e: &Error) -> bool {
-    match e {
-        Error::NotADatabase { file, .. } => fs::symlink_metadata(file).is_err(),
-        e => is_not_found(e),
-    }
+    is_not_found(e)
 }
 
 /// Runs `read` until it does not fail with a transient error (a file vanished under it,
@@ -258,9 +259,14 @@ fn scan_segment(
 /// The segments in `archive/` (kept by compaction with `keep_history`); none if there is no
 /// archive.
 fn archived_segments(dir: &Path) -> Result<Vec<SegmentFile>, Error> {
+    Ok(list_archive(dir, Listing::Strict)?.segments)
+}
+
+/// What `archive/` holds; nothing if there is no archive.
+fn list_archive(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
     let archive = dir.join(ARCHIVE_DIR);
     if !archive.is_dir() {
-        return Ok(Vec::new());
+        return Ok(DirListing::default());
     }
-    Ok(list_dir(&archive, Listing::Strict)?.segments)
+    list_dir(&archive, mode)
 }

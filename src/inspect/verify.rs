@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::InspectError;
-use super::{archived_segments, replay_with_progress, retrying, scan_segment, Progress};
+use super::{list_archive, replay_with_progress, retrying, scan_segment, Progress};
 use crate::event::Event;
 use crate::journal::dir::{list_dir, Listing, SegmentFile, ARCHIVE_DIR};
+use crate::journal::format::HEADER_LEN;
 use crate::journal::replay::{write_place, ReplayPlan};
 use crate::journal::{Problem, ProblemKind};
 use crate::{Error, Loss};
@@ -232,6 +233,9 @@ pub struct VerifyReport {
     pub findings: Vec<Finding>,
     /// Intact records in the live log.
     pub records: u64,
+    /// Files and directories not named like peerlog's, in the directory and in `archive/`:
+    /// ignored, as opening the database ignores them (not damage).
+    pub ignored: Vec<PathBuf>,
 }
 
 impl VerifyReport {
@@ -270,7 +274,8 @@ fn verify_once(dir: &Path, progress: Progress<'_>) -> Result<Option<VerifyReport
         .enumerate()
         .map(|(i, f)| (f.path.clone(), i))
         .collect();
-    let archived = archived_segments(dir)?;
+    let archive = list_archive(dir, Listing::Tolerant)?;
+    let archived = &archive.segments;
     let others: Vec<(&SegmentFile, FileRole)> = plan
         .superseded
         .iter()
@@ -315,22 +320,22 @@ fn verify_once(dir: &Path, progress: Progress<'_>) -> Result<Option<VerifyReport
             .extend(problems.iter().map(Finding::from_problem));
         files.push(file);
     }
-    for unreadable in &listing.unreadable {
+    for unreadable in listing.unreadable.iter().chain(&archive.unreadable) {
         files.push(FileReport::new(
             &unreadable.path,
             unreadable.len,
             FileRole::Unreadable,
         ));
-        let (offset, len, detail) = match &unreadable.error {
-            Error::Corrupt { offset, reason, .. } => (*offset, 64, reason.clone()),
-            Error::NotADatabase { reason, .. } => (0, 8, reason.clone()),
-            other => (0, 0, other.to_string()),
+        let detail = match &unreadable.error {
+            Error::DamagedHeader { reason, .. } => reason.clone(),
+            other => other.to_string(),
         };
         report.findings.push(Finding {
             kind: ProblemKind::BadHeader,
             path: unreadable.path.clone(),
-            offset,
-            len,
+            offset: 0,
+            // The header's bytes, as far as the file has them.
+            len: unreadable.len.min(HEADER_LEN as u64),
             lost: None,
             detail,
             recorded: None,
@@ -348,5 +353,7 @@ fn verify_once(dir: &Path, progress: Progress<'_>) -> Result<Option<VerifyReport
     let unmatched = recorded.iter().filter(|r| !r.matched);
     report.findings.extend(unmatched.map(|r| r.finding(dir)));
     report.files = files;
+    report.ignored = listing.stray;
+    report.ignored.extend(archive.stray);
     Ok(Some(report))
 }

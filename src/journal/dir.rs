@@ -15,7 +15,7 @@ use fs4::fs_std::FileExt;
 use crate::error::IoContext;
 use crate::faults::FailPoints;
 use crate::journal::format::{
-    HeaderError, SegmentHeader, FORMAT_VERSION, HEADER_LEN, MAX_FRAME_LEN,
+    HeaderError, SegmentHeader, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_FRAME_LEN,
 };
 use crate::Error;
 
@@ -23,6 +23,9 @@ use crate::Error;
 pub const LOCK_FILE: &str = "LOCK";
 /// Folder that receives replaced segments when history is kept.
 pub const ARCHIVE_DIR: &str = "archive";
+/// Folder, beside the segments (in the database directory and in `archive/`), that
+/// `inspect::salvage` moves unreadable segments into. Never read, never removed.
+pub const DAMAGED_DIR: &str = "damaged";
 /// Extension of segment files.
 pub const SEGMENT_EXT: &str = "seg";
 /// Extension of files being written (removed as leftovers when a writer opens the directory).
@@ -73,7 +76,7 @@ pub struct UnreadableSegment {
     pub path: PathBuf,
     /// Its length in bytes.
     pub len: u64,
-    /// Why its header was refused ([`Error::Corrupt`] or [`Error::NotADatabase`]).
+    /// Why its header was refused ([`Error::DamagedHeader`]).
     pub error: Error,
 }
 
@@ -82,10 +85,13 @@ pub struct UnreadableSegment {
 pub struct DirListing {
     /// Every segment file with a valid header, in no particular order.
     pub segments: Vec<SegmentFile>,
-    /// Files left over by an interrupted write (`*.tmp`).
+    /// Files left over by an interrupted write (`*.seg.tmp`).
     pub leftovers: Vec<PathBuf>,
     /// Segment files whose header is damaged or foreign (only in a tolerant listing).
     pub unreadable: Vec<UnreadableSegment>,
+    /// Files and directories not named like peerlog's, ignored (each logged as a warning),
+    /// in name order.
+    pub stray: Vec<PathBuf>,
 }
 
 /// How [`list_dir`] treats a segment file whose header cannot be read.
@@ -94,30 +100,49 @@ pub enum Listing {
     /// Fail the listing: what opening a database and replaying it need.
     Strict,
     /// List it in [`DirListing::unreadable`] and go on, and skip files that vanish while they
-    /// are listed: what `verify` needs to report every file.
+    /// are listed: what `verify` and `salvage` need to see every file.
     Tolerant,
 }
 
-/// Lists a database directory, checking that every file in it is peerlog's. Changes nothing.
+/// Lists a database directory (or its `archive/`). Changes nothing.
+///
+/// The rule for what a database directory may hold (docs/FORMAT.md, "Files in a database
+/// directory"), the same for the directory and its `archive/`: only names peerlog gives its
+/// files are its files. Anything else, a file or a directory (`lost+found/` where the
+/// database is a mount point, an operator's `notes.txt`), is left alone and logged as a
+/// warning, so that it never locks anyone out of the database. A file named like a segment
+/// is taken to be one: if its header cannot be read, a strict listing fails with
+/// [`Error::DamagedHeader`] rather than guess what it held.
 pub fn list_dir(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
     let mut listing = DirListing::default();
-    let mut names: Vec<_> = fs::read_dir(dir)
+    let mut entries: Vec<_> = fs::read_dir(dir)
         .at(dir)?
         .map(|entry| entry.map(|e| e.file_name()))
         .collect::<Result<_, _>>()
         .at(dir)?;
-    names.sort();
-    for name in names {
+    entries.sort();
+    for name in entries {
         let path = dir.join(&name);
-        let foreign = |reason: &str| Error::NotADatabase {
-            dir: dir.to_path_buf(),
-            file: path.clone(),
-            reason: reason.to_string(),
+        let mut stray = || {
+            ::log::warn!(
+                "{}: ignoring {}: not named like a peerlog file",
+                dir.display(),
+                name.to_string_lossy()
+            );
+            listing.stray.push(path.clone());
         };
         let Some(name) = name.to_str() else {
-            return Err(foreign("file name is not UTF-8"));
+            stray();
+            continue;
         };
-        if name == LOCK_FILE || (name == ARCHIVE_DIR && path.is_dir()) {
+        if name == LOCK_FILE {
+            continue;
+        }
+        if name == ARCHIVE_DIR || name == DAMAGED_DIR {
+            // Ours only as directories (followed if a symbolic link, as readers follow it).
+            if !path.is_dir() {
+                stray();
+            }
             continue;
         }
         if left_by_file_system(name) {
@@ -128,7 +153,7 @@ pub fn list_dir(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
             continue;
         }
         // A segment being written: judged by name alone, since a live writer may rename it
-        // into place at any moment. Other `.tmp` files are not ours.
+        // into place at any moment.
         let temp_of_segment = name
             .strip_suffix(&format!(".{TEMP_EXT}"))
             .and_then(parse_segment_name);
@@ -137,22 +162,21 @@ pub fn list_dir(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
             continue;
         }
         let Some(id) = parse_segment_name(name) else {
-            return Err(foreign("unexpected file name"));
+            stray();
+            continue;
         };
         // A header naming another segment (a copied file) is not refused: its records are
         // accounted for by sequence number like any others.
         // A segment removed since the directory was read (by a live writer's compaction) fails
         // here with NotFound: the caller lists again rather than replay an incomplete log.
+        // (A directory of that name fails to read, with EISDIR: a read error, not damage.)
         match (read_segment_header(&path), mode) {
             (Ok(mut segment), _) => {
                 segment.file_id = id;
                 listing.segments.push(segment);
             }
             (Err(e), Listing::Tolerant) if is_not_found(&e) => {}
-            (
-                Err(error @ (Error::Corrupt { .. } | Error::NotADatabase { .. })),
-                Listing::Tolerant,
-            ) => {
+            (Err(error @ Error::DamagedHeader { .. }), Listing::Tolerant) => {
                 let len = fs::metadata(&path).map_or(0, |m| m.len());
                 listing
                     .unreadable
@@ -195,19 +219,24 @@ pub fn read_segment_header(path: &Path) -> Result<SegmentFile, Error> {
             len,
             file_id: header.segment_id,
         }),
-        Err(HeaderError::NotPeerlog) => Err(Error::NotADatabase {
-            dir: path.parent().unwrap_or(Path::new("")).to_path_buf(),
-            file: path.to_path_buf(),
-            reason: "does not start with peerlog's magic number".into(),
+        Err(HeaderError::NotPeerlog) => Err(Error::DamagedHeader {
+            path: path.to_path_buf(),
+            reason: match len {
+                0 => "the file is empty".into(),
+                1 => "the file is 1 byte, too short for peerlog's magic number".into(),
+                n if n < MAGIC.len() as u64 => {
+                    format!("the file is {n} bytes, too short for peerlog's magic number")
+                }
+                _ => "does not start with peerlog's magic number".into(),
+            },
         }),
         Err(HeaderError::NewerFormat(format)) => Err(Error::NewerFormat {
             path: path.to_path_buf(),
             format,
             supported: FORMAT_VERSION,
         }),
-        Err(HeaderError::Damaged(reason)) => Err(Error::Corrupt {
+        Err(HeaderError::Damaged(reason)) => Err(Error::DamagedHeader {
             path: path.to_path_buf(),
-            offset: 0,
             reason,
         }),
     }
@@ -373,14 +402,36 @@ pub(crate) fn retire_segments<'a>(
     sync_dir(dir)
 }
 
-/// Removes every segment and the archive: the directory then holds a new, empty database.
+/// Removes every segment and archived segment: the directory then holds a new, empty
+/// database. Only peerlog's segments go: files it does not own (see [`list_dir`]) and the
+/// `damaged/` folders stay, and `archive/` itself goes only once nothing else is left in it.
 pub(crate) fn wipe(dir: &Path, segments: &[SegmentFile]) -> Result<(), Error> {
     for segment in segments {
         fs::remove_file(&segment.path).at(&segment.path)?;
     }
     let archive = dir.join(ARCHIVE_DIR);
-    if archive.exists() {
-        fs::remove_dir_all(&archive).at(&archive)?;
+    if archive.is_dir() {
+        for entry in fs::read_dir(&archive).at(&archive)? {
+            let path = entry.at(&archive)?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let ours = parse_segment_name(name).is_some()
+                || name
+                    .strip_suffix(&format!(".{TEMP_EXT}"))
+                    .and_then(parse_segment_name)
+                    .is_some();
+            if ours && !path.is_dir() {
+                fs::remove_file(&path).at(&path)?;
+            }
+        }
+        match fs::remove_dir(&archive) {
+            Ok(()) => {}
+            // Something not ours is left in it: kept, with the folder.
+            Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => sync_dir(&archive)?,
+            Err(e) => return Err(Error::io(&archive, e)),
+        }
     }
     sync_dir(dir)
 }
@@ -390,7 +441,7 @@ mod listing_tests {
     use super::*;
 
     #[test]
-    fn files_a_file_system_keeps_for_open_deleted_files_are_not_foreign() {
+    fn files_a_file_system_keeps_for_open_deleted_files_are_not_stray() {
         let dir = tempfile::tempdir().unwrap();
         for name in [
             ".fuse_hidden0000002000000001",
@@ -400,16 +451,13 @@ mod listing_tests {
         }
         let listing = list_dir(dir.path(), Listing::Strict).unwrap();
         assert!(listing.segments.is_empty() && listing.leftovers.is_empty());
+        assert!(listing.stray.is_empty(), "{:?}", listing.stray);
+        // Names that only look alike are the operator's files: ignored, and listed as stray.
         for foreign in [".nfs", ".nfsxyz", "notes.txt"] {
             let other = tempfile::tempdir().unwrap();
             fs::write(other.path().join(foreign), b"").unwrap();
-            assert!(
-                matches!(
-                    list_dir(other.path(), Listing::Strict),
-                    Err(Error::NotADatabase { .. })
-                ),
-                "{foreign}"
-            );
+            let listing = list_dir(other.path(), Listing::Strict).unwrap();
+            assert_eq!(listing.stray, [other.path().join(foreign)], "{foreign}");
         }
     }
 }

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Peak resident size and time of each `peerlog` command on a 1 M-node demo database, and of
+`NodeDb::open` on the same log (examples/memory.rs --open): JSON lines for BENCHMARKS.md.
+
+    benches/commands.py PEERLOG MEMORY_EXAMPLE WORK_DIR [NODES]
+
+Each command runs once, its output to /dev/null, under GNU time (`/usr/bin/time -f %M`): peak
+resident size and wall time. Not this script's own `wait4`: on Linux a child's ru_maxrss starts
+from the resident size of the process that forked it (this Python), which would hide small
+figures; `time` forks the command from a process of a few MiB. The database is made by
+`peerlog demo` (half signed records, per-IP liveness) in WORK_DIR, which is removed at the end.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+
+GNU_TIME = "/usr/bin/time"
+
+
+def measure(label, argv):
+    with tempfile.NamedTemporaryFile(mode="r") as figures, open(os.devnull, "wb") as sink:
+        run = subprocess.run(
+            [GNU_TIME, "-f", "%M %e", "-o", figures.name, *argv],
+            stdout=sink,
+            stderr=subprocess.PIPE,
+        )
+        # verify exits 1 on damage; a demo database has none, so anything but 0 is a failure.
+        if run.returncode != 0:
+            errors = run.stderr.decode(errors="replace")
+            sys.exit(f"{label}: {' '.join(argv)} exited {run.returncode}: {errors}")
+        kib, secs = figures.read().split()[-2:]
+    line = {"id": f"command/{label}", "rss_bytes": int(kib) * 1024, "secs": float(secs)}
+    print(json.dumps(line), flush=True)
+    print(f"{label}: {int(kib) / 1024:.1f} MiB peak, {secs} s", file=sys.stderr)
+
+
+def first_id(peerlog, db):
+    out = subprocess.run([peerlog, "dump", db, "--json"], capture_output=True, text=True)
+    return json.loads(out.stdout.splitlines()[0])["id"]
+
+
+def main():
+    if not os.access(GNU_TIME, os.X_OK):
+        sys.exit(f"{GNU_TIME} (GNU time) is needed to measure peak resident sizes")
+    peerlog, memory, work = sys.argv[1:4]
+    nodes = sys.argv[4] if len(sys.argv) > 4 else "1000000"
+    db = os.path.join(work, "commands-db")
+    shutil.rmtree(db, ignore_errors=True)
+    measure("demo", [peerlog, "demo", db, "--nodes", nodes])
+    node = first_id(peerlog, db)
+    measure("open", [memory, "--open", db])
+    for label, args in [
+        ("stats", ["stats", db]),
+        ("dump", ["dump", db]),
+        ("dump_json", ["dump", db, "--json"]),
+        ("verify", ["verify", db]),
+        ("history", ["history", db, node]),
+        ("export_jsonl", ["export", db]),
+        ("export_csv", ["export", db, "--format", "csv"]),
+        ("expire", ["expire", db, "--expiration", "100000d"]),
+        ("compact", ["compact", db, "--keep-history", "--expiration", "100000d"]),
+        ("history_archived", ["history", db, node]),
+        ("export_with_archive", ["export", db, "--with-archive"]),
+        ("verify_archived", ["verify", db]),
+    ]:
+        measure(label, [peerlog, *args])
+    shutil.rmtree(db, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,307 @@
+//! Salvage: moving segments whose header cannot be read out of the way, so that a database
+//! opens again with everything its readable segments hold.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{ErrorKind, Read};
+use std::path::{Path, PathBuf};
+
+use super::{check_dir, list_archive, InspectError};
+use crate::error::IoContext;
+use crate::journal::dir::{
+    create_private_dir, list_dir, parse_segment_name, sync_dir, DirListing, Listing, SegmentFile,
+    UnreadableSegment, ARCHIVE_DIR, DAMAGED_DIR,
+};
+use crate::journal::format::HEADER_LEN;
+use crate::journal::replay::{replay, ReplayPlan};
+use crate::journal::ProblemKind;
+use crate::lock::DirLock;
+use crate::Error;
+
+/// What [`salvage`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SalvageReport {
+    /// Every segment moved aside: those of the directory first, then those of `archive/`, each
+    /// in name order. Empty when every header was readable (nothing was changed).
+    pub moved: Vec<SalvagedSegment>,
+}
+
+impl SalvageReport {
+    /// Whether nothing needed salvaging (and nothing was changed).
+    pub fn is_empty(&self) -> bool {
+        self.moved.is_empty()
+    }
+}
+
+/// One segment file that [`salvage`] moved into `damaged/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SalvagedSegment {
+    /// Where it was.
+    pub path: PathBuf,
+    /// Where it is now: in the `damaged/` folder beside where it was.
+    pub moved_to: PathBuf,
+    /// It was in `archive/` (history kept by compaction, not part of the live log).
+    pub archived: bool,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Why its header could not be read.
+    pub reason: String,
+    /// It holds nothing a record could be in: no byte past a header's length, or only zeros
+    /// there.
+    pub holds_nothing: bool,
+    /// The sequence numbers lost with it.
+    pub lost: Lost,
+}
+
+/// The sequence numbers a salvaged segment took with it, as far as the readable segments
+/// around it tell: a header that cannot be read leaves the records behind it unreadable too
+/// (their checksums are seeded with the salt the header held).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lost {
+    /// The readable segments around it leave these sequence numbers (first, last) missing from
+    /// the log: it held them.
+    Range(u64, u64),
+    /// It came after every readable segment: whatever it held after this sequence number (the
+    /// last one readable; 0 when nothing is) is lost, how much is unknown.
+    After(u64),
+    /// The readable segments around it leave no gap: no record of the log was lost with it.
+    Nothing,
+    /// An archived segment: the history it kept is lost; the live log is not affected.
+    ArchivedHistory,
+}
+
+impl fmt::Display for Lost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Lost::Range(a, b) if a == b => write!(f, "sequence number {a} lost"),
+            Lost::Range(a, b) => write!(f, "sequence numbers {a}..={b} lost"),
+            Lost::After(0) => f.write_str("every sequence number it held lost"),
+            Lost::After(n) => write!(f, "sequence numbers after {n} lost"),
+            Lost::Nothing => f.write_str("no sequence numbers lost"),
+            Lost::ArchivedHistory => {
+                f.write_str("the archived history it held lost; the live log is not affected")
+            }
+        }
+    }
+}
+
+/// Moves every segment file of `dir` and of its `archive/` whose header cannot be read (an
+/// empty or cut file, another magic number, a header failing its checksum: see
+/// docs/DAMAGE.md) into a `damaged/` folder beside it, so that the database opens again
+/// with what its readable segments hold, and reports what each took with it.
+///
+/// It takes the database's lock (failing with [`Error::Locked`] while a `NodeDb` has the
+/// directory open) and never deletes anything: a file whose name is taken in `damaged/` gets
+/// a fresh one (`<name>.1`, `<name>.2`, ...). Every move is made durable (the folders are
+/// synced) before it returns. A database whose headers are all readable is left as it is (an
+/// empty report); one holding a segment of a newer format than this build reads is refused
+/// with [`Error::NewerFormat`] and left as it is: that segment is not damaged, and a newer
+/// peerlog reads it.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// use peerlog::{inspect, NodeDb};
+/// # let me: peerlog::NodeId = "11".repeat(64).parse()?;
+/// # let db = NodeDb::open(dir.path(), 5, me)?;
+/// # db.update_node(&format!("enode://{}@203.0.113.7:30303", "22".repeat(64)).parse()?)?;
+/// # db.close()?;
+/// # let segment = dir.path().join("0000000000000001.seg");
+/// # let mut bytes = std::fs::read(&segment)?;
+/// # bytes[20] ^= 1;
+/// # std::fs::write(&segment, bytes)?;
+/// // A bit flipped in a segment header: the database does not open...
+/// assert!(matches!(NodeDb::open(dir.path(), 5, me), Err(peerlog::Error::DamagedHeader { .. })));
+/// // ... until the segment is moved aside, with the records it held.
+/// let report = inspect::salvage(dir.path())?;
+/// assert_eq!(report.moved.len(), 1);
+/// assert_eq!(report.moved[0].lost, inspect::Lost::After(0));
+/// assert!(report.moved[0].moved_to.starts_with(dir.path().join("damaged")));
+/// let db = NodeDb::open(dir.path(), 5, me)?;
+/// assert_eq!(db.len(), 0);
+/// # Ok(())
+/// # }
+/// ```
+pub fn salvage(dir: &Path) -> Result<SalvageReport, InspectError> {
+    check_dir(dir)?;
+    // Looked at before the lock is taken, so that a directory without a database gets no
+    // LOCK file.
+    let has_database =
+        |listing: &DirListing| !listing.segments.is_empty() || !listing.unreadable.is_empty();
+    if !has_database(&list_dir(dir, Listing::Tolerant)?)
+        && !has_database(&list_archive(dir, Listing::Tolerant)?)
+    {
+        return Err(InspectError::NoDatabase(dir.to_path_buf()));
+    }
+    let _lock = DirLock::acquire(dir)?;
+    // Listed again under the lock: from here on nobody else changes the directory.
+    let listing = list_dir(dir, Listing::Tolerant)?;
+    let archive = list_archive(dir, Listing::Tolerant)?;
+    if listing.unreadable.is_empty() && archive.unreadable.is_empty() {
+        return Ok(SalvageReport::default());
+    }
+    // What each took with it, from the log as it opens without them; worked out before
+    // anything moves, so that a read error changes nothing.
+    let lost = lost_in_live_log(&listing.unreadable, listing.segments)?;
+    let mut moved = Vec::new();
+    for (unreadable, lost) in listing.unreadable.iter().zip(lost) {
+        moved.push(move_aside(dir, unreadable, false, lost)?);
+    }
+    let archive_dir = dir.join(ARCHIVE_DIR);
+    for unreadable in &archive.unreadable {
+        moved.push(move_aside(
+            &archive_dir,
+            unreadable,
+            true,
+            Lost::ArchivedHistory,
+        )?);
+    }
+    Ok(SalvageReport { moved })
+}
+
+/// The sequence numbers each of `unreadable` took with it, inferred from the readable
+/// segments (`readable`) by file name. A segment's id is above those of every segment written
+/// before it, so the log's gap just before the first readable segment named after it is what
+/// it held, and one named after every readable segment held whatever came after the last
+/// readable record. Except a compacted segment: its id is above that of the segment appended
+/// to while it was written, and it restates everything before that segment; so when the
+/// readable log starts with a gap no other file accounts for (only a compacted segment lets a
+/// log start after 1), the newest unreadable file that leaves no gap of its own (else the
+/// newest of all) held that gap. An inference: a segment deleted by hand, or several damaged
+/// at once, can make it name the wrong file.
+fn lost_in_live_log(
+    unreadable: &[UnreadableSegment],
+    readable: Vec<SegmentFile>,
+) -> Result<Vec<Lost>, Error> {
+    let plan = ReplayPlan::new(readable);
+    let summary = replay(&plan, |_, _| {})?;
+    let last_seq = summary.next_seq.saturating_sub(1);
+    let gap_before = |segment: &SegmentFile| {
+        summary
+            .problems
+            .iter()
+            .find(|p| {
+                p.kind == ProblemKind::Missing
+                    && p.path == segment.path
+                    && p.offset == HEADER_LEN as u64
+            })
+            .and_then(|p| p.lost)
+    };
+    let ids: Vec<u64> = unreadable
+        .iter()
+        .map(|segment| {
+            let name = segment.path.file_name().and_then(|n| n.to_str());
+            name.and_then(parse_segment_name).unwrap_or(0)
+        })
+        .collect();
+    let next_of = |id: u64| {
+        plan.live
+            .iter()
+            .filter(|s| s.file_id > id)
+            .min_by_key(|s| s.file_id)
+    };
+    let mut lost: Vec<Lost> = ids
+        .iter()
+        .map(|&id| match next_of(id) {
+            Some(next) => gap_before(next).map_or(Lost::Nothing, |(a, b)| Lost::Range(a, b)),
+            None => Lost::After(last_seq),
+        })
+        .collect();
+    let first = plan.live.first();
+    let opening_gap = first.and_then(gap_before).filter(|&(a, _)| a == 1);
+    let accounted = first.is_some_and(|first| {
+        ids.iter()
+            .any(|&id| next_of(id).is_some_and(|n| n.path == first.path))
+    });
+    // The compacted segment: the newest file that leaves no gap of its own, else the newest
+    // of all (it was named after every readable segment).
+    let newest_with = |lost: &[Lost], kind: Lost| {
+        (0..ids.len())
+            .filter(|&i| lost[i] == kind)
+            .max_by_key(|&i| ids[i])
+    };
+    if let (Some((a, b)), false) = (opening_gap, accounted) {
+        let base =
+            newest_with(&lost, Lost::Nothing).or_else(|| newest_with(&lost, Lost::After(last_seq)));
+        if let Some(i) = base {
+            lost[i] = Lost::Range(a, b);
+        }
+    }
+    Ok(lost)
+}
+
+/// Moves `segment` from `dir` into `dir/damaged/` under a name not taken there, and makes the
+/// move durable.
+fn move_aside(
+    dir: &Path,
+    segment: &UnreadableSegment,
+    archived: bool,
+    lost: Lost,
+) -> Result<SalvagedSegment, Error> {
+    let holds_nothing = holds_nothing(&segment.path)?;
+    let damaged = dir.join(DAMAGED_DIR);
+    if !damaged.is_dir() {
+        create_private_dir(&damaged)?;
+        // The new folder's own entry made durable before anything relies on it.
+        sync_dir(dir)?;
+    }
+    let name = segment
+        .path
+        .file_name()
+        .expect("listed files have a name")
+        .to_string_lossy()
+        .into_owned();
+    // Under the lock only salvage writes into damaged/, so a name free now is free at the
+    // rename (which would replace a file of that name).
+    let mut target = damaged.join(&name);
+    let mut n = 0u64;
+    loop {
+        match fs::symlink_metadata(&target) {
+            Err(e) if e.kind() == ErrorKind::NotFound => break,
+            Err(e) => return Err(Error::io(&target, e)),
+            Ok(_) => {
+                n += 1;
+                target = damaged.join(format!("{name}.{n}"));
+            }
+        }
+    }
+    fs::rename(&segment.path, &target).at(&target)?;
+    sync_dir(&damaged)?;
+    sync_dir(dir)?;
+    let reason = match &segment.error {
+        Error::DamagedHeader { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    };
+    Ok(SalvagedSegment {
+        path: segment.path.clone(),
+        moved_to: target,
+        archived,
+        size: segment.len,
+        reason,
+        holds_nothing,
+        lost,
+    })
+}
+
+/// Whether a file holds nothing a record could be in: nothing past a header's length, or only
+/// zeros there (a segment's unused, preallocated space).
+fn holds_nothing(path: &Path) -> Result<bool, Error> {
+    let mut file = File::open(path).at(path)?;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut at = 0usize;
+    loop {
+        let n = match file.read(&mut buf) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            read => read.at(path)?,
+        };
+        if n == 0 {
+            return Ok(true);
+        }
+        let skip = HEADER_LEN.saturating_sub(at).min(n);
+        if buf[skip..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += n;
+    }
+}
