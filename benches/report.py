@@ -378,6 +378,46 @@ rows = [
 ]
 w(table(["target", "measured", "beside it", "goal", "status"], rows))
 
+w("\n## The `peerlog` commands on a 1 M-node database (targets of issue 10)\n")
+w("From `benches/commands.py`: `peerlog demo --nodes 1000000` (half the nodes with signed "
+  "records and liveness per IP), then each command once, its output to /dev/null, under GNU "
+  "time: peak resident size and wall time. `open` is `NodeDb::open` and `close` on the same "
+  "log (`examples/memory.rs --open`). In order: the commands after `compact --keep-history` "
+  "read the compacted log and its archive.\n")
+
+
+def command(name):
+    item = EXTRA.get(f"command/{name}")
+    if item is None:
+        MISSING.append(f"command/{name}")
+        return float("nan"), float("nan")
+    return item["rss_bytes"], item["secs"]
+
+
+MIB = 1 << 20
+open_rss = command("open")[0]
+limits = {
+    "dump": ("≤ 1.5x open", lambda v: v <= 1.5 * open_rss),
+    "dump_json": ("≤ 1.5x open", lambda v: v <= 1.5 * open_rss),
+    "stats": ("≤ 1.5x open", lambda v: v <= 1.5 * open_rss),
+    "history": ("≤ 64 MB", lambda v: v <= 64e6),
+    "history_archived": ("≤ 64 MB", lambda v: v <= 64e6),
+    "export_jsonl": ("≤ 64 MB", lambda v: v <= 64e6),
+    "export_csv": ("≤ 64 MB", lambda v: v <= 64e6),
+    "export_with_archive": ("≤ 64 MB", lambda v: v <= 64e6),
+}
+rows = []
+for name in ["demo", "open", "stats", "dump", "dump_json", "verify", "history", "export_jsonl",
+             "export_csv", "expire", "compact", "history_archived", "export_with_archive",
+             "verify_archived"]:
+    rss, secs = command(name)
+    goal, ok = limits.get(name, ("", None))
+    status = "" if ok is None or rss != rss else ("**pass**" if ok(rss) else "**miss**")
+    ratio = fmt_ratio(rss / open_rss) if rss == rss and open_rss == open_rss else "n/a"
+    rows.append((f"`{name.replace('_', ' ')}`", f"{rss / MIB:.1f} MiB", ratio,
+                 f"{secs:.2f} s", goal, status))
+w(table(["command", "peak RSS", "÷ open", "time", "goal", "status"], rows))
+
 if MISSING:
     w(f"\nMissing figures (a bench did not run): {', '.join(sorted(set(MISSING)))}\n")
 

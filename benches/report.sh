@@ -50,6 +50,11 @@ cargo run --release --example memory 2>"$OUT/memory.err" | tee -a "$OUT/results.
 cargo run --release --example memory -- --signed 2>>"$OUT/memory.err" | tee -a "$OUT/results.jsonl" >&2
 echo "== records (interleaved)" >&2
 cargo bench -p peerlog-bench --bench records 2>"$OUT/records.err" | tee -a "$OUT/results.jsonl" >&2
+echo "== commands at 1 M nodes" >&2
+cargo build --release -p peerlog-cli
+python3 benches/commands.py "$CARGO_TARGET_DIR/release/peerlog" \
+    "$CARGO_TARGET_DIR/release/examples/memory" "${PEERLOG_BENCH_DIR:-${TMPDIR:-/tmp}}" \
+    2>"$OUT/commands.err" | tee -a "$OUT/results.jsonl" >&2
 
 bench_dir=${PEERLOG_BENCH_DIR:-${TMPDIR:-/tmp}}
 {
