@@ -9,13 +9,34 @@ use crate::maintain::MaintenanceReport;
 use crate::time::{count, iso8601, iso8601_precise, opt_time};
 
 /// A JSON object with its keys in the order given (serde_json's `Value` sorts them), as one
-/// line. Each value is JSON text already.
+/// line. Each value is JSON text already; keys need no escaping (they are ours).
 fn ordered_object<'a>(fields: impl IntoIterator<Item = (&'a str, String)>) -> String {
-    let fields: Vec<String> = fields
-        .into_iter()
-        .map(|(key, value)| format!("{}:{value}", Value::from(key)))
-        .collect();
-    format!("{{{}}}", fields.join(","))
+    let mut object = String::with_capacity(512);
+    object.push('{');
+    for (i, (key, value)) in fields.into_iter().enumerate() {
+        if i > 0 {
+            object.push(',');
+        }
+        object.push('"');
+        object.push_str(key);
+        object.push_str("\":");
+        object.push_str(&value);
+    }
+    object.push('}');
+    object
+}
+
+/// `text` as a JSON string. Most of an export's strings (ids, times, addresses, names) need
+/// no escaping: those are quoted as they are, the others go through serde_json.
+fn json_string(text: &str) -> String {
+    if text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        return Value::from(text).to_string();
+    }
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    quoted.push_str(text);
+    quoted.push('"');
+    quoted
 }
 
 /// `value` as JSON text.
@@ -332,7 +353,7 @@ fn export_values(record: &Record) -> impl Iterator<Item = (&'static str, String)
                 _ if value.is_empty() => "null".to_string(),
                 // Written from integers: JSON numbers as they are.
                 "seq" | "udp" | "tcp" | "fails" | "record_seq" => value,
-                _ => Value::String(value).to_string(),
+                _ => json_string(&value),
             };
             (key, value)
         })
@@ -410,5 +431,20 @@ pub fn change_text(change: &Change) -> String {
         Change::IpExpired(ip) => format!("expired at {ip}: its ping, pong and fails dropped"),
         Change::Loss(loss) => format!("DAMAGE: {loss}; events about the node may be missing"),
         other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_are_quoted_and_escaped_where_needed() {
+        for text in ["", "abc", "2024-05-01T12:30:45Z", "a\"b", "back\\slash", "tab\there"] {
+            let parsed: Value = serde_json::from_str(&json_string(text)).unwrap();
+            assert_eq!(parsed, Value::from(text), "{text:?}");
+        }
+        let object = ordered_object([("b", "1".to_string()), ("a", json_string("x"))]);
+        assert_eq!(object, r#"{"b":1,"a":"x"}"#);
     }
 }
