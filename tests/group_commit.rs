@@ -31,6 +31,8 @@ struct Seen {
     covered: [AtomicU64; WRITERS],
     /// Per writer: the writes it has begun (set before each write).
     begun: [AtomicU64; WRITERS],
+    /// Per writer: it has ended (by an error, or told to stop).
+    ended: [AtomicBool; WRITERS],
     fsyncs: AtomicUsize,
     /// Fail every fsync from now on.
     broken: AtomicBool,
@@ -73,6 +75,7 @@ fn writer(db: &NodeDb, seen: &Seen, t: usize, stop: &AtomicBool) -> (u64, Option
             .update_find_fails(&id(t as u64), n as u32)
             .and_then(|()| db.sync());
         if let Err(e) = outcome {
+            seen.ended[t].store(true, Ordering::SeqCst);
             return (n - 1, Some(e));
         }
         let covered = seen.covered[t].load(Ordering::SeqCst);
@@ -84,12 +87,28 @@ fn writer(db: &NodeDb, seen: &Seen, t: usize, stop: &AtomicBool) -> (u64, Option
     (n, None)
 }
 
-/// Runs the writers on `db` until `run_for` has passed, then sets `stop`; panics if one
-/// of them does not finish within a minute after that (a caller nobody wakes).
+/// Waits until `done` says so, looking every 10 ms, for at most a minute (a loaded machine
+/// gets there late, never by a deadline).
+fn wait_until(done: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !done() && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Writes begun by all writers.
+fn begun(seen: &Seen) -> u64 {
+    seen.begun.iter().map(|b| b.load(Ordering::SeqCst)).sum()
+}
+
+/// Runs the writers on `db` for at least `run_for` and until `enough` says so, then runs
+/// `before_stop` and sets `stop`; panics if one of them does not finish within a minute after
+/// that (a caller nobody wakes).
 fn run_writers(
     db: &Arc<NodeDb>,
     seen: &Arc<Seen>,
     run_for: Duration,
+    enough: impl Fn() -> bool,
     before_stop: impl FnOnce(),
 ) -> Vec<(u64, Option<Error>)> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -112,6 +131,7 @@ fn run_writers(
         .collect();
     drop(alive);
     std::thread::sleep(run_for);
+    wait_until(enough);
     before_stop();
     stop.store(true, Ordering::SeqCst);
     assert!(
@@ -129,7 +149,14 @@ fn sixteen_writers_share_fsyncs_and_each_ok_is_covered() {
     let dir = tempfile::tempdir().unwrap();
     let seen = Arc::new(Seen::default());
     let db = Arc::new(open(dir.path(), &seen));
-    let outcomes = run_writers(&db, &seen, Duration::from_millis(1500), || {});
+    // Enough syncs to judge the sharing by, however slow the machine.
+    let outcomes = run_writers(
+        &db,
+        &seen,
+        Duration::from_millis(1500),
+        || begun(&seen) >= 16 * 40,
+        || {},
+    );
     for (t, (_, error)) in outcomes.iter().enumerate() {
         assert!(error.is_none(), "writer {t} failed: {error:?}");
     }
@@ -160,10 +187,28 @@ fn after_a_failed_fsync_no_waiter_is_told_its_write_is_durable() {
     let db = Arc::new(open(dir.path(), &seen));
     // The writers check each Ok against the hook; once fsyncs fail, the hook covers nothing
     // more, so an Ok for a later write would trip that check.
-    let outcomes = run_writers(&db, &seen, Duration::from_millis(300), || {
-        seen.broken.store(true, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(300));
-    });
+    // Every writer has written before fsyncs fail, and writes again (or fails) after.
+    let outcomes = run_writers(
+        &db,
+        &seen,
+        Duration::from_millis(300),
+        || begun(&seen) >= 16,
+        || {
+            let at_break: Vec<u64> = seen
+                .begun
+                .iter()
+                .map(|b| b.load(Ordering::SeqCst))
+                .collect();
+            seen.broken.store(true, Ordering::SeqCst);
+            // Each has begun a write since, or already met the failure.
+            wait_until(|| {
+                (0..WRITERS).all(|t| {
+                    seen.begun[t].load(Ordering::SeqCst) > at_break[t]
+                        || seen.ended[t].load(Ordering::SeqCst)
+                })
+            });
+        },
+    );
     for (t, (_, error)) in outcomes.iter().enumerate() {
         assert!(
             matches!(error, Some(Error::Poisoned(_))),
