@@ -6,9 +6,10 @@
 //!    active segment is sealed: everything up to sequence number `S` is now in sealed
 //!    segments, which nobody writes to again. Writers wait only for this step.
 //! 2. Without the lock, the sealed segments are replayed into a private index and its live
-//!    events (`m` records: first the losses, those the segments record and one for each
-//!    damaged or missing stretch found now, so that the damage stays visible once its place
-//!    is gone) are written to `<id>.seg.tmp` with sequence numbers `S+1-m ..= S`,
+//!    events (`m` records: first the losses the segments record, carried over) are written
+//!    to `<id>.seg.tmp` with sequence numbers `S+1-m ..= S`. Each damaged or missing stretch
+//!    found now is first recorded as a loss in the active segment (synced), so that it stays
+//!    visible once its place is gone,
 //!    in a header flagged *compacted* that says it replaces everything through `S`.
 //!    A crash here leaves a `.tmp` file, removed on the next open: the old state.
 //! 3. The file is synced, renamed to `<id>.seg`, and the directory synced. From the rename on,
@@ -21,13 +22,12 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use crate::error::IoContext;
-use crate::event::{now_nanos, Event};
 use crate::journal::dir::{publish, retire_segments, segment_file_name, SegmentFile, ARCHIVE_DIR};
 use crate::journal::format::{
     encode_frame, salt_seed, SegmentHeader, FLAG_COMPACTED, FORMAT_VERSION,
 };
 use crate::journal::replay::ReplayPlan;
-use crate::journal::Problem;
+use crate::journal::{Problem, ProblemKind};
 use crate::loss::Loss;
 use crate::{Error, Options};
 
@@ -50,9 +50,10 @@ pub struct CompactStats {
     /// are moved to `archive/` (whatever `keep_history` says), so that the bytes can be
     /// examined.
     pub problems: Vec<Problem>,
-    /// Every loss the compacted segment records: those of `problems` that lost records, and
-    /// those earlier compactions recorded, carried over, so that verification keeps reporting
-    /// them after the damaged places are gone from the log.
+    /// Every loss the log records after the compaction: those it recorded before, carried
+    /// over into the compacted segment, and those of `problems` that lost records, recorded
+    /// now (appended to the active segment), so that verification keeps reporting them after
+    /// the damaged places are gone.
     pub losses: Vec<Loss>,
 }
 
@@ -69,28 +70,40 @@ pub(crate) struct CompactionInput {
 
 /// Steps 2 to 4: writes the compacted segment and retires the input. Runs without the
 /// writer's lock.
+///
+/// The losses found in the input that the log does not record yet are handed to
+/// `record_losses` before anything is published or retired: it appends them to the active
+/// segment and syncs it. They could not go into the compacted segment, whose sequence numbers
+/// are those of the input's live records (a loss has no record there to take one from), and
+/// once the damaged place is retired they are its only trace.
 pub(crate) fn rewrite(
     dir: &Path,
     input: CompactionInput,
     opts: &Options,
+    record_losses: impl FnOnce(&[Loss]) -> Result<(), Error>,
 ) -> Result<CompactStats, Error> {
     let faults = &opts.fail_points;
     let plan = ReplayPlan::new(input.segments.clone());
     // The input segments are sealed: nobody writes them any more.
-    let (state, replayed) = crate::recovery::rebuild_index(&plan)?;
-
-    let seed = salt_seed(input.salt);
-    let found_now = now_nanos();
-    let new_losses: Vec<(i64, Event)> = replayed
+    let (state, mut replayed) = crate::recovery::rebuild_index(&plan)?;
+    for problem in &mut replayed.problems {
+        // Unreadable bytes at the end of the last input segment are no append in progress:
+        // it is sealed, and the log goes on in the active segment.
+        if problem.kind == ProblemKind::TornTail {
+            problem.kind = ProblemKind::DamagedTail;
+        }
+    }
+    let new_losses: Vec<Loss> = replayed
         .problems
         .iter()
         .filter_map(Loss::from_problem)
-        .filter(|loss| !state.losses().any(|known| known.same_place(loss)))
-        .map(|loss| (found_now, Event::Loss(loss)))
+        .filter(|loss| !state.losses().any(|known| known.same_loss(loss)))
         .collect();
+    record_losses(&new_losses)?;
+
+    let seed = salt_seed(input.salt);
     let live: Vec<_> = state
         .live_losses()
-        .chain(new_losses)
         .chain(state.entries().iter().flat_map(|entry| {
             let events = state.live_events(entry);
             events.into_iter().map(move |event| (entry.touched, event))
@@ -114,13 +127,7 @@ pub(crate) fn rewrite(
         records_read: replayed.records,
         bytes_read: replayed.record_bytes,
         records_written: live.len() as u64,
-        losses: live
-            .iter()
-            .filter_map(|(_, event)| match event {
-                Event::Loss(loss) => Some(*loss),
-                _ => None,
-            })
-            .collect(),
+        losses: state.losses().copied().chain(new_losses).collect(),
         ..CompactStats::default()
     };
     let bytes = publish(&path, "compact", faults, |file, temp| {
@@ -141,9 +148,13 @@ pub(crate) fn rewrite(
     })?;
     stats.bytes_written = bytes;
     for problem in &replayed.problems {
+        let recorded = match Loss::from_problem(problem) {
+            Some(_) => "recorded as a loss in the log; ",
+            None => "",
+        };
         ::log::error!(
-            "compaction found damage, recorded in the compacted segment; the damaged segment \
-             is moved to {ARCHIVE_DIR}/: {problem}"
+            "compaction found damage ({recorded}the segment is moved to {ARCHIVE_DIR}/): \
+             {problem}"
         );
     }
     let retired = input

@@ -286,15 +286,17 @@ impl Inner {
             salt,
             output_id,
         };
-        let mut stats = compact::rewrite(dir, input, &self.opts)?;
+        let record_losses = |losses: &[Loss]| {
+            let mut state = self.state();
+            for loss in losses {
+                state.write(&Event::Loss(*loss), false)?;
+            }
+            state.sync()
+        };
+        let mut stats = compact::rewrite(dir, input, &self.opts, record_losses)?;
         stats.nodes_expired = nodes_expired;
         let mut state = self.state();
         state.log_bytes = state.log_bytes.saturating_sub(stats.bytes_read) + stats.bytes_written;
-        // The losses the compaction found are in the log now: known to this index too.
-        let now = now_nanos();
-        for loss in &stats.losses {
-            state.index.apply(&StoredEvent::Loss(*loss), now);
-        }
         Ok(stats)
     }
 }
@@ -619,6 +621,8 @@ impl NodeDb {
         let Some(dir) = self.path() else {
             return Ok(Vec::new());
         };
+        // Before the verification: a loss a compaction records while it runs was found later.
+        let recorded = self.losses();
         let report = crate::inspect::verify(dir, &crate::inspect::no_progress).map_err(|e| {
             match e {
                 InspectError::Db(e) => e,
@@ -631,13 +635,12 @@ impl NodeDb {
         })?;
         let mut accepted: Vec<Loss> = Vec::new();
         let found = report.damage(false).filter_map(Finding::loss);
-        for loss in self
-            .losses()
+        for loss in recorded
             .into_iter()
             .filter(|l| !l.acknowledged)
             .chain(found)
         {
-            if !accepted.iter().any(|a| a.same_place(&loss)) {
+            if !accepted.iter().any(|a| a.same_loss(&loss)) {
                 accepted.push(Loss {
                     acknowledged: true,
                     ..loss

@@ -451,7 +451,13 @@ impl<'a> StoredEvent<'a> {
                 ip: ip_key(*ip),
             },
             Event::LocalSeq { seq } => StoredEvent::LocalSeq { seq: *seq },
-            Event::Loss(loss) => StoredEvent::Loss(*loss),
+            Event::Loss(loss) if loss.is_storable() => StoredEvent::Loss(*loss),
+            Event::Loss(loss) => {
+                return Err(Error::invalid(format!(
+                    "a loss of sequence numbers {:?}: a lost range is 1 or more, first to last",
+                    loss.lost
+                )))
+            }
         })
     }
 

@@ -466,14 +466,10 @@ impl Index {
             .map(|&(loss, written_at)| (written_at, Event::Loss(loss)))
     }
 
-    /// Records a loss: a new damaged place, or an update of one already recorded (its
-    /// acknowledgement, or the lost range a later look found).
+    /// Records a loss: a new one, or the acknowledgement of one already recorded.
     fn record_loss(&mut self, loss: Loss, written_at: i64) {
-        match self.losses.iter_mut().find(|(l, _)| l.same_place(&loss)) {
-            Some((known, _)) => {
-                known.acknowledged |= loss.acknowledged;
-                known.lost = known.lost.or(loss.lost);
-            }
+        match self.losses.iter_mut().find(|(l, _)| l.same_loss(&loss)) {
+            Some((known, _)) => known.acknowledged |= loss.acknowledged,
             None => {
                 self.losses.push((loss, written_at));
                 self.live_bytes += align(FRAME_HEADER_LEN + LOSS_PAYLOAD_LEN) as u64;

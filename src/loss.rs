@@ -58,7 +58,7 @@ impl Loss {
     /// The loss a problem amounts to, if it is one: damaged or missing records, in a file
     /// named like a segment. Not a duplicate or a stale segment, which lose nothing, nor a torn
     /// tail, the normal trace of an append a crash interrupted (never acknowledged as written).
-    pub(crate) fn from_problem(problem: &Problem) -> Option<Loss> {
+    pub fn from_problem(problem: &Problem) -> Option<Loss> {
         let kind = match problem.kind {
             ProblemKind::Damaged
             | ProblemKind::DamagedTail
@@ -76,9 +76,28 @@ impl Loss {
         })
     }
 
-    /// Whether `other` records the same damaged place (acknowledged or not).
-    pub fn same_place(&self, other: &Loss) -> bool {
-        (self.kind, self.segment_id, self.offset) == (other.kind, other.segment_id, other.offset)
+    /// Whether `other` records the same loss, acknowledged or not: the same damage (kind,
+    /// file, offset, bytes) losing the same sequence numbers. Damage that grew at the same
+    /// place since (more bytes, a wider range lost) is another loss: an acknowledgement of
+    /// the first does not cover it.
+    pub fn same_loss(&self, other: &Loss) -> bool {
+        self.place() == other.place() && self.lost == other.lost
+    }
+
+    /// Whether this loss accounts for `found`, damage seen in a file on its own, which may
+    /// not know what sequence numbers it lost (a damaged segment in `archive/`, read alone).
+    pub(crate) fn accounts_for(&self, found: &Loss) -> bool {
+        self.place() == found.place() && found.lost.is_none_or(|lost| self.lost == Some(lost))
+    }
+
+    fn place(&self) -> (ProblemKind, u64, u64, u64) {
+        (self.kind, self.segment_id, self.offset, self.len)
+    }
+
+    /// Whether its fields can be stored: a lost range is `0 < first <= last`.
+    pub(crate) fn is_storable(&self) -> bool {
+        self.lost
+            .is_none_or(|(first, last)| first != 0 && first <= last)
     }
 
     /// The file name it was found in.

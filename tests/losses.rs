@@ -280,7 +280,8 @@ fn a_damaged_loss_frame_is_damage_and_never_another_loss() {
     let db = NodeDb::open_with(dir.path(), 1, id(0), opts(false)).unwrap();
     db.compact().unwrap();
     let found = db.losses()[0];
-    // The acknowledgement is a loss frame in the last segment, with a record after it.
+    // The last segment holds the loss (recorded by the compaction) and its acknowledgement,
+    // with a record after them: the acknowledgement is damaged below.
     db.accept_damage().unwrap();
     db.update_node(&node(999)).unwrap();
     db.close().unwrap();
@@ -296,7 +297,7 @@ fn a_damaged_loss_frame_is_damage_and_never_another_loss() {
     let (last, salt) = (&newest.path, newest.header.salt);
     let bytes = &pristine.iter().find(|(p, _)| p == last).unwrap().1;
     let (offset, len) = SegmentScanner::new(bytes, salt_seed(salt))
-        .find_map(|item| match item {
+        .filter_map(|item| match item {
             ScanItem::Record {
                 offset,
                 len,
@@ -305,6 +306,7 @@ fn a_damaged_loss_frame_is_damage_and_never_another_loss() {
             } if matches!(record.event, Event::Loss(_)) => Some((offset as usize, len as usize)),
             _ => None,
         })
+        .last()
         .expect("a loss frame in the last segment");
 
     let scratch = common::scratch_dir();
@@ -349,4 +351,100 @@ fn a_damaged_loss_frame_is_damage_and_never_another_loss() {
         // The record after it went with the tail.
         assert_eq!(after, None, "cut at {cut}");
     }
+}
+
+/// Review finding: damage that loses no sequence number (garbage in the zero tail of sealed
+/// segments) in a log whose every record is live made compaction number its output from 0 (or
+/// overflow): the losses it finds have no record of the input to take a number from.
+#[test]
+fn damage_that_loses_no_record_in_a_log_of_live_records_compacts_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    write_nodes(dir.path(), 150);
+    let files = segments(dir.path());
+    assert!(files.len() >= 3, "{files:?}");
+    for file in &files[..2] {
+        let mut bytes = fs::read(file).unwrap();
+        *bytes.last_mut().unwrap() = 0xff;
+        fs::write(file, &bytes).unwrap();
+    }
+    for round in 0..2 {
+        let db = NodeDb::open_with(dir.path(), 1, id(0), opts(false)).unwrap();
+        let stats = db.compact().unwrap();
+        assert_eq!(stats.losses.len(), 2, "round {round}: {stats:?}");
+        assert!(stats.losses.iter().all(|l| l.lost.is_none()), "{stats:?}");
+        db.close().unwrap();
+        let db = NodeDb::open_with(dir.path(), 1, id(0), opts(false)).unwrap();
+        assert!(
+            db.recovery().problems.is_empty(),
+            "{:?}",
+            db.recovery().problems
+        );
+        assert_eq!(db.len(), 150);
+        assert_eq!(db.losses().len(), 2);
+        db.close().unwrap();
+        let report = verify(dir.path());
+        assert_eq!(damage(&report).len(), 2, "{:?}", report.findings);
+    }
+}
+
+/// Review finding: an acknowledgement covered damage that grew at the same place later (a
+/// wider range of lost sequence numbers), and compaction then forgot the wider loss.
+#[test]
+fn an_acknowledgement_does_not_cover_damage_that_grew_since() {
+    let dir = tempfile::tempdir().unwrap();
+    write_nodes(dir.path(), 250);
+    let files = segments(dir.path());
+    assert!(files.len() >= 5, "{files:?}");
+    fs::remove_file(&files[2]).unwrap();
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts(false)).unwrap();
+    let narrow = db.accept_damage().unwrap();
+    assert_eq!(narrow.len(), 1);
+    db.close().unwrap();
+    assert!(verify(dir.path()).is_intact(false));
+
+    // The segment before goes too: the gap now starts earlier, at the same place.
+    fs::remove_file(&files[1]).unwrap();
+    let report = verify(dir.path());
+    let found = damage(&report);
+    assert_eq!(found.len(), 1, "{:?}", report.findings);
+    let wide = found[0].lost.unwrap();
+    assert!(wide.0 < narrow[0].lost.unwrap().0, "{wide:?}");
+
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts(false)).unwrap();
+    let stats = db.compact().unwrap();
+    let unacknowledged: Vec<_> = stats.losses.iter().filter(|l| !l.acknowledged).collect();
+    assert_eq!(unacknowledged.len(), 1, "{stats:?}");
+    assert_eq!(unacknowledged[0].lost, Some(wide));
+    db.close().unwrap();
+    let report = verify(dir.path());
+    let found = damage(&report);
+    assert_eq!(found.len(), 1, "{:?}", report.findings);
+    assert_eq!(found[0].lost, Some(wide));
+}
+
+/// Review finding: garbage at the end of the segment a compaction seals (written while the
+/// database ran) was taken for a torn tail, not recorded, and its segment archived.
+#[test]
+fn a_damaged_tail_of_the_segment_compaction_seals_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts(false)).unwrap();
+    for i in 1..=10 {
+        db.update_node(&node(i)).unwrap();
+    }
+    db.sync().unwrap();
+    // The active segment is the only one: garbage at its very end, far past the records.
+    let active = segments(dir.path()).pop().unwrap();
+    let mut bytes = fs::read(&active).unwrap();
+    let end = bytes.len();
+    bytes[end - 16..].fill(0xab);
+    fs::write(&active, &bytes).unwrap();
+    let stats = db.compact().unwrap();
+    assert_eq!(stats.losses.len(), 1, "{stats:?}");
+    assert_eq!(stats.losses[0].kind, ProblemKind::DamagedTail);
+    db.close().unwrap();
+    let report = verify(dir.path());
+    let found = damage(&report);
+    assert_eq!(found.len(), 1, "{:?}", report.findings);
+    assert_eq!(found[0].kind, ProblemKind::DamagedTail);
+    assert!(found[0].recorded.is_some(), "{:?}", found[0]);
 }

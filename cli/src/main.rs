@@ -757,10 +757,13 @@ fn maintain(open: OpenArgs, compact: Option<bool>, out: &mut impl Write) -> Resu
             time::count(c.bytes_written, "byte")
         )?;
         for problem in &c.problems {
+            let recorded = match peerlog::Loss::from_problem(problem) {
+                Some(_) => "recorded as a loss in the log, ",
+                None => "",
+            };
             writeln!(
                 out,
-                "DAMAGE found: {problem}; recorded in the compacted segment, the damaged \
-                 segment moved to archive/"
+                "DAMAGE found: {problem}; {recorded}the segment moved to archive/"
             )?;
         }
     }

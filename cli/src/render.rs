@@ -440,7 +440,14 @@ mod tests {
 
     #[test]
     fn json_strings_are_quoted_and_escaped_where_needed() {
-        for text in ["", "abc", "2024-05-01T12:30:45Z", "a\"b", "back\\slash", "tab\there"] {
+        for text in [
+            "",
+            "abc",
+            "2024-05-01T12:30:45Z",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+        ] {
             let parsed: Value = serde_json::from_str(&json_string(text)).unwrap();
             assert_eq!(parsed, Value::from(text), "{text:?}");
         }

@@ -201,23 +201,33 @@ pub fn history(
         found.dedup_by_key(|(record, source, _)| (record.seq, compacted(source)));
         // The node's state before each event, kept by the same index a database opens with.
         let mut state = Index::default();
-        let mut entries: Vec<(u64, HistoryEntry)> = found
+        // Sorted by place in the log, a loss before an event at the same place.
+        let mut entries: Vec<((u64, bool), HistoryEntry)> = found
             .into_iter()
             .map(|(record, source, offset)| {
                 let before = state.get(id).map(|e| state.state(e));
                 state.apply_event(&record.event, record.written_at);
                 let change = change(before.as_ref(), &record.event);
-                (record.seq, entry(record, source, offset, change))
+                ((record.seq, true), entry(record, source, offset, change))
             })
             .collect();
+        // Restatements (from a compacted segment) state the node as of the end of what the
+        // compaction replaced, so no loss among those records goes after the first of them.
+        let restated_from = entries
+            .iter()
+            .filter(|(_, e)| e.compacted)
+            .map(|((seq, _), _)| *seq)
+            .min()
+            .unwrap_or(u64::MAX);
         entries.extend(losses.into_iter().map(|(record, source, offset)| {
             let Event::Loss(loss) = record.event else {
                 unreachable!("only losses are collected")
             };
+            // Where the lost records would have been.
             let place = loss.lost.map_or(record.seq, |(first, _)| first);
+            let place = (place.min(restated_from), false);
             (place, entry(record, source, offset, Change::Loss(loss)))
         }));
-        // Stable: a loss goes before the events that follow the records it lost.
         entries.sort_by_key(|(place, _)| *place);
         Ok(entries.into_iter().map(|(_, entry)| entry).collect())
     })
@@ -227,14 +237,13 @@ pub fn history(
 type Found<'s> = (Record, &'s Source, u64);
 
 fn same_loss(record: &Record, loss: &Loss) -> bool {
-    matches!(&record.event, Event::Loss(known) if known.same_place(loss))
+    matches!(&record.event, Event::Loss(known) if known.same_loss(loss))
 }
 
 /// Folds a later record of the same loss (its acknowledgement) into the one first found.
 fn merge_loss(known: &mut Record, later: &Loss) {
     if let Event::Loss(known) = &mut known.event {
         known.acknowledged |= later.acknowledged;
-        known.lost = known.lost.or(later.lost);
     }
 }
 

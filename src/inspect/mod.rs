@@ -228,7 +228,8 @@ fn scan_segment(
     // change under a live writer are never trusted.
     let map = unsafe { memmap2::Mmap::map(&file) }.at(&segment.path)?;
     let bytes: &[u8] = &map;
-    let mut behind = ReleaseBehind::new(bytes);
+    // SAFETY: `bytes` is the whole map just made: a read-only shared mapping of the file.
+    let mut behind = unsafe { ReleaseBehind::new(bytes) };
     let mut scanner = SegmentScanner::new(bytes, salt_seed(segment.header.salt));
     let mut problems = Vec::new();
     let problem = |kind, offset, len| Problem {

@@ -116,13 +116,10 @@ impl RecordedLoss {
     }
 }
 
-/// Gathers the losses of the live log, each place once.
+/// Gathers the losses of the live log, each once (an acknowledgement updates its loss).
 fn record_loss(recorded: &mut Vec<RecordedLoss>, loss: &Loss, written_at: SystemTime) {
-    match recorded.iter_mut().find(|r| r.loss.same_place(loss)) {
-        Some(known) => {
-            known.loss.acknowledged |= loss.acknowledged;
-            known.loss.lost = known.loss.lost.or(loss.lost);
-        }
+    match recorded.iter_mut().find(|r| r.loss.same_loss(loss)) {
+        Some(known) => known.loss.acknowledged |= loss.acknowledged,
         None => recorded.push(RecordedLoss {
             loss: *loss,
             written_at,
@@ -342,12 +339,20 @@ fn verify_once(dir: &Path, progress: Progress<'_>) -> Result<Option<VerifyReport
             acknowledged: false,
         });
     }
+    // Each finding is matched with the loss the log records for it, if any: one not
+    // acknowledged first, so that damage that grew at an acknowledged place still counts.
     for finding in &mut report.findings {
-        let loss = finding.loss();
-        let same = |r: &&mut RecordedLoss| loss.is_some_and(|l| r.loss.same_place(&l));
-        if let Some(known) = recorded.iter_mut().find(same) {
-            finding.merge(known);
-            known.matched = true;
+        let Some(found) = finding.loss() else {
+            continue;
+        };
+        let candidate = |r: &RecordedLoss| !r.matched && r.loss.accounts_for(&found);
+        let best = recorded
+            .iter()
+            .position(|r| candidate(r) && !r.loss.acknowledged)
+            .or_else(|| recorded.iter().position(candidate));
+        if let Some(i) = best {
+            finding.merge(&recorded[i]);
+            recorded[i].matched = true;
         }
     }
     let unmatched = recorded.iter().filter(|r| !r.matched);

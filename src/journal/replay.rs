@@ -226,7 +226,9 @@ pub(crate) fn replay_until(
     mut on_record: impl FnMut(RecordPlace<'_>, Record) -> ControlFlow<()>,
 ) -> Result<ReplaySummary, Error> {
     replay_segments(plan, |map, seed, replay| {
-        let mut behind = ReleaseBehind::new(map);
+        // SAFETY: `map` is the whole segment as `replay_segments` maps it: a read-only
+        // shared mapping of the file.
+        let mut behind = unsafe { ReleaseBehind::new(map) };
         let mut on_record = |place: RecordPlace<'_>, record| {
             behind.reached(place.offset);
             on_record(place, record)
@@ -247,7 +249,12 @@ impl<'m> ReleaseBehind<'m> {
     /// Released in steps of this many bytes (a multiple of any page size).
     const STEP: usize = 8 << 20;
 
-    pub fn new(map: &'m [u8]) -> ReleaseBehind<'m> {
+    /// # Safety
+    ///
+    /// `map` must be a whole read-only shared file mapping (as `memmap2::Mmap::map` makes):
+    /// page-aligned, and backed by the file, so that dropping its pages loses nothing. Heap
+    /// bytes, say, would be zeroed under the borrow.
+    pub unsafe fn new(map: &'m [u8]) -> ReleaseBehind<'m> {
         ReleaseBehind { map, released: 0 }
     }
 
@@ -261,9 +268,9 @@ impl<'m> ReleaseBehind<'m> {
         }
         let until = offset - offset % Self::STEP;
         let from = self.released;
-        // SAFETY: `map` starts a read-only shared file mapping (page-aligned, as every map
-        // memmap2 makes at offset 0) and `from..until` lies inside it, with `from` and `until`
-        // multiples of STEP, so page-aligned. MADV_DONTNEED on such a mapping only drops the
+        // SAFETY: `map` is a whole read-only shared file mapping (the contract of `new`) and
+        // `from..until` lies inside it, with `from` and `until` multiples of STEP, so
+        // page-aligned. MADV_DONTNEED on such a mapping only drops the
         // page table entries: the bytes stay the file's, and a later read faults them in from
         // it again, so no reference into the map sees anything but the file. It is advice: a
         // failure changes nothing and is ignored.
