@@ -20,6 +20,7 @@ use crate::event::{
 };
 use crate::id_table::IdTable;
 use crate::journal::format::{align, FRAME_HEADER_LEN};
+use crate::memory::prefer_huge_pages;
 use crate::node::{ids_equal, Endpoint, Node, NodeId};
 use crate::record::{NodeRecord, RecordFields};
 
@@ -267,8 +268,10 @@ impl Default for Index {
 impl Index {
     /// An index with room for about `ids` ids, so that replay does not rehash as it grows.
     pub fn with_capacity(ids: usize) -> Index {
+        let entries = Vec::with_capacity(ids);
+        prefer_huge_pages(&entries);
         Index {
-            entries: Vec::with_capacity(ids),
+            entries,
             table: IdTable::with_capacity(ids),
             hasher: DefaultHashBuilder::default(),
             records: Vec::new(),
@@ -291,6 +294,8 @@ impl Index {
         self.records.reserve(log_bytes / 2);
         let slot_frame = align(FRAME_HEADER_LEN + PING_FROM_PAYLOAD_LEN);
         self.slots.reserve(log_bytes / slot_frame);
+        prefer_huge_pages(&self.records);
+        prefer_huge_pages(&self.slots);
     }
 
     /// Ids with a node record.

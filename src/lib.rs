@@ -45,6 +45,7 @@ mod index;
 pub mod inspect;
 mod journal;
 mod lock;
+mod memory;
 mod node;
 mod options;
 mod record;
