@@ -143,22 +143,30 @@ impl RecordBlob {
     /// The blob is a signed record's RLP.
     const SIGNED: u8 = 4;
 
-    fn encode(endpoint: Option<Endpoint>, rlp: Option<&[u8]>, out: &mut Vec<u8>) -> u8 {
+    /// Bytes of an unsigned record's blob.
+    const ENDPOINT_LEN: usize = 20;
+
+    /// The blob of a record, and its flags: a signed record's RLP itself, or an unsigned
+    /// record's endpoint laid out in `scratch`, so that storing it copies it once.
+    fn encode<'a>(
+        endpoint: Option<Endpoint>,
+        rlp: Option<&'a [u8]>,
+        scratch: &'a mut [u8; RecordBlob::ENDPOINT_LEN],
+    ) -> (u8, &'a [u8]) {
         if let Some(rlp) = rlp {
-            out.extend_from_slice(rlp);
-            return RecordBlob::SIGNED;
+            return (RecordBlob::SIGNED, rlp);
         }
-        let mut flags = 0;
-        if let Some(e) = endpoint {
-            flags |= RecordBlob::ENDPOINT;
-            if e.ip.is_ipv4() {
-                flags |= RecordBlob::V4;
-            }
-            out.extend_from_slice(&ip_key(e.ip));
-            out.extend_from_slice(&e.udp.to_le_bytes());
-            out.extend_from_slice(&e.tcp.to_le_bytes());
+        let Some(e) = endpoint else {
+            return (0, &[]);
+        };
+        let mut flags = RecordBlob::ENDPOINT;
+        if e.ip.is_ipv4() {
+            flags |= RecordBlob::V4;
         }
-        flags
+        scratch[..16].copy_from_slice(&ip_key(e.ip));
+        scratch[16..18].copy_from_slice(&e.udp.to_le_bytes());
+        scratch[18..].copy_from_slice(&e.tcp.to_le_bytes());
+        (flags, scratch)
     }
 
     fn endpoint(flags: u8, blob: &[u8]) -> Option<Endpoint> {
@@ -245,8 +253,6 @@ pub(crate) struct Index {
     /// leave garbage behind until the arena is rebuilt.
     records: Vec<u8>,
     record_garbage: usize,
-    /// Where a record blob is put together before it goes into the arena.
-    blob_scratch: Vec<u8>,
     /// IP slots, chained per entry; free ones chained from `free_slot`.
     slots: Vec<IpSlot>,
     free_slot: u32,
@@ -276,7 +282,6 @@ impl Index {
             hasher: DefaultHashBuilder::default(),
             records: Vec::new(),
             record_garbage: 0,
-            blob_scratch: Vec::new(),
             slots: Vec::new(),
             free_slot: NO_SLOT,
             local_seq: None,
@@ -607,15 +612,14 @@ impl Index {
     /// Stores the record of the entry at `index` (its endpoint, and a signed record's RLP),
     /// replacing any earlier one.
     fn set_record(&mut self, index: usize, endpoint: Option<Endpoint>, rlp: Option<&[u8]>) {
-        let mut blob = std::mem::take(&mut self.blob_scratch);
-        blob.clear();
-        let flags = RecordBlob::encode(endpoint, rlp, &mut blob);
+        let mut scratch = [0; RecordBlob::ENDPOINT_LEN];
+        let (flags, blob) = RecordBlob::encode(endpoint, rlp, &mut scratch);
         let entry = &self.entries[index];
         let (old_at, old_len) = (entry.record_at as usize, usize::from(entry.record_len));
         let len = u16::try_from(blob.len()).expect("a record is at most 300 bytes");
         if old_len == blob.len() {
             // Same length (the common case of a new seq of the same record): in place.
-            self.records[old_at..old_at + old_len].copy_from_slice(&blob);
+            self.records[old_at..old_at + old_len].copy_from_slice(blob);
         } else {
             self.record_garbage += old_len;
             if self.record_garbage > 1 << 16 && self.record_garbage > self.records.len() / 2 {
@@ -623,13 +627,12 @@ impl Index {
                 self.rebuild_records();
             }
             let at = u32::try_from(self.records.len()).expect("under 4 GiB of records");
-            self.records.extend_from_slice(&blob);
+            self.records.extend_from_slice(blob);
             let entry = &mut self.entries[index];
             entry.record_at = at;
             entry.record_len = len;
         }
         self.entries[index].record_flags = flags;
-        self.blob_scratch = blob;
     }
 
     /// Copies the live records into a new arena, leaving the garbage behind.
@@ -873,16 +876,14 @@ mod tests {
                 udp: 1,
                 tcp: 65535,
             };
-            let mut blob = Vec::new();
-            let flags = RecordBlob::encode(Some(endpoint), None, &mut blob);
-            assert_eq!(RecordBlob::endpoint(flags, &blob), Some(endpoint), "{ip}");
-            assert_eq!(RecordBlob::rlp(flags, &blob), None);
+            let mut scratch = [0; RecordBlob::ENDPOINT_LEN];
+            let (flags, blob) = RecordBlob::encode(Some(endpoint), None, &mut scratch);
+            assert_eq!(RecordBlob::endpoint(flags, blob), Some(endpoint), "{ip}");
+            assert_eq!(RecordBlob::rlp(flags, blob), None);
         }
-        let mut blob = Vec::new();
-        assert_eq!(
-            RecordBlob::endpoint(RecordBlob::encode(None, None, &mut blob), &blob),
-            None
-        );
+        let mut scratch = [0; RecordBlob::ENDPOINT_LEN];
+        let (flags, blob) = RecordBlob::encode(None, None, &mut scratch);
+        assert_eq!(RecordBlob::endpoint(flags, blob), None);
     }
 
     #[test]

@@ -27,3 +27,33 @@ pub(crate) fn prefer_huge_pages<T>(v: &Vec<T>) {
     #[cfg(not(target_os = "linux"))]
     let _ = v;
 }
+
+/// Faults in, writable, every page of `v`'s elements (where the kernel can: Linux 5.14 on),
+/// for a buffer about to be written all over at random. Its first access to a page may
+/// otherwise be a read, which maps the shared zero page, and the first write then replaces
+/// that mapping, which costs a TLB shootdown on every core running the process (the replay
+/// helper's among them).
+pub(crate) fn populate_for_writing<T>(v: &mut [T]) {
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let start = v.as_mut_ptr() as usize;
+        let first = start.next_multiple_of(PAGE);
+        let end = (start + std::mem::size_of_val(v)) / PAGE * PAGE;
+        if end > first {
+            // SAFETY: MADV_POPULATE_WRITE allocates the pages of the range as a write would,
+            // without writing: their contents stay as they are. The range lies inside `v`,
+            // which is borrowed mutably, so nothing else observes the pages meanwhile. An
+            // older kernel refuses the advice (EINVAL), which changes nothing.
+            unsafe {
+                libc::madvise(
+                    first as *mut libc::c_void,
+                    end - first,
+                    libc::MADV_POPULATE_WRITE,
+                );
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = v;
+}
