@@ -233,6 +233,16 @@ fn liveness_live_bytes(entry: &Entry) -> u64 {
         + fails * u64::from(entry.fails != 0)
 }
 
+/// Log bytes a compaction would write for a signed record of RLP `rlp`.
+fn signed_record_live_bytes(rlp: &[u8]) -> u64 {
+    align(FRAME_HEADER_LEN + ID_PAYLOAD_LEN + rlp.len()) as u64
+}
+
+/// Log bytes a compaction would write for an unsigned record of endpoint `endpoint`.
+fn unsigned_record_live_bytes(endpoint: &Endpoint) -> u64 {
+    align(FRAME_HEADER_LEN + 8 + endpoint.rlp_len()) as u64
+}
+
 /// What expiry drops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Expired {
@@ -355,10 +365,10 @@ impl Index {
     /// Log bytes a compaction would write for an entry's record.
     fn record_live_bytes(&self, entry: &Entry) -> u64 {
         if let Some(rlp) = self.record_rlp(entry) {
-            return align(FRAME_HEADER_LEN + ID_PAYLOAD_LEN + rlp.len()) as u64;
+            return signed_record_live_bytes(rlp);
         }
         self.endpoint(entry)
-            .map_or(0, |e| align(FRAME_HEADER_LEN + 8 + e.rlp_len()) as u64)
+            .map_or(0, |e| unsigned_record_live_bytes(&e))
     }
 
     /// The seq of an entry's record: its signed record's, or 0.
@@ -727,14 +737,19 @@ impl Index {
                 let before = self.record_live_bytes(&self.entries[index]);
                 self.set_record(index, Some(endpoint), None);
                 self.with_record += usize::from(!had_record);
-                (before, self.record_live_bytes(&self.entries[index]))
+                // What record_live_bytes gives for it, without reading it back.
+                let after = unsigned_record_live_bytes(&endpoint);
+                debug_assert_eq!(after, self.record_live_bytes(&self.entries[index]));
+                (before, after)
             }
             StoredEvent::Record { rlp, .. } => {
                 let had_record = entry.has_record();
                 let before = self.record_live_bytes(&self.entries[index]);
                 self.set_record(index, None, Some(rlp));
                 self.with_record += usize::from(!had_record);
-                (before, self.record_live_bytes(&self.entries[index]))
+                let after = signed_record_live_bytes(rlp);
+                debug_assert_eq!(after, self.record_live_bytes(&self.entries[index]));
+                (before, after)
             }
             // The liveness without IP: only whether each field is set counts.
             StoredEvent::Ping { at, .. } => {

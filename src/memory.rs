@@ -44,7 +44,8 @@ pub(crate) fn populate_for_writing<T>(v: &mut [T]) {
             // SAFETY: MADV_POPULATE_WRITE allocates the pages of the range as a write would,
             // without writing: their contents stay as they are. The range lies inside `v`,
             // which is borrowed mutably, so nothing else observes the pages meanwhile. An
-            // older kernel refuses the advice (EINVAL), which changes nothing.
+            // older kernel, or one with pages larger than 4 KiB that finds the range
+            // misaligned, refuses the advice (EINVAL), which changes nothing.
             unsafe {
                 libc::madvise(
                     first as *mut libc::c_void,
