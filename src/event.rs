@@ -514,6 +514,28 @@ impl<'a> StoredEvent<'a> {
     /// or for records a bounded one, checked before any field is read).
     #[inline(always)]
     pub fn decode(kind: u8, payload: &'a [u8]) -> Option<(i64, StoredEvent<'a>)> {
+        let decoded = StoredEvent::decode_vouched(kind, payload)?;
+        if let StoredEvent::Record { rlp, .. } = decoded.1 {
+            // Strictly, or the frame is damage; the fields are read again when needed.
+            RecordFields::parse(rlp).ok()?;
+        }
+        Some(decoded)
+    }
+
+    /// Whether `payload` passes the checks of [`StoredEvent::decode`] that
+    /// [`StoredEvent::decode_vouched`] leaves out: a signed record's RLP parses.
+    pub fn passes_deep_checks(kind: u8, payload: &[u8]) -> bool {
+        kind != kind::RECORD
+            || payload
+                .get(ID_PAYLOAD_LEN..)
+                .is_some_and(|rlp| RecordFields::parse(rlp).is_ok())
+    }
+
+    /// [`StoredEvent::decode`] of a payload that [`StoredEvent::passes_deep_checks`] accepted
+    /// (another thread checked it ahead of the scan): it gives what `decode` gives, without
+    /// parsing a signed record's RLP a second time.
+    #[inline(always)]
+    pub fn decode_vouched(kind: u8, payload: &'a [u8]) -> Option<(i64, StoredEvent<'a>)> {
         let written_at = i64::from_le_bytes(payload.get(..TIME_LEN)?.try_into().ok()?);
         let body = &payload[TIME_LEN..];
         let id = || -> Option<&'a IdBytes> { body.get(..NODE_ID_LEN)?.try_into().ok() };
@@ -528,12 +550,10 @@ impl<'a> StoredEvent<'a> {
                 let (id, endpoint) = parse_node_rlp(body).ok()?;
                 StoredEvent::NodeUpdated { id, endpoint }
             }
-            (kind::RECORD, ID_PAYLOAD_LEN..=MAX_RECORD_PAYLOAD_LEN) => {
-                let rlp = tail();
-                // Strictly, or the frame is damage; the fields are read again when needed.
-                RecordFields::parse(rlp).ok()?;
-                StoredEvent::Record { id: id()?, rlp }
-            }
+            (kind::RECORD, ID_PAYLOAD_LEN..=MAX_RECORD_PAYLOAD_LEN) => StoredEvent::Record {
+                id: id()?,
+                rlp: tail(),
+            },
             (kind::PING, PING_PAYLOAD_LEN) => StoredEvent::Ping {
                 id: id()?,
                 at: time()?,

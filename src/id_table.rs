@@ -7,6 +7,8 @@
 //! [`IdTable::prefetch`] can fetch their slots while earlier records are applied; with a
 //! million ids the table is far larger than the caches, and a miss per new id dominated.
 
+use crate::memory::{populate_for_writing, prefer_huge_pages};
+
 /// Most slots in use, in eighths of the table: beyond it the table doubles.
 const MAX_LOAD_EIGHTHS: usize = 5;
 
@@ -32,10 +34,10 @@ impl IdTable {
         let slots = (ids.saturating_mul(8) / MAX_LOAD_EIGHTHS + 1)
             .next_power_of_two()
             .max(16);
-        IdTable {
-            slots: vec![0; slots],
-            len: 0,
-        }
+        let mut slots = vec![0; slots];
+        prefer_huge_pages(&slots);
+        populate_for_writing(&mut slots);
+        IdTable { slots, len: 0 }
     }
 
     fn mask(&self) -> usize {
@@ -107,7 +109,9 @@ impl IdTable {
     }
 
     fn grow(&mut self) {
-        let doubled = vec![0; self.slots.len() * 2];
+        let mut doubled = vec![0; self.slots.len() * 2];
+        prefer_huge_pages(&doubled);
+        populate_for_writing(&mut doubled);
         let old = std::mem::replace(&mut self.slots, doubled);
         for slot in old.into_iter().filter(|&s| s != 0) {
             self.place(slot);

@@ -21,6 +21,7 @@ use crate::event::{
 use crate::id_table::IdTable;
 use crate::journal::format::{align, FRAME_HEADER_LEN};
 use crate::loss::Loss;
+use crate::memory::prefer_huge_pages;
 use crate::node::{ids_equal, Endpoint, Node, NodeId};
 use crate::record::{NodeRecord, RecordFields};
 
@@ -143,22 +144,30 @@ impl RecordBlob {
     /// The blob is a signed record's RLP.
     const SIGNED: u8 = 4;
 
-    fn encode(endpoint: Option<Endpoint>, rlp: Option<&[u8]>, out: &mut Vec<u8>) -> u8 {
+    /// Bytes of an unsigned record's blob.
+    const ENDPOINT_LEN: usize = 20;
+
+    /// The blob of a record, and its flags: a signed record's RLP itself, or an unsigned
+    /// record's endpoint laid out in `scratch`, so that storing it copies it once.
+    fn encode<'a>(
+        endpoint: Option<Endpoint>,
+        rlp: Option<&'a [u8]>,
+        scratch: &'a mut [u8; RecordBlob::ENDPOINT_LEN],
+    ) -> (u8, &'a [u8]) {
         if let Some(rlp) = rlp {
-            out.extend_from_slice(rlp);
-            return RecordBlob::SIGNED;
+            return (RecordBlob::SIGNED, rlp);
         }
-        let mut flags = 0;
-        if let Some(e) = endpoint {
-            flags |= RecordBlob::ENDPOINT;
-            if e.ip.is_ipv4() {
-                flags |= RecordBlob::V4;
-            }
-            out.extend_from_slice(&ip_key(e.ip));
-            out.extend_from_slice(&e.udp.to_le_bytes());
-            out.extend_from_slice(&e.tcp.to_le_bytes());
+        let Some(e) = endpoint else {
+            return (0, &[]);
+        };
+        let mut flags = RecordBlob::ENDPOINT;
+        if e.ip.is_ipv4() {
+            flags |= RecordBlob::V4;
         }
-        flags
+        scratch[..16].copy_from_slice(&ip_key(e.ip));
+        scratch[16..18].copy_from_slice(&e.udp.to_le_bytes());
+        scratch[18..].copy_from_slice(&e.tcp.to_le_bytes());
+        (flags, scratch)
     }
 
     fn endpoint(flags: u8, blob: &[u8]) -> Option<Endpoint> {
@@ -225,6 +234,16 @@ fn liveness_live_bytes(entry: &Entry) -> u64 {
         + fails * u64::from(entry.fails != 0)
 }
 
+/// Log bytes a compaction would write for a signed record of RLP `rlp`.
+fn signed_record_live_bytes(rlp: &[u8]) -> u64 {
+    align(FRAME_HEADER_LEN + ID_PAYLOAD_LEN + rlp.len()) as u64
+}
+
+/// Log bytes a compaction would write for an unsigned record of endpoint `endpoint`.
+fn unsigned_record_live_bytes(endpoint: &Endpoint) -> u64 {
+    align(FRAME_HEADER_LEN + 8 + endpoint.rlp_len()) as u64
+}
+
 /// What expiry drops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Expired {
@@ -245,8 +264,6 @@ pub(crate) struct Index {
     /// leave garbage behind until the arena is rebuilt.
     records: Vec<u8>,
     record_garbage: usize,
-    /// Where a record blob is put together before it goes into the arena.
-    blob_scratch: Vec<u8>,
     /// IP slots, chained per entry; free ones chained from `free_slot`.
     slots: Vec<IpSlot>,
     free_slot: u32,
@@ -270,13 +287,14 @@ impl Default for Index {
 impl Index {
     /// An index with room for about `ids` ids, so that replay does not rehash as it grows.
     pub fn with_capacity(ids: usize) -> Index {
+        let entries = Vec::with_capacity(ids);
+        prefer_huge_pages(&entries);
         Index {
-            entries: Vec::with_capacity(ids),
+            entries,
             table: IdTable::with_capacity(ids),
             hasher: DefaultHashBuilder::default(),
             records: Vec::new(),
             record_garbage: 0,
-            blob_scratch: Vec::new(),
             slots: Vec::new(),
             free_slot: NO_SLOT,
             local_seq: None,
@@ -295,6 +313,8 @@ impl Index {
         self.records.reserve(log_bytes / 2);
         let slot_frame = align(FRAME_HEADER_LEN + PING_FROM_PAYLOAD_LEN);
         self.slots.reserve(log_bytes / slot_frame);
+        prefer_huge_pages(&self.records);
+        prefer_huge_pages(&self.slots);
     }
 
     /// Ids with a node record.
@@ -349,10 +369,10 @@ impl Index {
     /// Log bytes a compaction would write for an entry's record.
     fn record_live_bytes(&self, entry: &Entry) -> u64 {
         if let Some(rlp) = self.record_rlp(entry) {
-            return align(FRAME_HEADER_LEN + ID_PAYLOAD_LEN + rlp.len()) as u64;
+            return signed_record_live_bytes(rlp);
         }
         self.endpoint(entry)
-            .map_or(0, |e| align(FRAME_HEADER_LEN + 8 + e.rlp_len()) as u64)
+            .map_or(0, |e| unsigned_record_live_bytes(&e))
     }
 
     /// The seq of an entry's record: its signed record's, or 0.
@@ -630,15 +650,14 @@ impl Index {
     /// Stores the record of the entry at `index` (its endpoint, and a signed record's RLP),
     /// replacing any earlier one.
     fn set_record(&mut self, index: usize, endpoint: Option<Endpoint>, rlp: Option<&[u8]>) {
-        let mut blob = std::mem::take(&mut self.blob_scratch);
-        blob.clear();
-        let flags = RecordBlob::encode(endpoint, rlp, &mut blob);
+        let mut scratch = [0; RecordBlob::ENDPOINT_LEN];
+        let (flags, blob) = RecordBlob::encode(endpoint, rlp, &mut scratch);
         let entry = &self.entries[index];
         let (old_at, old_len) = (entry.record_at as usize, usize::from(entry.record_len));
         let len = u16::try_from(blob.len()).expect("a record is at most 300 bytes");
         if old_len == blob.len() {
             // Same length (the common case of a new seq of the same record): in place.
-            self.records[old_at..old_at + old_len].copy_from_slice(&blob);
+            self.records[old_at..old_at + old_len].copy_from_slice(blob);
         } else {
             self.record_garbage += old_len;
             if self.record_garbage > 1 << 16 && self.record_garbage > self.records.len() / 2 {
@@ -646,13 +665,12 @@ impl Index {
                 self.rebuild_records();
             }
             let at = u32::try_from(self.records.len()).expect("under 4 GiB of records");
-            self.records.extend_from_slice(&blob);
+            self.records.extend_from_slice(blob);
             let entry = &mut self.entries[index];
             entry.record_at = at;
             entry.record_len = len;
         }
         self.entries[index].record_flags = flags;
-        self.blob_scratch = blob;
     }
 
     /// Copies the live records into a new arena, leaving the garbage behind.
@@ -751,14 +769,19 @@ impl Index {
                 let before = self.record_live_bytes(&self.entries[index]);
                 self.set_record(index, Some(endpoint), None);
                 self.with_record += usize::from(!had_record);
-                (before, self.record_live_bytes(&self.entries[index]))
+                // What record_live_bytes gives for it, without reading it back.
+                let after = unsigned_record_live_bytes(&endpoint);
+                debug_assert_eq!(after, self.record_live_bytes(&self.entries[index]));
+                (before, after)
             }
             StoredEvent::Record { rlp, .. } => {
                 let had_record = entry.has_record();
                 let before = self.record_live_bytes(&self.entries[index]);
                 self.set_record(index, None, Some(rlp));
                 self.with_record += usize::from(!had_record);
-                (before, self.record_live_bytes(&self.entries[index]))
+                let after = signed_record_live_bytes(rlp);
+                debug_assert_eq!(after, self.record_live_bytes(&self.entries[index]));
+                (before, after)
             }
             // The liveness without IP: only whether each field is set counts.
             StoredEvent::Ping { at, .. } => {
@@ -900,16 +923,14 @@ mod tests {
                 udp: 1,
                 tcp: 65535,
             };
-            let mut blob = Vec::new();
-            let flags = RecordBlob::encode(Some(endpoint), None, &mut blob);
-            assert_eq!(RecordBlob::endpoint(flags, &blob), Some(endpoint), "{ip}");
-            assert_eq!(RecordBlob::rlp(flags, &blob), None);
+            let mut scratch = [0; RecordBlob::ENDPOINT_LEN];
+            let (flags, blob) = RecordBlob::encode(Some(endpoint), None, &mut scratch);
+            assert_eq!(RecordBlob::endpoint(flags, blob), Some(endpoint), "{ip}");
+            assert_eq!(RecordBlob::rlp(flags, blob), None);
         }
-        let mut blob = Vec::new();
-        assert_eq!(
-            RecordBlob::endpoint(RecordBlob::encode(None, None, &mut blob), &blob),
-            None
-        );
+        let mut scratch = [0; RecordBlob::ENDPOINT_LEN];
+        let (flags, blob) = RecordBlob::encode(None, None, &mut scratch);
+        assert_eq!(RecordBlob::endpoint(flags, blob), None);
     }
 
     #[test]

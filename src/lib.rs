@@ -46,6 +46,7 @@ pub mod inspect;
 mod journal;
 mod lock;
 mod loss;
+mod memory;
 mod node;
 mod options;
 mod record;

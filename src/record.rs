@@ -187,7 +187,20 @@ impl RecordFields {
     /// 64-byte signature, the seq, then key/value pairs with keys in strictly increasing
     /// order, `id` = `v4`, a 33-byte compressed `secp256k1` key, and well-formed `ip`, `ip6`
     /// and ports where present. Other keys may hold any RLP item.
+    #[inline]
     pub fn parse(rlp: &[u8]) -> Result<RecordFields, String> {
+        // Replay parses every record it reads: the usual record takes the quick way, and
+        // anything it does not take (a failure, an unusual key) goes the general way, which
+        // alone decides what is refused and why.
+        match parse_quick(rlp) {
+            Some(fields) => Ok(fields),
+            None => RecordFields::parse_general(rlp),
+        }
+    }
+
+    /// [`RecordFields::parse`], item by item through [`RlpCursor`], with a reason for every
+    /// refusal.
+    fn parse_general(rlp: &[u8]) -> Result<RecordFields, String> {
         if rlp.len() > MAX_RECORD_LEN {
             return Err(format!(
                 "{} bytes, more than the {MAX_RECORD_LEN} a record may have",
@@ -262,6 +275,173 @@ impl RecordFields {
             udp: udp.unwrap_or(0),
             tcp: tcp.unwrap_or(0),
         })
+    }
+}
+
+/// A key of 1 to 16 bytes as a number: its bytes big-endian, left-aligned, zero-padded. Keys
+/// of these lengths order as `(word, length)` order, as byte strings order.
+const fn key_word(key: &[u8]) -> u128 {
+    let mut word = 0u128;
+    let mut i = 0;
+    while i < 16 {
+        word <<= 8;
+        if i < key.len() {
+            word |= key[i] as u128;
+        }
+        i += 1;
+    }
+    word
+}
+
+/// The keys the index reads, as [`key_word`]s with their lengths.
+const KEY_ID: (u128, usize) = (key_word(b"id"), 2);
+const KEY_SECP256K1: (u128, usize) = (key_word(b"secp256k1"), 9);
+const KEY_IP: (u128, usize) = (key_word(b"ip"), 2);
+const KEY_IP6: (u128, usize) = (key_word(b"ip6"), 3);
+const KEY_UDP: (u128, usize) = (key_word(b"udp"), 3);
+const KEY_TCP: (u128, usize) = (key_word(b"tcp"), 3);
+const KEY_UDP6: (u128, usize) = (key_word(b"udp6"), 4);
+const KEY_TCP6: (u128, usize) = (key_word(b"tcp6"), 4);
+
+/// The RLP item at `at` in `bytes`, canonical: whether it is a list, and where its payload
+/// starts and ends. `None` where [`RlpCursor::item`] fails, and also for lengths of more than
+/// two bytes (no item of a record is that long).
+#[inline(always)]
+fn quick_item(bytes: &[u8], at: usize) -> Option<(bool, usize, usize)> {
+    let first = *bytes.get(at)?;
+    let (is_list, start, len) = match first {
+        0x00..=0x7f => return Some((false, at, at + 1)),
+        0x80..=0xb7 => (false, at + 1, usize::from(first - 0x80)),
+        0xc0..=0xf7 => (true, at + 1, usize::from(first - 0xc0)),
+        0xb8 | 0xf8 => {
+            let len = usize::from(*bytes.get(at + 1)?);
+            // Also refuses a length byte of 0 (a leading zero).
+            if len <= 55 {
+                return None;
+            }
+            (first == 0xf8, at + 2, len)
+        }
+        0xb9 | 0xf9 => {
+            let high = *bytes.get(at + 1)?;
+            if high == 0 {
+                return None;
+            }
+            let len = usize::from(high) << 8 | usize::from(*bytes.get(at + 2)?);
+            (first == 0xf9, at + 3, len)
+        }
+        _ => return None,
+    };
+    let end = start + len;
+    if end > bytes.len() || (!is_list && len == 1 && bytes[start] < 0x80) {
+        return None;
+    }
+    Some((is_list, start, end))
+}
+
+/// A canonical integer of at most two bytes.
+#[inline(always)]
+fn quick_port(value: &[u8]) -> Option<u16> {
+    match *value {
+        [] => Some(0),
+        [b] if b != 0 => Some(u16::from(b)),
+        [high, low] if high != 0 => Some(u16::from_be_bytes([high, low])),
+        _ => None,
+    }
+}
+
+/// [`RecordFields::parse`] of a record it accepts, for records whose keys are 1 to 16 bytes
+/// long; `None` for every other input, which the general parse then decides on.
+#[inline]
+fn parse_quick(rlp: &[u8]) -> Option<RecordFields> {
+    if rlp.len() > MAX_RECORD_LEN {
+        return None;
+    }
+    let (is_list, mut at, end) = quick_item(rlp, 0)?;
+    if !is_list || end != rlp.len() {
+        return None;
+    }
+    let (is_list, start, signature_end) = quick_item(rlp, at)?;
+    if is_list || signature_end - start != SIGNATURE_LEN {
+        return None;
+    }
+    let (is_list, start, seq_end) = quick_item(rlp, signature_end)?;
+    if is_list {
+        return None;
+    }
+    let seq_len = seq_end - start;
+    if seq_len > 8 || (seq_len != 0 && rlp[start] == 0) {
+        return None;
+    }
+    let mut fields = RecordFields {
+        seq: be_uint_at(rlp, start, seq_len),
+        ..RecordFields::default()
+    };
+    at = seq_end;
+    let (mut previous, mut scheme_v4, mut has_key) = ((0u128, 0usize), false, false);
+    while at < end {
+        let (is_list, start, key_end) = quick_item(rlp, at)?;
+        let key_len = key_end - start;
+        if is_list || !(1..=16).contains(&key_len) {
+            return None;
+        }
+        let key = (key_word_at(rlp, start, key_len), key_len);
+        if key <= previous {
+            return None;
+        }
+        previous = key;
+        let (is_list, start, value_end) = quick_item(rlp, key_end)?;
+        at = value_end;
+        let known = matches!(
+            key,
+            KEY_ID | KEY_SECP256K1 | KEY_IP | KEY_IP6 | KEY_UDP | KEY_TCP | KEY_UDP6 | KEY_TCP6
+        );
+        if !known {
+            continue;
+        }
+        if is_list {
+            return None;
+        }
+        let value = &rlp[start..value_end];
+        match key {
+            KEY_ID => scheme_v4 = value == b"v4",
+            KEY_SECP256K1 => {
+                has_key = value.len() == COMPRESSED_KEY_LEN && matches!(value[0], 2 | 3)
+            }
+            KEY_IP => fields.ip4 = Some(Ipv4Addr::from(<[u8; 4]>::try_from(value).ok()?)),
+            KEY_IP6 => fields.ip6 = Some(Ipv6Addr::from(<[u8; 16]>::try_from(value).ok()?)),
+            KEY_UDP => fields.udp4 = Some(quick_port(value)?),
+            KEY_TCP => fields.tcp4 = Some(quick_port(value)?),
+            KEY_UDP6 => fields.udp6 = Some(quick_port(value)?),
+            _ => fields.tcp6 = Some(quick_port(value)?),
+        }
+    }
+    (scheme_v4 && has_key).then_some(fields)
+}
+
+/// [`key_word`] of the key of `len` bytes (1 to 16) at `start` in `bytes`, at run time.
+#[inline(always)]
+fn key_word_at(bytes: &[u8], start: usize, len: usize) -> u128 {
+    let word = match bytes.get(start..start + 16) {
+        Some(window) => u128::from_be_bytes(window.try_into().expect("16 bytes")),
+        // Near the end of the record.
+        None => bytes[start..start + len]
+            .iter()
+            .enumerate()
+            .fold(0, |word, (i, &b)| word | u128::from(b) << (120 - 8 * i)),
+    };
+    word & u128::MAX << (8 * (16 - len))
+}
+
+/// The `len` bytes (at most 8) at `start` in `bytes` as a big-endian integer.
+#[inline(always)]
+fn be_uint_at(bytes: &[u8], start: usize, len: usize) -> u64 {
+    match bytes.get(start..start + 8) {
+        Some(window) if len != 0 => {
+            u64::from_be_bytes(window.try_into().expect("8 bytes")) >> (8 * (8 - len))
+        }
+        _ => bytes[start..start + len]
+            .iter()
+            .fold(0, |acc, &b| acc << 8 | u64::from(b)),
     }
 }
 
@@ -358,6 +538,59 @@ mod tests {
             flipped[bit / 8] ^= 1 << (bit % 8);
             let _ = RecordFields::parse(&flipped);
         }
+    }
+
+    /// The quick parse takes the usual records, accepts nothing the general parse refuses and
+    /// reads the same fields, over every bit flipped, every byte replaced by each value and
+    /// every truncation of records of several shapes.
+    #[test]
+    fn the_quick_parse_agrees_with_the_general_one() {
+        let k = key(5);
+        let records = [
+            Enr::builder()
+                .ip4([10, 0, 0, 1].into())
+                .udp4(30303)
+                .tcp4(30303)
+                .seq(7)
+                .build(&k)
+                .unwrap(),
+            Enr::builder()
+                .ip4([203, 0, 113, 7].into())
+                .udp4(128)
+                .tcp4(65535)
+                .ip6("2001:db8::1".parse().unwrap())
+                .udp6(1)
+                .tcp6(0)
+                .seq(u64::MAX)
+                .add_value(b"eth", &vec![1u8, 2, 3])
+                .add_value(b"a-key-longer-than-16-bytes", &7u8)
+                .build(&k)
+                .unwrap(),
+            Enr::empty(&k).unwrap(),
+        ];
+        let check = |rlp: &[u8]| {
+            if let Some(quick) = parse_quick(rlp) {
+                assert_eq!(RecordFields::parse_general(rlp), Ok(quick), "{rlp:02x?}");
+            }
+        };
+        for record in &records {
+            let rlp = alloy_rlp::encode(record);
+            let general = RecordFields::parse_general(&rlp).unwrap();
+            assert_eq!(RecordFields::parse(&rlp), Ok(general));
+            for len in 0..=rlp.len() {
+                check(&rlp[..len]);
+            }
+            for at in 0..rlp.len() {
+                let mut changed = rlp.clone();
+                for value in 0..=255 {
+                    changed[at] = value;
+                    check(&changed);
+                }
+            }
+        }
+        // The usual record (no key over 16 bytes) takes the quick way.
+        assert!(parse_quick(&alloy_rlp::encode(&records[0])).is_some());
+        assert!(parse_quick(&alloy_rlp::encode(&records[2])).is_some());
     }
 
     #[test]

@@ -2,18 +2,19 @@
 //!
 //! A segment's records form a chain: the first starts right after the header, each next one
 //! right after the previous one's frame. A helper thread walks that chain checking every
-//! frame (bounds, structure and CRC-32, exactly as the scanner does) and publishes how far
-//! it got; the scanner, following the same chain through the same immutable bytes, only
-//! parses the frames the helper has vouched for, and checks the others itself (it never
-//! waits: when the helper is behind, both check the same frames). At the first frame that
-//! fails the helper stops; from there on (damage, a torn tail, the zeros after the last
-//! record) the scanner checks everything itself, as it does without a helper.
+//! frame (bounds, structure and CRC-32, exactly as the scanner does, and the payload checks
+//! that decoding leaves to it: a signed record's RLP parses) and publishes how far it got;
+//! the scanner, following the same chain through the same immutable bytes, only decodes the
+//! frames the helper has vouched for, and checks the others itself (it never waits: when the
+//! helper is behind, both check the same frames). At the first frame that fails the helper
+//! stops; from there on (damage, a torn tail, the zeros after the last record) the scanner
+//! checks everything itself, as it does without a helper.
 //!
 //! Only for bytes nobody writes while they are read (a locked open, a sealed segment).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::event::{id_offset, IdBytes};
+use crate::event::{id_offset, IdBytes, StoredEvent};
 use crate::journal::format::{
     align, decode_frame_seeded, FRAME_HEADER_LEN, HEADER_LEN, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN,
 };
@@ -25,7 +26,8 @@ const PUBLISH_EVERY: usize = 256;
 /// How far the helper has checked a segment's chain of frames.
 #[derive(Default)]
 pub(crate) struct ChecksumsAhead {
-    /// Every frame of the chain that starts below this offset is intact.
+    /// Every frame of the chain that starts below this offset is intact, and its payload
+    /// passes [`StoredEvent::passes_deep_checks`].
     checked_to: AtomicUsize,
     /// The scanner needs no more: the helper may stop early.
     abandoned: AtomicBool,
@@ -43,8 +45,10 @@ impl ChecksumsAhead {
                     .get(pos..)
                     .and_then(|rest| decode_frame_seeded(seeded, rest))
                 {
-                    Some(frame) => pos += frame.len,
-                    None => break 'chain,
+                    Some(frame) if StoredEvent::passes_deep_checks(frame.kind, frame.payload) => {
+                        pos += frame.len
+                    }
+                    _ => break 'chain,
                 }
             }
             self.checked_to.store(pos, Ordering::Release);
@@ -142,13 +146,31 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr};
     use std::time::{Duration, UNIX_EPOCH};
 
+    use enr::{CombinedKey, Enr};
+
     use super::*;
-    use crate::event::{Event, Record};
+    use crate::event::{from_unix_nanos, Event, Record, StoredRecord};
     use crate::journal::format::{encode_frame, salt_seed, SegmentHeader, FORMAT_VERSION};
     use crate::journal::reader::{ScanEnd, ScanItem, SegmentScanner};
     use crate::node::{Node, NodeId};
+    use crate::record::NodeRecord;
 
-    /// A segment of 40 records of every kind, with a zeroed tail.
+    /// A signed record of node `n`.
+    fn signed_record(n: u64) -> NodeRecord {
+        let mut secret = [0x5au8; 32];
+        secret[..8].copy_from_slice(&(n + 1).to_be_bytes());
+        let key = CombinedKey::secp256k1_from_bytes(&mut secret).unwrap();
+        let record = Enr::builder()
+            .ip4(Ipv4Addr::new(10, 0, 0, n as u8))
+            .udp4(30303)
+            .seq(n)
+            .build(&key)
+            .unwrap();
+        NodeRecord::unverified(&record).unwrap()
+    }
+
+    /// A segment of 40 records of the kinds of the chain, signed records among them, with a
+    /// zeroed tail.
     fn segment(seed: u32) -> (Vec<u8>, Vec<usize>) {
         let header = SegmentHeader {
             format: FORMAT_VERSION,
@@ -164,11 +186,12 @@ mod tests {
         for seq in 1..=40u64 {
             let id = NodeId([seq as u8; 64]);
             let at = UNIX_EPOCH + Duration::from_secs(seq);
-            let event = match seq % 5 {
+            let event = match seq % 6 {
                 0 => Event::NodeUpdated(Node::new(id, IpAddr::V4(Ipv4Addr::LOCALHOST), 1, 2)),
                 1 => Event::Ping { id, at },
                 2 => Event::Pong { id, at },
                 3 => Event::FindFails { id, fails: 3 },
+                4 => Event::Record(signed_record(seq)),
                 _ => Event::NodeDeleted { id },
             };
             let mut payload = Vec::new();
@@ -180,12 +203,37 @@ mod tests {
         (data, chain)
     }
 
+    /// What a scan finds, decoded both as [`Record`]s and in stored form (as replay decodes),
+    /// which must agree.
     fn scan(data: &[u8], seed: u32, ahead: Option<&ChecksumsAhead>) -> (Vec<ScanItem>, ScanEnd) {
         let mut scanner = SegmentScanner::<Record>::in_place(data, seed);
+        let mut stored = SegmentScanner::<StoredRecord<'_>>::in_place(data, seed);
         if let Some(ahead) = ahead {
             scanner = scanner.with_checksums_ahead(ahead);
+            stored = stored.with_checksums_ahead(ahead);
         }
-        let items = scanner.by_ref().collect();
+        let items: Vec<ScanItem> = scanner.by_ref().collect();
+        let stored_items: Vec<ScanItem> = stored
+            .by_ref()
+            .map(|item| match item {
+                ScanItem::Record {
+                    offset,
+                    len,
+                    record,
+                } => ScanItem::Record {
+                    offset,
+                    len,
+                    record: Record {
+                        seq: record.seq,
+                        written_at: from_unix_nanos(record.written_at),
+                        event: record.event.into_event(),
+                    },
+                },
+                ScanItem::Damage { offset, len } => ScanItem::Damage { offset, len },
+            })
+            .collect();
+        assert_eq!(stored_items, items);
+        assert_eq!(stored.end(), scanner.end());
         (items, scanner.end().unwrap())
     }
 
@@ -222,5 +270,46 @@ mod tests {
             (items.len(), end.valid_end),
             (40, finished.checked_to() as u64)
         );
+    }
+
+    /// A signed record whose frame is checksummed but whose RLP does not parse is damage:
+    /// the helper stops before it, and a scan trusting the helper finds what one checking
+    /// everything finds.
+    #[test]
+    fn the_helper_vouches_for_no_record_whose_rlp_does_not_parse() {
+        let seed = salt_seed(7);
+        let seeded = crc32fast::Hasher::new_with_initial(seed);
+        let (clean, chain) = segment(seed);
+        let end = *chain.last().unwrap();
+        let last = decode_frame_seeded(&seeded, &clean[end..]).unwrap().len;
+        let mut data = clean[..end + last].to_vec();
+        // A record whose signature is 63 bytes long: checksummed, yet damage.
+        let bad_at = data.len();
+        let mut rlp = signed_record(41).rlp().to_vec();
+        let signature = rlp.iter().position(|&b| b == 0xb8).unwrap();
+        rlp[signature + 1] -= 1;
+        let mut payload = 41i64.to_le_bytes().to_vec();
+        payload.extend_from_slice(&[41u8; 64]);
+        payload.extend_from_slice(&rlp);
+        encode_frame(seed, 41, crate::event::kind::RECORD, &payload, &mut data);
+        let mut after = Vec::new();
+        Event::Ping {
+            id: NodeId([42; 64]),
+            at: UNIX_EPOCH,
+        }
+        .encode_payload(42, &mut after)
+        .unwrap();
+        encode_frame(seed, 42, crate::event::kind::PING, &after, &mut data);
+        data.resize(data.len() + 256, 0);
+
+        let helper = ChecksumsAhead::default();
+        helper.check(&data, &seeded);
+        assert_eq!(helper.checked_to(), bad_at);
+        let expected = scan(&data, seed, None);
+        assert_eq!(scan(&data, seed, Some(&helper)), expected);
+        assert!(expected.0.contains(&ScanItem::Damage {
+            offset: bad_at as u64,
+            len: (data.len() - 256 - bad_at - 96) as u64,
+        }));
     }
 }

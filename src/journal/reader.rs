@@ -52,6 +52,13 @@ impl ScanEnd {
 pub trait Decoded<'a>: Sized {
     /// The record of a frame whose checksum matched; `None` if its payload does not decode.
     fn decode(seq: u64, kind: u8, payload: &'a [u8]) -> Option<Self>;
+    /// [`Decoded::decode`] of a frame that a [`ChecksumsAhead`] helper has checked, payload
+    /// included (see `journal::ahead`): the same result, without repeating the checks the
+    /// helper made.
+    #[inline(always)]
+    fn decode_vouched(seq: u64, kind: u8, payload: &'a [u8]) -> Option<Self> {
+        Self::decode(seq, kind, payload)
+    }
     /// Its sequence number.
     fn seq(&self) -> u64;
 }
@@ -77,6 +84,16 @@ impl<'a> Decoded<'a> for StoredRecord<'a> {
     #[inline(always)]
     fn decode(seq: u64, kind: u8, payload: &'a [u8]) -> Option<StoredRecord<'a>> {
         let (written_at, event) = StoredEvent::decode(kind, payload)?;
+        Some(StoredRecord {
+            seq,
+            written_at,
+            event,
+        })
+    }
+
+    #[inline(always)]
+    fn decode_vouched(seq: u64, kind: u8, payload: &'a [u8]) -> Option<StoredRecord<'a>> {
+        let (written_at, event) = StoredEvent::decode_vouched(kind, payload)?;
         Some(StoredRecord {
             seq,
             written_at,
@@ -189,7 +206,8 @@ impl<'a, T: Decoded<'a>> SegmentScanner<'a, T> {
     }
 
     /// The record at `pos`, the next frame of the chain that starts after the header: like
-    /// `record_at`, without computing the checksum if the helper has already checked it.
+    /// `record_at`, without computing the checksum (nor the deeper checks of the payload) if
+    /// the helper has already checked it.
     #[inline]
     fn chain_record_at(&mut self, pos: usize) -> Option<(T, usize)> {
         if let Some(ahead) = self.ahead {
@@ -198,7 +216,8 @@ impl<'a, T: Decoded<'a>> SegmentScanner<'a, T> {
             }
             if pos < self.vouched_to {
                 let frame = decode_frame_precheck(&self.data[pos..])?;
-                return Some((T::decode(frame.seq, frame.kind, frame.payload)?, frame.len));
+                let record = T::decode_vouched(frame.seq, frame.kind, frame.payload)?;
+                return Some((record, frame.len));
             }
         }
         self.record_at(pos)
