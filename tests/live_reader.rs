@@ -2,7 +2,7 @@
 //! and the read-only `peerlog` commands do: a replay racing appends or compactions finds every
 //! record and at most a torn tail, never damage or lost records that are not there.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -96,13 +96,15 @@ fn a_replay_racing_appends_reports_no_damage() {
     };
     let db = Arc::new(NodeDb::open_with(&path, VERSION, id(u64::MAX), opts).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
     let writer = {
-        let (db, stop) = (Arc::clone(&db), Arc::clone(&stop));
+        let (db, stop, written) = (Arc::clone(&db), Arc::clone(&stop), Arc::clone(&written));
         std::thread::spawn(move || {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 db.update_last_ping(&id(i % 100), at(i)).unwrap();
                 i += 1;
+                written.store(i, Ordering::Relaxed);
                 // Bursts and pauses, so that the log stays a few MiB.
                 if i.is_multiple_of(16) {
                     std::thread::sleep(Duration::from_micros(50));
@@ -111,9 +113,14 @@ fn a_replay_racing_appends_reports_no_damage() {
             i
         })
     };
+    // A second at least, and on until there are enough of both to judge by (a loaded machine
+    // gets there later), for a minute at most.
     let started = std::time::Instant::now();
     let mut replays = 0;
-    while started.elapsed() < Duration::from_millis(1000) {
+    let enough = |replays: i32| replays > 10 && written.load(Ordering::Relaxed) > 1000;
+    while started.elapsed() < Duration::from_millis(1000)
+        || (!enough(replays) && started.elapsed() < Duration::from_secs(60))
+    {
         let plan = ReplayPlan::new(
             list_dir(&path, peerlog::testing::Listing::Strict)
                 .unwrap()
