@@ -183,7 +183,7 @@ fn kind_code(kind: ProblemKind) -> u8 {
 fn kind_from_code(code: u8) -> Option<ProblemKind> {
     Some(match code {
         1 => ProblemKind::Damaged,
-        2 => ProblemKind::TornTail,
+        // 2, a torn tail, is never written: no loss (see `Loss::from_problem`).
         3 => ProblemKind::DamagedTail,
         4 => ProblemKind::Missing,
         7 => ProblemKind::BadHeader,
@@ -208,16 +208,106 @@ mod tests {
 
     #[test]
     fn a_loss_survives_its_encoding() {
-        for l in [
-            loss(Some((5, 9)), false),
-            loss(None, true),
-            loss(Some((7, 7)), true),
-        ] {
-            let mut bytes = Vec::new();
-            l.encode(&mut bytes);
-            assert_eq!(bytes.len(), LOSS_BODY_LEN);
-            assert_eq!(Loss::decode(&bytes), Some(l));
+        let kinds = [
+            ProblemKind::Damaged,
+            ProblemKind::DamagedTail,
+            ProblemKind::Missing,
+            ProblemKind::BadHeader,
+        ];
+        for kind in kinds {
+            for l in [
+                loss(Some((5, 9)), false),
+                loss(None, true),
+                loss(Some((7, 7)), true),
+            ] {
+                let l = Loss { kind, ..l };
+                let mut bytes = Vec::new();
+                l.encode(&mut bytes);
+                assert_eq!(bytes.len(), LOSS_BODY_LEN);
+                assert_eq!(Loss::decode(&bytes), Some(l));
+            }
         }
+    }
+
+    #[test]
+    fn only_losses_of_records_are_losses() {
+        let problem = |kind| Problem {
+            kind,
+            path: "db/0000000000000003.seg".into(),
+            offset: 64,
+            len: 0,
+            lost: Some((4, 6)),
+        };
+        for kind in [
+            ProblemKind::TornTail,
+            ProblemKind::Duplicate,
+            ProblemKind::Stale,
+        ] {
+            assert_eq!(Loss::from_problem(&problem(kind)), None, "{kind:?}");
+        }
+        let missing = Loss::from_problem(&problem(ProblemKind::Missing)).unwrap();
+        assert_eq!((missing.segment_id, missing.lost), (3, Some((4, 6))));
+        let stray = Problem {
+            path: "db/notes.txt".into(),
+            ..problem(ProblemKind::Damaged)
+        };
+        assert_eq!(Loss::from_problem(&stray), None);
+    }
+
+    #[test]
+    fn a_loss_with_an_impossible_range_is_refused_on_write() {
+        for (lost, storable) in [
+            (None, true),
+            (Some((1, 1)), true),
+            (Some((5, 9)), true),
+            (Some((0, 9)), false),
+            (Some((9, 5)), false),
+        ] {
+            let l = loss(lost, false);
+            assert_eq!(l.is_storable(), storable, "{lost:?}");
+            let event = crate::Event::Loss(l);
+            assert_eq!(
+                crate::event::StoredEvent::from_event(&event).is_ok(),
+                storable,
+                "{lost:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn same_loss_and_accounts_for_compare_the_right_fields() {
+        let a = loss(Some((5, 9)), false);
+        assert!(a.same_loss(&Loss {
+            acknowledged: true,
+            ..a
+        }));
+        for other in [
+            Loss { len: 63, ..a },
+            Loss { offset: 0, ..a },
+            Loss { segment_id: 4, ..a },
+            Loss {
+                kind: ProblemKind::Damaged,
+                ..a
+            },
+            Loss {
+                lost: Some((4, 9)),
+                ..a
+            },
+        ] {
+            assert!(!a.same_loss(&other), "{other:?}");
+        }
+        // Found in a file on its own, without its lost range: accounted for by the record.
+        assert!(a.accounts_for(&Loss { lost: None, ..a }));
+        assert!(a.accounts_for(&a));
+        assert!(!a.accounts_for(&Loss {
+            lost: Some((4, 9)),
+            ..a
+        }));
+        assert!(!a.accounts_for(&Loss {
+            len: 63,
+            lost: None,
+            ..a
+        }));
     }
 
     #[test]
