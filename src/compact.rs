@@ -102,16 +102,26 @@ pub(crate) fn rewrite(
     record_losses(&new_losses)?;
 
     let seed = salt_seed(input.salt);
-    let live: Vec<_> = state
-        .live_losses()
-        .chain(state.entries().iter().flat_map(|entry| {
-            let events = state.live_events(entry);
-            events.into_iter().map(move |event| (entry.touched, event))
-        }))
-        .chain(state.live_local_seq())
-        .collect();
+    // Made as they are written, not gathered first: for a large log, the events would take
+    // more memory than the index they come from. Counted first, for the sequence numbers.
+    let live = || {
+        state
+            .live_losses()
+            .chain(state.entries().iter().flat_map(|entry| {
+                let events = state.live_events(entry);
+                events.into_iter().map(move |event| (entry.touched, event))
+            }))
+            .chain(state.live_local_seq())
+    };
+    let count = state.losses().count()
+        + state
+            .entries()
+            .iter()
+            .map(|entry| state.live_events(entry).len())
+            .sum::<usize>()
+        + usize::from(state.live_local_seq().is_some());
     // Each live event comes from a distinct replayed record, so the range never underflows.
-    let first_seq = input.last_seq + 1 - live.len() as u64;
+    let first_seq = input.last_seq + 1 - count as u64;
     let header = SegmentHeader {
         format: FORMAT_VERSION,
         flags: FLAG_COMPACTED,
@@ -126,22 +136,25 @@ pub(crate) fn rewrite(
         segments_read: input.segments.len(),
         records_read: replayed.records,
         bytes_read: replayed.record_bytes,
-        records_written: live.len() as u64,
+        records_written: count as u64,
         losses: state.losses().copied().chain(new_losses).collect(),
         ..CompactStats::default()
     };
     let bytes = publish(&path, "compact", faults, |file, temp| {
         let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(&header.encode()).at(temp)?;
-        let (mut frame, mut payload, mut bytes) = (Vec::new(), Vec::new(), 0);
-        for (seq, (written_at, event)) in (first_seq..).zip(&live) {
+        let (mut frame, mut payload, mut bytes, mut written) = (Vec::new(), Vec::new(), 0, 0);
+        for (seq, (written_at, event)) in (first_seq..).zip(live()) {
+            written += 1;
             payload.clear();
-            event.encode_payload(*written_at, &mut payload)?;
+            event.encode_payload(written_at, &mut payload)?;
             frame.clear();
             encode_frame(seed, seq, event.kind().code(), &payload, &mut frame);
             out.write_all(&frame).at(temp)?;
             bytes += frame.len() as u64;
         }
+        // The same index, read twice: the same events.
+        debug_assert_eq!(written, count, "live events counted and written");
         out.flush().at(temp)?;
         faults.check("compact.write").at(temp)?;
         Ok(bytes)
