@@ -48,6 +48,8 @@ fn write_log(dir: &Path) {
 
 /// Runs `peerlog args`, its output thrown away; returns its peak resident size in bytes.
 #[cfg(target_os = "linux")]
+// The child is reaped by the wait4 below, which std cannot do (it keeps no rusage).
+#[allow(clippy::zombie_processes)]
 fn peak_resident(args: &[&str]) -> u64 {
     let child = Command::new(env!("CARGO_BIN_EXE_peerlog"))
         .args(args)
