@@ -236,3 +236,38 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Fuzz finding (sixth campaign): a segment numbered 10^16 or more, by its header or its name,
+/// made the writer name its next segment with 17 digits, which the next open ignored, with the
+/// writes in it. Segment numbers stop well below: anything above is a damaged header, and
+/// nothing is changed.
+#[test]
+fn a_segment_numbered_beyond_what_a_writer_gives_is_a_damaged_header() {
+    let max = peerlog::testing::MAX_SEGMENT_ID;
+    for (name_id, header_id) in [
+        (max + 1, None),
+        (3, Some(max + 1)),
+        (3, Some(10u64.pow(16))),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        write_nodes(dir.path(), 3);
+        let file = segments(dir.path()).remove(0);
+        let mut bytes = fs::read(&file).unwrap();
+        if let Some(id) = header_id {
+            let mut header = peerlog::testing::SegmentHeader::decode(&bytes[..64]).unwrap();
+            header.segment_id = id;
+            bytes[..64].copy_from_slice(&header.encode());
+        }
+        fs::remove_file(&file).unwrap();
+        let renamed = dir
+            .path()
+            .join(peerlog::testing::segment_file_name(name_id));
+        fs::write(&renamed, &bytes).unwrap();
+        let err = NodeDb::open_with(dir.path(), 1, id(0), opts()).expect_err("opened");
+        assert!(
+            matches!(&err, peerlog::Error::DamagedHeader { path, .. } if *path == renamed),
+            "{name_id} {header_id:?}: {err}"
+        );
+        assert_eq!(fs::read(&renamed).unwrap(), bytes);
+    }
+}

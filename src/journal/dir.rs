@@ -15,7 +15,7 @@ use fs4::fs_std::FileExt;
 use crate::error::IoContext;
 use crate::faults::FailPoints;
 use crate::journal::format::{
-    HeaderError, SegmentHeader, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_FRAME_LEN,
+    HeaderError, SegmentHeader, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_FRAME_LEN, MAX_SEGMENT_ID,
 };
 use crate::Error;
 
@@ -170,7 +170,18 @@ pub fn list_dir(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
         // A segment removed since the directory was read (by a live writer's compaction) fails
         // here with NotFound: the caller lists again rather than replay an incomplete log.
         // (A directory of that name fails to read, with EISDIR: a read error, not damage.)
-        match (read_segment_header(&path), mode) {
+        // A number no writer gives (see MAX_SEGMENT_ID): damage like a bad header, since the
+        // next segment would be numbered above it, under a name no listing reads.
+        let header = match read_segment_header(&path) {
+            Ok(_) if id > MAX_SEGMENT_ID => Err(Error::DamagedHeader {
+                path: path.clone(),
+                reason: format!(
+                    "its number is above {MAX_SEGMENT_ID}, the largest a segment is given"
+                ),
+            }),
+            header => header,
+        };
+        match (header, mode) {
             (Ok(mut segment), _) => {
                 segment.file_id = id;
                 listing.segments.push(segment);

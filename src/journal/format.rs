@@ -28,6 +28,12 @@ pub const FRAME_ALIGN: usize = 8;
 /// forged or damaged-yet-checksummed file can hold: a log never gets near 2^63 records) is
 /// damage, not a record: it would overflow the accounting.
 pub const MAX_SEQ: u64 = i64::MAX as u64;
+/// Largest segment id (in a header, and in a file name). Segment files are named with 16
+/// digits, and a writer numbers new segments above every id in the directory: ids this far
+/// below 10^16 leave room for more segments than a log ever makes, so every name a writer
+/// gives stays one the listing reads. (Fuzz finding: a forged header id of 10^16 made the
+/// next segment's name 17 digits long, ignored on the next open with the writes in it.)
+pub const MAX_SEGMENT_ID: u64 = 10u64.pow(15) - 1;
 /// Largest frame, padding included.
 pub const MAX_FRAME_LEN: usize = align(FRAME_HEADER_LEN + MAX_PAYLOAD_LEN);
 
@@ -112,13 +118,14 @@ impl SegmentHeader {
         if format < OLDEST_FORMAT {
             return Err(HeaderError::Damaged(format!("format version {format}")));
         }
-        // Bounded like record sequence numbers (see MAX_SEQ): replay and the writer add one.
-        for (at, what) in [
-            (32, "segment id"),
-            (40, "first sequence number"),
-            (48, "replaces_through"),
+        // Bounded like record sequence numbers (see MAX_SEQ): replay and the writer add one;
+        // segment ids more (see MAX_SEGMENT_ID).
+        for (at, what, max) in [
+            (32, "segment id", MAX_SEGMENT_ID),
+            (40, "first sequence number", MAX_SEQ),
+            (48, "replaces_through", MAX_SEQ),
         ] {
-            if u64_at(at) > MAX_SEQ {
+            if u64_at(at) > max {
                 return Err(HeaderError::Damaged(format!(
                     "{what} {} is out of range",
                     u64_at(at)
@@ -307,11 +314,13 @@ mod tests {
             first_seq,
             replaces_through,
         };
-        assert!(SegmentHeader::decode(&header(MAX_SEQ, MAX_SEQ, MAX_SEQ).encode()).is_ok());
+        assert!(SegmentHeader::decode(&header(MAX_SEQ, MAX_SEQ, MAX_SEGMENT_ID).encode()).is_ok());
         for bad in [
             header(u64::MAX, 0, 1),
             header(1, MAX_SEQ + 1, 1),
             header(1, 0, u64::MAX),
+            header(1, 0, MAX_SEGMENT_ID + 1),
+            header(1, 0, 10u64.pow(16)),
         ] {
             assert!(matches!(
                 SegmentHeader::decode(&bad.encode()),
