@@ -26,12 +26,11 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use crate::error::IoContext;
 use crate::event::Record;
 use crate::journal::dir::{is_not_found, list_dir, DirListing, Listing, SegmentFile, ARCHIVE_DIR};
 use crate::journal::format::salt_seed;
 use crate::journal::reader::{ScanItem, SegmentScanner};
-use crate::journal::replay::{replay, ReleaseBehind, ReplayPlan};
+use crate::journal::replay::{map_segment, replay, ReleaseBehind, ReplayPlan};
 use crate::journal::{Problem, ProblemKind, ReplaySummary};
 use crate::Error;
 
@@ -222,15 +221,9 @@ fn scan_segment(
     segment: &SegmentFile,
     mut on_record: impl FnMut(u64, Record),
 ) -> Result<(Vec<Problem>, u64), Error> {
-    let file = fs::File::open(&segment.path).at(&segment.path)?;
-    // SAFETY: as for a replay (journal::replay): the map is only read, segment files are
-    // never shrunk, and the scanner copies each frame out before checking it, so bytes that
-    // change under a live writer are never trusted.
-    let map = unsafe { memmap2::Mmap::map(&file) }.at(&segment.path)?;
-    let bytes: &[u8] = &map;
-    // SAFETY: `bytes` is the whole map just made: a read-only shared mapping of the file.
-    let mut behind = unsafe { ReleaseBehind::new(bytes) };
-    let mut scanner = SegmentScanner::new(bytes, salt_seed(segment.header.salt));
+    let map = map_segment(&segment.path)?;
+    let mut behind = ReleaseBehind::new(&map);
+    let mut scanner = SegmentScanner::new(&map, salt_seed(segment.header.salt));
     let mut problems = Vec::new();
     let problem = |kind, offset, len| Problem {
         kind,
@@ -254,7 +247,7 @@ fn scan_segment(
         let len = end.garbage_end - end.valid_end;
         problems.push(problem(ProblemKind::DamagedTail, end.valid_end, len));
     }
-    Ok((problems, bytes.len() as u64))
+    Ok((problems, map.len() as u64))
 }
 
 /// The segments in `archive/` (kept by compaction with `keep_history`); none if there is no

@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use memmap2::MmapOptions;
+use memmap2::Mmap;
 
 use crate::error::IoContext;
 use crate::event::{IdBytes, Record, StoredRecord};
@@ -226,15 +226,24 @@ pub(crate) fn replay_until(
     mut on_record: impl FnMut(RecordPlace<'_>, Record) -> ControlFlow<()>,
 ) -> Result<ReplaySummary, Error> {
     replay_segments(plan, |map, seed, replay| {
-        // SAFETY: `map` is the whole segment as `replay_segments` maps it: a read-only
-        // shared mapping of the file.
-        let mut behind = unsafe { ReleaseBehind::new(map) };
+        let mut behind = ReleaseBehind::new(map);
         let mut on_record = |place: RecordPlace<'_>, record| {
             behind.reached(place.offset);
             on_record(place, record)
         };
         replay.scan(SegmentScanner::copying(map, seed), &mut on_record)
     })
+}
+
+/// Maps a segment file read-only, its pages faulted in as they are first read: how every
+/// reader of the log reads a segment.
+pub(crate) fn map_segment(path: &Path) -> Result<Mmap, Error> {
+    let file = File::open(path).at(path)?;
+    // SAFETY: the map is only read. peerlog never shrinks a segment file (sealed segments
+    // keep their preallocated length; deleted ones stay mapped until unmapped), so no page
+    // of the map can vanish under us; bytes that change under a live writer are copied
+    // before they are checked (see SegmentScanner).
+    unsafe { Mmap::map(&file) }.at(path)
 }
 
 /// Releases the pages of a mapped segment behind a sequential scan, a few MiB at a time, so
@@ -249,12 +258,9 @@ impl<'m> ReleaseBehind<'m> {
     /// Released in steps of this many bytes (a multiple of any page size).
     const STEP: usize = 8 << 20;
 
-    /// # Safety
-    ///
-    /// `map` must be a whole read-only shared file mapping (as `memmap2::Mmap::map` makes):
-    /// page-aligned, and backed by the file, so that dropping its pages loses nothing. Heap
-    /// bytes, say, would be zeroed under the borrow.
-    pub unsafe fn new(map: &'m [u8]) -> ReleaseBehind<'m> {
+    /// Takes a whole map (not any bytes: dropping the pages of heap memory, say, would zero
+    /// them under the borrow).
+    pub fn new(map: &'m Mmap) -> ReleaseBehind<'m> {
         ReleaseBehind { map, released: 0 }
     }
 
@@ -268,8 +274,8 @@ impl<'m> ReleaseBehind<'m> {
         }
         let until = offset - offset % Self::STEP;
         let from = self.released;
-        // SAFETY: `map` is a whole read-only shared file mapping (the contract of `new`) and
-        // `from..until` lies inside it, with `from` and `until` multiples of STEP, so
+        // SAFETY: `map` is a whole read-only shared file mapping (an `Mmap` from
+        // `map_segment`: page-aligned) and `from..until` lies inside it, with `from` and `until` multiples of STEP, so
         // page-aligned. MADV_DONTNEED on such a mapping only drops the
         // page table entries: the bytes stay the file's, and a later read faults them in from
         // it again, so no reference into the map sees anything but the file. It is advice: a
@@ -391,7 +397,7 @@ impl SegmentReplay<'_> {
 /// and handed to `scan_segment` with its checksum seed.
 fn replay_segments(
     plan: &ReplayPlan,
-    mut scan_segment: impl FnMut(&[u8], u32, &mut SegmentReplay<'_>) -> Option<ScanEnd>,
+    mut scan_segment: impl FnMut(&Mmap, u32, &mut SegmentReplay<'_>) -> Option<ScanEnd>,
 ) -> Result<ReplaySummary, Error> {
     let mut tracker = SeqTracker::default();
     let mut summary = ReplaySummary::default();
@@ -420,12 +426,7 @@ fn replay_segments(
             HEADER_LEN as u64,
             &mut summary.problems,
         );
-        let file = File::open(&segment.path).at(&segment.path)?;
-        // SAFETY: the map is only read. peerlog never shrinks a segment file (sealed segments
-        // keep their preallocated length; deleted ones stay mapped until unmapped), so no page
-        // of the map can vanish under us; bytes that change under a live writer are copied
-        // before they are checked (see SegmentScanner).
-        let map = unsafe { MmapOptions::new().map(&file) }.at(&segment.path)?;
+        let map = map_segment(&segment.path)?;
         summary
             .bytes_read
             .push((segment.path.clone(), map.len() as u64));
