@@ -488,12 +488,9 @@ impl Index {
 
     /// Records a loss: a new one, or the acknowledgement of one already recorded.
     fn record_loss(&mut self, loss: Loss, written_at: i64) {
-        match self.losses.iter_mut().find(|(l, _)| l.same_loss(&loss)) {
-            Some((known, _)) => known.acknowledged |= loss.acknowledged,
-            None => {
-                self.losses.push((loss, written_at));
-                self.live_bytes += align(FRAME_HEADER_LEN + LOSS_PAYLOAD_LEN) as u64;
-            }
+        if !self.losses.iter_mut().any(|(known, _)| known.absorb(&loss)) {
+            self.losses.push((loss, written_at));
+            self.live_bytes += align(FRAME_HEADER_LEN + LOSS_PAYLOAD_LEN) as u64;
         }
     }
 

@@ -84,6 +84,16 @@ impl Loss {
         self.place() == other.place() && self.lost == other.lost
     }
 
+    /// Takes in a later record of `other` if it is the same loss (its acknowledgement), and
+    /// says whether it was: how every reader keeps each loss once.
+    pub(crate) fn absorb(&mut self, other: &Loss) -> bool {
+        let same = self.same_loss(other);
+        if same {
+            self.acknowledged |= other.acknowledged;
+        }
+        same
+    }
+
     /// Whether this loss accounts for `found`, damage seen in a file on its own, which may
     /// not know what sequence numbers it lost (a damaged segment in `archive/`, read alone).
     pub(crate) fn accounts_for(&self, found: &Loss) -> bool {

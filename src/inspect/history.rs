@@ -185,10 +185,15 @@ pub fn history(
         let (mut found, mut losses) = (Vec::new(), Vec::<Found>::new());
         scan_sources(&sources, progress, |record, source, offset| {
             match &record.event {
-                Event::Loss(loss) => match losses.iter_mut().find(|(r, ..)| same_loss(r, loss)) {
-                    Some((known, ..)) => merge_loss(known, loss),
-                    None => losses.push((record, source, offset)),
-                },
+                Event::Loss(loss) => {
+                    let absorbed = |(known, ..): &mut Found<'_>| match &mut known.event {
+                        Event::Loss(known) => known.absorb(loss),
+                        _ => false,
+                    };
+                    if !losses.iter_mut().any(absorbed) {
+                        losses.push((record, source, offset));
+                    }
+                }
                 event if !source.restates && event.id() == Some(id) => {
                     found.push((record, source, offset))
                 }
@@ -235,17 +240,6 @@ pub fn history(
 
 /// A record found while scanning, with its source and offset.
 type Found<'s> = (Record, &'s Source, u64);
-
-fn same_loss(record: &Record, loss: &Loss) -> bool {
-    matches!(&record.event, Event::Loss(known) if known.same_loss(loss))
-}
-
-/// Folds a later record of the same loss (its acknowledgement) into the one first found.
-fn merge_loss(known: &mut Record, later: &Loss) {
-    if let Event::Loss(known) = &mut known.event {
-        known.acknowledged |= later.acknowledged;
-    }
-}
 
 fn entry(record: Record, source: &Source, offset: u64, change: Change) -> HistoryEntry {
     HistoryEntry {

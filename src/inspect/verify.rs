@@ -118,13 +118,12 @@ impl RecordedLoss {
 
 /// Gathers the losses of the live log, each once (an acknowledgement updates its loss).
 fn record_loss(recorded: &mut Vec<RecordedLoss>, loss: &Loss, written_at: SystemTime) {
-    match recorded.iter_mut().find(|r| r.loss.same_loss(loss)) {
-        Some(known) => known.loss.acknowledged |= loss.acknowledged,
-        None => recorded.push(RecordedLoss {
+    if !recorded.iter_mut().any(|r| r.loss.absorb(loss)) {
+        recorded.push(RecordedLoss {
             loss: *loss,
             written_at,
             matched: false,
-        }),
+        });
     }
 }
 
