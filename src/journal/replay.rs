@@ -225,7 +225,8 @@ pub(crate) fn replay_until(
     plan: &ReplayPlan,
     mut on_record: impl FnMut(RecordPlace<'_>, Record) -> ControlFlow<()>,
 ) -> Result<ReplaySummary, Error> {
-    replay_segments(plan, |map, seed, replay| {
+    // Released behind the scan, a map has few pages left to unmap: dropped where it is.
+    replay_segments(plan, drop, |map, seed, replay| {
         let mut behind = ReleaseBehind::new(map);
         let mut on_record = |place: RecordPlace<'_>, record| {
             behind.reached(place.offset);
@@ -301,7 +302,7 @@ pub(crate) fn replay_locked(
     mut on_record: impl FnMut(RecordPlace<'_>, StoredRecord<'_>, Option<&IdBytes>),
 ) -> Result<ReplaySummary, Error> {
     // The helper faults the pages in as it checks them, on its own core.
-    replay_segments(plan, |map, seed, replay| {
+    replay_segments(plan, unmap_in_background, |map, seed, replay| {
         let mut upcoming = IdsAhead::new(map, IDS_AHEAD);
         let mut on_record = |place: RecordPlace<'_>, record| {
             on_record(place, record, upcoming.next_new_id());
@@ -393,10 +394,24 @@ impl SegmentReplay<'_> {
     }
 }
 
+/// Unmaps a segment on a thread of its own, if it is large enough for that to pay: clearing
+/// the page table entries of a fully read 64 MiB segment takes milliseconds, which the open
+/// need not wait for. Where no thread can be started, it is unmapped here.
+fn unmap_in_background(map: Mmap) {
+    if map.len() < CHECK_AHEAD_FROM.load(Ordering::Relaxed) {
+        return;
+    }
+    // On failure `spawn` drops the closure, and with it the map.
+    let _ = std::thread::Builder::new()
+        .name("peerlog-unmap".into())
+        .spawn(move || drop(map));
+}
+
 /// Replays every live segment of `plan`, each mapped (its pages faulted in as they are read)
-/// and handed to `scan_segment` with its checksum seed.
+/// and handed to `scan_segment` with its checksum seed, then to `unmap`.
 fn replay_segments(
     plan: &ReplayPlan,
+    unmap: fn(Mmap),
     mut scan_segment: impl FnMut(&Mmap, u32, &mut SegmentReplay<'_>) -> Option<ScanEnd>,
 ) -> Result<ReplaySummary, Error> {
     let mut tracker = SeqTracker::default();
@@ -435,7 +450,9 @@ fn replay_segments(
             tracker: &mut tracker,
             summary: &mut summary,
         };
-        let Some(end) = scan_segment(&map, salt_seed(header.salt), &mut replay) else {
+        let end = scan_segment(&map, salt_seed(header.salt), &mut replay);
+        unmap(map);
+        let Some(end) = end else {
             return Ok(summary);
         };
         if end.has_garbage() {
