@@ -208,6 +208,10 @@ pub fn build_log(dir: &Path, nodes: u64) {
     for op in ops(0, nodes, now) {
         apply(&db, &op);
     }
+    // Written back before anything is timed: the kernel writing dirty pages back during a
+    // measurement would take a core from it, and from a two-threaded open more than from a
+    // one-threaded baseline.
+    db.sync().expect("sync after build");
     db.close().expect("close after build");
 }
 

@@ -3,44 +3,112 @@
 //! A segment's records form a chain: the first starts right after the header, each next one
 //! right after the previous one's frame. A helper thread walks that chain checking every
 //! frame (bounds, structure and CRC-32, exactly as the scanner does, and the payload checks
-//! that decoding leaves to it: a signed record's RLP parses) and publishes how far it got;
-//! the scanner, following the same chain through the same immutable bytes, only decodes the
-//! frames the helper has vouched for, and checks the others itself (it never waits: when the
-//! helper is behind, both check the same frames). At the first frame that fails the helper
-//! stops; from there on (damage, a torn tail, the zeros after the last record) the scanner
-//! checks everything itself, as it does without a helper.
+//! that decoding leaves to it: a signed record's RLP parses) and publishes the stretch it has
+//! checked; the scanner, following the same chain through the same immutable bytes, only
+//! decodes the frames the helper has vouched for, and checks the others itself.
+//!
+//! The two split the work rather than repeat it. When the scanner catches up with the helper
+//! (it checks a frame itself), the helper does not go on checking frames the scanner is
+//! checking too: it leaps [`LEAP`] bytes ahead of it, finds the next intact frame there, and
+//! checks on from there, while the scanner checks the frames in between.
+//! A stretch starting where the helper landed is only trusted once the scanner, following the
+//! chain itself, arrives at exactly that offset: from there on the two walk the same chain.
+//! If damage made the helper land off the chain, the scanner never arrives there and checks
+//! everything itself, as it does without a helper. At the first frame that fails the helper
+//! stops; from the scanner's first failing frame on (damage, a torn tail, the zeros after the
+//! last record) the scanner checks everything itself.
 //!
 //! Only for bytes nobody writes while they are read (a locked open, a sealed segment).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::event::{id_offset, IdBytes, StoredEvent};
 use crate::journal::format::{
-    align, decode_frame_seeded, FRAME_HEADER_LEN, HEADER_LEN, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN,
+    align, decode_frame_seeded, FRAME_ALIGN, FRAME_HEADER_LEN, HEADER_LEN, MAX_FRAME_LEN,
+    MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN,
 };
 use crate::node::{ids_equal, NODE_ID_LEN};
 
-/// Frames the helper checks between two publications of its progress.
-const PUBLISH_EVERY: usize = 256;
+/// Frames the helper checks between two publications of its progress (and two looks at
+/// where the scanner is), at most.
+const PUBLISH_EVERY: usize = 64;
+
+/// How far past the scanner the helper starts again when the scanner has caught up with it,
+/// in bytes, at most: about 1,500 frames, which the scanner checks itself meanwhile.
+const LEAP: usize = 256 << 10;
 
 /// How far the helper has checked a segment's chain of frames.
-#[derive(Default)]
 pub(crate) struct ChecksumsAhead {
-    /// Every frame of the chain that starts below this offset is intact, and its payload
-    /// passes [`StoredEvent::passes_deep_checks`].
-    checked_to: AtomicUsize,
+    /// The stretch the helper has checked, `start` and `end` packed in one word (see
+    /// [`pack`]) so that the scanner reads a consistent pair: every frame of the chain that
+    /// starts at `start` and begins below `end` is intact, and its payload passes
+    /// [`StoredEvent::passes_deep_checks`]. A claim stays true once made (the bytes never
+    /// change), so a stale one is still right, only shorter.
+    vouched: AtomicU64,
+    /// Where the scanner last checked a frame itself: it had caught up with the helper, or
+    /// does not trust its stretch.
+    scanner_at: AtomicUsize,
+    /// The start of the stretch the scanner trusts: the last place where it found the
+    /// helper's chain to be its own.
+    scanner_trusts: AtomicUsize,
     /// The scanner needs no more: the helper may stop early.
     abandoned: AtomicBool,
+    /// Frames per publication, and bytes per leap.
+    batch: usize,
+    leap: usize,
+}
+
+/// Packs a stretch of a segment into one word: offsets are multiples of [`FRAME_ALIGN`], so
+/// 32 bits of each cover segments up to 32 GiB (see [`ChecksumsAhead::covers`]).
+fn pack(start: usize, end: usize) -> u64 {
+    let unit = |offset: usize| (offset / FRAME_ALIGN) as u64;
+    unit(start) << 32 | unit(end)
+}
+
+fn unpack(word: u64) -> (usize, usize) {
+    let offset = |units: u64| (units & u64::from(u32::MAX)) as usize * FRAME_ALIGN;
+    (offset(word >> 32), offset(word))
 }
 
 impl ChecksumsAhead {
+    /// A helper for a segment of `len` bytes: on a small one (tests and fuzzing replay
+    /// segments of a few KiB with a helper), it publishes and leaps in proportionally smaller
+    /// steps, so that the sharing of the work is exercised there too.
+    pub fn for_segment(len: usize) -> ChecksumsAhead {
+        let batch = (len >> 12).clamp(2, PUBLISH_EVERY);
+        let leap = align((len >> 4).clamp(FRAME_ALIGN, LEAP));
+        ChecksumsAhead::with_steps(batch, leap)
+    }
+
+    fn with_steps(batch: usize, leap: usize) -> ChecksumsAhead {
+        ChecksumsAhead {
+            vouched: AtomicU64::new(pack(HEADER_LEN, HEADER_LEN)),
+            scanner_at: AtomicUsize::new(0),
+            scanner_trusts: AtomicUsize::new(HEADER_LEN),
+            abandoned: AtomicBool::new(false),
+            batch,
+            leap,
+        }
+    }
+
+    /// Whether a helper can check a segment of `len` bytes: its offsets must fit [`pack`].
+    pub fn covers(len: usize) -> bool {
+        len / FRAME_ALIGN <= u32::MAX as usize
+    }
+
     /// The helper's work: checks the chain of frames of `data` (a whole segment, header
-    /// included) with the segment's seeded checksum state, until a frame fails or the
-    /// scanner abandons it.
+    /// included, of a length [`ChecksumsAhead::covers`]) with the segment's seeded checksum
+    /// state, leaping ahead of the scanner whenever it catches up, until a frame fails or
+    /// the scanner abandons it.
     pub fn check(&self, data: &[u8], seeded: &crc32fast::Hasher) {
-        let mut pos = HEADER_LEN;
+        self.check_from(data, seeded, HEADER_LEN);
+    }
+
+    /// [`ChecksumsAhead::check`] starting at `start` (as after a leap to there).
+    fn check_from(&self, data: &[u8], seeded: &crc32fast::Hasher, start: usize) {
+        let (mut start, mut pos) = (start, start);
         'chain: while !self.abandoned.load(Ordering::Relaxed) {
-            for _ in 0..PUBLISH_EVERY {
+            for _ in 0..self.batch {
                 match data
                     .get(pos..)
                     .and_then(|rest| decode_frame_seeded(seeded, rest))
@@ -51,9 +119,21 @@ impl ChecksumsAhead {
                     _ => break 'chain,
                 }
             }
-            self.checked_to.store(pos, Ordering::Release);
+            self.vouched.store(pack(start, pos), Ordering::Release);
+            let scanner = self.scanner_at.load(Ordering::Acquire);
+            // The scanner is checking the frames this helper would check next, or it passed
+            // the place the helper leapt to before the helper said so, and cannot trust it.
+            let caught_up = scanner >= pos;
+            let missed = scanner >= start && self.scanner_trusts.load(Ordering::Relaxed) != start;
+            if caught_up || missed {
+                match leap(data, seeded, scanner, self.leap) {
+                    Some(landing) => (start, pos) = (landing, landing),
+                    // Damage or the end of the records within reach: nothing left to share.
+                    None => break,
+                }
+            }
         }
-        self.checked_to.store(pos, Ordering::Release);
+        self.vouched.store(pack(start, pos), Ordering::Release);
     }
 
     /// Tells the helper to stop.
@@ -72,10 +152,40 @@ impl ChecksumsAhead {
         Abandon(self)
     }
 
-    /// Every frame of the chain that starts below this offset is intact.
-    pub fn checked_to(&self) -> usize {
-        self.checked_to.load(Ordering::Acquire)
+    /// The stretch checked so far, `(start, end)`: every frame of the chain that starts at
+    /// `start` and begins below `end` is intact.
+    pub fn vouched(&self) -> (usize, usize) {
+        unpack(self.vouched.load(Ordering::Acquire))
     }
+
+    /// The scanner is checking the frame at `pos` itself.
+    pub fn scanner_checks(&self, pos: usize) {
+        // Release: a helper that sees this sees the trust given before it.
+        self.scanner_at.store(pos, Ordering::Release);
+    }
+
+    /// The scanner, at `start`, found the helper's stretch to start there: it trusts it.
+    pub fn scanner_trusts(&self, start: usize) {
+        self.scanner_trusts.store(start, Ordering::Relaxed);
+    }
+}
+
+/// The first intact frame at least `distance` bytes past `from`: found the way the scanner
+/// finds the next record after damage, by trying each aligned offset. Within the records,
+/// one starts at most [`MAX_FRAME_LEN`] bytes on; `None` if none does (the end of the records,
+/// or damage). Walking the frames' lengths there instead would wait on one cache miss after
+/// the other.
+///
+/// The frame found starts a chain of its own, which is the scanner's only if the scanner
+/// arrives at that very offset: the scanner checks that before it trusts anything found from
+/// there (a frame lying inside another one's payload, a 2^-32 chance for bytes a remote peer
+/// chose, since they cannot know the salt, would never be arrived at).
+fn leap(data: &[u8], seeded: &crc32fast::Hasher, from: usize, distance: usize) -> Option<usize> {
+    let first = align(from.saturating_add(distance));
+    let last = data.len().checked_sub(FRAME_HEADER_LEN)?;
+    (first..=last.min(first + MAX_FRAME_LEN))
+        .step_by(FRAME_ALIGN)
+        .find(|&pos| decode_frame_seeded(seeded, &data[pos..]).is_some())
 }
 
 /// How many frames ahead of the scan [`IdsAhead`] looks.
@@ -204,8 +314,12 @@ mod tests {
     }
 
     /// What a scan finds, decoded both as [`Record`]s and in stored form (as replay decodes),
-    /// which must agree.
-    fn scan(data: &[u8], seed: u32, ahead: Option<&ChecksumsAhead>) -> (Vec<ScanItem>, ScanEnd) {
+    /// which must agree; and how many frames the stored-form scan checked itself.
+    fn scan_counting(
+        data: &[u8],
+        seed: u32,
+        ahead: Option<&ChecksumsAhead>,
+    ) -> ((Vec<ScanItem>, ScanEnd), usize) {
         let mut scanner = SegmentScanner::<Record>::in_place(data, seed);
         let mut stored = SegmentScanner::<StoredRecord<'_>>::in_place(data, seed);
         if let Some(ahead) = ahead {
@@ -234,7 +348,28 @@ mod tests {
             .collect();
         assert_eq!(stored_items, items);
         assert_eq!(stored.end(), scanner.end());
-        (items, scanner.end().unwrap())
+        ((items, scanner.end().unwrap()), stored.checked_here)
+    }
+
+    fn scan(data: &[u8], seed: u32, ahead: Option<&ChecksumsAhead>) -> (Vec<ScanItem>, ScanEnd) {
+        scan_counting(data, seed, ahead).0
+    }
+
+    /// A helper that has checked the chain starting at `start` as far as it goes, and leaps
+    /// nowhere.
+    fn checked_from(data: &[u8], seeded: &crc32fast::Hasher, start: usize) -> ChecksumsAhead {
+        let helper = ChecksumsAhead::with_steps(usize::MAX, LEAP);
+        helper.check_from(data, seeded, start);
+        helper
+    }
+
+    /// A helper that says it has checked the chain from the header to `end`.
+    fn vouching_to(end: usize) -> ChecksumsAhead {
+        let helper = ChecksumsAhead::with_steps(PUBLISH_EVERY, LEAP);
+        helper
+            .vouched
+            .store(pack(HEADER_LEN, end), Ordering::Release);
+        helper
     }
 
     /// With every byte of every record damaged in turn, a scan trusting the helper (finished,
@@ -250,26 +385,141 @@ mod tests {
             let mut data = clean.clone();
             data[at] ^= 0x10;
             let expected = scan(&data, seed, None);
-            let finished = ChecksumsAhead::default();
-            finished.check(&data, &seeded);
+            let finished = checked_from(&data, &seeded, HEADER_LEN);
             assert_eq!(scan(&data, seed, Some(&finished)), expected, "byte {at}");
             // Stopped early: vouches for a prefix of the chain only.
             for &stop in chain.iter().step_by(7) {
-                let partial = ChecksumsAhead::default();
-                partial
-                    .checked_to
-                    .store(stop.min(finished.checked_to()), Ordering::Release);
+                let partial = vouching_to(stop.min(finished.vouched().1));
                 assert_eq!(scan(&data, seed, Some(&partial)), expected, "byte {at}");
             }
         }
-        // Undamaged, the helper gets to the end of the records and no further.
-        let finished = ChecksumsAhead::default();
-        finished.check(&clean, &seeded);
-        let (items, end) = scan(&clean, seed, Some(&finished));
+        // Undamaged, the helper gets to the end of the records and no further, and the scan
+        // checks no frame itself but the zeros after them.
+        let finished = checked_from(&clean, &seeded, HEADER_LEN);
+        let ((items, end), checked_here) = scan_counting(&clean, seed, Some(&finished));
         assert_eq!(
-            (items.len(), end.valid_end),
-            (40, finished.checked_to() as u64)
+            (items.len(), end.valid_end, checked_here),
+            (40, finished.vouched().1 as u64, 1)
         );
+    }
+
+    /// A stretch the helper checked from anywhere (as after a leap: a frame start of the
+    /// chain, a place inside a frame, damage) changes nothing a scan finds; the scan trusts it
+    /// exactly when it arrives at its start, and then checks nothing itself from there.
+    #[test]
+    fn a_stretch_checked_from_anywhere_is_trusted_only_from_a_frame_the_scan_arrives_at() {
+        let seed = salt_seed(7);
+        let seeded = crc32fast::Hasher::new_with_initial(seed);
+        let (clean, chain) = segment(seed);
+        let data_end = *chain.last().unwrap() + 160;
+        let expected = scan(&clean, seed, None);
+        for start in (HEADER_LEN..data_end).step_by(FRAME_ALIGN) {
+            let helper = checked_from(&clean, &seeded, start);
+            let (found, checked_here) = scan_counting(&clean, seed, Some(&helper));
+            assert_eq!(found, expected, "stretch from {start}");
+            // Frames before the stretch, or all of them off the chain, and the zeros after.
+            let before = chain
+                .iter()
+                .position(|&at| at == start)
+                .unwrap_or(chain.len());
+            assert_eq!(checked_here, before + 1, "stretch from {start}");
+        }
+        let starts: Vec<usize> = chain.iter().flat_map(|&at| [at, at + 8]).collect();
+        for at in (HEADER_LEN..data_end).step_by(23) {
+            let mut data = clean.clone();
+            data[at] ^= 0x04;
+            let expected = scan(&data, seed, None);
+            for &start in &starts {
+                let helper = checked_from(&data, &seeded, start);
+                assert_eq!(
+                    scan(&data, seed, Some(&helper)),
+                    expected,
+                    "byte {at}, stretch from {start}"
+                );
+            }
+        }
+    }
+
+    /// A helper that finds the scanner at its heels leaps ahead of it to the next intact
+    /// frame, checks on from there, and the scan, checking the frames in between itself,
+    /// trusts what it checked from the frame where it landed.
+    #[test]
+    fn a_helper_caught_up_with_leaps_ahead_and_the_scan_trusts_it_from_there() {
+        let seed = salt_seed(7);
+        let seeded = crc32fast::Hasher::new_with_initial(seed);
+        let (clean, chain) = segment(seed);
+        let helper = ChecksumsAhead::with_steps(4, 512);
+        // The scanner is checking frame 20 itself when the helper first looks.
+        helper.scanner_checks(chain[20]);
+        helper.check(&clean, &seeded);
+        let landing = chain.iter().position(|&at| at >= chain[20] + 512).unwrap();
+        let records_end = checked_from(&clean, &seeded, HEADER_LEN).vouched().1;
+        assert_eq!(helper.vouched(), (chain[landing], records_end));
+        let (found, checked_here) = scan_counting(&clean, seed, Some(&helper));
+        assert_eq!(found, scan(&clean, seed, None));
+        assert_eq!(checked_here, landing + 1);
+
+        // Damage where it would land: it lands on the next intact frame instead.
+        let mut data = clean.clone();
+        data[chain[landing] + 20] ^= 1;
+        let helper = ChecksumsAhead::with_steps(4, 512);
+        helper.scanner_checks(chain[20]);
+        helper.check(&data, &seeded);
+        assert_eq!(helper.vouched(), (chain[landing + 1], records_end));
+        assert_eq!(scan(&data, seed, Some(&helper)), scan(&data, seed, None));
+
+        // Leapt to frame 10, it finds the scanner checking frame 12 itself: the scanner
+        // passed frame 10 before the helper said it had landed there, and will not trust
+        // what it checks from there. It leaps again; not if the scanner trusts it.
+        let landing = chain.iter().position(|&at| at >= chain[12] + 512).unwrap();
+        for (trusted, stretch) in [(false, chain[landing]), (true, chain[10])] {
+            let helper = ChecksumsAhead::with_steps(4, 512);
+            if trusted {
+                helper.scanner_trusts(chain[10]);
+            }
+            helper.scanner_checks(chain[12]);
+            helper.check_from(&clean, &seeded, chain[10]);
+            assert_eq!(helper.vouched(), (stretch, records_end));
+        }
+
+        // Nothing intact within reach (the zeros after the records): it stops.
+        let helper = ChecksumsAhead::with_steps(4, 512);
+        helper.scanner_checks(*chain.last().unwrap());
+        helper.check(&clean, &seeded);
+        assert_eq!(helper.vouched(), (HEADER_LEN, chain[4]));
+    }
+
+    /// The helper on a thread of its own, as replay runs it, over a segment of thousands of
+    /// records, intact or damaged: whatever the interleaving of its checks and leaps with the
+    /// scan, the scan finds what a scan checking everything finds.
+    #[test]
+    fn a_scan_beside_a_helper_thread_finds_what_a_scan_alone_finds() {
+        let seed = salt_seed(7);
+        let seeded = crc32fast::Hasher::new_with_initial(seed);
+        let (one, chain) = segment(seed);
+        // The 40 records again and again (their sequence numbers repeat: no matter here).
+        let records = &one[HEADER_LEN..chain.last().unwrap() + 160];
+        let mut clean = one[..HEADER_LEN].to_vec();
+        for _ in 0..100 {
+            clean.extend_from_slice(records);
+        }
+        clean.resize(clean.len() + 4096, 0);
+        for damage in [None, Some(HEADER_LEN + 90_000), Some(clean.len() / 2 + 3)] {
+            let mut data = clean.clone();
+            if let Some(at) = damage {
+                data[at] ^= 0x20;
+            }
+            let expected = scan(&data, seed, None);
+            for run in 0..20 {
+                let helper = ChecksumsAhead::for_segment(data.len());
+                let found = std::thread::scope(|scope| {
+                    scope.spawn(|| helper.check(&data, &seeded));
+                    let _stop = helper.abandon_on_drop();
+                    scan(&data, seed, Some(&helper))
+                });
+                assert_eq!(found, expected, "damage at {damage:?}, run {run}");
+            }
+        }
     }
 
     /// A signed record whose frame is checksummed but whose RLP does not parse is damage:
@@ -302,14 +552,26 @@ mod tests {
         encode_frame(seed, 42, crate::event::kind::PING, &after, &mut data);
         data.resize(data.len() + 256, 0);
 
-        let helper = ChecksumsAhead::default();
-        helper.check(&data, &seeded);
-        assert_eq!(helper.checked_to(), bad_at);
+        let helper = checked_from(&data, &seeded, HEADER_LEN);
+        assert_eq!(helper.vouched(), (HEADER_LEN, bad_at));
         let expected = scan(&data, seed, None);
         assert_eq!(scan(&data, seed, Some(&helper)), expected);
         assert!(expected.0.contains(&ScanItem::Damage {
             offset: bad_at as u64,
             len: (data.len() - 256 - bad_at - 96) as u64,
         }));
+    }
+
+    #[test]
+    fn a_stretch_packs_into_one_word_and_back() {
+        for (start, end) in [
+            (HEADER_LEN, HEADER_LEN),
+            (64, 4096),
+            (8, (u32::MAX as usize) * 8),
+        ] {
+            assert_eq!(unpack(pack(start, end)), (start, end));
+        }
+        assert!(ChecksumsAhead::covers((32 << 30) - 8));
+        assert!(!ChecksumsAhead::covers(32 << 30));
     }
 }

@@ -129,8 +129,14 @@ pub struct SegmentScanner<'a, T = Record> {
     /// A helper checking the chain of frames' checksums ahead of the scan; dropped at the
     /// first frame that is not an intact record, where the scan leaves the chain.
     ahead: Option<&'a ChecksumsAhead>,
-    /// Where the helper had got to when last asked.
+    /// Where the helper's stretch that this scan trusts starts: an offset the scan has been
+    /// at, so that from there on both follow the same chain.
+    trusted_from: usize,
+    /// Where that stretch ended when last asked: frames of the chain below it are vouched for.
     vouched_to: usize,
+    /// Frames checked here although a helper was there (for tests of the sharing).
+    #[cfg(test)]
+    pub checked_here: usize,
 }
 
 impl<'a> SegmentScanner<'a, Record> {
@@ -171,7 +177,10 @@ impl<'a, T: Decoded<'a>> SegmentScanner<'a, T> {
             end: None,
             decode_copy: None,
             ahead: None,
+            trusted_from: HEADER_LEN,
             vouched_to: 0,
+            #[cfg(test)]
+            checked_here: 0,
         }
     }
 
@@ -212,12 +221,26 @@ impl<'a, T: Decoded<'a>> SegmentScanner<'a, T> {
     fn chain_record_at(&mut self, pos: usize) -> Option<(T, usize)> {
         if let Some(ahead) = self.ahead {
             if pos >= self.vouched_to {
-                self.vouched_to = ahead.checked_to();
+                let (start, end) = ahead.vouched();
+                // The helper leapt to `pos` (see journal::ahead): its chain is this scan's.
+                if start == pos && start != self.trusted_from {
+                    self.trusted_from = start;
+                    ahead.scanner_trusts(start);
+                }
+                if start == self.trusted_from {
+                    self.vouched_to = end;
+                }
             }
             if pos < self.vouched_to {
                 let frame = decode_frame_precheck(&self.data[pos..])?;
                 let record = T::decode_vouched(frame.seq, frame.kind, frame.payload)?;
                 return Some((record, frame.len));
+            }
+            // Caught up with the helper: it leaps ahead rather than check this frame too.
+            ahead.scanner_checks(pos);
+            #[cfg(test)]
+            {
+                self.checked_here += 1;
             }
         }
         self.record_at(pos)

@@ -309,10 +309,12 @@ pub(crate) fn replay_locked(
             ControlFlow::Continue(())
         };
         let scanner = SegmentScanner::in_place(map, seed);
-        if map.len() < CHECK_AHEAD_FROM.load(Ordering::Relaxed) {
+        if map.len() < CHECK_AHEAD_FROM.load(Ordering::Relaxed)
+            || !ChecksumsAhead::covers(map.len())
+        {
             return replay.scan(scanner, &mut on_record);
         }
-        let ahead = ChecksumsAhead::default();
+        let ahead = ChecksumsAhead::for_segment(map.len());
         let seeded = crc32fast::Hasher::new_with_initial(seed);
         std::thread::scope(|scope| {
             // Checksums on a second core, decoding and indexing on this one (see ahead.rs).
