@@ -562,6 +562,19 @@ mod tests {
         }));
     }
 
+    /// Small segments (those of tests and fuzz inputs) get small steps, so that the helper
+    /// leaps there too; large ones the full steps.
+    #[test]
+    fn steps_scale_with_the_segment() {
+        let steps = |len| {
+            let helper = ChecksumsAhead::for_segment(len);
+            (helper.batch, helper.leap)
+        };
+        assert_eq!(steps(4096), (2, 256));
+        assert_eq!(steps(100_000), (24, 6256));
+        assert_eq!(steps(64 << 20), (PUBLISH_EVERY, LEAP));
+    }
+
     #[test]
     fn a_stretch_packs_into_one_word_and_back() {
         for (start, end) in [
