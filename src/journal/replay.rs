@@ -400,7 +400,9 @@ impl SegmentReplay<'_> {
 /// the page table entries of a fully read 64 MiB segment takes milliseconds, which the open
 /// need not wait for. Where no thread can be started, it is unmapped here.
 fn unmap_in_background(map: Mmap) {
-    if map.len() < CHECK_AHEAD_FROM.load(Ordering::Relaxed) {
+    /// Smaller maps are unmapped in place: a thread would cost more than it saves.
+    const FROM: usize = 4 << 20;
+    if map.len() < FROM {
         return;
     }
     // On failure `spawn` drops the closure, and with it the map.
