@@ -61,6 +61,9 @@ pub(crate) struct ChecksumsAhead {
 /// Packs a stretch of a segment into one word: offsets are multiples of [`FRAME_ALIGN`], so
 /// 32 bits of each cover segments up to 32 GiB (see [`ChecksumsAhead::covers`]).
 fn pack(start: usize, end: usize) -> u64 {
+    debug_assert!(
+        start % FRAME_ALIGN == 0 && end % FRAME_ALIGN == 0 && ChecksumsAhead::covers(end)
+    );
     let unit = |offset: usize| (offset / FRAME_ALIGN) as u64;
     unit(start) << 32 | unit(end)
 }
@@ -313,21 +316,18 @@ mod tests {
         (data, chain)
     }
 
-    /// What a scan finds, decoded both as [`Record`]s and in stored form (as replay decodes),
-    /// which must agree; and how many frames the stored-form scan checked itself.
-    fn scan_counting(
+    /// What a scan in stored form (as replay decodes) finds, as [`Record`]s, and how many
+    /// frames it checked itself.
+    fn scan_stored(
         data: &[u8],
         seed: u32,
         ahead: Option<&ChecksumsAhead>,
     ) -> ((Vec<ScanItem>, ScanEnd), usize) {
-        let mut scanner = SegmentScanner::<Record>::in_place(data, seed);
         let mut stored = SegmentScanner::<StoredRecord<'_>>::in_place(data, seed);
         if let Some(ahead) = ahead {
-            scanner = scanner.with_checksums_ahead(ahead);
             stored = stored.with_checksums_ahead(ahead);
         }
-        let items: Vec<ScanItem> = scanner.by_ref().collect();
-        let stored_items: Vec<ScanItem> = stored
+        let items: Vec<ScanItem> = stored
             .by_ref()
             .map(|item| match item {
                 ScanItem::Record {
@@ -346,9 +346,33 @@ mod tests {
                 ScanItem::Damage { offset, len } => ScanItem::Damage { offset, len },
             })
             .collect();
-        assert_eq!(stored_items, items);
-        assert_eq!(stored.end(), scanner.end());
-        ((items, scanner.end().unwrap()), stored.checked_here)
+        ((items, stored.end().unwrap()), stored.checked_here)
+    }
+
+    /// What a scan decoding [`Record`]s finds.
+    fn scan_records(
+        data: &[u8],
+        seed: u32,
+        ahead: Option<&ChecksumsAhead>,
+    ) -> (Vec<ScanItem>, ScanEnd) {
+        let mut scanner = SegmentScanner::<Record>::in_place(data, seed);
+        if let Some(ahead) = ahead {
+            scanner = scanner.with_checksums_ahead(ahead);
+        }
+        let items: Vec<ScanItem> = scanner.by_ref().collect();
+        (items, scanner.end().unwrap())
+    }
+
+    /// What a scan finds, decoded both as [`Record`]s and in stored form, which must agree;
+    /// and how many frames the stored-form scan checked itself.
+    fn scan_counting(
+        data: &[u8],
+        seed: u32,
+        ahead: Option<&ChecksumsAhead>,
+    ) -> ((Vec<ScanItem>, ScanEnd), usize) {
+        let stored = scan_stored(data, seed, ahead);
+        assert_eq!(stored.0, scan_records(data, seed, ahead));
+        stored
     }
 
     fn scan(data: &[u8], seed: u32, ahead: Option<&ChecksumsAhead>) -> (Vec<ScanItem>, ScanEnd) {
@@ -511,15 +535,83 @@ mod tests {
             }
             let expected = scan(&data, seed, None);
             for run in 0..20 {
-                let helper = ChecksumsAhead::for_segment(data.len());
-                let found = std::thread::scope(|scope| {
-                    scope.spawn(|| helper.check(&data, &seeded));
-                    let _stop = helper.abandon_on_drop();
-                    scan(&data, seed, Some(&helper))
-                });
-                assert_eq!(found, expected, "damage at {damage:?}, run {run}");
+                // Each kind of scan beside a helper of its own, running.
+                let beside_helper = |stored: bool| {
+                    let helper = ChecksumsAhead::for_segment(data.len());
+                    std::thread::scope(|scope| {
+                        scope.spawn(|| helper.check(&data, &seeded));
+                        let _stop = helper.abandon_on_drop();
+                        match stored {
+                            true => scan_stored(&data, seed, Some(&helper)).0,
+                            false => scan_records(&data, seed, Some(&helper)),
+                        }
+                    })
+                };
+                for stored in [true, false] {
+                    let found = beside_helper(stored);
+                    assert_eq!(found, expected, "damage at {damage:?}, run {run}, {stored}");
+                }
             }
         }
+    }
+
+    /// A helper that leapt into another frame's payload, onto a frame forged there whose
+    /// checksum matches, checks a stretch that is no chain of the scan's, here one running over
+    /// a damaged frame: the scan never arrives at its start, so it trusts none of it, and finds
+    /// the damage a scan checking everything finds.
+    #[test]
+    fn a_stretch_from_inside_a_payload_over_a_damaged_frame_is_not_trusted() {
+        let seed = salt_seed(7);
+        let seeded = crc32fast::Hasher::new_with_initial(seed);
+        let ping = |seq: u64, id: [u8; 64], out: &mut Vec<u8>| {
+            let mut payload = Vec::new();
+            Event::Ping {
+                id: NodeId(id),
+                at: UNIX_EPOCH + Duration::from_secs(seq),
+            }
+            .encode_payload(seq as i64, &mut payload)
+            .unwrap();
+            encode_frame(seed, seq, crate::event::kind::PING, &payload, out);
+        };
+        let (mut data, _) = segment(seed);
+        data.truncate(HEADER_LEN);
+        let first = data.len();
+        ping(1, [0x11; 64], &mut data);
+        let second = data.len();
+        ping(2, [0x22; 64], &mut data);
+        let third = data.len();
+        for seq in 3..10 {
+            ping(seq, [seq as u8; 64], &mut data);
+        }
+        data.resize(data.len() + 512, 0);
+        // The second frame damaged.
+        data[second + 40] ^= 1;
+        // A frame forged in the first one's node id (aligned), running over the second to
+        // the third, its checksum right; the first frame's checksum fixed over it.
+        let forged = first + FRAME_HEADER_LEN + 8;
+        let payload_len = third - (forged + FRAME_HEADER_LEN);
+        data[forged + 4..forged + 12].copy_from_slice(&5u64.to_le_bytes());
+        data[forged + 12..forged + 14].copy_from_slice(&(payload_len as u16).to_le_bytes());
+        data[forged + 14] = 0x7f;
+        data[forged + 15] = 0;
+        let mut crc = seeded.clone();
+        crc.update(&data[forged + 4..third]);
+        data[forged..forged + 4].copy_from_slice(&crc.finalize().to_le_bytes());
+        let mut crc = seeded.clone();
+        crc.update(&data[first + 4..second]);
+        data[first..first + 4].copy_from_slice(&crc.finalize().to_le_bytes());
+        // A leap of 8 bytes from the first frame lands on the forged one.
+        assert_eq!(leap(&data, &seeded, first, 8), Some(forged));
+
+        let expected = scan(&data, seed, None);
+        assert!(expected
+            .0
+            .iter()
+            .any(|item| matches!(item, ScanItem::Damage { .. })));
+        let helper = checked_from(&data, &seeded, forged);
+        assert_eq!(helper.vouched().0, forged);
+        assert!(helper.vouched().1 > second);
+        assert_eq!(scan(&data, seed, Some(&helper)), expected);
     }
 
     /// A signed record whose frame is checksummed but whose RLP does not parse is damage:
