@@ -62,7 +62,9 @@ pub(crate) struct ChecksumsAhead {
 /// 32 bits of each cover segments up to 32 GiB (see [`ChecksumsAhead::covers`]).
 fn pack(start: usize, end: usize) -> u64 {
     debug_assert!(
-        start % FRAME_ALIGN == 0 && end % FRAME_ALIGN == 0 && ChecksumsAhead::covers(end)
+        start.is_multiple_of(FRAME_ALIGN)
+            && end.is_multiple_of(FRAME_ALIGN)
+            && ChecksumsAhead::covers(end)
     );
     let unit = |offset: usize| (offset / FRAME_ALIGN) as u64;
     unit(start) << 32 | unit(end)
