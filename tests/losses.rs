@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{id, node};
+use common::{id, node, segments};
 use peerlog::inspect::{self, Change, Finding};
 use peerlog::testing::{list_dir, salt_seed, Listing, ReplayPlan, ScanItem, SegmentScanner};
 use peerlog::{Event, Loss, NodeDb, Options, ProblemKind};
@@ -19,16 +19,6 @@ fn opts(keep_history: bool) -> Options {
         keep_history,
         ..Options::default()
     }
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    files.sort();
-    files
 }
 
 /// A database of `n` nodes over several small segments, closed.

@@ -1,10 +1,13 @@
 //! Recovery on open: torn tails cut back at every offset, damage inside skipped and reported.
 
+mod common;
+
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
+use common::segments;
 use peerlog::{Node, NodeDb, NodeId, Options, ProblemKind};
 
 fn id(n: u64) -> NodeId {
@@ -30,16 +33,6 @@ fn opts() -> Options {
         segment_size: 4096,
         ..Options::default()
     }
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    files.sort();
-    files
 }
 
 /// Writes node `n` then its ping (`n` seconds after the epoch), for n in 1..=count.

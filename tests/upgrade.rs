@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use common::{record_id, signed_record};
+use common::{record_id, segments, signed_record};
 use peerlog::enr::CombinedKey;
 use peerlog::{Error, Node, NodeDb, NodeId, Options};
 
@@ -54,16 +54,6 @@ fn format_of(path: &Path) -> u32 {
     let bytes = fs::read(path).unwrap();
     assert_eq!(&bytes[..8], b"PEERLOG\0");
     u32::from_le_bytes(bytes[8..12].try_into().unwrap())
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut all: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    all.sort();
-    all
 }
 
 /// The fixture's exact state, as peerlog 0.1.0 left it, beside `more` nodes written since.
