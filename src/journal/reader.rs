@@ -253,9 +253,15 @@ impl<'a, T: Decoded<'a>> SegmentScanner<'a, T> {
             .find(|&candidate| self.record_at(candidate).is_some())
     }
 
-    fn finish(&mut self) {
-        let tail = &self.data[self.valid_end.min(self.data.len())..];
-        let nonzero = nonzero_len(tail);
+    /// Ends the scan; `nonzero_after_pos` is [`nonzero_len`] of the bytes from `pos` on,
+    /// which measures the garbage too when the intact data ends at `pos` (the usual end), so
+    /// that the megabytes of zeros after the records are not read twice.
+    fn finish(&mut self, nonzero_after_pos: usize) {
+        let nonzero = if self.valid_end == self.pos {
+            nonzero_after_pos
+        } else {
+            nonzero_len(&self.data[self.valid_end.min(self.data.len())..])
+        };
         self.end = Some(ScanEnd {
             valid_end: self.valid_end as u64,
             garbage_end: (self.valid_end + nonzero) as u64,
@@ -294,7 +300,8 @@ impl<'a, T: Decoded<'a>> SegmentScanner<'a, T> {
         }
         // Zeros to the end are the unused, preallocated part of the segment.
         let tail = self.data.get(self.pos..).unwrap_or_default();
-        if nonzero_len(tail) != 0 {
+        let nonzero = nonzero_len(tail);
+        if nonzero != 0 {
             if let Some(next) = self.resync_after(self.pos) {
                 // In a live file, the frame at `pos` may have been an append in progress when
                 // it was read, complete now that a record written after it is there: look
@@ -315,7 +322,7 @@ impl<'a, T: Decoded<'a>> SegmentScanner<'a, T> {
                 return Some(damage);
             }
         }
-        self.finish();
+        self.finish(nonzero);
         None
     }
 
