@@ -48,8 +48,13 @@ pub use state::{state, with_peers, LiveState, Peers};
 pub use stats::{stats, Stats};
 pub use verify::{verify, FileReport, FileRole, Finding, VerifyReport};
 
-/// How often a read starts over after a segment vanished under it (a concurrent compaction).
-const RELIST_ATTEMPTS: usize = 3;
+/// How often in a row a read starts over, getting no further, after a segment vanished under
+/// it (a concurrent compaction). Between attempts it waits [`RELIST_PAUSE`], doubled each
+/// time, so that a reader beside a database that compacts back to back gets a quiet moment
+/// (up to about a quarter of a second in all) before it gives up.
+const RELIST_ATTEMPTS: u32 = 8;
+/// The first wait before a read starts over.
+const RELIST_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 /// Records between two progress reports: often enough for a smooth bar, rare enough to cost
 /// nothing next to the checksums.
 pub(super) const PROGRESS_EVERY: u64 = 4096;
@@ -167,7 +172,9 @@ fn resuming<T>(
         match result {
             Ok(Some(value)) => return Ok(value),
             Ok(None) => return Err(InspectError::NoDatabase(dir.to_path_buf())),
-            Err(e) if is_transient(&e) && attempt < RELIST_ATTEMPTS => continue,
+            Err(e) if is_transient(&e) && attempt < RELIST_ATTEMPTS => {
+                std::thread::sleep(RELIST_PAUSE * 2u32.pow(attempt - 1));
+            }
             Err(e) => return Err(e.into()),
         }
     }
