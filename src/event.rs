@@ -517,7 +517,7 @@ impl<'a> StoredEvent<'a> {
         let decoded = StoredEvent::decode_vouched(kind, payload)?;
         if let StoredEvent::Record { rlp, .. } = decoded.1 {
             // Strictly, or the frame is damage; the fields are read again when needed.
-            RecordFields::parse(rlp).ok()?;
+            RecordFields::is_valid(rlp).then_some(())?;
         }
         Some(decoded)
     }
@@ -528,7 +528,7 @@ impl<'a> StoredEvent<'a> {
         kind != kind::RECORD
             || payload
                 .get(ID_PAYLOAD_LEN..)
-                .is_some_and(|rlp| RecordFields::parse(rlp).is_ok())
+                .is_some_and(RecordFields::is_valid)
     }
 
     /// [`StoredEvent::decode`] of a payload that [`StoredEvent::passes_deep_checks`] accepted

@@ -198,6 +198,13 @@ impl RecordFields {
         }
     }
 
+    /// Whether [`RecordFields::parse`] accepts `rlp`: what replay asks of every record, and
+    /// cheaper than the parse, for the quick way builds no fields then.
+    #[inline]
+    pub fn is_valid(rlp: &[u8]) -> bool {
+        parse_quick(rlp).is_some() || RecordFields::parse_general(rlp).is_ok()
+    }
+
     /// [`RecordFields::parse`], item by item through [`RlpCursor`], with a reason for every
     /// refusal.
     fn parse_general(rlp: &[u8]) -> Result<RecordFields, String> {
@@ -351,7 +358,7 @@ fn quick_port(value: &[u8]) -> Option<u16> {
 
 /// [`RecordFields::parse`] of a record it accepts, for records whose keys are 1 to 16 bytes
 /// long; `None` for every other input, which the general parse then decides on.
-#[inline]
+#[inline(always)]
 fn parse_quick(rlp: &[u8]) -> Option<RecordFields> {
     if rlp.len() > MAX_RECORD_LEN {
         return None;
@@ -384,7 +391,7 @@ fn parse_quick(rlp: &[u8]) -> Option<RecordFields> {
         if is_list || !(1..=16).contains(&key_len) {
             return None;
         }
-        let key = (key_word_at(rlp, start, key_len), key_len);
+        let key = (key_word_at(rlp, start, key_len)?, key_len);
         if key <= previous {
             return None;
         }
@@ -418,20 +425,16 @@ fn parse_quick(rlp: &[u8]) -> Option<RecordFields> {
     (scheme_v4 && has_key).then_some(fields)
 }
 
-/// [`key_word`] of the key of `len` bytes (1 to 16) at `start` in `bytes`, at run time.
+/// [`key_word`] of the key of `len` bytes (1 to 16) at `start` in `bytes`, at run time, read
+/// as the 16 bytes that end with the key, shifted: one load, where a window starting at the
+/// key would need a copy for the keys near the end of the record (`tcp`, `udp`), which the
+/// load after it waits for. `None` for a key ending before byte 16, which no record has
+/// (its keys come after its 64-byte signature).
 #[inline(always)]
-fn key_word_at(bytes: &[u8], start: usize, len: usize) -> u128 {
-    let word = match bytes.get(start..start + 16) {
-        Some(window) => u128::from_be_bytes(window.try_into().expect("16 bytes")),
-        // Near the end of the record (the last keys of most records: `tcp`, `udp`): the
-        // bytes there, zero-padded. One copy, not a loop over the bytes.
-        None => {
-            let mut window = [0; 16];
-            window[..len].copy_from_slice(&bytes[start..start + len]);
-            u128::from_be_bytes(window)
-        }
-    };
-    word & u128::MAX << (8 * (16 - len))
+fn key_word_at(bytes: &[u8], start: usize, len: usize) -> Option<u128> {
+    let end = start + len;
+    let window = bytes.get(end.checked_sub(16)?..end)?;
+    Some(u128::from_be_bytes(window.try_into().ok()?) << (8 * (16 - len)))
 }
 
 /// The `len` bytes (at most 8) at `start` in `bytes` as a big-endian integer.
@@ -569,11 +572,25 @@ mod tests {
                 .build(&k)
                 .unwrap(),
             Enr::empty(&k).unwrap(),
+            // Keys of 15 and 16 bytes (the quick parse's limit), sorted between known ones.
+            Enr::builder()
+                .ip4([10, 0, 0, 2].into())
+                .udp4(30303)
+                .add_value(b"fifteen-bytes-k", &1u8)
+                .add_value(b"sixteen-bytes-ky", &2u8)
+                .add_value(b"ip-and-more-key", &3u8)
+                .build(&k)
+                .unwrap(),
         ];
         let check = |rlp: &[u8]| {
             if let Some(quick) = parse_quick(rlp) {
                 assert_eq!(RecordFields::parse_general(rlp), Ok(quick), "{rlp:02x?}");
             }
+            assert_eq!(
+                RecordFields::is_valid(rlp),
+                RecordFields::parse_general(rlp).is_ok(),
+                "{rlp:02x?}"
+            );
         };
         for record in &records {
             let rlp = alloy_rlp::encode(record);
@@ -593,6 +610,8 @@ mod tests {
         // The usual record (no key over 16 bytes) takes the quick way.
         assert!(parse_quick(&alloy_rlp::encode(&records[0])).is_some());
         assert!(parse_quick(&alloy_rlp::encode(&records[2])).is_some());
+        assert!(parse_quick(&alloy_rlp::encode(&records[3])).is_some());
+        assert!(parse_quick(&alloy_rlp::encode(&records[1])).is_none());
     }
 
     #[test]
