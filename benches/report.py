@@ -341,7 +341,11 @@ w(table(["target", "measured (interleaved)", "criterion, for reference", "goal",
         rows))
 
 w("\n## Signed records (targets of issue 11)\n")
-w("From `benches/records.rs` (interleaved rounds, one process) and `examples/memory.rs "
+open_pairs = "?"
+if "records/open_signed_100k" in EXTRA and EXTRA.get("records/shape", {}).get("records"):
+    open_pairs = EXTRA["records/open_signed_100k"]["ops"] // EXTRA["records/shape"]["records"]
+w("From `benches/records.rs` (interleaved rounds, one process: the open alternates with "
+  f"mmap + CRC {open_pairs} times, and rates are totals over them) and `examples/memory.rs "
   "--signed`: 100 k nodes, each with a signed record (about "
   f"{EXTRA.get('records/shape', {}).get('mean_rlp', 'n/a')} bytes of RLP), a ping and a pong "
   "from its record's IP and a failure count at it, one in four with a second record of a "
