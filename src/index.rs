@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::time::SystemTime;
 
 use hashbrown::DefaultHashBuilder;
-use rand::Rng;
+use rand::RngExt;
 
 use crate::event::{
     from_unix_nanos, ip_from_key, ip_key, unix_nanos, Event, IdBytes, IpKey, StoredEvent,
@@ -862,12 +862,12 @@ impl Index {
         if n == 0 {
             return Vec::new();
         }
-        let mut rng = rand::thread_rng();
+        let mut rng = rand::rng();
         let mut probed = hashbrown::HashSet::with_capacity(4 * n);
         let mut picked = Vec::with_capacity(n);
         let budget = 4 * n + 32;
         for _ in 0..budget {
-            let index = rng.gen_range(0..self.entries.len());
+            let index = rng.random_range(0..self.entries.len());
             if probed.insert(index) && eligible(&self.entries[index]) {
                 picked.push(&self.entries[index]);
                 if picked.len() == n {

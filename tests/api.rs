@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use peerlog::{log_distance, Error, Node, NodeDb, NodeId, Options};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 
 fn id(n: u64) -> NodeId {
     let mut bytes = [0u8; 64];
@@ -536,30 +536,30 @@ fn reopen_returns_the_same_state_after_thousands_of_random_operations() {
     let ids = 150;
     let mut db = NodeDb::open_with(dir.path(), 1, id(SELF), opts.clone()).unwrap();
     for step in 0..6000 {
-        let target = id(rng.gen_range(1..ids));
-        match rng.gen_range(0..100) {
+        let target = id(rng.random_range(1..ids));
+        match rng.random_range(0..100) {
             0..=29 => {
                 let n = Node::new(
                     target,
-                    IpAddr::V4(Ipv4Addr::from(rng.gen::<u32>())),
-                    rng.gen(),
-                    rng.gen(),
+                    IpAddr::V4(Ipv4Addr::from(rng.random::<u32>())),
+                    rng.random(),
+                    rng.random(),
                 );
                 db.update_node(&n).unwrap();
                 model.nodes.insert(target, n);
             }
             30..=49 => {
-                let t = secs(rng.gen_range(0..2_000_000_000));
+                let t = secs(rng.random_range(0..2_000_000_000));
                 db.update_last_ping(&target, t).unwrap();
                 model.pings.insert(target, t);
             }
             50..=69 => {
-                let t = secs(rng.gen_range(0..2_000_000_000));
+                let t = secs(rng.random_range(0..2_000_000_000));
                 db.update_last_pong(&target, t).unwrap();
                 model.pongs.insert(target, t);
             }
             70..=84 => {
-                let f = rng.gen_range(0..10);
+                let f = rng.random_range(0..10);
                 db.update_find_fails(&target, f).unwrap();
                 model.fails.insert(target, f);
             }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use peerlog::{Durability, Node, NodeDb, NodeId, Options};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 
 const THREADS: u64 = 8;
 /// Ids each thread owns.
@@ -125,10 +125,10 @@ fn worker(db: &NodeDb, thread: u64, seed: u64, until: Instant, group_commit: boo
     };
     while Instant::now() < until {
         for _ in 0..64 {
-            let i = rng.gen_range(0..OWNED);
+            let i = rng.random_range(0..OWNED);
             let id = owned_id(thread, i);
             let entry = out.owned.entry(i).or_default();
-            match rng.gen_range(0..20) {
+            match rng.random_range(0..20) {
                 // Bond: a pong, then the record (never a record without a pong).
                 0..=5 => {
                     let v = next();
@@ -162,14 +162,14 @@ fn worker(db: &NodeDb, thread: u64, seed: u64, until: Instant, group_commit: boo
                     out.writes += 1;
                 }
                 13..=14 => {
-                    let j = rng.gen_range(0..SHARED);
+                    let j = rng.random_range(0..SHARED);
                     let v = next();
                     db.update_last_pong(&shared_id(j), at(v)).unwrap();
                     out.shared_pong.insert(j, at(v));
                     out.writes += 1;
                 }
                 15 => {
-                    let j = rng.gen_range(0..SHARED);
+                    let j = rng.random_range(0..SHARED);
                     let v = next();
                     db.update_find_fails(&shared_id(j), v as u32 + 1).unwrap();
                     out.shared_fails.insert(j, v as u32 + 1);
@@ -177,15 +177,15 @@ fn worker(db: &NodeDb, thread: u64, seed: u64, until: Instant, group_commit: boo
                 }
                 16 => {
                     // Someone else's ids: any value, but no panic and a consistent count.
-                    let other = rng.gen_range(0..THREADS);
-                    let _ = read(db, &owned_id(other, rng.gen_range(0..OWNED)));
+                    let other = rng.random_range(0..THREADS);
+                    let _ = read(db, &owned_id(other, rng.random_range(0..OWNED)));
                     let seeds = db.query_seeds(8, Duration::from_secs(u64::MAX >> 8));
                     assert!(seeds.len() <= 8);
                     out.reads += 6;
                 }
                 _ => {
                     // A shared id holds some thread's write.
-                    let j = rng.gen_range(0..SHARED);
+                    let j = rng.random_range(0..SHARED);
                     if let Some(pong) = db.last_pong(&shared_id(j)) {
                         let v = pong.duration_since(at(0)).unwrap().as_secs();
                         assert!(v / 100_000_000 < THREADS, "pong {pong:?} nobody wrote");
@@ -201,7 +201,7 @@ fn worker(db: &NodeDb, thread: u64, seed: u64, until: Instant, group_commit: boo
             );
             out.reads += 4;
         }
-        if group_commit && rng.gen_ratio(1, 4) {
+        if group_commit && rng.random_ratio(1, 4) {
             db.sync().unwrap();
         }
         batches += 1;

@@ -40,7 +40,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use peerlog::enr::{CombinedKey, Enr, EnrKey, EnrPublicKey};
 use peerlog::{Durability, Node, NodeDb, NodeId, Options, ProblemKind};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 
 const VERSION: u64 = 7;
 /// Ids the workload touches: few enough that ids are overwritten and deleted often.
@@ -575,7 +575,7 @@ fn run_child(
     seed: u64,
     start: u64,
     in_flight: bool,
-    rng: &mut impl Rng,
+    rng: &mut impl RngExt,
 ) -> Run {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
@@ -611,8 +611,8 @@ fn run_child(
     let mut seen = Vec::new();
     // One kill in five lands at a random moment after the start, often while the child is
     // still opening (replaying, cutting a torn tail); the others a random time into writing.
-    if rng.gen_ratio(1, 5) {
-        std::thread::sleep(Duration::from_micros(rng.gen_range(0..15_000)));
+    if rng.random_ratio(1, 5) {
+        std::thread::sleep(Duration::from_micros(rng.random_range(0..15_000)));
     } else {
         let deadline = spawned + Duration::from_secs(60);
         loop {
@@ -634,7 +634,7 @@ fn run_child(
             // Signed records cost milliseconds each in a debug build: a wider window.
             _ => 40,
         };
-        std::thread::sleep(Duration::from_micros(rng.gen_range(0..max_ms * 1000)));
+        std::thread::sleep(Duration::from_micros(rng.random_range(0..max_ms * 1000)));
     }
     let _ = child.kill();
     let status = child.wait().unwrap();
@@ -842,7 +842,7 @@ fn crash_loop(mode: Mode, kills: usize) {
             }
             // Check after most kills, and always after the last one of a directory; when
             // not, the next child recovers the crashed directory itself.
-            if i + 1 == this_chain || rng.gen_ratio(2, 3) {
+            if i + 1 == this_chain || rng.random_ratio(2, 3) {
                 in_flight = check(
                     dir.path(),
                     mode.options(chain),

@@ -84,7 +84,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use peerlog::testing::FailPoints;
 use peerlog::{Durability, Node, NodeDb, NodeId, Options, ProblemKind};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 
 const VERSION: u64 = 11;
 /// Ids each thread touches: few, so that ids are overwritten and deleted often.
@@ -549,7 +549,7 @@ fn power_loss_child() {
             s.spawn(move || {
                 let mut rng = StdRng::seed_from_u64(splitmix(seed ^ start) ^ t as u64);
                 let sync_every = mode.sync_every(durability);
-                let mut until_sync = sync_every.map_or(0, |e| rng.gen_range(1..=e));
+                let mut until_sync = sync_every.map_or(0, |e| rng.random_range(1..=e));
                 let sync = |what: &str| {
                     let before: Vec<AtomicU64> = completed
                         .iter()
@@ -578,7 +578,7 @@ fn power_loss_child() {
                     if let Some(every) = sync_every {
                         until_sync -= 1;
                         if until_sync == 0 {
-                            until_sync = rng.gen_range(1..=every);
+                            until_sync = rng.random_range(1..=every);
                             sync("periodic");
                         }
                     }
@@ -851,14 +851,14 @@ impl Crash {
     /// loses the writes since the last `sync()` (the check that LazyFS drops them).
     fn pick(mode: Mode, chain: u64, first: bool, rng: &mut StdRng) -> Crash {
         let timing = |rng: &mut StdRng| {
-            [None, Some(Timing::Before), Some(Timing::After)][rng.gen_range(0..3)]
+            [None, Some(Timing::Before), Some(Timing::After)][rng.random_range(0..3)]
         };
         let steps = mode.steps();
-        if !steps.is_empty() && rng.gen_ratio(1, 2) {
-            let step = steps[rng.gen_range(0..steps.len())];
+        if !steps.is_empty() && rng.random_ratio(1, 2) {
+            let step = steps[rng.random_range(0..steps.len())];
             return Crash::AtStep {
                 step,
-                nth: rng.gen_range(1..=3),
+                nth: rng.random_range(1..=3),
                 timing: if step.ends_with("fsync") {
                     timing(rng)
                 } else {
@@ -867,12 +867,12 @@ impl Crash {
             };
         }
         Crash::Random {
-            writes: rng.gen_range(1..=mode.crash_within().max(1)),
+            writes: rng.random_range(1..=mode.crash_within().max(1)),
             // Long enough for writes older than max_delay and the margin.
             after: match mode.durability(chain) {
-                Durability::GroupCommit { max_delay } if mode == Mode::GroupCommitDelay => {
-                    Some(max_delay + DELAY_MARGIN + Duration::from_millis(rng.gen_range(100..2000)))
-                }
+                Durability::GroupCommit { max_delay } if mode == Mode::GroupCommitDelay => Some(
+                    max_delay + DELAY_MARGIN + Duration::from_millis(rng.random_range(100..2000)),
+                ),
                 _ => None,
             },
             timing: if mode == Mode::Process && first {
