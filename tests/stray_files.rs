@@ -5,6 +5,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use peerlog::inspect::{self, no_progress, InspectError};
 use peerlog::{Error, NodeDb, Options};
@@ -261,5 +262,53 @@ fn a_file_named_like_a_segment_is_judged_by_its_header() {
         }
         Err(other) => panic!("unexpected error {other}"),
         Ok(_) => panic!("opened with an empty segment"),
+    }
+}
+
+/// The warnings this test binary logs, for the test that counts them.
+struct Warnings(Mutex<Vec<String>>);
+
+impl log::Log for Warnings {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Warn
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            self.0.lock().unwrap().push(record.args().to_string());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static WARNINGS: Warnings = Warnings(Mutex::new(Vec::new()));
+
+/// A node lists its directory at every open and compaction: a file it ignores is warned about
+/// the first time only, while `verify` lists it every time.
+#[test]
+fn a_stray_file_is_warned_about_once_however_often_the_directory_is_listed() {
+    log::set_logger(&WARNINGS).expect("the only logger of this test binary");
+    log::set_max_level(log::LevelFilter::Warn);
+    let dir = tempfile::tempdir().unwrap();
+    database(dir.path());
+    fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    fs::write(dir.path().join("archive").join("README"), "mine").unwrap();
+    for _ in 0..3 {
+        let db = NodeDb::open_with(dir.path(), VERSION, id(0), options()).unwrap();
+        db.update_node(&node(61)).unwrap();
+        db.compact().unwrap();
+        db.close().unwrap();
+        let report = inspect::verify(dir.path(), &no_progress).unwrap();
+        assert_eq!(report.ignored.len(), 2, "{:?}", report.ignored);
+    }
+    let warnings = WARNINGS.0.lock().unwrap();
+    for (folder, name) in [
+        (dir.path().to_path_buf(), "notes.txt"),
+        (dir.path().join("archive"), "README"),
+    ] {
+        let about = format!("{}: ignoring {name}:", folder.display());
+        let count = warnings.iter().filter(|w| w.starts_with(&about)).count();
+        assert_eq!(count, 1, "warnings about {name}: {warnings:#?}");
     }
 }

@@ -5,10 +5,12 @@
 //! under a temporary name, renamed, the directory synced), and every removal or rename is
 //! followed by a sync of its directory, so the crash-ordering rules live here once.
 
+use std::collections::HashSet;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, ErrorKind, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt as _, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use fs4::fs_std::FileExt;
 
@@ -104,6 +106,20 @@ pub enum Listing {
     Tolerant,
 }
 
+/// Logs `message`, a warning about the file at `path`, unless this process logged one about it
+/// before: a node lists its directory at every open and compaction, and a file it ignores
+/// stays there (`verify` lists them all every time).
+fn warn_once(path: &Path, message: std::fmt::Arguments<'_>) {
+    static WARNED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+    let mut warned = WARNED.lock().unwrap_or_else(PoisonError::into_inner);
+    if warned
+        .get_or_insert_with(HashSet::new)
+        .insert(path.to_path_buf())
+    {
+        ::log::warn!("{message}");
+    }
+}
+
 /// Lists a database directory (or its `archive/`). Changes nothing.
 ///
 /// The rule for what a database directory may hold (docs/FORMAT.md, "Files in a database
@@ -124,10 +140,13 @@ pub fn list_dir(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
     for name in entries {
         let path = dir.join(&name);
         let mut stray = || {
-            ::log::warn!(
-                "{}: ignoring {}: not named like a peerlog file",
-                dir.display(),
-                name.to_string_lossy()
+            warn_once(
+                &path,
+                format_args!(
+                    "{}: ignoring {}: not named like a peerlog file",
+                    dir.display(),
+                    name.to_string_lossy()
+                ),
             );
             listing.stray.push(path.clone());
         };
@@ -146,9 +165,13 @@ pub fn list_dir(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
             continue;
         }
         if left_by_file_system(name) {
-            ::log::warn!(
-                "{}: ignoring {name}, a file the file system keeps for a deleted file still open",
-                dir.display()
+            warn_once(
+                &path,
+                format_args!(
+                    "{}: ignoring {name}, a file the file system keeps for a deleted file \
+                     still open",
+                    dir.display()
+                ),
             );
             continue;
         }
