@@ -22,6 +22,7 @@ use crate::journal::ReplaySummary;
 use crate::lock::DirLock;
 use crate::record::{self, NodeRecord};
 use crate::recovery;
+use crate::seeds::SeedQuery;
 use crate::{Durability, Error, Loss, Node, NodeId, Options, PeerState};
 
 /// The peer database. See the crate documentation for an example.
@@ -77,6 +78,8 @@ struct State {
     log_bytes: u64,
     poisoned: Option<String>,
     closed: bool,
+    /// [`Options::max_nodes`].
+    max_nodes: usize,
 }
 
 impl State {
@@ -90,10 +93,51 @@ impl State {
         }
     }
 
-    /// Logs then applies one event.
+    /// Logs then applies one event, after the evictions that make room for it.
     fn write(&mut self, event: &Event, sync_each: bool) -> Result<(), Error> {
         self.check_writable()?;
         // Refuses timestamps that do not fit before anything is written.
+        StoredEvent::from_event(event)?;
+        self.make_room(event)?;
+        self.append(event)?;
+        if sync_each {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the evictions a write of `event` needs first: of an id, when it is about an id
+    /// the full store does not hold yet; of an IP slot, when it is about an IP its id has no
+    /// slot for and the id holds the most slots.
+    fn make_room(&mut self, event: &Event) -> Result<(), Error> {
+        let (Some(id), Some(ip)) = (event.id(), holds_id(event)) else {
+            return Ok(());
+        };
+        match self.index.position(id) {
+            None => {
+                while self.index.ids() >= self.max_nodes {
+                    let Some((victim, subnet)) = self.index.victim() else {
+                        break;
+                    };
+                    let evicted = Event::Evicted { id: victim, subnet };
+                    self.append(&evicted)?;
+                }
+            }
+            Some(position) => {
+                if let Some(stalest) = ip.and_then(|ip| self.index.slot_to_evict(position, ip)) {
+                    let evicted = Event::IpEvicted {
+                        id: *id,
+                        ip: stalest,
+                    };
+                    self.append(&evicted)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Logs then applies one event.
+    fn append(&mut self, event: &Event) -> Result<(), Error> {
         let stored = StoredEvent::from_event(event)?;
         let written_at = now_nanos();
         if let Some(log) = &mut self.log {
@@ -102,9 +146,6 @@ impl State {
             self.log_bytes += appended?;
         }
         self.index.apply(&stored, written_at);
-        if sync_each {
-            self.sync()?;
-        }
         Ok(())
     }
 
@@ -333,6 +374,7 @@ impl NodeDb {
             log_bytes: opened.summary.record_bytes,
             poisoned: None,
             closed: false,
+            max_nodes: opts.max_nodes,
         };
         Ok(NodeDb::start(Inner {
             self_id,
@@ -356,6 +398,7 @@ impl NodeDb {
             log_bytes: 0,
             poisoned: None,
             closed: false,
+            max_nodes: Options::default().max_nodes,
         };
         NodeDb::start(Inner {
             self_id,
@@ -694,6 +737,24 @@ impl NodeDb {
         self.write(Event::FindFails { id: *id, fails })
     }
 
+    /// A seed query with the defaults: fresh within 5 days, at most 2 per subnet of /24
+    /// (IPv4) or /48 (IPv6), any network. See [`SeedQuery`].
+    pub fn seeds(&self) -> SeedQuery<'_> {
+        SeedQuery::new(self)
+    }
+
+    /// Whether a ping or pong of `id` announcing record seq `seq` calls for fetching its
+    /// record (EIP-868): `seq` is greater than the stored record's seq (0 when none).
+    pub fn needs_record(&self, id: &NodeId, seq: u64) -> bool {
+        seq > self.record_seq(id)
+    }
+
+    /// Runs `read` on the index under the state lock, with the local node's id.
+    pub(crate) fn with_index_mut<T>(&self, read: impl FnOnce(&mut Index, &NodeId) -> T) -> T {
+        let mut state = self.inner.state();
+        read(&mut state.index, &self.inner.self_id)
+    }
+
     /// Up to `n` distinct nodes to bootstrap from: nodes with a record, other than this
     /// node, whose last pong is at most `max_age` old. Returns min(n, eligible) nodes; every
     /// eligible node is equally likely to be picked.
@@ -846,8 +907,24 @@ impl Drop for NodeDb {
     }
 }
 
+/// For an event that makes its id held (a record or liveness): `Some`, with the IP of its
+/// slot for a per-IP event. `None` for the others (deletes, expiry, ...).
+fn holds_id(event: &Event) -> Option<Option<IpAddr>> {
+    match event {
+        Event::NodeUpdated(_)
+        | Event::Record(_)
+        | Event::Ping { .. }
+        | Event::Pong { .. }
+        | Event::FindFails { .. } => Some(None),
+        Event::PingFrom { ip, .. } | Event::PongFrom { ip, .. } | Event::FindFailsAt { ip, .. } => {
+            Some(Some(*ip))
+        }
+        _ => None,
+    }
+}
+
 /// The oldest time a pong may have to be at most `max_age` old now, in stored form.
-fn min_time(max_age: Duration) -> i64 {
+pub(crate) fn min_time(max_age: Duration) -> i64 {
     let max_age = i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX);
     now_nanos().saturating_sub(max_age)
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::loss::{Loss, LOSS_BODY_LEN};
 use crate::node::{parse_node_rlp, Endpoint, Node, NodeId, NODE_ID_LEN};
 use crate::record::{NodeRecord, RecordFields, MAX_RECORD_LEN};
+use crate::subnet::Subnet;
 use crate::Error;
 
 /// One change to the database, as it is recorded in the log.
@@ -93,6 +94,23 @@ pub enum Event {
     /// Damage was found in the log (by a compaction, which then rewrote the damaged place
     /// away) or acknowledged by an operator: see [`Loss`].
     Loss(Loss),
+    /// Everything known about `id` was dropped to make room for a new id: the store held
+    /// [`Options::max_nodes`](crate::Options::max_nodes) ids (format 3).
+    Evicted {
+        /// The node.
+        id: NodeId,
+        /// The subnet its endpoint was in (cut to /24 and /48), or `None` for an id without
+        /// an endpoint.
+        subnet: Option<Subnet>,
+    },
+    /// The liveness of `id` at `ip` was dropped to make room for another IP of the same id:
+    /// it held the most IP slots an id may have, and this one was the stalest (format 3).
+    IpEvicted {
+        /// The node.
+        id: NodeId,
+        /// The address.
+        ip: IpAddr,
+    },
 }
 
 /// An event as read back from the log, with its place in it.
@@ -136,11 +154,15 @@ pub enum EventKind {
     LocalSeq,
     /// [`Event::Loss`].
     Loss,
+    /// [`Event::Evicted`].
+    Evict,
+    /// [`Event::IpEvicted`].
+    IpEvict,
 }
 
 impl EventKind {
     /// Every kind, in order.
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::Node,
         EventKind::Ping,
         EventKind::Pong,
@@ -154,10 +176,13 @@ impl EventKind {
         EventKind::IpExpire,
         EventKind::LocalSeq,
         EventKind::Loss,
+        EventKind::Evict,
+        EventKind::IpEvict,
     ];
 
     /// A short lowercase name: `node`, `ping`, `pong`, `fails`, `delete`, `expire`, `record`,
-    /// `ping_from`, `pong_from`, `fails_at`, `ip_expire`, `local_seq`, `loss`.
+    /// `ping_from`, `pong_from`, `fails_at`, `ip_expire`, `local_seq`, `loss`, `evict`,
+    /// `ip_evict`.
     pub fn name(self) -> &'static str {
         match self {
             EventKind::Node => "node",
@@ -173,10 +198,12 @@ impl EventKind {
             EventKind::IpExpire => "ip_expire",
             EventKind::LocalSeq => "local_seq",
             EventKind::Loss => "loss",
+            EventKind::Evict => "evict",
+            EventKind::IpEvict => "ip_evict",
         }
     }
 
-    /// Its kind byte in a record frame: 1 to 13 in the order of [`EventKind::ALL`].
+    /// Its kind byte in a record frame: 1 to 15 in the order of [`EventKind::ALL`].
     pub(crate) fn code(self) -> u8 {
         EventKind::ALL
             .iter()
@@ -207,6 +234,9 @@ pub(crate) mod kind {
     pub const IP_EXPIRED: u8 = 11;
     pub const LOCAL_SEQ: u8 = 12;
     pub const LOSS: u8 = 13;
+    // Format 3.
+    pub const EVICTED: u8 = 14;
+    pub const IP_EVICTED: u8 = 15;
 }
 
 /// Bytes of the `written_at` field that starts every payload.
@@ -225,6 +255,11 @@ pub(crate) const PING_FROM_PAYLOAD_LEN: usize = ID_PAYLOAD_LEN + IP_LEN + 8;
 pub(crate) const FAILS_AT_PAYLOAD_LEN: usize = ID_PAYLOAD_LEN + IP_LEN + 4;
 /// Payload of the expiry of an IP's slot: written_at, id, ip.
 pub(crate) const IP_PAYLOAD_LEN: usize = ID_PAYLOAD_LEN + IP_LEN;
+/// Payload of an eviction: written_at, id, the subnet's network (16 bytes) and prefix length
+/// (1 byte, [`NO_SUBNET`] for none).
+pub(crate) const EVICTED_PAYLOAD_LEN: usize = ID_PAYLOAD_LEN + IP_LEN + 1;
+/// The prefix length byte of an eviction of an id without an endpoint.
+const NO_SUBNET: u8 = 0xff;
 /// Payload of the local seq: written_at, seq.
 pub(crate) const LOCAL_SEQ_PAYLOAD_LEN: usize = TIME_LEN + 8;
 /// Payload of a loss: written_at, then the loss (see `loss.rs`).
@@ -278,7 +313,9 @@ impl Event {
             | Event::FindFailsAt { id, .. }
             | Event::NodeDeleted { id }
             | Event::NodeExpired { id }
-            | Event::IpExpired { id, .. } => Some(id),
+            | Event::IpExpired { id, .. }
+            | Event::Evicted { id, .. }
+            | Event::IpEvicted { id, .. } => Some(id),
             Event::LocalSeq { .. } | Event::Loss(_) => None,
         }
     }
@@ -299,6 +336,8 @@ impl Event {
             Event::IpExpired { .. } => EventKind::IpExpire,
             Event::LocalSeq { .. } => EventKind::LocalSeq,
             Event::Loss(_) => EventKind::Loss,
+            Event::Evicted { .. } => EventKind::Evict,
+            Event::IpEvicted { .. } => EventKind::IpEvict,
         }
     }
 
@@ -325,7 +364,14 @@ impl Event {
                 out.extend_from_slice(&ip_key(*ip));
                 out.extend_from_slice(&fails.to_le_bytes());
             }
-            Event::IpExpired { ip, .. } => out.extend_from_slice(&ip_key(*ip)),
+            Event::IpExpired { ip, .. } | Event::IpEvicted { ip, .. } => {
+                out.extend_from_slice(&ip_key(*ip))
+            }
+            Event::Evicted { subnet, .. } => {
+                let (network, bits) = subnet.map_or(([0; IP_LEN], NO_SUBNET), Subnet::stored);
+                out.extend_from_slice(&network);
+                out.push(bits);
+            }
             Event::NodeDeleted { .. } | Event::NodeExpired { .. } => {}
             Event::LocalSeq { seq } => out.extend_from_slice(&seq.to_le_bytes()),
             Event::Loss(loss) => loss.encode(out),
@@ -398,6 +444,14 @@ pub(crate) enum StoredEvent<'a> {
         seq: u64,
     },
     Loss(Loss),
+    Evicted {
+        id: &'a IdBytes,
+        subnet: Option<Subnet>,
+    },
+    IpEvicted {
+        id: &'a IdBytes,
+        ip: IpKey,
+    },
 }
 
 /// The bytes of a node id.
@@ -451,6 +505,14 @@ impl<'a> StoredEvent<'a> {
                 ip: ip_key(*ip),
             },
             Event::LocalSeq { seq } => StoredEvent::LocalSeq { seq: *seq },
+            Event::Evicted { id, subnet } => StoredEvent::Evicted {
+                id: &id.0,
+                subnet: *subnet,
+            },
+            Event::IpEvicted { id, ip } => StoredEvent::IpEvicted {
+                id: &id.0,
+                ip: ip_key(*ip),
+            },
             Event::Loss(loss) if loss.is_storable() => StoredEvent::Loss(*loss),
             Event::Loss(loss) => {
                 return Err(Error::invalid(format!(
@@ -506,6 +568,14 @@ impl<'a> StoredEvent<'a> {
             },
             StoredEvent::LocalSeq { seq } => Event::LocalSeq { seq },
             StoredEvent::Loss(loss) => Event::Loss(loss),
+            StoredEvent::Evicted { id, subnet } => Event::Evicted {
+                id: NodeId(*id),
+                subnet,
+            },
+            StoredEvent::IpEvicted { id, ip } => Event::IpEvicted {
+                id: NodeId(*id),
+                ip: ip_from_key(ip),
+            },
         }
     }
 
@@ -591,6 +661,17 @@ impl<'a> StoredEvent<'a> {
                 seq: u64::from_le_bytes(body.try_into().ok()?),
             },
             (kind::LOSS, LOSS_PAYLOAD_LEN) => StoredEvent::Loss(Loss::decode(body)?),
+            (kind::EVICTED, EVICTED_PAYLOAD_LEN) => StoredEvent::Evicted {
+                id: id()?,
+                subnet: match (ip()?, after_ip()[0]) {
+                    (network, NO_SUBNET) if network == [0; IP_LEN] => None,
+                    (network, bits) => Some(Subnet::from_stored(network, bits)?),
+                },
+            },
+            (kind::IP_EVICTED, IP_PAYLOAD_LEN) => StoredEvent::IpEvicted {
+                id: id()?,
+                ip: ip()?,
+            },
             _ => return None,
         };
         Some((written_at, event))

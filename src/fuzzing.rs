@@ -1156,10 +1156,10 @@ fn model_apply(state: &mut ModelState, event: &Event) {
             let entry = entries.entry(*id).or_default();
             entry.ips.entry(ip.to_canonical()).or_default().fails = *fails;
         }
-        Event::NodeDeleted { id } | Event::NodeExpired { id } => {
+        Event::NodeDeleted { id } | Event::NodeExpired { id } | Event::Evicted { id, .. } => {
             entries.remove(id);
         }
-        Event::IpExpired { id, ip } => {
+        Event::IpExpired { id, ip } | Event::IpEvicted { id, ip } => {
             if let Some(entry) = entries.get_mut(id) {
                 entry.ips.remove(&ip.to_canonical());
             }

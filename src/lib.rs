@@ -40,17 +40,17 @@ mod faults;
 #[doc(hidden)]
 pub mod fuzzing;
 mod group_commit;
-mod id_table;
 mod index;
 pub mod inspect;
 mod journal;
 mod lock;
 mod loss;
-mod memory;
 mod node;
 mod options;
 mod record;
 mod recovery;
+mod seeds;
+mod subnet;
 #[cfg(feature = "__internal_testing")]
 #[doc(hidden)]
 pub mod testing;
@@ -62,9 +62,11 @@ pub use compact::CompactStats;
 pub use db::NodeDb;
 pub use error::Error;
 pub use event::{Event, EventKind, Record};
-pub use index::{IpLiveness, PeerState};
+pub use index::{IpLiveness, PeerState, MAX_IPS_PER_ID};
 pub use journal::{Problem, ProblemKind, ReplaySummary};
 pub use loss::Loss;
 pub use node::{log_distance, Node, NodeId, NODE_ID_LEN};
-pub use options::{Durability, Options, MIN_SEGMENT_SIZE};
+pub use options::{Durability, Options, DEFAULT_MAX_NODES, MIN_SEGMENT_SIZE};
 pub use record::{NodeRecord, MAX_RECORD_LEN};
+pub use seeds::{SeedQuery, DEFAULT_PER_SUBNET, DEFAULT_SEED_MAX_AGE};
+pub use subnet::Subnet;

@@ -73,6 +73,13 @@ pub struct Options {
     /// Move segments replaced by compaction into `archive/` instead of deleting them, so a
     /// peer's full history stays readable. Default: false (disk use stays bounded).
     pub keep_history: bool,
+    /// Most ids the index holds (with a record, or only pings, pongs or fails). A write about
+    /// a new id when the store is full first evicts one id, as an event of its own in the log:
+    /// the id never proven by a pong whose newest event is oldest, else the node with the
+    /// oldest newest pong in the subnet (/24, /48) that holds the most ids. A flood of new ids
+    /// evicts its own kind first and never takes the store past this bound. Default: 100,000.
+    /// Minimum: 1.
+    pub max_nodes: usize,
     /// Test hook that can fail each I/O step. Default: none.
     #[doc(hidden)]
     pub fail_points: FailPoints,
@@ -88,10 +95,14 @@ impl Default for Options {
             compact_dead_ratio: 0.5,
             compact_min_bytes: 16 << 20,
             keep_history: false,
+            max_nodes: DEFAULT_MAX_NODES,
             fail_points: FailPoints::default(),
         }
     }
 }
+
+/// Default of [`Options::max_nodes`].
+pub const DEFAULT_MAX_NODES: usize = 100_000;
 
 /// Smallest segment size accepted.
 pub const MIN_SEGMENT_SIZE: u64 = 4096;
@@ -108,6 +119,9 @@ impl Options {
             return Err(crate::Error::invalid(
                 "compact_dead_ratio must be within 0..=1",
             ));
+        }
+        if self.max_nodes == 0 {
+            return Err(crate::Error::invalid("max_nodes must be at least 1"));
         }
         if self.cleanup_interval.is_zero() {
             return Err(crate::Error::invalid("cleanup_interval must not be zero"));

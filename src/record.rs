@@ -138,6 +138,26 @@ impl NodeRecord {
         fields.endpoint().map(|e| e.with_id(self.id))
     }
 
+    /// The value of `key` in the record, as its RLP (a string's or a list's, header
+    /// included), as `enr`'s `get_raw_rlp` gives it; `None` if the record has no such key.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use peerlog::enr::{CombinedKey, Enr};
+    /// let key = CombinedKey::generate_secp256k1();
+    /// let enr: Enr<CombinedKey> = Enr::builder().add_value("eth2", &[1u8, 2, 3].as_slice()).build(&key)?;
+    /// let db = peerlog::NodeDb::in_memory(peerlog::NodeId([1; 64]));
+    /// db.update_record(&enr)?;
+    /// let stored = db.peer(&peerlog::NodeId::from_enr(&enr)?).unwrap().record.unwrap();
+    /// assert_eq!(stored.get("eth2"), Some(&[0x83, 1, 2, 3][..]));
+    /// assert_eq!(stored.get("opstack"), None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Option<&[u8]> {
+        raw_value(&self.rlp, key.as_ref())
+    }
+
     /// The record as the `enr` crate's type, for key type `K` (`enr::CombinedKey` for
     /// discv5). Decoding verifies the signature.
     pub fn decode<K: EnrKey>(&self) -> Result<Enr<K>, Error> {
@@ -162,6 +182,23 @@ impl std::fmt::Debug for NodeRecord {
             .field("rlp_len", &self.rlp.len())
             .finish()
     }
+}
+
+/// The value of `key` in the record `rlp`, as its whole RLP item; `None` without the key
+/// or for a record that does not parse as a list of signature, seq and pairs.
+pub(crate) fn raw_value<'a>(rlp: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let mut items = RlpCursor(RlpCursor(rlp).list().ok()?);
+    items.item().ok()?; // signature
+    items.item().ok()?; // seq
+    while !items.0.is_empty() {
+        let (is_list, name) = items.item().ok()?;
+        let value_start = items.0;
+        items.item().ok()?;
+        if !is_list && name == key {
+            return Some(&value_start[..value_start.len() - items.0.len()]);
+        }
+    }
+    None
 }
 
 /// Decodes a record's RLP as an `enr::Enr<K>`, which verifies its signature.

@@ -28,6 +28,7 @@ use peerlog::testing::{list_dir, segment_file_name, ReplayPlan};
 use peerlog::testing::{salt_seed, SegmentHeader, HEADER_LEN};
 use peerlog::testing::{ScanItem, SegmentScanner};
 use peerlog::{Error, Event, EventKind, Node, NodeDb, NodeId, NodeRecord, Options, ProblemKind};
+use peerlog::{Subnet, MAX_IPS_PER_ID};
 
 const VERSION: u64 = 3;
 
@@ -62,7 +63,7 @@ const RECORD_NODES: u64 = 4;
 fn ids() -> &'static [NodeId] {
     static IDS: OnceLock<Vec<NodeId>> = OnceLock::new();
     IDS.get_or_init(|| {
-        (1..=12)
+        (1..=13)
             .map(id)
             .chain((1..=RECORD_NODES).map(record_id))
             .chain([me(), id(0xEE)])
@@ -78,6 +79,11 @@ fn ip4(n: u8) -> IpAddr {
 
 fn mapped(n: u8) -> IpAddr {
     IpAddr::V6(Ipv4Addr::new(10, 9, 0, n).to_ipv6_mapped())
+}
+
+/// The IPs node 12 is crowded with.
+fn crowd_ip(k: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 8, 0, k))
 }
 
 fn ip6(n: u8) -> IpAddr {
@@ -187,6 +193,41 @@ impl Writer {
         self.written.extend_from_slice(expired);
     }
 
+    /// Reopens the database bounded to the ids it holds, and writes a node of a new id: the
+    /// log holds the eviction the bound's rule picks, then the node. Reopens it unbounded.
+    fn evicting_node(&mut self, node: Node) {
+        let db = std::mem::replace(&mut self.db, NodeDb::in_memory(me()));
+        db.close().unwrap();
+        let held = {
+            let db = NodeDb::open_with(&self.path, VERSION, me(), opts()).unwrap();
+            db.peers()
+        };
+        let bounded = Options {
+            max_nodes: held.len(),
+            ..opts()
+        };
+        self.db = NodeDb::open_with(&self.path, VERSION, me(), bounded).unwrap();
+        // The rule: the id never proven by a pong whose newest event is oldest.
+        let proven = |p: &peerlog::PeerState| {
+            p.last_pong.is_some() || p.ips.iter().any(|l| l.last_pong.is_some())
+        };
+        let subnet = |p: &peerlog::PeerState| p.node.as_ref().map(|n| Subnet::of(n.ip, 24, 48));
+        let victim = held
+            .iter()
+            .filter(|p| !proven(p))
+            .min_by_key(|p| (p.last_written, subnet(p), p.id))
+            .expect("the log holds an id nothing proved");
+        self.written.push(Event::Evicted {
+            id: victim.id,
+            subnet: subnet(victim),
+        });
+        self.node(node);
+        // Unbounded again, for the writes after it.
+        let db = std::mem::replace(&mut self.db, NodeDb::in_memory(me()));
+        db.close().unwrap();
+        self.db = NodeDb::open_with(&self.path, VERSION, me(), opts()).unwrap();
+    }
+
     fn segment_files(&self) -> usize {
         fs::read_dir(&self.path)
             .unwrap()
@@ -259,6 +300,11 @@ fn pristine() -> &'static Pristine {
             w.local_seq(100 + u64::from(round));
             w.delete(id(5 + round as u8));
         }
+        // Node 12 holds the most IPs an id may (its IPv4 ping slot and 15 pongs): the tail's
+        // next IP takes the place of the stalest.
+        for k in 1..MAX_IPS_PER_ID as u8 {
+            w.pong_from(id(12), crowd_ip(k), far_future(k.into()));
+        }
         // Fill the segment until the next write rotates: the tail below then starts a
         // segment of its own, which it fits in.
         let before = w.segment_files();
@@ -291,6 +337,20 @@ fn pristine() -> &'static Pristine {
             ],
         );
         w.delete(id(1));
+        // An IP beyond the most an id holds evicts the stalest slot (the oldest pong).
+        w.db.update_last_pong_from(&id(12), crowd_ip(16), far_future(16))
+            .unwrap();
+        w.written.push(Event::IpEvicted {
+            id: id(12),
+            ip: crowd_ip(1),
+        });
+        w.written.push(Event::PongFrom {
+            id: id(12),
+            ip: crowd_ip(16),
+            at: far_future(16),
+        });
+        // A new id in a full store evicts one.
+        w.evicting_node(Node::new(id(13), ip4(13), 1, 1));
         w.ping(id(3), far_future(7));
         w.pong(id(10), far_future(5));
         // The last three records are of different kinds.
@@ -358,11 +418,17 @@ fn pristine() -> &'static Pristine {
                 .cloned()
                 .collect()
         };
-        assert_eq!(
-            others(&events),
-            others(&written),
-            "the log holds exactly the events written"
-        );
+        let (logged, wanted) = (others(&events), others(&written));
+        if let Some(i) =
+            (0..logged.len().max(wanted.len())).find(|&i| logged.get(i) != wanted.get(i))
+        {
+            panic!(
+                "the log differs from the events written at {i}: {:?} against {:?}",
+                logged.get(i),
+                wanted.get(i)
+            );
+        }
+        assert_eq!(logged, wanted, "the log holds exactly the events written");
         assert_eq!(group(&events), group(&written), "the expiries written");
         for (i, r) in records.iter().enumerate() {
             assert_eq!(r.seq, i as u64 + 1);
@@ -434,12 +500,12 @@ fn model(records: &[Rec], keep: impl Fn(&Rec) -> bool) -> Observed {
             Event::PingFrom { ip, at, .. } => slot(&mut state, id, ip).1 = Some(*at),
             Event::PongFrom { ip, at, .. } => slot(&mut state, id, ip).2 = Some(*at),
             Event::FindFailsAt { ip, fails, .. } => slot(&mut state, id, ip).3 = *fails,
-            Event::IpExpired { ip, .. } => {
+            Event::IpExpired { ip, .. } | Event::IpEvicted { ip, .. } => {
                 if let Some(entry) = state.get_mut(&id) {
                     entry.ips.remove(&ip.to_canonical());
                 }
             }
-            Event::NodeDeleted { .. } | Event::NodeExpired { .. } => {
+            Event::NodeDeleted { .. } | Event::NodeExpired { .. } | Event::Evicted { .. } => {
                 state.remove(&id);
             }
             other => panic!("the test writes no {} events", other.kind()),

@@ -131,7 +131,7 @@ fn a_format_1_database_takes_every_kind_of_write_compacts_and_reopens() {
     db.update_last_pong_from(&record_id(1), ip, at).unwrap();
     db.update_find_fails_at(&NodeId([0xa1; 64]), ip, 2).unwrap();
     db.store_local_seq(77).unwrap();
-    // The old segments are left as they were, in format 1; new records go to format 2.
+    // The old segments are left as they were, in format 1; new records go to format 3.
     let now = segments(&dir);
     for segment in &old {
         assert_eq!(format_of(segment), 1);
@@ -139,7 +139,7 @@ fn a_format_1_database_takes_every_kind_of_write_compacts_and_reopens() {
     let new: Vec<_> = now.iter().filter(|s| !old.contains(s)).collect();
     assert!(!new.is_empty());
     for segment in new {
-        assert_eq!(format_of(segment), 2, "{}", segment.display());
+        assert_eq!(format_of(segment), 3, "{}", segment.display());
     }
     let check = |db: &NodeDb| {
         check_fixture_state(db, 1);
@@ -165,8 +165,8 @@ fn a_format_1_database_takes_every_kind_of_write_compacts_and_reopens() {
     for segment in segments(&dir) {
         assert_eq!(
             format_of(&segment),
-            2,
-            "compaction rewrote the log in format 2"
+            3,
+            "compaction rewrote the log in format 3"
         );
     }
 }
@@ -176,7 +176,7 @@ fn a_segment_of_a_newer_format_is_refused_and_nothing_changes() {
     let (_temp, dir) = copy_of_fixture();
     let last = segments(&dir).pop().unwrap();
     let mut bytes = fs::read(&last).unwrap();
-    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&4u32.to_le_bytes());
     let crc = crc32fast::hash(&bytes[..56]);
     bytes[56..60].copy_from_slice(&crc.to_le_bytes());
     fs::write(&last, &bytes).unwrap();
@@ -188,13 +188,13 @@ fn a_segment_of_a_newer_format_is_refused_and_nothing_changes() {
             format,
             supported,
         } => {
-            assert_eq!((path, *format, *supported), (&last, 3, 2));
+            assert_eq!((path, *format, *supported), (&last, 4, 3));
         }
         other => panic!("wrong error: {other}"),
     }
     let message = err.to_string();
     assert!(
-        message.contains("format 3") && message.contains("upgrade"),
+        message.contains("format 4") && message.contains("upgrade"),
         "{message}"
     );
     assert_eq!(

@@ -319,7 +319,13 @@ fn export_fields(record: &Record) -> [String; 12] {
         Event::FindFailsAt {
             ip: a, fails: n, ..
         } => (ip, fails) = (a.to_string(), n.to_string()),
-        Event::IpExpired { ip: a, .. } => ip = a.to_string(),
+        Event::IpExpired { ip: a, .. } | Event::IpEvicted { ip: a, .. } => ip = a.to_string(),
+        Event::Evicted { subnet, .. } => {
+            detail = match subnet {
+                Some(subnet) => format!("store full; subnet {subnet}"),
+                None => "store full; no endpoint".into(),
+            }
+        }
         Event::LocalSeq { seq } => record_seq = seq.to_string(),
         // A text without commas: the CSV fields are not quoted.
         Event::Loss(loss) => detail = loss.to_string().replace(',', ";"),
@@ -429,6 +435,15 @@ pub fn change_text(change: &Change) -> String {
         }
         Change::FindFailsAt { ip, from, to } => format!("findnode fails at {ip} {from} -> {to}"),
         Change::IpExpired(ip) => format!("expired at {ip}: its ping, pong and fails dropped"),
+        Change::Evicted(Some(subnet)) => format!(
+            "evicted: the store was full (subnet {subnet}); record, ping, pong and fails dropped"
+        ),
+        Change::Evicted(None) => {
+            "evicted: the store was full (no endpoint); ping, pong and fails dropped".into()
+        }
+        Change::IpEvicted(ip) => format!(
+            "evicted at {ip}: the node held the most IPs and this was the stalest; its ping, pong and fails dropped"
+        ),
         Change::Loss(loss) => format!("DAMAGE: {loss}; events about the node may be missing"),
         other => format!("{other:?}"),
     }

@@ -10,7 +10,7 @@ use crate::event::{Event, Record};
 use crate::index::{Index, PeerState};
 use crate::journal::dir::SegmentFile;
 use crate::Error;
-use crate::{Loss, Node, NodeId, NodeRecord};
+use crate::{Loss, Node, NodeId, NodeRecord, Subnet};
 
 /// One event about a node, with where it was found and what it changed.
 #[derive(Clone, Debug)]
@@ -86,6 +86,12 @@ pub enum Change {
     },
     /// The liveness at this IP was dropped by expiration.
     IpExpired(IpAddr),
+    /// Dropped to make room for a new id: the store was full. The node's subnet (/24, /48),
+    /// `None` for an id without an endpoint.
+    Evicted(Option<Subnet>),
+    /// The liveness at this IP was dropped to make room for another IP of the node: it held
+    /// the most IPs an id may have.
+    IpEvicted(IpAddr),
     /// Records were lost here to damage (a loss the log recorded, listed where its lost
     /// sequence numbers would have been): events about the node may be missing.
     Loss(Loss),
@@ -294,6 +300,8 @@ fn change(before: Option<&PeerState>, event: &Event) -> Change {
         Event::NodeDeleted { .. } => Change::Deleted,
         Event::NodeExpired { .. } => Change::Expired,
         Event::IpExpired { ip, .. } => Change::IpExpired(*ip),
+        Event::Evicted { subnet, .. } => Change::Evicted(*subnet),
+        Event::IpEvicted { ip, .. } => Change::IpEvicted(*ip),
         Event::LocalSeq { .. } => unreachable!("the local seq is about no node"),
         Event::Loss(loss) => Change::Loss(*loss),
     }

@@ -7,8 +7,9 @@ pub(crate) use crate::event::{MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN};
 pub const MAGIC: [u8; 8] = *b"PEERLOG\0";
 /// Version of the layout described here, written into new segments. Format 2 added the
 /// event kinds of signed records, per-IP liveness and the local seq; frames and headers are
-/// laid out as in format 1, which this build still reads.
-pub const FORMAT_VERSION: u32 = 2;
+/// laid out as in format 1, which this build still reads. Format 3 added evictions (the
+/// bounded store); a segment of format 1 or 2 reads as it did.
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format this build reads.
 pub const OLDEST_FORMAT: u32 = 1;
 /// Bytes of a segment header; the first record starts right after it.

@@ -7,7 +7,7 @@
 //! [`IdTable::prefetch`] can fetch their slots while earlier records are applied; with a
 //! million ids the table is far larger than the caches, and a miss per new id dominated.
 
-use crate::memory::{populate_for_writing, prefer_huge_pages};
+use super::memory::{populate_for_writing, prefer_huge_pages};
 
 /// Most slots in use, in eighths of the table: beyond it the table doubles.
 const MAX_LOAD_EIGHTHS: usize = 5;

@@ -18,12 +18,23 @@ use crate::event::{
     StoredRecord, FAILS_AT_PAYLOAD_LEN, FAILS_PAYLOAD_LEN, ID_PAYLOAD_LEN, LOCAL_SEQ_PAYLOAD_LEN,
     LOSS_PAYLOAD_LEN, PING_FROM_PAYLOAD_LEN, PING_PAYLOAD_LEN,
 };
-use crate::id_table::IdTable;
 use crate::journal::format::{align, FRAME_HEADER_LEN};
 use crate::loss::Loss;
-use crate::memory::prefer_huge_pages;
 use crate::node::{ids_equal, Endpoint, Node, NodeId};
 use crate::record::{NodeRecord, RecordFields};
+use evict::{default_subnet, Evictor};
+use id_table::IdTable;
+use memory::prefer_huge_pages;
+use subnets::Subnets;
+
+mod evict;
+mod id_table;
+mod memory;
+mod seeds;
+mod subnets;
+
+pub use evict::MAX_IPS_PER_ID;
+pub(crate) use seeds::SpreadRules;
 
 /// Marks a timestamp that was never set.
 const NEVER: i64 = i64::MIN;
@@ -276,6 +287,10 @@ pub(crate) struct Index {
     /// Index of the entry the last event touched: logs (and compacted logs above all) write
     /// an id's events together, so most lookups during replay need no hashing at all.
     last_touched: Option<usize>,
+    /// The ids of each subnet, once a seed query or an eviction asked (see `subnets.rs`).
+    subnets: Option<Subnets>,
+    /// The next eviction candidates, once an eviction asked (see `evict.rs`).
+    evictor: Evictor,
 }
 
 impl Default for Index {
@@ -302,6 +317,8 @@ impl Index {
             with_record: 0,
             live_bytes: 0,
             last_touched: None,
+            subnets: None,
+            evictor: Evictor::default(),
         }
     }
 
@@ -320,6 +337,16 @@ impl Index {
     /// Ids with a node record.
     pub fn len(&self) -> usize {
         self.with_record
+    }
+
+    /// Ids held: with a record, or only pings, pongs or fails.
+    pub fn ids(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The position of `id`'s entry.
+    pub fn position(&self, id: &NodeId) -> Option<usize> {
+        self.find(&id.0)
     }
 
     /// Bytes of the log a compaction would keep.
@@ -550,6 +577,9 @@ impl Index {
             .expect("the index holds fewer than 2^32 - 1 ids");
         self.entries.push(Entry::new(NodeId(*id)));
         self.table.insert(hash, position);
+        if let Some(subnets) = &mut self.subnets {
+            subnets.push();
+        }
         index
     }
 
@@ -563,6 +593,9 @@ impl Index {
         self.table.remove_at(at);
         // Indices move below: forget the cached one.
         self.last_touched = None;
+        if let Some(subnets) = &mut self.subnets {
+            subnets.swap_remove(index);
+        }
         let removed = self.entries.swap_remove(index);
         self.with_record -= usize::from(removed.has_record());
         self.record_garbage += usize::from(removed.record_len);
@@ -710,7 +743,9 @@ impl Index {
     #[inline]
     pub fn apply(&mut self, event: &StoredEvent<'_>, written_at: i64) {
         let id = match *event {
-            StoredEvent::NodeDeleted { id } | StoredEvent::NodeExpired { id } => {
+            StoredEvent::NodeDeleted { id }
+            | StoredEvent::NodeExpired { id }
+            | StoredEvent::Evicted { id, .. } => {
                 self.remove(id);
                 return;
             }
@@ -724,11 +759,12 @@ impl Index {
                 self.live_bytes += self.local_seq_live_bytes() - before;
                 return;
             }
-            StoredEvent::IpExpired { id, ip } => {
+            StoredEvent::IpExpired { id, ip } | StoredEvent::IpEvicted { id, ip } => {
                 if let Some(index) = self.find(id) {
                     let before = self.entry_live_bytes(index);
                     self.remove_slot(index, ip);
                     self.live_bytes = self.live_bytes - before + self.entry_live_bytes(index);
+                    self.note_change(index);
                 }
                 return;
             }
@@ -766,6 +802,9 @@ impl Index {
                 let before = self.record_live_bytes(&self.entries[index]);
                 self.set_record(index, Some(endpoint), None);
                 self.with_record += usize::from(!had_record);
+                if let Some(subnets) = &mut self.subnets {
+                    subnets.set(index, Some(default_subnet(endpoint.ip)));
+                }
                 // What record_live_bytes gives for it, without reading it back.
                 let after = unsigned_record_live_bytes(&endpoint);
                 debug_assert_eq!(after, self.record_live_bytes(&self.entries[index]));
@@ -776,6 +815,12 @@ impl Index {
                 let before = self.record_live_bytes(&self.entries[index]);
                 self.set_record(index, None, Some(rlp));
                 self.with_record += usize::from(!had_record);
+                if self.subnets.is_some() {
+                    let key = self.group_key(&self.entries[index]);
+                    if let Some(subnets) = &mut self.subnets {
+                        subnets.set(index, key);
+                    }
+                }
                 let after = signed_record_live_bytes(rlp);
                 debug_assert_eq!(after, self.record_live_bytes(&self.entries[index]));
                 (before, after)
@@ -799,6 +844,7 @@ impl Index {
             _ => unreachable!("handled above"),
         };
         self.live_bytes = self.live_bytes + after - before;
+        self.note_change(index);
     }
 
     fn local_seq_live_bytes(&self) -> u64 {

@@ -1,0 +1,251 @@
+//! Which id goes when the store is full, and which IP slot when an id holds the most.
+//!
+//! The rule (docs/DESIGN.md, "A bounded store"): the id never proven by a pong whose newest
+//! event is oldest (ties: the lowest subnet, then the lowest id); when every id is proven,
+//! the node with the oldest newest pong (ties: the lowest id) in the subnet holding the most
+//! ids (ties: the lowest subnet), ids without an endpoint counting as one subnet below all
+//! others. A flood of new ids, which nothing has proven, so evicts itself before any node
+//! that answered, and a flood of proven ids evicts from its own subnet first.
+//!
+//! A flood makes an eviction per write, so finding the victim must not scan the index each
+//! time: each rule keeps the next few candidates in order ([`Candidates`]), found by one scan
+//! and kept right by [`Index::note_change`] after every event, and scans again only when they
+//! run out.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+use super::subnets::{GroupKey, Subnets};
+use super::{Entry, Index, NEVER};
+use crate::event::{ip_from_key, IdBytes};
+use crate::node::NodeId;
+use crate::subnet::{Subnet, DEFAULT_V4_BITS, DEFAULT_V6_BITS};
+
+/// Most IP slots one id holds; a new IP beyond it takes the place of the stalest.
+pub const MAX_IPS_PER_ID: usize = 16;
+
+/// Order of the ids nothing has proven: oldest newest event, then subnet, then id.
+type UnprovenKey = (i64, GroupKey, IdBytes);
+/// Order of the proven nodes of one subnet: oldest newest pong, then id.
+type ProvenKey = (i64, IdBytes);
+
+/// The first candidates of one rule in order, as a scan found them.
+#[derive(Debug)]
+struct Candidates<K> {
+    /// The next candidates, first at the front. Some may have gone stale (their id changed
+    /// or left): each is checked before it is used.
+    keys: VecDeque<K>,
+    /// The largest key taken or noted since the scan.
+    max: Option<K>,
+    /// Whether the scan took every candidate (so later ones can be appended in order).
+    complete: bool,
+}
+
+impl<K: Ord + Clone> Candidates<K> {
+    /// The first `limit` of `all` in order.
+    fn first(mut all: Vec<K>, limit: usize) -> Candidates<K> {
+        let complete = all.len() <= limit;
+        if !complete {
+            all.select_nth_unstable(limit - 1);
+            all.truncate(limit);
+        }
+        all.sort_unstable();
+        Candidates {
+            max: all.last().cloned(),
+            keys: all.into(),
+            complete,
+        }
+    }
+
+    /// A candidate's key is now `key`: whether the candidates are still right (else they
+    /// must be found again). A key beyond every key taken is right wherever it is, as the
+    /// scan would have left it out; a complete list takes it at its end.
+    fn note(&mut self, key: K) -> bool {
+        if let Some(max) = &self.max {
+            if key <= *max {
+                return self.keys.back() == Some(&key);
+            }
+        }
+        if self.complete {
+            self.keys.push_back(key.clone());
+        }
+        self.max = Some(key);
+        true
+    }
+}
+
+/// The candidates of both rules, once an eviction has asked for them.
+#[derive(Debug, Default)]
+pub(crate) struct Evictor {
+    unproven: Option<Candidates<UnprovenKey>>,
+    /// For the subnet eviction last took from.
+    proven: Option<(GroupKey, Candidates<ProvenKey>)>,
+}
+
+impl Evictor {
+    fn is_active(&self) -> bool {
+        self.unproven.is_some() || self.proven.is_some()
+    }
+}
+
+/// How many candidates one scan keeps.
+fn candidates_per_scan(ids: usize) -> usize {
+    (ids / 16).max(64)
+}
+
+/// The eviction group of an endpoint's IP: its /24 or /48.
+pub(crate) fn default_subnet(ip: IpAddr) -> Subnet {
+    Subnet::of(ip, DEFAULT_V4_BITS, DEFAULT_V6_BITS)
+}
+
+impl Index {
+    /// The newest pong of an entry, to no particular IP or from any IP.
+    pub(crate) fn newest_pong(&self, entry: &Entry) -> i64 {
+        self.slots_of(entry)
+            .map(|s| s.last_pong)
+            .fold(entry.last_pong, i64::max)
+    }
+
+    /// The subnet group of an entry, from its endpoint.
+    pub(crate) fn group_key(&self, entry: &Entry) -> GroupKey {
+        self.endpoint(entry).map(|e| default_subnet(e.ip))
+    }
+
+    /// The subnet groups, built from the entries the first time they are asked for.
+    pub(crate) fn subnets(&mut self) -> &Subnets {
+        if self.subnets.is_none() {
+            let keys: Vec<GroupKey> = self.entries.iter().map(|e| self.group_key(e)).collect();
+            self.subnets = Some(Subnets::build(keys.into_iter()));
+        }
+        self.subnets.as_ref().expect("built above")
+    }
+
+    fn unproven_key(&self, index: usize) -> UnprovenKey {
+        let entry = &self.entries[index];
+        let group = match &self.subnets {
+            Some(subnets) => subnets.key_of(index),
+            None => self.group_key(entry),
+        };
+        (entry.touched, group, entry.id.0)
+    }
+
+    /// Keeps the eviction candidates right after an event changed the entry at `index`.
+    pub(super) fn note_change(&mut self, index: usize) {
+        if !self.evictor.is_active() {
+            return;
+        }
+        let entry = &self.entries[index];
+        let newest_pong = self.newest_pong(entry);
+        if newest_pong == NEVER {
+            let key = self.unproven_key(index);
+            if let Some(candidates) = &mut self.evictor.unproven {
+                if !candidates.note(key) {
+                    self.evictor.unproven = None;
+                }
+            }
+        } else if let Some((group, candidates)) = &mut self.evictor.proven {
+            let in_group = self
+                .subnets
+                .as_ref()
+                .is_some_and(|s| s.key_of(index) == *group);
+            if in_group && !candidates.note((newest_pong, entry.id.0)) {
+                self.evictor.proven = None;
+            }
+        }
+    }
+
+    /// The id to evict now, and its subnet; `None` for an empty index.
+    pub(crate) fn victim(&mut self) -> Option<(NodeId, Option<Subnet>)> {
+        if let Some(key) = self.unproven_victim() {
+            return Some((NodeId(key.2), key.1));
+        }
+        let group = self.subnets().fullest()?;
+        let key = self.subnets().groups()[group as usize].key;
+        let id = self.proven_victim(group, key)?;
+        Some((NodeId(id), key))
+    }
+
+    /// The first valid candidate of the ids nothing has proven, scanning when none is left.
+    fn unproven_victim(&mut self) -> Option<UnprovenKey> {
+        loop {
+            if self.evictor.unproven.is_none() {
+                let all: Vec<UnprovenKey> = (0..self.entries.len())
+                    .filter(|&i| self.newest_pong(&self.entries[i]) == NEVER)
+                    .map(|i| self.unproven_key(i))
+                    .collect();
+                let limit = candidates_per_scan(self.entries.len());
+                self.evictor.unproven = Some(Candidates::first(all, limit));
+            }
+            let candidates = self.evictor.unproven.as_ref().expect("found above");
+            let complete = candidates.complete;
+            while let Some(key) = self.evictor.unproven.as_ref()?.keys.front().copied() {
+                let current = self
+                    .find(&key.2)
+                    .filter(|&i| self.newest_pong(&self.entries[i]) == NEVER)
+                    .map(|i| self.unproven_key(i));
+                if current == Some(key) {
+                    return Some(key);
+                }
+                self.evictor.unproven.as_mut()?.keys.pop_front();
+            }
+            if complete {
+                // Every unproven id was a candidate: none is left.
+                return None;
+            }
+            self.evictor.unproven = None;
+        }
+    }
+
+    /// The first valid candidate among the proven nodes of `group`.
+    fn proven_victim(&mut self, group: u32, key: GroupKey) -> Option<IdBytes> {
+        for _ in 0..2 {
+            if self.evictor.proven.as_ref().is_none_or(|(k, _)| *k != key) {
+                let members = &self.subnets.as_ref()?.groups()[group as usize].members;
+                let all: Vec<ProvenKey> = members
+                    .iter()
+                    .map(|&i| &self.entries[i as usize])
+                    .map(|e| (self.newest_pong(e), e.id.0))
+                    .collect();
+                let limit = candidates_per_scan(all.len());
+                self.evictor.proven = Some((key, Candidates::first(all, limit)));
+            }
+            while let Some((pong, id)) = self.evictor.proven.as_ref()?.1.keys.front().copied() {
+                let valid = self.find(&id).is_some_and(|i| {
+                    self.subnets.as_ref().map(|s| s.group_of(i)) == Some(group)
+                        && self.newest_pong(&self.entries[i]) == pong
+                });
+                if valid {
+                    return Some(id);
+                }
+                self.evictor.proven.as_mut()?.1.keys.pop_front();
+            }
+            // Ran out (or only had stale ones): scan the group again.
+            self.evictor.proven = None;
+        }
+        // The group is not empty, so a scan finds a candidate; never reached.
+        let members = &self.subnets.as_ref()?.groups()[group as usize].members;
+        members.first().map(|&i| self.entries[i as usize].id.0)
+    }
+
+    /// If the entry at `index` holds the most IP slots and none for `ip`: the IP of its
+    /// stalest slot (oldest pong, else ping, else the entry's newest event; ties: the lowest
+    /// IP), which must give way before a slot for `ip` is made.
+    pub(crate) fn slot_to_evict(&self, index: usize, ip: IpAddr) -> Option<IpAddr> {
+        let entry = &self.entries[index];
+        let key = crate::event::ip_key(ip);
+        let mut count = 0;
+        let mut stalest: Option<(i64, [u8; 16])> = None;
+        for slot in self.slots_of(entry) {
+            if slot.ip == key {
+                return None;
+            }
+            count += 1;
+            let mark = (slot.age_mark(entry.touched), slot.ip);
+            stalest = Some(stalest.map_or(mark, |s| s.min(mark)));
+        }
+        if count < MAX_IPS_PER_ID {
+            return None;
+        }
+        stalest.map(|(_, ip)| ip_from_key(ip))
+    }
+}
