@@ -60,20 +60,8 @@ impl Index {
                 }
             }
         }
-        let mut open: Vec<(usize, Vec<u32>)> = groups.into_values().map(|g| (0, g)).collect();
-        let mut rng = rand::rng();
-        let mut picked = Vec::with_capacity(n.min(self.entries.len()));
-        while picked.len() < n && !open.is_empty() {
-            let g = rng.random_range(0..open.len());
-            let (picks, members) = &mut open[g];
-            let m = rng.random_range(0..members.len());
-            picked.push(members.swap_remove(m) as usize);
-            *picks += 1;
-            if *picks == rules.per_subnet || members.is_empty() {
-                open.swap_remove(g);
-            }
-        }
-        picked
+        let open = groups.into_values().map(|g| (0, g)).collect();
+        pick_from_lists(open, n, rules.per_subnet)
     }
 }
 
@@ -90,62 +78,33 @@ fn sample_groups(
     let mut picked = Vec::with_capacity(n.min(index.entries.len()));
     // Groups known to have no room or no eligible node left.
     let mut closed: HashSet<u32> = HashSet::new();
-    let mut listed_all = false;
     while picked.len() < n {
-        // A group: by rejection, until too many draws fail; then from the open groups.
+        // A group by rejection: draws until one with room and an eligible node left.
         let mut chosen = None;
-        if !listed_all {
-            for _ in 0..4 * n + 64 {
-                let g = rng.random_range(0..groups.len()) as u32;
-                let group = &groups[g as usize];
-                if group.key.is_none() || group.members.is_empty() || closed.contains(&g) {
-                    continue;
+        for _ in 0..4 * n + 64 {
+            let g = rng.random_range(0..groups.len()) as u32;
+            let group = &groups[g as usize];
+            if group.key.is_none() || group.members.is_empty() || closed.contains(&g) {
+                continue;
+            }
+            let pool = pools.entry(g).or_default();
+            match draw_member(index, &group.members, pool, rules, &mut rng) {
+                Some(member) => {
+                    chosen = Some((g, member));
+                    break;
                 }
-                let pool = pools.entry(g).or_default();
-                match draw_member(index, &group.members, pool, rules, &mut rng) {
-                    Some(member) => {
-                        chosen = Some((g, member));
-                        break;
-                    }
-                    None => {
-                        closed.insert(g);
-                    }
+                None => {
+                    closed.insert(g);
                 }
             }
         }
-        let (g, member) = match chosen {
-            Some(choice) => choice,
-            None => {
-                // Eligible nodes are rare among the groups: list every open group's.
-                if !listed_all {
-                    for (g, group) in groups.iter().enumerate() {
-                        let g = g as u32;
-                        if group.key.is_some() && !closed.contains(&g) {
-                            let pool = pools.entry(g).or_default();
-                            list(index, &group.members, pool, rules);
-                            if pool.listed.as_ref().is_some_and(Vec::is_empty) {
-                                closed.insert(g);
-                            }
-                        }
-                    }
-                    listed_all = true;
-                }
-                let open: Vec<u32> = pools
-                    .iter()
-                    .filter(|(g, pool)| {
-                        !closed.contains(*g) && pool.listed.as_ref().is_some_and(|l| !l.is_empty())
-                    })
-                    .map(|(&g, _)| g)
-                    .collect();
-                if open.is_empty() {
-                    break;
-                }
-                let g = open[rng.random_range(0..open.len())];
-                let pool = pools.get_mut(&g).expect("an open group has a pool");
-                let member = draw_member(index, &groups[g as usize].members, pool, rules, &mut rng)
-                    .expect("an open listed group has a member");
-                (g, member)
-            }
+        let Some((g, member)) = chosen else {
+            // Eligible nodes are rare among the groups: the rest from one scan.
+            let picks = |g: u32| pools.get(&g).map_or(0, |p| p.picks);
+            let taken: HashSet<u32> = picked.iter().map(|&i| i as u32).collect();
+            let rest = n - picked.len();
+            picked.extend(sample_scanned(index, subnets, rest, rules, picks, &taken));
+            break;
         };
         picked.push(member as usize);
         let pool = pools.get_mut(&g).expect("a chosen group has a pool");
@@ -158,6 +117,55 @@ fn sample_groups(
         }
         if pool.picks >= rules.per_subnet || pool.listed.as_ref().is_some_and(Vec::is_empty) {
             closed.insert(g);
+        }
+    }
+    picked
+}
+
+/// The remaining `n` picks from the eligible entries of every group, listed in one scan;
+/// `picks` says how many each group already gave, `taken` which entries.
+fn sample_scanned(
+    index: &Index,
+    subnets: &Subnets,
+    n: usize,
+    rules: &SpreadRules<'_>,
+    picks: impl Fn(u32) -> usize,
+    taken: &HashSet<u32>,
+) -> Vec<usize> {
+    let mut open: Vec<(usize, Vec<u32>)> = Vec::new();
+    let mut slot_of: HashMap<u32, usize> = HashMap::new();
+    for (i, entry) in index.entries.iter().enumerate() {
+        let i = i as u32;
+        if taken.contains(&i) || !(rules.eligible)(index, entry) {
+            continue;
+        }
+        let g = subnets.group_of(i as usize);
+        if subnets.groups()[g as usize].key.is_none() || picks(g) >= rules.per_subnet {
+            continue;
+        }
+        let slot = *slot_of.entry(g).or_insert_with(|| {
+            open.push((picks(g), Vec::new()));
+            open.len() - 1
+        });
+        open[slot].1.push(i);
+    }
+    pick_from_lists(open, n, rules.per_subnet)
+}
+
+/// Up to `n` picks from explicit lists, each `(picks so far, eligible members)`: each pick
+/// uniform over the lists with room, then within the list.
+fn pick_from_lists(mut open: Vec<(usize, Vec<u32>)>, n: usize, per_subnet: usize) -> Vec<usize> {
+    let mut rng = rand::rng();
+    let mut picked = Vec::with_capacity(n.min(open.len() * per_subnet.min(1 << 16)));
+    open.retain(|(picks, members)| *picks < per_subnet && !members.is_empty());
+    while picked.len() < n && !open.is_empty() {
+        let g = rng.random_range(0..open.len());
+        let (picks, members) = &mut open[g];
+        let m = rng.random_range(0..members.len());
+        picked.push(members.swap_remove(m) as usize);
+        *picks += 1;
+        if *picks >= per_subnet || members.is_empty() {
+            open.swap_remove(g);
         }
     }
     picked
