@@ -242,7 +242,8 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-const COMPACTION_STEPS: [&str; 5] = [
+const COMPACTION_STEPS: [&str; 6] = [
+    "compact.create",
     "compact.write",
     "compact.fsync",
     "compact.rename",
@@ -454,4 +455,60 @@ fn a_compaction_between_a_node_and_its_first_pong_drops_nothing() {
     db.close().unwrap();
     let db = NodeDb::open_with(dir.path(), 1, id(0), opts()).unwrap();
     assert_eq!(db.len() as u64, NODES);
+}
+
+/// A compaction that cannot create its file (a read-only directory: `compact.create` stands
+/// for the creation) fails before it changes anything: no node is expired, no event written
+/// (issue 19, item 6: it had written the expiry of every stale node before it failed).
+#[test]
+fn a_compaction_that_cannot_create_its_file_expires_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = FailPoints::new(|step| {
+        if step == "compact.create" {
+            Err(io::Error::from(io::ErrorKind::PermissionDenied))
+        } else {
+            Ok(())
+        }
+    });
+    let options = Options {
+        fail_points: hook,
+        ..opts()
+    };
+    let db = NodeDb::open_with(dir.path(), 1, id(0), options).unwrap();
+    write_history(&db);
+    let before = snapshot(&db, 40);
+    let events = || {
+        peerlog::inspect::export(dir.path(), &peerlog::inspect::no_progress)
+            .unwrap()
+            .len()
+    };
+    let events_before = events();
+    let err = db
+        .compact()
+        .expect_err("a compaction that cannot create its file");
+    assert!(err.to_string().contains("denied"), "{err}");
+    assert_eq!(
+        snapshot(&db, 40),
+        before,
+        "nodes expired by a failed compaction"
+    );
+    assert_eq!(
+        events(),
+        events_before,
+        "events written by a failed compaction"
+    );
+    // Nothing left behind, and the database goes on.
+    db.update_find_fails(&id(98), 2).unwrap();
+    db.close().unwrap();
+    let tmp = fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tmp")
+        })
+        .count();
+    assert_eq!(tmp, 0, "a temporary file left behind");
 }

@@ -299,8 +299,8 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
 
 /// Publishes a new file at `path` so that the name never points at a partial file: `write`
 /// fills it under a temporary name, then it is synced, renamed into place and the directory
-/// synced. Fail points `<step>.fsync`, `<step>.rename` and `<step>.dirsync` stop it before
-/// each of those. On a failure before the rename the temporary file is removed.
+/// synced. Fail points `<step>.create`, `<step>.fsync`, `<step>.rename` and `<step>.dirsync`
+/// stop it before each of those. On a failure before the rename the temporary file is removed.
 pub(crate) fn publish<T>(
     path: &Path,
     step: &str,
@@ -309,6 +309,7 @@ pub(crate) fn publish<T>(
 ) -> Result<T, Error> {
     let temp = temp_path(path);
     let written = (|| {
+        faults.check(&format!("{step}.create")).at(&temp)?;
         let mut file = private_file()
             .read(true)
             .write(true)
@@ -330,6 +331,26 @@ pub(crate) fn publish<T>(
     faults.check(&format!("{step}.dirsync")).at(dir)?;
     sync_dir(dir)?;
     Ok(value)
+}
+
+/// Checks that [`publish`] can create segment `id` in `dir` (a read-only directory cannot):
+/// creates its temporary file, empty, and removes it. Fail point `<step>.create` stands for
+/// the creation, as in `publish`. The caller must hold what keeps anyone else from creating
+/// segment `id` meanwhile; a crash in between leaves a leftover that the next open removes.
+pub(crate) fn check_can_create(
+    dir: &Path,
+    id: u64,
+    step: &str,
+    faults: &FailPoints,
+) -> Result<(), Error> {
+    let temp = temp_path(&dir.join(segment_file_name(id)));
+    faults.check(&format!("{step}.create")).at(&temp)?;
+    private_file()
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+        .at(&temp)?;
+    fs::remove_file(&temp).at(&temp)
 }
 
 /// Creates a durable segment file holding `header`, its first `size` bytes (at most one
