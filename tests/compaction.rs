@@ -512,3 +512,59 @@ fn a_compaction_that_cannot_create_its_file_expires_nothing() {
         .count();
     assert_eq!(tmp, 0, "a temporary file left behind");
 }
+
+/// A compaction that keeps history never replaces a file already in `archive/` under the name
+/// of a segment it archives (a damaged file `verify` reports, say): the segment gets a suffix
+/// (`.1`), as `salvage` gives one in `damaged/`, and is read as archived history all the same
+/// (issue 19, item 7: the file there was silently replaced).
+#[test]
+fn keeping_history_never_replaces_a_file_in_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        keep_history: true,
+        ..opts()
+    };
+    let db = NodeDb::open_with(dir.path(), 1, id(0), options).unwrap();
+    write_history(&db);
+    db.expire_nodes().unwrap();
+    let mut segments: Vec<PathBuf> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segments.sort();
+    let first = segments[0].clone();
+    let archive = dir.path().join("archive");
+    fs::create_dir_all(&archive).unwrap();
+    let junk = archive.join(first.file_name().unwrap());
+    fs::write(&junk, b"an operator's file, not to be lost").unwrap();
+    let events = peerlog::inspect::export(dir.path(), &peerlog::inspect::no_progress)
+        .unwrap()
+        .len();
+    db.compact().unwrap();
+    db.close().unwrap();
+    assert!(
+        fs::read(&junk).unwrap() == b"an operator's file, not to be lost",
+        "the file in archive/ was replaced"
+    );
+    let mut suffixed = junk.clone().into_os_string();
+    suffixed.push(".1");
+    assert!(
+        std::path::Path::new(&suffixed).exists(),
+        "the archived segment is not at {suffixed:?}"
+    );
+    // Once the damaged file is moved aside, the history holds every event, the suffixed
+    // segment's included.
+    let salvaged = peerlog::inspect::salvage(dir.path()).unwrap();
+    assert_eq!(salvaged.moved.len(), 1, "{salvaged:?}");
+    let mut history = 0;
+    peerlog::inspect::export_with_archive_each(dir.path(), &peerlog::inspect::no_progress, |_| {
+        history += 1;
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert!(
+        history >= events,
+        "{history} events in the history, {events} before"
+    );
+}

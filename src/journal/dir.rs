@@ -51,6 +51,33 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
         .flatten()
 }
 
+/// The segment id the name of a file in `archive/` carries: a segment's name, or one with the
+/// suffix (`.1`, `.2`, ...) that a compaction gives a segment whose name is taken there.
+pub(crate) fn parse_archived_segment_name(name: &str) -> Option<u64> {
+    parse_segment_name(name).or_else(|| {
+        let (stem, n) = name.rsplit_once('.')?;
+        let suffix = !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit());
+        suffix.then(|| parse_segment_name(stem)).flatten()
+    })
+}
+
+/// `path` if nothing is there, otherwise the first of `path.1`, `path.2`, ... that is free.
+pub(crate) fn free_name(path: &Path) -> PathBuf {
+    let taken = |p: &Path| fs::symlink_metadata(p).is_ok();
+    if !taken(path) {
+        return path.to_path_buf();
+    }
+    let name = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    (1u64..)
+        .map(|n| path.with_file_name(format!("{name}.{n}")))
+        .find(|p| !taken(p))
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
 /// The temporary name a file is written under before it is published as `path`.
 fn temp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
@@ -130,6 +157,20 @@ fn warn_once(path: &Path, message: std::fmt::Arguments<'_>) {
 /// is taken to be one: if its header cannot be read, a strict listing fails with
 /// [`Error::DamagedHeader`] rather than guess what it held.
 pub fn list_dir(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
+    list_named(dir, mode, parse_segment_name)
+}
+
+/// [`list_dir`] for `archive/`, where a segment's name may carry a suffix (see
+/// [`parse_archived_segment_name`]).
+pub(crate) fn list_archive_dir(archive: &Path, mode: Listing) -> Result<DirListing, Error> {
+    list_named(archive, mode, parse_archived_segment_name)
+}
+
+fn list_named(
+    dir: &Path,
+    mode: Listing,
+    segment_name: fn(&str) -> Option<u64>,
+) -> Result<DirListing, Error> {
     let mut listing = DirListing::default();
     let mut entries: Vec<_> = fs::read_dir(dir)
         .at(dir)?
@@ -184,7 +225,7 @@ pub fn list_dir(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
             listing.leftovers.push(path);
             continue;
         }
-        let Some(id) = parse_segment_name(name) else {
+        let Some(id) = segment_name(name) else {
             stray();
             continue;
         };
@@ -447,7 +488,10 @@ pub(crate) fn retire_segments<'a>(
         if archive {
             let archive = dir.join(ARCHIVE_DIR);
             create_private_dir(&archive)?;
-            let target = archive.join(path.file_name().expect("segment paths have a file name"));
+            // Never over a file already there (a damaged file `verify` reports, say): a
+            // taken name gets a suffix, as `salvage` gives one in `damaged/`.
+            let name = path.file_name().expect("segment paths have a file name");
+            let target = free_name(&archive.join(name));
             fs::rename(path, &target).at(&target)?;
             sync_dir(&archive)?;
         } else {
@@ -472,7 +516,7 @@ pub(crate) fn wipe(dir: &Path, segments: &[SegmentFile]) -> Result<(), Error> {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
-            let ours = parse_segment_name(name).is_some()
+            let ours = parse_archived_segment_name(name).is_some()
                 || name
                     .strip_suffix(&format!(".{TEMP_EXT}"))
                     .and_then(parse_segment_name)
