@@ -1946,3 +1946,36 @@ fn salvage_moves_a_damaged_segment_aside_and_says_what_was_lost() {
         }])
     );
 }
+
+/// A directory that is not a database (a folder of 500 files, `/proc`) gets one line from
+/// every command, saying there is no peerlog database there, not a warning per entry (issue
+/// 19, item 8), and nothing in it changes.
+#[test]
+fn a_directory_that_is_not_a_database_gets_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..500 {
+        fs::write(dir.path().join(format!("file{i}.txt")), b"not peerlog's").unwrap();
+    }
+    let before = snapshot(dir.path());
+    let d = path_str(dir.path());
+    let node = "11".repeat(64);
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["stats", d],
+        vec!["dump", d],
+        vec!["verify", d],
+        vec!["export", d],
+        vec!["export", d, "--with-archive"],
+        vec!["history", d, &node],
+        vec!["compact", d],
+        vec!["expire", d],
+        vec!["salvage", d],
+    ];
+    for args in &commands {
+        let out = peerlog(args);
+        assert_one_line_error(&out, "no peerlog database here");
+    }
+    assert_eq!(snapshot(dir.path()), before, "the directory changed");
+    if Path::new("/proc/self").is_dir() {
+        assert_one_line_error(&peerlog(&["dump", "/proc"]), "no peerlog database here");
+    }
+}

@@ -156,22 +156,30 @@ fn warn_once(path: &Path, message: std::fmt::Arguments<'_>) {
 /// warning, so that it never locks anyone out of the database. A file named like a segment
 /// is taken to be one: if its header cannot be read, a strict listing fails with
 /// [`Error::DamagedHeader`] rather than guess what it held.
+///
+/// A directory with nothing of peerlog's in it (no segment, not even a damaged one or a
+/// leftover) is no database: its files are not warned about, one by one (a command run on
+/// the wrong directory says once that there is no database there).
 pub fn list_dir(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
-    list_named(dir, mode, parse_segment_name)
+    list_named(dir, mode, parse_segment_name, false)
 }
 
 /// [`list_dir`] for `archive/`, where a segment's name may carry a suffix (see
 /// [`parse_archived_segment_name`]).
 pub(crate) fn list_archive_dir(archive: &Path, mode: Listing) -> Result<DirListing, Error> {
-    list_named(archive, mode, parse_archived_segment_name)
+    list_named(archive, mode, parse_archived_segment_name, true)
 }
 
+/// Lists `dir`, taking the names `segment_name` reads as segments; warns about the files it
+/// ignores if `always_warn`, or if the directory holds anything of peerlog's.
 fn list_named(
     dir: &Path,
     mode: Listing,
     segment_name: fn(&str) -> Option<u64>,
+    always_warn: bool,
 ) -> Result<DirListing, Error> {
     let mut listing = DirListing::default();
+    let mut warnings: Vec<(PathBuf, String)> = Vec::new();
     let mut entries: Vec<_> = fs::read_dir(dir)
         .at(dir)?
         .map(|entry| entry.map(|e| e.file_name()))
@@ -181,14 +189,12 @@ fn list_named(
     for name in entries {
         let path = dir.join(&name);
         let mut stray = || {
-            warn_once(
-                &path,
-                format_args!(
-                    "{}: ignoring {}: not named like a peerlog file",
-                    dir.display(),
-                    name.to_string_lossy()
-                ),
+            let warning = format!(
+                "{}: ignoring {}: not named like a peerlog file",
+                dir.display(),
+                name.to_string_lossy()
             );
+            warnings.push((path.clone(), warning));
             listing.stray.push(path.clone());
         };
         let Some(name) = name.to_str() else {
@@ -206,14 +212,12 @@ fn list_named(
             continue;
         }
         if left_by_file_system(name) {
-            warn_once(
-                &path,
-                format_args!(
-                    "{}: ignoring {name}, a file the file system keeps for a deleted file \
-                     still open",
-                    dir.display()
-                ),
+            let warning = format!(
+                "{}: ignoring {name}, a file the file system keeps for a deleted file still \
+                 open",
+                dir.display()
             );
+            warnings.push((path, warning));
             continue;
         }
         // A segment being written: judged by name alone, since a live writer may rename it
@@ -258,6 +262,14 @@ fn list_named(
                     .push(UnreadableSegment { path, len, error });
             }
             (Err(e), _) => return Err(e),
+        }
+    }
+    let ours = !listing.segments.is_empty()
+        || !listing.unreadable.is_empty()
+        || !listing.leftovers.is_empty();
+    if always_warn || ours {
+        for (path, warning) in warnings {
+            warn_once(&path, format_args!("{warning}"));
         }
     }
     Ok(listing)
