@@ -2149,3 +2149,50 @@ fn a_directory_that_is_not_a_database_gets_one_line() {
         assert_one_line_error(&peerlog(&["dump", "/proc"]), "no peerlog database here");
     }
 }
+
+/// Issue 19, item 10: `history` takes the `enr:` text `dump` prints (and says what is wrong
+/// with a bad one, in one line), `demo --nodes 0` lists no kinds, `export --help` names
+/// every kind `--kind` takes, `salvage` names DIR absolute.
+#[test]
+fn small_things_of_the_second_operator_round() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("db");
+    let (id, record) = modern_db(&dir);
+    let d = path_str(&dir);
+    let by_id = run_ok(&["history", d, &id.to_string()]);
+    assert!(!by_id.is_empty());
+    assert_eq!(run_ok(&["history", d, &record.to_base64()]), by_id);
+    assert_one_line_error(
+        &peerlog(&["history", d, "enr:-not-a-record"]),
+        "not a signed node record",
+    );
+
+    let empty = temp.path().join("empty");
+    let out = run_ok(&["demo", path_str(&empty), "--nodes", "0"]);
+    let first = out.lines().next().unwrap();
+    assert!(
+        first.starts_with("wrote 0 events over 7 simulated days in "),
+        "{first}"
+    );
+
+    let help = stdout(&peerlog(&["export", "--help"]));
+    for kind in peerlog::EventKind::ALL {
+        assert!(
+            help.contains(kind.name()),
+            "export --help lacks {}: {help}",
+            kind.name()
+        );
+    }
+
+    let out = Command::new(env!("CARGO_BIN_EXE_peerlog"))
+        .args(["salvage", "db"])
+        .current_dir(temp.path())
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    let absolute = temp.path().join("db");
+    assert!(
+        text.contains(&format!(" in {} is readable", absolute.display())),
+        "{text}"
+    );
+}
