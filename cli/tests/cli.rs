@@ -1658,7 +1658,10 @@ fn percentages(screen: &str) -> Vec<u64> {
 #[test]
 fn progress_starts_at_zero_and_shows_on_every_long_command() {
     if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: no `script` (util-linux) to give the command a terminal");
+        say_skipped(
+            "progress_starts_at_zero_and_shows_on_every_long_command",
+            "no `script` (util-linux) to give the command a terminal",
+        );
         return;
     }
     let temp = tempfile::tempdir().unwrap();
