@@ -12,7 +12,8 @@
 //!
 //! Both show `connected 1` within a few seconds. Stop node b (Ctrl-C or `kill -9`) and start
 //! it again without `--bootnode`: it reconnects to node a from the record peerlog kept, with a
-//! higher `seq` for its own record. The key file (hex secret key) is created when missing.
+//! higher `seq` for its own record. The key file (hex secret key) is created when missing,
+//! readable by its owner only (0600).
 //!
 //! Arguments: `--port P --db DIR --key-file FILE [--bootnode ENR]...`
 //!
@@ -92,7 +93,17 @@ fn load_or_create_key(path: &PathBuf) -> Result<CombinedKey, Box<dyn Error>> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = CombinedKey::generate_secp256k1();
-            std::fs::write(path, hex::encode(key.encode()))?;
+            // A secret: readable by its owner only (0600, as peerlog's own files), whatever
+            // the umask, and never over a file that appeared meanwhile.
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)?;
+            file.write_all(hex::encode(key.encode()).as_bytes())?;
+            file.sync_all()?;
             Ok(key)
         }
         Err(e) => Err(e.into()),

@@ -15,7 +15,7 @@ use crate::event::{self, now_nanos, Event, StoredEvent};
 use crate::group_commit::GroupCommit;
 use crate::index::{Entry, Expired, Index};
 use crate::inspect::{Finding, InspectError};
-use crate::journal::dir::{list_dir, Listing};
+use crate::journal::dir::{check_can_create, list_dir, Listing};
 use crate::journal::replay::ReplayPlan;
 use crate::journal::writer::{sync_segment, LogWriter};
 use crate::journal::ReplaySummary;
@@ -287,6 +287,23 @@ impl Inner {
             return Ok(CompactStats::default());
         };
         let _one_at_a_time = self.compaction.lock().unwrap_or_else(|e| e.into_inner());
+        {
+            // A compaction that cannot create its files (a read-only directory) fails here,
+            // before it changes anything: before the expiry writes its events. Under the
+            // state's lock, no segment is created meanwhile under the name it tries.
+            let state = self.state();
+            state.check_writable()?;
+            let log = state
+                .log
+                .as_ref()
+                .expect("a database with a directory has a log");
+            check_can_create(
+                dir,
+                log.next_segment_id(),
+                "compact",
+                &self.opts.fail_points,
+            )?;
+        }
         let nodes_expired = if expire_first { self.expire()? } else { 0 };
         // Writers wait only for the seal: everything up to `last_seq` is then in sealed
         // segments, which only compaction (one at a time) removes.

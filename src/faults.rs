@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 /// A hook that is asked before each named I/O step and may fail it.
 ///
-/// The steps are `segment.write`, `segment.allocate`, `segment.fsync`, `segment.rename`,
-/// `segment.dirsync` (creating a segment), `log.allocate` (growing the active segment),
-/// `log.fsync` (syncing appended records), and `compact.write`, `compact.fsync`,
-/// `compact.rename`, `compact.dirsync`, `compact.remove` (compaction).
+/// The steps are `segment.create`, `segment.write`, `segment.allocate`, `segment.fsync`,
+/// `segment.rename`, `segment.dirsync` (creating a segment), `log.allocate` (growing the
+/// active segment), `log.fsync` (syncing appended records), and `compact.create` (before a
+/// compaction changes anything, as it checks that it can create its file, and again as it
+/// creates it), `compact.write`, `compact.fsync`, `compact.rename`, `compact.dirsync`,
+/// `compact.remove` (compaction).
 #[derive(Clone, Default)]
 pub struct FailPoints(Option<Arc<Hook>>);
 

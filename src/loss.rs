@@ -173,7 +173,7 @@ impl fmt::Display for Loss {
 /// The segment number in a segment file's name.
 pub(crate) fn segment_id_of(path: &Path) -> Option<u64> {
     let name = path.file_name()?.to_str()?;
-    crate::journal::dir::parse_segment_name(name)
+    crate::journal::dir::parse_archived_segment_name(name)
 }
 
 /// The byte a problem kind is stored as (docs/FORMAT.md, kind 13).

@@ -242,7 +242,8 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-const COMPACTION_STEPS: [&str; 5] = [
+const COMPACTION_STEPS: [&str; 6] = [
+    "compact.create",
     "compact.write",
     "compact.fsync",
     "compact.rename",
@@ -454,4 +455,116 @@ fn a_compaction_between_a_node_and_its_first_pong_drops_nothing() {
     db.close().unwrap();
     let db = NodeDb::open_with(dir.path(), 1, id(0), opts()).unwrap();
     assert_eq!(db.len() as u64, NODES);
+}
+
+/// A compaction that cannot create its file (a read-only directory: `compact.create` stands
+/// for the creation) fails before it changes anything: no node is expired, no event written
+/// (issue 19, item 6: it had written the expiry of every stale node before it failed).
+#[test]
+fn a_compaction_that_cannot_create_its_file_expires_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = FailPoints::new(|step| {
+        if step == "compact.create" {
+            Err(io::Error::from(io::ErrorKind::PermissionDenied))
+        } else {
+            Ok(())
+        }
+    });
+    let options = Options {
+        fail_points: hook,
+        ..opts()
+    };
+    let db = NodeDb::open_with(dir.path(), 1, id(0), options).unwrap();
+    write_history(&db);
+    let before = snapshot(&db, 40);
+    let events = || {
+        peerlog::inspect::export(dir.path(), &peerlog::inspect::no_progress)
+            .unwrap()
+            .len()
+    };
+    let events_before = events();
+    let err = db
+        .compact()
+        .expect_err("a compaction that cannot create its file");
+    assert!(err.to_string().contains("denied"), "{err}");
+    assert_eq!(
+        snapshot(&db, 40),
+        before,
+        "nodes expired by a failed compaction"
+    );
+    assert_eq!(
+        events(),
+        events_before,
+        "events written by a failed compaction"
+    );
+    // Nothing left behind, and the database goes on.
+    db.update_find_fails(&id(98), 2).unwrap();
+    db.close().unwrap();
+    let tmp = fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tmp")
+        })
+        .count();
+    assert_eq!(tmp, 0, "a temporary file left behind");
+}
+
+/// A compaction that keeps history never replaces a file already in `archive/` under the name
+/// of a segment it archives (a damaged file `verify` reports, say): the segment gets a suffix
+/// (`.1`), as `salvage` gives one in `damaged/`, and is read as archived history all the same
+/// (issue 19, item 7: the file there was silently replaced).
+#[test]
+fn keeping_history_never_replaces_a_file_in_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        keep_history: true,
+        ..opts()
+    };
+    let db = NodeDb::open_with(dir.path(), 1, id(0), options).unwrap();
+    write_history(&db);
+    db.expire_nodes().unwrap();
+    let mut segments: Vec<PathBuf> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segments.sort();
+    let first = segments[0].clone();
+    let archive = dir.path().join("archive");
+    fs::create_dir_all(&archive).unwrap();
+    let junk = archive.join(first.file_name().unwrap());
+    fs::write(&junk, b"an operator's file, not to be lost").unwrap();
+    let events = peerlog::inspect::export(dir.path(), &peerlog::inspect::no_progress)
+        .unwrap()
+        .len();
+    db.compact().unwrap();
+    db.close().unwrap();
+    assert!(
+        fs::read(&junk).unwrap() == b"an operator's file, not to be lost",
+        "the file in archive/ was replaced"
+    );
+    let mut suffixed = junk.clone().into_os_string();
+    suffixed.push(".1");
+    assert!(
+        std::path::Path::new(&suffixed).exists(),
+        "the archived segment is not at {suffixed:?}"
+    );
+    // Once the damaged file is moved aside, the history holds every event, the suffixed
+    // segment's included.
+    let salvaged = peerlog::inspect::salvage(dir.path()).unwrap();
+    assert_eq!(salvaged.moved.len(), 1, "{salvaged:?}");
+    let mut history = 0;
+    peerlog::inspect::export_with_archive_each(dir.path(), &peerlog::inspect::no_progress, |_| {
+        history += 1;
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert!(
+        history >= events,
+        "{history} events in the history, {events} before"
+    );
 }

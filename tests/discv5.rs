@@ -208,6 +208,28 @@ fn seeds_in(db: &Path) -> usize {
         .count()
 }
 
+/// The key file the example creates holds a secret key: readable by its owner only (0600,
+/// as peerlog's own files), whatever the umask (issue 19, item 9: it was 0644 under umask 022).
+#[test]
+fn the_example_writes_its_secret_key_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = node_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_ports(1)[0];
+    let node = Node::spawn(&bin, dir.path(), "k0", port, None);
+    wait_for(
+        "the node's record",
+        Duration::from_secs(10),
+        &[&node],
+        || node.output().enr.is_some(),
+    );
+    let mode = std::fs::metadata(dir.path().join("k0.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "key file mode {:o}", mode & 0o777);
+}
+
 #[test]
 fn a_node_killed_with_sigkill_reconnects_from_peerlog_alone() {
     let bin = node_binary();

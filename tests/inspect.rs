@@ -169,3 +169,99 @@ fn verify_reports_progress_over_every_file_and_the_sizes_it_read() {
     assert!(calls.windows(2).all(|w| w[0].0 <= w[1].0), "{calls:?}");
     assert_eq!(calls.last(), Some(&(all, all)), "{calls:?}");
 }
+
+/// An export beside a writer that appends and compacts as fast as it can is the log as it
+/// was when the export started: it ends although the writer goes on, and hands over every
+/// node of the log then exactly once (issue 19, item 4: each compaction restarted the read,
+/// which then handed over every node the compaction restated, again and again, until the
+/// writer stopped).
+#[test]
+fn an_export_beside_a_fast_compacting_writer_ends_and_hands_each_node_once() {
+    const NODES: u64 = 3000;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(NodeDb::open_with(dir.path(), 1, id(u64::MAX), small_segments()).unwrap());
+    for n in 0..NODES {
+        db.update_node(&node(n)).unwrap();
+        db.update_last_ping(&id(n), at(n)).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let compactions = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let writer = {
+        let (db, stop, compactions) =
+            (Arc::clone(&db), Arc::clone(&stop), Arc::clone(&compactions));
+        std::thread::spawn(move || {
+            // New nodes (each written once) and pings, and a compaction after every few.
+            let mut n = NODES;
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..20 {
+                    db.update_node(&node(n)).unwrap();
+                    db.update_last_ping(&id(n % NODES), at(n)).unwrap();
+                    n += 1;
+                }
+                db.compact().unwrap();
+                compactions.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    // Once the writer has compacted, so that it compacts during the export.
+    while compactions.load(Ordering::Relaxed) == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let exporter = {
+        let (path, compactions) = (dir.path().to_path_buf(), Arc::clone(&compactions));
+        std::thread::spawn(move || {
+            let mut nodes = std::collections::HashMap::<peerlog::NodeId, u32>::new();
+            let (mut records, mut last) = (0u64, 0u64);
+            let result = inspect::export_each(&path, &no_progress, |r: Record| {
+                assert!(
+                    r.seq > last,
+                    "sequence numbers not increasing: {} after {last}",
+                    r.seq
+                );
+                last = r.seq;
+                records += 1;
+                if let peerlog::Event::NodeUpdated(n) = &r.event {
+                    *nodes.entry(n.id).or_default() += 1;
+                }
+                // A slow consumer (a pipe to DuckDB): after the first record, it waits for
+                // three compactions (for five seconds at most), and after half the nodes for
+                // three more.
+                if records == 1 || records == NODES {
+                    let from = compactions.load(Ordering::Relaxed);
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                    while compactions.load(Ordering::Relaxed) < from + 3
+                        && std::time::Instant::now() < deadline
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                }
+                ControlFlow::Continue(())
+            });
+            let _ = done_tx.send(());
+            (result, nodes, records)
+        })
+    };
+    let ended = done_rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .is_ok();
+    let during = compactions.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let (result, nodes, records) = exporter.join().unwrap();
+    assert!(
+        ended,
+        "the export did not end while the writer was writing ({records} records so far)"
+    );
+    result.unwrap();
+    for n in 0..NODES {
+        assert_eq!(
+            nodes.get(&id(n)),
+            Some(&1),
+            "node {n}: handed over not exactly once"
+        );
+    }
+    let twice = nodes.values().filter(|&&c| c > 1).count();
+    assert_eq!(twice, 0, "{twice} nodes handed over more than once");
+    assert!(during > 6, "the writer compacted only {during} times");
+}

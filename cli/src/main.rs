@@ -117,7 +117,8 @@ enum Command {
     )]
     History {
         dir: PathBuf,
-        /// Node id (128 hex characters, optional 0x) or enode URL
+        /// Node id (128 hex characters, optional 0x), enode URL, or signed record (the enr:
+        /// text dump prints)
         node: String,
         /// One JSON object a line
         #[arg(long)]
@@ -178,7 +179,7 @@ enum Command {
         #[arg(long, value_parser = since_arg, allow_hyphen_values = true)]
         since: Option<SystemTime>,
         /// Only events of these kinds (node, ping, pong, fails, delete, expire, record,
-        /// ping_from, pong_from, fails_at, ip_expire, local_seq)
+        /// ping_from, pong_from, fails_at, ip_expire, local_seq, loss)
         #[arg(long, value_parser = event_kind_arg, value_delimiter = ',')]
         kind: Vec<EventKind>,
         /// Also the events of archive/ (kept by compact --keep-history): the full history
@@ -451,7 +452,11 @@ fn run(command: Command, out: &mut impl Write) -> Result<ExitCode, Failure> {
             };
             export(&dir, format, &filter, with_archive, out)?
         }
-        Command::Salvage { dir, json } => salvage::run(&dir, json, out)?,
+        Command::Salvage { dir, json } => {
+            // Named absolute, as the files it moves are.
+            let dir = std::path::absolute(&dir).unwrap_or(dir);
+            salvage::run(&dir, json, out)?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -471,11 +476,16 @@ fn demo(dir: &Path, spec: &demo::DemoSpec, out: &mut impl Write) -> Result<(), F
         .iter()
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
+    // No kinds to list for an empty database.
+    let by_kind = if by_kind.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", by_kind.join(", "))
+    };
     writeln!(
         out,
-        "wrote {} ({}) over {} simulated {} in {:.2?}",
+        "wrote {}{by_kind} over {} simulated {} in {:.2?}",
         time::count(events, "event"),
-        by_kind.join(", "),
         spec.days,
         if spec.days == 1 { "day" } else { "days" },
         started.elapsed()

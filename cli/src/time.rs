@@ -67,6 +67,12 @@ pub fn opt_time(t: Option<SystemTime>) -> Value {
 pub fn parse_node_arg(arg: &str) -> Result<(NodeId, Option<Node>), String> {
     let parsed = if arg.starts_with("enode://") {
         arg.parse::<Node>().map(|node| (node.id, Some(node)))
+    } else if arg.starts_with("enr:") {
+        // The signed record `dump` prints names its node by its key.
+        let record = arg
+            .parse::<peerlog::enr::Enr<peerlog::enr::CombinedKey>>()
+            .map_err(|e| format!("not a signed node record (enr:...): {e}"))?;
+        NodeId::from_enr(&record).map(|id| (id, None))
     } else {
         arg.parse::<NodeId>().map(|id| (id, None))
     };

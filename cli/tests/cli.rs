@@ -1302,46 +1302,167 @@ fn documented_queries() -> Vec<String> {
     queries
 }
 
-/// Runs each query on events.csv and events.jsonl in `dir` with DuckDB's Python package: as
-/// written, and with the other format's file (every result must be the same). Prints one JSON
-/// line per query: its rows as strings (`null` for a statement without rows, such as SET).
-/// Then the rows the two files differ in, and the columns.
+/// Runs each documented statement with DuckDB's Python package in the directory that holds
+/// events.csv and events.jsonl: a statement that makes something (SET, CREATE VIEW) once, as
+/// written; a query as written and with the other format's view (`events_csv` and
+/// `events_json` swapped; every result must be the same). Prints one JSON line per statement:
+/// its rows as strings (`null` for a statement without rows). Then the rows the two views
+/// differ in, the columns with their types, and the values that are not NULL in each column
+/// of each view.
 const DUCKDB_SCRIPT: &str = r#"
 import json, sys, duckdb
 queries = json.loads(sys.argv[1])
 con = duckdb.connect()
-csv = "read_csv_auto('events.csv')"
-jsonl = "read_json_auto('events.jsonl')"
 for q in queries:
+    statement = q.strip().split()[0].upper()
+    if statement in ("SET", "CREATE"):
+        con.sql(q)
+        print(json.dumps(None))
+        continue
     results = []
-    for variant in (q, q.replace(csv, "@").replace(jsonl, csv).replace("@", jsonl)):
-        relation = con.sql(variant)
-        if relation is None:  # a statement such as SET
-            results.append(None)
-            continue
-        rows = relation.fetchall()
+    swapped = q.replace("events_csv", "@").replace("events_json", "events_csv").replace("@", "events_json")
+    for variant in (q, swapped):
+        rows = con.sql(variant).fetchall()
         results.append([[None if v is None else str(v) for v in row] for row in rows])
     if results[0] != results[1]:
         sys.exit(f"CSV and JSONL differ for {q!r}: {results}")
     print(json.dumps(results[0]))
-diff = con.sql(f"SELECT count(*) FROM (SELECT * FROM {csv} EXCEPT ALL SELECT * FROM {jsonl})")
+diff = con.sql("SELECT count(*) FROM (SELECT * FROM events_csv EXCEPT ALL SELECT * FROM events_json)")
 print(json.dumps(diff.fetchall()[0][0]))
-cols = con.sql(f"SELECT * FROM {csv} LIMIT 0").columns
-print(json.dumps(cols))
+types = []
+for view in ("events_csv", "events_json"):
+    relation = con.sql(f"SELECT * FROM {view} LIMIT 0")
+    types.append([[c, str(t)] for c, t in zip(relation.columns, relation.types)])
+if types[0] != types[1]:
+    sys.exit(f"CSV and JSONL load with other types: {types}")
+print(json.dumps(types[0]))
+counts = {}
+for view in ("events_csv", "events_json"):
+    cols = ", ".join(f"count({c})" for c, _ in types[0])
+    counts[view] = [int(v) for v in con.sql(f"SELECT {cols} FROM {view}").fetchall()[0]]
+print(json.dumps(counts))
 "#;
 
-#[test]
-fn exports_load_into_duckdb_and_the_documented_queries_run() {
+/// Whether DuckDB's Python package can run here; if not, a test that needs it fails where
+/// `PEERLOG_REQUIRE_DUCKDB` is set (as `.ci/run` sets it), and otherwise says in the test
+/// output that it is skipped.
+fn duckdb_available(test: &str) -> bool {
     let probe = Command::new("python3")
         .args(["-c", "import duckdb"])
         .output();
-    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        let why = "the duckdb Python package is missing (pip install duckdb)";
-        assert!(
-            std::env::var_os("PEERLOG_REQUIRE_DUCKDB").is_none(),
-            "PEERLOG_REQUIRE_DUCKDB is set but {why}"
-        );
-        eprintln!("skipped: {why}");
+    if probe.as_ref().is_ok_and(|o| o.status.success()) {
+        return true;
+    }
+    let why = match &probe {
+        Err(e) => format!("python3 cannot run ({e})"),
+        Ok(_) => "the duckdb Python package is missing (pip install duckdb)".to_string(),
+    };
+    assert!(
+        std::env::var_os("PEERLOG_REQUIRE_DUCKDB").is_none(),
+        "PEERLOG_REQUIRE_DUCKDB is set but {why}"
+    );
+    say_skipped(test, &why);
+    false
+}
+
+/// Says on the test run's own stderr (not the output the test harness captures and shows
+/// only for a failure) that `test` is skipped, and why.
+fn say_skipped(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{test}: skipped: {why}");
+}
+
+/// What DuckDB made of events.csv and events.jsonl in `dir`: the documented statements, each
+/// one's result, the rows the two files differ in, the columns with their types, and the
+/// values not NULL per column in each file.
+struct DuckDbRun {
+    queries: Vec<String>,
+    results: Vec<Value>,
+    differing_rows: u64,
+    columns: Vec<(String, String)>,
+    non_null: BTreeMap<String, Vec<u64>>,
+}
+
+fn run_duckdb(dir: &Path) -> DuckDbRun {
+    let queries = documented_queries();
+    assert!(
+        queries.len() >= 3,
+        "docs/CLI.md shows DuckDB queries: {queries:?}"
+    );
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            DUCKDB_SCRIPT,
+            &serde_json::to_string(&queries).unwrap(),
+        ])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut results = json_lines(&stdout(&out));
+    assert_eq!(results.len(), queries.len() + 3);
+    let non_null = serde_json::from_value(results.pop().unwrap()).unwrap();
+    let columns: Vec<(String, String)> = serde_json::from_value(results.pop().unwrap()).unwrap();
+    let differing_rows = results.pop().unwrap().as_u64().unwrap();
+    DuckDbRun {
+        queries,
+        results,
+        differing_rows,
+        columns,
+        non_null,
+    }
+}
+
+/// The export's columns, with the types the documented views give them.
+const DUCKDB_COLUMNS: [(&str, &str); 12] = [
+    ("seq", "BIGINT"),
+    ("written_at", "TIMESTAMP WITH TIME ZONE"),
+    ("kind", "VARCHAR"),
+    ("id", "VARCHAR"),
+    ("ip", "VARCHAR"),
+    ("udp", "BIGINT"),
+    ("tcp", "BIGINT"),
+    ("event_time", "TIMESTAMP WITH TIME ZONE"),
+    ("fails", "BIGINT"),
+    ("record_seq", "UBIGINT"),
+    ("enr", "VARCHAR"),
+    ("detail", "VARCHAR"),
+];
+
+/// Checks what DuckDB made of `jsonl` (written to events.jsonl beside its CSV twin): the same
+/// table from both files, with the documented types, and every value the export has, none
+/// read as NULL.
+fn check_duckdb_load(run: &DuckDbRun, jsonl: &str) {
+    assert_eq!(
+        run.differing_rows, 0,
+        "CSV and JSONL load as the same table"
+    );
+    let columns: Vec<(&str, &str)> = run
+        .columns
+        .iter()
+        .map(|(c, t)| (c.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(columns, DUCKDB_COLUMNS);
+    let mut present = vec![0u64; DUCKDB_COLUMNS.len()];
+    for row in json_lines(jsonl) {
+        for (i, (column, _)) in DUCKDB_COLUMNS.iter().enumerate() {
+            present[i] += u64::from(!row[column].is_null());
+        }
+    }
+    for (view, counts) in &run.non_null {
+        for (i, (column, _)) in DUCKDB_COLUMNS.iter().enumerate() {
+            assert_eq!(
+                counts[i], present[i],
+                "{view}: {column} holds {} values, DuckDB read {}",
+                present[i], counts[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn exports_load_into_duckdb_and_the_documented_queries_run() {
+    if !duckdb_available("exports_load_into_duckdb_and_the_documented_queries_run") {
         return;
     }
     let temp = tempfile::tempdir().unwrap();
@@ -1373,51 +1494,9 @@ fn exports_load_into_duckdb_and_the_documented_queries_run() {
     )
     .unwrap();
 
-    let queries = documented_queries();
-    assert!(
-        queries.len() >= 3,
-        "docs/CLI.md shows DuckDB queries: {queries:?}"
-    );
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            DUCKDB_SCRIPT,
-            &serde_json::to_string(&queries).unwrap(),
-        ])
-        .current_dir(temp.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let results = json_lines(&stdout(&out));
-    assert_eq!(results.len(), queries.len() + 2);
-    assert_eq!(
-        results[queries.len()],
-        0,
-        "CSV and JSONL load as the same table"
-    );
-    let columns: Vec<&str> = results[queries.len() + 1]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap())
-        .collect();
-    assert_eq!(
-        columns,
-        [
-            "seq",
-            "written_at",
-            "kind",
-            "id",
-            "ip",
-            "udp",
-            "tcp",
-            "event_time",
-            "fails",
-            "record_seq",
-            "enr",
-            "detail"
-        ]
-    );
+    let run = run_duckdb(temp.path());
+    check_duckdb_load(&run, &jsonl);
+    let (queries, results) = (&run.queries, &run.results);
     // The query that counts events by kind gives the export's own counts.
     let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
     for row in json_lines(&jsonl) {
@@ -1427,7 +1506,7 @@ fn exports_load_into_duckdb_and_the_documented_queries_run() {
     }
     let (_, counts) = queries
         .iter()
-        .zip(&results)
+        .zip(results)
         .find(|(q, _)| q.contains("GROUP BY kind"))
         .expect("a documented query counts events by kind");
     let counted: BTreeMap<String, u64> = counts
@@ -1442,14 +1521,105 @@ fn exports_load_into_duckdb_and_the_documented_queries_run() {
         })
         .collect();
     assert_eq!(counted, by_kind);
-    for (query, result) in queries.iter().zip(&results) {
-        // A statement such as SET has no rows to show.
-        if !query.trim_start().starts_with("SET ") {
+    for (query, result) in queries.iter().zip(results) {
+        // A statement such as SET has no rows to show, and this log records no loss.
+        let makes = ["SET ", "CREATE "]
+            .iter()
+            .any(|s| query.trim_start().starts_with(s));
+        if !makes && !query.contains("kind = 'loss'") {
             assert!(
                 !result.as_array().unwrap().is_empty(),
                 "no rows from {query}"
             );
         }
+    }
+}
+
+/// The documented statements load a log of over 100,000 events whose `loss` rows (the only
+/// ones with a `detail`), signed record (`enr`) and local seq (`record_seq`) come after the
+/// first 20,480 rows, and whose first rows have no IP: every value the export holds, none
+/// read as NULL, with the same types from both files (issue 19, item 5: `read_json_auto`
+/// typed `detail` from the first rows and read every loss's as NULL).
+#[test]
+fn a_large_export_loads_into_duckdb_with_every_column_typed() {
+    if !duckdb_available("a_large_export_loads_into_duckdb_with_every_column_typed") {
+        return;
+    }
+    const NODES: u32 = 60_000;
+    let temp = tempfile::tempdir().unwrap();
+    let db_dir = temp.path().join("db");
+    let opts = Options {
+        segment_size: 1 << 20,
+        compact_min_bytes: u64::MAX,
+        durability: peerlog::Durability::Process,
+        ..Options::default()
+    };
+    let node_id = |n: u32| {
+        let mut bytes = [0x5a; 64];
+        bytes[..4].copy_from_slice(&n.to_be_bytes());
+        NodeId(bytes)
+    };
+    let db = open(&db_dir, opts.clone());
+    // First pings (no IP), then the nodes, each in a segment of its own.
+    let now = SystemTime::now();
+    for n in 0..NODES {
+        db.update_last_ping(&node_id(n), now).unwrap();
+    }
+    for n in 0..NODES {
+        let ip = IpAddr::from([10, (n >> 16) as u8, (n >> 8) as u8, n as u8]);
+        db.update_node(&Node::new(node_id(n), ip, 30303, 30303))
+            .unwrap();
+    }
+    db.close().unwrap();
+    // A middle segment lost: the compaction records the loss after the log's other events.
+    let segments = segment_names(&db_dir);
+    assert!(segments.len() >= 4, "{segments:?}");
+    fs::remove_file(db_dir.join(&segments[segments.len() / 2])).unwrap();
+    let db = open(&db_dir, opts);
+    db.compact().unwrap();
+    db.store_local_seq(7).unwrap();
+    let key = peerlog::enr::CombinedKey::secp256k1_from_bytes(&mut [7u8; 32]).unwrap();
+    let record = peerlog::enr::Enr::builder()
+        .ip4([203, 0, 113, 7].into())
+        .udp4(30303)
+        .seq(3)
+        .build(&key)
+        .unwrap();
+    assert!(db.update_record(&record).unwrap());
+    db.close().unwrap();
+
+    let dir = path_str(&db_dir);
+    let jsonl = run_ok(&["export", dir]);
+    let rows = json_lines(&jsonl);
+    assert!(rows.len() > 100_000, "{} events", rows.len());
+    let first_loss = rows.iter().position(|r| r["kind"] == "loss").unwrap();
+    assert!(first_loss > 20_480, "the first loss is row {first_loss}");
+    assert!(rows[..20_480]
+        .iter()
+        .all(|r| r["detail"].is_null() && r["enr"].is_null()));
+    fs::write(temp.path().join("events.jsonl"), &jsonl).unwrap();
+    fs::write(
+        temp.path().join("events.csv"),
+        run_ok(&["export", dir, "--format", "csv"]),
+    )
+    .unwrap();
+    let run = run_duckdb(temp.path());
+    check_duckdb_load(&run, &jsonl);
+    let (_, losses) = run
+        .queries
+        .iter()
+        .zip(&run.results)
+        .find(|(q, _)| q.contains("kind = 'loss'"))
+        .expect("a documented query lists the losses");
+    let losses = losses.as_array().unwrap();
+    assert!(!losses.is_empty());
+    for loss in losses {
+        assert!(
+            loss[2]
+                .as_str()
+                .is_some_and(|d| d.contains("lost sequence numbers")),
+            "{loss}"
+        );
     }
 }
 
@@ -1488,7 +1658,10 @@ fn percentages(screen: &str) -> Vec<u64> {
 #[test]
 fn progress_starts_at_zero_and_shows_on_every_long_command() {
     if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: no `script` (util-linux) to give the command a terminal");
+        say_skipped(
+            "progress_starts_at_zero_and_shows_on_every_long_command",
+            "no `script` (util-linux) to give the command a terminal",
+        );
         return;
     }
     let temp = tempfile::tempdir().unwrap();
@@ -1944,5 +2117,85 @@ fn salvage_moves_a_damaged_segment_aside_and_says_what_was_lost() {
             "lost_first_seq": files[1]["first_seq"],
             "lost_last_seq": files[1]["last_seq"],
         }])
+    );
+}
+
+/// A directory that is not a database (a folder of 500 files, `/proc`) gets one line from
+/// every command, saying there is no peerlog database there, not a warning per entry (issue
+/// 19, item 8), and nothing in it changes.
+#[test]
+fn a_directory_that_is_not_a_database_gets_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..500 {
+        fs::write(dir.path().join(format!("file{i}.txt")), b"not peerlog's").unwrap();
+    }
+    let before = snapshot(dir.path());
+    let d = path_str(dir.path());
+    let node = "11".repeat(64);
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["stats", d],
+        vec!["dump", d],
+        vec!["verify", d],
+        vec!["export", d],
+        vec!["export", d, "--with-archive"],
+        vec!["history", d, &node],
+        vec!["compact", d],
+        vec!["expire", d],
+        vec!["salvage", d],
+    ];
+    for args in &commands {
+        let out = peerlog(args);
+        assert_one_line_error(&out, "no peerlog database here");
+    }
+    assert_eq!(snapshot(dir.path()), before, "the directory changed");
+    if Path::new("/proc/self").is_dir() {
+        assert_one_line_error(&peerlog(&["dump", "/proc"]), "no peerlog database here");
+    }
+}
+
+/// Issue 19, item 10: `history` takes the `enr:` text `dump` prints (and says what is wrong
+/// with a bad one, in one line), `demo --nodes 0` lists no kinds, `export --help` names
+/// every kind `--kind` takes, `salvage` names DIR absolute.
+#[test]
+fn small_things_of_the_second_operator_round() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("db");
+    let (id, record) = modern_db(&dir);
+    let d = path_str(&dir);
+    let by_id = run_ok(&["history", d, &id.to_string()]);
+    assert!(!by_id.is_empty());
+    assert_eq!(run_ok(&["history", d, &record.to_base64()]), by_id);
+    assert_one_line_error(
+        &peerlog(&["history", d, "enr:-not-a-record"]),
+        "not a signed node record",
+    );
+
+    let empty = temp.path().join("empty");
+    let out = run_ok(&["demo", path_str(&empty), "--nodes", "0"]);
+    let first = out.lines().next().unwrap();
+    assert!(
+        first.starts_with("wrote 0 events over 7 simulated days in "),
+        "{first}"
+    );
+
+    let help = stdout(&peerlog(&["export", "--help"]));
+    for kind in peerlog::EventKind::ALL {
+        assert!(
+            help.contains(kind.name()),
+            "export --help lacks {}: {help}",
+            kind.name()
+        );
+    }
+
+    let out = Command::new(env!("CARGO_BIN_EXE_peerlog"))
+        .args(["salvage", "db"])
+        .current_dir(temp.path())
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    let absolute = temp.path().join("db");
+    assert!(
+        text.contains(&format!(" in {} is readable", absolute.display())),
+        "{text}"
     );
 }

@@ -27,7 +27,9 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use crate::event::Record;
-use crate::journal::dir::{is_not_found, list_dir, DirListing, Listing, SegmentFile, ARCHIVE_DIR};
+use crate::journal::dir::{
+    is_not_found, list_archive_dir, list_dir, DirListing, Listing, SegmentFile, ARCHIVE_DIR,
+};
 use crate::journal::format::salt_seed;
 use crate::journal::reader::{ScanItem, SegmentScanner};
 use crate::journal::replay::{map_segment, replay, ReleaseBehind, ReplayPlan};
@@ -269,5 +271,5 @@ fn list_archive(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
     if !archive.is_dir() {
         return Ok(DirListing::default());
     }
-    list_dir(&archive, mode)
+    list_archive_dir(&archive, mode)
 }

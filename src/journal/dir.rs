@@ -51,6 +51,33 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
         .flatten()
 }
 
+/// The segment id the name of a file in `archive/` carries: a segment's name, or one with the
+/// suffix (`.1`, `.2`, ...) that a compaction gives a segment whose name is taken there.
+pub(crate) fn parse_archived_segment_name(name: &str) -> Option<u64> {
+    parse_segment_name(name).or_else(|| {
+        let (stem, n) = name.rsplit_once('.')?;
+        let suffix = !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit());
+        suffix.then(|| parse_segment_name(stem)).flatten()
+    })
+}
+
+/// `path` if nothing is there, otherwise the first of `path.1`, `path.2`, ... that is free.
+pub(crate) fn free_name(path: &Path) -> PathBuf {
+    let taken = |p: &Path| fs::symlink_metadata(p).is_ok();
+    if !taken(path) {
+        return path.to_path_buf();
+    }
+    let name = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    (1u64..)
+        .map(|n| path.with_file_name(format!("{name}.{n}")))
+        .find(|p| !taken(p))
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
 /// The temporary name a file is written under before it is published as `path`.
 fn temp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
@@ -129,8 +156,30 @@ fn warn_once(path: &Path, message: std::fmt::Arguments<'_>) {
 /// warning, so that it never locks anyone out of the database. A file named like a segment
 /// is taken to be one: if its header cannot be read, a strict listing fails with
 /// [`Error::DamagedHeader`] rather than guess what it held.
+///
+/// A directory with nothing of peerlog's in it (no segment, not even a damaged one or a
+/// leftover) is no database: its files are not warned about, one by one (a command run on
+/// the wrong directory says once that there is no database there).
 pub fn list_dir(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
+    list_named(dir, mode, parse_segment_name, false)
+}
+
+/// [`list_dir`] for `archive/`, where a segment's name may carry a suffix (see
+/// [`parse_archived_segment_name`]).
+pub(crate) fn list_archive_dir(archive: &Path, mode: Listing) -> Result<DirListing, Error> {
+    list_named(archive, mode, parse_archived_segment_name, true)
+}
+
+/// Lists `dir`, taking the names `segment_name` reads as segments; warns about the files it
+/// ignores if `always_warn`, or if the directory holds anything of peerlog's.
+fn list_named(
+    dir: &Path,
+    mode: Listing,
+    segment_name: fn(&str) -> Option<u64>,
+    always_warn: bool,
+) -> Result<DirListing, Error> {
     let mut listing = DirListing::default();
+    let mut warnings: Vec<(PathBuf, String)> = Vec::new();
     let mut entries: Vec<_> = fs::read_dir(dir)
         .at(dir)?
         .map(|entry| entry.map(|e| e.file_name()))
@@ -140,14 +189,12 @@ pub fn list_dir(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
     for name in entries {
         let path = dir.join(&name);
         let mut stray = || {
-            warn_once(
-                &path,
-                format_args!(
-                    "{}: ignoring {}: not named like a peerlog file",
-                    dir.display(),
-                    name.to_string_lossy()
-                ),
+            let warning = format!(
+                "{}: ignoring {}: not named like a peerlog file",
+                dir.display(),
+                name.to_string_lossy()
             );
+            warnings.push((path.clone(), warning));
             listing.stray.push(path.clone());
         };
         let Some(name) = name.to_str() else {
@@ -165,14 +212,12 @@ pub fn list_dir(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
             continue;
         }
         if left_by_file_system(name) {
-            warn_once(
-                &path,
-                format_args!(
-                    "{}: ignoring {name}, a file the file system keeps for a deleted file \
-                     still open",
-                    dir.display()
-                ),
+            let warning = format!(
+                "{}: ignoring {name}, a file the file system keeps for a deleted file still \
+                 open",
+                dir.display()
             );
+            warnings.push((path, warning));
             continue;
         }
         // A segment being written: judged by name alone, since a live writer may rename it
@@ -184,7 +229,7 @@ pub fn list_dir(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
             listing.leftovers.push(path);
             continue;
         }
-        let Some(id) = parse_segment_name(name) else {
+        let Some(id) = segment_name(name) else {
             stray();
             continue;
         };
@@ -217,6 +262,14 @@ pub fn list_dir(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
                     .push(UnreadableSegment { path, len, error });
             }
             (Err(e), _) => return Err(e),
+        }
+    }
+    let ours = !listing.segments.is_empty()
+        || !listing.unreadable.is_empty()
+        || !listing.leftovers.is_empty();
+    if always_warn || ours {
+        for (path, warning) in warnings {
+            warn_once(&path, format_args!("{warning}"));
         }
     }
     Ok(listing)
@@ -299,8 +352,8 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
 
 /// Publishes a new file at `path` so that the name never points at a partial file: `write`
 /// fills it under a temporary name, then it is synced, renamed into place and the directory
-/// synced. Fail points `<step>.fsync`, `<step>.rename` and `<step>.dirsync` stop it before
-/// each of those. On a failure before the rename the temporary file is removed.
+/// synced. Fail points `<step>.create`, `<step>.fsync`, `<step>.rename` and `<step>.dirsync`
+/// stop it before each of those. On a failure before the rename the temporary file is removed.
 pub(crate) fn publish<T>(
     path: &Path,
     step: &str,
@@ -309,6 +362,7 @@ pub(crate) fn publish<T>(
 ) -> Result<T, Error> {
     let temp = temp_path(path);
     let written = (|| {
+        faults.check(&format!("{step}.create")).at(&temp)?;
         let mut file = private_file()
             .read(true)
             .write(true)
@@ -330,6 +384,26 @@ pub(crate) fn publish<T>(
     faults.check(&format!("{step}.dirsync")).at(dir)?;
     sync_dir(dir)?;
     Ok(value)
+}
+
+/// Checks that [`publish`] can create segment `id` in `dir` (a read-only directory cannot):
+/// creates its temporary file, empty, and removes it. Fail point `<step>.create` stands for
+/// the creation, as in `publish`. The caller must hold what keeps anyone else from creating
+/// segment `id` meanwhile; a crash in between leaves a leftover that the next open removes.
+pub(crate) fn check_can_create(
+    dir: &Path,
+    id: u64,
+    step: &str,
+    faults: &FailPoints,
+) -> Result<(), Error> {
+    let temp = temp_path(&dir.join(segment_file_name(id)));
+    faults.check(&format!("{step}.create")).at(&temp)?;
+    private_file()
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+        .at(&temp)?;
+    fs::remove_file(&temp).at(&temp)
 }
 
 /// Creates a durable segment file holding `header`, its first `size` bytes (at most one
@@ -426,7 +500,10 @@ pub(crate) fn retire_segments<'a>(
         if archive {
             let archive = dir.join(ARCHIVE_DIR);
             create_private_dir(&archive)?;
-            let target = archive.join(path.file_name().expect("segment paths have a file name"));
+            // Never over a file already there (a damaged file `verify` reports, say): a
+            // taken name gets a suffix, as `salvage` gives one in `damaged/`.
+            let name = path.file_name().expect("segment paths have a file name");
+            let target = free_name(&archive.join(name));
             fs::rename(path, &target).at(&target)?;
             sync_dir(&archive)?;
         } else {
@@ -451,7 +528,7 @@ pub(crate) fn wipe(dir: &Path, segments: &[SegmentFile]) -> Result<(), Error> {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
-            let ours = parse_segment_name(name).is_some()
+            let ours = parse_archived_segment_name(name).is_some()
                 || name
                     .strip_suffix(&format!(".{TEMP_EXT}"))
                     .and_then(parse_segment_name)

@@ -223,10 +223,20 @@ pub fn replay(
 /// released behind the scan (see [`ReleaseBehind`]).
 pub(crate) fn replay_until(
     plan: &ReplayPlan,
+    on_record: impl FnMut(RecordPlace<'_>, Record) -> ControlFlow<()>,
+) -> Result<ReplaySummary, Error> {
+    replay_mapped_until(plan, |segment| map_segment(&segment.path), on_record)
+}
+
+/// [`replay_until`] that gets each live segment's map from `map` (say, one made before the
+/// read started, which a concurrent compaction removing the file does not affect).
+pub(crate) fn replay_mapped_until(
+    plan: &ReplayPlan,
+    map: impl FnMut(&SegmentFile) -> Result<Mmap, Error>,
     mut on_record: impl FnMut(RecordPlace<'_>, Record) -> ControlFlow<()>,
 ) -> Result<ReplaySummary, Error> {
     // Released behind the scan, a map has few pages left to unmap: dropped where it is.
-    replay_segments(plan, drop, |map, seed, replay| {
+    replay_segments(plan, map, drop, |map, seed, replay| {
         let mut behind = ReleaseBehind::new(map);
         let mut on_record = |place: RecordPlace<'_>, record| {
             behind.reached(place.offset);
@@ -302,7 +312,8 @@ pub(crate) fn replay_locked(
     mut on_record: impl FnMut(RecordPlace<'_>, StoredRecord<'_>, Option<&IdBytes>),
 ) -> Result<ReplaySummary, Error> {
     // The helper faults the pages in as it checks them, on its own core.
-    replay_segments(plan, unmap_in_background, |map, seed, replay| {
+    let map = |segment: &SegmentFile| map_segment(&segment.path);
+    replay_segments(plan, map, unmap_in_background, |map, seed, replay| {
         let mut upcoming = IdsAhead::new(map, IDS_AHEAD);
         let mut on_record = |place: RecordPlace<'_>, record| {
             on_record(place, record, upcoming.next_new_id());
@@ -415,6 +426,7 @@ fn unmap_in_background(map: Mmap) {
 /// and handed to `scan_segment` with its checksum seed, then to `unmap`.
 fn replay_segments(
     plan: &ReplayPlan,
+    mut map_live: impl FnMut(&SegmentFile) -> Result<Mmap, Error>,
     unmap: fn(Mmap),
     mut scan_segment: impl FnMut(&Mmap, u32, &mut SegmentReplay<'_>) -> Option<ScanEnd>,
 ) -> Result<ReplaySummary, Error> {
@@ -445,7 +457,7 @@ fn replay_segments(
             HEADER_LEN as u64,
             &mut summary.problems,
         );
-        let map = map_segment(&segment.path)?;
+        let map = map_live(segment)?;
         summary
             .bytes_read
             .push((segment.path.clone(), map.len() as u64));

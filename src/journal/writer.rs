@@ -212,6 +212,11 @@ impl LogWriter {
         self.next_segment_id = self.next_segment_id.max(id + 1);
     }
 
+    /// The id the next segment (or compaction output) gets; not taken.
+    pub fn next_segment_id(&self) -> u64 {
+        self.next_segment_id
+    }
+
     /// Takes a fresh segment id (for a compaction's output).
     pub fn reserve_segment_id(&mut self) -> u64 {
         self.next_segment_id += 1;
