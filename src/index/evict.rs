@@ -90,7 +90,7 @@ impl Evictor {
 
 /// How many candidates one scan keeps.
 fn candidates_per_scan(ids: usize) -> usize {
-    (ids / 16).max(64)
+    (ids / 4).max(64)
 }
 
 /// The eviction group of an endpoint's IP: its /24 or /48.
