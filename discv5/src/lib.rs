@@ -303,10 +303,13 @@ pub fn seed_table(discv5: &Discv5, db: &NodeDb, config: &Config) -> usize {
 ///
 /// let key = CombinedKey::generate_secp256k1();
 /// let db = NodeDb::in_memory(NodeId::from_key(&key).unwrap());
-/// let mut builder = Enr::builder();
-/// builder.ip4([127, 0, 0, 1].into()).udp4(9000);
-/// let first = peerlog_discv5::local_enr(&db, &key, builder.clone()).unwrap();
-/// let second = peerlog_discv5::local_enr(&db, &key, builder).unwrap();
+/// let builder = || {
+///     let mut builder = Enr::builder();
+///     builder.ip4([127, 0, 0, 1].into()).udp4(9000);
+///     builder
+/// };
+/// let first = peerlog_discv5::local_enr(&db, &key, builder()).unwrap();
+/// let second = peerlog_discv5::local_enr(&db, &key, builder()).unwrap();
 /// assert_eq!(second.seq(), first.seq() + 1);
 /// assert_eq!(db.local_seq(), second.seq());
 /// ```
