@@ -17,13 +17,16 @@ use peerlog::inspect::{self, InspectError};
 use peerlog::{EventKind, NodeId, Options, PeerState, Record};
 
 mod demo;
+mod import;
 mod logger;
 mod maintain;
 mod progress;
 mod render;
 mod salvage;
+mod seeds;
 mod time;
 
+use import::{PeerFormat, PongAt};
 use maintain::Maintenance;
 use progress::{Meter, Span};
 
@@ -196,6 +199,59 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Take the lock and import the peers of a client's peer file (reth, kona, ENR or enode lists)
+    #[command(
+        after_help = "Example: peerlog import /tmp/peers ~/.local/share/reth/mainnet/known-peers.json --format reth --pong-at mtime\n\
+                      A bad entry is reported with its position and skipped (exit status 1); \
+                      a file cut off mid-write is refused whole (exit status 2, nothing \
+                      imported)."
+    )]
+    Import {
+        /// Database directory; a new one is created with --protocol-version
+        dir: PathBuf,
+        /// The peer file
+        file: PathBuf,
+        /// What the file is: reth (known-peers.json), kona (bootstore.json), enr or enode (one a line)
+        #[arg(long, value_enum)]
+        format: PeerFormat,
+        /// Protocol version of a new database (default 9); an existing database keeps its own,
+        /// and a different one is refused (opening with it would wipe the database)
+        #[arg(long, value_parser = u64_arg, allow_hyphen_values = true)]
+        protocol_version: Option<u64>,
+        /// When the peers were last known alive: a UTC time or a duration ago (as --since
+        /// takes it), or `mtime` (the file's modification time). Without it, imported peers get
+        /// no pong and are no seeds until they answer
+        #[arg(long, value_parser = pong_at_arg, allow_hyphen_values = true)]
+        pong_at: Option<PongAt>,
+    },
+    /// Print the seeds a node would start from, as a client's peer file or one a line
+    #[command(
+        after_help = "Example: peerlog seeds /tmp/peers -n 50 --format reth > known-peers.json\n\
+                      enr and kona list nodes with a signed record only; enode, reth and \
+                      --json list every seed."
+    )]
+    Seeds {
+        dir: PathBuf,
+        /// At most this many seeds
+        #[arg(short = 'n', long = "count", default_value_t = 30, value_parser = count_arg, allow_hyphen_values = true)]
+        n: u64,
+        /// Only peers with a pong at most this old
+        #[arg(long, default_value = "5d", value_parser = time::parse_duration, allow_hyphen_values = true)]
+        max_age: Duration,
+        /// Output: enr (one a line), enode (one a line), reth (known-peers.json), kona
+        /// (bootstore.json)
+        #[arg(long, value_enum, default_value_t = PeerFormat::Enr, conflicts_with = "json")]
+        format: PeerFormat,
+        /// Only peers whose signed record holds this ENR key (eth2, opstack, ...)
+        #[arg(long)]
+        key: Option<String>,
+        /// The local node's id, never a seed; default all zeros
+        #[arg(long = "self")]
+        self_id: Option<String>,
+        /// One JSON object a line: id, enode, ip, udp, tcp, record_seq, enr
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -253,6 +309,17 @@ fn days_arg(text: &str) -> Result<u64, String> {
 
 fn u64_arg(text: &str) -> Result<u64, String> {
     time::parse_number(text, 0, u64::MAX)
+}
+
+fn count_arg(text: &str) -> Result<u64, String> {
+    time::parse_number(text, 0, u32::MAX.into())
+}
+
+fn pong_at_arg(text: &str) -> Result<PongAt, String> {
+    if text.trim() == "mtime" {
+        return Ok(PongAt::Mtime);
+    }
+    since_arg(text).map(PongAt::Time)
 }
 
 fn expiration_arg(text: &str) -> Result<Duration, String> {
@@ -345,7 +412,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => e.exit(),
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => fail(
             "no subcommand given: demo, dump, history, verify, stats, compact, expire, \
-             export or salvage (see peerlog --help)",
+             export, salvage, import or seeds (see peerlog --help)",
         ),
         _ => fail(&one_line(&e.render().to_string())),
     }
@@ -456,6 +523,39 @@ fn run(command: Command, out: &mut impl Write) -> Result<ExitCode, Failure> {
             // Named absolute, as the files it moves are.
             let dir = std::path::absolute(&dir).unwrap_or(dir);
             salvage::run(&dir, json, out)?
+        }
+        Command::Import {
+            dir,
+            file,
+            format,
+            protocol_version,
+            pong_at,
+        } => {
+            let spec = import::ImportSpec {
+                dir,
+                file,
+                format,
+                protocol_version,
+                pong_at,
+            };
+            return import::run(&spec, out);
+        }
+        Command::Seeds {
+            dir,
+            n,
+            max_age,
+            format,
+            key,
+            self_id,
+            json,
+        } => {
+            let spec = seeds::SeedSpec {
+                n: usize::try_from(n).unwrap_or(usize::MAX),
+                max_age,
+                key,
+                self_id: parse_self(self_id.as_deref())?.unwrap_or(NodeId([0; 64])),
+            };
+            seeds::run(&dir, &spec, format, json, out)?
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -10,7 +10,7 @@ use crate::time::{count, iso8601, iso8601_precise, opt_time};
 
 /// A JSON object with its keys in the order given (serde_json's `Value` sorts them), as one
 /// line. Each value is JSON text already; keys need no escaping (they are ours).
-fn ordered_object<'a>(fields: impl IntoIterator<Item = (&'a str, String)>) -> String {
+pub fn ordered_object<'a>(fields: impl IntoIterator<Item = (&'a str, String)>) -> String {
     let mut object = String::with_capacity(512);
     object.push('{');
     for (i, (key, value)) in fields.into_iter().enumerate() {

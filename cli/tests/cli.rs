@@ -121,6 +121,7 @@ fn small_db(dir: &Path) {
 fn every_subcommand_has_help_with_an_example() {
     for sub in [
         "demo", "dump", "history", "verify", "stats", "compact", "expire", "export", "salvage",
+        "import", "seeds",
     ] {
         let help = run_ok(&[sub, "--help"]);
         assert!(help.contains("Example: peerlog"), "{sub}: {help}");

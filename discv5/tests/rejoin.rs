@@ -1,4 +1,5 @@
-//! peerlog as the peer cache of a discv5 node (`examples/discv5_node.rs`), end to end: six
+//! peerlog as the peer cache of a discv5 node, through `peerlog-discv5`
+//! (`examples/discv5_node.rs`), end to end: six
 //! node processes on 127.0.0.1; one of them is killed with SIGKILL once peerlog holds at least
 //! three of its peers with a pong, and restarted without a bootnode: it must reconnect to three
 //! peers from what peerlog kept, with a higher seq for its own record. A control node with an
@@ -16,7 +17,8 @@ use peerlog::inspect;
 
 /// The example's binary, `target/<profile>/examples/discv5_node`. Examples get no
 /// `CARGO_BIN_EXE_*`; `cargo test` builds them before running tests, `cargo test --test
-/// discv5` alone does not, so it is built here when missing or older than its source.
+/// rejoin` alone does not, so it is built here when missing or older than its source (or
+/// the crate's).
 fn node_binary() -> PathBuf {
     const NAME: &str = "discv5_node";
     let exe = std::env::current_exe().unwrap(); // target/<profile>/deps/discv5-<hash>
@@ -27,13 +29,17 @@ fn node_binary() -> PathBuf {
         .unwrap()
         .join("examples")
         .join(NAME);
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{NAME}.rs"));
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sources = [
+        crate_dir.join(format!("examples/{NAME}.rs")),
+        crate_dir.join("src/lib.rs"),
+    ];
     let modified = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
-    if modified(&bin).is_none() || modified(&bin) < modified(&source) {
+    if modified(&bin).is_none() || sources.iter().any(|s| modified(&bin) < modified(s)) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
         build
-            .args(["build", "--example", NAME])
+            .args(["build", "-p", "peerlog-discv5", "--example", NAME])
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         if !cfg!(debug_assertions) {
             build.arg("--release");

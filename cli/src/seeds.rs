@@ -1,0 +1,154 @@
+//! `peerlog seeds`: the peers a node would start from, in the format of a client's peer file.
+//!
+//! Read-only, like `dump`: the log is read without the lock, the peers that could be seeds
+//! (a fresh pong) are loaded into an in-memory `NodeDb`, and the library's seed query picks
+//! among them, so the command gives exactly what an embedding node would get.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use peerlog::enr::{CombinedKey, Enr};
+use peerlog::inspect;
+use peerlog::{Node, NodeDb, NodeId, PeerState};
+use serde_json::json;
+
+use crate::import::{self, PeerFormat};
+use crate::progress::{Meter, Span};
+use crate::render::ordered_object;
+use crate::time::duration_words;
+use crate::Failure;
+
+/// What `peerlog seeds` is asked for.
+pub struct SeedSpec {
+    /// How many seeds at most.
+    pub n: usize,
+    /// Only peers with a pong at most this old.
+    pub max_age: Duration,
+    /// Only peers whose signed record holds this key (`eth2`, `opstack`, ...).
+    pub key: Option<String>,
+    /// The local node, never a seed.
+    pub self_id: NodeId,
+}
+
+/// The seeds, as signed records or as endpoints, depending on what the output needs.
+enum Seeds {
+    Records(Vec<Enr<CombinedKey>>),
+    Nodes(Vec<Node>),
+}
+
+/// Runs `peerlog seeds`.
+pub fn run(
+    dir: &Path,
+    spec: &SeedSpec,
+    format: PeerFormat,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let meter = Meter::bar("reading");
+    let db = {
+        let reading = meter.step("reading", Span::percent(0, 90));
+        let state = inspect::state(dir, &reading)?;
+        candidates(&state.peers, spec)?
+    };
+    meter.finish();
+    let records_only = format.holds_records() && !json;
+    let seeds = pick(&db, spec, records_only);
+    let found = match &seeds {
+        Seeds::Records(r) => r.len(),
+        Seeds::Nodes(n) => n.len(),
+    };
+    if found == 0 {
+        let signed = if records_only {
+            " a signed record and"
+        } else {
+            ""
+        };
+        eprintln!(
+            "peerlog: note: no seeds: no peer has{signed} a pong within {} (imported peers \
+             have one only with --pong-at)",
+            duration_words(spec.max_age)
+        );
+    }
+    match seeds {
+        Seeds::Records(records) => import::write_records(&records, format, out)?,
+        Seeds::Nodes(nodes) if json => {
+            for node in nodes {
+                let record = db.record::<CombinedKey>(&node.id);
+                let line = ordered_object([
+                    ("id", json!(node.id.to_string()).to_string()),
+                    ("enode", json!(node.to_string()).to_string()),
+                    ("ip", json!(node.ip.to_string()).to_string()),
+                    ("udp", json!(node.udp).to_string()),
+                    ("tcp", json!(node.tcp).to_string()),
+                    (
+                        "record_seq",
+                        json!(record.as_ref().map(Enr::seq)).to_string(),
+                    ),
+                    (
+                        "enr",
+                        json!(record.as_ref().map(Enr::to_base64)).to_string(),
+                    ),
+                ]);
+                writeln!(out, "{line}")?;
+            }
+        }
+        Seeds::Nodes(nodes) => import::write_nodes(&nodes, format, out)?,
+    }
+    Ok(())
+}
+
+/// The seed query, in one place.
+// TODO(seeds): switch to `db.seeds().max_age(..).with_key(..)` (and `--per-subnet`,
+// `--subnet-bits`) once `NodeDb::seeds()` has landed; `--key` is applied in `candidates`
+// until then.
+fn pick(db: &NodeDb, spec: &SeedSpec, records_only: bool) -> Seeds {
+    if records_only {
+        Seeds::Records(db.query_seed_records::<CombinedKey>(spec.n, spec.max_age))
+    } else {
+        Seeds::Nodes(db.query_seeds(spec.n, spec.max_age))
+    }
+}
+
+/// An in-memory database of the peers that can be seeds: an endpoint, not the local node, a
+/// pong within `max_age` (to no IP or at any IP: the query applies the exact rule), and the
+/// `--key` when one is given. Each keeps its record and every pong.
+fn candidates(peers: &[PeerState], spec: &SeedSpec) -> Result<NodeDb, peerlog::Error> {
+    let oldest = SystemTime::now()
+        .checked_sub(spec.max_age)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let db = NodeDb::in_memory(spec.self_id);
+    for peer in peers {
+        let Some(node) = &peer.node else { continue };
+        let fresh = |t: Option<SystemTime>| t.is_some_and(|t| t >= oldest);
+        if peer.id == spec.self_id
+            || !(fresh(peer.last_pong) || peer.ips.iter().any(|l| fresh(l.last_pong)))
+        {
+            continue;
+        }
+        match &peer.record {
+            Some(record) => {
+                let Ok(record) = record.decode::<CombinedKey>() else {
+                    continue;
+                };
+                if let Some(key) = &spec.key {
+                    if record.get_raw_rlp(key.as_bytes()).is_none() {
+                        continue;
+                    }
+                }
+                db.update_record(&record)?;
+            }
+            None if spec.key.is_some() => continue,
+            None => db.update_node(node)?,
+        }
+        if let Some(t) = peer.last_pong {
+            db.update_last_pong(&peer.id, t)?;
+        }
+        for slot in &peer.ips {
+            if let Some(t) = slot.last_pong {
+                db.update_last_pong_from(&peer.id, slot.ip, t)?;
+            }
+        }
+    }
+    Ok(db)
+}
