@@ -409,17 +409,24 @@ impl NodeDb {
 
     /// A database that lives in memory only and is gone when dropped.
     pub fn in_memory(self_id: NodeId) -> NodeDb {
+        NodeDb::in_memory_with(self_id, Options::default()).expect("the default options are valid")
+    }
+
+    /// A database in memory only, with the given options (those about files and durability
+    /// do nothing); fails only for options [`NodeDb::open_with`] refuses too.
+    pub fn in_memory_with(self_id: NodeId, opts: Options) -> Result<NodeDb, Error> {
+        opts.validate()?;
         let state = State {
             index: Index::default(),
             log: None,
             log_bytes: 0,
             poisoned: None,
             closed: false,
-            max_nodes: Options::default().max_nodes,
+            max_nodes: opts.max_nodes,
         };
-        NodeDb::start(Inner {
+        Ok(NodeDb::start(Inner {
             self_id,
-            opts: Options::default(),
+            opts,
             dir: None,
             state: Mutex::new(state),
             compaction: Mutex::new(()),
@@ -428,7 +435,7 @@ impl NodeDb {
             group_commit: Arc::default(),
             recovery: ReplaySummary::default(),
             _lock: None,
-        })
+        }))
     }
 
     fn start(inner: Inner) -> NodeDb {

@@ -150,6 +150,19 @@ fn later_picks_choose_among_the_subnets_with_room() {
 }
 
 #[test]
+fn an_empty_store_has_no_seeds() {
+    let db = NodeDb::in_memory(me());
+    assert!(db.seeds().nodes(30).is_empty());
+    assert!(db.seeds().records::<CombinedKey>(30).is_empty());
+    assert!(db.seeds().subnet_bits(16, 32).nodes(30).is_empty());
+    // Ids without an endpoint only: one group, never a seed.
+    db.update_last_pong(&id(1), SystemTime::now()).unwrap();
+    assert!(db.seeds().nodes(30).is_empty());
+    db.delete_node(&id(1)).unwrap();
+    assert!(db.seeds().nodes(30).is_empty());
+}
+
+#[test]
 fn a_query_returns_at_most_per_subnet_from_each_subnet() {
     let db = NodeDb::in_memory(me());
     for n in 0..40 {

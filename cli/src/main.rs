@@ -245,6 +245,12 @@ enum Command {
         /// Only peers whose signed record holds this ENR key (eth2, opstack, ...)
         #[arg(long)]
         key: Option<String>,
+        /// At most this many seeds from one subnet (`max` for no limit)
+        #[arg(long, default_value = "2", value_parser = per_subnet_arg)]
+        per_subnet: usize,
+        /// Prefix lengths of a subnet, IPv4 and IPv6: V4,V6 (0,0 puts every node in one)
+        #[arg(long, default_value = "24,48", value_parser = subnet_bits_arg)]
+        subnet_bits: (u8, u8),
         /// The local node's id, never a seed; default all zeros
         #[arg(long = "self")]
         self_id: Option<String>,
@@ -252,6 +258,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `--per-subnet`: a count, or `max` for no limit.
+fn per_subnet_arg(text: &str) -> Result<usize, String> {
+    if text == "max" {
+        return Ok(usize::MAX);
+    }
+    text.parse()
+        .map_err(|_| format!("{text:?} is not a count (a whole number, or max)"))
+}
+
+/// `--subnet-bits V4,V6`: IPv4 bits up to 32, IPv6 bits up to 128.
+fn subnet_bits_arg(text: &str) -> Result<(u8, u8), String> {
+    let bad = || format!("{text:?} is not V4,V6 prefix lengths (such as 24,48)");
+    let (v4, v6) = text.split_once(',').ok_or_else(bad)?;
+    let v4: u8 = v4.trim().parse().map_err(|_| bad())?;
+    let v6: u8 = v6.trim().parse().map_err(|_| bad())?;
+    if v4 > 32 || v6 > 128 {
+        return Err(format!(
+            "{text:?}: an IPv4 prefix is at most 32 bits, an IPv6 one at most 128"
+        ));
+    }
+    Ok((v4, v6))
 }
 
 #[derive(Args)]
@@ -546,6 +575,8 @@ fn run(command: Command, out: &mut impl Write) -> Result<ExitCode, Failure> {
             max_age,
             format,
             key,
+            per_subnet,
+            subnet_bits,
             self_id,
             json,
         } => {
@@ -553,6 +584,8 @@ fn run(command: Command, out: &mut impl Write) -> Result<ExitCode, Failure> {
                 n: usize::try_from(n).unwrap_or(usize::MAX),
                 max_age,
                 key,
+                per_subnet,
+                subnet_bits,
                 self_id: parse_self(self_id.as_deref())?.unwrap_or(NodeId([0; 64])),
             };
             seeds::run(&dir, &spec, format, json, out)?

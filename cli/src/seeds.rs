@@ -27,6 +27,10 @@ pub struct SeedSpec {
     pub max_age: Duration,
     /// Only peers whose signed record holds this key (`eth2`, `opstack`, ...).
     pub key: Option<String>,
+    /// At most this many seeds from one subnet.
+    pub per_subnet: usize,
+    /// Prefix lengths of a subnet, IPv4 and IPv6.
+    pub subnet_bits: (u8, u8),
     /// The local node, never a seed.
     pub self_id: NodeId,
 }
@@ -98,26 +102,35 @@ pub fn run(
     Ok(())
 }
 
-/// The seed query, in one place.
-// TODO(seeds): switch to `db.seeds().max_age(..).with_key(..)` (and `--per-subnet`,
-// `--subnet-bits`) once `NodeDb::seeds()` has landed; `--key` is applied in `candidates`
-// until then.
+/// The seed query, in one place: the library's `seeds()` with the command's options.
 fn pick(db: &NodeDb, spec: &SeedSpec, records_only: bool) -> Seeds {
+    let mut query = db
+        .seeds()
+        .max_age(spec.max_age)
+        .per_subnet(spec.per_subnet)
+        .subnet_bits(spec.subnet_bits.0, spec.subnet_bits.1);
+    if let Some(key) = &spec.key {
+        query = query.with_key(key);
+    }
     if records_only {
-        Seeds::Records(db.query_seed_records::<CombinedKey>(spec.n, spec.max_age))
+        Seeds::Records(query.records::<CombinedKey>(spec.n))
     } else {
-        Seeds::Nodes(db.query_seeds(spec.n, spec.max_age))
+        Seeds::Nodes(query.nodes(spec.n))
     }
 }
 
 /// An in-memory database of the peers that can be seeds: an endpoint, not the local node, a
-/// pong within `max_age` (to no IP or at any IP: the query applies the exact rule), and the
-/// `--key` when one is given. Each keeps its record and every pong.
+/// pong within `max_age` (to no IP or at any IP: the query applies the exact rule). Each
+/// keeps its record and every pong; the store is unbounded, so that no candidate is evicted.
 fn candidates(peers: &[PeerState], spec: &SeedSpec) -> Result<NodeDb, peerlog::Error> {
     let oldest = SystemTime::now()
         .checked_sub(spec.max_age)
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    let db = NodeDb::in_memory(spec.self_id);
+    let unbounded = peerlog::Options {
+        max_nodes: usize::MAX,
+        ..peerlog::Options::default()
+    };
+    let db = NodeDb::in_memory_with(spec.self_id, unbounded)?;
     for peer in peers {
         let Some(node) = &peer.node else { continue };
         let fresh = |t: Option<SystemTime>| t.is_some_and(|t| t >= oldest);
@@ -131,11 +144,6 @@ fn candidates(peers: &[PeerState], spec: &SeedSpec) -> Result<NodeDb, peerlog::E
                 let Ok(record) = record.decode::<CombinedKey>() else {
                     continue;
                 };
-                if let Some(key) = &spec.key {
-                    if record.get_raw_rlp(key.as_bytes()).is_none() {
-                        continue;
-                    }
-                }
                 db.update_record(&record)?;
             }
             None if spec.key.is_some() => continue,

@@ -472,7 +472,16 @@ fn seeds_written_in_each_format_import_again_as_the_same_nodes() {
 
     for format in ["enr", "kona", "enode", "reth"] {
         let file = tmp.path().join(format!("seeds.{format}"));
-        let written = run_ok(&["seeds", s(&source), "-n", "100", "--format", format]);
+        let written = run_ok(&[
+            "seeds",
+            s(&source),
+            "-n",
+            "100",
+            "--per-subnet",
+            "max",
+            "--format",
+            format,
+        ]);
         match format {
             "kona" => assert!(written.starts_with("[\"enr:") && !written.ends_with('\n')),
             "reth" => assert!(written.starts_with("[\n  \"enode://") && written.ends_with("\"\n]")),
@@ -496,7 +505,16 @@ fn seeds_written_in_each_format_import_again_as_the_same_nodes() {
         };
         assert_eq!(&nodes_in(&db), expected, "{format}");
         // And out again: the same seeds.
-        let again = run_ok(&["seeds", s(&db), "-n", "100", "--format", format]);
+        let again = run_ok(&[
+            "seeds",
+            s(&db),
+            "-n",
+            "100",
+            "--per-subnet",
+            "max",
+            "--format",
+            format,
+        ]);
         let sorted = |t: &str| -> BTreeSet<String> {
             t.split(['\n', '[', ']', ',', '"', ' '])
                 .filter(|w| !w.is_empty())
@@ -514,28 +532,55 @@ fn seeds_takes_n_max_age_key_and_json() {
     seeded_db(&db);
     assert_eq!(run_ok(&["seeds", s(&db), "-n", "2"]).lines().count(), 2);
     assert_eq!(
-        run_ok(&["seeds", s(&db), "--count", "100", "--format", "enode"])
-            .lines()
-            .count(),
+        run_ok(&[
+            "seeds",
+            s(&db),
+            "--count",
+            "100",
+            "--per-subnet",
+            "max",
+            "--format",
+            "enode"
+        ])
+        .lines()
+        .count(),
         9
     );
     assert_eq!(
-        run_ok(&["seeds", s(&db), "--max-age", "60d", "--format", "enode"])
-            .lines()
-            .count(),
+        run_ok(&[
+            "seeds",
+            s(&db),
+            "--max-age",
+            "60d",
+            "--per-subnet",
+            "max",
+            "--format",
+            "enode"
+        ])
+        .lines()
+        .count(),
         10
     );
     // Only records holding "opstack": nodes 1, 3 and 5.
-    let opstack: BTreeSet<String> = run_ok(&["seeds", s(&db), "--key", "opstack"])
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let opstack: BTreeSet<String> =
+        run_ok(&["seeds", s(&db), "--key", "opstack", "--per-subnet", "max"])
+            .lines()
+            .map(str::to_string)
+            .collect();
     let expected: BTreeSet<String> = [1, 3, 5].map(|n| record(n, 3).to_base64()).into();
     assert_eq!(opstack, expected);
-    let lines: Vec<serde_json::Value> = run_ok(&["seeds", s(&db), "--json", "-n", "100"])
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<serde_json::Value> = run_ok(&[
+        "seeds",
+        s(&db),
+        "--json",
+        "-n",
+        "100",
+        "--per-subnet",
+        "max",
+    ])
+    .lines()
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect();
     assert_eq!(lines.len(), 9);
     assert_eq!(lines.iter().filter(|v| v["enr"].is_string()).count(), 6);
     let first = lines[0].as_object().unwrap();
@@ -543,8 +588,50 @@ fn seeds_takes_n_max_age_key_and_json() {
     assert_eq!(keys.len(), 7);
     // The local node is never a seed.
     let me = NodeId::from_enr(&record(1, 3)).unwrap().to_string();
-    let out = run_ok(&["seeds", s(&db), "-n", "100", "--self", &me]);
+    let out = run_ok(&[
+        "seeds",
+        s(&db),
+        "-n",
+        "100",
+        "--per-subnet",
+        "max",
+        "--self",
+        &me,
+    ]);
     assert_eq!(out.lines().count(), 5);
     let out = peerlog(&["seeds", s(&db), "--json", "--format", "reth"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn seeds_spread_over_subnets_with_per_subnet_and_subnet_bits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    seeded_db(&db);
+    let count = |args: &[&str]| {
+        let mut all = vec!["seeds", s(&db), "-n", "100"];
+        all.extend_from_slice(args);
+        run_ok(&all).lines().count()
+    };
+    // The six signed records share 10.0.0.0/24: two by default.
+    assert_eq!(count(&[]), 2);
+    assert_eq!(count(&["--per-subnet", "4"]), 4);
+    assert_eq!(count(&["--subnet-bits", "32,128"]), 6);
+    assert_eq!(count(&["--per-subnet", "1", "--subnet-bits", "0,0"]), 1);
+    // Endpoints: 10.0.0.0/24 (six), 192.0.2.0/24 (two fresh), 2001:db8::/48 (one).
+    assert_eq!(count(&["--format", "enode"]), 5);
+    assert_eq!(count(&["--format", "enode", "--per-subnet", "1"]), 3);
+    assert_eq!(count(&["--format", "enode", "--subnet-bits", "16,48"]), 5);
+    assert_eq!(count(&["--format", "enode", "--subnet-bits", "0,48"]), 3);
+    for bad in [
+        ["--per-subnet", "two"],
+        ["--subnet-bits", "33,48"],
+        ["--subnet-bits", "24"],
+    ] {
+        let mut args = vec!["seeds", s(&db)];
+        args.extend_from_slice(&bad);
+        let out = peerlog(&args);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(text(&out.stderr).contains(bad[1]), "{}", text(&out.stderr));
+    }
 }

@@ -252,19 +252,14 @@ impl Shared {
     }
 }
 
-/// The seed records of `db`, in one place.
-// TODO(seeds): switch to `db.seeds().max_age(max_age).with_key(key).records::<CombinedKey>(n)`
-// (its subnet spread and network filter) once `NodeDb::seeds()` has landed.
+/// The seed records of `db`: the seed query's subnet spread (at most 2 a /24 or /48, so no
+/// subnet that floods the cache wins the seeds) and, with a key, its network filter.
 fn seed_records(db: &NodeDb, n: usize, max_age: Duration, key: Option<&[u8]>) -> Vec<Enr> {
-    let Some(key) = key else {
-        return db.query_seed_records::<CombinedKey>(n, max_age);
-    };
-    // Until then: every fresh record, those holding the key, the first n of a random order.
-    db.query_seed_records::<CombinedKey>(usize::MAX, max_age)
-        .into_iter()
-        .filter(|record| record.get_raw_rlp(key).is_some())
-        .take(n)
-        .collect()
+    let query = db.seeds().max_age(max_age);
+    match key {
+        Some(key) => query.with_key(key).records::<CombinedKey>(n),
+        None => query.records::<CombinedKey>(n),
+    }
 }
 
 /// Adds up to `config.seeds` records from `db` (a pong within `config.seed_max_age`, holding

@@ -73,6 +73,9 @@ fn sample_groups(
     rules: &SpreadRules<'_>,
 ) -> Vec<usize> {
     let groups = subnets.groups();
+    if groups.is_empty() {
+        return Vec::new();
+    }
     let mut rng = rand::rng();
     let mut pools: HashMap<u32, Pool> = HashMap::new();
     let mut picked = Vec::with_capacity(n.min(index.entries.len()));
