@@ -16,6 +16,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use peerlog::inspect::{self, InspectError};
 use peerlog::{EventKind, NodeId, Options, PeerState, Record};
 
+mod audit;
 mod demo;
 mod logger;
 mod maintain;
@@ -185,6 +186,9 @@ enum Command {
         #[arg(long)]
         with_archive: bool,
     },
+    /// Look for poisoning: subnets holding the seeds, ids ground close to the node, floods
+    #[command(after_help = "Example: peerlog audit /tmp/peers --self-id 1f2e...")]
+    Audit(audit::AuditArgs),
     /// Take the lock and move segments whose header cannot be read into damaged/
     #[command(after_help = "Example: peerlog salvage /tmp/peers\n\
                       Nothing is deleted: each file goes into the damaged/ folder beside it, \
@@ -452,6 +456,7 @@ fn run(command: Command, out: &mut impl Write) -> Result<ExitCode, Failure> {
             export(&dir, format, &filter, with_archive, out)?
         }
         Command::Salvage { dir, json } => salvage::run(&dir, json, out)?,
+        Command::Audit(args) => audit::run(&args, out)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -574,8 +574,14 @@ fn distances(self_id: NodeId, counts: Vec<usize>) -> Distances {
     }
 }
 
+/// A share in percent: one decimal below 10 %, whole above.
 fn percent(share: f64) -> String {
-    format!("{:.0} %", share * 100.0)
+    let p = share * 100.0;
+    if p < 9.95 {
+        format!("{p:.1} %")
+    } else {
+        format!("{p:.0} %")
+    }
 }
 
 /// The name of a subnet in words; `None` is an id without an endpoint.
