@@ -93,7 +93,10 @@ fn key_text(key: &[u8]) -> String {
     if !key.is_empty() && key.iter().all(|b| b.is_ascii_graphic()) {
         String::from_utf8_lossy(key).into_owned()
     } else {
-        format!("0x{}", key.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        format!(
+            "0x{}",
+            key.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        )
     }
 }
 
@@ -289,7 +292,10 @@ fn distances_text(d: &Distances, out: &mut impl Write) -> std::io::Result<()> {
         }
         let row: String = row.into_iter().collect();
         let flag = if d.flagged.contains(&(i as u32)) {
-            format!("  <- {:.0}x random", count as f64 / expected.max(f64::MIN_POSITIVE))
+            format!(
+                "  <- {:.0}x random",
+                count as f64 / expected.max(f64::MIN_POSITIVE)
+            )
         } else {
             String::new()
         };

@@ -117,7 +117,10 @@ fn a_sybil_subnet_is_flagged_in_text_and_json() {
             .any(|l| l.starts_with("203.0.113.0/24 holds 20 % of fresh nodes (60 of 300)")),
         "{text}"
     );
-    assert!(lines.iter().all(|l| l.starts_with("203.0.113.0/24")), "{text}");
+    assert!(
+        lines.iter().all(|l| l.starts_with("203.0.113.0/24")),
+        "{text}"
+    );
     // The subnet heads both rankings, with a bar of 20 % of the seeds for query_seeds.
     let row = text
         .lines()
