@@ -201,6 +201,31 @@ pub(crate) fn raw_value<'a>(rlp: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     None
 }
 
+/// Every key of the record `rlp`, in its order; empty for a record that does not parse as a
+/// list of signature, seq and pairs (and cut where a pair does not parse).
+pub(crate) fn keys(rlp: &[u8]) -> Vec<&[u8]> {
+    let mut keys = Vec::new();
+    let Ok(list) = RlpCursor(rlp).list() else {
+        return keys;
+    };
+    let mut items = RlpCursor(list);
+    if items.item().is_err() || items.item().is_err() {
+        return keys; // no signature or seq
+    }
+    while !items.0.is_empty() {
+        let Ok((is_list, name)) = items.item() else {
+            break;
+        };
+        if items.item().is_err() {
+            break;
+        }
+        if !is_list {
+            keys.push(name);
+        }
+    }
+    keys
+}
+
 /// Decodes a record's RLP as an `enr::Enr<K>`, which verifies its signature.
 pub(crate) fn decode_enr<K: EnrKey>(rlp: &[u8]) -> Result<Enr<K>, Error> {
     alloy_rlp::decode_exact::<Enr<K>>(rlp)

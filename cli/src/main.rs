@@ -16,6 +16,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use peerlog::inspect::{self, InspectError};
 use peerlog::{EventKind, NodeId, Options, PeerState, Record};
 
+mod audit;
 mod demo;
 mod import;
 mod logger;
@@ -189,6 +190,9 @@ enum Command {
         #[arg(long)]
         with_archive: bool,
     },
+    /// Look for poisoning: subnets holding the seeds, ids ground close to the node, floods
+    #[command(after_help = "Example: peerlog audit /tmp/peers --self-id 1f2e...")]
+    Audit(audit::AuditArgs),
     /// Take the lock and move segments whose header cannot be read into damaged/
     #[command(after_help = "Example: peerlog salvage /tmp/peers\n\
                       Nothing is deleted: each file goes into the damaged/ folder beside it, \
@@ -590,6 +594,7 @@ fn run(command: Command, out: &mut impl Write) -> Result<ExitCode, Failure> {
             };
             seeds::run(&dir, &spec, format, json, out)?
         }
+        Command::Audit(args) => audit::run(&args, out)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -106,6 +106,14 @@ pub(super) struct Source {
     pub restates: bool,
 }
 
+impl Source {
+    /// Whether it is a compacted segment: its events restate older ones, each with the
+    /// write time of its node's newest event.
+    pub(super) fn is_compacted(&self) -> bool {
+        self.segment.header.is_compacted()
+    }
+}
+
 /// Which segments tell the history: every ordinary segment (live, superseded or archived) of
 /// the current generation, and a compacted segment only where no ordinary segment covers its
 /// range (otherwise its records are restatements of events already listed: such a segment is

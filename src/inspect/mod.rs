@@ -36,6 +36,7 @@ use crate::journal::replay::{map_segment, replay, ReleaseBehind, ReplayPlan};
 use crate::journal::{Problem, ProblemKind, ReplaySummary};
 use crate::Error;
 
+mod audit;
 mod export;
 mod history;
 mod salvage;
@@ -43,6 +44,11 @@ mod state;
 mod stats;
 mod verify;
 
+pub use audit::{
+    audit, Audit, AuditFinding, AuditOptions, Distances, FindingKind, NewIds, SubnetShare,
+    AUDIT_SEEDS, CLOSE_MIN_IDS, CLOSE_RATIO, NEW_WINDOWS, STORE_FULL_SHARE, SUBNET_MIN_POPULATION,
+    SUBNET_SHARE_LIMIT,
+};
 pub use export::{export, export_each, export_with_archive_each};
 pub use history::{history, Change, HistoryEntry};
 pub use salvage::{salvage, Lost, SalvageReport, SalvagedSegment};
