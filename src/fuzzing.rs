@@ -1341,7 +1341,8 @@ fn model_victim(
             .map(|(x, _)| *x)?;
         return Some((*id, subnet(e)));
     }
-    let mut groups: BTreeMap<Option<(u128, u8)>, Vec<(&NodeId, &ModelEntry)>> = BTreeMap::new();
+    type Group<'a> = Vec<(&'a NodeId, &'a ModelEntry)>;
+    let mut groups: BTreeMap<Option<(u128, u8)>, Group<'_>> = BTreeMap::new();
     for (id, e) in &state.entries {
         groups.entry(model_group(e)).or_default().push((id, e));
     }
