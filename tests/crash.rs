@@ -60,7 +60,7 @@ const CHAIN: usize = 10;
 /// The store's bound (`Options::max_nodes`), below the pool's ids: most writes about a new
 /// id evict one (a record of its own, which a kill can separate from the write it makes room
 /// for). The model picks the victim by the rule (DESIGN.md, "A bounded store").
-const MAX_NODES: usize = 96;
+const MAX_NODES: usize = 24;
 /// Timestamps of pings and pongs: second `BASE_SECS + k` for operation `k`.
 const BASE_SECS: u64 = 1_600_000_000;
 
@@ -491,6 +491,8 @@ impl Model {
                 half.entries[i as usize].pong = Some(t);
                 states.push(half);
             }
+            // An unsigned record over a signed one is not written: no eviction either.
+            Op::Node(i, _) if m.entries[i as usize].record_seq.is_some() => {}
             Op::Node(i, _)
             | Op::Ping(i, _)
             | Op::Pong(i, _)
@@ -498,11 +500,7 @@ impl Model {
             | Op::Record(i, _)
             | Op::PingFrom(i, ..)
             | Op::PongFrom(i, ..)
-            | Op::FailsAt(i, ..) => {
-                if !matches!(op, Op::Node(..)) || m.entries[i as usize].record_seq.is_none() {
-                    evict(&mut m, &mut states, i);
-                }
-            }
+            | Op::FailsAt(i, ..) => evict(&mut m, &mut states, i),
             _ => {}
         }
         let mut after = self.clone();
