@@ -35,7 +35,7 @@ use crate::journal::format::{
 use crate::journal::reader::{ScanItem, SegmentScanner};
 use crate::journal::replay::{set_check_ahead_from, ReplayPlan};
 use crate::journal::ProblemKind;
-use crate::{Error, Node, NodeDb, NodeId, NodeRecord, Options};
+use crate::{Error, Node, NodeDb, NodeId, NodeRecord, Options, Subnet, MAX_IPS_PER_ID};
 
 /// The fuzz targets, as named in `fuzz/Cargo.toml` and `fuzz/corpus/`.
 pub const TARGETS: [&str; 4] = ["open_segment", "ops_model", "node_rlp", "enode_url"];
@@ -742,9 +742,36 @@ fn pool_ip(ip: u8) -> IpAddr {
     IPS[ip as usize % IPS.len()]
 }
 
-/// The distinct IPs of [`IPS`], in canonical form: what the checks probe.
+/// IPs of [`Step::IpFlood`]: more than an id holds slots for, IPv4 and IPv6 (some IPv6 ones
+/// below the IPv4-mapped range, some above), so that IP slots are evicted.
+const FLOOD_IPS: usize = 24;
+
+fn flood_ip(k: u8) -> IpAddr {
+    let k = k % FLOOD_IPS as u8;
+    match k % 3 {
+        0 => IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, u16::from(k) + 1)),
+        1 => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x77, 0, 0, 0, 0, u16::from(k))),
+        _ => IpAddr::V4(Ipv4Addr::new(10, 77, 0, k)),
+    }
+}
+
+/// Ids of [`Step::Flood`], beyond the pool: unsigned records and pongs only.
+const FLOOD_IDS: u8 = 32;
+
+fn flood_id(k: u8) -> NodeId {
+    let mut bytes = [0xf1_u8; 64];
+    bytes[1] = k % FLOOD_IDS;
+    NodeId(bytes)
+}
+
+/// The distinct IPs of [`IPS`] and [`flood_ip`], in canonical form: what the checks probe.
 fn canonical_ips() -> Vec<IpAddr> {
-    let mut ips: Vec<IpAddr> = IPS.iter().map(IpAddr::to_canonical).collect();
+    let mut ips: Vec<IpAddr> = IPS
+        .iter()
+        .copied()
+        .chain((0..FLOOD_IPS as u8).map(flood_ip))
+        .map(|ip| ip.to_canonical())
+        .collect();
     ips.sort();
     ips.dedup();
     ips
@@ -1027,7 +1054,63 @@ fn legacy_op(u: &mut Unstructured<'_>) -> arbitrary::Result<Op> {
     })
 }
 
-/// Decodes an `ops_model` input into at most 96 operations.
+/// The prefix of `ops_model` inputs of format 3: a byte that sets `max_nodes` (1 to 8), then
+/// [`Step`]s (every [`Op`], and the floods that make evictions of ids and IP slots).
+pub const OPS_V3: &[u8] = b"ops3";
+
+/// `max_nodes` of the runs of inputs before format 3: fewer than the pool's ids, so that the
+/// operations of every earlier campaign evict too.
+const LEGACY_MAX_NODES: usize = 4;
+
+/// One step of a format-3 `ops_model` run.
+#[derive(Arbitrary, Debug)]
+pub enum Step {
+    /// Any operation of the earlier formats.
+    Op(Op),
+    /// Up to 31 writes about ids beyond the pool (of [`FLOOD_IDS`]): unsigned records on a
+    /// few subnets, and pongs (past or future), so that a full store evicts.
+    Flood {
+        /// Varies the ids, subnets, kinds and times.
+        seed: u8,
+        /// How many writes (modulo 32).
+        count: u8,
+    },
+    /// Up to 31 per-IP writes about one pool id at the IPs of [`flood_ip`], more than an id
+    /// holds slots for.
+    IpFlood {
+        /// Pool index.
+        who: u8,
+        /// Varies the IPs, kinds and times.
+        seed: u8,
+        /// How many writes (modulo 32).
+        count: u8,
+    },
+}
+
+/// Decodes an `ops_model` input into its `max_nodes` and at most 96 steps.
+pub fn decode_steps(data: &[u8]) -> (usize, Vec<Step>) {
+    let Some(body) = data.strip_prefix(OPS_V3) else {
+        let ops = decode_ops(data);
+        return (LEGACY_MAX_NODES, ops.into_iter().map(Step::Op).collect());
+    };
+    let Some((&max, body)) = body.split_first() else {
+        return (LEGACY_MAX_NODES, Vec::new());
+    };
+    let mut u = Unstructured::new(body);
+    let mut steps = Vec::new();
+    while steps.len() < 96 {
+        match u.arbitrary::<Step>() {
+            Ok(step) => steps.push(step),
+            Err(_) => break,
+        }
+        if u.is_empty() {
+            break;
+        }
+    }
+    (1 + usize::from(max % 8), steps)
+}
+
+/// Decodes an `ops_model` input before format 3 into at most 96 operations.
 pub fn decode_ops(data: &[u8]) -> Vec<Op> {
     let (v2, body) = match data.strip_prefix(OPS_V2) {
         Some(body) => (true, body),
@@ -1067,6 +1150,9 @@ struct ModelEntry {
     fails: u32,
     /// Per IP, keyed by the canonical IP.
     ips: BTreeMap<IpAddr, ModelSlot>,
+    /// When its newest event was written, as a place in the order of the writes (the
+    /// eviction rule's "newest event"; write times themselves the model cannot know).
+    touched: u64,
 }
 
 impl ModelEntry {
@@ -1125,10 +1211,18 @@ impl ModelEntry {
 struct ModelState {
     entries: BTreeMap<NodeId, ModelEntry>,
     local_seq: Option<u64>,
+    /// Events applied: the place of the next in the order of writes.
+    applied: u64,
 }
 
 /// Applies a record as replay does (no seq rule here: what is in the log is applied).
 fn model_apply(state: &mut ModelState, event: &Event) {
+    state.applied += 1;
+    if holds_id(event) {
+        if let Some(id) = event.id() {
+            state.entries.entry(*id).or_default().touched = state.applied;
+        }
+    }
     let entries = &mut state.entries;
     match event {
         Event::NodeUpdated(node) => {
@@ -1176,6 +1270,110 @@ fn model_state(events: &[Event]) -> ModelState {
         model_apply(&mut state, event);
     }
     state
+}
+
+/// Whether `event` is a write about an id that makes the index hold it (and so may have to
+/// evict first): records and liveness, to no IP or per IP.
+fn holds_id(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::NodeUpdated(_)
+            | Event::Record(_)
+            | Event::Ping { .. }
+            | Event::Pong { .. }
+            | Event::FindFails { .. }
+            | Event::PingFrom { .. }
+            | Event::PongFrom { .. }
+            | Event::FindFailsAt { .. }
+    )
+}
+
+/// The eviction group of an endpoint, as the model orders it: the network in 128 bits
+/// (IPv4, and IPv4-mapped IPv6, as `::ffff:a.b.c.0`, cut to /24; IPv6 cut to /48) and the
+/// prefix length in that form. `None` (no endpoint) orders below every subnet.
+fn model_group(entry: &ModelEntry) -> Option<(u128, u8)> {
+    let ip = entry.node.as_ref()?.ip;
+    let (word, bits) = match ip {
+        IpAddr::V4(v4) => (u128::from(v4.to_ipv6_mapped()), 120),
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => (u128::from(v6), 120),
+        IpAddr::V6(v6) => (u128::from(v6), 48),
+    };
+    Some((word & !(u128::MAX >> bits), bits))
+}
+
+/// An entry's newest pong, to no IP or from any IP.
+fn model_newest_pong(entry: &ModelEntry) -> Option<i64> {
+    entry
+        .ips
+        .values()
+        .map(|s| s.pong)
+        .fold(entry.pong, Option::max)
+}
+
+/// The id the rule evicts from `state` (DESIGN.md, "A bounded store"), and its subnet: of the
+/// ids no pong proved, the one whose newest event is oldest (ties: the lowest subnet, the ids
+/// without endpoint lowest, then the lowest id); when every id is proven, of the subnet
+/// holding the most ids (ties: the lowest), the node with the oldest newest pong (ties: the
+/// lowest id). The model orders writes, not their times: `written_at` gives the database's
+/// write time of each id's newest event, checked to grow with the model's order, so that two
+/// writes in the same clock tick tie as the rule says.
+fn model_victim(
+    state: &ModelState,
+    written_at: impl Fn(&NodeId) -> SystemTime,
+) -> Option<(NodeId, Option<Subnet>)> {
+    let subnet = |e: &ModelEntry| e.node.as_ref().map(|n| Subnet::of(n.ip, 24, 48));
+    let mut unproven: Vec<(&NodeId, &ModelEntry)> = state
+        .entries
+        .iter()
+        .filter(|(_, e)| model_newest_pong(e).is_none())
+        .collect();
+    if !unproven.is_empty() {
+        unproven.sort_by_key(|(_, e)| e.touched);
+        let times: Vec<SystemTime> = unproven.iter().map(|(id, _)| written_at(id)).collect();
+        assert!(
+            times.windows(2).all(|w| w[0] <= w[1]),
+            "write times do not follow the order of the writes: {times:?}"
+        );
+        let (id, e) = unproven
+            .iter()
+            .zip(&times)
+            .min_by_key(|((id, e), t)| (**t, model_group(e), **id))
+            .map(|(x, _)| *x)?;
+        return Some((*id, subnet(e)));
+    }
+    type Group<'a> = Vec<(&'a NodeId, &'a ModelEntry)>;
+    let mut groups: BTreeMap<Option<(u128, u8)>, Group<'_>> = BTreeMap::new();
+    for (id, e) in &state.entries {
+        groups.entry(model_group(e)).or_default().push((id, e));
+    }
+    let most = groups.values().map(Vec::len).max()?;
+    let members = groups.values().find(|m| m.len() == most)?;
+    let (id, e) = members
+        .iter()
+        .min_by_key(|(id, e)| (model_newest_pong(e), **id))?;
+    Some((**id, subnet(e)))
+}
+
+/// A time between the pool's past times and its future ones: what the model takes for a
+/// write time ("now"), which only ever compares with those.
+const NOW: i64 = 3_000_000_000 * 1_000_000_000;
+
+/// The IP slot of `entry` the rule evicts before a slot for `ip` is made, if any: when `ip`
+/// has none and the entry holds the most, the stalest (the oldest pong, else ping, else the
+/// entry's newest event; ties: the lowest IP in its 16-byte IPv4-mapped form).
+fn model_stalest_slot(entry: &ModelEntry, ip: IpAddr) -> Option<IpAddr> {
+    if entry.ips.contains_key(&ip.to_canonical()) || entry.ips.len() < MAX_IPS_PER_ID {
+        return None;
+    }
+    let octets = |ip: &IpAddr| match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    };
+    entry
+        .ips
+        .iter()
+        .min_by_key(|(ip, s)| (s.pong.or(s.ping).unwrap_or(NOW), octets(ip)))
+        .map(|(ip, _)| *ip)
 }
 
 /// What expiration writes (24 h expiration; times are either decades past or far future),
@@ -1240,6 +1438,8 @@ struct Harness {
     /// The state `events` amount to.
     model: ModelState,
     poisoned: bool,
+    /// [`Options::max_nodes`].
+    max_nodes: usize,
 }
 
 impl Harness {
@@ -1254,6 +1454,7 @@ impl Harness {
                 }
                 Ok(())
             }),
+            max_nodes: self.max_nodes,
             ..fuzz_options()
         }
     }
@@ -1312,11 +1513,88 @@ impl Harness {
         self.model = model_state(&self.events);
     }
 
-    /// A write's outcome: applied to the model when acknowledged; an error only with cause.
-    fn written(&mut self, result: Result<(), Error>, event: Event) {
-        match result {
-            Ok(()) => self.push(event),
-            Err(e) => self.failed(&e, event.kind().name()),
+    /// The evictions the model says a write of `event` makes first: of the id the rule
+    /// picks when `event` is about an id the full store does not hold, of the stalest IP slot
+    /// when it is about a new IP of an id holding the most.
+    ///
+    /// An entry without any value is dropped by a compaction and so is gone after a reopen
+    /// (see [`ModelEntry::is_blank`]), at a moment the model cannot know (compactions also
+    /// run in the background): the database says whether it still holds each such id.
+    fn evictions_for(&mut self, db: &NodeDb, event: &Event) -> Vec<Event> {
+        let Some(id) = event.id().filter(|_| holds_id(event)) else {
+            return Vec::new();
+        };
+        let blanks: Vec<NodeId> = self
+            .model
+            .entries
+            .iter()
+            .filter(|(id, e)| e.is_blank() && db.peer(id).is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        for blank in blanks {
+            self.model.entries.remove(&blank);
+        }
+        let ip = match event {
+            Event::PingFrom { ip, .. }
+            | Event::PongFrom { ip, .. }
+            | Event::FindFailsAt { ip, .. } => Some(*ip),
+            _ => None,
+        };
+        match self.model.entries.get(id) {
+            Some(entry) => ip
+                .and_then(|ip| model_stalest_slot(entry, ip))
+                .map(|ip| Event::IpEvicted { id: *id, ip })
+                .into_iter()
+                .collect(),
+            None => {
+                let mut state = self.model.clone();
+                let mut evictions = Vec::new();
+                let written_at = |id: &NodeId| {
+                    db.peer(id)
+                        .unwrap_or_else(|| panic!("{id} is in the model, not in the database"))
+                        .last_written
+                };
+                while state.entries.len() >= self.max_nodes {
+                    let Some((id, subnet)) = model_victim(&state, written_at) else {
+                        break;
+                    };
+                    let evicted = Event::Evicted { id, subnet };
+                    model_apply(&mut state, &evicted);
+                    evictions.push(evicted);
+                }
+                evictions
+            }
+        }
+    }
+
+    /// Makes a write of `event` with `call`, the evictions the model expects first: when
+    /// acknowledged, both are applied to the model; an error only with cause, and then the
+    /// log says whether the evictions were written before the failure.
+    fn write_with(&mut self, db: &NodeDb, event: Event, call: impl FnOnce() -> Result<(), Error>) {
+        let evictions = self.evictions_for(db, &event);
+        if !evictions.is_empty() && std::env::var_os("PEERLOG_FUZZ_DEBUG").is_some() {
+            eprintln!("evicting {evictions:?} for a {}", event.kind().name());
+        }
+        match call() {
+            Ok(()) => {
+                for evicted in evictions {
+                    self.push(evicted);
+                }
+                self.push(event);
+            }
+            Err(e) => {
+                self.failed(&e, event.kind().name());
+                for evicted in evictions {
+                    let seq = self.events.len() as u64 + 1;
+                    match self.logged(seq, seq).remove(&seq) {
+                        Some(logged) => {
+                            assert_eq!(logged, evicted, "a failed write evicted another");
+                            self.push(logged);
+                        }
+                        None => break,
+                    }
+                }
+            }
         }
     }
 
@@ -1336,10 +1614,10 @@ impl Harness {
             .entries
             .get(&node.id)
             .is_none_or(|e| e.record_seq() == 0);
-        let result = db.update_node(&node);
         if wanted {
-            self.written(result, Event::NodeUpdated(node));
-        } else if let Err(e) = result {
+            let event = Event::NodeUpdated(node.clone());
+            self.write_with(db, event, || db.update_node(&node));
+        } else if let Err(e) = db.update_node(&node) {
             self.failed(&e, "an ignored update_node");
         }
     }
@@ -1360,6 +1638,20 @@ impl Harness {
             return;
         }
         let wanted = stored.is_none_or(|e| e.record_seq() <= seq);
+        let event = Event::Record(pool.record.clone());
+        if wanted {
+            let mut written = None;
+            self.write_with(db, event, || {
+                written = Some(db.update_record(&pool.enr)?);
+                Ok(())
+            });
+            assert_ne!(
+                written,
+                Some(false),
+                "update_record of seq {seq} was ignored"
+            );
+            return;
+        }
         match db.update_record(&pool.enr) {
             Ok(written) => {
                 assert_eq!(
@@ -1388,7 +1680,7 @@ impl Harness {
             ip: ip.to_canonical(),
             at,
         };
-        self.written(db.update_last_ping_from(&id, ip, at), event);
+        self.write_with(db, event, || db.update_last_ping_from(&id, ip, at));
     }
 
     fn pong_from(&mut self, db: &NodeDb, who: u8, ip: u8, at: SystemTime) {
@@ -1398,7 +1690,7 @@ impl Harness {
             ip: ip.to_canonical(),
             at,
         };
-        self.written(db.update_last_pong_from(&id, ip, at), event);
+        self.write_with(db, event, || db.update_last_pong_from(&id, ip, at));
     }
 
     fn fails_at(&mut self, db: &NodeDb, who: u8, ip: u8, fails: u32) {
@@ -1408,11 +1700,11 @@ impl Harness {
             ip: ip.to_canonical(),
             fails,
         };
-        self.written(db.update_find_fails_at(&id, ip, fails), event);
+        self.write_with(db, event, || db.update_find_fails_at(&id, ip, fails));
     }
 
     fn local_seq(&mut self, db: &NodeDb, seq: u64) {
-        self.written(db.store_local_seq(seq), Event::LocalSeq { seq });
+        self.write_with(db, Event::LocalSeq { seq }, || db.store_local_seq(seq));
     }
 
     fn check(&self, db: &NodeDb, when: &str) {
@@ -1426,8 +1718,32 @@ impl Harness {
         );
         let model = &self.model;
         let probes = canonical_ips();
-        for who in 0..IDS as u8 {
-            let id = pool_id(who);
+        // The bound, and the ids held: the model's (of those without any value, the database
+        // may have dropped some at a reopen after a compaction).
+        let held = db.peers();
+        assert!(
+            held.len() <= self.max_nodes,
+            "{when}: {} ids held, max_nodes {}",
+            held.len(),
+            self.max_nodes
+        );
+        for peer in &held {
+            assert!(
+                model.entries.contains_key(&peer.id),
+                "{when}: {} is held",
+                peer.id
+            );
+        }
+        for (id, e) in &model.entries {
+            assert!(
+                e.is_blank() || held.iter().any(|p| p.id == *id),
+                "{when}: {id} is not held"
+            );
+        }
+        let ids = (0..IDS as u8)
+            .map(pool_id)
+            .chain((0..FLOOD_IDS).map(flood_id));
+        for id in ids {
             let expected = model
                 .entries
                 .get(&id)
@@ -1452,7 +1768,7 @@ impl Harness {
         let day = Duration::from_secs(24 * 3600);
         let min_pong = nanos(SystemTime::now() - day);
         let mut seeds: Vec<String> = db
-            .query_seeds(IDS, day)
+            .query_seeds(IDS + usize::from(FLOOD_IDS), day)
             .iter()
             .map(Node::to_string)
             .collect();
@@ -1599,9 +1915,9 @@ impl Harness {
 pub fn check_ops_model(data: &[u8]) {
     // Every segment, however small, replayed with the checksum helper too.
     set_check_ahead_from(0);
-    let ops = decode_ops(data);
+    let (max_nodes, steps) = decode_steps(data);
     if std::env::var_os("PEERLOG_FUZZ_DEBUG").is_some() {
-        eprintln!("{ops:#?}");
+        eprintln!("max_nodes {max_nodes}: {steps:#?}");
     }
     let scratch = Scratch::new();
     let mut h = Harness {
@@ -1613,10 +1929,85 @@ pub fn check_ops_model(data: &[u8]) {
         events: Vec::new(),
         model: ModelState::default(),
         poisoned: false,
+        max_nodes,
     };
     let mut db = h.open();
-    for (n, op) in ops.into_iter().enumerate() {
+    for (n, step) in steps.into_iter().enumerate() {
         h.take_fired();
+        let op = match step {
+            Step::Op(op) => op,
+            Step::Flood { seed, count } => {
+                for k in 0..count % 32 {
+                    let id = flood_id(seed.wrapping_add(k.wrapping_mul(7)));
+                    let at = Time {
+                        past: (seed ^ k) % 3 == 0,
+                        secs: u32::from(k) * 1000 + u32::from(seed),
+                        nanos: 0,
+                    }
+                    .at();
+                    // Three /24s, one /48, and the IPv4-mapped form of the first /24.
+                    let ip = match (seed ^ k) % 5 {
+                        0 => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 5, 0, 0, 0, 0, k.into())),
+                        1 => IpAddr::V6(Ipv4Addr::new(10, 5, 0, k).to_ipv6_mapped()),
+                        r => IpAddr::V4(Ipv4Addr::new(10, 5, r, k)),
+                    };
+                    match seed.wrapping_add(k) % 3 {
+                        0 => h.write_with(&db, Event::Pong { id, at }, || {
+                            db.update_last_pong(&id, at)
+                        }),
+                        _ => h.update_node(&db, Node::new(id, ip, 30303, 30303)),
+                    }
+                }
+                h.check(&db, &format!("step {n}: after a flood"));
+                continue;
+            }
+            Step::IpFlood { who, seed, count } => {
+                for k in 0..count % 32 {
+                    let ip = flood_ip(seed.wrapping_add(k.wrapping_mul(5)));
+                    let at = Time {
+                        past: (seed ^ k) % 4 == 0,
+                        secs: u32::from(seed ^ k) % 8,
+                        nanos: 0,
+                    }
+                    .at();
+                    let (id, ip_event) = (pool_id(who), ip.to_canonical());
+                    match seed.wrapping_add(k) % 3 {
+                        0 => h.write_with(
+                            &db,
+                            Event::PingFrom {
+                                id,
+                                ip: ip_event,
+                                at,
+                            },
+                            || db.update_last_ping_from(&id, ip, at),
+                        ),
+                        1 => h.write_with(
+                            &db,
+                            Event::PongFrom {
+                                id,
+                                ip: ip_event,
+                                at,
+                            },
+                            || db.update_last_pong_from(&id, ip, at),
+                        ),
+                        _ => {
+                            let fails = u32::from(k % 2);
+                            h.write_with(
+                                &db,
+                                Event::FindFailsAt {
+                                    id,
+                                    ip: ip_event,
+                                    fails,
+                                },
+                                || db.update_find_fails_at(&id, ip, fails),
+                            )
+                        }
+                    }
+                }
+                h.check(&db, &format!("step {n}: after an IP flood"));
+                continue;
+            }
+        };
         match op {
             Op::Update {
                 who,
@@ -1634,18 +2025,17 @@ pub fn check_ops_model(data: &[u8]) {
             }
             Op::Ping { who, time } => {
                 let (id, at) = (pool_id(who), time.at());
-                h.written(db.update_last_ping(&id, at), Event::Ping { id, at });
+                h.write_with(&db, Event::Ping { id, at }, || db.update_last_ping(&id, at));
             }
             Op::Pong { who, time } => {
                 let (id, at) = (pool_id(who), time.at());
-                h.written(db.update_last_pong(&id, at), Event::Pong { id, at });
+                h.write_with(&db, Event::Pong { id, at }, || db.update_last_pong(&id, at));
             }
             Op::Fails { who, fails } => {
                 let id = pool_id(who);
-                h.written(
-                    db.update_find_fails(&id, fails),
-                    Event::FindFails { id, fails },
-                );
+                h.write_with(&db, Event::FindFails { id, fails }, || {
+                    db.update_find_fails(&id, fails)
+                });
             }
             Op::Burst { seed, count } => {
                 for k in 0..count % 48 {
@@ -1662,14 +2052,17 @@ pub fn check_ops_model(data: &[u8]) {
                             let ip = IpAddr::V4(Ipv4Addr::new(10, seed, k, who));
                             h.update_node(&db, Node::new(id, ip, u16::from(k) * 7, 30303));
                         }
-                        1 => h.written(db.update_last_ping(&id, at), Event::Ping { id, at }),
-                        2 => h.written(db.update_last_pong(&id, at), Event::Pong { id, at }),
+                        1 => h.write_with(&db, Event::Ping { id, at }, || {
+                            db.update_last_ping(&id, at)
+                        }),
+                        2 => h.write_with(&db, Event::Pong { id, at }, || {
+                            db.update_last_pong(&id, at)
+                        }),
                         _ => {
                             let fails = u32::from(k);
-                            h.written(
-                                db.update_find_fails(&id, fails),
-                                Event::FindFails { id, fails },
-                            );
+                            h.write_with(&db, Event::FindFails { id, fails }, || {
+                                db.update_find_fails(&id, fails)
+                            });
                         }
                     }
                 }
@@ -1692,7 +2085,10 @@ pub fn check_ops_model(data: &[u8]) {
                             h.push(event);
                         }
                     }
-                    Some(_) => h.written(result, Event::NodeDeleted { id }),
+                    Some(_) => match result {
+                        Ok(()) => h.push(Event::NodeDeleted { id }),
+                        Err(e) => h.failed(&e, "delete"),
+                    },
                 }
             }
             Op::Expire | Op::Compact => {

@@ -249,3 +249,207 @@ impl Index {
         stalest.map(|(_, ip)| ip_from_key(ip))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Tie-breaks the API cannot reach (equal write times), and the candidate lists checked
+    //! against a scan of the whole index after every event of a random workload.
+
+    use std::collections::BTreeMap;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+    use crate::event::{Event, StoredEvent};
+    use crate::node::Node;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn id(n: u64) -> NodeId {
+        let mut bytes = [0u8; 64];
+        bytes[..8].copy_from_slice(&n.to_be_bytes());
+        NodeId(bytes)
+    }
+
+    fn write(index: &mut Index, event: Event, written_at: i64) {
+        index.apply(&StoredEvent::from_event(&event).unwrap(), written_at);
+    }
+
+    fn node(n: u64, ip: IpAddr) -> Event {
+        Event::NodeUpdated(Node::new(id(n), ip, 1, 1))
+    }
+
+    fn ping(n: u64) -> Event {
+        Event::Ping {
+            id: id(n),
+            at: UNIX_EPOCH + Duration::from_secs(n),
+        }
+    }
+
+    fn evict(index: &mut Index) -> NodeId {
+        let (victim, subnet) = index.victim().expect("a victim");
+        write(index, Event::Evicted { id: victim, subnet }, 0);
+        victim
+    }
+
+    #[test]
+    fn unproven_ties_go_to_the_lowest_subnet_then_the_lowest_id() {
+        let mut index = Index::default();
+        let v4 = |c: u8, d: u8| IpAddr::V4(Ipv4Addr::new(10, 0, c, d));
+        // All written at the same time but id 9, written later.
+        write(&mut index, node(3, v4(1, 1)), 5);
+        write(&mut index, node(1, v4(2, 1)), 5);
+        write(&mut index, ping(2), 5);
+        write(&mut index, node(4, v4(1, 2)), 5);
+        write(&mut index, ping(9), 6);
+        write(&mut index, node(0, v4(1, 3)), 5);
+        // Id 2, without endpoint, is in the lowest group; then 10.0.1.0/24 by id; then
+        // 10.0.2.0/24; then the newest.
+        let order: Vec<NodeId> = (0..6).map(|_| evict(&mut index)).collect();
+        assert_eq!(order, [id(2), id(0), id(3), id(4), id(1), id(9)]);
+        assert_eq!(index.victim(), None);
+    }
+
+    #[test]
+    fn an_ipv4_mapped_endpoint_is_in_the_ipv4_subnet() {
+        let mut index = Index::default();
+        let mapped = IpAddr::V6(Ipv4Addr::new(10, 0, 1, 9).to_ipv6_mapped());
+        write(&mut index, node(1, mapped), 5);
+        write(
+            &mut index,
+            node(2, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))),
+            5,
+        );
+        let (victim, subnet) = index.victim().unwrap();
+        assert_eq!(victim, id(2));
+        assert_eq!(subnet.unwrap().to_string(), "10.0.0.0/24");
+        write(&mut index, Event::Evicted { id: victim, subnet }, 0);
+        assert_eq!(
+            index.victim().unwrap().1.unwrap().to_string(),
+            "10.0.1.0/24"
+        );
+    }
+
+    /// A small deterministic generator (splitmix64).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut x = self.0;
+            x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            x ^ (x >> 31)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// The victim by the rule, from a scan of the public states: the model the candidate
+    /// lists must agree with.
+    fn scanned_victim(index: &Index) -> Option<(NodeId, Option<Subnet>)> {
+        let key = |p: &crate::PeerState| {
+            p.node
+                .as_ref()
+                .map(|n| Subnet::of(n.ip, DEFAULT_V4_BITS, DEFAULT_V6_BITS))
+        };
+        let pong = |p: &crate::PeerState| {
+            p.ips
+                .iter()
+                .map(|s| s.last_pong)
+                .fold(p.last_pong, Option::max)
+        };
+        let states: Vec<crate::PeerState> = index.states().collect();
+        let unproven = states
+            .iter()
+            .filter(|p| pong(p).is_none())
+            .min_by_key(|p| (p.last_written, key(p), p.id));
+        if let Some(p) = unproven {
+            return Some((p.id, key(p)));
+        }
+        let mut groups: BTreeMap<Option<Subnet>, Vec<&crate::PeerState>> = BTreeMap::new();
+        for p in &states {
+            groups.entry(key(p)).or_default().push(p);
+        }
+        let most = groups.values().map(Vec::len).max()?;
+        let (group, members) = groups.iter().find(|(_, m)| m.len() == most)?;
+        let p = members.iter().min_by_key(|p| (pong(p), p.id))?;
+        Some((p.id, *group))
+    }
+
+    /// Random writes over a few hundred ids in a few subnets, evictions as the database
+    /// makes them, and the victim compared with a full scan after every event: the candidate
+    /// lists (kept across events, rescanned when they run out) never go wrong.
+    #[test]
+    fn candidates_agree_with_a_scan_after_every_event() {
+        for seed in 0..6 {
+            let mut rng = Rng(seed);
+            let mut index = Index::default();
+            let ids = 40 + rng.below(300);
+            let mut time = 0i64;
+            for step in 0..3_000 {
+                let n = rng.below(ids);
+                let at = UNIX_EPOCH + Duration::from_secs(rng.below(50));
+                // Write times mostly grow, with ties now and then.
+                time += i64::from(rng.below(4) != 0);
+                let ip = match rng.below(4) {
+                    0 => IpAddr::V6(Ipv6Addr::new(
+                        0x2001,
+                        0xdb8,
+                        rng.below(3) as u16,
+                        0,
+                        0,
+                        0,
+                        0,
+                        1,
+                    )),
+                    _ => IpAddr::V4(Ipv4Addr::new(
+                        10,
+                        0,
+                        rng.below(4) as u8,
+                        rng.below(250) as u8,
+                    )),
+                };
+                let event = match rng.below(10) {
+                    0..=2 => node(n, ip),
+                    3 => Event::Ping { id: id(n), at },
+                    4 => Event::Pong { id: id(n), at },
+                    5 => Event::PongFrom { id: id(n), ip, at },
+                    6 => Event::PingFrom { id: id(n), ip, at },
+                    7 => Event::NodeDeleted { id: id(n) },
+                    8 => match index.states().nth(rng.below(8) as usize) {
+                        Some(p) if !p.ips.is_empty() => Event::IpEvicted {
+                            id: p.id,
+                            ip: p.ips[0].ip,
+                        },
+                        _ => Event::FindFails {
+                            id: id(n),
+                            fails: 1,
+                        },
+                    },
+                    _ => {
+                        if index.ids() > 0 {
+                            let expected = scanned_victim(&index);
+                            assert_eq!(index.victim(), expected, "seed {seed} step {step}");
+                            evict(&mut index);
+                        }
+                        continue;
+                    }
+                };
+                write(&mut index, event, time);
+                if step % 7 == 0 {
+                    assert_eq!(
+                        index.victim(),
+                        scanned_victim(&index),
+                        "seed {seed} step {step}"
+                    );
+                }
+            }
+            // Evict everything: the order is the scan's to the last id.
+            while index.ids() > 0 {
+                assert_eq!(index.victim(), scanned_victim(&index), "seed {seed} drain");
+                evict(&mut index);
+            }
+        }
+    }
+}
