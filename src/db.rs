@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use crossbeam_channel::{select, Sender};
 
 use crate::compact::{self, CompactStats, CompactionInput};
-use crate::event::{self, now_nanos, Event, StoredEvent};
+use crate::event::{self, min_time, now_nanos, Event, StoredEvent};
 use crate::group_commit::GroupCommit;
 use crate::index::{Entry, Expired, Index};
 use crate::inspect::{Finding, InspectError};
@@ -22,7 +22,7 @@ use crate::journal::ReplaySummary;
 use crate::lock::DirLock;
 use crate::record::{self, NodeRecord};
 use crate::recovery;
-use crate::seeds::SeedQuery;
+use crate::seeds::{SeedQuery, SeedSource};
 use crate::{Durability, Error, Loss, Node, NodeId, Options, PeerState};
 
 /// The peer database. See the crate documentation for an example.
@@ -773,12 +773,6 @@ impl NodeDb {
         seq > self.record_seq(id)
     }
 
-    /// Runs `read` on the index under the state lock, with the local node's id.
-    pub(crate) fn with_index_mut<T>(&self, read: impl FnOnce(&mut Index, &NodeId) -> T) -> T {
-        let mut state = self.inner.state();
-        read(&mut state.index, &self.inner.self_id)
-    }
-
     /// Up to `n` distinct nodes to bootstrap from: nodes with a record, other than this
     /// node, whose last pong is at most `max_age` old. Returns min(n, eligible) nodes; every
     /// eligible node is equally likely to be picked.
@@ -923,6 +917,13 @@ impl NodeDb {
     }
 }
 
+impl SeedSource for NodeDb {
+    fn with_index(&self, read: &mut dyn FnMut(&mut Index, &NodeId)) {
+        let mut state = self.inner.state();
+        read(&mut state.index, &self.inner.self_id);
+    }
+}
+
 impl Drop for NodeDb {
     fn drop(&mut self) {
         if let Err(e) = self.shutdown() {
@@ -945,12 +946,6 @@ fn holds_id(event: &Event) -> Option<Option<IpAddr>> {
         }
         _ => None,
     }
-}
-
-/// The oldest time a pong may have to be at most `max_age` old now, in stored form.
-pub(crate) fn min_time(max_age: Duration) -> i64 {
-    let max_age = i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX);
-    now_nanos().saturating_sub(max_age)
 }
 
 /// The current wall-clock time in milliseconds since the Unix epoch.

@@ -720,3 +720,9 @@ pub(crate) fn from_unix_nanos(nanos: i64) -> SystemTime {
 pub(crate) fn now_nanos() -> i64 {
     unix_nanos(SystemTime::now()).unwrap_or(i64::MAX)
 }
+
+/// The oldest time a pong may have to be at most `max_age` old now, in stored form.
+pub(crate) fn min_time(max_age: Duration) -> i64 {
+    let max_age = i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX);
+    now_nanos().saturating_sub(max_age)
+}

@@ -3,10 +3,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::event::min_time;
 use crate::index::{Entry, Index, SpreadRules};
+use crate::node::{Node, NodeId};
 use crate::record::{self, NodeRecord};
 use crate::subnet::{DEFAULT_V4_BITS, DEFAULT_V6_BITS};
-use crate::{Node, NodeDb};
+
+/// Where a seed query reads from: the database's index, under its lock, with the local
+/// node's id (implemented by `NodeDb`, which this module does not import).
+pub(crate) trait SeedSource: Sync {
+    fn with_index(&self, read: &mut dyn FnMut(&mut Index, &NodeId));
+}
 
 /// Default freshness of a seed: a pong at most 5 days old (go-ethereum's `seedMaxAge`).
 pub const DEFAULT_SEED_MAX_AGE: Duration = Duration::from_secs(5 * 24 * 3600);
@@ -16,7 +23,7 @@ pub const DEFAULT_PER_SUBNET: usize = 2;
 type Keep<'db> = Arc<dyn Fn(&NodeRecord) -> bool + Send + Sync + 'db>;
 
 /// A seed query: which of the stored nodes a restart should start from. Made by
-/// [`NodeDb::seeds`] with the defaults below, narrowed by its methods, run by
+/// [`NodeDb::seeds`](crate::NodeDb::seeds) with the defaults below, narrowed by its methods, run by
 /// [`SeedQuery::nodes`] or [`SeedQuery::records`].
 ///
 /// A node is eligible when it has a record with an endpoint, is not the local node, and its
@@ -51,7 +58,7 @@ type Keep<'db> = Arc<dyn Fn(&NodeRecord) -> bool + Send + Sync + 'db>;
 /// ```
 #[derive(Clone)]
 pub struct SeedQuery<'db> {
-    db: &'db NodeDb,
+    db: &'db dyn SeedSource,
     max_age: Duration,
     per_subnet: usize,
     v4_bits: u8,
@@ -73,7 +80,7 @@ impl std::fmt::Debug for SeedQuery<'_> {
 }
 
 impl<'db> SeedQuery<'db> {
-    pub(crate) fn new(db: &'db NodeDb) -> SeedQuery<'db> {
+    pub(crate) fn new(db: &'db dyn SeedSource) -> SeedQuery<'db> {
         SeedQuery {
             db,
             max_age: DEFAULT_SEED_MAX_AGE,
@@ -145,8 +152,9 @@ impl<'db> SeedQuery<'db> {
         take: impl Fn(&Index, &Entry) -> Option<T>,
     ) -> Vec<T> {
         let signed_only = signed_only || self.key.is_some() || self.filter.is_some();
-        let min_pong = crate::db::min_time(self.max_age);
-        self.db.with_index_mut(|index, self_id| {
+        let min_pong = min_time(self.max_age);
+        let mut picked = Vec::new();
+        self.db.with_index(&mut |index, self_id| {
             let eligible = |index: &Index, entry: &Entry| {
                 index.is_seed(entry, min_pong, self_id)
                     && (!signed_only || self.record_passes(index, entry))
@@ -157,12 +165,13 @@ impl<'db> SeedQuery<'db> {
                 v6_bits: self.v6_bits,
                 eligible: &eligible,
             };
-            index
+            picked = index
                 .sample_spread(n, &rules)
                 .into_iter()
                 .filter_map(|i| take(index, &index.entries()[i]))
-                .collect()
-        })
+                .collect();
+        });
+        picked
     }
 
     /// Whether the entry has a signed record that the key and filter accept.
