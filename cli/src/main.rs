@@ -183,7 +183,7 @@ enum Command {
         #[arg(long, value_parser = since_arg, allow_hyphen_values = true)]
         since: Option<SystemTime>,
         /// Only events of these kinds (node, ping, pong, fails, delete, expire, record,
-        /// ping_from, pong_from, fails_at, ip_expire, local_seq, loss)
+        /// ping_from, pong_from, fails_at, ip_expire, local_seq, loss, evict, ip_evict)
         #[arg(long, value_parser = event_kind_arg, value_delimiter = ',')]
         kind: Vec<EventKind>,
         /// Also the events of archive/ (kept by compact --keep-history): the full history

@@ -145,9 +145,12 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
 
     // peerlog as the peer cache: seeds now (peers that answered within a day), then events,
     // a table snapshot every second, and the local seq.
+    // Every node of this example runs on 127.0.0.1, one /24: no spread over subnets here (a
+    // node on the Internet keeps the default of 2 seeds a subnet).
     let cache_config = peerlog_discv5::Config::default()
         .snapshot_interval(Duration::from_secs(1))
-        .seed_max_age(Duration::from_secs(86_400));
+        .seed_max_age(Duration::from_secs(86_400))
+        .seeds_per_subnet(usize::MAX);
     let cache = peerlog_discv5::attach(discv5.clone(), db.clone(), cache_config).await?;
     println!("seeds {} records {}", cache.seeded_at_start(), db.len());
 

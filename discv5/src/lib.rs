@@ -39,6 +39,10 @@ pub struct Config {
     /// Only records holding this ENR key are seeds (`b"eth2"`, `b"opstack"`): a node of one
     /// network does not start from the peers of another. Default: none.
     pub seed_key: Option<Vec<u8>>,
+    /// Most seeds from one subnet (/24, /48) at each seeding, so that ids flooding the cache
+    /// from a few subnets do not fill the table at restart. Default 2; `usize::MAX` for no
+    /// limit (a test network on one host).
+    pub seeds_per_subnet: usize,
 }
 
 impl Default for Config {
@@ -50,6 +54,7 @@ impl Default for Config {
             seed_max_age: Duration::from_secs(5 * 86_400),
             reseed_below: 16,
             seed_key: None,
+            seeds_per_subnet: peerlog::DEFAULT_PER_SUBNET,
         }
     }
 }
@@ -70,6 +75,12 @@ impl Config {
     /// `seed_key` set to `key`.
     pub fn seed_key(mut self, key: impl AsRef<[u8]>) -> Config {
         self.seed_key = Some(key.as_ref().to_vec());
+        self
+    }
+
+    /// `seeds_per_subnet` set to `limit`.
+    pub fn seeds_per_subnet(mut self, limit: usize) -> Config {
+        self.seeds_per_subnet = limit;
         self
     }
 
@@ -254,9 +265,13 @@ impl Shared {
 
 /// The seed records of `db`: the seed query's subnet spread (at most 2 a /24 or /48, so no
 /// subnet that floods the cache wins the seeds) and, with a key, its network filter.
-fn seed_records(db: &NodeDb, n: usize, max_age: Duration, key: Option<&[u8]>) -> Vec<Enr> {
-    let query = db.seeds().max_age(max_age);
-    match key {
+fn seed_records(db: &NodeDb, config: &Config) -> Vec<Enr> {
+    let query = db
+        .seeds()
+        .max_age(config.seed_max_age)
+        .per_subnet(config.seeds_per_subnet);
+    let n = config.seeds;
+    match config.seed_key.as_deref() {
         Some(key) => query.with_key(key).records::<CombinedKey>(n),
         None => query.records::<CombinedKey>(n),
     }
@@ -270,12 +285,7 @@ pub fn seed_table(discv5: &Discv5, db: &NodeDb, config: &Config) -> usize {
     let in_table: HashSet<enr::NodeId> = discv5.table_entries_id().into_iter().collect();
     let local = discv5.local_enr().node_id();
     let mut added = 0;
-    for record in seed_records(
-        db,
-        config.seeds,
-        config.seed_max_age,
-        config.seed_key.as_deref(),
-    ) {
+    for record in seed_records(db, config) {
         let id = record.node_id();
         if id == local || in_table.contains(&id) {
             continue;
