@@ -87,6 +87,27 @@ impl Subnet {
         (self.network.to_be_bytes(), self.bits)
     }
 
+    /// A 16-byte key that orders as the subnets do, for subnets of at most 120 bits (the
+    /// prefix length sits in the low byte, which such a network leaves zero); never zero.
+    pub(crate) fn packed(self) -> [u64; 2] {
+        debug_assert!(
+            self.bits != 0 && self.bits <= 120,
+            "a /{} subnet",
+            self.bits
+        );
+        let word = self.network | u128::from(self.bits);
+        [(word >> 64) as u64, word as u64]
+    }
+
+    /// The inverse of [`Subnet::packed`].
+    pub(crate) fn unpacked(key: [u64; 2]) -> Subnet {
+        let word = (u128::from(key[0]) << 64) | u128::from(key[1]);
+        Subnet {
+            network: word & !0xff,
+            bits: word as u8,
+        }
+    }
+
     /// The network address (its host bits zero); `0.0.0.0` for [`Subnet::ALL`].
     pub fn network(&self) -> IpAddr {
         match self.v4_bits() {

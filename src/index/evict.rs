@@ -159,8 +159,9 @@ impl Index {
         if let Some(key) = self.unproven_victim() {
             return Some((NodeId(key.2), key.1));
         }
-        let group = self.subnets().fullest()?;
-        let key = self.subnets().groups()[group as usize].key;
+        self.subnets();
+        let group = self.subnets.as_mut()?.fullest()?;
+        let key = self.subnets().groups()[group as usize].key();
         let id = self.proven_victim(group, key)?;
         Some((NodeId(id), key))
     }
@@ -200,7 +201,7 @@ impl Index {
     fn proven_victim(&mut self, group: u32, key: GroupKey) -> Option<IdBytes> {
         for _ in 0..2 {
             if self.evictor.proven.as_ref().is_none_or(|(k, _)| *k != key) {
-                let members = &self.subnets.as_ref()?.groups()[group as usize].members;
+                let members = self.subnets.as_ref()?.groups()[group as usize].members();
                 let all: Vec<ProvenKey> = members
                     .iter()
                     .map(|&i| &self.entries[i as usize])
@@ -223,7 +224,7 @@ impl Index {
             self.evictor.proven = None;
         }
         // The group is not empty, so a scan finds a candidate; never reached.
-        let members = &self.subnets.as_ref()?.groups()[group as usize].members;
+        let members = self.subnets.as_ref()?.groups()[group as usize].members();
         members.first().map(|&i| self.entries[i as usize].id.0)
     }
 

@@ -87,11 +87,11 @@ fn sample_groups(
         for _ in 0..4 * n + 64 {
             let g = rng.random_range(0..groups.len()) as u32;
             let group = &groups[g as usize];
-            if group.key.is_none() || group.members.is_empty() || closed.contains(&g) {
+            if group.key().is_none() || group.members().is_empty() || closed.contains(&g) {
                 continue;
             }
             let pool = pools.entry(g).or_default();
-            match draw_member(index, &group.members, pool, rules, &mut rng) {
+            match draw_member(index, group.members(), pool, rules, &mut rng) {
                 Some(member) => {
                     chosen = Some((g, member));
                     break;
@@ -143,7 +143,7 @@ fn sample_scanned(
             continue;
         }
         let g = subnets.group_of(i as usize);
-        if subnets.groups()[g as usize].key.is_none() || picks(g) >= rules.per_subnet {
+        if subnets.groups()[g as usize].key().is_none() || picks(g) >= rules.per_subnet {
             continue;
         }
         let slot = *slot_of.entry(g).or_insert_with(|| {

@@ -16,6 +16,18 @@ use crate::subnet::Subnet;
 /// A group's key: a subnet, or `None` for the ids without an endpoint (lowest in order).
 pub(crate) type GroupKey = Option<Subnet>;
 
+/// A group's key as the map keeps it: [`Subnet::packed`], or zero for `None` (16 bytes,
+/// ordered as the keys are).
+type Packed = [u64; 2];
+
+fn pack(key: GroupKey) -> Packed {
+    key.map_or([0, 0], Subnet::packed)
+}
+
+fn unpack(packed: Packed) -> GroupKey {
+    (packed != [0, 0]).then(|| Subnet::unpacked(packed))
+}
+
 /// Where an entry sits: its group, and its position in the group's members.
 #[derive(Clone, Copy, Debug)]
 struct Place {
@@ -23,24 +35,73 @@ struct Place {
     at: u32,
 }
 
+/// A group's members: most subnets hold one id, kept without an allocation.
+#[derive(Debug)]
+enum Members {
+    One(u32),
+    Many(Vec<u32>),
+}
+
 #[derive(Debug)]
 pub(crate) struct Group {
-    pub key: GroupKey,
-    /// Entry indices, in no order.
-    pub members: Vec<u32>,
+    key: Packed,
+    members: Members,
+}
+
+impl Group {
+    pub fn key(&self) -> GroupKey {
+        unpack(self.key)
+    }
+
+    /// Entry indices, in no order; empty for a group left for reuse.
+    pub fn members(&self) -> &[u32] {
+        match &self.members {
+            Members::One(one) => std::slice::from_ref(one),
+            Members::Many(many) => many,
+        }
+    }
+
+    fn push(&mut self, index: u32) {
+        self.members = match std::mem::replace(&mut self.members, Members::Many(Vec::new())) {
+            Members::Many(many) if many.is_empty() => Members::One(index),
+            Members::Many(mut many) => {
+                many.push(index);
+                Members::Many(many)
+            }
+            Members::One(one) => Members::Many(vec![one, index]),
+        };
+    }
+
+    /// Removes the member at `at`; returns the member that moved into its place, if any.
+    fn swap_remove(&mut self, at: usize) -> Option<u32> {
+        match &mut self.members {
+            Members::One(_) => {
+                self.members = Members::Many(Vec::new());
+                None
+            }
+            Members::Many(many) => {
+                many.swap_remove(at);
+                let moved = many.get(at).copied();
+                if many.len() == 1 {
+                    self.members = Members::One(many[0]);
+                }
+                moved
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Subnets {
     groups: Vec<Group>,
-    by_key: HashMap<GroupKey, u32, DefaultHashBuilder>,
+    by_key: HashMap<Packed, u32, DefaultHashBuilder>,
     /// Groups left empty, for reuse.
     free: Vec<u32>,
     /// Per entry index.
     places: Vec<Place>,
     /// Every non-empty group by size, largest first, then by key: the fullest subnet is the
-    /// first.
-    by_size: BTreeSet<(Reverse<u32>, GroupKey)>,
+    /// first. Made when eviction first asks for the fullest subnet (most stores never fill).
+    by_size: Option<BTreeSet<(Reverse<u32>, Packed)>>,
 }
 
 impl Subnets {
@@ -70,12 +131,20 @@ impl Subnets {
 
     /// The key of the group of the entry at `index`.
     pub fn key_of(&self, index: usize) -> GroupKey {
-        self.groups[self.places[index].group as usize].key
+        self.groups[self.places[index].group as usize].key()
     }
 
     /// The group holding the most ids (ties: the lowest key), if any.
-    pub fn fullest(&self) -> Option<u32> {
-        let (_, key) = self.by_size.first()?;
+    pub fn fullest(&mut self) -> Option<u32> {
+        let groups = &self.groups;
+        let by_size = self.by_size.get_or_insert_with(|| {
+            groups
+                .iter()
+                .filter(|g| !g.members().is_empty())
+                .map(|g| (Reverse(g.members().len() as u32), g.key))
+                .collect()
+        });
+        let (_, key) = by_size.first()?;
         self.by_key.get(key).copied()
     }
 
@@ -101,12 +170,29 @@ impl Subnets {
         if index < last {
             let moved = self.places[last];
             self.places[index] = moved;
-            self.groups[moved.group as usize].members[moved.at as usize] = index as u32;
+            let group = &mut self.groups[moved.group as usize];
+            match &mut group.members {
+                Members::One(one) => *one = index as u32,
+                Members::Many(many) => many[moved.at as usize] = index as u32,
+            }
         }
         self.places.pop();
     }
 
+    /// A group's size changed from `before` to `after` (0: none).
+    fn resized(&mut self, key: Packed, before: usize, after: usize) {
+        if let Some(by_size) = &mut self.by_size {
+            if before > 0 {
+                by_size.remove(&(Reverse(before as u32), key));
+            }
+            if after > 0 {
+                by_size.insert((Reverse(after as u32), key));
+            }
+        }
+    }
+
     fn join(&mut self, index: u32, key: GroupKey) -> Place {
+        let key = pack(key);
         let group = match self.by_key.get(&key) {
             Some(&group) => group,
             None => {
@@ -118,7 +204,7 @@ impl Subnets {
                     None => {
                         self.groups.push(Group {
                             key,
-                            members: Vec::new(),
+                            members: Members::Many(Vec::new()),
                         });
                         (self.groups.len() - 1) as u32
                     }
@@ -127,31 +213,28 @@ impl Subnets {
                 group
             }
         };
-        let members = &mut self.groups[group as usize].members;
-        let size = members.len() as u32;
-        if size > 0 {
-            self.by_size.remove(&(Reverse(size), key));
+        let g = &mut self.groups[group as usize];
+        let size = g.members().len();
+        g.push(index);
+        self.resized(key, size, size + 1);
+        Place {
+            group,
+            at: size as u32,
         }
-        members.push(index);
-        self.by_size.insert((Reverse(size + 1), key));
-        Place { group, at: size }
     }
 
     fn leave(&mut self, index: usize) {
         let Place { group, at } = self.places[index];
         let g = &mut self.groups[group as usize];
-        let size = g.members.len() as u32;
-        self.by_size.remove(&(Reverse(size), g.key));
-        g.members.swap_remove(at as usize);
-        if let Some(&moved) = g.members.get(at as usize) {
+        let (key, size) = (g.key, g.members().len());
+        if let Some(moved) = g.swap_remove(at as usize) {
             self.places[moved as usize].at = at;
         }
-        if g.members.is_empty() {
-            self.by_key.remove(&g.key);
+        if size == 1 {
+            self.by_key.remove(&key);
             self.free.push(group);
-        } else {
-            self.by_size.insert((Reverse(size - 1), g.key));
         }
+        self.resized(key, size, size - 1);
     }
 }
 
@@ -172,13 +255,15 @@ mod tests {
         s.set(2, key("10.0.1.2"));
         // Two groups of two: the lower key is the fullest.
         assert_eq!(s.key_of(s.places.len() - 1), key("10.0.1.1"));
-        assert_eq!(s.groups[s.fullest().unwrap() as usize].key, key("10.0.0.1"));
+        let fullest = s.fullest().unwrap() as usize;
+        assert_eq!(s.groups[fullest].key(), key("10.0.0.1"));
         s.swap_remove(0);
-        assert_eq!(s.groups[s.fullest().unwrap() as usize].key, key("10.0.1.1"));
+        let fullest = s.fullest().unwrap() as usize;
+        assert_eq!(s.groups[fullest].key(), key("10.0.1.1"));
         // Entry 3 moved to 0.
         assert_eq!(s.key_of(0), key("10.0.1.1"));
         let g = &s.groups[s.group_of(0) as usize];
-        assert!(g.members.contains(&0) && g.members.contains(&2));
+        assert!(g.members().contains(&0) && g.members().contains(&2));
         s.swap_remove(0);
         s.swap_remove(0);
         s.swap_remove(0);
