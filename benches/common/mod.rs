@@ -61,6 +61,22 @@ pub fn pong_age(n: u64) -> Duration {
     }
 }
 
+/// The read benchmarks' database (queries, seeds): `nodes` nodes in memory, each with a
+/// record (`node(n)`, so 256 to a /24), a ping within two hours and a pong aged by
+/// [`pong_age`].
+pub fn populated(nodes: u64) -> NodeDb {
+    let db = NodeDb::in_memory(self_id());
+    let now = SystemTime::now();
+    for n in 0..nodes {
+        let node = node(n);
+        db.update_node(&node).unwrap();
+        db.update_last_ping(&node.id, now - Duration::from_secs(n % 7200))
+            .unwrap();
+        db.update_last_pong(&node.id, now - pong_age(n)).unwrap();
+    }
+    db
+}
+
 /// One operation of the nodedb workload.
 #[derive(Clone, Debug)]
 pub enum Op {
