@@ -22,6 +22,16 @@ use std::time::{Duration, SystemTime};
 
 use peerlog::{Node, NodeDb, NodeId};
 
+/// An in-memory store without the default bound of 100 k ids (`Options::max_nodes`), which
+/// would evict all but the last 100 k of the measured nodes.
+fn unbounded() -> NodeDb {
+    let opts = peerlog::Options {
+        max_nodes: usize::MAX,
+        ..peerlog::Options::default()
+    };
+    NodeDb::in_memory_with(node_id(u64::MAX), opts).expect("valid options")
+}
+
 fn node_id(n: u64) -> NodeId {
     let mut id = [0u8; 64];
     for (i, chunk) in id.chunks_mut(8).enumerate() {
@@ -49,7 +59,7 @@ fn resident_bytes() -> u64 {
 fn signed(nodes: u64) -> Result<(f64, f64, f64), peerlog::Error> {
     use peerlog::enr::{CombinedKey, Enr};
     let now = SystemTime::now();
-    let db = NodeDb::in_memory(node_id(u64::MAX));
+    let db = unbounded();
     let mut rlp_bytes = 0;
     let mut ids = Vec::with_capacity(nodes as usize);
     let before = resident_bytes();
@@ -130,7 +140,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let one_per_subnet = args.iter().any(|a| a == "--one-per-subnet");
     let now = SystemTime::now();
     // Everything the measurement allocates besides the index, made before the first reading.
-    let db = NodeDb::in_memory(node_id(u64::MAX));
+    let db = unbounded();
     let before = resident_bytes();
     for n in 0..nodes {
         let ip = if one_per_subnet {
