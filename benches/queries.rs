@@ -4,30 +4,17 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use peerlog::{NodeDb, NodeId};
+use peerlog::NodeId;
 
-use common::{node, node_id, pong_age, self_id};
+use common::{node_id, populated};
 
 const NODES: u64 = 100_000;
 
-fn populated() -> NodeDb {
-    let db = NodeDb::in_memory(self_id());
-    let now = SystemTime::now();
-    for n in 0..NODES {
-        let node = node(n);
-        db.update_node(&node).unwrap();
-        db.update_last_ping(&node.id, now - Duration::from_secs(n % 7200))
-            .unwrap();
-        db.update_last_pong(&node.id, now - pong_age(n)).unwrap();
-    }
-    db
-}
-
 fn queries(c: &mut Criterion) {
-    let db = populated();
+    let db = populated(NODES);
     let hits: Vec<NodeId> = (0..NODES).map(|n| node_id((n * 7919) % NODES)).collect();
     let misses: Vec<NodeId> = (NODES..2 * NODES).map(node_id).collect();
     let mut group = c.benchmark_group("queries_100k");

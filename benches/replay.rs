@@ -12,7 +12,7 @@
 mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use peerlog::NodeDb;
+use peerlog::{Durability, NodeDb};
 
 use std::fs::File;
 use std::path::Path;
@@ -22,7 +22,7 @@ use peerlog::testing::salt_seed;
 use peerlog::testing::{ScanItem, SegmentScanner};
 
 use common::raw::mmap_crc_scan;
-use common::{build_log, open_once, segment_files, self_id, temp_dir, VERSION};
+use common::{build_log, open_once, options, segment_files, self_id, temp_dir, VERSION};
 
 /// Replay without the index: every segment mapped and scanned by peerlog's own
 /// `SegmentScanner` (framing, CRC, payload decoded into a `Record`), records counted. The gap
@@ -67,7 +67,9 @@ fn replay(c: &mut Criterion) {
             b.iter(|| scan_decode(dir.path()))
         });
         if nodes == 1_000_000 {
-            let db = NodeDb::open(dir.path(), VERSION, self_id()).expect("open");
+            let db =
+                NodeDb::open_with(dir.path(), VERSION, self_id(), options(Durability::Process))
+                    .expect("open");
             db.compact().expect("compact");
             db.close().expect("close");
             let records = mmap_crc_scan(dir.path());

@@ -2,16 +2,24 @@
 """Turns one run of benches/report.sh into BENCHMARKS.md (on stdout).
 
 Arguments: the criterion output directory and the report directory (results.jsonl with the
-hand-timed figures, machine.txt). Every figure is a median; every ratio divides two figures
-of this same run.
+hand-timed figures, machine.txt; seeds.jsonl and seeds-machine.txt for the sections of issue
+21). Every figure is a median; every ratio divides two figures of this same run.
+
+With `--only seeds BENCHMARKS.md` after them, it prints that file with only the sections of
+issue 21 (between the `<!-- seeds: begin -->` and `<!-- seeds: end -->` markers) replaced by
+this run's, the rest as it was.
 """
 
 import json
+import math
 import pathlib
 import sys
 
 CRITERION = pathlib.Path(sys.argv[1])
 OUT = pathlib.Path(sys.argv[2])
+ONLY = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--only" else None
+SEEDS_BEGIN = "<!-- seeds: begin (benches/seeds.rs, benches/flood.rs, examples/memory.rs --seeds) -->"
+SEEDS_END = "<!-- seeds: end -->"
 
 
 def load():
@@ -27,7 +35,8 @@ def load():
 
 FIG = load()
 EXTRA = {}
-for line in (OUT / "results.jsonl").read_text().splitlines():
+RESULTS = OUT / "results.jsonl"
+for line in (RESULTS.read_text() if RESULTS.exists() else "").splitlines():
     if line.startswith("{"):
         item = json.loads(line)
         EXTRA[item["id"]] = item
@@ -86,6 +95,207 @@ def table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def seeds_block():
+    """The sections of issue 21 (attack table, flood, seed query speed), between markers."""
+    path = OUT / "seeds.jsonl"
+    items = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.startswith("{"):
+                item = json.loads(line)
+                items[item["id"]] = item
+    missing = []
+
+    def get(key):
+        if key not in items:
+            missing.append(key)
+            return {}
+        return items[key]
+
+    def pct(x):
+        if x != x:
+            return "n/a"
+        return "0 %" if x == 0 else f"{100 * x:.3g} %"
+
+    o = [SEEDS_BEGIN + "\n"]
+    o.append("## Seeds under attack (issue 21)\n")
+    o.append(
+        "From `benches/seeds.rs` (`attack/*`): shares of picks, not timings. A store of 10 k "
+        "honest nodes, each proven by a pong and on its own /24, beside 10 k attacker ids that "
+        "answer every ping (proven too); the share of attacker ids among 30 seeds, over many "
+        "queries, from `query_seeds(30, 5 days)` (uniform over fresh nodes) and from "
+        "`seeds().nodes(30)` with its defaults (each pick uniform over subnets, /24 and /48, at "
+        "most 2 per subnet). The goal: `seeds()` gives the attacker at most its share of the "
+        "subnets (judged within 3 standard errors of the sampling, σ = √(p(1−p)/picks)). The "
+        "last row: 10 k signed records on 10 k /24s, 90 % of them of another network (no "
+        "`opstack` key), `query_seed_records(30, 5 days)` against "
+        "`seeds().with_key(\"opstack\").records(30)`, the share of foreign records.\n"
+    )
+    rows = []
+    for case in ("four_24s", "one_16", "one_48"):
+        item = get(f"attack/{case}")
+        if not item:
+            rows.append((case, "n/a", "", "", "", "", "n/a"))
+            continue
+        picks = item["picks"]
+        subnet_share = item["attacker_subnets"] / item["subnets"]
+        uniform = item["uniform_picks"] / picks
+        spread = item["seeds_picks"] / picks
+        sigma = math.sqrt(subnet_share * (1 - subnet_share) / picks)
+        ok = spread <= subnet_share + 3 * sigma
+        rows.append((
+            item["what"],
+            f"{item['attacker_subnets']} of {item['subnets']} ({pct(subnet_share)})",
+            f"{item['queries']} × 30",
+            pct(uniform),
+            f"{pct(spread)} ({item['seeds_picks']:,} of {picks:,})",
+            f"≤ {pct(subnet_share)}",
+            "**pass**" if ok else "**miss**",
+        ))
+    item = get("attack/cross_network")
+    if item:
+        picks = item["picks"]
+        rows.append((
+            item["what"] + " (`with_key`)",
+            f"foreign records: {item['foreign']} of {item['records']}",
+            f"{item['queries']} × 30",
+            pct(item["uniform_picks"] / picks),
+            f"{pct(item['seeds_picks'] / picks)} ({item['seeds_picks']:,} of {picks:,})",
+            "0 %",
+            "**pass**" if item["seeds_picks"] == 0 else "**miss**",
+        ))
+    o.append(table(["attacker", "attacker subnets", "queries × seeds", "`query_seeds` share",
+                    "`seeds()` share", "goal", "status"], rows))
+
+    o.append("\n## A flood into a full store (issue 21)\n")
+    o.append(
+        "From `benches/flood.rs`: an on-disk store with `max_nodes` 100 k and 50 k honest nodes "
+        "proven by a pong (256 to a /24), then 1 M new ids (`update_node` only; nothing proves "
+        "them, 256 to a /24), at `Durability::Process`. Each row is two processes: the flood "
+        "alone (ids held, honest nodes kept, log bytes, peak resident size `VmHWM` of the whole "
+        "process, flood time), and the rates interleaved: store A takes the flood in chunks of "
+        "10 k ids, and after each chunk A takes full, store B (same options, 50 k honest nodes, "
+        "room for 50 k more; built again untimed when it would reach the bound) takes 10 k new "
+        "ids, so load from other processes falls on both. Each write at the bound also logs the "
+        "eviction it makes; with automatic compaction on (the default: dead bytes over half of "
+        "a log over 16 MiB), compactions of the evicted ids' dead bytes run beside the writes. "
+        "A write at the bound appends two records (the eviction, then the node) where a write "
+        "below it appends one, so an append-bound write path stays near or below 0.5x; the "
+        "rest is finding the victim and taking it out of the index and its subnet group. The "
+        "peak RSS counts, beside the index, the written pages of the mapped segment being "
+        "appended to (up to the 64 MiB segment size).\n"
+    )
+    rows = []
+    for label, name in (("compaction_on", "automatic compaction on (default)"),
+                        ("compaction_off", "automatic compaction off")):
+        alone = get(f"flood/{label}/alone")
+        r = get(f"flood/{label}/rates")
+        if not alone or not r:
+            rows.append((name, "n/a", "", "", "", "", "", "", "", "n/a"))
+            continue
+        ratio = r["at_rate"] / r["below_rate"]
+        flood_rate = alone["at_ids"] / alone["at_secs"] if alone["at_secs"] else float("nan")
+        rows.append((
+            name,
+            f"{alone['ids_held']:,} of {alone['max_nodes']:,}",
+            f"{alone['honest_kept']:,} of {alone['honest']:,}",
+            f"{alone['disk_bytes_before_compaction'] / MIB:.1f} MiB → "
+            f"{alone['disk_bytes'] / MIB:.1f} MiB",
+            f"{alone['peak_rss'] / MIB:.1f} MiB",
+            f"{alone['below_secs'] + alone['at_secs']:.1f} s "
+            f"(at the bound {fmt_rate(flood_rate)})",
+            fmt_rate(r["at_rate"]),
+            fmt_rate(r["below_rate"]),
+            fmt_ratio(ratio),
+            "**pass**" if ratio >= 0.5 else "**miss**",
+        ))
+    o.append(table(["store", "ids held", "honest nodes kept", "log on disk: after the flood → "
+                    "after `compact()`", "peak RSS", "flood alone", "new ids/s at the bound",
+                    "new ids/s below it", "at ÷ below (goal ≥ 0.5x)", "status"], rows))
+
+    o.append("\n## Seed query speed and memory (issue 21)\n")
+    o.append(
+        "From `benches/seeds.rs` (`seeds/*`): on the 100 k-node log of the `queries` bench "
+        "(`common::populated`: 256 nodes to a /24, nine in ten fresh for 5 days), "
+        "`query_seeds(30, 5 days)` and `seeds().nodes(30)` alternated in rounds of 2,000 calls "
+        "each; the first `seeds()` call, which builds the subnet groups, timed alone. Then "
+        "100 k signed-record nodes laid out as in the `records` bench, 2 % of them with an "
+        "`opstack` key, `query_seed_records(30, 5 days)` against "
+        "`seeds().with_key(\"opstack\").records(30)` alternated in rounds of 40 (both decode and "
+        "verify the 30 records they return). Memory from `examples/memory.rs --seeds`: 1 M "
+        "nodes in an in-memory store, resident bytes per node before and after one seed query "
+        "(the subnet groups stay built). With many nodes to a subnet the groups cost about "
+        "12 bytes a node (a place and a member slot); with a subnet per node each node pays "
+        "for a whole group (`Group` with its own member vector, a hash-map entry and a "
+        "B-tree entry, each keyed by a 32-byte `Subnet`).\n"
+    )
+
+    def call_ns(key):
+        item = get(f"seeds/{key}")
+        return item["ns"] / item["ops"] if item else float("nan")
+
+    uniform = call_ns("query_seeds_30")
+    spread = call_ns("seeds_nodes_30")
+    uniform_rec = call_ns("query_seed_records_30")
+    spread_rec = call_ns("seeds_records_30_keyed")
+
+    def status(ok):
+        return "n/a" if ok is None else ("**pass**" if ok else "**miss**")
+
+    def judged(value, limit):
+        return None if value != value else value <= limit
+
+    mem = get("memory/seeds_256_per_24")
+    mem_one = get("memory/seeds_one_per_24")
+    growth = mem.get("growth", float("nan"))
+    rows = [
+        ("first `seeds().nodes(30)` (builds the subnet groups)",
+         fmt_time(call_ns("first_seeds_nodes_30")), "", "report", ""),
+        ("`query_seeds(30, 5 days)`", fmt_time(uniform), "", "", ""),
+        ("`seeds().nodes(30)`", fmt_time(spread),
+         f"{fmt_ratio(spread / uniform)} `query_seeds`", "≤ 5x", status(judged(spread / uniform, 5))),
+        ("first `seeds().with_key(\"opstack\").records(30)` (builds the subnet groups)",
+         fmt_time(call_ns("first_seeds_records_30_keyed")), "", "report", ""),
+        ("`query_seed_records(30, 5 days)`", fmt_time(uniform_rec), "", "", ""),
+        ("`seeds().with_key(\"opstack\").records(30)`, 2 % keyed", fmt_time(spread_rec),
+         f"{fmt_ratio(spread_rec / uniform_rec)} `query_seed_records`", "≤ 2x",
+         status(judged(spread_rec / uniform_rec, 2))),
+        ("index memory per node, 256 nodes to a /24: before → after the first seed query",
+         f"{mem.get('bytes_per_node', 'n/a')} → {mem.get('bytes_per_node_after', 'n/a')} bytes",
+         f"+{growth} bytes", "≤ +16 bytes", status(judged(growth, 16))),
+        ("the same, each node on its own /24 (a group per node, as for the honest nodes of the "
+         "attack table)",
+         f"{mem_one.get('bytes_per_node', 'n/a')} → "
+         f"{mem_one.get('bytes_per_node_after', 'n/a')} bytes",
+         f"+{mem_one.get('growth', 'n/a')} bytes", "≤ +16 bytes (not the benchmark log)",
+         status(judged(mem_one.get("growth", float("nan")), 16))),
+    ]
+    o.append(table(["what", "measured", "ratio or growth", "goal", "status"], rows))
+    machine = OUT / "seeds-machine.txt"
+    if machine.exists():
+        o.append("\nThese three sections' run:\n\n```\n" + machine.read_text() + "```\n")
+    if missing:
+        o.append(f"\nMissing figures (a bench did not run): {', '.join(sorted(set(missing)))}\n")
+    o.append(SEEDS_END + "\n")
+    return "\n".join(o)
+
+
+MIB = 1 << 20
+
+if ONLY == "seeds":
+    existing = pathlib.Path(sys.argv[5]).read_text()
+    block = seeds_block()
+    if SEEDS_BEGIN in existing and SEEDS_END in existing:
+        head, rest = existing.split(SEEDS_BEGIN, 1)
+        tail = rest.split(SEEDS_END, 1)[1].lstrip("\n")
+        sys.stdout.write(head + block + ("\n" + tail if tail else ""))
+    else:
+        sys.stdout.write(existing.rstrip("\n") + "\n\n" + block)
+    sys.exit(0)
+elif ONLY is not None:
+    sys.exit(f"--only {ONLY}: only `seeds` is known")
 
 
 out = []
@@ -398,7 +608,6 @@ def command(name):
     return item["rss_bytes"], item["secs"]
 
 
-MIB = 1 << 20
 open_rss = command("open")[0]
 limits = {
     "dump": ("≤ 1.5x open", lambda v: v <= 1.5 * open_rss),
@@ -421,6 +630,8 @@ for name in ["demo", "open", "stats", "dump", "dump_json", "verify", "history", 
     rows.append((f"`{name.replace('_', ' ')}`", f"{rss / MIB:.1f} MiB", ratio,
                  f"{secs:.2f} s", goal, status))
 w(table(["command", "peak RSS", "÷ open", "time", "goal", "status"], rows))
+
+w("\n" + seeds_block())
 
 if MISSING:
     w(f"\nMissing figures (a bench did not run): {', '.join(sorted(set(MISSING)))}\n")

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs every benchmark with bounded time and writes BENCHMARKS.md (figures, ratios from this
-# one run, the targets of issue 6, and the machine). About 10 minutes on a 2-core machine.
+# one run, the targets of issue 6, and the machine). About 15 minutes on a 2-core machine.
 #
 #   benches/report.sh            # everything, then BENCHMARKS.md
 #   WARM=0.5 MEAS=1 benches/report.sh   # shorter criterion windows
+#   ONLY=seeds benches/report.sh         # only the sections of issue 21 (seeds under attack,
+#                                        # the flood, seed query speed): a few minutes; the
+#                                        # rest of BENCHMARKS.md stays as it is
 #
 # Environment: CARGO_TARGET_DIR (default target), PEERLOG_BENCH_DIR (where benchmark
 # databases are written; default the system temporary directory, which must be a real disk,
@@ -19,6 +22,48 @@ OUT=${OUT:-$CARGO_TARGET_DIR/bench-report}
 WARM=${WARM:-1}
 MEAS=${MEAS:-2}
 started=$(date +%s)
+
+# The sections of issue 21, into $OUT/seeds.jsonl and $OUT/seeds-machine.txt.
+seeds_sections() {
+    local began
+    began=$(date +%s)
+    : >"$OUT/seeds.jsonl"
+    echo "== seeds (attack shares, query speed)" >&2
+    cargo bench -p peerlog-bench --bench seeds 2>"$OUT/seeds.err" | tee -a "$OUT/seeds.jsonl" >&2
+    for compaction in on off; do
+        for mode in --alone --interleaved; do
+            echo "== flood, compaction $compaction, $mode" >&2
+            cargo bench -p peerlog-bench --bench flood -- --compaction "$compaction" "$mode" \
+                2>>"$OUT/flood.err" | tee -a "$OUT/seeds.jsonl" >&2
+        done
+    done
+    echo "== memory of the subnet groups" >&2
+    cargo run --release --example memory -- --seeds 2>>"$OUT/memory.err" | tee -a "$OUT/seeds.jsonl" >&2
+    cargo run --release --example memory -- --seeds --one-per-subnet 2>>"$OUT/memory.err" \
+        | tee -a "$OUT/seeds.jsonl" >&2
+    {
+        echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores"
+        echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+        echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' (src modified)')"
+        echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
+        echo "duration: $(($(date +%s) - began)) s"
+    } >"$OUT/seeds-machine.txt"
+}
+
+if [ "${ONLY:-}" = seeds ]; then
+    mkdir -p "$OUT"
+    cargo build --release -p peerlog-bench --benches
+    cargo build --release --examples
+    seeds_sections
+    python3 benches/report.py "$CARGO_TARGET_DIR/criterion" "$OUT" --only seeds BENCHMARKS.md \
+        >"$OUT/BENCHMARKS.md.new"
+    mv "$OUT/BENCHMARKS.md.new" BENCHMARKS.md
+    echo "updated the seed sections of BENCHMARKS.md in $(($(date +%s) - started)) s" >&2
+    exit 0
+elif [ -n "${ONLY:-}" ]; then
+    echo "ONLY=$ONLY: only ONLY=seeds is known" >&2
+    exit 2
+fi
 
 rm -rf "$CARGO_TARGET_DIR/criterion" "$OUT"
 mkdir -p "$OUT"
@@ -55,6 +100,8 @@ cargo build --release -p peerlog-cli
 python3 benches/commands.py "$CARGO_TARGET_DIR/release/peerlog" \
     "$CARGO_TARGET_DIR/release/examples/memory" "${PEERLOG_BENCH_DIR:-${TMPDIR:-/tmp}}" \
     2>"$OUT/commands.err" | tee -a "$OUT/results.jsonl" >&2
+
+seeds_sections
 
 bench_dir=${PEERLOG_BENCH_DIR:-${TMPDIR:-/tmp}}
 {

@@ -9,12 +9,28 @@
 //! With `--open DIR`, it opens the database in DIR and closes it, for a measurement of the
 //! peak resident size of an open from outside (benches/commands.py).
 //!
-//! Run with `cargo run --release --example memory [NODES] [--signed]`.
+//! With `--seeds`, the plain nodes again, measured before and after one seed query
+//! (`seeds().nodes(30)`), whose first call builds the subnet groups the index then keeps: what
+//! the groups add per node. The nodes sit 256 to a /24, as in the benchmark log; with
+//! `--one-per-subnet`, each on its own /24 (every group holds one node).
+//!
+//! Run with `cargo run --release --example memory [NODES] [--signed | --seeds
+//! [--one-per-subnet]]`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, SystemTime};
 
 use peerlog::{Node, NodeDb, NodeId};
+
+/// An in-memory store without the default bound of 100 k ids (`Options::max_nodes`), which
+/// would evict all but the last 100 k of the measured nodes.
+fn unbounded() -> NodeDb {
+    let opts = peerlog::Options {
+        max_nodes: usize::MAX,
+        ..peerlog::Options::default()
+    };
+    NodeDb::in_memory_with(node_id(u64::MAX), opts).expect("valid options")
+}
 
 fn node_id(n: u64) -> NodeId {
     let mut id = [0u8; 64];
@@ -43,7 +59,7 @@ fn resident_bytes() -> u64 {
 fn signed(nodes: u64) -> Result<(f64, f64, f64), peerlog::Error> {
     use peerlog::enr::{CombinedKey, Enr};
     let now = SystemTime::now();
-    let db = NodeDb::in_memory(node_id(u64::MAX));
+    let db = unbounded();
     let mut rlp_bytes = 0;
     let mut ids = Vec::with_capacity(nodes as usize);
     let before = resident_bytes();
@@ -120,12 +136,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let nodes: u64 = count.map_or(1_000_000, |a| a.parse().expect("NODES must be a number"));
+    let with_seeds = args.iter().any(|a| a == "--seeds");
+    let one_per_subnet = args.iter().any(|a| a == "--one-per-subnet");
     let now = SystemTime::now();
     // Everything the measurement allocates besides the index, made before the first reading.
-    let db = NodeDb::in_memory(node_id(u64::MAX));
+    let db = unbounded();
     let before = resident_bytes();
     for n in 0..nodes {
-        let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000u32.wrapping_add(n as u32)));
+        let ip = if one_per_subnet {
+            IpAddr::V4(Ipv4Addr::from(0x0100_0001u32.wrapping_add((n as u32) << 8)))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(0x0a00_0000u32.wrapping_add(n as u32)))
+        };
         let node = Node::new(node_id(n), ip, 30303, 30303);
         db.update_node(&node)?;
         db.update_last_ping(&node.id, now - Duration::from_secs(n % 7200))?;
@@ -135,6 +157,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(db.len() as u64, nodes);
     let per_node = (after - before) as f64 / nodes as f64;
     let record = std::mem::size_of::<Node>();
+    if with_seeds {
+        // One seed query: its first call builds the subnet groups, which stay.
+        let seeds = db.seeds().nodes(30);
+        assert_eq!(seeds.len(), 30);
+        drop(seeds);
+        let with_groups = resident_bytes();
+        let per_node_after = (with_groups - before) as f64 / nodes as f64;
+        let layout = if one_per_subnet {
+            "one_per_24"
+        } else {
+            "256_per_24"
+        };
+        println!(
+            "{nodes} nodes ({layout}): {per_node:.1} bytes per node before the first seed \
+             query, {per_node_after:.1} after it ({:.1} more for the subnet groups)",
+            per_node_after - per_node
+        );
+        println!(
+            "{{\"id\":\"memory/seeds_{layout}\",\"bytes_per_node\":{per_node:.1},\"bytes_per_node_after\":{per_node_after:.1},\"growth\":{:.1},\"nodes\":{nodes}}}",
+            per_node_after - per_node
+        );
+        return Ok(());
+    }
     println!(
         "{nodes} nodes: resident memory grew by {} MiB, {per_node:.1} bytes per node \
          ({:.1} beyond the {record}-byte node record itself)",
