@@ -294,6 +294,8 @@ pub fn demo(
     let options = Options {
         // Keep the demo's history whole: no background compaction while it is written.
         compact_min_bytes: u64::MAX,
+        // And every node it asks for, beyond the default bound of the store.
+        max_nodes: usize::MAX,
         ..Options::default()
     };
     let db = match NodeDb::open_with(dir, spec.protocol_version, spec.self_id, options) {
