@@ -137,3 +137,158 @@ fn history_and_export_with_archive_keep_the_live_state_after_a_compaction_that_f
         assert_readers_hold_the_live_state(dir.path(), case);
     }
 }
+
+/// The changes of a history, without where they were found.
+fn changes(history: &[HistoryEntry]) -> Vec<Change> {
+    history.iter().map(|e| e.change.clone()).collect()
+}
+
+/// Issue 19, item 11: what each event changed, as the library reports it (not only the CLI's
+/// words): a record created, rewritten unchanged, its endpoint changed; a signed record
+/// replacing an unsigned one (seq 0) and then another; failure counts from what they were,
+/// for the node and per IP; a delete.
+#[test]
+fn history_classifies_what_each_event_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts(false)).unwrap();
+    let n = common::record_id(7);
+    let first = Node::new(n, common::record_ip4(8).into(), 1000, 1001);
+    let moved = Node::new(n, common::record_ip4(9).into(), 1000, 1001);
+    let ip = std::net::IpAddr::from(common::record_ip4(9));
+    db.update_node(&first).unwrap();
+    db.update_node(&first).unwrap();
+    db.update_node(&moved).unwrap();
+    db.update_find_fails(&n, 2).unwrap();
+    db.update_find_fails(&n, 5).unwrap();
+    db.update_find_fails_at(&n, ip, 3).unwrap();
+    db.update_find_fails_at(&n, ip, 1).unwrap();
+    db.update_last_ping(&n, at(1)).unwrap();
+    db.update_last_pong(&n, at(2)).unwrap();
+    db.update_record(&common::signed_record(7, 4)).unwrap();
+    db.update_record(&common::signed_record(7, 5)).unwrap();
+    db.delete_node(&n).unwrap();
+    db.update_node(&first).unwrap();
+    db.close().unwrap();
+
+    let signed = common::stored_record(&common::signed_record(7, 4))
+        .node()
+        .unwrap();
+    let history = inspect::history(dir.path(), &n, &no_progress).unwrap();
+    assert_eq!(
+        changes(&history),
+        vec![
+            Change::RecordCreated(first.clone()),
+            Change::RecordRewritten(first.clone()),
+            Change::EndpointChanged {
+                from: first.clone(),
+                to: moved.clone()
+            },
+            Change::FindFails { from: 0, to: 2 },
+            Change::FindFails { from: 2, to: 5 },
+            Change::FindFailsAt { ip, from: 0, to: 3 },
+            Change::FindFailsAt { ip, from: 3, to: 1 },
+            Change::PingSent(at(1)),
+            Change::PongReceived(at(2)),
+            Change::SignedRecord {
+                from_seq: Some(0),
+                to_seq: 4,
+                from: Some(moved),
+                to: Some(signed.clone())
+            },
+            Change::SignedRecord {
+                from_seq: Some(4),
+                to_seq: 5,
+                from: Some(signed.clone()),
+                to: Some(signed)
+            },
+            Change::Deleted,
+            // After a delete, the node starts over.
+            Change::RecordCreated(first),
+        ]
+    );
+    assert!(history.iter().all(|e| !e.archived && !e.compacted));
+    assert!(history
+        .windows(2)
+        .all(|w| w[0].record.seq < w[1].record.seq));
+    // Another node's history holds none of these.
+    assert!(inspect::history(dir.path(), &id(1), &no_progress)
+        .unwrap()
+        .is_empty());
+}
+
+/// Where every original a compaction replaced is kept (`keep_history`), the compacted
+/// segment only restates them: each event is listed once, in its original form, from the
+/// archive. Where none is kept, the compacted segment is the history. Where the archive starts
+/// later (`keep_history` turned on after a first compaction), the first compacted segment is
+/// the history up to it, the originals after it, and the next compacted segment restates both.
+#[test]
+fn a_compacted_segment_restates_only_what_the_archive_holds() {
+    // Every original kept.
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path());
+    let before = history(dir.path(), 5);
+    assert_eq!(before.len(), 6, "{before:#?}");
+    compact(dir.path(), true);
+    let after = history(dir.path(), 5);
+    assert_eq!(changes(&after), changes(&before));
+    assert!(
+        after.iter().all(|e| e.archived && !e.compacted),
+        "{after:#?}"
+    );
+    let seqs = |h: &[HistoryEntry]| h.iter().map(|e| e.record.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(&after), seqs(&before));
+    let exported = export_with_archive(dir.path());
+    assert_eq!(
+        exported,
+        // Nothing was written after the compaction: the live log is the compacted segment.
+        {
+            let mut all = Vec::new();
+            for n in 1..=40 {
+                all.extend(history(dir.path(), n).into_iter().map(|e| e.record));
+            }
+            all.sort_by_key(|r| r.seq);
+            all
+        }
+    );
+
+    // None kept: the compacted segment tells the node's state.
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path());
+    compact(dir.path(), false);
+    let compacted = history(dir.path(), 5);
+    assert!(
+        matches!(compacted[0].change, Change::RecordCreated(_)),
+        "{compacted:#?}"
+    );
+    assert!(compacted.iter().all(|e| e.compacted && !e.archived));
+    assert_eq!(last_endpoint(&compacted), last_endpoint(&before));
+
+    // Kept from the first compaction on: the first compacted segment (archived by the second)
+    // and the originals after it, each once; the second compacted segment adds nothing.
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path());
+    compact(dir.path(), false);
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts(true)).unwrap();
+    db.update_last_pong(&id(5), at(9)).unwrap();
+    db.update_node(&node(5)).unwrap();
+    db.compact().unwrap();
+    db.close().unwrap();
+    let history = history(dir.path(), 5);
+    let n = compacted.len();
+    assert_eq!(changes(&history[..n]), changes(&compacted), "{history:#?}");
+    assert!(history[..n].iter().all(|e| e.compacted && e.archived));
+    let mut moved_back = before.last().map(|_| node(5)).unwrap();
+    moved_back.udp = 30303;
+    assert_eq!(
+        changes(&history[n..]),
+        vec![
+            Change::PongReceived(at(9)),
+            Change::EndpointChanged {
+                from: last_endpoint(&before).unwrap(),
+                to: moved_back
+            },
+        ],
+        "{history:#?}"
+    );
+    assert!(history[n..].iter().all(|e| e.archived && !e.compacted));
+}
