@@ -317,10 +317,15 @@ fn a_compacted_segment_restates_only_what_the_archive_holds() {
 fn export_with_archive_reads_twice_only_when_a_compacted_segment_may_restate_the_archive() {
     let totals = |dir: &Path| {
         let seen = std::cell::RefCell::new(BTreeSet::new());
-        let progress = |_done: u64, total: u64| {
+        let last = std::cell::Cell::new((1, 0));
+        let progress = |done: u64, total: u64| {
+            assert!(done <= total, "{done} of {total}");
             seen.borrow_mut().insert(total);
+            last.set((done, total));
         };
         inspect::export_with_archive_each(dir, &progress, |_| ControlFlow::Continue(())).unwrap();
+        let (done, total) = last.get();
+        assert_eq!(done, total, "the read ends at its total");
         seen.into_inner()
     };
     let bytes = |dir: &Path| -> u64 {

@@ -221,9 +221,9 @@ impl Accounting {
             else {
                 return false;
             };
-            next = end.saturating_add(1);
-            if end == u64::MAX {
-                break;
+            match end.checked_add(1) {
+                Some(after) => next = after,
+                None => return true,
             }
         }
         true
