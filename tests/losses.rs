@@ -438,3 +438,40 @@ fn a_damaged_tail_of_the_segment_compaction_seals_is_recorded() {
     assert_eq!(found[0].kind, ProblemKind::DamagedTail);
     assert!(found[0].recorded.is_some(), "{:?}", found[0]);
 }
+
+/// Issue 19, item 3: a compaction writes its segment beside the one it sealed the log into,
+/// which it never removes, so a log that ends with a compacted segment has lost the segments
+/// after it. `open`, `verify` and `stats` say so (how many records is unknown).
+#[test]
+fn a_log_that_ends_with_its_compacted_segment_reports_the_segments_after_it_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    write_nodes(dir.path(), 150);
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts(false)).unwrap();
+    db.compact().unwrap();
+    db.update_node(&node(151)).unwrap();
+    db.close().unwrap();
+    let files = segments(dir.path());
+    assert_eq!(files.len(), 2, "{files:?}");
+    // The segment after the compacted one (a lower id: made first) holds node 151.
+    fs::remove_file(&files[0]).unwrap();
+
+    let report = verify(dir.path());
+    let found = damage(&report);
+    assert_eq!(found.len(), 1, "{report:?}");
+    let stats = inspect::stats(
+        dir.path(),
+        &id(0),
+        Duration::from_secs(60),
+        &inspect::no_progress,
+    )
+    .unwrap();
+    assert_eq!(stats.problems, 1);
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts(false)).unwrap();
+    let problems = &db.recovery().problems;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(
+        (problems[0].kind, &problems[0].path, problems[0].lost),
+        (ProblemKind::Missing, &files[1], None)
+    );
+    db.close().unwrap();
+}

@@ -28,6 +28,31 @@ pub fn run(dir: &Path, json: bool, out: &mut impl Write) -> Result<(), Failure> 
     for segment in &report.moved {
         writeln!(out, "{}", moved_text(segment))?;
     }
+    if let Some((file, next_seq)) = &report.resumed {
+        let first_lost = report
+            .moved
+            .iter()
+            .filter_map(|s| match s.lost {
+                Lost::After(n) => Some(n + 1),
+                _ => None,
+            })
+            .min()
+            .unwrap_or(*next_seq);
+        let lost = match next_seq - first_lost.min(*next_seq) {
+            0 => String::new(),
+            1 => format!("; sequence number {first_lost} counts as lost"),
+            _ => format!(
+                "; sequence numbers {first_lost}..={} count as lost",
+                next_seq - 1
+            ),
+        };
+        writeln!(
+            out,
+            "the log goes on at sequence number {next_seq} in {}, past anything the end of the \
+             log moved aside could hold{lost}",
+            file.display()
+        )?;
+    }
     writeln!(
         out,
         "moved {} aside; the database opens with what the other segments hold",
@@ -88,7 +113,10 @@ fn report_json(report: &SalvageReport) -> Value {
             })
         })
         .collect();
-    json!({ "changed": !report.is_empty(), "moved": moved })
+    let resumed = report.resumed.as_ref().map(
+        |(file, next_seq)| json!({ "file": file.display().to_string(), "next_seq": next_seq }),
+    );
+    json!({ "changed": !report.is_empty(), "moved": moved, "resumed": resumed })
 }
 
 /// The one-line message for a failed command: the error, and for a segment whose header

@@ -2073,14 +2073,24 @@ fn salvage_moves_a_damaged_segment_aside_and_says_what_was_lost() {
 
     let text = run_ok(&["salvage", dir]);
     let moved_to = temp.path().join("damaged").join(names.last().unwrap());
+    // The log goes on in a new segment, past anything the moved file could hold (its size
+    // over the smallest frame, 32 bytes), so no sequence number or name is given twice.
+    let resumed = segment_names(temp.path()).last().unwrap().clone();
+    assert!(resumed > *names.last().unwrap(), "{resumed}");
+    let next_seq = before_last + 1 + (size - 64) / 32;
     assert_eq!(
         text,
         format!(
             "moved {} to {} ({size} bytes: header checksum mismatch); sequence numbers after \
-             {before_last} lost\nmoved 1 unreadable segment aside; the database opens with what \
-             the other segments hold\n",
+             {before_last} lost\nthe log goes on at sequence number {next_seq} in {}, past \
+             anything the end of the log moved aside could hold; sequence numbers {}..={} count \
+             as lost\nmoved 1 unreadable segment aside; the database opens with what the other \
+             segments hold\n",
             last.display(),
-            moved_to.display()
+            moved_to.display(),
+            temp.path().join(&resumed).display(),
+            before_last + 1,
+            next_seq - 1,
         )
     );
     assert!(moved_to.is_file() && !last.exists());
@@ -2116,9 +2126,12 @@ fn salvage_moves_a_damaged_segment_aside_and_says_what_was_lost() {
             "holds_nothing": true,
             "lost": "range",
             "lost_first_seq": files[1]["first_seq"],
-            "lost_last_seq": files[1]["last_seq"],
+            // Up to the new segment after the salvage above: no readable segment is left
+            // between the two files moved aside, so the gap is theirs together.
+            "lost_last_seq": next_seq - 1,
         }])
     );
+    assert_eq!(report["resumed"], Value::Null);
 }
 
 /// A directory that is not a database (a folder of 500 files, `/proc`) gets one line from

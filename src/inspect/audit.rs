@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use super::history::{history_sources, scan_sources};
+use super::history::{history_sources, may_restate, scan_sources, Accounting};
 use super::{archived_segments, with_listing, InspectError, Progress, PROGRESS_EVERY};
 use crate::event::{now_nanos, unix_nanos, Event, Record};
 use crate::index::Index;
@@ -287,10 +287,20 @@ fn replay_live(
 fn track_history(dir: &Path, progress: &dyn Fn(u64, u64)) -> Result<Tracker, InspectError> {
     with_listing(dir, |live| {
         let mut sources = history_sources(live, archived_segments(dir)?);
-        sources.retain(|s| !s.restates);
+        let mut accounting = Accounting::default();
+        if may_restate(&sources) {
+            // Which compacted segments only restate what the archive holds: a read to decide.
+            scan_sources(&sources, &|_, _| {}, &mut accounting, |_, _, _| {
+                std::ops::ControlFlow::Continue(())
+            })?;
+            std::mem::take(&mut accounting).decide(&mut sources);
+        }
         let mut tracker = Tracker::default();
-        scan_sources(&sources, progress, |record, source, _| {
-            tracker.observe(&record, source.is_compacted());
+        scan_sources(&sources, progress, &mut accounting, |record, source, _| {
+            let source = &sources[source];
+            if !source.restates {
+                tracker.observe(&record, source.is_compacted());
+            }
             std::ops::ControlFlow::Continue(())
         })?;
         Ok(tracker)

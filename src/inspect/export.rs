@@ -3,11 +3,11 @@
 use std::ops::ControlFlow;
 use std::path::Path;
 
+use super::history::{history_sources, may_restate, scan_sources, Accounting, Place};
 use std::cell::Cell;
 
 use memmap2::Mmap;
 
-use super::history::{history_sources, scan_sources};
 use super::{archived_segments, resuming, retrying, InspectError, Progress, PROGRESS_EVERY};
 use crate::event::Record;
 use crate::journal::dir::{list_dir, Listing, SegmentFile};
@@ -114,10 +114,15 @@ fn last_seq_now(segments: &[SegmentFile]) -> Result<u64, Error> {
 }
 
 /// Every record of `dir`'s history, the live log and `archive/` (kept by compaction with
-/// `keep_history`), in sequence order, handed to `on_record` as it is read: the full history
-/// that a compaction with `keep_history` keeps. A record restated by a compacted segment is
-/// shown once, in its original form when the original is still kept (as
-/// [`history`](super::history) shows it).
+/// `keep_history`), handed to `on_record` as it is read, in the order of the history: the
+/// full history that a compaction with `keep_history` keeps. A record restated by a compacted
+/// segment is shown once, in its original form when the original is still kept (as
+/// [`history`](super::history) shows it); where the archive does not hold every record a
+/// compacted segment replaced (a compaction without `keep_history` that found damage keeps
+/// only the damaged segment), the compacted segment's records come after the archived ones
+/// they replaced, so that nothing the live log holds is left out. Deciding that takes a read
+/// of the whole history before the one that hands records over, when the archive holds
+/// records a compacted segment replaced (progress then counts both reads).
 pub fn export_with_archive_each(
     dir: &Path,
     progress: Progress<'_>,
@@ -125,25 +130,45 @@ pub fn export_with_archive_each(
 ) -> Result<(), InspectError> {
     stream_resuming(dir, on_record, |segments, next| {
         let mut sources = history_sources(segments, archived_segments(dir)?);
-        sources.retain(|s| !s.restates);
-        scan_sources(&sources, progress, |record, _, _| next(record))
+        let mut accounting = Accounting::default();
+        let progress: &dyn Fn(u64, u64) = if may_restate(&sources) {
+            scan_sources(
+                &sources,
+                &|done, total| progress(done, 2 * total),
+                &mut accounting,
+                |_, _, _| ControlFlow::Continue(()),
+            )?;
+            std::mem::take(&mut accounting).decide(&mut sources);
+            &|done, total| progress(total + done, 2 * total)
+        } else {
+            progress
+        };
+        scan_sources(&sources, progress, &mut accounting, |record, source, _| {
+            let source = &sources[source];
+            match source.restates {
+                true => ControlFlow::Continue(()),
+                false => next(source.place(record.seq), record),
+            }
+        })
     })
 }
 
 /// Runs `read` on a fresh listing of `dir` (its segments), which hands records to `next` in
-/// sequence order; `next` passes to `on_record` only those after the last one handed over, so
-/// that a read that starts over (a concurrent compaction removed a segment) goes on where the
-/// last one stopped, and only those up to the last sequence number the log held when the read
-/// started, so that it ends beside a writer that keeps appending.
+/// order of their place (a sequence number, or for a history's compacted segment where it
+/// stands: see `history::Place`); `next` passes to `on_record` only those after the last one
+/// handed over, so that a read that starts over (a concurrent compaction removed a segment)
+/// goes on where the last one stopped, and only those up to the last sequence number the log
+/// held when the read started, so that it ends beside a writer that keeps appending.
 fn stream_resuming(
     dir: &Path,
     mut on_record: impl FnMut(Record) -> ControlFlow<()>,
     mut read: impl FnMut(
         Vec<SegmentFile>,
-        &mut dyn FnMut(Record) -> ControlFlow<()>,
+        &mut dyn FnMut(Place, Record) -> ControlFlow<()>,
     ) -> Result<(), Error>,
 ) -> Result<(), InspectError> {
-    let last_seq = Cell::new(0);
+    let last = Cell::new(None::<Place>);
+    let handed = Cell::new(0);
     let end = Cell::new(None);
     let attempt = || {
         let listing = list_dir(dir, Listing::Strict)?;
@@ -158,17 +183,19 @@ fn stream_resuming(
                 now
             }
         };
-        let mut next = |record: Record| {
+        let mut next = |place: Place, record: Record| {
             if record.seq > end {
+                // Written after the read started (the live log's records come last).
                 return ControlFlow::Break(());
             }
-            if record.seq <= last_seq.get() {
+            if last.get().is_some_and(|last| place <= last) {
                 return ControlFlow::Continue(());
             }
-            last_seq.set(record.seq);
+            last.set(Some(place));
+            handed.set(handed.get() + 1);
             on_record(record)
         };
         read(listing.segments, &mut next).map(Some)
     };
-    resuming(dir, attempt, || last_seq.get())
+    resuming(dir, attempt, || handed.get())
 }

@@ -101,8 +101,8 @@ pub enum Change {
 pub(super) struct Source {
     segment: SegmentFile,
     archived: bool,
-    /// A compacted segment whose range ordinary segments cover: its events about nodes are
-    /// restatements, and only the losses it records are news.
+    /// A compacted segment whose range the ordinary segments kept account for: its events
+    /// about nodes are restatements, and only the losses it records are news.
     pub restates: bool,
 }
 
@@ -112,15 +112,27 @@ impl Source {
     pub(super) fn is_compacted(&self) -> bool {
         self.segment.header.is_compacted()
     }
+
+    /// Where its records go in the history: an ordinary segment's at their sequence numbers;
+    /// a compacted segment's after every record it replaced (they state the log as of its
+    /// end), one after the other.
+    pub(super) fn place(&self, seq: u64) -> Place {
+        let header = &self.segment.header;
+        match header.is_compacted() {
+            true => (header.replaces_through, true, seq),
+            false => (seq, false, seq),
+        }
+    }
 }
 
-/// Which segments tell the history: every ordinary segment (live, superseded or archived) of
-/// the current generation, and a compacted segment only where no ordinary segment covers its
-/// range (otherwise its records are restatements of events already listed: such a segment is
-/// listed, flagged `restates`, for the losses it records).
-///
-/// In order of their first sequence number (a compacted segment after an ordinary one on a
-/// tie): one after the other, they hand over records in sequence order.
+/// A record's place in a history (see [`Source::place`]): grows from record to record as the
+/// sources are read in order.
+pub(super) type Place = (u64, bool, u64);
+
+/// Which segments tell the history: every segment (live, superseded or archived) of the
+/// current generation, in the order they tell it, each compacted one after the ordinary
+/// segments holding records it replaced. Whether a compacted segment only restates those
+/// (`restates`) is not known yet: see [`Accounting`].
 pub(super) fn history_sources(live: Vec<SegmentFile>, archived: Vec<SegmentFile>) -> Vec<Source> {
     let Some(salt) = live
         .iter()
@@ -129,53 +141,133 @@ pub(super) fn history_sources(live: Vec<SegmentFile>, archived: Vec<SegmentFile>
     else {
         return Vec::new();
     };
-    let all: Vec<Source> = live
+    let mut sources: Vec<Source> = live
         .into_iter()
-        .map(|segment| Source {
+        .map(|segment| (segment, false))
+        .chain(archived.into_iter().map(|segment| (segment, true)))
+        .filter(|(segment, _)| segment.header.salt == salt)
+        .map(|(segment, archived)| Source {
             segment,
-            archived: false,
+            archived,
             restates: false,
         })
-        .chain(archived.into_iter().map(|segment| Source {
-            segment,
-            archived: true,
-            restates: false,
-        }))
-        .filter(|s| s.segment.header.salt == salt)
         .collect();
-    let raw_from = all
-        .iter()
-        .filter(|s| !s.segment.header.is_compacted())
-        .map(|s| s.segment.header.first_seq)
-        .min()
-        .unwrap_or(u64::MAX);
-    let mut sources: Vec<Source> = all
-        .into_iter()
-        .map(|mut s| {
-            let header = &s.segment.header;
-            s.restates = header.is_compacted() && header.replaces_through >= raw_from;
-            s
-        })
-        .collect();
-    sources.sort_by_key(|s| (s.segment.header.first_seq, s.segment.header.is_compacted()));
+    sources.sort_by_key(|s| {
+        let header = &s.segment.header;
+        (
+            s.place(header.first_seq).0,
+            header.is_compacted(),
+            header.segment_id,
+        )
+    });
     sources
 }
 
+/// Whether some compacted segment among `sources` comes after an ordinary one: only then can
+/// it be a restatement, and [`Accounting`] has something to decide.
+pub(super) fn may_restate(sources: &[Source]) -> bool {
+    let mut ordinary = false;
+    sources.iter().any(|s| {
+        ordinary |= !s.segment.header.is_compacted();
+        ordinary && s.segment.header.is_compacted()
+    })
+}
+
+/// Decides which compacted segments restate events the history holds anyway, from a read of
+/// every source in order: a compacted segment restates only if the ordinary segments before
+/// it (since the compacted segment before it) account for every sequence number it replaced,
+/// except those the log records as lost. Otherwise (a compaction deleted segments it
+/// replaced, keeping only a damaged one in `archive/`, or `keep_history` was off for a while)
+/// its events are the only account of what it replaced, and the history shows them.
+#[derive(Default)]
+pub(super) struct Accounting {
+    /// Every sequence number up to this is accounted for by the sources read so far.
+    covered: u64,
+    /// Sequence numbers no source accounted for since the last compacted segment.
+    gaps: Vec<(u64, u64)>,
+    /// For each compacted source (its index), the gaps it follows.
+    compacted: Vec<(usize, Vec<(u64, u64)>)>,
+    /// Every loss the sources record.
+    losses: Vec<Loss>,
+}
+
+impl Accounting {
+    /// Source `index` starts.
+    pub(super) fn source(&mut self, index: usize, source: &Source) {
+        let header = &source.segment.header;
+        if header.is_compacted() {
+            let through = header.replaces_through;
+            if self.covered < through {
+                self.gaps.push((self.covered + 1, through));
+            }
+            self.covered = self.covered.max(through);
+            self.compacted.push((index, std::mem::take(&mut self.gaps)));
+        }
+    }
+
+    /// A record of `source` was read.
+    pub(super) fn record(&mut self, source: &Source, record: &Record) {
+        if let Event::Loss(loss) = &record.event {
+            self.losses.push(*loss);
+        }
+        if source.segment.header.is_compacted() {
+            return;
+        }
+        if record.seq > self.covered + 1 {
+            self.gaps.push((self.covered + 1, record.seq - 1));
+        }
+        self.covered = self.covered.max(record.seq);
+    }
+
+    /// Whether the losses recorded account for every sequence number of `first..=last`.
+    fn lost(&self, (first, last): (u64, u64)) -> bool {
+        let mut next = first;
+        while next <= last {
+            let Some(end) = self
+                .losses
+                .iter()
+                .filter_map(|loss| loss.lost)
+                .filter(|&(a, b)| a <= next && next <= b)
+                .map(|(_, b)| b)
+                .max()
+            else {
+                return false;
+            };
+            match end.checked_add(1) {
+                Some(after) => next = after,
+                None => return true,
+            }
+        }
+        true
+    }
+
+    /// Flags the compacted sources that only restate events of the ordinary ones.
+    pub(super) fn decide(self, sources: &mut [Source]) {
+        for (index, gaps) in &self.compacted {
+            sources[*index].restates = gaps.iter().all(|&gap| self.lost(gap));
+        }
+    }
+}
+
 /// Reads `sources` one after the other, handing every intact record to `on_record` with its
-/// source and offset, until `on_record` stops it; reports progress in bytes.
-pub(super) fn scan_sources<'s>(
-    sources: &'s [Source],
+/// source's index and its offset, until `on_record` stops it; reports progress in bytes.
+/// `accounting` learns of every source and record read.
+pub(super) fn scan_sources(
+    sources: &[Source],
     progress: Progress<'_>,
-    mut on_record: impl FnMut(Record, &'s Source, u64) -> ControlFlow<()>,
+    accounting: &mut Accounting,
+    mut on_record: impl FnMut(Record, usize, u64) -> ControlFlow<()>,
 ) -> Result<(), Error> {
     let total: u64 = sources.iter().map(|s| s.segment.len).sum();
     let mut done = 0;
     progress(0, total);
-    for source in sources {
+    for (index, source) in sources.iter().enumerate() {
+        accounting.source(index, source);
         let mut flow = ControlFlow::Continue(());
         scan_segment(&source.segment, |offset, record| {
+            accounting.record(source, &record);
             if flow.is_continue() {
-                flow = on_record(record, source, offset);
+                flow = on_record(record, index, offset);
             }
         })?;
         done += source.segment.len;
@@ -195,65 +287,73 @@ pub fn history(
     progress: Progress<'_>,
 ) -> Result<Vec<HistoryEntry>, InspectError> {
     with_listing(dir, |live| {
-        let sources = history_sources(live, archived_segments(dir)?);
+        let mut sources = history_sources(live, archived_segments(dir)?);
         let (mut found, mut losses) = (Vec::new(), Vec::<Found>::new());
-        scan_sources(&sources, progress, |record, source, offset| {
-            match &record.event {
-                Event::Loss(loss) => {
-                    let absorbed = |(known, ..): &mut Found<'_>| match &mut known.event {
-                        Event::Loss(known) => known.absorb(loss),
-                        _ => false,
-                    };
-                    if !losses.iter_mut().any(absorbed) {
-                        losses.push((record, source, offset));
+        let mut accounting = Accounting::default();
+        scan_sources(
+            &sources,
+            progress,
+            &mut accounting,
+            |record, source, offset| {
+                match &record.event {
+                    Event::Loss(loss) => {
+                        let absorbed = |(known, ..): &mut Found| match &mut known.event {
+                            Event::Loss(known) => known.absorb(loss),
+                            _ => false,
+                        };
+                        if !losses.iter_mut().any(absorbed) {
+                            losses.push((record, source, offset));
+                        }
                     }
+                    event if event.id() == Some(id) => found.push((record, source, offset)),
+                    _ => {}
                 }
-                event if !source.restates && event.id() == Some(id) => {
-                    found.push((record, source, offset))
-                }
-                _ => {}
-            }
-            ControlFlow::Continue(())
-        })?;
-        let compacted = |s: &Source| s.segment.header.is_compacted();
-        found.sort_by_key(|(record, source, _)| (record.seq, compacted(source)));
-        found.dedup_by_key(|(record, source, _)| (record.seq, compacted(source)));
+                ControlFlow::Continue(())
+            },
+        )?;
+        accounting.decide(&mut sources);
+        let sources = &sources;
+        found.retain(|(_, source, _)| !sources[*source].restates);
+        // In order of place; a record kept twice (a segment both live and archived) once.
+        let place = |(record, source, _): &Found| sources[*source].place(record.seq);
+        found.sort_by_key(place);
+        found.dedup_by_key(|found| place(found));
         // The node's state before each event, kept by the same index a database opens with.
         let mut state = Index::default();
         // Sorted by place in the log, a loss before an event at the same place.
-        let mut entries: Vec<((u64, bool), HistoryEntry)> = found
+        let mut entries: Vec<((u64, bool, bool, u64), HistoryEntry)> = found
             .into_iter()
             .map(|(record, source, offset)| {
+                let (at, compacted, seq) = sources[source].place(record.seq);
                 let before = state.get(id).map(|e| state.state(e));
                 state.apply_event(&record.event, record.written_at);
                 let change = change(before.as_ref(), &record.event);
-                ((record.seq, true), entry(record, source, offset, change))
+                let source = &sources[source];
+                (
+                    (at, true, compacted, seq),
+                    entry(record, source, offset, change),
+                )
             })
             .collect();
-        // Restatements (from a compacted segment) state the node as of the end of what the
-        // compaction replaced, so no loss among those records goes after the first of them.
-        let restated_from = entries
-            .iter()
-            .filter(|(_, e)| e.compacted)
-            .map(|((seq, _), _)| *seq)
-            .min()
-            .unwrap_or(u64::MAX);
         entries.extend(losses.into_iter().map(|(record, source, offset)| {
             let Event::Loss(loss) = record.event else {
                 unreachable!("only losses are collected")
             };
             // Where the lost records would have been.
-            let place = loss.lost.map_or(record.seq, |(first, _)| first);
-            let place = (place.min(restated_from), false);
-            (place, entry(record, source, offset, Change::Loss(loss)))
+            let at = loss.lost.map_or(record.seq, |(first, _)| first);
+            let source = &sources[source];
+            (
+                (at, false, false, 0),
+                entry(record, source, offset, Change::Loss(loss)),
+            )
         }));
         entries.sort_by_key(|(place, _)| *place);
         Ok(entries.into_iter().map(|(_, entry)| entry).collect())
     })
 }
 
-/// A record found while scanning, with its source and offset.
-type Found<'s> = (Record, &'s Source, u64);
+/// A record found while scanning, with its source's index and its offset.
+type Found = (Record, usize, u64);
 
 fn entry(record: Record, source: &Source, offset: u64, change: Change) -> HistoryEntry {
     HistoryEntry {

@@ -8,15 +8,23 @@ use std::path::{Path, PathBuf};
 
 use super::{check_dir, list_archive, InspectError};
 use crate::error::IoContext;
+use crate::event::MIN_PAYLOAD_LEN;
+use crate::faults::FailPoints;
 use crate::journal::dir::{
-    create_private_dir, list_dir, parse_segment_name, sync_dir, DirListing, Listing, SegmentFile,
-    UnreadableSegment, ARCHIVE_DIR, DAMAGED_DIR,
+    create_private_dir, create_segment, list_dir, parse_segment_name, sync_dir, DirListing,
+    Listing, SegmentFile, UnreadableSegment, ARCHIVE_DIR, DAMAGED_DIR,
 };
-use crate::journal::format::HEADER_LEN;
-use crate::journal::replay::{replay, ReplayPlan};
+use crate::journal::format::{
+    salt_seed, SegmentHeader, FORMAT_VERSION, FRAME_HEADER_LEN, HEADER_LEN, MAX_SEGMENT_ID, MAX_SEQ,
+};
+use crate::journal::reader::{ScanItem, SegmentScanner};
+use crate::journal::replay::{map_segment, replay, ReplayPlan};
 use crate::journal::ProblemKind;
 use crate::lock::DirLock;
 use crate::Error;
+
+/// The smallest frame a segment can hold: a header and the shortest payload.
+const MIN_FRAME_LEN: u64 = (FRAME_HEADER_LEN + MIN_PAYLOAD_LEN) as u64;
 
 /// What [`salvage`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -24,6 +32,12 @@ pub struct SalvageReport {
     /// Every segment moved aside: those of the directory first, then those of `archive/`, each
     /// in name order. Empty when every header was readable (nothing was changed).
     pub moved: Vec<SalvagedSegment>,
+    /// When the last segment of the log was moved aside (how many records it held is
+    /// unknown): the empty segment salvage started after it, and the sequence number the log
+    /// goes on at, past anything the moved files could hold, so that no sequence number and
+    /// no segment name is ever given twice. The sequence numbers in between are reported lost
+    /// (records missing before that segment) until a compaction records them as a loss.
+    pub resumed: Option<(PathBuf, u64)>,
 }
 
 impl SalvageReport {
@@ -143,7 +157,51 @@ pub fn salvage(dir: &Path) -> Result<SalvageReport, InspectError> {
     }
     // What each took with it, from the log as it opens without them; worked out before
     // anything moves, so that a read error changes nothing.
-    let lost = lost_in_live_log(&listing.unreadable, listing.segments)?;
+    let live_ids = listing
+        .segments
+        .iter()
+        .map(|s| s.file_id.max(s.header.segment_id));
+    let archived_ids = archive
+        .segments
+        .iter()
+        .map(|s| s.file_id.max(s.header.segment_id));
+    let unreadable_ids = listing
+        .unreadable
+        .iter()
+        .chain(&archive.unreadable)
+        .filter_map(|s| s.path.file_name()?.to_str().and_then(parse_segment_name));
+    let max_id = live_ids
+        .chain(archived_ids)
+        .chain(unreadable_ids)
+        .max()
+        .unwrap_or(0);
+    let largest = listing
+        .segments
+        .iter()
+        .chain(&archive.segments)
+        .map(|s| s.len)
+        .max()
+        .unwrap_or(0);
+    let (lost, live) = lost_in_live_log(&listing.unreadable, listing.segments)?;
+    // The end of the log moved aside: the log goes on in a new segment, created before
+    // anything moves (a salvage interrupted after it finds the moved file's range as a gap
+    // before that segment, and says so).
+    let resumed = match &live.generation {
+        Some(generation) if lost.iter().any(|l| matches!(l, Lost::After(_))) => {
+            let tail = listing
+                .unreadable
+                .iter()
+                .zip(&lost)
+                .filter(|(_, lost)| matches!(lost, Lost::After(_)))
+                .map(|(segment, _)| segment);
+            let mut next_seq = live.next_seq;
+            for segment in tail {
+                next_seq = next_seq.max(past(segment, generation.salt, largest, live.next_seq)?);
+            }
+            resume_after(dir, generation, max_id + 1, next_seq.min(MAX_SEQ), largest)?
+        }
+        _ => None,
+    };
     let mut moved = Vec::new();
     for (unreadable, lost) in listing.unreadable.iter().zip(lost) {
         moved.push(move_aside(dir, unreadable, false, lost)?);
@@ -157,7 +215,62 @@ pub fn salvage(dir: &Path) -> Result<SalvageReport, InspectError> {
             Lost::ArchivedHistory,
         )?);
     }
-    Ok(SalvageReport { moved })
+    Ok(SalvageReport { moved, resumed })
+}
+
+/// What the readable live log tells salvage: the sequence number its next record gets, and
+/// the generation of its newest segment (none when no segment is readable).
+struct LiveLog {
+    next_seq: u64,
+    generation: Option<SegmentHeader>,
+}
+
+/// A sequence number past anything `segment` (a file at the end of the log whose header
+/// cannot be read, held records from `from` on) could hold: past the records its size
+/// allows (the smallest frame is 32 bytes; a file cut short of a header, which a segment
+/// never is, counts as large as the largest segment of the database), and past the highest
+/// intact record it shows when read with the generation's salt.
+fn past(segment: &UnreadableSegment, salt: u64, largest: u64, from: u64) -> Result<u64, Error> {
+    let header = HEADER_LEN as u64;
+    let size = match segment.len < header {
+        true => largest.max(segment.len),
+        false => segment.len,
+    };
+    let mut next = from.saturating_add(size.saturating_sub(header) / MIN_FRAME_LEN);
+    if segment.len > header {
+        let map = map_segment(&segment.path)?;
+        for item in SegmentScanner::new(&map, salt_seed(salt)) {
+            if let ScanItem::Record { record, .. } = item {
+                next = next.max(record.seq.saturating_add(1));
+            }
+        }
+    }
+    Ok(next)
+}
+
+/// Starts the empty segment `id` of `generation` whose records begin at `next_seq`; nothing
+/// when no id is left (only a forged directory gets there).
+fn resume_after(
+    dir: &Path,
+    generation: &SegmentHeader,
+    id: u64,
+    next_seq: u64,
+    largest: u64,
+) -> Result<Option<(PathBuf, u64)>, Error> {
+    if id > MAX_SEGMENT_ID {
+        return Ok(None);
+    }
+    let header = SegmentHeader {
+        format: FORMAT_VERSION,
+        flags: 0,
+        protocol_version: generation.protocol_version,
+        salt: generation.salt,
+        segment_id: id,
+        first_seq: next_seq,
+        replaces_through: 0,
+    };
+    let path = create_segment(dir, &header, largest, &FailPoints::default())?;
+    Ok(Some((path, next_seq)))
 }
 
 /// The sequence numbers each of `unreadable` took with it, inferred from the readable
@@ -173,10 +286,18 @@ pub fn salvage(dir: &Path) -> Result<SalvageReport, InspectError> {
 fn lost_in_live_log(
     unreadable: &[UnreadableSegment],
     readable: Vec<SegmentFile>,
-) -> Result<Vec<Lost>, Error> {
+) -> Result<(Vec<Lost>, LiveLog), Error> {
     let plan = ReplayPlan::new(readable);
     let summary = replay(&plan, |_, _| {})?;
     let last_seq = summary.next_seq.saturating_sub(1);
+    let newest = plan.live.iter().max_by_key(|s| s.header.segment_id);
+    let live = LiveLog {
+        // After a compacted segment, the log goes on after what it replaced.
+        next_seq: plan.live.iter().fold(summary.next_seq, |next, s| {
+            next.max(s.header.replaces_through.saturating_add(1))
+        }),
+        generation: newest.map(|s| s.header),
+    };
     let gap_before = |segment: &SegmentFile| {
         summary
             .problems
@@ -228,7 +349,7 @@ fn lost_in_live_log(
             lost[i] = Lost::Range(a, b);
         }
     }
-    Ok(lost)
+    Ok((lost, live))
 }
 
 /// Moves `segment` from `dir` into `dir/damaged/` under a name not taken there, and makes the

@@ -483,6 +483,21 @@ fn replay_segments(
         summary.segments += 1;
         summary.last_end = Some(end);
     }
+    // A compaction seals the segment being appended to and writes its output beside it: the
+    // segment that follows what it replaced (its first seq one past `replaces_through`, its
+    // id below the compacted segment's) is made before the compacted segment and never
+    // removed by that compaction. A log that ends with a compacted segment has lost it, and
+    // whatever came after it: how many records is unknown. (Once a writer opens such a log,
+    // it starts a new segment there, and this trace is gone: see docs/DAMAGE.md.)
+    if let Some(last) = plan.live.last().filter(|s| s.header.is_compacted()) {
+        summary.problems.push(Problem {
+            kind: ProblemKind::Missing,
+            path: last.path.clone(),
+            offset: last.len,
+            len: 0,
+            lost: None,
+        });
+    }
     // A compacted segment accounts for every sequence number through `replaces_through`
     // (fuzz finding: with a larger claim than its records, a new segment started below it was
     // superseded, and removed, on the next open, losing acknowledged writes).
