@@ -46,6 +46,9 @@ pub struct CompactStats {
     pub bytes_written: u64,
     /// Nodes dropped because they had expired.
     pub nodes_expired: usize,
+    /// Liveness slots of a node at one IP dropped because they had expired (an `ip_expire`
+    /// event each): the node itself may stay, known by its other IPs or its record.
+    pub ips_expired: usize,
     /// Damage found in the segments read. Their intact records are kept; the damaged segments
     /// are moved to `archive/` (whatever `keep_history` says), so that the bytes can be
     /// examined.
