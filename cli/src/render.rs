@@ -6,7 +6,8 @@ use peerlog::{Event, Loss, Node, PeerState, Problem, ProblemKind, Record};
 use serde_json::{json, Map, Value};
 
 use crate::maintain::MaintenanceReport;
-use crate::time::{count, iso8601, iso8601_precise, opt_time};
+use crate::plural::count;
+use crate::time::{iso8601, iso8601_precise, opt_time};
 
 /// A JSON object with its keys in the order given (serde_json's `Value` sorts them), as one
 /// line. Each value is JSON text already; keys need no escaping (they are ours).
