@@ -160,9 +160,13 @@ pub fn run(open: OpenArgs, compact: Option<bool>, out: &mut impl Write) -> Resul
         writeln!(out, "{}", render::maintenance_json(&report))?;
         return Ok(());
     }
+    // Compaction's expiry also drops the liveness a staying node had at IPs gone silent.
+    let ips = report.compaction.as_ref().map_or_else(String::new, |c| {
+        format!("; IP slots: {} expired", c.ips_expired)
+    });
     writeln!(
         out,
-        "nodes: {} -> {} ({} expired); segments: {} -> {}",
+        "nodes: {} -> {} ({} expired){ips}; segments: {} -> {}",
         report.nodes_before,
         report.nodes_after,
         report.nodes_expired,

@@ -261,6 +261,7 @@ pub fn maintenance_json(report: &MaintenanceReport) -> Value {
     });
     if let (Some(c), Value::Object(map)) = (&report.compaction, &mut out) {
         map.extend([
+            ("ips_expired".to_string(), json!(c.ips_expired)),
             ("segments_read".to_string(), json!(c.segments_read)),
             ("records_read".to_string(), json!(c.records_read)),
             ("bytes_read".to_string(), json!(c.bytes_read)),
