@@ -5,12 +5,12 @@
 //! 1. Under the writer's lock, expired nodes are dropped (their expiry is logged) and the
 //!    active segment is sealed: everything up to sequence number `S` is now in sealed
 //!    segments, which nobody writes to again. Writers wait only for this step.
-//! 2. Without the lock, the sealed segments are replayed into a private index and its live
-//!    events (`m` records: first the losses the segments record, carried over) are written
-//!    to `<id>.seg.tmp` with sequence numbers `S+1-m ..= S`. Each damaged or missing stretch
-//!    found now is first recorded as a loss in the active segment (synced), so that it stays
-//!    visible once its place is gone,
-//!    in a header flagged *compacted* that says it replaces everything through `S`.
+//! 2. Without the lock, the sealed segments are replayed into a private index. Each damaged
+//!    or missing stretch found now is first recorded as a loss in the active segment
+//!    (synced), so that it stays visible once its place is gone. Then the index's live events
+//!    (`m` records: first the losses the segments record, carried over) are written to
+//!    `<id>.seg.tmp`, under a header flagged *compacted* that says it replaces everything
+//!    through `S`, with sequence numbers `S+1-m ..= S`.
 //!    A crash here leaves a `.tmp` file, removed on the next open: the old state.
 //! 3. The file is synced, renamed to `<id>.seg`, and the directory synced. From the rename on,
 //!    replay takes the compacted segment instead of the segments it replaces (any still
@@ -46,6 +46,9 @@ pub struct CompactStats {
     pub bytes_written: u64,
     /// Nodes dropped because they had expired.
     pub nodes_expired: usize,
+    /// Liveness slots of a node at one IP dropped because they had expired (an `ip_expire`
+    /// event each): the node itself may stay, known by its other IPs or its record.
+    pub ips_expired: usize,
     /// Damage found in the segments read. Their intact records are kept; the damaged segments
     /// are moved to `archive/` (whatever `keep_history` says), so that the bytes can be
     /// examined.

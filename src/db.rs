@@ -258,12 +258,14 @@ impl Inner {
         }
     }
 
-    fn expire(&self) -> Result<usize, Error> {
+    /// Drops what has expired; returns the node records dropped and the per-IP liveness
+    /// slots dropped.
+    fn expire(&self) -> Result<(usize, usize), Error> {
         let threshold = now_nanos()
             .saturating_sub(i64::try_from(self.opts.expiration.as_nanos()).unwrap_or(i64::MAX));
         let sync_each = self.opts.durability == Durability::SyncEachWrite;
         let mut state = self.state();
-        let mut dropped = 0;
+        let (mut dropped, mut ips_dropped) = (0, 0);
         let expired = state.index.expired(threshold, &self.self_id);
         for &expiry in &expired {
             let event = match expiry {
@@ -271,14 +273,17 @@ impl Inner {
                     dropped += usize::from(state.index.get(&id).is_some_and(Entry::has_record));
                     Event::NodeExpired { id }
                 }
-                Expired::Ip(id, ip) => Event::IpExpired { id, ip },
+                Expired::Ip(id, ip) => {
+                    ips_dropped += 1;
+                    Event::IpExpired { id, ip }
+                }
             };
             state.write(&event, false)?;
         }
         if sync_each && !expired.is_empty() {
             state.sync()?;
         }
-        Ok(dropped)
+        Ok((dropped, ips_dropped))
     }
 
     /// Compacts the sealed part of the log; first expires stale nodes if `expire_first`.
@@ -304,7 +309,7 @@ impl Inner {
                 &self.opts.fail_points,
             )?;
         }
-        let nodes_expired = if expire_first { self.expire()? } else { 0 };
+        let (nodes_expired, ips_expired) = if expire_first { self.expire()? } else { (0, 0) };
         // Writers wait only for the seal: everything up to `last_seq` is then in sealed
         // segments, which only compaction (one at a time) removes.
         let (last_seq, active, output_id, (protocol_version, salt)) = {
@@ -333,6 +338,7 @@ impl Inner {
         if segments.is_empty() || (already_compact && plan.superseded.is_empty()) {
             return Ok(CompactStats {
                 nodes_expired,
+                ips_expired,
                 ..CompactStats::default()
             });
         }
@@ -353,6 +359,7 @@ impl Inner {
         };
         let mut stats = compact::rewrite(dir, input, &self.opts, record_losses)?;
         stats.nodes_expired = nodes_expired;
+        stats.ips_expired = ips_expired;
         let mut state = self.state();
         state.log_bytes = state.log_bytes.saturating_sub(stats.bytes_read) + stats.bytes_written;
         Ok(stats)
@@ -791,7 +798,7 @@ impl NodeDb {
     /// record), with everything known about it; also ids without a record whose newest
     /// timestamp is that old. Returns how many node records were dropped.
     pub fn expire_nodes(&self) -> Result<usize, Error> {
-        self.inner.expire()
+        self.inner.expire().map(|(nodes, _)| nodes)
     }
 
     /// Starts, once, a background thread that runs [`NodeDb::expire_nodes`] every cleanup

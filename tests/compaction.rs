@@ -568,3 +568,28 @@ fn keeping_history_never_replaces_a_file_in_the_archive() {
         "{history} events in the history, {events} before"
     );
 }
+
+#[test]
+fn compaction_counts_the_ip_slots_it_expires() {
+    let temp = tempfile::tempdir().unwrap();
+    let db = NodeDb::open_with(temp.path(), 5, NodeId([0; 64]), opts()).unwrap();
+    let now = SystemTime::now();
+    let old = now - Duration::from_secs(2 * 86_400);
+    for n in 1..=3 {
+        db.update_node(&node(n, 30303)).unwrap();
+        // Alive now by its id, silent for two days at two IPs it used to have: the node stays,
+        // its slots at those IPs expire.
+        db.update_last_pong(&id(n), now).unwrap();
+        for last in [7, 8] {
+            let ip = IpAddr::V4(Ipv4Addr::new(203, 0, 113, last));
+            db.update_last_pong_from(&id(n), ip, old).unwrap();
+        }
+    }
+    let stats = db.compact().unwrap();
+    assert_eq!(stats.nodes_expired, 0);
+    assert_eq!(stats.ips_expired, 6);
+    assert_eq!(db.len(), 3);
+    // Nothing left to expire: the next compaction counts none.
+    assert_eq!(db.compact().unwrap().ips_expired, 0);
+    db.close().unwrap();
+}

@@ -10,9 +10,10 @@ use peerlog::inspect::{self, Audit, AuditOptions, Distances, SubnetShare};
 use peerlog::{NodeId, Subnet};
 use serde_json::{json, Value};
 
+use crate::error::Failure;
+use crate::plural::count;
 use crate::progress::{Meter, Span};
-use crate::time::{count, duration_words, opt_time};
-use crate::Failure;
+use crate::time::{duration_words, opt_time};
 
 /// Width of a full bar (100 %, or the largest count on a log scale).
 const BAR: usize = 40;
@@ -39,7 +40,7 @@ pub struct AuditArgs {
 }
 
 fn max_nodes_arg(text: &str) -> Result<usize, String> {
-    crate::time::parse_number(text, 1, usize::MAX as u64).map(|n| n as usize)
+    crate::parse::parse_number(text, 1, usize::MAX as u64).map(|n| n as usize)
 }
 
 pub fn run(args: &AuditArgs, out: &mut impl Write) -> Result<(), Failure> {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -12,8 +13,12 @@ use peerlog::{Error, Event, EventKind, Node, NodeDb, NodeId, Options};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::args::DemoArgs;
+use crate::error::{CliError, Failure};
+use crate::parse::parse_self;
+use crate::plural::count;
+use crate::progress::{self, Meter};
 use crate::time::{earliest_storable, is_storable, iso8601, storable_range_text};
-use crate::CliError;
 
 /// Share of demo nodes that are modern: a signed record (a real secp256k1 key) and liveness
 /// per IP, as discv5 and EIP-868 nodes keep them; the others are endpoints with per-id
@@ -360,4 +365,55 @@ fn write_demo(
     closing();
     db.close()?;
     Ok(report)
+}
+
+/// Runs `peerlog demo`: writes the database with a progress bar, then says what it wrote.
+pub fn run(args: DemoArgs, out: &mut impl Write) -> Result<(), Failure> {
+    let spec = DemoSpec {
+        nodes: args.nodes,
+        days: args.days,
+        seed: args.seed,
+        protocol_version: args.protocol_version,
+        self_id: parse_self(args.self_id.as_deref())?.unwrap_or(NodeId([0; 64])),
+    };
+    print(&args.dir, &spec, out)
+}
+
+fn print(dir: &Path, spec: &DemoSpec, out: &mut impl Write) -> Result<(), Failure> {
+    let started = std::time::Instant::now();
+    let meter = Meter::bar("writing");
+    let report = {
+        let writing = meter.step("writing", progress::Span::percent(0, 97));
+        let closing = || meter.begin("closing", progress::Span::percent(97, 100));
+        demo(dir, spec, &writing, &closing)?
+    };
+    meter.finish();
+    let events: u64 = report.events_by_kind.values().sum();
+    let by_kind: Vec<_> = report
+        .events_by_kind
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    // No kinds to list for an empty database.
+    let by_kind = if by_kind.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", by_kind.join(", "))
+    };
+    writeln!(
+        out,
+        "wrote {}{by_kind} over {} simulated {} in {:.2?}",
+        count(events, "event"),
+        spec.days,
+        if spec.days == 1 { "day" } else { "days" },
+        started.elapsed()
+    )?;
+    writeln!(
+        out,
+        "{} in {}",
+        count(report.nodes as u64, "node"),
+        dir.display()
+    )?;
+    writeln!(out, "try: peerlog stats {}", dir.display())?;
+    Ok(())
 }

@@ -28,8 +28,10 @@ use peerlog::inspect::{self, InspectError};
 use peerlog::{Node, NodeDb, NodeId};
 use serde_json::Value;
 
-use crate::time::{count, iso8601};
-use crate::{CliError, Failure};
+use crate::args::ImportArgs;
+use crate::error::{CliError, Failure};
+use crate::plural::count;
+use crate::time::iso8601;
 
 /// A file of peers, in the shape a client writes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -290,6 +292,18 @@ struct Tally {
 }
 
 /// Runs `peerlog import`; exit status 1 when some entries were bad (and skipped).
+/// Runs `peerlog import`: exit status 1 when an entry was skipped.
+pub fn command(args: ImportArgs, out: &mut impl Write) -> Result<ExitCode, Failure> {
+    let spec = ImportSpec {
+        dir: args.dir,
+        file: args.file,
+        format: args.format,
+        protocol_version: args.protocol_version,
+        pong_at: args.pong_at,
+    };
+    run(&spec, out)
+}
+
 pub fn run(spec: &ImportSpec, out: &mut impl Write) -> Result<ExitCode, Failure> {
     let file = spec.file.display();
     let bytes = std::fs::read(&spec.file)

@@ -1,10 +1,16 @@
-//! Maintenance: compact and expire, with the lock taken.
+//! `peerlog compact` and `peerlog expire`: maintenance with the lock taken, and what it did.
 
+use std::io::Write;
 use std::path::Path;
 
 use peerlog::{inspect, CompactStats, Error, Loss, NodeDb, NodeId, Options};
 
-use crate::CliError;
+use crate::args::OpenArgs;
+use crate::error::{CliError, Failure};
+use crate::parse::parse_self;
+use crate::plural::count;
+use crate::progress::Meter;
+use crate::render;
 
 /// How `compact` and `expire` open a database.
 #[derive(Clone, Debug, Default)]
@@ -130,4 +136,74 @@ pub fn accept_damage(dir: &Path) -> Result<Vec<Loss>, CliError> {
     let accepted = db.accept_damage()?;
     db.close()?;
     Ok(accepted)
+}
+
+/// Runs `peerlog compact` (`compact` is `Some(keep_history)`) or `peerlog expire` (`None`).
+pub fn run(open: OpenArgs, compact: Option<bool>, out: &mut impl Write) -> Result<(), Failure> {
+    let how = Maintenance {
+        protocol_version: open.protocol_version,
+        self_id: parse_self(open.self_id.as_deref())?,
+        options: Options {
+            expiration: open.expiration,
+            keep_history: compact.unwrap_or(false),
+            ..Options::default()
+        },
+    };
+    let meter = Meter::spinner("opening");
+    let stage = |what: &'static str| meter.label(what);
+    let report = match compact {
+        Some(_) => self::compact(&open.dir, &how, &stage)?,
+        None => self::expire(&open.dir, &how, &stage)?,
+    };
+    meter.finish();
+    if open.json {
+        writeln!(out, "{}", render::maintenance_json(&report))?;
+        return Ok(());
+    }
+    // Compaction's expiry also drops the liveness a staying node had at IPs gone silent.
+    let ips = report.compaction.as_ref().map_or_else(String::new, |c| {
+        format!("; IP slots: {} expired", c.ips_expired)
+    });
+    writeln!(
+        out,
+        "nodes: {} -> {} ({} expired){ips}; segments: {} -> {}",
+        report.nodes_before,
+        report.nodes_after,
+        report.nodes_expired,
+        report.segments.0,
+        report.segments.1
+    )?;
+    if let Some(c) = &report.compaction {
+        writeln!(
+            out,
+            "compacted {}: {} ({}) -> {} ({})",
+            count(c.segments_read as u64, "segment"),
+            count(c.records_read, "record"),
+            count(c.bytes_read, "byte"),
+            count(c.records_written, "record"),
+            count(c.bytes_written, "byte")
+        )?;
+        for problem in &c.problems {
+            let recorded = match peerlog::Loss::from_problem(problem) {
+                Some(_) => "recorded as a loss in the log, ",
+                None => "",
+            };
+            writeln!(
+                out,
+                "DAMAGE found: {problem}; {recorded}the segment moved to archive/"
+            )?;
+        }
+    }
+    if !report.losses.is_empty() {
+        let acknowledged = report.losses.iter().filter(|l| l.acknowledged).count();
+        writeln!(
+            out,
+            "losses the log records: {}, {acknowledged} acknowledged (see peerlog verify)",
+            report.losses.len()
+        )?;
+        for loss in report.losses.iter().filter(|l| !l.acknowledged) {
+            writeln!(out, "  {loss}")?;
+        }
+    }
+    Ok(())
 }

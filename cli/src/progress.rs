@@ -17,6 +17,9 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// A printing step reports progress every this many lines printed.
+pub const LINES_PER_REPORT: usize = 4096;
+
 /// Positions of a whole bar: per mille, so that a percentage is exact.
 pub const SCALE: u64 = 1000;
 

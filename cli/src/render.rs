@@ -6,7 +6,8 @@ use peerlog::{Event, Loss, Node, PeerState, Problem, ProblemKind, Record};
 use serde_json::{json, Map, Value};
 
 use crate::maintain::MaintenanceReport;
-use crate::time::{count, iso8601, iso8601_precise, opt_time};
+use crate::plural::count;
+use crate::time::{iso8601, iso8601_precise, opt_time};
 
 /// A JSON object with its keys in the order given (serde_json's `Value` sorts them), as one
 /// line. Each value is JSON text already; keys need no escaping (they are ours).
@@ -260,6 +261,7 @@ pub fn maintenance_json(report: &MaintenanceReport) -> Value {
     });
     if let (Some(c), Value::Object(map)) = (&report.compaction, &mut out) {
         map.extend([
+            ("ips_expired".to_string(), json!(c.ips_expired)),
             ("segments_read".to_string(), json!(c.segments_read)),
             ("records_read".to_string(), json!(c.records_read)),
             ("bytes_read".to_string(), json!(c.bytes_read)),

@@ -7,10 +7,17 @@ use std::path::Path;
 use peerlog::inspect::{self, InspectError, Lost, SalvageReport, SalvagedSegment};
 use serde_json::{json, Value};
 
-use crate::time::count;
-use crate::{CliError, Failure};
+use crate::args::SalvageArgs;
+use crate::error::{CliError, Failure};
+use crate::plural::count;
 
 /// Runs the salvage of `dir` and prints what it did.
+/// Runs `peerlog salvage`, naming DIR absolute, as the files it moves are.
+pub fn command(args: SalvageArgs, out: &mut impl Write) -> Result<(), Failure> {
+    let dir = std::path::absolute(&args.dir).unwrap_or(args.dir);
+    run(&dir, args.json, out)
+}
+
 pub fn run(dir: &Path, json: bool, out: &mut impl Write) -> Result<(), Failure> {
     let report = inspect::salvage(dir)?;
     if json {

@@ -13,11 +13,13 @@ use peerlog::inspect;
 use peerlog::{Node, NodeDb, NodeId, PeerState};
 use serde_json::json;
 
+use crate::args::SeedsArgs;
+use crate::error::Failure;
 use crate::import::{self, PeerFormat};
+use crate::parse::parse_self;
 use crate::progress::{Meter, Span};
 use crate::render::ordered_object;
 use crate::time::duration_words;
-use crate::Failure;
 
 /// What `peerlog seeds` is asked for.
 pub struct SeedSpec {
@@ -42,6 +44,19 @@ enum Seeds {
 }
 
 /// Runs `peerlog seeds`.
+pub fn command(args: SeedsArgs, out: &mut impl Write) -> Result<(), Failure> {
+    let spec = SeedSpec {
+        n: usize::try_from(args.n).unwrap_or(usize::MAX),
+        max_age: args.max_age,
+        key: args.key,
+        per_subnet: args.per_subnet,
+        subnet_bits: args.subnet_bits,
+        self_id: parse_self(args.self_id.as_deref())?.unwrap_or(NodeId([0; 64])),
+    };
+    run(&args.dir, &spec, args.format, args.json, out)
+}
+
+/// Prints the seeds `spec` asks for.
 pub fn run(
     dir: &Path,
     spec: &SeedSpec,

@@ -1,9 +1,10 @@
-//! Times and node arguments, as the command prints and parses them.
+//! Times and durations, as the command prints and parses them.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use peerlog::{Error, Node, NodeId};
 use serde_json::Value;
+
+use crate::plural::count;
 
 /// `t` as UTC ISO-8601 with whole seconds: `2024-05-01T12:30:00Z`. Works for every time the
 /// log can hold, before 1970 included.
@@ -61,27 +62,6 @@ pub fn opt_time(t: Option<SystemTime>) -> Value {
     t.map_or(Value::Null, |t| Value::String(iso8601_precise(t)))
 }
 
-/// The node an argument names (128 hex characters, optionally `0x`, or an enode URL): its id,
-/// and the URL's endpoint when it is one. The error is worded for one line: the library's
-/// enode parser wraps the id's error, so its `invalid input: ` prefix appears once, not twice.
-pub fn parse_node_arg(arg: &str) -> Result<(NodeId, Option<Node>), String> {
-    let parsed = if arg.starts_with("enode://") {
-        arg.parse::<Node>().map(|node| (node.id, Some(node)))
-    } else if arg.starts_with("enr:") {
-        // The signed record `dump` prints names its node by its key.
-        let record = arg
-            .parse::<peerlog::enr::Enr<peerlog::enr::CombinedKey>>()
-            .map_err(|e| format!("not a signed node record (enr:...): {e}"))?;
-        NodeId::from_enr(&record).map(|id| (id, None))
-    } else {
-        arg.parse::<NodeId>().map(|id| (id, None))
-    };
-    parsed.map_err(|e| match e {
-        Error::InvalidInput(why) => why.replace("invalid input: ", ""),
-        other => other.to_string(),
-    })
-}
-
 /// The earliest time the log can store: 1677-09-21T00:12:43.145224193Z (nanoseconds since the
 /// Unix epoch are kept in an i64).
 pub fn earliest_storable() -> SystemTime {
@@ -106,16 +86,6 @@ pub fn storable_range_text() -> String {
 /// Whether the log can store `t`.
 pub fn is_storable(t: SystemTime) -> bool {
     (earliest_storable()..=latest_storable()).contains(&t)
-}
-
-/// `n` and the noun, plural unless `n` is 1: `1 node`, `2 nodes`, `0 nodes`.
-pub fn count(n: impl Into<u128>, noun: &str) -> String {
-    let n = n.into();
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
 }
 
 /// A duration as people write it: `1 day`, `5 days 12h`, `36m`, `1h 30m`, `0s`, `250ms`.
@@ -242,24 +212,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))
 }
 
-/// A whole number from `min` to `max`, with a message that says which rule `text` breaks.
-pub fn parse_number(text: &str, min: u64, max: u64) -> Result<u64, String> {
-    let text = text.trim();
-    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if text.strip_prefix('-').is_some_and(all_digits) {
-        return Err(format!("{text} is negative; the least is {min}"));
-    }
-    if !all_digits(text) {
-        return Err(format!("{text:?} is not a whole number"));
-    }
-    match text.parse::<u64>() {
-        Ok(n) if n < min => Err(format!("{text} is too small; the least is {min}")),
-        Ok(n) if n <= max => Ok(n),
-        // All digits: a parse fails only on overflow.
-        _ => Err(format!("{text} is too large; the most is {max}")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,35 +266,7 @@ mod tests {
     }
 
     #[test]
-    fn numbers_are_whole_and_in_range() {
-        assert_eq!(parse_number("0", 0, 5), Ok(0));
-        assert_eq!(parse_number(" 5 ", 0, 5), Ok(5));
-        assert_eq!(
-            parse_number("18446744073709551615", 0, u64::MAX),
-            Ok(u64::MAX)
-        );
-        assert!(parse_number("6", 0, 5)
-            .unwrap_err()
-            .contains("the most is 5"));
-        assert!(parse_number("0", 1, 5)
-            .unwrap_err()
-            .contains("the least is 1"));
-        assert!(parse_number("-1", 0, 5).unwrap_err().contains("negative"));
-        assert!(parse_number("18446744073709551616", 0, u64::MAX)
-            .unwrap_err()
-            .contains("too large"));
-        for bad in ["", "abc", "1.5", "+1", "1e3", "0x10"] {
-            assert!(parse_number(bad, 0, u64::MAX)
-                .unwrap_err()
-                .contains("not a whole number"));
-        }
-    }
-
-    #[test]
-    fn counts_and_durations_in_words() {
-        assert_eq!(count(1u64, "node"), "1 node");
-        assert_eq!(count(0u64, "node"), "0 nodes");
-        assert_eq!(count(2u64, "node"), "2 nodes");
+    fn durations_in_words() {
         let words = |secs| duration_words(Duration::from_secs(secs));
         assert_eq!(words(86_400), "1 day");
         assert_eq!(words(7 * 86_400 + 12 * 3600), "7 days 12h");
