@@ -48,6 +48,13 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// The same with the signed record reduced to its seq (its endpoint stays in `node`): for
+    /// tests that cannot make the very record the database holds (signing is randomised).
+    pub fn without_signature(mut self) -> (Observed, Option<u64>) {
+        let seq = self.record.take().map(|r| r.seq());
+        (self, seq)
+    }
+
     /// Whether the id has a record, unsigned or signed (what `len()` counts).
     pub fn has_record(&self) -> bool {
         self.node.is_some() || self.record.is_some()

@@ -3,6 +3,8 @@
 //! test file that includes this module uses every helper, hence the `allow`.)
 #![allow(dead_code)]
 
+pub mod lazyfs;
+
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
