@@ -1,9 +1,16 @@
-//! Checking code shared by the fuzz targets and the corpus tests (not a stable API).
+//! peerlog's fuzz harness and the one model of peer state its tests share (never published,
+//! not a stable API). It reaches peerlog's internals only through the hidden
+//! `peerlog::testing` module.
 //!
 //! Each `check_*` function takes the raw bytes a fuzzer produced and panics when a property
 //! that peerlog promises is violated. The fuzz targets in `fuzz/` call them, and so does
-//! `tests/fuzz_corpus.rs`, which replays every committed corpus file and crash artifact, so
-//! that a plain `cargo test` exercises the targets without a fuzzer.
+//! `checks/tests/fuzz_corpus.rs`, which replays every committed corpus file and crash
+//! artifact, so that a plain `cargo test` exercises the targets without a fuzzer.
+//!
+//! [`model`] is what the database holds after a sequence of events (eviction rule and expiry
+//! included): the `ops_model` target checks against it, and so do the crash, power-loss, API
+//! and concurrency tests of the `peerlog` package. [`records`] and [`process`] hold the
+//! helpers those tests would otherwise copy.
 //!
 //! | target | input | property |
 //! |---|---|---|

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
 
 use peerlog::testing::{
     align, decode_frame, decode_payload, parse_segment_name, salt_seed, segment_file_name,
@@ -261,58 +262,13 @@ pub(crate) fn fuzz_options() -> Options {
 pub fn check_open_segment(data: &[u8]) {
     // Every segment, however small, replayed with the checksum helper too.
     set_check_ahead_from(0);
-    let (flags, mut files) = split_input(data);
-    for file in &mut files {
-        if flags & FIX_HEADER_CRC != 0 {
-            fix_header_crc(file);
-        }
-        if flags & FIX_RECORD_CRC != 0 {
-            fix_record_crcs(file);
-        }
-    }
-    let headers: Vec<Option<SegmentHeader>> = files
-        .iter()
-        .map(|f| SegmentHeader::decode(f).ok())
-        .collect();
-    let mut version = headers
-        .iter()
-        .flatten()
-        .map(|h| h.protocol_version)
-        .next()
-        .unwrap_or(1);
-    if flags & OTHER_VERSION != 0 {
-        version = version.wrapping_add(1);
-    }
-
+    let input = Input::of(data);
     let scratch = Scratch::new();
     let dir = scratch.sub("db");
-    fs::create_dir(&dir).unwrap();
-    let mut used = BTreeSet::new();
-    // Whether each file is named like a segment: a header's id of 10^16 or more gets a longer
-    // name, which the directory listing ignores (not named like a peerlog file), so such a
-    // file is no part of the database (and its protocol version wipes nothing).
-    let mut listed = Vec::with_capacity(files.len());
-    for (i, (file, header)) in files.iter().zip(&headers).enumerate() {
-        let wanted = header.map_or(i as u64 + 1, |h| h.segment_id);
-        let id = if used.insert(wanted) {
-            wanted
-        } else {
-            // Two files naming the same segment: the second keeps a name of its own, which
-            // its header contradicts.
-            let mut id = 1_000_000 + i as u64;
-            while !used.insert(id) {
-                id += 1;
-            }
-            id
-        };
-        let name = segment_file_name(id);
-        listed.push(parse_segment_name(&name).is_some());
-        fs::write(dir.join(name), file).unwrap();
-    }
+    let listed = input.write_to(&dir);
     let before = dir_contents(&dir);
-    let intact = IntactValues::of(&files);
-
-    let db = match NodeDb::open_with(&dir, version, NodeId([0xAA; 64]), fuzz_options()) {
+    let intact = IntactValues::of(&input.files);
+    let db = match NodeDb::open_with(&dir, input.version, NodeId([0xAA; 64]), fuzz_options()) {
         Ok(db) => db,
         Err(e @ (Error::DamagedHeader { .. } | Error::NewerFormat { .. })) => {
             let mut after = dir_contents(&dir);
@@ -322,12 +278,6 @@ pub fn check_open_segment(data: &[u8]) {
         }
         Err(e) => panic!("open failed with an unexpected error: {e}"),
     };
-    let wiped = headers
-        .iter()
-        .zip(&listed)
-        .filter(|(_, &listed)| listed)
-        .filter_map(|(h, _)| h.as_ref())
-        .any(|h| h.protocol_version != version);
     if std::env::var_os("PEERLOG_FUZZ_DEBUG").is_some() {
         for (name, bytes) in &before {
             eprintln!(
@@ -338,103 +288,213 @@ pub fn check_open_segment(data: &[u8]) {
         }
         eprintln!("{:#?}", db.recovery());
     }
-    let candidates: Vec<NodeId> = intact.ids.iter().copied().collect();
-    let probes: Vec<IpAddr> = intact.ips.iter().copied().collect();
-    let state: Vec<Observed> = candidates
-        .iter()
-        .map(|id| observe(&db, id, &probes))
-        .collect();
-    let local_seq = observe_local_seq(&db);
-    let mut with_record = 0;
-    for (id, seen) in candidates.iter().zip(&state) {
-        if wiped {
-            let empty = Observed {
-                ips: probes.iter().map(|&ip| (ip, Slot::default())).collect(),
-                ..Observed::default()
-            };
-            assert_eq!(seen, &empty, "{id} survived a version wipe");
-            continue;
+    let recovered = Recovered::check(&db, &intact, input.wipes(&listed), &dir);
+    recovered.check_write_and_reopen(db, &dir, input.version, &intact);
+}
+
+/// An `open_segment` input: its flags, its files (checksums fixed as the flags say), their
+/// headers where they decode, and the protocol version to open with.
+struct Input {
+    files: Vec<Vec<u8>>,
+    headers: Vec<Option<SegmentHeader>>,
+    version: u64,
+}
+
+impl Input {
+    fn of(data: &[u8]) -> Input {
+        let (flags, mut files) = split_input(data);
+        for file in &mut files {
+            if flags & FIX_HEADER_CRC != 0 {
+                fix_header_crc(file);
+            }
+            if flags & FIX_RECORD_CRC != 0 {
+                fix_record_crcs(file);
+            }
         }
-        with_record += usize::from(seen.has_record());
-        intact.check(id, seen);
-    }
-    if wiped {
-        assert_eq!(local_seq, None, "the local seq survived a version wipe");
-    } else if let Some(seq) = local_seq {
-        assert!(
-            intact.local_seqs.contains(&seq),
-            "open returned local seq {seq}, which no intact record holds"
-        );
-    }
-    assert_eq!(
-        db.len(),
-        with_record,
-        "open returned a node whose id is in no intact record"
-    );
-    for problem in &db.recovery().problems {
-        assert!(
-            problem.path.starts_with(&dir),
-            "problem outside the directory"
-        );
-        if let Some((first, last)) = problem.lost {
-            assert!(first <= last, "lost range {first}..={last} is empty");
+        let headers: Vec<Option<SegmentHeader>> = files
+            .iter()
+            .map(|f| SegmentHeader::decode(f).ok())
+            .collect();
+        let mut version = headers
+            .iter()
+            .flatten()
+            .map(|h| h.protocol_version)
+            .next()
+            .unwrap_or(1);
+        if flags & OTHER_VERSION != 0 {
+            version = version.wrapping_add(1);
+        }
+        Input {
+            files,
+            headers,
+            version,
         }
     }
 
-    // A write after recovery continues the log and survives a reopen, with everything else.
-    let fresh = Node::new(
-        NodeId([0xEE; 64]),
-        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
-        30303,
-        30303,
-    );
-    // A log whose (forged) records reach MAX_SEQ leaves the writer no sequence number a
-    // reader accepts: the write must then be refused, never acknowledged and lost.
-    let exhausted = db.recovery().next_seq > MAX_SEQ;
-    let write_fresh = !intact.ids.contains(&fresh.id) && !exhausted;
-    if write_fresh {
-        db.update_node(&fresh)
-            .expect("a write after recovery failed");
-    } else if exhausted {
-        assert!(
-            db.update_node(&fresh).is_err(),
-            "a record numbered past MAX_SEQ was acknowledged"
-        );
+    /// Writes the files into a new `dir`, each named after its header's segment id (else its
+    /// place); returns whether each is named like a segment. A header's id of 10^16 or more
+    /// gets a longer name, which the directory listing ignores (not named like a peerlog
+    /// file), so such a file is no part of the database (and its protocol version wipes
+    /// nothing).
+    fn write_to(&self, dir: &Path) -> Vec<bool> {
+        fs::create_dir(dir).unwrap();
+        let mut used = BTreeSet::new();
+        let mut listed = Vec::with_capacity(self.files.len());
+        for (i, (file, header)) in self.files.iter().zip(&self.headers).enumerate() {
+            let wanted = header.map_or(i as u64 + 1, |h| h.segment_id);
+            let id = if used.insert(wanted) {
+                wanted
+            } else {
+                // Two files naming the same segment: the second keeps a name of its own, which
+                // its header contradicts.
+                let mut id = 1_000_000 + i as u64;
+                while !used.insert(id) {
+                    id += 1;
+                }
+                id
+            };
+            let name = segment_file_name(id);
+            listed.push(parse_segment_name(&name).is_some());
+            fs::write(dir.join(name), file).unwrap();
+        }
+        listed
     }
-    db.close().expect("closing after recovery failed");
-    let db = NodeDb::open_with(&dir, version, NodeId([0xAA; 64]), fuzz_options())
-        .unwrap_or_else(|e| panic!("a database peerlog recovered and closed fails to open: {e}"));
-    if std::env::var_os("PEERLOG_FUZZ_DEBUG").is_some() {
-        eprintln!("after reopen: {:#?}", db.recovery());
+
+    /// Whether opening wipes the directory: a listed segment of another protocol version.
+    fn wipes(&self, listed: &[bool]) -> bool {
+        self.headers
+            .iter()
+            .zip(listed)
+            .filter(|(_, &listed)| listed)
+            .filter_map(|(h, _)| h.as_ref())
+            .any(|h| h.protocol_version != self.version)
     }
-    for (id, seen) in candidates.iter().zip(&state) {
+}
+
+/// What the open database returned: the state of every id an intact record names, at every
+/// IP one names, and the local seq.
+struct Recovered {
+    candidates: Vec<NodeId>,
+    probes: Vec<IpAddr>,
+    state: Vec<Observed>,
+    local_seq: Option<u64>,
+    with_record: usize,
+}
+
+impl Recovered {
+    /// Reads the state and checks it: empty after a wipe, else only values of intact records;
+    /// the node count; problems inside the directory with sensible lost ranges.
+    fn check(db: &NodeDb, intact: &IntactValues, wiped: bool, dir: &Path) -> Recovered {
+        let candidates: Vec<NodeId> = intact.ids.iter().copied().collect();
+        let probes: Vec<IpAddr> = intact.ips.iter().copied().collect();
+        let state: Vec<Observed> = candidates
+            .iter()
+            .map(|id| observe(db, id, &probes))
+            .collect();
+        let local_seq = observe_local_seq(db);
+        let mut with_record = 0;
+        for (id, seen) in candidates.iter().zip(&state) {
+            if wiped {
+                let empty = Observed {
+                    ips: probes.iter().map(|&ip| (ip, Slot::default())).collect(),
+                    ..Observed::default()
+                };
+                assert_eq!(seen, &empty, "{id} survived a version wipe");
+                continue;
+            }
+            with_record += usize::from(seen.has_record());
+            intact.check(id, seen);
+        }
+        if wiped {
+            assert_eq!(local_seq, None, "the local seq survived a version wipe");
+        } else if let Some(seq) = local_seq {
+            assert!(
+                intact.local_seqs.contains(&seq),
+                "open returned local seq {seq}, which no intact record holds"
+            );
+        }
         assert_eq!(
-            &observe(&db, id, &probes),
-            seen,
-            "{id} changed across a reopen"
+            db.len(),
+            with_record,
+            "open returned a node whose id is in no intact record"
         );
-    }
-    if local_seq.is_some() {
-        assert_eq!(
-            observe_local_seq(&db),
+        for problem in &db.recovery().problems {
+            assert!(
+                problem.path.starts_with(dir),
+                "problem outside the directory"
+            );
+            if let Some((first, last)) = problem.lost {
+                assert!(first <= last, "lost range {first}..={last} is empty");
+            }
+        }
+        Recovered {
+            candidates,
+            probes,
+            state,
             local_seq,
-            "the local seq changed across a reopen"
-        );
+            with_record,
+        }
     }
-    if write_fresh {
-        assert_eq!(
-            db.node(&fresh.id),
-            Some(fresh),
-            "the write after recovery was lost"
+
+    /// A write after recovery continues the log and survives a reopen, with everything else;
+    /// the reopen finds no torn tail (the recovery cut it).
+    fn check_write_and_reopen(&self, db: NodeDb, dir: &Path, version: u64, intact: &IntactValues) {
+        let fresh = Node::new(
+            NodeId([0xEE; 64]),
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            30303,
+            30303,
         );
+        // A log whose (forged) records reach MAX_SEQ leaves the writer no sequence number a
+        // reader accepts: the write must then be refused, never acknowledged and lost.
+        let exhausted = db.recovery().next_seq > MAX_SEQ;
+        let write_fresh = !intact.ids.contains(&fresh.id) && !exhausted;
+        if write_fresh {
+            db.update_node(&fresh)
+                .expect("a write after recovery failed");
+        } else if exhausted {
+            assert!(
+                db.update_node(&fresh).is_err(),
+                "a record numbered past MAX_SEQ was acknowledged"
+            );
+        }
+        db.close().expect("closing after recovery failed");
+        let db = NodeDb::open_with(dir, version, NodeId([0xAA; 64]), fuzz_options())
+            .unwrap_or_else(|e| {
+                panic!("a database peerlog recovered and closed fails to open: {e}")
+            });
+        if std::env::var_os("PEERLOG_FUZZ_DEBUG").is_some() {
+            eprintln!("after reopen: {:#?}", db.recovery());
+        }
+        for (id, seen) in self.candidates.iter().zip(&self.state) {
+            assert_eq!(
+                &observe(&db, id, &self.probes),
+                seen,
+                "{id} changed across a reopen"
+            );
+        }
+        if self.local_seq.is_some() {
+            assert_eq!(
+                observe_local_seq(&db),
+                self.local_seq,
+                "the local seq changed across a reopen"
+            );
+        }
+        if write_fresh {
+            assert_eq!(
+                db.node(&fresh.id),
+                Some(fresh),
+                "the write after recovery was lost"
+            );
+        }
+        assert_eq!(db.len(), self.with_record + usize::from(write_fresh));
+        for problem in &db.recovery().problems {
+            assert_ne!(
+                problem.kind,
+                ProblemKind::TornTail,
+                "a torn tail survived the recovery that cut it: {problem}"
+            );
+        }
+        db.close().expect("closing failed");
     }
-    assert_eq!(db.len(), with_record + usize::from(write_fresh));
-    for problem in &db.recovery().problems {
-        assert_ne!(
-            problem.kind,
-            ProblemKind::TornTail,
-            "a torn tail survived the recovery that cut it: {problem}"
-        );
-    }
-    db.close().expect("closing failed");
 }
