@@ -162,7 +162,7 @@ impl Harness {
         for k in 0..count % 32 {
             let id = flood_id(seed.wrapping_add(k.wrapping_mul(7)));
             let at = Time {
-                past: (seed ^ k) % 3 == 0,
+                past: (seed ^ k).is_multiple_of(3),
                 secs: u32::from(k) * 1000 + u32::from(seed),
                 nanos: 0,
             }
@@ -185,7 +185,7 @@ impl Harness {
         for k in 0..count % 32 {
             let ip = flood_ip(seed.wrapping_add(k.wrapping_mul(5)));
             let at = Time {
-                past: (seed ^ k) % 4 == 0,
+                past: (seed ^ k).is_multiple_of(4),
                 secs: u32::from(seed ^ k) % 8,
                 nanos: 0,
             }
@@ -232,7 +232,7 @@ impl Harness {
             let who = seed.wrapping_add(k);
             let id = pool_id(who);
             let time = Time {
-                past: (seed ^ k) % 5 == 0,
+                past: (seed ^ k).is_multiple_of(5),
                 secs: u32::from(k) * 1000 + u32::from(seed),
                 nanos: u32::from(k),
             };
@@ -315,7 +315,7 @@ impl Harness {
             let who = seed.wrapping_add(k);
             let ip = seed.wrapping_mul(3).wrapping_add(k);
             let at = Time {
-                past: (seed ^ k) % 5 == 0,
+                past: (seed ^ k).is_multiple_of(5),
                 secs: u32::from(k) * 1000 + u32::from(seed),
                 nanos: u32::from(k),
             }
