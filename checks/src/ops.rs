@@ -372,7 +372,7 @@ pub(crate) const LEGACY_MAX_NODES: usize = 4;
 pub enum Step {
     /// Any operation of the earlier formats.
     Op(Op),
-    /// Up to 31 writes about ids beyond the pool (of [`FLOOD_IDS`]): unsigned records on a
+    /// Up to 31 writes about ids beyond the pool (of `FLOOD_IDS`): unsigned records on a
     /// few subnets, and pongs (past or future), so that a full store evicts.
     Flood {
         /// Varies the ids, subnets, kinds and times.
@@ -380,7 +380,7 @@ pub enum Step {
         /// How many writes (modulo 32).
         count: u8,
     },
-    /// Up to 31 per-IP writes about one pool id at the IPs of [`flood_ip`], more than an id
+    /// Up to 31 per-IP writes about one pool id at the IPs of `flood_ip`, more than an id
     /// holds slots for.
     IpFlood {
         /// Pool index.
