@@ -445,48 +445,51 @@ fn pristine() -> &'static Pristine {
 }
 
 /// What the API says about one id (the shared model's view: record, signed record,
-/// liveness to no IP and at every IP the pristine log names), and the IPs it lists slots at
+/// liveness to no IP and at every IP the pristine log names for it), and the IPs it lists slots at
 /// (sorted; a slot with no value is listed too).
 type Seen = (model::Observed, Vec<IpAddr>);
 
 /// What the API says: per id of [`ids`], then `len()` and the stored local seq.
 type Observed = (Vec<Seen>, usize, Option<u64>);
 
-/// Every IP (canonical) a per-IP record of the pristine log names: where liveness is read.
-fn probes() -> &'static [IpAddr] {
-    static PROBES: OnceLock<Vec<IpAddr>> = OnceLock::new();
-    PROBES.get_or_init(|| {
-        let ips: std::collections::BTreeSet<IpAddr> = pristine()
-            .records
-            .iter()
-            .filter_map(|r| match &r.event {
-                Event::PingFrom { ip, .. }
-                | Event::PongFrom { ip, .. }
-                | Event::FindFailsAt { ip, .. }
-                | Event::IpExpired { ip, .. }
-                | Event::IpEvicted { ip, .. } => Some(ip.to_canonical()),
-                _ => None,
-            })
-            .collect();
-        ips.into_iter().collect()
-    })
+/// Per id, every IP (canonical) a per-IP record of the pristine log names for it: where its
+/// liveness is read.
+fn probes(id: &NodeId) -> &'static [IpAddr] {
+    static PROBES: OnceLock<BTreeMap<NodeId, Vec<IpAddr>>> = OnceLock::new();
+    let probes = PROBES.get_or_init(|| {
+        let mut ips = BTreeMap::<NodeId, std::collections::BTreeSet<IpAddr>>::new();
+        for r in &pristine().records {
+            match &r.event {
+                Event::PingFrom { id, ip, .. }
+                | Event::PongFrom { id, ip, .. }
+                | Event::FindFailsAt { id, ip, .. }
+                | Event::IpExpired { id, ip }
+                | Event::IpEvicted { id, ip } => {
+                    ips.entry(*id).or_default().insert(ip.to_canonical());
+                }
+                _ => {}
+            }
+        }
+        ips.into_iter()
+            .map(|(id, ips)| (id, ips.into_iter().collect()))
+            .collect()
+    });
+    probes.get(id).map_or(&[], Vec::as_slice)
 }
 
 /// The state the records kept by `keep` amount to: the shared model of peer state, applied
 /// as replay applies them.
 fn model(records: &[Rec], keep: impl Fn(&Rec) -> bool) -> Observed {
-    let events: Vec<Event> = records
-        .iter()
-        .filter(|r| keep(r))
-        .map(|r| r.event.clone())
-        .collect();
-    let state = model::Model::of(&events);
+    let mut state = model::Model::default();
+    for r in records.iter().filter(|r| keep(r)) {
+        state.apply(&r.event);
+    }
     let seen = ids()
         .iter()
         .map(|id| {
             let entry = state.entry(id);
             (
-                entry.observed(probes()),
+                entry.observed(probes(id)),
                 entry.ips.keys().copied().collect(),
             )
         })
@@ -503,7 +506,7 @@ fn observe(db: &NodeDb) -> Observed {
                 .map(|peer| peer.ips.iter().map(|s| s.ip).collect())
                 .unwrap_or_default();
             listed.sort();
-            (model::observe(db, id, probes()), listed)
+            (model::observe(db, id, probes(id)), listed)
         })
         .collect();
     let local_seq = Some(db.local_seq()).filter(|&s| s < CLOCK_MS_FLOOR);
