@@ -37,6 +37,12 @@
 //! A root directory is reused for `CHAIN` crashes (remounted; each child continues where the
 //! copy's state ended), so the recovery of a log recovered after a power loss is exercised.
 //!
+//! In the modes with one writing thread the store is bounded (`max_nodes` 32, below the 48 ids
+//! of the pool), so writes about new ids evict, and the model predicts each eviction by the
+//! store's rule; a power loss between an eviction and the write it made room for leaves a
+//! state the model also knows (the next child then makes the write). With several threads
+//! the order of their writes, and so the victim, is unknown: the store is not bounded there.
+//!
 //! Modes: `SyncEachWrite`; `GroupCommit` with `sync()` from four threads; `GroupCommit` with no
 //! `sync()` (the `max_delay` bound, at 50 ms and at 1 s); segment rotation (`Process`, 4 KiB
 //! segments: only seals make writes durable); `Process` (2 MiB segments, `sync()` every few

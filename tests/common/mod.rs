@@ -1,6 +1,8 @@
-//! Helpers shared by integration tests: node ids and node records numbered by `n`, times that
-//! never expire, a count of the log's fsyncs, and a snapshot of a directory's files. (Not every
-//! test file that includes this module uses every helper, hence the `allow`.)
+//! Helpers shared by integration tests: node ids and node records numbered by `n` (the signed
+//! ones come from `peerlog_checks::records`), times that never expire, a count of the log's
+//! fsyncs, a snapshot of a directory's files, and the LazyFS mount of the power-loss tests
+//! (`lazyfs`). (Not every test file that includes this module uses every helper, hence the
+//! `allow`.)
 #![allow(dead_code)]
 
 pub mod lazyfs;
