@@ -1,5 +1,10 @@
 //! Internals for peerlog's own tests, fuzz targets and benchmarks, behind the hidden feature
-//! `__internal_testing`. Not part of the API: no semver promise.
+//! `__internal_testing`. Not part of the API: no semver promise. The fuzz harness
+//! (`peerlog-checks`, in `checks/`) reaches the library's internals through this module only.
+
+use enr::{Enr, EnrKey};
+
+use crate::{Error, NodeRecord};
 
 pub use crate::faults::FailPoints;
 pub use crate::journal::dir::{list_dir, segment_file_name, DirListing, Listing, SegmentFile};
@@ -15,9 +20,6 @@ pub use crate::journal::replay::{replay, set_check_ahead_from, RecordPlace, Repl
 pub const MIN_PAYLOAD_LEN: usize = crate::event::MIN_PAYLOAD_LEN;
 /// The longest payload a frame holds.
 pub const MAX_PAYLOAD_LEN: usize = crate::event::MAX_PAYLOAD_LEN;
-
-use crate::{Error, NodeRecord};
-use enr::{Enr, EnrKey};
 
 /// The stored form of a signed record (what `Event::Record` and `PeerState::record` hold), as
 /// `update_record` makes it: checked to be storable, and its signature verified.
