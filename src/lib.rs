@@ -36,9 +36,6 @@ mod db;
 mod error;
 mod event;
 mod faults;
-#[cfg(feature = "__internal_testing")]
-#[doc(hidden)]
-pub mod fuzzing;
 mod group_commit;
 mod index;
 pub mod inspect;

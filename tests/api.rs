@@ -1,10 +1,11 @@
-//! The NodeDb API, method by method, and reopen against a model.
+//! The NodeDb API, method by method, and reopen against the shared model of peer state.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use peerlog::{log_distance, Error, Node, NodeDb, NodeId, Options};
+use peerlog::{log_distance, Error, Event, Node, NodeDb, NodeId, Options};
+use peerlog_checks::model::{observe, Model};
 use rand::{RngExt, SeedableRng};
 
 fn id(n: u64) -> NodeId {
@@ -480,44 +481,18 @@ fn list(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     files
 }
 
-/// What the database should hold, kept by the test.
-#[derive(Default, Debug)]
-struct Model {
-    nodes: HashMap<NodeId, Node>,
-    pings: HashMap<NodeId, SystemTime>,
-    pongs: HashMap<NodeId, SystemTime>,
-    fails: HashMap<NodeId, u32>,
-}
-
-impl Model {
-    fn delete(&mut self, id: &NodeId) {
-        self.nodes.remove(id);
-        self.pings.remove(id);
-        self.pongs.remove(id);
-        self.fails.remove(id);
-    }
-
-    fn check(&self, db: &NodeDb, ids: u64) {
-        assert_eq!(db.len(), self.nodes.len());
-        for n in 0..ids {
-            let key = id(n);
-            assert_eq!(db.node(&key).as_ref(), self.nodes.get(&key), "node {n}");
-            assert_eq!(
-                db.last_ping(&key),
-                self.pings.get(&key).copied(),
-                "ping {n}"
-            );
-            assert_eq!(
-                db.last_pong(&key),
-                self.pongs.get(&key).copied(),
-                "pong {n}"
-            );
-            assert_eq!(
-                db.find_fails(&key),
-                self.fails.get(&key).copied().unwrap_or(0),
-                "fails {n}"
-            );
-        }
+/// Checks that `db` holds what `model` (the shared model of peer state) says: the node
+/// count, and the node, ping, pong and fails of each of `ids` ids (and no IP slot: none is
+/// probed, and `observe` checks that none is listed).
+fn check(model: &Model, db: &NodeDb, ids: u64) {
+    assert_eq!(db.len(), model.nodes());
+    for n in 0..ids {
+        let key = id(n);
+        assert_eq!(
+            observe(db, &key, &[]),
+            model.entry(&key).observed(&[]),
+            "id {n}"
+        );
     }
 }
 
@@ -546,26 +521,29 @@ fn reopen_returns_the_same_state_after_thousands_of_random_operations() {
                     rng.random(),
                 );
                 db.update_node(&n).unwrap();
-                model.nodes.insert(target, n);
+                model.apply(&Event::NodeUpdated(n));
             }
             30..=49 => {
                 let t = secs(rng.random_range(0..2_000_000_000));
                 db.update_last_ping(&target, t).unwrap();
-                model.pings.insert(target, t);
+                model.apply(&Event::Ping { id: target, at: t });
             }
             50..=69 => {
                 let t = secs(rng.random_range(0..2_000_000_000));
                 db.update_last_pong(&target, t).unwrap();
-                model.pongs.insert(target, t);
+                model.apply(&Event::Pong { id: target, at: t });
             }
             70..=84 => {
                 let f = rng.random_range(0..10);
                 db.update_find_fails(&target, f).unwrap();
-                model.fails.insert(target, f);
+                model.apply(&Event::FindFails {
+                    id: target,
+                    fails: f,
+                });
             }
             85..=94 => {
                 db.delete_node(&target).unwrap();
-                model.delete(&target);
+                model.apply(&Event::NodeDeleted { id: target });
             }
             95..=97 => {
                 db.close().unwrap();
@@ -575,22 +553,22 @@ fn reopen_returns_the_same_state_after_thousands_of_random_operations() {
                     "{:?}",
                     db.recovery().problems
                 );
-                model.check(&db, ids);
+                check(&model, &db, ids);
             }
             _ => {
                 // With an expiration of centuries, compaction drops nothing: a record that
                 // never got a pong is judged by its newest event, written just now.
                 db.compact().unwrap();
-                model.check(&db, ids);
+                check(&model, &db, ids);
             }
         }
         if step % 1000 == 0 {
-            model.check(&db, ids);
+            check(&model, &db, ids);
         }
     }
     drop(db); // Drop closes too.
     let db = NodeDb::open_with(dir.path(), 1, id(SELF), opts).unwrap();
-    model.check(&db, ids);
+    check(&model, &db, ids);
     assert!(db.recovery().segments >= 1);
 }
 

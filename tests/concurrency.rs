@@ -2,7 +2,8 @@
 //! reads for about a second in every durability mode, with background and explicit
 //! compactions running under them.
 //!
-//! Each thread owns a disjoint set of ids and keeps a model of them: after each of its writes,
+//! Each thread owns a disjoint set of ids and keeps the shared model of peer state
+//! (`peerlog_checks::model`) of them: after each of its writes,
 //! reading its own ids must give exactly what it wrote (no other thread writes them). All
 //! threads also write the pongs and findnode failures of a few shared ids, each value unique
 //! to its writer and write; the final value of a shared field must be the last value one of
@@ -21,7 +22,8 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use peerlog::{Durability, Node, NodeDb, NodeId, Options};
+use peerlog::{Durability, Event, Node, NodeDb, NodeId, Options};
+use peerlog_checks::model::{observe, Model, Observed};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -72,28 +74,17 @@ fn node(id: NodeId, v: u64) -> Node {
     )
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Entry {
-    node: Option<Node>,
-    ping: Option<SystemTime>,
-    pong: Option<SystemTime>,
-    fails: u32,
-}
-
-fn read(db: &NodeDb, id: &NodeId) -> Entry {
-    Entry {
-        node: db.node(id),
-        ping: db.last_ping(id),
-        pong: db.last_pong(id),
-        fails: db.find_fails(id),
-    }
+/// What the API says about `id` (no IP is probed: no IP slot is written, and `observe`
+/// checks that none is listed).
+fn read(db: &NodeDb, id: &NodeId) -> Observed {
+    observe(db, id, &[])
 }
 
 /// What one thread did.
 #[derive(Default)]
 struct Outcome {
-    /// The state of its own ids.
-    owned: HashMap<u64, Entry>,
+    /// The state of its own ids: the shared model of peer state, of this thread's writes.
+    owned: Model,
     /// The last pong and fails it wrote to each shared id.
     shared_pong: HashMap<u64, SystemTime>,
     shared_fails: HashMap<u64, u32>,
@@ -127,38 +118,40 @@ fn worker(db: &NodeDb, thread: u64, seed: u64, until: Instant, group_commit: boo
         for _ in 0..64 {
             let i = rng.random_range(0..OWNED);
             let id = owned_id(thread, i);
-            let entry = out.owned.entry(i).or_default();
             match rng.random_range(0..20) {
                 // Bond: a pong, then the record (never a record without a pong).
                 0..=5 => {
                     let v = next();
                     db.update_last_pong(&id, at(v)).unwrap();
                     db.update_node(&node(id, v)).unwrap();
-                    entry.pong = Some(at(v));
-                    entry.node = Some(node(id, v));
+                    out.owned.apply(&Event::Pong { id, at: at(v) });
+                    out.owned.apply(&Event::NodeUpdated(node(id, v)));
                     out.writes += 2;
                 }
                 6..=7 => {
                     let v = next();
                     db.update_last_ping(&id, at(v)).unwrap();
-                    entry.ping = Some(at(v));
+                    out.owned.apply(&Event::Ping { id, at: at(v) });
                     out.writes += 1;
                 }
                 8..=9 => {
                     let v = next();
                     db.update_last_pong(&id, at(v)).unwrap();
-                    entry.pong = Some(at(v));
+                    out.owned.apply(&Event::Pong { id, at: at(v) });
                     out.writes += 1;
                 }
                 10 => {
                     let v = next();
                     db.update_find_fails(&id, v as u32 + 1).unwrap();
-                    entry.fails = v as u32 + 1;
+                    out.owned.apply(&Event::FindFails {
+                        id,
+                        fails: v as u32 + 1,
+                    });
                     out.writes += 1;
                 }
                 11..=12 => {
                     db.delete_node(&id).unwrap();
-                    *entry = Entry::default();
+                    out.owned.apply(&Event::NodeDeleted { id });
                     out.writes += 1;
                 }
                 13..=14 => {
@@ -196,7 +189,7 @@ fn worker(db: &NodeDb, thread: u64, seed: u64, until: Instant, group_commit: boo
             // Read your own writes, exactly.
             assert_eq!(
                 read(db, &id),
-                *out.owned.get(&i).unwrap(),
+                out.owned.entry(&id).observed(&[]),
                 "thread {thread}: id {i} does not hold what this thread wrote"
             );
             out.reads += 4;
@@ -217,14 +210,11 @@ fn worker(db: &NodeDb, thread: u64, seed: u64, until: Instant, group_commit: boo
 fn check(db: &NodeDb, outcomes: &[Outcome], what: &str) {
     let mut nodes = 0;
     for (thread, out) in outcomes.iter().enumerate() {
+        nodes += out.owned.nodes();
         for i in 0..OWNED {
-            let expected = out.owned.get(&i).cloned().unwrap_or_default();
-            nodes += usize::from(expected.node.is_some());
-            assert_eq!(
-                read(db, &owned_id(thread as u64, i)),
-                expected,
-                "{what}: thread {thread}'s id {i}"
-            );
+            let id = owned_id(thread as u64, i);
+            let expected = out.owned.entry(&id).observed(&[]);
+            assert_eq!(read(db, &id), expected, "{what}: thread {thread}'s id {i}");
         }
     }
     for j in 0..SHARED {

@@ -15,9 +15,9 @@
 //! or deletes an id, or (in the compaction variant) compacts. An unsigned record does not
 //! replace a signed one (nothing is written): the model knows. Signing is randomised, so the
 //! parent knows a record by its seq and endpoint, and at the end of each directory's chain
-//! also decodes every stored record (which verifies its signature). The parent keeps a model
-//! of the state after the first `n` operations (records, liveness to no IP and per IP, the
-//! local seq), so it knows the exact expected state: after the child acknowledged operation
+//! also decodes every stored record (which verifies its signature). The parent keeps the
+//! shared model of peer state (`peerlog_checks::model`, eviction rule included) after the
+//! first `n` operations, so it knows the exact expected state: after the child acknowledged operation
 //! `n - 1`, the database must equal the model after `n` operations, or after `n + 1` (the one
 //! operation in flight at the kill). A directory is reused across many kills (each child
 //! continues where the previous one stopped), so recovery of a recovered log is exercised; a
@@ -30,7 +30,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -38,8 +38,11 @@ use std::process::{Command, Stdio};
 use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::stored_record;
 use peerlog::enr::{CombinedKey, Enr, EnrKey, EnrPublicKey};
-use peerlog::{Durability, Node, NodeDb, NodeId, Options, ProblemKind};
+use peerlog::{Durability, Event, Node, NodeDb, NodeId, Options, ProblemKind};
+use peerlog_checks::model::{self, observe, Observed};
+use peerlog_checks::process::{env, say, splitmix};
 use rand::{RngExt, SeedableRng};
 
 const VERSION: u64 = 7;
@@ -250,11 +253,6 @@ fn ip_of(i: u64, which: u64) -> IpAddr {
     }
 }
 
-/// The slot of [`Entry::ips`] an IP of [`ip_of`] is: IPv4 and its mapped form are one.
-fn slot_of(ip: IpAddr) -> usize {
-    usize::from(ip.to_canonical().is_ipv6())
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Op {
     Node(u64, Node),
@@ -271,13 +269,6 @@ enum Op {
     PongFrom(u64, IpAddr, SystemTime),
     FailsAt(u64, IpAddr, u32),
     LocalSeq(u64),
-}
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }
 
 /// Operation `k` of the workload with `seed`.
@@ -333,84 +324,27 @@ fn apply(db: &NodeDb, op: &Op) -> Result<(), peerlog::Error> {
     }
 }
 
-/// Liveness at one IP: last ping, last pong, fails.
-type Slot = (Option<SystemTime>, Option<SystemTime>, u32);
+/// What the API says about id `i`, at its IPv4 and IPv6 addresses (its IPv4-mapped form read
+/// too, and checked to read the same), the signed record by its seq (signing is randomised).
+type Seen = (Observed, Option<u64>);
 
-/// What the database knows about one id.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Entry {
-    /// The endpoint: of the unsigned record, or of the signed one.
-    node: Option<Node>,
-    /// The seq of the signed record (every one the workload writes is 1 or more).
-    record_seq: Option<u64>,
-    ping: Option<SystemTime>,
-    pong: Option<SystemTime>,
-    fails: u32,
-    /// At the id's IPv4 address (read through it and through its mapped form) and at its
-    /// IPv6 address.
-    ips: [Slot; 2],
+/// The IPs at which the liveness of id `i` is read: its IPv4 address and its IPv6 one.
+fn probes(i: u64) -> [IpAddr; 2] {
+    [ip_of(i, 0), ip_of(i, 2)]
 }
 
-impl Entry {
-    fn read(db: &NodeDb, i: u64) -> Entry {
-        let id = id(i);
-        let slot = |ip: IpAddr| -> Slot {
-            (
-                db.last_ping_from(&id, ip),
-                db.last_pong_from(&id, ip),
-                db.find_fails_at(&id, ip),
-            )
-        };
-        let v4 = slot(ip_of(i, 0));
-        assert_eq!(
-            slot(ip_of(i, 1)),
-            v4,
-            "id {i}: an IPv4 address and its mapped form differ"
-        );
-        Entry {
-            node: db.node(&id),
-            record_seq: Some(db.record_seq(&id)).filter(|&seq| seq != 0),
-            ping: db.last_ping(&id),
-            pong: db.last_pong(&id),
-            fails: db.find_fails(&id),
-            ips: [v4, slot(ip_of(i, 2))],
-        }
-    }
-
-    fn has_record(&self) -> bool {
-        self.node.is_some() || self.record_seq.is_some()
-    }
-
-    /// Whether the store holds the id (every write the workload makes leaves a value).
-    fn is_held(&self) -> bool {
-        *self != Entry::default()
-    }
-
-    /// Its newest pong, to no IP or from any IP: `None` if no pong proved it.
-    fn newest_pong(&self) -> Option<SystemTime> {
-        self.ips.iter().map(|s| s.1).fold(self.pong, Option::max)
-    }
-
-    /// `update_node`: ignored (nothing written) over a signed record of seq 1 or more.
-    fn update_node(&mut self, node: Node) {
-        if self.record_seq.is_none() {
-            self.node = Some(node);
-        }
-    }
+fn read(db: &NodeDb, i: u64) -> Seen {
+    observe(db, &id(i), &probes(i)).without_signature()
 }
 
-/// The state after the first `n` operations.
+/// The state after the first `n` operations: the shared model of peer state, with the
+/// workload that drives it.
 #[derive(Clone, Debug)]
 struct Model {
     mode: Mode,
     seed: u64,
     n: u64,
-    entries: Vec<Entry>,
-    local_seq: Option<u64>,
-    /// Per id, the place of its newest write in the order of writes (what the eviction rule
-    /// calls its newest event).
-    touched: Vec<u64>,
-    writes: u64,
+    state: model::Model,
 }
 
 impl Model {
@@ -419,54 +353,64 @@ impl Model {
             mode,
             seed,
             n: 0,
-            entries: vec![Entry::default(); POOL as usize],
-            local_seq: None,
-            touched: vec![0; POOL as usize],
-            writes: 0,
+            state: model::Model::default(),
         }
     }
 
-    /// The id the rule evicts: of the ids no pong proved, the one written longest ago; else
-    /// of the subnet (/24, /48; ids without endpoint a group below all) holding the most ids
-    /// (ties: the lowest), the node with the oldest newest pong (ties: the lowest id).
-    fn victim(&self) -> usize {
-        let held = (0..POOL as usize).filter(|&i| self.entries[i].is_held());
-        if let Some(i) = held
-            .clone()
-            .filter(|&i| self.entries[i].newest_pong().is_none())
-            .min_by_key(|&i| self.touched[i])
-        {
-            return i;
-        }
-        let subnet = |i: usize| {
-            self.entries[i]
-                .node
-                .as_ref()
-                .map(|n| peerlog::Subnet::of(n.ip, 24, 48))
-        };
-        let mut groups = std::collections::BTreeMap::<_, Vec<usize>>::new();
-        for i in held {
-            groups.entry(subnet(i)).or_default().push(i);
-        }
-        let most = groups.values().map(Vec::len).max().expect("a full store");
-        let members = groups.values().find(|m| m.len() == most).unwrap();
-        *members
-            .iter()
-            .min_by_key(|&&i| (self.entries[i].newest_pong(), id(i as u64)))
-            .unwrap()
+    /// What id `i` reads as in this state.
+    fn seen(&self, i: u64) -> Seen {
+        self.state
+            .entry(&id(i))
+            .observed(&probes(i))
+            .without_signature()
     }
 
-    /// Before a write about id `i`: the eviction that makes room for it, if the store is full
-    /// and does not hold it; then the write's place in the order.
-    fn write(&mut self, i: u64) {
-        let i = i as usize;
-        let held = self.entries.iter().filter(|e| e.is_held()).count();
-        if !self.entries[i].is_held() && held >= MAX_NODES {
-            let victim = self.victim();
-            self.entries[victim] = Entry::default();
+    fn local_seq(&self) -> Option<u64> {
+        self.state.local_seq
+    }
+
+    /// The events operation `n` writes, in order, from this state (before evictions): an
+    /// unsigned record over a signed one writes nothing, a bond its pong and then its record.
+    fn events(&self, op: &Op) -> Vec<Event> {
+        match op {
+            Op::Node(_, node) if !self.state.writes_unsigned(node) => Vec::new(),
+            Op::Node(_, node) => vec![Event::NodeUpdated(node.clone())],
+            Op::Ping(i, t) => vec![Event::Ping { id: id(*i), at: *t }],
+            Op::Pong(i, t) => vec![Event::Pong { id: id(*i), at: *t }],
+            Op::Fails(i, f) => vec![Event::FindFails {
+                id: id(*i),
+                fails: *f,
+            }],
+            Op::Delete(i) => vec![Event::NodeDeleted { id: id(*i) }],
+            // Compaction expires what is expired: here nothing (an expiration of 50 years,
+            // and a node without a pong is judged by its newest event, written just now).
+            Op::Compact => Vec::new(),
+            Op::Bond(i, t, node) => {
+                let pong = Event::Pong { id: id(*i), at: *t };
+                let mut after = self.state.clone();
+                after.apply(&pong);
+                let node =
+                    Some(Event::NodeUpdated(node.clone())).filter(|_| after.writes_unsigned(node));
+                std::iter::once(pong).chain(node).collect()
+            }
+            Op::Record(i, k) => vec![Event::Record(stored_record(&signed_record(*i, *k)))],
+            Op::PingFrom(i, ip, t) => vec![Event::PingFrom {
+                id: id(*i),
+                ip: ip.to_canonical(),
+                at: *t,
+            }],
+            Op::PongFrom(i, ip, t) => vec![Event::PongFrom {
+                id: id(*i),
+                ip: ip.to_canonical(),
+                at: *t,
+            }],
+            Op::FailsAt(i, ip, f) => vec![Event::FindFailsAt {
+                id: id(*i),
+                ip: ip.to_canonical(),
+                fails: *f,
+            }],
+            Op::LocalSeq(seq) => vec![Event::LocalSeq { seq: *seq }],
         }
-        self.writes += 1;
-        self.touched[i] = self.writes;
     }
 
     /// The states operation `n` goes through, the last the state after it: each eviction and
@@ -475,79 +419,27 @@ impl Model {
         let mut states = Vec::new();
         let mut m = self.clone();
         let op = op(m.mode, m.seed, m.n);
-        let evict = |m: &mut Model, states: &mut Vec<Model>, i: u64| {
-            let held = m.entries.iter().filter(|e| e.is_held()).count();
-            if !m.entries[i as usize].is_held() && held >= MAX_NODES {
-                let victim = m.victim();
-                m.entries[victim] = Entry::default();
+        for event in self.events(&op) {
+            for evicted in m.state.evictions_in_write_order(&event, MAX_NODES) {
+                m.state.apply(&evicted);
                 states.push(m.clone());
             }
-        };
-        match op {
-            Op::Bond(i, t, _) => {
-                evict(&mut m, &mut states, i);
-                let mut half = m.clone();
-                half.write(i);
-                half.entries[i as usize].pong = Some(t);
-                states.push(half);
-            }
-            // An unsigned record over a signed one is not written: no eviction either.
-            Op::Node(i, _) if m.entries[i as usize].record_seq.is_some() => {}
-            Op::Node(i, _)
-            | Op::Ping(i, _)
-            | Op::Pong(i, _)
-            | Op::Fails(i, _)
-            | Op::Record(i, _)
-            | Op::PingFrom(i, ..)
-            | Op::PongFrom(i, ..)
-            | Op::FailsAt(i, ..) => evict(&mut m, &mut states, i),
-            _ => {}
+            m.state.apply(&event);
+            states.push(m.clone());
         }
-        let mut after = self.clone();
-        after.step();
-        states.push(after);
+        m.n += 1;
+        match states.last_mut() {
+            Some(last) => *last = m,
+            None => states.push(m),
+        }
         states
     }
 
     fn step(&mut self) {
-        let op = op(self.mode, self.seed, self.n);
-        match op {
-            Op::Node(i, _) if self.entries[i as usize].record_seq.is_some() => {}
-            Op::Node(i, _)
-            | Op::Bond(i, ..)
-            | Op::Ping(i, _)
-            | Op::Pong(i, _)
-            | Op::Fails(i, _)
-            | Op::Record(i, _)
-            | Op::PingFrom(i, ..)
-            | Op::PongFrom(i, ..)
-            | Op::FailsAt(i, ..) => self.write(i),
-            Op::Delete(_) | Op::Compact | Op::LocalSeq(_) => {}
-        }
-        match op {
-            Op::Node(i, node) => self.entries[i as usize].update_node(node),
-            Op::Bond(i, t, node) => {
-                self.entries[i as usize].pong = Some(t);
-                self.entries[i as usize].update_node(node);
-            }
-            Op::Record(i, k) => {
-                let entry = &mut self.entries[i as usize];
-                entry.record_seq = Some(k + 1);
-                entry.node = record_endpoint(i, k);
-            }
-            Op::PingFrom(i, ip, t) => self.entries[i as usize].ips[slot_of(ip)].0 = Some(t),
-            Op::PongFrom(i, ip, t) => self.entries[i as usize].ips[slot_of(ip)].1 = Some(t),
-            Op::FailsAt(i, ip, f) => self.entries[i as usize].ips[slot_of(ip)].2 = f,
-            Op::LocalSeq(seq) => self.local_seq = Some(seq),
-            Op::Ping(i, t) => self.entries[i as usize].ping = Some(t),
-            Op::Pong(i, t) => self.entries[i as usize].pong = Some(t),
-            Op::Fails(i, f) => self.entries[i as usize].fails = f,
-            Op::Delete(i) => self.entries[i as usize] = Entry::default(),
-            // Compaction expires what is expired: here nothing (an expiration of 50 years,
-            // and a node without a pong is judged by its newest event, written just now).
-            Op::Compact => {}
-        }
-        self.n += 1;
+        *self = self
+            .step_states()
+            .pop()
+            .expect("the state after the operation");
     }
 
     fn advance_to(&mut self, n: u64) {
@@ -565,18 +457,6 @@ impl Model {
 // ---------------------------------------------------------------------------------------
 // The child.
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
-}
-
-fn say(line: &str) {
-    // One write(2) per line, after the operation returned: the pipe then holds the line
-    // even if the process is killed right after.
-    let mut out = std::io::stdout().lock();
-    out.write_all(line.as_bytes()).unwrap();
-    out.flush().unwrap();
-}
-
 /// Whether operation `k` (the one in flight at the last kill) is in the reopened database.
 /// Every operation's value is unique to it, so reading the one id it touched tells.
 fn in_database(db: &NodeDb, op: &Op) -> bool {
@@ -591,7 +471,12 @@ fn in_database(db: &NodeDb, op: &Op) -> bool {
         Op::FailsAt(i, ip, f) => db.find_fails_at(&id(*i), *ip) == *f,
         Op::LocalSeq(seq) => db.local_seq() == *seq,
         // Absent either way if the id was empty before: then both starts give one state.
-        Op::Delete(i) => Entry::read(db, *i) == Entry::default(),
+        Op::Delete(i) => {
+            read(db, *i)
+                == model::Entry::default()
+                    .observed(&probes(*i))
+                    .without_signature()
+        }
         Op::Compact | Op::Bond(..) => unreachable!("done again, not inspected"),
     }
 }
@@ -809,38 +694,35 @@ fn check(
             "{what}: a kill -9 can only tear the tail, but recovery found: {problem}"
         );
     }
-    let actual: Vec<Entry> = (0..POOL).map(|i| Entry::read(&db, i)).collect();
-    let nodes = actual.iter().filter(|e| e.has_record()).count();
+    let actual: Vec<Seen> = (0..POOL).map(|i| read(&db, i)).collect();
+    let nodes = actual
+        .iter()
+        .filter(|(seen, seq)| seen.has_record() || seq.is_some())
+        .count();
     assert_eq!(
         db.len(),
         nodes,
         "{what}: len() disagrees with the nodes read"
     );
+    let held = db.peers().len();
     let local_seq = Some(db.local_seq()).filter(|&seq| seq < CLOCK_MS_FLOOR);
     if verify_records {
         // The stored bytes are the record the child signed: it decodes, its signature
         // verifies (decoding checks it), and it names what the database says.
         for i in 0..RECORD_IDS {
-            let Some(seq) = actual[i as usize].record_seq else {
+            let (seen, Some(seq)) = &actual[i as usize] else {
                 continue;
             };
             let record: Enr<CombinedKey> = db
                 .record(&id(i))
                 .unwrap_or_else(|| panic!("{what}: the record of id {i} does not verify"));
-            assert_eq!(record.seq(), seq, "{what}: id {i}");
-            assert_eq!(
-                record_endpoint(i, seq - 1),
-                actual[i as usize].node,
-                "{what}: id {i}"
-            );
+            assert_eq!(record.seq(), *seq, "{what}: id {i}");
+            assert_eq!(record_endpoint(i, seq - 1), seen.node, "{what}: id {i}");
         }
     }
     db.close().unwrap();
 
-    assert!(
-        actual.iter().filter(|e| e.is_held()).count() <= MAX_NODES,
-        "{what}: more ids held than max_nodes"
-    );
+    assert!(held <= MAX_NODES, "{what}: more ids held than max_nodes");
     // With an operation in flight: any state it goes through (an eviction written before the
     // write it made room for, a bond's pong before its record) or the state after it.
     let states = if in_flight {
@@ -849,7 +731,9 @@ fn check(
         Vec::new()
     };
     let after = states.last().cloned();
-    let matches = |m: &Model| actual == m.entries && local_seq == m.local_seq;
+    let matches = |m: &Model| {
+        (0..POOL).all(|i| actual[i as usize] == m.seen(i)) && local_seq == m.local_seq()
+    };
     if matches(model) {
         return false;
     }
@@ -863,15 +747,15 @@ fn check(
         return true;
     }
     let differing: Vec<String> = (0..POOL as usize)
-        .filter(|&i| actual[i] != model.entries[i])
+        .filter(|&i| actual[i] != model.seen(i as u64))
         .map(|i| {
             format!(
                 "id {i}:\n  database: {:?}\n  expected: {:?}{}",
                 actual[i],
-                model.entries[i],
+                model.seen(i as u64),
                 states
                     .iter()
-                    .map(|s| format!("\n  or: {:?}", s.entries[i]))
+                    .map(|s| format!("\n  or: {:?}", s.seen(i as u64)))
                     .collect::<String>()
             )
         })
@@ -882,7 +766,7 @@ fn check(
         model.n,
         if in_flight { " and one in flight" } else { "" },
         op(model.mode, model.seed, model.n),
-        model.local_seq,
+        model.local_seq(),
         differing.join("\n")
     );
 }

@@ -6,7 +6,8 @@
 //! of every kind, the longest record frame among them. Each case copies it, damages the copy,
 //! opens it, and checks that
 //! - `open` succeeds, or fails with the documented error and leaves the files as they were;
-//! - the state is exactly the model built from the records that survive (so no value of a
+//! - the state is exactly the model (the shared one, `peerlog_checks::model`) built from the
+//!   records that survive (so no value of a
 //!   damaged record is ever returned, and nothing intact is lost): every id's record, signed
 //!   record, liveness to no particular IP and at each IP, the local seq and `len()`;
 //! - `recovery().problems` reports the damage: kind, file, offset and lost sequence numbers.
@@ -27,8 +28,9 @@ use common::{record_id, signed_record_with, stored_record, RecordShape};
 use peerlog::testing::{list_dir, segment_file_name, ReplayPlan};
 use peerlog::testing::{salt_seed, SegmentHeader, HEADER_LEN};
 use peerlog::testing::{ScanItem, SegmentScanner};
-use peerlog::{Error, Event, EventKind, Node, NodeDb, NodeId, NodeRecord, Options, ProblemKind};
+use peerlog::{Error, Event, EventKind, Node, NodeDb, NodeId, Options, ProblemKind};
 use peerlog::{Subnet, MAX_IPS_PER_ID};
+use peerlog_checks::model;
 
 const VERSION: u64 = 3;
 
@@ -442,127 +444,69 @@ fn pristine() -> &'static Pristine {
     })
 }
 
-/// Liveness at one IP: the IP, last ping, last pong, fails.
-type Slot = (IpAddr, Option<SystemTime>, Option<SystemTime>, u32);
-
-/// What the API says about one id.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Seen {
-    node: Option<Node>,
-    record: Option<NodeRecord>,
-    ping: Option<SystemTime>,
-    pong: Option<SystemTime>,
-    fails: u32,
-    /// Sorted by IP.
-    ips: Vec<Slot>,
-}
+/// What the API says about one id (the shared model's view: record, signed record,
+/// liveness to no IP and at every IP the pristine log names for it), and the IPs it lists slots at
+/// (sorted; a slot with no value is listed too).
+type Seen = (model::Observed, Vec<IpAddr>);
 
 /// What the API says: per id of [`ids`], then `len()` and the stored local seq.
 type Observed = (Vec<Seen>, usize, Option<u64>);
 
-/// The state the records kept by `keep` amount to, applied as replay applies them.
-fn model(records: &[Rec], keep: impl Fn(&Rec) -> bool) -> Observed {
-    #[derive(Default)]
-    struct Entry {
-        seen: Seen,
-        ips: BTreeMap<IpAddr, Slot>,
-    }
-    /// The slot of `id` at `ip` (canonical), created if needed.
-    fn slot<'a>(state: &'a mut BTreeMap<NodeId, Entry>, id: NodeId, ip: &IpAddr) -> &'a mut Slot {
-        let ip = ip.to_canonical();
-        let entry = state.entry(id).or_default();
-        entry.ips.entry(ip).or_insert((ip, None, None, 0))
-    }
-    let mut state: BTreeMap<NodeId, Entry> = BTreeMap::new();
-    let mut local_seq = None;
-    for r in records.iter().filter(|r| keep(r)) {
-        let Some(&id) = r.event.id() else {
-            let Event::LocalSeq { seq } = r.event else {
-                panic!("an event without id: {:?}", r.event)
-            };
-            local_seq = Some(seq);
-            continue;
-        };
-        match &r.event {
-            Event::NodeUpdated(node) => {
-                let e = &mut state.entry(id).or_default().seen;
-                e.node = Some(node.clone());
-                e.record = None;
-            }
-            Event::Record(record) => {
-                let e = &mut state.entry(id).or_default().seen;
-                e.node = record.node();
-                e.record = Some(record.clone());
-            }
-            Event::Ping { at, .. } => state.entry(id).or_default().seen.ping = Some(*at),
-            Event::Pong { at, .. } => state.entry(id).or_default().seen.pong = Some(*at),
-            Event::FindFails { fails, .. } => state.entry(id).or_default().seen.fails = *fails,
-            Event::PingFrom { ip, at, .. } => slot(&mut state, id, ip).1 = Some(*at),
-            Event::PongFrom { ip, at, .. } => slot(&mut state, id, ip).2 = Some(*at),
-            Event::FindFailsAt { ip, fails, .. } => slot(&mut state, id, ip).3 = *fails,
-            Event::IpExpired { ip, .. } | Event::IpEvicted { ip, .. } => {
-                if let Some(entry) = state.get_mut(&id) {
-                    entry.ips.remove(&ip.to_canonical());
+/// Per id, every IP (canonical) a per-IP record of the pristine log names for it: where its
+/// liveness is read.
+fn probes(id: &NodeId) -> &'static [IpAddr] {
+    static PROBES: OnceLock<BTreeMap<NodeId, Vec<IpAddr>>> = OnceLock::new();
+    let probes = PROBES.get_or_init(|| {
+        let mut ips = BTreeMap::<NodeId, std::collections::BTreeSet<IpAddr>>::new();
+        for r in &pristine().records {
+            match &r.event {
+                Event::PingFrom { id, ip, .. }
+                | Event::PongFrom { id, ip, .. }
+                | Event::FindFailsAt { id, ip, .. }
+                | Event::IpExpired { id, ip }
+                | Event::IpEvicted { id, ip } => {
+                    ips.entry(*id).or_default().insert(ip.to_canonical());
                 }
+                _ => {}
             }
-            Event::NodeDeleted { .. } | Event::NodeExpired { .. } | Event::Evicted { .. } => {
-                state.remove(&id);
-            }
-            other => panic!("the test writes no {} events", other.kind()),
         }
+        ips.into_iter()
+            .map(|(id, ips)| (id, ips.into_iter().collect()))
+            .collect()
+    });
+    probes.get(id).map_or(&[], Vec::as_slice)
+}
+
+/// The state the records kept by `keep` amount to: the shared model of peer state, applied
+/// as replay applies them.
+fn model(records: &[Rec], keep: impl Fn(&Rec) -> bool) -> Observed {
+    let mut state = model::Model::default();
+    for r in records.iter().filter(|r| keep(r)) {
+        state.apply(&r.event);
     }
-    let nodes = state
-        .values()
-        .filter(|e| e.seen.node.is_some() || e.seen.record.is_some())
-        .count();
     let seen = ids()
         .iter()
-        .map(|i| {
-            state.get(i).map_or_else(Seen::default, |e| Seen {
-                ips: e.ips.values().copied().collect(),
-                ..e.seen.clone()
-            })
+        .map(|id| {
+            let entry = state.entry(id);
+            (
+                entry.observed(probes(id)),
+                entry.ips.keys().copied().collect(),
+            )
         })
         .collect();
-    (seen, nodes, local_seq)
+    (seen, state.nodes(), state.local_seq)
 }
 
 fn observe(db: &NodeDb) -> Observed {
     let seen = ids()
         .iter()
         .map(|id| {
-            let Some(peer) = db.peer(id) else {
-                return Seen::default();
-            };
-            let mut ips: Vec<Slot> = peer
-                .ips
-                .iter()
-                .map(|s| (s.ip, s.last_ping, s.last_pong, s.fails))
-                .collect();
-            ips.sort_by_key(|s| s.0);
-            for &(ip, ping, pong, fails) in &ips {
-                // An IPv4 slot reads the same through the IPv4-mapped form.
-                if let IpAddr::V4(v4) = ip {
-                    let mapped = IpAddr::V6(v4.to_ipv6_mapped());
-                    assert_eq!(
-                        (
-                            db.last_ping_from(id, mapped),
-                            db.last_pong_from(id, mapped),
-                            db.find_fails_at(id, mapped)
-                        ),
-                        (ping, pong, fails),
-                        "{id} at {mapped}"
-                    );
-                }
-            }
-            Seen {
-                node: peer.node,
-                record: peer.record,
-                ping: peer.last_ping,
-                pong: peer.last_pong,
-                fails: peer.fails,
-                ips,
-            }
+            let mut listed: Vec<IpAddr> = db
+                .peer(id)
+                .map(|peer| peer.ips.iter().map(|s| s.ip).collect())
+                .unwrap_or_default();
+            listed.sort();
+            (model::observe(db, id, probes(id)), listed)
         })
         .collect();
     let local_seq = Some(db.local_seq()).filter(|&s| s < CLOCK_MS_FLOOR);
@@ -779,10 +723,16 @@ fn pristine_log_has_every_event_kind_and_reopens_cleanly() {
     assert_eq!(local_seq, Some(201));
     assert!(nodes >= 10);
     assert!(
-        seen.iter().filter(|s| s.record.is_some()).count() >= 3
-            && seen.iter().any(|s| s.record.is_some() && s.node.is_none())
-            && seen.iter().any(|s| s.ips.iter().any(|i| i.0.is_ipv6()))
-            && seen.iter().any(|s| s.ips.iter().any(|i| i.0.is_ipv4())),
+        seen.iter().filter(|(s, _)| s.record.is_some()).count() >= 3
+            && seen
+                .iter()
+                .any(|(s, _)| s.record.is_some() && s.node.is_none())
+            && seen
+                .iter()
+                .any(|(_, ips)| ips.iter().any(|ip| ip.is_ipv6()))
+            && seen
+                .iter()
+                .any(|(_, ips)| ips.iter().any(|ip| ip.is_ipv4())),
         "the pristine state lacks signed records with and without IP or IP slots"
     );
     case.write_survives(db, "pristine");

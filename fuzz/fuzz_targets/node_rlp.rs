@@ -1,7 +1,7 @@
-//! Fuzz target `node_rlp`: the property is checked by `peerlog::fuzzing::check_node_rlp`, which
-//! `tests/fuzz_corpus.rs` also runs on every corpus file and kept crash artifact.
+//! Fuzz target `node_rlp`: the property is checked by `peerlog_checks::check_node_rlp`, which
+//! `checks/tests/fuzz_corpus.rs` also runs on every corpus file and kept crash artifact.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| peerlog::fuzzing::check_node_rlp(data));
+fuzz_target!(|data: &[u8]| peerlog_checks::check_node_rlp(data));

@@ -44,7 +44,7 @@ pub fn segment_file_name(id: u64) -> String {
 }
 
 /// The segment id a file name carries, if it is named like a segment.
-pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
+pub fn parse_segment_name(name: &str) -> Option<u64> {
     let stem = name.strip_suffix(&format!(".{SEGMENT_EXT}"))?;
     (stem.len() == 16 && stem.bytes().all(|b| b.is_ascii_digit()))
         .then(|| stem.parse().ok())

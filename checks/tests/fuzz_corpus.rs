@@ -1,15 +1,13 @@
 //! Runs the fuzz targets' checks without a fuzzer: every committed seed of
 //! `fuzz/corpus/<target>/` and every file of `fuzz/artifacts/<target>/` (crashes found by the
-//! fuzzer and kept as regression files) goes through the same `peerlog::fuzzing::check_*`
+//! fuzzer and kept as regression files) goes through the same `peerlog_checks::check_*`
 //! function the target calls.
 //!
 //! Files libFuzzer adds to a corpus while it runs are not committed; set
 //! `PEERLOG_FUZZ_CORPUS_ALL=1` to replay those too. The seeds themselves are written by
-//! `cargo test --test fuzz_corpus -- --ignored write_seed_corpus`, except the format-1
+//! `cargo test -p peerlog-checks --test fuzz_corpus -- --ignored write_seed_corpus`, except the format-1
 //! `open_segment` seeds (`seed-log`, `seed-compacted`, ...), which peerlog 0.1.0 wrote and
 //! the current writer (format 2) cannot write again: they stay as committed.
-
-mod common;
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -17,12 +15,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{record_id, record_ip4, signed_record_with, RecordShape};
-use peerlog::fuzzing::{self, FIX_HEADER_CRC, FIX_RECORD_CRC, OTHER_VERSION, TARGETS};
 use peerlog::{Node, NodeDb, NodeId, Options};
+use peerlog_checks::records::{record_id, record_ip4, signed_record_with, RecordShape};
+use peerlog_checks::{self as checks, FIX_HEADER_CRC, FIX_RECORD_CRC, OTHER_VERSION, TARGETS};
 
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
 }
 
 fn files_of(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
@@ -43,7 +41,7 @@ fn replay(target: &str, files: &[PathBuf]) {
     let mut failures = Vec::new();
     for file in files {
         let data = fs::read(file).unwrap();
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| fuzzing::check(target, &data))) {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| checks::check(target, &data))) {
             let message = panic
                 .downcast_ref::<String>()
                 .cloned()
@@ -308,13 +306,13 @@ fn write_losses(dir: &Path) {
     db.close().unwrap();
 }
 
-/// Builds an `ops_model` input of format-2 operations: [`fuzzing::OPS_V2`], then each
+/// Builds an `ops_model` input of format-2 operations: [`checks::OPS_V2`], then each
 /// operation as `arbitrary` decodes it (a `u32` that picks one of the 19 variants of
-/// `fuzzing::Op`, then its fields, integers little-endian).
+/// `checks::Op`, then its fields, integers little-endian).
 struct OpsInput(Vec<u8>, Vec<&'static str>);
 
 impl OpsInput {
-    /// The variants of `fuzzing::Op`, in order.
+    /// The variants of `checks::Op`, in order.
     const NAMES: [&'static str; 19] = [
         "Update", "Ping", "Pong", "Fails", "Delete", "Burst", "Expire", "Compact", "Sync",
         "Reopen", "Crash", "TornTail", "FailNext", "Record", "PingFrom", "PongFrom", "FailsAt",
@@ -339,7 +337,7 @@ impl OpsInput {
     const BURST_V2: u64 = 18;
 
     fn new() -> OpsInput {
-        OpsInput(fuzzing::OPS_V2.to_vec(), Vec::new())
+        OpsInput(checks::OPS_V2.to_vec(), Vec::new())
     }
 
     fn op(&mut self, variant: u64, fields: &[u8]) -> &mut OpsInput {
@@ -502,12 +500,12 @@ fn ops_seeds() -> Vec<(&'static str, OpsInput)> {
 }
 
 /// The crafted `ops_model` seeds decode to exactly the operations they were built from (so a
-/// change to `fuzzing::Op` that shifts variants fails here), and the committed files are
+/// change to `checks::Op` that shifts variants fails here), and the committed files are
 /// those bytes.
 #[test]
 fn format2_ops_seeds_decode_as_built() {
     for (name, input) in ops_seeds() {
-        let decoded: Vec<String> = fuzzing::decode_ops(&input.0)
+        let decoded: Vec<String> = checks::decode_ops(&input.0)
             .iter()
             .map(|op| {
                 let debug = format!("{op:?}");
@@ -625,7 +623,7 @@ fn write_seed_corpus() {
         seeds.push((format!("format2-kind-{kind}"), fix, files));
     }
     for (name, flags, files) in seeds {
-        let input = fuzzing::open_segment_input(flags, &files);
+        let input = checks::open_segment_input(flags, &files);
         assert!(input.len() <= 16384, "{name}: {} bytes", input.len());
         write("open_segment", &name, &input);
     }
@@ -642,7 +640,7 @@ fn write_seed_corpus() {
     }
     // The same noise read as format-2 operations, and inputs made of them.
     for (i, len) in [256, 512, 1024, 2048].into_iter().enumerate() {
-        let mut input = fuzzing::OPS_V2.to_vec();
+        let mut input = checks::OPS_V2.to_vec();
         input.extend(noise(i as u64 + 101, len));
         write("ops_model", &format!("format2-noise-{i}"), &input);
     }

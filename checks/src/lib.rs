@@ -1,0 +1,52 @@
+//! peerlog's fuzz harness and the one model of peer state its tests share (never published,
+//! not a stable API). It reaches peerlog's internals only through the hidden
+//! `peerlog::testing` module.
+//!
+//! Each `check_*` function takes the raw bytes a fuzzer produced and panics when a property
+//! that peerlog promises is violated. The fuzz targets in `fuzz/` call them, and so does
+//! `checks/tests/fuzz_corpus.rs`, which replays every committed corpus file and crash
+//! artifact, so that a plain `cargo test` exercises the targets without a fuzzer.
+//!
+//! [`model`] is what the database holds after a sequence of events (eviction rule and expiry
+//! included): the `ops_model` target checks against it, and so do the crash, power-loss, API
+//! and concurrency tests of the `peerlog` package. [`records`] and [`process`] hold the
+//! helpers those tests would otherwise copy.
+//!
+//! | target | input | property |
+//! |---|---|---|
+//! | `open_segment` | a flags byte, then segment files concatenated (each starts with the magic) | `open` never panics; it fails only with `DamagedHeader`/`NewerFormat` and then changes nothing; every node, signed record, ping, pong and fail count (to no IP and per IP) and the local seq it returns was in an intact record; a reopen gives the same state; a write after it survives a reopen |
+//! | `ops_model` | API operations decoded with `arbitrary` (inputs starting with [`OPS_V2`]: with the format-2 operations too) | after every reopen, crash image and torn tail, the state (records, signed records, liveness per id and per IP, local seq, seeds) equals a model's state for the acknowledged prefix, and the sequence numbers add up |
+//! | `node_rlp` | bytes | whatever `Node::from_rlp` accepts re-encodes to the same bytes; any node round-trips |
+//! | `enode_url` | bytes | whatever parses as an enode URL prints as its canonical form and parses back; any node round-trips |
+
+mod harness;
+pub mod model;
+mod open_segment;
+mod ops;
+mod ops_model;
+pub mod process;
+pub mod records;
+mod scratch;
+mod text;
+
+pub use model::nanos;
+pub use open_segment::{
+    check_open_segment, open_segment_input, FIX_HEADER_CRC, FIX_RECORD_CRC, OTHER_VERSION,
+};
+pub use ops::{decode_ops, decode_steps, Op, Step, Time, OPS_V2, OPS_V3};
+pub use ops_model::check_ops_model;
+pub use text::{arbitrary_node, check_enode_url, check_node_rlp};
+
+/// The fuzz targets, as named in `fuzz/Cargo.toml` and `fuzz/corpus/`.
+pub const TARGETS: [&str; 4] = ["open_segment", "ops_model", "node_rlp", "enode_url"];
+
+/// Runs the check of `target` on `data`.
+pub fn check(target: &str, data: &[u8]) {
+    match target {
+        "open_segment" => check_open_segment(data),
+        "ops_model" => check_ops_model(data),
+        "node_rlp" => check_node_rlp(data),
+        "enode_url" => check_enode_url(data),
+        other => panic!("unknown fuzz target {other:?}"),
+    }
+}
