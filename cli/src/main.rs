@@ -929,6 +929,9 @@ fn maintain(open: OpenArgs, compact: Option<bool>, out: &mut impl Write) -> Resu
     Ok(())
 }
 
+/// Bytes of rows `export` gathers before each write to its output.
+const EXPORT_CHUNK: usize = 64 << 10;
+
 /// Which events `export` prints.
 struct ExportFilter {
     since: Option<SystemTime>,
@@ -956,15 +959,25 @@ fn export(
     if let Format::Csv = format {
         writeln!(out, "{}", render::EXPORT_COLUMNS.join(","))?;
     }
+    let style = match format {
+        Format::Jsonl => render::RowStyle::Json,
+        Format::Csv => render::RowStyle::Csv,
+    };
+    // Rows go into one buffer, reused, handed to `out` some 64 KiB at a time: formatting,
+    // not the disk, bounds an export.
+    let mut rows = Vec::with_capacity(EXPORT_CHUNK + 4096);
     let mut failed = None;
-    let on_record = |record: Record| {
+    let mut on_record = |record: Record| {
         if !filter.keeps(&record) {
             return ControlFlow::Continue(());
         }
-        let written = match format {
-            Format::Jsonl => writeln!(out, "{}", render::export_json(&record)),
-            Format::Csv => writeln!(out, "{}", render::export_csv(&record)),
-        };
+        render::push_export_row(&mut rows, style, &record);
+        rows.push(b'\n');
+        if rows.len() < EXPORT_CHUNK {
+            return ControlFlow::Continue(());
+        }
+        let written = out.write_all(&rows);
+        rows.clear();
         match written {
             Ok(()) => ControlFlow::Continue(()),
             Err(e) => {
@@ -974,9 +987,12 @@ fn export(
         }
     };
     if with_archive {
-        inspect::export_with_archive_each(dir, &progress, on_record)?;
+        inspect::export_with_archive_each(dir, &progress, &mut on_record)?;
     } else {
-        inspect::export_each(dir, &progress, on_record)?;
+        inspect::export_each(dir, &progress, &mut on_record)?;
+    }
+    if failed.is_none() {
+        out.write_all(&rows)?;
     }
     match failed {
         Some(e) => Err(e.into()),
