@@ -959,10 +959,10 @@ fn export(
     if let Format::Csv = format {
         writeln!(out, "{}", render::EXPORT_COLUMNS.join(","))?;
     }
-    let style = match format {
+    let mut writer = render::ExportRows::new(match format {
         Format::Jsonl => render::RowStyle::Json,
         Format::Csv => render::RowStyle::Csv,
-    };
+    });
     // Rows go into one buffer, reused, handed to `out` some 64 KiB at a time: formatting,
     // not the disk, bounds an export.
     let mut rows = Vec::with_capacity(EXPORT_CHUNK + 4096);
@@ -971,7 +971,7 @@ fn export(
         if !filter.keeps(&record) {
             return ControlFlow::Continue(());
         }
-        render::push_export_row(&mut rows, style, &record);
+        writer.push(&mut rows, &record);
         rows.push(b'\n');
         if rows.len() < EXPORT_CHUNK {
             return ControlFlow::Continue(());

@@ -8,7 +8,7 @@ use peerlog::{Event, Loss, Node, NodeId, NodeRecord, PeerState, Problem, Problem
 use serde_json::{json, Map, Value};
 
 use crate::maintain::MaintenanceReport;
-use crate::time::{count, iso8601, iso8601_precise, opt_time, push_iso8601_precise};
+use crate::time::{count, iso8601, iso8601_precise, opt_time, TimeText};
 
 /// A JSON object with its keys in the order given (serde_json's `Value` sorts them), as one
 /// line. Each value is JSON text already; keys need no escaping (they are ours).
@@ -318,6 +318,22 @@ const JSON_KEYS: [&str; 12] = [
     ",\"detail\":",
 ];
 
+/// A JSON row's column with no value: its key (as in [`JSON_KEYS`]) and `null`.
+const JSON_NULLS: [&str; 12] = [
+    "\"seq\":null",
+    ",\"written_at\":null",
+    ",\"kind\":null",
+    ",\"id\":null",
+    ",\"ip\":null",
+    ",\"udp\":null",
+    ",\"tcp\":null",
+    ",\"event_time\":null",
+    ",\"fails\":null",
+    ",\"record_seq\":null",
+    ",\"enr\":null",
+    ",\"detail\":null",
+];
+
 /// Appends the fields of one exported event to a buffer, in the order of [`EXPORT_COLUMNS`]:
 /// an export writes millions of rows, each into the same buffer, with no allocation or
 /// formatter call for the common fields.
@@ -325,13 +341,23 @@ struct Row<'a> {
     out: &'a mut Vec<u8>,
     style: RowStyle,
     column: usize,
+    times: &'a mut ExportTimes,
+}
+
+/// The texts of the last times an export wrote, per time column.
+#[derive(Default)]
+struct ExportTimes {
+    written_at: TimeText,
+    event_time: TimeText,
 }
 
 impl Row<'_> {
     /// The separator and, for JSON, the key of the next column.
     fn next(&mut self) {
         match self.style {
-            RowStyle::Json => self.out.extend_from_slice(JSON_KEYS[self.column].as_bytes()),
+            RowStyle::Json => self
+                .out
+                .extend_from_slice(JSON_KEYS[self.column].as_bytes()),
             RowStyle::Csv if self.column > 0 => self.out.push(b','),
             RowStyle::Csv => {}
         }
@@ -340,10 +366,14 @@ impl Row<'_> {
 
     /// A column the kind has no value for.
     fn empty(&mut self) {
-        self.next();
-        if self.style == RowStyle::Json {
-            self.out.extend_from_slice(b"null");
+        match self.style {
+            RowStyle::Json => self
+                .out
+                .extend_from_slice(JSON_NULLS[self.column].as_bytes()),
+            RowStyle::Csv if self.column > 0 => self.out.push(b','),
+            RowStyle::Csv => {}
         }
+        self.column += 1;
     }
 
     fn number(&mut self, n: impl itoa::Integer) {
@@ -381,10 +411,27 @@ impl Row<'_> {
         }
     }
 
-    fn time(&mut self, t: Option<std::time::SystemTime>) {
+    fn written_at(&mut self, t: std::time::SystemTime) {
+        self.quote_after(|row| row.times.written_at.push(row.out, t));
+    }
+
+    fn event_time(&mut self, t: Option<std::time::SystemTime>) {
         match t {
-            Some(t) => self.text(|out| push_iso8601_precise(out, t)),
+            Some(t) => self.quote_after(|row| row.times.event_time.push(row.out, t)),
             None => self.empty(),
+        }
+    }
+
+    /// A text that needs no JSON escaping, written by `write`, which can use the row.
+    fn quote_after(&mut self, write: impl FnOnce(&mut Self)) {
+        self.next();
+        let json = self.style == RowStyle::Json;
+        if json {
+            self.out.push(b'"');
+        }
+        write(self);
+        if json {
+            self.out.push(b'"');
         }
     }
 
@@ -426,21 +473,38 @@ fn push_id(out: &mut Vec<u8>, id: &NodeId) {
     out.extend_from_slice(&text);
 }
 
-/// Appends one exported event to `out` as a row in `style`, with no newline. No CSV field
-/// can hold a comma or quote (an `enr:` text is URL-safe base64, a loss's text has its commas
-/// replaced).
-pub fn push_export_row(out: &mut Vec<u8>, style: RowStyle, record: &Record) {
-    if style == RowStyle::Json {
-        out.push(b'{');
+/// Writes exported events as rows in one style, into a buffer the caller reuses.
+pub struct ExportRows {
+    style: RowStyle,
+    times: ExportTimes,
+}
+
+impl ExportRows {
+    pub fn new(style: RowStyle) -> ExportRows {
+        ExportRows {
+            style,
+            times: ExportTimes::default(),
+        }
     }
-    let mut row = Row {
-        out,
-        style,
-        column: 0,
-    };
-    push_export_fields(&mut row, record);
-    if style == RowStyle::Json {
-        out.push(b'}');
+
+    /// Appends one exported event to `out` as a row, with no newline. No CSV field can hold
+    /// a comma or quote (an `enr:` text is URL-safe base64, a loss's text has its commas
+    /// replaced).
+    pub fn push(&mut self, out: &mut Vec<u8>, record: &Record) {
+        let style = self.style;
+        if style == RowStyle::Json {
+            out.push(b'{');
+        }
+        let mut row = Row {
+            out,
+            style,
+            column: 0,
+            times: &mut self.times,
+        };
+        push_export_fields(&mut row, record);
+        if style == RowStyle::Json {
+            out.push(b'}');
+        }
     }
 }
 
@@ -480,7 +544,7 @@ fn push_export_fields(row: &mut Row<'_>, record: &Record) {
         _ => {}
     }
     row.number(record.seq);
-    row.time(Some(record.written_at));
+    row.written_at(record.written_at);
     row.text(|out| out.extend_from_slice(record.event.kind().name().as_bytes()));
     match record.event.id() {
         Some(id) => row.text(|out| push_id(out, id)),
@@ -489,7 +553,7 @@ fn push_export_fields(row: &mut Row<'_>, record: &Record) {
     row.ip(ip);
     row.opt_number(udp);
     row.opt_number(tcp);
-    row.time(at);
+    row.event_time(at);
     row.opt_number(fails);
     row.opt_number(record_seq);
     match signed {
@@ -523,7 +587,7 @@ fn push_enr(out: &mut Vec<u8>, record: &NodeRecord) {
 /// One exported event as a JSON line: every column of [`EXPORT_COLUMNS`], in that order.
 pub fn export_json(record: &Record) -> String {
     let mut out = Vec::with_capacity(512);
-    push_export_row(&mut out, RowStyle::Json, record);
+    ExportRows::new(RowStyle::Json).push(&mut out, record);
     String::from_utf8(out).expect("the row is UTF-8")
 }
 
