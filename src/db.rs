@@ -241,6 +241,12 @@ impl Inner {
     }
 
     fn sync(&self) -> Result<(), Error> {
+        self.sync_as(true)
+    }
+
+    /// [`Inner::sync`]; `caller`: a caller of `sync()`, not the background syncer (which a
+    /// group commit's leader does not wait to gather).
+    fn sync_as(&self, caller: bool) -> Result<(), Error> {
         match self.opts.durability {
             Durability::GroupCommit { .. } if self.dir.is_some() => {
                 let through = {
@@ -251,7 +257,7 @@ impl Inner {
                 // The first caller with no fsync in flight syncs for everyone queued behind
                 // it, on its own thread; the others wait for it.
                 self.group_commit
-                    .wait_for(through, |synced| self.sync_outside_lock(synced))
+                    .wait_for(through, caller, |synced| self.sync_outside_lock(synced))
             }
             _ => {
                 let mut state = self.state();
@@ -450,7 +456,7 @@ impl NodeDb {
             // Every `max_delay`, the syncer calls `sync()` like an application would (it
             // fsyncs only when something was written since the last fsync).
             let weak = Arc::downgrade(&inner);
-            let tick = move || weak.upgrade().map(|inner| inner.sync());
+            let tick = move || weak.upgrade().map(|inner| inner.sync_as(false));
             threads.syncer = Some(inner.group_commit.start(max_delay, tick));
         }
         NodeDb {

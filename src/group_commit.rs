@@ -21,13 +21,17 @@ use std::time::Duration;
 
 use crate::Error;
 
-/// A caller of `sync()` parked until an fsync covers `seq`.
+/// A caller parked until an fsync covers `seq`.
 struct Waiter {
     seq: u64,
     thread: Thread,
+    /// A caller of `sync()`, which a leader gathers (not the background syncer).
+    gathered: bool,
 }
 
-#[derive(Default)]
+/// Longest a leader waits for the callers it expects to gather.
+const GATHER_AT_MOST: Duration = Duration::from_millis(1);
+
 struct Progress {
     /// An fsync failed; the database is poisoned.
     failed: Option<String>,
@@ -39,6 +43,36 @@ struct Progress {
     /// the leader that covers it (or, after a failure or close, releases it), or that picks it
     /// to lead the next fsync.
     waiters: Vec<Waiter>,
+    /// How many `sync()` callers the last fsync saw (itself and its waiters, covered or
+    /// not): the next leader waits briefly until as many wait with it, so that concurrent
+    /// callers share one fsync instead of splitting into groups that alternate.
+    expect: usize,
+    /// The count of gathered callers at which the last one to register wakes the leader
+    /// (0: no leader gathers).
+    gather_at: usize,
+    /// Longest a leader gathers: [`GATHER_AT_MOST`], or `max_delay` if shorter.
+    gather_for: Duration,
+}
+
+impl Default for Progress {
+    fn default() -> Progress {
+        Progress {
+            failed: None,
+            closed: false,
+            syncing: false,
+            waiters: Vec::new(),
+            expect: 0,
+            gather_at: 0,
+            gather_for: GATHER_AT_MOST,
+        }
+    }
+}
+
+impl Progress {
+    /// `sync()` callers waiting, and the leader.
+    fn gathered(&self) -> usize {
+        1 + self.waiters.iter().filter(|w| w.gathered).count()
+    }
 }
 
 /// State shared between the callers of `sync()` and the background syncer.
@@ -54,6 +88,8 @@ pub(crate) struct GroupCommit {
     to_wake: Mutex<Vec<Thread>>,
     /// The background syncer sleeps on it between ticks; signalled on close.
     tick: Condvar,
+    /// A gathering leader sleeps on it until its callers are there.
+    gather: Condvar,
 }
 
 /// Resets a leader's state if its sync panics, so that the callers waiting behind it are not
@@ -99,10 +135,12 @@ impl GroupCommit {
     /// is in flight, else waits for the one in flight (and leads the next one if it does not
     /// cover `seq`). `sync` is given the sequence number already durable, makes everything
     /// written so far durable and returns the sequence number it covers (`Ok(None)`: nothing
-    /// to cover).
+    /// to cover). `gathered`: a caller of `sync()` (false for the background syncer, which
+    /// neither waits to gather callers nor is waited for).
     pub fn wait_for(
         &self,
         seq: u64,
+        gathered: bool,
         sync: impl FnOnce(u64) -> Result<Option<u64>, Error>,
     ) -> Result<(), Error> {
         if self.synced(seq) {
@@ -121,15 +159,39 @@ impl GroupCommit {
                     return Err(Error::Closed);
                 }
                 progress.syncing = true;
+                let expect = progress.expect;
+                if gathered && progress.gathered() < expect {
+                    // The callers of the last fsync are on their way back (being woken,
+                    // writing): wait for them, briefly, so that this fsync covers them too.
+                    progress.gather_at = expect;
+                    let timeout = progress.gather_for;
+                    progress = self
+                        .gather
+                        .wait_timeout_while(progress, timeout, |p| {
+                            !p.closed && p.gathered() < p.gather_at
+                        })
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                    progress.gather_at = 0;
+                }
                 drop(progress);
-                return self.lead(sync);
+                return self.lead(gathered, sync);
             }
-            // An fsync is in flight: wait for it (registered once, even if woken early).
+            // An fsync is in flight, or about to start: wait for it (registered once, even
+            // if woken early).
             let me = std::thread::current();
             if !progress.waiters.iter().any(|w| w.thread.id() == me.id()) {
-                progress.waiters.push(Waiter { seq, thread: me });
+                progress.waiters.push(Waiter {
+                    seq,
+                    thread: me,
+                    gathered,
+                });
             }
+            let complete = progress.gather_at > 0 && progress.gathered() >= progress.gather_at;
             drop(progress);
+            if complete {
+                self.gather.notify_one();
+            }
             // An unpark that came before the park is not lost (it leaves a token), but a park
             // may also return spuriously or for a token left over from an earlier call: the
             // loop checks again.
@@ -146,7 +208,11 @@ impl GroupCommit {
 
     /// Runs the fsync of a leader (whose `syncing` is set), then releases the callers it
     /// covered and wakes the next leader.
-    fn lead(&self, sync: impl FnOnce(u64) -> Result<Option<u64>, Error>) -> Result<(), Error> {
+    fn lead(
+        &self,
+        gathered: bool,
+        sync: impl FnOnce(u64) -> Result<Option<u64>, Error>,
+    ) -> Result<(), Error> {
         let mut leading = Leading {
             group: self,
             done: false,
@@ -170,6 +236,7 @@ impl GroupCommit {
                 // Ok if this fsync covered it).
                 return (std::mem::take(&mut progress.waiters), None);
             }
+            progress.expect = usize::from(gathered) + progress.gathered() - 1;
             let through = self.synced_through.load(Ordering::Acquire);
             let mut released = Vec::new();
             let mut next_leader = None;
@@ -178,6 +245,7 @@ impl GroupCommit {
                     released.push(Waiter {
                         seq: w.seq,
                         thread: w.thread.clone(),
+                        gathered: w.gathered,
                     });
                     false
                 } else if next_leader.is_none() {
@@ -225,6 +293,7 @@ impl GroupCommit {
         max_delay: Duration,
         mut tick: impl FnMut() -> Option<Result<(), Error>> + Send + 'static,
     ) -> JoinHandle<()> {
+        self.progress().gather_for = GATHER_AT_MOST.min(max_delay);
         let group = Arc::clone(self);
         std::thread::Builder::new()
             .name("peerlog-syncer".into())
@@ -260,6 +329,7 @@ impl GroupCommit {
         };
         drop(progress);
         self.tick.notify_all();
+        self.gather.notify_all();
         for waiter in released {
             waiter.thread.unpark();
         }
@@ -286,7 +356,7 @@ mod tests {
         }
 
         fn wait(&self, seq: u64, sync: impl FnOnce() -> Result<(), Error>) -> Result<(), Error> {
-            self.group.wait_for(seq, |_| {
+            self.group.wait_for(seq, true, |_| {
                 self.passes.fetch_add(1, Ordering::SeqCst);
                 let through = self.written.load(Ordering::SeqCst);
                 sync().map(|()| Some(through))
@@ -321,7 +391,7 @@ mod tests {
         assert!(log.group.progress().waiters.is_empty());
         log.group.stop();
         assert!(matches!(
-            log.group.wait_for(u64::MAX, |_| Ok(None)),
+            log.group.wait_for(u64::MAX, true, |_| Ok(None)),
             Err(Error::Closed)
         ));
     }
