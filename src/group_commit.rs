@@ -6,8 +6,11 @@
 //! that arrive while an fsync is in flight park until it ends; the first of them it does not
 //! cover (they wrote after it started) is woken to lead the next one. As in LevelDB and
 //! RocksDB, a lone caller syncs with no thread hop at all, and concurrent callers share one
-//! fsync per round. The background thread is one more caller, every `max_delay`, that only
-//! syncs when something was written after the last fsync.
+//! fsync per round. A leader first waits briefly (at most 1 ms) until as many callers as the
+//! last fsync saw are queued with it: without that, callers covered by one fsync come back
+//! while the next is already in flight, and they split into groups that take turns. The
+//! background thread is one more caller, every `max_delay`, that only syncs when something
+//! was written after the last fsync (it neither gathers nor is waited for).
 //!
 //! On a machine with few cores the wake-ups are what limit the rate with many callers (each
 //! is a context switch, often a cross-CPU interrupt), so the covered callers are unparked one
