@@ -4,6 +4,9 @@
 
     benches/commands.py PEERLOG MEMORY_EXAMPLE WORK_DIR [NODES]
 
+With PEERLOG_BASELINE_CLI=<another build of peerlog>, each export is also run with that build
+right after, on the same log (`<label>_baseline`), for the speed-ups BENCHMARKS.md shows.
+
 Each command runs once, its output to /dev/null, under GNU time (`/usr/bin/time -f %M`): peak
 resident size and wall time. Not this script's own `wait4`: on Linux a child's ru_maxrss starts
 from the resident size of the process that forked it (this Python), which would hide small
@@ -49,6 +52,7 @@ def main():
         sys.exit(f"{GNU_TIME} (GNU time) is needed to measure peak resident sizes")
     peerlog, memory, work = sys.argv[1:4]
     nodes = sys.argv[4] if len(sys.argv) > 4 else "1000000"
+    baseline = os.environ.get("PEERLOG_BASELINE_CLI")
     db = os.path.join(work, "commands-db")
     shutil.rmtree(db, ignore_errors=True)
     measure("demo", [peerlog, "demo", db, "--nodes", nodes])
@@ -69,6 +73,10 @@ def main():
         ("verify_archived", ["verify", db]),
     ]:
         measure(label, [peerlog, *args])
+        # The same command of an older build on the same log, right after it (exports only:
+        # the read-only commands whose speed the report compares).
+        if baseline and label in ("export_jsonl", "export_csv"):
+            measure(f"{label}_baseline", [baseline, *args])
     shutil.rmtree(db, ignore_errors=True)
 
 

@@ -125,6 +125,13 @@ fn main() {
                 durable_writers(&sync_each, 1, SYNCED_OPS, false),
             );
         }
+        if want("group_10ms_1_thread") {
+            add(
+                "group_10ms_1_thread",
+                SYNCED_OPS,
+                durable_writers(&group, 1, SYNCED_OPS, true),
+            );
+        }
         if want("group_10ms_16_threads") {
             add(
                 "group_10ms_16_threads",

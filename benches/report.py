@@ -631,6 +631,39 @@ for name in ["demo", "open", "stats", "dump", "dump_json", "verify", "history", 
                  f"{secs:.2f} s", goal, status))
 w(table(["command", "peak RSS", "÷ open", "time", "goal", "status"], rows))
 
+w("\n## Targets of issue 23 (group commit, exports)\n")
+w("Group commit from the interleaved ratios above (`group_10ms_1_thread`: one thread writing a "
+  "pong and calling `sync()` after each, under `GroupCommit` 10 ms; the bound is the one of "
+  "the section on group commit, at most 16x one thread's `SyncEachWrite`: each thread has one "
+  "write in flight). Exports from `benches/commands.py`, which times them beside the same "
+  "commands of the build named by `PEERLOG_BASELINE_CLI` (the commit before the change) when "
+  "it is set, on the same log, one after the other.\n")
+
+
+def export_speedup(name):
+    new, old = command(name)[1], command(f"{name}_baseline")[1]
+    return old / new
+
+
+rows = [
+    target("group commit 10 ms, one thread calling `sync()` after each write, vs "
+           "`SyncEachWrite`", ir("group_10ms_1_thread", "sync_each_1_thread"),
+           fmt_ratio(ir("group_10ms_1_thread", "sync_each_1_thread")), "≥ 0.95x", ge(0.95),
+           f"{fmt_rate(rate('ratios/group_10ms_1_thread'))} vs "
+           f"{fmt_rate(rate('ratios/sync_each_1_thread'))}"),
+    target("group commit 10 ms, 16 threads, share of the bound",
+           rate("ratios/group_10ms_16_threads") / bound,
+           f"{rate('ratios/group_10ms_16_threads') / bound:.2f}", "≥ 0.85", ge(0.85),
+           f"{fmt_ratio(ir('group_10ms_16_threads', 'sync_each_1_thread'))} one thread's "
+           f"`SyncEachWrite`; bound {fmt_ratio(bound / one)}"),
+]
+for name in ("export_jsonl", "export_csv"):
+    speedup = export_speedup(name)
+    rows.append(target(f"`{name.replace('_', ' ')}` vs the baseline build", speedup,
+                       fmt_ratio(speedup), "≥ 3x", ge(3),
+                       f"{command(name)[1]:.2f} s vs {command(name + '_baseline')[1]:.2f} s"))
+w(table(["target", "measured", "beside it", "goal", "status"], rows))
+
 w("\n" + seeds_block())
 
 if MISSING:

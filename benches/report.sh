@@ -11,7 +11,8 @@
 # Environment: CARGO_TARGET_DIR (default target), PEERLOG_BENCH_DIR (where benchmark
 # databases are written; default the system temporary directory, which must be a real disk,
 # not tmpfs, for the synced figures to mean anything), WARM / MEAS (criterion warm-up and
-# measurement seconds per benchmark, default 1 and 2), OUT (raw outputs).
+# measurement seconds per benchmark, default 1 and 2), OUT (raw outputs), PEERLOG_BASELINE_CLI
+# (a `peerlog` built from an older commit: its exports are timed beside this build's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Absolute: the bench binaries run in benches/ (their package's directory), and criterion

@@ -210,9 +210,9 @@ impl Inner {
             && dead as f64 > self.opts.compact_dead_ratio * state.log_bytes as f64
     }
 
-    /// For the group-commit syncer: syncs the active segment without holding the state lock,
-    /// unless nothing was written after `synced_through`. Returns the sequence number synced
-    /// through.
+    /// For the leader of a group commit: syncs the active segment without holding the state
+    /// lock, unless nothing was written after `synced_through`. Returns the sequence number
+    /// synced through.
     fn sync_outside_lock(&self, synced_through: u64) -> Result<Option<u64>, Error> {
         let (file, through, path) = {
             let state = self.state();
@@ -241,6 +241,12 @@ impl Inner {
     }
 
     fn sync(&self) -> Result<(), Error> {
+        self.sync_as(true)
+    }
+
+    /// [`Inner::sync`]; `caller`: a caller of `sync()`, not the background syncer (which a
+    /// group commit's leader does not wait to gather).
+    fn sync_as(&self, caller: bool) -> Result<(), Error> {
         match self.opts.durability {
             Durability::GroupCommit { .. } if self.dir.is_some() => {
                 let through = {
@@ -248,7 +254,10 @@ impl Inner {
                     state.check_writable()?;
                     state.log.as_ref().map_or(0, |log| log.next_seq() - 1)
                 };
-                self.group_commit.wait_for(through)
+                // The first caller with no fsync in flight syncs for everyone queued behind
+                // it, on its own thread; the others wait for it.
+                self.group_commit
+                    .wait_for(through, caller, |synced| self.sync_outside_lock(synced))
             }
             _ => {
                 let mut state = self.state();
@@ -451,9 +460,11 @@ impl NodeDb {
         if let (Durability::GroupCommit { max_delay }, Some(_)) =
             (inner.opts.durability, &inner.dir)
         {
+            // Every `max_delay`, the syncer calls `sync()` like an application would (it
+            // fsyncs only when something was written since the last fsync).
             let weak = Arc::downgrade(&inner);
-            let sync = move |synced| weak.upgrade().map(|inner| inner.sync_outside_lock(synced));
-            threads.syncer = Some(inner.group_commit.start(max_delay, sync));
+            let tick = move || weak.upgrade().map(|inner| inner.sync_as(false));
+            threads.syncer = Some(inner.group_commit.start(max_delay, tick));
         }
         NodeDb {
             inner,

@@ -1,14 +1,21 @@
-//! Group commit: a background thread that makes appended records durable with one
-//! `fdatasync` for all the records written since its last pass, and lets callers of `sync()`
-//! wait for the pass that covers them instead of syncing themselves.
+//! Group commit: callers of `sync()` share `fdatasync`s, and writes nobody waits for are made
+//! durable within `max_delay` by a background thread.
 //!
-//! With many callers, a round costs one fsync plus the scheduling around it, and on a machine
-//! with few cores the scheduling is what limits the rate (each wakeup is a context switch,
-//! often a cross-CPU interrupt). So the syncer thread is woken once per round, by the caller
-//! that completes the batch it waits for, not by every caller; and the callers a pass covered
-//! are unparked one by one, each checking an atomic, instead of all being woken at once to
-//! queue up on a mutex. The unparking is shared: each caller woken wakes another, so that
-//! both the syncer and the callers already running spread the wakeups over the CPUs.
+//! The first caller that finds no fsync in flight becomes the *leader*: it syncs, on its own
+//! thread, everything written so far, then releases every caller that fsync covered. Callers
+//! that arrive while an fsync is in flight park until it ends; the first of them it does not
+//! cover (they wrote after it started) is woken to lead the next one. As in LevelDB and
+//! RocksDB, a lone caller syncs with no thread hop at all, and concurrent callers share one
+//! fsync per round. A leader first waits briefly (at most 1 ms) until as many callers as the
+//! last fsync saw are queued with it: without that, callers covered by one fsync come back
+//! while the next is already in flight, and they split into groups that take turns. The
+//! background thread is one more caller, every `max_delay`, that only syncs when something
+//! was written after the last fsync (it neither gathers nor is waited for).
+//!
+//! On a machine with few cores the wake-ups are what limit the rate with many callers (each
+//! is a context switch, often a cross-CPU interrupt), so the covered callers are unparked one
+//! by one, each checking an atomic, instead of all being woken at once to queue up on a
+//! mutex; and the unparking is shared: each caller woken wakes another.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -17,56 +24,93 @@ use std::time::Duration;
 
 use crate::Error;
 
-/// What the syncer thread calls for a pass: given the sequence number already durable, makes
-/// everything written so far durable and returns the sequence number it covers (`Ok(None)`:
-/// nothing to cover); `None` when the database is gone and the thread should end.
-pub(crate) trait SyncFn:
-    FnMut(u64) -> Option<Result<Option<u64>, Error>> + Send + 'static
-{
-}
-
-impl<F: FnMut(u64) -> Option<Result<Option<u64>, Error>> + Send + 'static> SyncFn for F {}
-
-/// A caller of `sync()` waiting for the pass that makes `seq` durable.
+/// A caller parked until an fsync covers `seq`.
 struct Waiter {
     seq: u64,
     thread: Thread,
+    /// A caller of `sync()`, which a leader gathers (not the background syncer).
+    gathered: bool,
 }
 
-#[derive(Default)]
-struct Progress {
-    /// The syncer failed; the database is poisoned.
-    failed: Option<String>,
-    stop: bool,
-    /// The syncer made its last pass: waiters it did not cover will never be covered.
-    finished: bool,
-    /// Callers not yet covered by a pass. Only the syncer removes them, as it unparks them.
-    waiters: Vec<Waiter>,
-    /// How many callers the last pass covered: the next pass waits briefly for as many, so
-    /// that concurrent writers share one fsync instead of each getting a small one.
-    last_batch: usize,
-    /// The number of waiters the sleeping syncer waits for: only the caller that brings
-    /// `waiters` to it wakes the syncer, which otherwise would wake for every caller just to
-    /// find the batch incomplete (0: the syncer is not waiting for callers).
-    wake_at: usize,
-}
-
-/// Longest a pass waits for the callers it expects to gather.
+/// Longest a leader waits for the callers it expects to gather.
 const GATHER_AT_MOST: Duration = Duration::from_millis(1);
 
-/// State shared between the syncer thread and the callers waiting on it.
+struct Progress {
+    /// An fsync failed; the database is poisoned.
+    failed: Option<String>,
+    /// The database is closing: no new fsync starts.
+    closed: bool,
+    /// A leader's fsync is in flight.
+    syncing: bool,
+    /// Callers parked until an fsync covers them, in order of arrival. A waiter is removed by
+    /// the leader that covers it (or, after a failure or close, releases it), or that picks it
+    /// to lead the next fsync.
+    waiters: Vec<Waiter>,
+    /// How many `sync()` callers the last fsync saw (itself and its waiters, covered or
+    /// not): the next leader waits briefly until as many wait with it, so that concurrent
+    /// callers share one fsync instead of splitting into groups that alternate.
+    expect: usize,
+    /// The count of gathered callers at which the last one to register wakes the leader
+    /// (0: no leader gathers).
+    gather_at: usize,
+    /// Longest a leader gathers: [`GATHER_AT_MOST`], or `max_delay` if shorter.
+    gather_for: Duration,
+}
+
+impl Default for Progress {
+    fn default() -> Progress {
+        Progress {
+            failed: None,
+            closed: false,
+            syncing: false,
+            waiters: Vec::new(),
+            expect: 0,
+            gather_at: 0,
+            gather_for: GATHER_AT_MOST,
+        }
+    }
+}
+
+impl Progress {
+    /// `sync()` callers waiting, and the leader.
+    fn gathered(&self) -> usize {
+        1 + self.waiters.iter().filter(|w| w.gathered).count()
+    }
+}
+
+/// State shared between the callers of `sync()` and the background syncer.
 #[derive(Default)]
 pub(crate) struct GroupCommit {
-    /// Every record up to this sequence number is durable. Stored under the `progress` lock,
-    /// so that a caller that checked it there before registering cannot miss the pass that
-    /// covers it; read without the lock by waiters that were unparked.
+    /// Every record up to this sequence number is durable. Raised under the `progress` lock,
+    /// so that a caller that checked it there before registering cannot miss the fsync that
+    /// covers it; read without the lock by callers that were unparked.
     synced_through: AtomicU64,
     progress: Mutex<Progress>,
-    /// Callers covered by the last pass and not yet unparked. The syncer empties it; callers
+    /// Callers covered by the last fsync and not yet unparked. The leader empties it; callers
     /// it already woke help.
     to_wake: Mutex<Vec<Thread>>,
-    /// Signalled when the batch the syncer waits for is complete, or the database closes.
-    wake: Condvar,
+    /// The background syncer sleeps on it between ticks; signalled on close.
+    tick: Condvar,
+    /// A gathering leader sleeps on it until its callers are there.
+    gather: Condvar,
+}
+
+/// Resets a leader's state if its sync panics, so that the callers waiting behind it are not
+/// stranded: they wake and one of them leads again.
+struct Leading<'a> {
+    group: &'a GroupCommit,
+    done: bool,
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.group.finish(|progress| {
+                progress.syncing = false;
+                (std::mem::take(&mut progress.waiters), None)
+            });
+        }
+    }
 }
 
 impl GroupCommit {
@@ -90,126 +134,207 @@ impl GroupCommit {
         }
     }
 
-    /// Blocks until every record up to `seq` is durable.
-    pub fn wait_for(&self, seq: u64) -> Result<(), Error> {
+    /// Blocks until every record up to `seq` is durable: leads an fsync with `sync` when none
+    /// is in flight, else waits for the one in flight (and leads the next one if it does not
+    /// cover `seq`). `sync` is given the sequence number already durable, makes everything
+    /// written so far durable and returns the sequence number it covers (`Ok(None)`: nothing
+    /// to cover). `gathered`: a caller of `sync()` (false for the background syncer, which
+    /// neither waits to gather callers nor is waited for).
+    pub fn wait_for(
+        &self,
+        seq: u64,
+        gathered: bool,
+        sync: impl FnOnce(u64) -> Result<Option<u64>, Error>,
+    ) -> Result<(), Error> {
         if self.synced(seq) {
             return Ok(());
         }
-        {
-            let mut progress = self.progress();
+        let mut progress = self.progress();
+        loop {
             if self.synced(seq) {
                 return Ok(());
             }
             if let Some(failure) = &progress.failed {
                 return Err(Error::Poisoned(failure.clone()));
             }
-            if progress.stop {
-                return Err(Error::Closed);
+            if !progress.syncing {
+                if progress.closed {
+                    return Err(Error::Closed);
+                }
+                progress.syncing = true;
+                let expect = progress.expect;
+                if gathered && progress.gathered() < expect {
+                    // The callers of the last fsync are on their way back (being woken,
+                    // writing): wait for them, briefly, so that this fsync covers them too.
+                    progress.gather_at = expect;
+                    let timeout = progress.gather_for;
+                    progress = self
+                        .gather
+                        .wait_timeout_while(progress, timeout, |p| {
+                            !p.closed && p.gathered() < p.gather_at
+                        })
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                    progress.gather_at = 0;
+                }
+                drop(progress);
+                return self.lead(gathered, sync);
             }
-            progress.waiters.push(Waiter {
-                seq,
-                thread: std::thread::current(),
-            });
-            let completes_batch = progress.waiters.len() == progress.wake_at;
+            // An fsync is in flight, or about to start: wait for it (registered once, even
+            // if woken early).
+            let me = std::thread::current();
+            if !progress.waiters.iter().any(|w| w.thread.id() == me.id()) {
+                progress.waiters.push(Waiter {
+                    seq,
+                    thread: me,
+                    gathered,
+                });
+            }
+            let complete = progress.gather_at > 0 && progress.gathered() >= progress.gather_at;
             drop(progress);
-            if completes_batch {
-                self.wake.notify_one();
+            if complete {
+                self.gather.notify_one();
             }
-        }
-        loop {
             // An unpark that came before the park is not lost (it leaves a token), but a park
-            // may also return spuriously or for a token left over from an earlier call: check.
+            // may also return spuriously or for a token left over from an earlier call: the
+            // loop checks again.
             std::thread::park();
             if self.synced(seq) {
-                // Wake another covered caller before going back to work: the syncer alone
+                // Wake another covered caller before going back to work: the leader alone
                 // would wake them one after another.
                 self.wake_one();
                 return Ok(());
             }
-            let progress = self.progress();
-            if progress.finished {
-                return Err(match &progress.failed {
-                    Some(failure) => Error::Poisoned(failure.clone()),
-                    None => Error::Closed,
-                });
-            }
+            progress = self.progress();
         }
     }
 
-    /// Starts the syncer thread, which makes passes with `sync`.
-    pub fn start(self: &Arc<Self>, max_delay: Duration, sync: impl SyncFn) -> JoinHandle<()> {
+    /// Runs the fsync of a leader (whose `syncing` is set), then releases the callers it
+    /// covered and wakes the next leader.
+    fn lead(
+        &self,
+        gathered: bool,
+        sync: impl FnOnce(u64) -> Result<Option<u64>, Error>,
+    ) -> Result<(), Error> {
+        let mut leading = Leading {
+            group: self,
+            done: false,
+        };
+        let outcome = sync(self.synced_through.load(Ordering::Acquire));
+        let mut failure = None;
+        self.finish(|progress| {
+            progress.syncing = false;
+            match &outcome {
+                Ok(Some(through)) => {
+                    self.synced_through.fetch_max(*through, Ordering::Release);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let reason = progress.failed.get_or_insert_with(|| e.to_string());
+                    failure = Some(reason.clone());
+                }
+            }
+            if progress.failed.is_some() || progress.closed {
+                // Nothing more will be covered: every waiter gets its answer (an error, or
+                // Ok if this fsync covered it).
+                return (std::mem::take(&mut progress.waiters), None);
+            }
+            progress.expect = usize::from(gathered) + progress.gathered() - 1;
+            let through = self.synced_through.load(Ordering::Acquire);
+            let mut released = Vec::new();
+            let mut next_leader = None;
+            progress.waiters.retain_mut(|w| {
+                if w.seq <= through {
+                    released.push(Waiter {
+                        seq: w.seq,
+                        thread: w.thread.clone(),
+                        gathered: w.gathered,
+                    });
+                    false
+                } else if next_leader.is_none() {
+                    next_leader = Some(w.thread.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+            (released, next_leader)
+        });
+        leading.done = true;
+        match failure {
+            Some(reason) => Err(Error::Poisoned(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// Updates the progress with `update`, which returns the waiters to release and the next
+    /// leader, and unparks them once the lock is released (so that they do not wake only to
+    /// block on it): the next leader first, so that its fsync overlaps the other wake-ups.
+    fn finish(&self, update: impl FnOnce(&mut Progress) -> (Vec<Waiter>, Option<Thread>)) {
+        let (released, next_leader) = update(&mut self.progress());
+        if let Some(thread) = next_leader {
+            thread.unpark();
+        }
+        if released.is_empty() {
+            return;
+        }
+        self.to_wake
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(released.into_iter().map(|w| w.thread));
+        // The woken callers' help only speeds this up: the leader itself goes on until none
+        // is left parked.
+        while self.wake_one() {}
+    }
+
+    /// Starts the background syncer: every `max_delay`, `tick` syncs what was written since
+    /// the last fsync (as a caller of `sync()`, through [`GroupCommit::wait_for`]). `tick`
+    /// returns `None` when the database is gone; the thread also ends after an error (the
+    /// database is then poisoned or closed) and on [`GroupCommit::stop`].
+    pub fn start(
+        self: &Arc<Self>,
+        max_delay: Duration,
+        mut tick: impl FnMut() -> Option<Result<(), Error>> + Send + 'static,
+    ) -> JoinHandle<()> {
+        self.progress().gather_for = GATHER_AT_MOST.min(max_delay);
         let group = Arc::clone(self);
         std::thread::Builder::new()
             .name("peerlog-syncer".into())
-            .spawn(move || run(&group, max_delay, sync))
+            .spawn(move || loop {
+                {
+                    let progress = group.progress();
+                    let (progress, _) = group
+                        .tick
+                        .wait_timeout_while(progress, max_delay, |p| !p.closed)
+                        .unwrap_or_else(|e| e.into_inner());
+                    if progress.closed {
+                        return;
+                    }
+                }
+                match tick() {
+                    Some(Ok(())) => {}
+                    None | Some(Err(_)) => return,
+                }
+            })
             .expect("spawning the syncer thread")
     }
 
-    /// Makes the thread do a last pass and exit.
+    /// Closes: no fsync starts from now on, callers not covered get `Error::Closed` (those
+    /// waiting for an fsync in flight get its outcome first), and the background syncer ends.
     pub fn stop(&self) {
-        self.progress().stop = true;
-        self.wake.notify_one();
-    }
-}
-
-/// The syncer thread: a pass for each batch of callers, or every `max_delay` for writes
-/// nobody waits for, and a last one on close.
-fn run(group: &GroupCommit, max_delay: Duration, mut sync: impl SyncFn) {
-    loop {
-        let stop = {
-            let mut progress = group.progress();
-            // After a pass that covered callers, expect as many again, but only briefly: the
-            // 1 ms also bounds how long a lone caller waits when others stopped calling.
-            // Otherwise sleep until the first caller, or the tick that syncs writes nobody
-            // asked to be synced.
-            let (expect, timeout) = match progress.last_batch {
-                0 => (1, max_delay),
-                n => (n, GATHER_AT_MOST.min(max_delay)),
-            };
-            progress.wake_at = expect;
-            let (mut progress, _) = group
-                .wake
-                .wait_timeout_while(progress, timeout, |p| !p.stop && p.waiters.len() < expect)
-                .unwrap_or_else(|e| e.into_inner());
-            progress.wake_at = 0;
-            progress.last_batch = progress.waiters.len();
-            progress.stop
+        let mut progress = self.progress();
+        progress.closed = true;
+        let released = if progress.syncing {
+            // The leader releases them when its fsync ends.
+            Vec::new()
+        } else {
+            std::mem::take(&mut progress.waiters)
         };
-        let Some(outcome) = sync(group.synced_through.load(Ordering::Acquire)) else {
-            return;
-        };
-        let (covered, finished): (Vec<Waiter>, bool) = {
-            let mut progress = group.progress();
-            match outcome {
-                Ok(Some(through)) => {
-                    group.synced_through.fetch_max(through, Ordering::Release);
-                }
-                Ok(None) => {}
-                Err(e) => progress.failed = Some(e.to_string()),
-            }
-            progress.finished = stop || progress.failed.is_some();
-            if progress.finished {
-                (std::mem::take(&mut progress.waiters), true)
-            } else {
-                let through = group.synced_through.load(Ordering::Acquire);
-                let (covered, waiting) = std::mem::take(&mut progress.waiters)
-                    .into_iter()
-                    .partition(|w| w.seq <= through);
-                progress.waiters = waiting;
-                (covered, false)
-            }
-        };
-        // Unparked after the `progress` lock is released, so that they do not wake only to
-        // block on it. The woken callers' help only speeds this up: the syncer itself goes on
-        // until none is left parked.
-        group
-            .to_wake
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(covered.into_iter().map(|w| w.thread));
-        while group.wake_one() {}
-        if finished {
-            return;
+        drop(progress);
+        self.tick.notify_all();
+        self.gather.notify_all();
+        for waiter in released {
+            waiter.thread.unpark();
         }
     }
 }
@@ -219,38 +344,44 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
-    /// A group commit over a fake log whose "writes" are a counter, syncing with `sync`.
-    fn started(
-        sync: impl Fn(u64) -> Result<(), Error> + Send + 'static,
-    ) -> (
-        Arc<GroupCommit>,
-        Arc<AtomicU64>,
-        Arc<AtomicUsize>,
-        JoinHandle<()>,
-    ) {
-        let group = Arc::new(GroupCommit::default());
-        let written = Arc::new(AtomicU64::new(0));
-        let passes = Arc::new(AtomicUsize::new(0));
-        let (w, p) = (Arc::clone(&written), Arc::clone(&passes));
-        let handle = group.start(Duration::from_secs(10), move |_synced| {
-            p.fetch_add(1, Ordering::SeqCst);
-            let through = w.load(Ordering::SeqCst);
-            Some(sync(through).map(|()| Some(through)))
-        });
-        (group, written, passes, handle)
+    /// A fake log whose "writes" are a counter, with a sync that counts its passes and can be
+    /// slowed down or made to fail.
+    #[derive(Default)]
+    struct FakeLog {
+        group: GroupCommit,
+        written: AtomicU64,
+        passes: AtomicUsize,
+    }
+
+    impl FakeLog {
+        fn write(&self) -> u64 {
+            self.written.fetch_add(1, Ordering::SeqCst) + 1
+        }
+
+        fn wait(&self, seq: u64, sync: impl FnOnce() -> Result<(), Error>) -> Result<(), Error> {
+            self.group.wait_for(seq, true, |_| {
+                self.passes.fetch_add(1, Ordering::SeqCst);
+                let through = self.written.load(Ordering::SeqCst);
+                sync().map(|()| Some(through))
+            })
+        }
     }
 
     #[test]
-    fn concurrent_waiters_share_passes_and_each_is_covered() {
-        let (group, written, passes, handle) = started(|_| Ok(()));
+    fn concurrent_waiters_share_fsyncs_and_each_is_covered() {
+        let log = Arc::new(FakeLog::default());
         let threads: Vec<_> = (0..8)
             .map(|_| {
-                let (group, written) = (Arc::clone(&group), Arc::clone(&written));
+                let log = Arc::clone(&log);
                 std::thread::spawn(move || {
-                    for _ in 0..50 {
-                        let seq = written.fetch_add(1, Ordering::SeqCst) + 1;
-                        group.wait_for(seq).unwrap();
-                        assert!(group.synced(seq));
+                    for _ in 0..200 {
+                        let seq = log.write();
+                        log.wait(seq, || {
+                            std::thread::sleep(Duration::from_micros(200));
+                            Ok(())
+                        })
+                        .unwrap();
+                        assert!(log.group.synced(seq));
                     }
                 })
             })
@@ -258,26 +389,145 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        assert!(passes.load(Ordering::SeqCst) <= 400);
+        let passes = log.passes.load(Ordering::SeqCst);
+        assert!(passes < 1600, "{passes} fsyncs for 1600 waits: none shared");
+        assert!(log.group.progress().waiters.is_empty());
+        log.group.stop();
+        assert!(matches!(
+            log.group.wait_for(u64::MAX, true, |_| Ok(None)),
+            Err(Error::Closed)
+        ));
+    }
+
+    #[test]
+    fn a_lone_caller_syncs_on_its_own_thread() {
+        let log = FakeLog::default();
+        let me = std::thread::current().id();
+        for _ in 0..3 {
+            let seq = log.write();
+            log.wait(seq, || {
+                assert_eq!(std::thread::current().id(), me, "a thread hop");
+                Ok(())
+            })
+            .unwrap();
+        }
+        assert_eq!(log.passes.load(Ordering::SeqCst), 3);
+        // Covered already: no fsync.
+        log.wait(3, || unreachable!()).unwrap();
+    }
+
+    #[test]
+    fn a_failed_fsync_poisons_every_waiter_and_later_callers() {
+        let log = Arc::new(FakeLog::default());
+        let (entered, release) = (
+            Arc::new(std::sync::Barrier::new(2)),
+            Arc::new(Mutex::new(())),
+        );
+        let hold = release.lock().unwrap();
+        // The leader's fsync blocks until `hold` is dropped, then fails.
+        let leader = {
+            let (log, entered, release) =
+                (Arc::clone(&log), Arc::clone(&entered), Arc::clone(&release));
+            std::thread::spawn(move || {
+                let seq = log.write();
+                log.wait(seq, || {
+                    entered.wait();
+                    drop(release.lock().unwrap());
+                    Err(Error::invalid("fsync failed (simulated)"))
+                })
+            })
+        };
+        entered.wait();
+        let followers: Vec<_> = (0..6)
+            .map(|_| {
+                let log = Arc::clone(&log);
+                let seq = log.write();
+                std::thread::spawn(move || log.wait(seq, || Ok(())))
+            })
+            .collect();
+        // Every follower is parked behind the failing fsync before it ends.
+        while log.group.progress().waiters.len() < 6 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(hold);
+        assert!(matches!(leader.join().unwrap(), Err(Error::Poisoned(_))));
+        for f in followers {
+            assert!(matches!(f.join().unwrap(), Err(Error::Poisoned(_))));
+        }
+        assert_eq!(log.passes.load(Ordering::SeqCst), 1, "a retried fsync");
+        let seq = log.write();
+        assert!(matches!(log.wait(seq, || Ok(())), Err(Error::Poisoned(_))));
+    }
+
+    #[test]
+    fn waiters_not_covered_lead_the_next_fsync() {
+        let log = Arc::new(FakeLog::default());
+        let (entered, release) = (
+            Arc::new(std::sync::Barrier::new(2)),
+            Arc::new(Mutex::new(())),
+        );
+        let hold = release.lock().unwrap();
+        let leader = {
+            let (log, entered, release) =
+                (Arc::clone(&log), Arc::clone(&entered), Arc::clone(&release));
+            std::thread::spawn(move || {
+                let seq = log.write();
+                log.wait(seq, || {
+                    entered.wait();
+                    drop(release.lock().unwrap());
+                    Ok(())
+                })
+            })
+        };
+        entered.wait();
+        // Written after the leader's fsync started: it cannot cover them.
+        let followers: Vec<_> = (0..6)
+            .map(|_| {
+                let log = Arc::clone(&log);
+                let seq = log.write();
+                std::thread::spawn(move || log.wait(seq, || Ok(())))
+            })
+            .collect();
+        while log.group.progress().waiters.len() < 6 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(hold);
+        leader.join().unwrap().unwrap();
+        for f in followers {
+            f.join().unwrap().unwrap();
+        }
+        assert!(log.group.synced(7));
+        assert!(log.passes.load(Ordering::SeqCst) >= 2);
+        assert!(log.group.progress().waiters.is_empty());
+    }
+
+    #[test]
+    fn a_panicking_leader_does_not_strand_the_waiters() {
+        let log = Arc::new(FakeLog::default());
+        let seq = log.write();
+        let panicked = {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || log.wait(seq, || panic!("simulated")))
+        };
+        assert!(panicked.join().is_err());
+        log.wait(seq, || Ok(())).unwrap();
+    }
+
+    #[test]
+    fn the_syncer_ticks_until_stopped_or_gone() {
+        let group = Arc::new(GroupCommit::default());
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&ticks);
+        let handle = group.start(Duration::from_millis(1), move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Some(Ok(()))
+        });
+        while ticks.load(Ordering::SeqCst) < 3 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         group.stop();
         handle.join().unwrap();
-        assert!(matches!(group.wait_for(u64::MAX), Err(Error::Closed)));
-    }
-
-    #[test]
-    fn a_failed_pass_poisons_every_waiter_and_later_callers() {
-        let (group, written, _, handle) =
-            started(|_| Err(Error::invalid("fsync failed (simulated)")));
-        written.store(5, Ordering::SeqCst);
-        assert!(matches!(group.wait_for(5), Err(Error::Poisoned(_))));
-        assert!(matches!(group.wait_for(6), Err(Error::Poisoned(_))));
-        handle.join().unwrap();
-    }
-
-    #[test]
-    fn the_thread_ends_when_the_database_is_gone() {
-        let group = Arc::new(GroupCommit::default());
-        let handle = group.start(Duration::from_millis(1), |_| None);
-        handle.join().unwrap();
+        let gone = group.start(Duration::from_millis(1), || None);
+        gone.join().unwrap();
     }
 }

@@ -14,9 +14,10 @@ pub enum Durability {
     Process,
     /// As `Process`, plus a background syncer that makes every write durable on disk within
     /// `max_delay`, with one `fdatasync` for all the writes of that interval. The default,
-    /// with `max_delay` one second (see [`Durability::DEFAULT`]). `sync()` waits
-    /// for the syncer's next pass instead of syncing itself, so concurrent callers of `sync()`
-    /// share one `fdatasync`. A power loss loses at most the writes of the last `max_delay`
+    /// with `max_delay` one second (see [`Durability::DEFAULT`]). Concurrent callers of
+    /// `sync()` share one `fdatasync`: the first one that finds none in flight syncs, on its
+    /// own thread, for every caller queued behind it, and a lone caller syncs as fast as
+    /// `SyncEachWrite` would. A power loss loses at most the writes of the last `max_delay`
     /// and never a write whose `sync()` has returned.
     GroupCommit {
         /// Longest time a write stays in the page cache only.

@@ -217,3 +217,133 @@ fn after_a_failed_fsync_no_waiter_is_told_its_write_is_durable() {
     }
     assert!(matches!(db.sync(), Err(Error::Poisoned(_))));
 }
+
+/// A database whose every fsync of the log runs `hook` first (counted in `fsyncs`), with a
+/// periodic pass every `max_delay`.
+fn open_with_hook(
+    dir: &std::path::Path,
+    max_delay: Duration,
+    fsyncs: &Arc<AtomicUsize>,
+    hook: impl Fn() -> io::Result<()> + Send + Sync + 'static,
+) -> NodeDb {
+    let counter = Arc::clone(fsyncs);
+    let opts = Options {
+        durability: Durability::GroupCommit { max_delay },
+        fail_points: FailPoints::new(move |step| {
+            if step != "log.fsync" {
+                return Ok(());
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            hook()
+        }),
+        ..Options::default()
+    };
+    NodeDb::open_with(dir, 1, id(u64::MAX), opts).unwrap()
+}
+
+/// Each of `threads` threads writes once and calls `sync()`, all at about the same time;
+/// returns their outcomes, panicking if one of them is still waiting after a minute.
+fn write_and_sync_at_once(db: &Arc<NodeDb>, threads: u64) -> Vec<Result<(), Error>> {
+    let (done, outcomes) = mpsc::channel();
+    let start = Arc::new(std::sync::Barrier::new(threads as usize));
+    for t in 0..threads {
+        let (db, done, start) = (Arc::clone(db), done.clone(), Arc::clone(&start));
+        std::thread::spawn(move || {
+            start.wait();
+            let outcome = db.update_find_fails(&id(t), 1).and_then(|()| db.sync());
+            done.send(outcome).unwrap();
+        });
+    }
+    (0..threads)
+        .map(|_| {
+            outcomes
+                .recv_timeout(Duration::from_secs(60))
+                .expect("a sync() caller was never released")
+        })
+        .collect()
+}
+
+/// The callers queued behind a slow fsync are all released: those it covers, and those that
+/// wrote after it started (one of them leads the next fsync), with fsyncs shared.
+#[test]
+fn every_caller_queued_behind_a_slow_fsync_is_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let fsyncs = Arc::new(AtomicUsize::new(0));
+    let db = Arc::new(open_with_hook(dir.path(), TICK, &fsyncs, || {
+        std::thread::sleep(Duration::from_millis(50));
+        Ok(())
+    }));
+    for round in 0..3 {
+        let outcomes = write_and_sync_at_once(&db, WRITERS as u64);
+        for outcome in outcomes {
+            outcome.unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+    }
+    let fsyncs = fsyncs.load(Ordering::SeqCst);
+    assert!(
+        fsyncs < 3 * WRITERS,
+        "{fsyncs} fsyncs for {} sync() calls: none shared",
+        3 * WRITERS
+    );
+}
+
+/// A failed fsync reaches every caller waiting for it, as `Error::Poisoned`, and none of them
+/// retries it (a retried fsync can report success for data that was lost).
+#[test]
+fn a_failed_fsync_reaches_every_caller_waiting_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fsyncs = Arc::new(AtomicUsize::new(0));
+    let db = Arc::new(open_with_hook(dir.path(), TICK, &fsyncs, || {
+        // Slow, so that the other callers queue up behind it.
+        std::thread::sleep(Duration::from_millis(200));
+        Err(io::Error::other("injected fsync failure"))
+    }));
+    let outcomes = write_and_sync_at_once(&db, WRITERS as u64);
+    for (t, outcome) in outcomes.iter().enumerate() {
+        assert!(
+            matches!(outcome, Err(Error::Poisoned(reason)) if reason.contains("injected")),
+            "caller {t}: {outcome:?}"
+        );
+    }
+    assert_eq!(
+        fsyncs.load(Ordering::SeqCst),
+        1,
+        "a failed fsync was retried"
+    );
+    assert!(matches!(db.sync(), Err(Error::Poisoned(_))));
+}
+
+/// Writes nobody calls `sync()` for are made durable by the periodic pass, also after
+/// `sync()` callers led fsyncs of their own and stopped calling.
+#[test]
+fn writes_nobody_syncs_are_synced_within_the_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let fsyncs = Arc::new(AtomicUsize::new(0));
+    let db = Arc::new(open_with_hook(
+        dir.path(),
+        Duration::from_millis(20),
+        &fsyncs,
+        || Ok(()),
+    ));
+    for outcome in write_and_sync_at_once(&db, 4) {
+        outcome.unwrap();
+    }
+    for round in 0..3 {
+        let before = fsyncs.load(Ordering::SeqCst);
+        db.update_find_fails(&id(100 + round), 1).unwrap();
+        wait_until(|| fsyncs.load(Ordering::SeqCst) > before);
+        assert!(
+            fsyncs.load(Ordering::SeqCst) > before,
+            "round {round}: a write nobody synced stayed unsynced"
+        );
+    }
+    // Nothing new written: the periodic pass does not fsync.
+    std::thread::sleep(Duration::from_millis(100));
+    let idle = fsyncs.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        fsyncs.load(Ordering::SeqCst),
+        idle,
+        "an idle database was fsynced"
+    );
+}

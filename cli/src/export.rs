@@ -13,6 +13,10 @@ use crate::args::{ExportArgs, Format};
 use crate::error::Failure;
 use crate::progress::{Meter, Span};
 use crate::render;
+
+/// Bytes of rows `export` gathers before each write to its output.
+const EXPORT_CHUNK: usize = 64 << 10;
+
 /// Which events `export` prints.
 struct ExportFilter {
     since: Option<SystemTime>,
@@ -49,15 +53,25 @@ fn print(
     if let Format::Csv = format {
         writeln!(out, "{}", render::EXPORT_COLUMNS.join(","))?;
     }
+    let mut writer = render::ExportRows::new(match format {
+        Format::Jsonl => render::RowStyle::Json,
+        Format::Csv => render::RowStyle::Csv,
+    });
+    // Rows go into one buffer, reused, handed to `out` some 64 KiB at a time: formatting,
+    // not the disk, bounds an export.
+    let mut rows = Vec::with_capacity(EXPORT_CHUNK + 4096);
     let mut failed = None;
-    let on_record = |record: Record| {
+    let mut on_record = |record: Record| {
         if !filter.keeps(&record) {
             return ControlFlow::Continue(());
         }
-        let written = match format {
-            Format::Jsonl => writeln!(out, "{}", render::export_json(&record)),
-            Format::Csv => writeln!(out, "{}", render::export_csv(&record)),
-        };
+        writer.push(&mut rows, &record);
+        rows.push(b'\n');
+        if rows.len() < EXPORT_CHUNK {
+            return ControlFlow::Continue(());
+        }
+        let written = out.write_all(&rows);
+        rows.clear();
         match written {
             Ok(()) => ControlFlow::Continue(()),
             Err(e) => {
@@ -67,9 +81,12 @@ fn print(
         }
     };
     if with_archive {
-        inspect::export_with_archive_each(dir, &progress, on_record)?;
+        inspect::export_with_archive_each(dir, &progress, &mut on_record)?;
     } else {
-        inspect::export_each(dir, &progress, on_record)?;
+        inspect::export_each(dir, &progress, &mut on_record)?;
+    }
+    if failed.is_none() {
+        out.write_all(&rows)?;
     }
     match failed {
         Some(e) => Err(e.into()),

@@ -2,12 +2,14 @@
 //! words for what an event changed.
 
 use peerlog::inspect::{Change, FileReport, Finding, HistoryEntry, VerifyReport};
-use peerlog::{Event, Loss, Node, PeerState, Problem, ProblemKind, Record};
+use std::net::IpAddr;
+
+use peerlog::{Event, Loss, Node, NodeId, NodeRecord, PeerState, Problem, ProblemKind, Record};
 use serde_json::{json, Map, Value};
 
 use crate::maintain::MaintenanceReport;
 use crate::plural::count;
-use crate::time::{iso8601, iso8601_precise, opt_time};
+use crate::time::{iso8601, iso8601_precise, opt_time, TimeText};
 
 /// A JSON object with its keys in the order given (serde_json's `Value` sorts them), as one
 /// line. Each value is JSON text already; keys need no escaping (they are ours).
@@ -293,93 +295,308 @@ pub const EXPORT_COLUMNS: [&str; 12] = [
     "detail",
 ];
 
-/// The fields of one exported event, as strings (empty when the kind has no such field).
-fn export_fields(record: &Record) -> [String; 12] {
-    let (mut ip, mut udp, mut tcp, mut at, mut fails) = Default::default();
-    let (mut record_seq, mut enr, mut detail) = Default::default();
-    let endpoint = |node: &Node| {
-        (
-            node.ip.to_string(),
-            node.udp.to_string(),
-            node.tcp.to_string(),
-        )
-    };
-    match &record.event {
-        Event::NodeUpdated(node) => (ip, udp, tcp) = endpoint(node),
-        Event::Record(signed) => {
-            if let Some(node) = signed.node() {
-                (ip, udp, tcp) = endpoint(&node);
-            }
-            record_seq = signed.seq().to_string();
-            enr = signed.to_string();
+/// How an exported event's row is laid out: a CSV line, or a JSON object whose keys are
+/// [`EXPORT_COLUMNS`] (`null` where the kind has no such field, numbers as numbers).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum RowStyle {
+    Csv,
+    Json,
+}
+
+/// What comes before each value of [`EXPORT_COLUMNS`] in a JSON row: its key, after a comma
+/// but for the first.
+const JSON_KEYS: [&str; 12] = [
+    "\"seq\":",
+    ",\"written_at\":",
+    ",\"kind\":",
+    ",\"id\":",
+    ",\"ip\":",
+    ",\"udp\":",
+    ",\"tcp\":",
+    ",\"event_time\":",
+    ",\"fails\":",
+    ",\"record_seq\":",
+    ",\"enr\":",
+    ",\"detail\":",
+];
+
+/// A JSON row's column with no value: its key (as in [`JSON_KEYS`]) and `null`.
+const JSON_NULLS: [&str; 12] = [
+    "\"seq\":null",
+    ",\"written_at\":null",
+    ",\"kind\":null",
+    ",\"id\":null",
+    ",\"ip\":null",
+    ",\"udp\":null",
+    ",\"tcp\":null",
+    ",\"event_time\":null",
+    ",\"fails\":null",
+    ",\"record_seq\":null",
+    ",\"enr\":null",
+    ",\"detail\":null",
+];
+
+/// Appends the fields of one exported event to a buffer, in the order of [`EXPORT_COLUMNS`]:
+/// an export writes millions of rows, each into the same buffer, with no allocation or
+/// formatter call for the common fields.
+struct Row<'a> {
+    out: &'a mut Vec<u8>,
+    style: RowStyle,
+    column: usize,
+    times: &'a mut ExportTimes,
+}
+
+/// The texts of the last times an export wrote, per time column.
+#[derive(Default)]
+struct ExportTimes {
+    written_at: TimeText,
+    event_time: TimeText,
+}
+
+impl Row<'_> {
+    /// The separator and, for JSON, the key of the next column.
+    fn next(&mut self) {
+        match self.style {
+            RowStyle::Json => self
+                .out
+                .extend_from_slice(JSON_KEYS[self.column].as_bytes()),
+            RowStyle::Csv if self.column > 0 => self.out.push(b','),
+            RowStyle::Csv => {}
         }
-        Event::Ping { at: t, .. } | Event::Pong { at: t, .. } => at = iso8601_precise(*t),
-        Event::FindFails { fails: n, .. } => fails = n.to_string(),
+        self.column += 1;
+    }
+
+    /// A column the kind has no value for.
+    fn empty(&mut self) {
+        match self.style {
+            RowStyle::Json => self
+                .out
+                .extend_from_slice(JSON_NULLS[self.column].as_bytes()),
+            RowStyle::Csv if self.column > 0 => self.out.push(b','),
+            RowStyle::Csv => {}
+        }
+        self.column += 1;
+    }
+
+    fn number(&mut self, n: impl itoa::Integer) {
+        self.next();
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    }
+
+    /// A text that needs no JSON escaping, written by `write`.
+    fn text(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        self.next();
+        let json = self.style == RowStyle::Json;
+        if json {
+            self.out.push(b'"');
+        }
+        write(self.out);
+        if json {
+            self.out.push(b'"');
+        }
+    }
+
+    /// Any text, escaped for JSON where it needs it.
+    fn escaped(&mut self, text: &str) {
+        self.next();
+        match self.style {
+            RowStyle::Csv => self.out.extend_from_slice(text.as_bytes()),
+            RowStyle::Json => self.out.extend_from_slice(json_string(text).as_bytes()),
+        }
+    }
+
+    fn opt_number(&mut self, n: Option<impl itoa::Integer>) {
+        match n {
+            Some(n) => self.number(n),
+            None => self.empty(),
+        }
+    }
+
+    fn written_at(&mut self, t: std::time::SystemTime) {
+        self.quote_after(|row| row.times.written_at.push(row.out, t));
+    }
+
+    fn event_time(&mut self, t: Option<std::time::SystemTime>) {
+        match t {
+            Some(t) => self.quote_after(|row| row.times.event_time.push(row.out, t)),
+            None => self.empty(),
+        }
+    }
+
+    /// A text that needs no JSON escaping, written by `write`, which can use the row.
+    fn quote_after(&mut self, write: impl FnOnce(&mut Self)) {
+        self.next();
+        let json = self.style == RowStyle::Json;
+        if json {
+            self.out.push(b'"');
+        }
+        write(self);
+        if json {
+            self.out.push(b'"');
+        }
+    }
+
+    fn ip(&mut self, ip: Option<IpAddr>) {
+        match ip {
+            Some(ip) => self.text(|out| push_ip(out, ip)),
+            None => self.empty(),
+        }
+    }
+}
+
+/// `ip` as its `Display` text.
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut digits = itoa::Buffer::new();
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(digits.format(octet).as_bytes());
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write as _;
+            write!(out, "{v6}").expect("writing to a Vec");
+        }
+    }
+}
+
+/// `id` as its `Display` text: 128 lowercase hex digits.
+fn push_id(out: &mut Vec<u8>, id: &NodeId) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; 2 * std::mem::size_of::<NodeId>()];
+    for (pair, byte) in text.chunks_exact_mut(2).zip(id.0) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 15)];
+    }
+    out.extend_from_slice(&text);
+}
+
+/// Writes exported events as rows in one style, into a buffer the caller reuses.
+pub struct ExportRows {
+    style: RowStyle,
+    times: ExportTimes,
+}
+
+impl ExportRows {
+    pub fn new(style: RowStyle) -> ExportRows {
+        ExportRows {
+            style,
+            times: ExportTimes::default(),
+        }
+    }
+
+    /// Appends one exported event to `out` as a row, with no newline. No CSV field can hold
+    /// a comma or quote (an `enr:` text is URL-safe base64, a loss's text has its commas
+    /// replaced).
+    pub fn push(&mut self, out: &mut Vec<u8>, record: &Record) {
+        let style = self.style;
+        if style == RowStyle::Json {
+            out.push(b'{');
+        }
+        let mut row = Row {
+            out,
+            style,
+            column: 0,
+            times: &mut self.times,
+        };
+        push_export_fields(&mut row, record);
+        if style == RowStyle::Json {
+            out.push(b'}');
+        }
+    }
+}
+
+/// The columns of [`EXPORT_COLUMNS`] of one event, in that order.
+fn push_export_fields(row: &mut Row<'_>, record: &Record) {
+    let (mut ip, mut udp, mut tcp, mut at, mut fails) = (None, None, None, None, None);
+    let (mut record_seq, mut signed, mut detail) = (None, None, None);
+    match &record.event {
+        Event::NodeUpdated(node) => {
+            (ip, udp, tcp) = (Some(node.ip), Some(node.udp), Some(node.tcp))
+        }
+        Event::Record(record) => {
+            if let Some(node) = record.node() {
+                (ip, udp, tcp) = (Some(node.ip), Some(node.udp), Some(node.tcp));
+            }
+            record_seq = Some(record.seq());
+            signed = Some(record);
+        }
+        Event::Ping { at: t, .. } | Event::Pong { at: t, .. } => at = Some(*t),
+        Event::FindFails { fails: n, .. } => fails = Some(*n),
         Event::PingFrom { ip: a, at: t, .. } | Event::PongFrom { ip: a, at: t, .. } => {
-            (ip, at) = (a.to_string(), iso8601_precise(*t))
+            (ip, at) = (Some(*a), Some(*t))
         }
         Event::FindFailsAt {
             ip: a, fails: n, ..
-        } => (ip, fails) = (a.to_string(), n.to_string()),
-        Event::IpExpired { ip: a, .. } | Event::IpEvicted { ip: a, .. } => ip = a.to_string(),
+        } => (ip, fails) = (Some(*a), Some(*n)),
+        Event::IpExpired { ip: a, .. } | Event::IpEvicted { ip: a, .. } => ip = Some(*a),
         Event::Evicted { subnet, .. } => {
-            detail = match subnet {
+            detail = Some(match subnet {
                 Some(subnet) => format!("store full; subnet {subnet}"),
                 None => "store full; no endpoint".into(),
-            }
+            })
         }
-        Event::LocalSeq { seq } => record_seq = seq.to_string(),
+        Event::LocalSeq { seq } => record_seq = Some(*seq),
         // A text without commas: the CSV fields are not quoted.
-        Event::Loss(loss) => detail = loss.to_string().replace(',', ";"),
+        Event::Loss(loss) => detail = Some(loss.to_string().replace(',', ";")),
         _ => {}
     }
-    let id = record.event.id();
-    [
-        record.seq.to_string(),
-        iso8601_precise(record.written_at),
-        record.event.kind().name().to_string(),
-        id.map_or_else(String::new, |id| id.to_string()),
-        ip,
-        udp,
-        tcp,
-        at,
-        fails,
-        record_seq,
-        enr,
-        detail,
-    ]
+    row.number(record.seq);
+    row.written_at(record.written_at);
+    row.text(|out| out.extend_from_slice(record.event.kind().name().as_bytes()));
+    match record.event.id() {
+        Some(id) => row.text(|out| push_id(out, id)),
+        None => row.empty(),
+    }
+    row.ip(ip);
+    row.opt_number(udp);
+    row.opt_number(tcp);
+    row.event_time(at);
+    row.opt_number(fails);
+    row.opt_number(record_seq);
+    match signed {
+        Some(signed) => row.text(|out| push_enr(out, signed)),
+        None => row.empty(),
+    }
+    match detail {
+        Some(detail) => row.escaped(&detail),
+        None => row.empty(),
+    }
 }
 
-/// The columns of one exported event as JSON text: `null` where the kind has no such field,
-/// numbers as numbers.
-fn export_values(record: &Record) -> impl Iterator<Item = (&'static str, String)> {
-    EXPORT_COLUMNS
-        .into_iter()
-        .zip(export_fields(record))
-        .map(|(key, value)| {
-            let value = match key {
-                _ if value.is_empty() => "null".to_string(),
-                // Written from integers: JSON numbers as they are.
-                "seq" | "udp" | "tcp" | "fails" | "record_seq" => value,
-                _ => json_string(&value),
-            };
-            (key, value)
-        })
+/// A signed record's text form (EIP-778), as its `Display`: `enr:` and its RLP in URL-safe
+/// base64 without padding.
+fn push_enr(out: &mut Vec<u8>, record: &NodeRecord) {
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    out.extend_from_slice(b"enr:");
+    let rlp = record.rlp();
+    let from = out.len();
+    out.resize(
+        from + base64::encoded_len(rlp.len(), false).expect("a record's size"),
+        0,
+    );
+    let written = engine
+        .encode_slice(rlp, &mut out[from..])
+        .expect("sized for the encoding");
+    out.truncate(from + written);
 }
 
 /// One exported event as a JSON line: every column of [`EXPORT_COLUMNS`], in that order.
 pub fn export_json(record: &Record) -> String {
-    ordered_object(export_values(record))
-}
-
-/// One exported event as a CSV line (no newline). No field can hold a comma or quote (an
-/// `enr:` text is URL-safe base64).
-pub fn export_csv(record: &Record) -> String {
-    export_fields(record).join(",")
+    let mut out = Vec::with_capacity(512);
+    ExportRows::new(RowStyle::Json).push(&mut out, record);
+    String::from_utf8(out).expect("the row is UTF-8")
 }
 
 /// The stable `history --json` line: the export columns, then where and what.
 pub fn history_json(entry: &HistoryEntry) -> String {
+    let mut line = export_json(&entry.record);
+    line.pop(); // its closing brace
     let extra = [
         ("change", json_text(change_text(&entry.change))),
         ("file", json_text(entry.file.display().to_string())),
@@ -387,7 +604,14 @@ pub fn history_json(entry: &HistoryEntry) -> String {
         ("archived", json_text(entry.archived)),
         ("compacted", json_text(entry.compacted)),
     ];
-    ordered_object(export_values(&entry.record).chain(extra))
+    for (key, value) in extra {
+        line.push_str(",\"");
+        line.push_str(key);
+        line.push_str("\":");
+        line.push_str(&value);
+    }
+    line.push('}');
+    line
 }
 
 /// An endpoint in words: `10.0.0.1 udp 30303 tcp 30303`.

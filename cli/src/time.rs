@@ -20,6 +20,66 @@ pub fn iso8601_precise(t: SystemTime) -> String {
     format_civil(secs, (nanos != 0).then_some(nanos))
 }
 
+/// Writes times as [`iso8601_precise`] does, by hand for the years 0 to 9999, keeping the
+/// text of the last whole second it wrote (an export writes millions of times, most of them
+/// in the same second as the one before).
+#[derive(Default)]
+pub struct TimeText {
+    secs: Option<i64>,
+    text: [u8; 19],
+}
+
+impl TimeText {
+    /// Appends [`iso8601_precise`] of `t` to `out`.
+    pub fn push(&mut self, out: &mut Vec<u8>, t: SystemTime) {
+        let (secs, nanos) = split_unix(t);
+        if self.secs != Some(secs) {
+            let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+            let (year, month, day) = civil_from_days(days);
+            if !(0..=9999).contains(&year) {
+                let fraction = (nanos != 0).then_some(nanos);
+                out.extend_from_slice(format_civil(secs, fraction).as_bytes());
+                return;
+            }
+            let (h, m, s) = (day_secs / 3600, day_secs / 60 % 60, day_secs % 60);
+            let text = &mut self.text;
+            *text = *b"0000-00-00T00:00:00";
+            let year = year as usize;
+            two_digits(&mut text[0..2], year / 100);
+            two_digits(&mut text[2..4], year % 100);
+            two_digits(&mut text[5..7], month as usize);
+            two_digits(&mut text[8..10], day as usize);
+            two_digits(&mut text[11..13], h as usize);
+            two_digits(&mut text[14..16], m as usize);
+            two_digits(&mut text[17..19], s as usize);
+            self.secs = Some(secs);
+        }
+        out.extend_from_slice(&self.text);
+        if nanos == 0 {
+            out.push(b'Z');
+        } else {
+            let mut fraction = *b".000000000Z";
+            let n = nanos as usize;
+            fraction[1] = b'0' + (n / 100_000_000) as u8;
+            two_digits(&mut fraction[2..4], n / 1_000_000 % 100);
+            two_digits(&mut fraction[4..6], n / 10_000 % 100);
+            two_digits(&mut fraction[6..8], n / 100 % 100);
+            two_digits(&mut fraction[8..10], n % 100);
+            out.extend_from_slice(&fraction);
+        }
+    }
+}
+
+/// Writes `n` (below 100) as two decimal digits into `to`.
+fn two_digits(to: &mut [u8], n: usize) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    to.copy_from_slice(&PAIRS[2 * n..2 * n + 2]);
+}
+
 /// Whole seconds (floored) and nanoseconds since the Unix epoch, clamped to years that fit.
 fn split_unix(t: SystemTime) -> (i64, u32) {
     const LIMIT: u64 = 1 << 40; // some 35 000 years: keeps the calendar arithmetic in range
@@ -215,6 +275,42 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pushed_times_are_the_formatted_ones() {
+        let mut times = vec![UNIX_EPOCH, SystemTime::now()];
+        for secs in [
+            1u64,
+            59,
+            86_399,
+            86_400,
+            951_782_400,
+            4_102_444_800,
+            253_402_300_799,
+        ] {
+            for nanos in [0u32, 1, 10, 123_456_789, 999_999_999] {
+                let d = Duration::new(secs, nanos);
+                times.push(UNIX_EPOCH + d);
+                times.push(UNIX_EPOCH - d);
+            }
+        }
+        // Beyond year 9999 and before year 0: the formatter's own path.
+        times.push(UNIX_EPOCH + Duration::from_secs(300_000_000_000));
+        times.push(UNIX_EPOCH - Duration::from_secs(70_000_000_000));
+        let mut kept = TimeText::default();
+        for t in times.iter().chain(&times) {
+            let mut pushed = b"x".to_vec();
+            TimeText::default().push(&mut pushed, *t);
+            assert_eq!(&pushed[1..], iso8601_precise(*t).as_bytes(), "{t:?}");
+            let mut pushed = Vec::new();
+            kept.push(&mut pushed, *t);
+            assert_eq!(
+                pushed,
+                iso8601_precise(*t).as_bytes(),
+                "{t:?}, after another"
+            );
+        }
+    }
 
     #[test]
     fn utc_times_parse_to_what_they_print() {
