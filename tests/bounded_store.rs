@@ -596,7 +596,8 @@ fn compaction_drops_the_evicted() {
 }
 
 /// `history` of an evicted id says it was evicted and names its subnet; `stats` counts the
-/// evictions of ids and of IP slots by kind, and `verify` finds their records intact.
+/// evictions of ids and of IP slots by kind, and `verify` finds their records intact and
+/// counts them.
 #[test]
 fn history_and_stats_show_evictions() {
     let dir = common::scratch_dir();
@@ -635,6 +636,7 @@ fn history_and_stats_show_evictions() {
     assert!(report.is_intact(true));
     // 1 record, 3 + 17 pings, 2 + 1 evictions.
     assert_eq!(report.records, 24);
+    assert_eq!((report.evicted, report.ips_evicted), (2, 1));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -216,6 +216,8 @@ pub fn verify_json(report: &VerifyReport, strict: bool, accepted: &[Loss]) -> Va
         "accepted": accepted.iter().map(loss_json).collect::<Vec<_>>(),
         "strict": strict,
         "records": report.records,
+        "evicted": report.evicted,
+        "ips_evicted": report.ips_evicted,
         "files": report.files.iter().map(file_json).collect::<Vec<_>>(),
         "findings": report.findings.iter().map(finding_json).collect::<Vec<_>>(),
         "ignored": report.ignored.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),

@@ -59,6 +59,14 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> Result<ExitCode, Failure> 
         for path in &report.ignored {
             writeln!(out, "note: {}: not a peerlog file; ignored", path.display())?;
         }
+        if report.evicted + report.ips_evicted > 0 {
+            writeln!(
+                out,
+                "evictions in the live log: {} and {} (the store was full)",
+                count(report.evicted, "id"),
+                count(report.ips_evicted, "IP slot")
+            )?;
+        }
         let verdict = if report.is_intact(strict) {
             "intact"
         } else {

@@ -231,3 +231,32 @@ fn damage_survives_compaction_and_can_be_acknowledged() {
         "{stats}"
     );
 }
+
+#[test]
+fn verify_counts_the_evictions_of_a_full_store() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("db");
+    let db = common::open(
+        &dir,
+        peerlog::Options {
+            max_nodes: 1,
+            ..peerlog::Options::default()
+        },
+    );
+    db.update_node(&common::node(1, "203.0.113.1", 1, 1))
+        .unwrap();
+    db.update_node(&common::node(2, "203.0.113.2", 1, 1))
+        .unwrap();
+    db.close().unwrap();
+    let text = run_ok(&["verify", path_str(&dir)]);
+    assert!(
+        text.contains("evictions in the live log: 1 id and 0 IP slots (the store was full)"),
+        "{text}"
+    );
+    let report: Value =
+        serde_json::from_str(&run_ok(&["verify", path_str(&dir), "--json"])).unwrap();
+    assert_eq!(
+        (report["evicted"].as_u64(), report["ips_evicted"].as_u64()),
+        (Some(1), Some(0))
+    );
+}

@@ -229,6 +229,10 @@ pub struct VerifyReport {
     pub findings: Vec<Finding>,
     /// Intact records in the live log.
     pub records: u64,
+    /// Of them, evictions of an id (the store was full: `Options::max_nodes`)...
+    pub evicted: u64,
+    /// ...and of an IP slot (the id held the most IPs).
+    pub ips_evicted: u64,
     /// Files and directories not named like peerlog's, in the directory and in `archive/`:
     /// ignored, as opening the database ignores them (not damage).
     pub ignored: Vec<PathBuf>,
@@ -282,15 +286,20 @@ fn verify_once(dir: &Path, progress: Progress<'_>) -> Result<Option<VerifyReport
     let live_bytes: u64 = plan.live.iter().map(|s| s.len).sum();
     let total = live_bytes + others.iter().map(|(s, _)| s.len).sum::<u64>();
     let mut recorded = Vec::new();
+    let (mut evicted, mut ips_evicted) = (0, 0);
     let live_progress = |done: u64, _| progress(done.min(live_bytes), total);
     let summary = replay_with_progress(&plan, &live_progress, |path, _, record| {
         if let Some(&i) = by_path.get(path) {
             files[i].count(record.seq);
         }
-        if let Event::Loss(loss) = &record.event {
-            record_loss(&mut recorded, loss, record.written_at);
+        match &record.event {
+            Event::Loss(loss) => record_loss(&mut recorded, loss, record.written_at),
+            Event::Evicted { .. } => evicted += 1,
+            Event::IpEvicted { .. } => ips_evicted += 1,
+            _ => {}
         }
     })?;
+    (report.evicted, report.ips_evicted) = (evicted, ips_evicted);
     // Sizes as read: a live writer may have grown a segment since it was listed.
     for (path, len) in &summary.bytes_read {
         if let Some(&i) = by_path.get(path) {
