@@ -1,15 +1,18 @@
 //! The journal: segment files in the database directory, and replaying them in order.
 //!
 //! `format` holds the byte layout of headers and frames, `reader` scans one segment, `writer`
-//! appends, `dir` owns the directory (names, listing, publishing, retiring, wiping), and
+//! appends, `dir` owns the directory (names, listing, publishing, retiring, wiping),
 //! `replay` decides which segments make up the log and replays them while accounting for
-//! every sequence number.
+//! every sequence number, `problem` is what it reports about a place that is not intact, and
+//! `ahead` checks a segment's checksums on a second core during a replay.
 
 mod ahead;
 pub(crate) mod dir;
 pub(crate) mod format;
+pub(crate) mod problem;
 pub(crate) mod reader;
 pub(crate) mod replay;
 pub(crate) mod writer;
 
-pub use replay::{Problem, ProblemKind, ReplaySummary};
+pub use problem::{Problem, ProblemKind};
+pub use replay::ReplaySummary;
