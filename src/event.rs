@@ -1,10 +1,13 @@
 //! Events: what the log records, and their payload encoding (see docs/FORMAT.md). The frame
 //! layer (`journal::format`) carries payloads as opaque bytes; what a kind byte means, how
-//! long its payload is and how it decodes is decided here.
+//! long its payload is and how it decodes is decided here, and handed to the journal's scans
+//! as the [`Decoded`] implementations of [`Record`] and [`StoredRecord`].
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::journal::format::{align, FRAME_HEADER_LEN, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN};
+use crate::journal::reader::{Decoded, DecodedInPlace};
 use crate::loss::{Loss, LOSS_BODY_LEN};
 use crate::node::{parse_node_rlp, Endpoint, Node, NodeId, NODE_ID_LEN};
 use crate::record::{NodeRecord, RecordFields, MAX_RECORD_LEN};
@@ -266,9 +269,37 @@ pub(crate) const LOCAL_SEQ_PAYLOAD_LEN: usize = TIME_LEN + 8;
 pub(crate) const LOSS_PAYLOAD_LEN: usize = TIME_LEN + LOSS_BODY_LEN;
 /// Largest payload of a signed record: written_at, id, the record's RLP.
 pub(crate) const MAX_RECORD_PAYLOAD_LEN: usize = ID_PAYLOAD_LEN + MAX_RECORD_LEN;
-/// Smallest and largest payload of any kind: the bounds the frame layer checks.
-pub(crate) const MIN_PAYLOAD_LEN: usize = LOCAL_SEQ_PAYLOAD_LEN;
-pub(crate) const MAX_PAYLOAD_LEN: usize = MAX_RECORD_PAYLOAD_LEN;
+
+// Every kind's payload fits in the bounds the frame layer checks, and the smallest and the
+// largest meet them: a frame of a length outside them would be damage whatever its kind. An
+// unsigned node's RLP (at most about 90 bytes) is far below a signed record's.
+const _: () = {
+    let fixed = [
+        PING_PAYLOAD_LEN,
+        FAILS_PAYLOAD_LEN,
+        ID_PAYLOAD_LEN,
+        PING_FROM_PAYLOAD_LEN,
+        FAILS_AT_PAYLOAD_LEN,
+        IP_PAYLOAD_LEN,
+        EVICTED_PAYLOAD_LEN,
+        LOCAL_SEQ_PAYLOAD_LEN,
+        LOSS_PAYLOAD_LEN,
+        MAX_RECORD_PAYLOAD_LEN,
+    ];
+    let mut i = 0;
+    while i < fixed.len() {
+        assert!(MIN_PAYLOAD_LEN <= fixed[i] && fixed[i] <= MAX_PAYLOAD_LEN);
+        i += 1;
+    }
+    assert!(MIN_PAYLOAD_LEN == LOCAL_SEQ_PAYLOAD_LEN);
+    assert!(MAX_PAYLOAD_LEN == MAX_RECORD_PAYLOAD_LEN);
+};
+
+/// Bytes the frame of a payload of `payload_len` bytes takes in the log, padding included:
+/// what the index counts as live bytes.
+pub(crate) const fn frame_len(payload_len: usize) -> u64 {
+    align(FRAME_HEADER_LEN + payload_len) as u64
+}
 
 /// Where the id of an event of kind `kind` sits in a payload of `len` bytes, if it has one
 /// (a hint for prefetching: unchecked).
@@ -684,6 +715,57 @@ pub(crate) struct StoredRecord<'a> {
     pub seq: u64,
     pub written_at: i64,
     pub event: StoredEvent<'a>,
+}
+
+impl Decoded<'_> for Record {
+    fn decode(seq: u64, kind: u8, payload: &[u8]) -> Option<Record> {
+        let (written_at, event) = Event::decode_payload(kind, payload)?;
+        Some(Record {
+            seq,
+            written_at: from_unix_nanos(written_at),
+            event,
+        })
+    }
+
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+impl<'a> Decoded<'a> for StoredRecord<'a> {
+    // Always inlined into the scan: returned through memory, the record is copied back with
+    // loads that straddle the stores that wrote it, and stalls.
+    #[inline(always)]
+    fn decode(seq: u64, kind: u8, payload: &'a [u8]) -> Option<StoredRecord<'a>> {
+        let (written_at, event) = StoredEvent::decode(kind, payload)?;
+        Some(StoredRecord {
+            seq,
+            written_at,
+            event,
+        })
+    }
+
+    fn passes_deep_checks(kind: u8, payload: &[u8]) -> bool {
+        StoredEvent::passes_deep_checks(kind, payload)
+    }
+
+    #[inline(always)]
+    fn decode_vouched(seq: u64, kind: u8, payload: &'a [u8]) -> Option<StoredRecord<'a>> {
+        let (written_at, event) = StoredEvent::decode_vouched(kind, payload)?;
+        Some(StoredRecord {
+            seq,
+            written_at,
+            event,
+        })
+    }
+
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+impl DecodedInPlace for StoredRecord<'_> {
+    type In<'m> = StoredRecord<'m>;
 }
 
 /// Nanoseconds since the Unix epoch, as stored on disk. Times outside about 1677..2262 do not

@@ -32,9 +32,9 @@ use crate::journal::format::{
     align, decode_frame, salt_seed, SegmentHeader, FRAME_ALIGN, FRAME_HEADER_LEN, HEADER_LEN,
     MAGIC, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN,
 };
-use crate::journal::reader::{ScanItem, SegmentScanner};
 use crate::journal::replay::{set_check_ahead_from, ReplayPlan};
 use crate::journal::ProblemKind;
+use crate::testing::{ScanItem, SegmentScanner};
 use crate::{Error, Node, NodeDb, NodeId, NodeRecord, Options, Subnet, MAX_IPS_PER_ID};
 
 /// The fuzz targets, as named in `fuzz/Cargo.toml` and `fuzz/corpus/`.

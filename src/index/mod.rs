@@ -14,11 +14,10 @@ use hashbrown::DefaultHashBuilder;
 use rand::RngExt;
 
 use crate::event::{
-    from_unix_nanos, ip_from_key, ip_key, unix_nanos, Event, IdBytes, IpKey, StoredEvent,
-    StoredRecord, FAILS_AT_PAYLOAD_LEN, FAILS_PAYLOAD_LEN, ID_PAYLOAD_LEN, LOCAL_SEQ_PAYLOAD_LEN,
-    LOSS_PAYLOAD_LEN, PING_FROM_PAYLOAD_LEN, PING_PAYLOAD_LEN,
+    frame_len, from_unix_nanos, ip_from_key, ip_key, unix_nanos, Event, IdBytes, IpKey,
+    StoredEvent, StoredRecord, FAILS_AT_PAYLOAD_LEN, FAILS_PAYLOAD_LEN, ID_PAYLOAD_LEN,
+    LOCAL_SEQ_PAYLOAD_LEN, LOSS_PAYLOAD_LEN, PING_FROM_PAYLOAD_LEN, PING_PAYLOAD_LEN,
 };
-use crate::journal::format::{align, FRAME_HEADER_LEN};
 use crate::loss::Loss;
 use crate::node::{ids_equal, Endpoint, Node, NodeId};
 use crate::record::{NodeRecord, RecordFields};
@@ -105,8 +104,8 @@ impl IpSlot {
 
     /// Log bytes a compaction would write for this slot.
     fn live_bytes(&self) -> u64 {
-        let timed = align(FRAME_HEADER_LEN + PING_FROM_PAYLOAD_LEN) as u64;
-        let fails = align(FRAME_HEADER_LEN + FAILS_AT_PAYLOAD_LEN) as u64;
+        let timed = frame_len(PING_FROM_PAYLOAD_LEN);
+        let fails = frame_len(FAILS_AT_PAYLOAD_LEN);
         timed * u64::from(self.last_ping != NEVER)
             + timed * u64::from(self.last_pong != NEVER)
             + fails * u64::from(self.fails != 0)
@@ -238,8 +237,8 @@ impl Entry {
 
 /// Log bytes a compaction would write for an entry's liveness without IP (ping, pong, fails).
 fn liveness_live_bytes(entry: &Entry) -> u64 {
-    let timed = align(FRAME_HEADER_LEN + PING_PAYLOAD_LEN) as u64;
-    let fails = align(FRAME_HEADER_LEN + FAILS_PAYLOAD_LEN) as u64;
+    let timed = frame_len(PING_PAYLOAD_LEN);
+    let fails = frame_len(FAILS_PAYLOAD_LEN);
     timed * u64::from(entry.last_ping != NEVER)
         + timed * u64::from(entry.last_pong != NEVER)
         + fails * u64::from(entry.fails != 0)
@@ -247,12 +246,12 @@ fn liveness_live_bytes(entry: &Entry) -> u64 {
 
 /// Log bytes a compaction would write for a signed record of RLP `rlp`.
 fn signed_record_live_bytes(rlp: &[u8]) -> u64 {
-    align(FRAME_HEADER_LEN + ID_PAYLOAD_LEN + rlp.len()) as u64
+    frame_len(ID_PAYLOAD_LEN + rlp.len())
 }
 
 /// Log bytes a compaction would write for an unsigned record of endpoint `endpoint`.
 fn unsigned_record_live_bytes(endpoint: &Endpoint) -> u64 {
-    align(FRAME_HEADER_LEN + 8 + endpoint.rlp_len()) as u64
+    frame_len(8 + endpoint.rlp_len())
 }
 
 /// What expiry drops.
@@ -328,8 +327,8 @@ impl Index {
     /// mapped lazily: only the pages filled become resident.
     pub fn reserve_for_log(&mut self, log_bytes: usize) {
         self.records.reserve(log_bytes / 2);
-        let slot_frame = align(FRAME_HEADER_LEN + PING_FROM_PAYLOAD_LEN);
-        self.slots.reserve(log_bytes / slot_frame);
+        let slot_frame = frame_len(PING_FROM_PAYLOAD_LEN);
+        self.slots.reserve(log_bytes / slot_frame as usize);
         prefer_huge_pages(&self.records);
         prefer_huge_pages(&self.slots);
     }
@@ -517,7 +516,7 @@ impl Index {
     fn record_loss(&mut self, loss: Loss, written_at: i64) {
         if !self.losses.iter_mut().any(|(known, _)| known.absorb(&loss)) {
             self.losses.push((loss, written_at));
-            self.live_bytes += align(FRAME_HEADER_LEN + LOSS_PAYLOAD_LEN) as u64;
+            self.live_bytes += frame_len(LOSS_PAYLOAD_LEN);
         }
     }
 
@@ -848,7 +847,7 @@ impl Index {
     }
 
     fn local_seq_live_bytes(&self) -> u64 {
-        let frame = align(FRAME_HEADER_LEN + LOCAL_SEQ_PAYLOAD_LEN) as u64;
+        let frame = frame_len(LOCAL_SEQ_PAYLOAD_LEN);
         frame * u64::from(self.local_seq.is_some())
     }
 

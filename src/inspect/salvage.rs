@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::{check_dir, list_archive, InspectError};
 use crate::error::IoContext;
+use crate::event::Record;
 use crate::journal::dir::{
     create_private_dir, list_dir, parse_segment_name, sync_dir, DirListing, Listing, SegmentFile,
     UnreadableSegment, ARCHIVE_DIR, DAMAGED_DIR,
@@ -175,7 +176,7 @@ fn lost_in_live_log(
     readable: Vec<SegmentFile>,
 ) -> Result<Vec<Lost>, Error> {
     let plan = ReplayPlan::new(readable);
-    let summary = replay(&plan, |_, _| {})?;
+    let summary = replay(&plan, |_, _: Record| {})?;
     let last_seq = summary.next_seq.saturating_sub(1);
     let gap_before = |segment: &SegmentFile| {
         summary

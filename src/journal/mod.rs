@@ -6,7 +6,7 @@
 //! every sequence number, `problem` is what it reports about a place that is not intact, and
 //! `ahead` checks a segment's checksums on a second core during a replay.
 
-mod ahead;
+pub(crate) mod ahead;
 pub(crate) mod dir;
 pub(crate) mod format;
 pub(crate) mod problem;

@@ -8,12 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use memmap2::Mmap;
 
 use crate::error::IoContext;
-use crate::event::{IdBytes, Record, StoredRecord};
-use crate::journal::ahead::{ChecksumsAhead, IdsAhead, IDS_AHEAD};
+use crate::journal::ahead::{ChecksumsAhead, FramesAhead, Upcoming};
 use crate::journal::dir::SegmentFile;
 use crate::journal::format::{salt_seed, HEADER_LEN};
 use crate::journal::problem::{Problem, ProblemKind};
-use crate::journal::reader::{Decoded, ScanEnd, ScanItem, SegmentScanner};
+use crate::journal::reader::{Decoded, DecodedInPlace, ScanEnd, ScanItem, SegmentScanner};
 use crate::Error;
 
 /// Which segments make up the log, in replay order.
@@ -103,11 +102,11 @@ pub struct RecordPlace<'a> {
 }
 
 /// Replays the segments of `plan.live` in order, calling `on_record` for each intact record
-/// with a new sequence number. Changes nothing on disk, and is safe on a log another process
-/// is appending to.
-pub fn replay(
+/// with a new sequence number, decoded as a `T`. Changes nothing on disk, and is safe on a
+/// log another process is appending to.
+pub fn replay<T: for<'b> Decoded<'b>>(
     plan: &ReplayPlan,
-    mut on_record: impl FnMut(RecordPlace<'_>, Record),
+    mut on_record: impl FnMut(RecordPlace<'_>, T),
 ) -> Result<ReplaySummary, Error> {
     replay_until(plan, |place, record| {
         on_record(place, record);
@@ -120,19 +119,19 @@ pub fn replay(
 ///
 /// Memory stays bounded whatever the log's size: pages are faulted in as they are read and
 /// released behind the scan (see [`ReleaseBehind`]).
-pub(crate) fn replay_until(
+pub(crate) fn replay_until<T: for<'b> Decoded<'b>>(
     plan: &ReplayPlan,
-    on_record: impl FnMut(RecordPlace<'_>, Record) -> ControlFlow<()>,
+    on_record: impl FnMut(RecordPlace<'_>, T) -> ControlFlow<()>,
 ) -> Result<ReplaySummary, Error> {
     replay_mapped_until(plan, |segment| map_segment(&segment.path), on_record)
 }
 
 /// [`replay_until`] that gets each live segment's map from `map` (say, one made before the
 /// read started, which a concurrent compaction removing the file does not affect).
-pub(crate) fn replay_mapped_until(
+pub(crate) fn replay_mapped_until<T: for<'b> Decoded<'b>>(
     plan: &ReplayPlan,
     map: impl FnMut(&SegmentFile) -> Result<Mmap, Error>,
-    mut on_record: impl FnMut(RecordPlace<'_>, Record) -> ControlFlow<()>,
+    mut on_record: impl FnMut(RecordPlace<'_>, T) -> ControlFlow<()>,
 ) -> Result<ReplaySummary, Error> {
     // Released behind the scan, a map has few pages left to unmap: dropped where it is.
     replay_segments(plan, map, drop, |map, seed, replay| {
@@ -141,7 +140,7 @@ pub(crate) fn replay_mapped_until(
             behind.reached(place.offset);
             on_record(place, record)
         };
-        replay.scan(SegmentScanner::copying(map, seed), &mut on_record)
+        replay.scan(SegmentScanner::new(map, seed), &mut on_record)
     })
 }
 
@@ -202,23 +201,23 @@ impl<'m> ReleaseBehind<'m> {
 }
 
 /// [`replay`] for a caller that holds the directory's lock: nobody writes the segments while
-/// they are read, so frames are checked and decoded in place.
-/// Records come in stored form, borrowing from the mapped segment, for the index, each with
-/// the id of a record a few frames ahead when it differs from the one before (a hint to
-/// prefetch; unchecked).
-pub(crate) fn replay_locked(
+/// they are read, so frames are checked and decoded in place, and records may borrow from
+/// the mapped segment (`T::In`). Each comes with the frame `lead` frames ahead of it in its
+/// segment, if there is one: unchecked, a hint (say, to prefetch what applying it will touch).
+pub(crate) fn replay_locked<T: DecodedInPlace>(
     plan: &ReplayPlan,
-    mut on_record: impl FnMut(RecordPlace<'_>, StoredRecord<'_>, Option<&IdBytes>),
+    lead: usize,
+    mut on_record: impl FnMut(RecordPlace<'_>, T::In<'_>, Option<Upcoming<'_>>),
 ) -> Result<ReplaySummary, Error> {
     // The helper faults the pages in as it checks them, on its own core.
     let map = |segment: &SegmentFile| map_segment(&segment.path);
     replay_segments(plan, map, unmap_in_background, |map, seed, replay| {
-        let mut upcoming = IdsAhead::new(map, IDS_AHEAD);
+        let mut upcoming = FramesAhead::new(map, lead);
         let mut on_record = |place: RecordPlace<'_>, record| {
-            on_record(place, record, upcoming.next_new_id());
+            on_record(place, record, upcoming.next_frame());
             ControlFlow::Continue(())
         };
-        let scanner = SegmentScanner::in_place(map, seed);
+        let scanner = SegmentScanner::<T::In<'_>>::new_exclusive(map, seed);
         if map.len() < CHECK_AHEAD_FROM.load(Ordering::Relaxed)
             || !ChecksumsAhead::covers(map.len())
         {
@@ -230,7 +229,7 @@ pub(crate) fn replay_locked(
             // Checksums on a second core, decoding and indexing on this one (see ahead.rs).
             let helper = std::thread::Builder::new()
                 .name("peerlog-replay".into())
-                .spawn_scoped(scope, || ahead.check(map, &seeded));
+                .spawn_scoped(scope, || ahead.check::<T::In<'_>>(map, &seeded));
             // Stops the helper however the scan ends, a panic in `on_record` included.
             let _stop = ahead.abandon_on_drop();
             match helper {
