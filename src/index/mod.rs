@@ -467,29 +467,31 @@ impl Index {
             .any(|s| s.ip == key && s.last_pong >= min_pong)
     }
 
-    /// The events that recreate an entry, as compaction writes them.
-    pub fn live_events(&self, entry: &Entry) -> Vec<Event> {
-        let id = entry.id;
-        let at = from_unix_nanos;
+    /// The events that recreate an entry, as compaction writes them, in stored form.
+    pub fn live_events<'a>(&'a self, entry: &'a Entry) -> Vec<StoredEvent<'a>> {
+        let id = &entry.id.0;
         let mut events = Vec::new();
-        match self.record(entry) {
-            Some(record) => events.push(Event::Record(record)),
-            None => events.extend(self.node(entry).map(Event::NodeUpdated)),
+        match self.record_rlp(entry) {
+            Some(rlp) => events.push(StoredEvent::Record { id, rlp }),
+            None => events.extend(
+                self.endpoint(entry)
+                    .map(|endpoint| StoredEvent::NodeUpdated { id, endpoint }),
+            ),
         }
-        events.extend(entry.last_ping().map(|t| Event::Ping { id, at: at(t) }));
-        events.extend(entry.last_pong().map(|t| Event::Pong { id, at: at(t) }));
+        events.extend(entry.last_ping().map(|at| StoredEvent::Ping { id, at }));
+        events.extend(entry.last_pong().map(|at| StoredEvent::Pong { id, at }));
         if entry.fails != 0 {
-            events.push(Event::FindFails {
+            events.push(StoredEvent::FindFails {
                 id,
                 fails: entry.fails,
             });
         }
         for slot in self.slots_of(entry) {
-            let ip = ip_from_key(slot.ip);
-            events.extend(time(slot.last_ping).map(|t| Event::PingFrom { id, ip, at: at(t) }));
-            events.extend(time(slot.last_pong).map(|t| Event::PongFrom { id, ip, at: at(t) }));
+            let ip = slot.ip;
+            events.extend(time(slot.last_ping).map(|at| StoredEvent::PingFrom { id, ip, at }));
+            events.extend(time(slot.last_pong).map(|at| StoredEvent::PongFrom { id, ip, at }));
             if slot.fails != 0 {
-                events.push(Event::FindFailsAt {
+                events.push(StoredEvent::FindFailsAt {
                     id,
                     ip,
                     fails: slot.fails,
@@ -506,10 +508,10 @@ impl Index {
 
     /// The losses as compaction writes them, with their write times: when each was first
     /// recorded.
-    pub fn live_losses(&self) -> impl Iterator<Item = (i64, Event)> + '_ {
+    pub fn live_losses(&self) -> impl Iterator<Item = (i64, StoredEvent<'_>)> + '_ {
         self.losses
             .iter()
-            .map(|&(loss, written_at)| (written_at, Event::Loss(loss)))
+            .map(|&(loss, written_at)| (written_at, StoredEvent::Loss(loss)))
     }
 
     /// Records a loss: a new one, or the acknowledgement of one already recorded.
@@ -521,9 +523,9 @@ impl Index {
     }
 
     /// The local seq as compaction writes it, with its write time.
-    pub fn live_local_seq(&self) -> Option<(i64, Event)> {
+    pub fn live_local_seq(&self) -> Option<(i64, StoredEvent<'_>)> {
         self.local_seq
-            .map(|(seq, written_at)| (written_at, Event::LocalSeq { seq }))
+            .map(|(seq, written_at)| (written_at, StoredEvent::LocalSeq { seq }))
     }
 
     /// Log bytes a compaction would write for the entry at `index`, IP slots included.

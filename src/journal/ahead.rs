@@ -305,9 +305,9 @@ mod tests {
                 _ => Event::NodeDeleted { id },
             };
             let mut payload = Vec::new();
-            event.encode_payload(seq as i64, &mut payload).unwrap();
+            let kind = event.encode_payload(seq as i64, &mut payload).unwrap();
             chain.push(data.len());
-            encode_frame(seed, seq, event.kind().code(), &payload, &mut data);
+            encode_frame(seed, seq, kind, &payload, &mut data);
         }
         data.resize(data.len() + 512, 0);
         (data, chain)
