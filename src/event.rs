@@ -809,6 +809,7 @@ impl<'a> Decoded<'a> for StoredRecord<'a> {
         })
     }
 
+    #[inline(always)]
     fn passes_deep_checks(kind: u8, payload: &[u8]) -> bool {
         StoredEvent::passes_deep_checks(kind, payload)
     }

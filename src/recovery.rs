@@ -100,7 +100,7 @@ struct IdsAhead {
 
 impl IdsAhead {
     /// The id of the record in `upcoming`, if it has one and it differs from the one before.
-    #[inline]
+    #[inline(always)]
     fn new_id<'a>(&mut self, upcoming: Option<Upcoming<'a>>) -> Option<&'a IdBytes> {
         let Upcoming { kind, payload } = upcoming?;
         // A record about no node (the local seq) has none.

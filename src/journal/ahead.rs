@@ -230,7 +230,7 @@ impl<'a> FramesAhead<'a> {
 
     /// Moves one frame on, handing out the frame it passes; `None` from the end of the
     /// records, or damage, on.
-    #[inline]
+    #[inline(always)]
     pub fn next_frame(&mut self) -> Option<Upcoming<'a>> {
         let data: &'a [u8] = self.data;
         let frame = data.get(self.pos..).and_then(|rest| {
