@@ -6,8 +6,8 @@
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::journal::decoded::{Decoded, DecodedInPlace};
 use crate::journal::format::{align, FRAME_HEADER_LEN, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN};
-use crate::journal::reader::{Decoded, DecodedInPlace};
 use crate::loss::{Loss, LOSS_BODY_LEN};
 use crate::node::{parse_node_rlp, Endpoint, Node, NodeId, NODE_ID_LEN};
 use crate::record::{NodeRecord, RecordFields, MAX_RECORD_LEN};

@@ -22,11 +22,11 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use crate::journal::decoded::Decoded;
 use crate::journal::format::{
     align, decode_frame_seeded, FrameHeader, FRAME_ALIGN, FRAME_HEADER_LEN, HEADER_LEN,
     MAX_FRAME_LEN,
 };
-use crate::journal::reader::Decoded;
 
 /// Frames the helper checks between two publications of its progress (and two looks at
 /// where the scanner is), at most.

@@ -9,10 +9,11 @@ use memmap2::Mmap;
 
 use crate::error::IoContext;
 use crate::journal::ahead::{ChecksumsAhead, FramesAhead, Upcoming};
+use crate::journal::decoded::{Decoded, DecodedInPlace};
 use crate::journal::dir::SegmentFile;
 use crate::journal::format::{salt_seed, HEADER_LEN};
 use crate::journal::problem::{Problem, ProblemKind};
-use crate::journal::reader::{Decoded, DecodedInPlace, ScanEnd, ScanItem, SegmentScanner};
+use crate::journal::reader::{ScanEnd, ScanItem, SegmentScanner};
 use crate::Error;
 
 /// Which segments make up the log, in replay order.
