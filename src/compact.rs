@@ -22,6 +22,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use crate::error::IoContext;
+use crate::event::PayloadEncoder;
 use crate::journal::dir::{publish, retire_segments, segment_file_name, SegmentFile, ARCHIVE_DIR};
 use crate::journal::format::{
     encode_frame, salt_seed, SegmentHeader, FLAG_COMPACTED, FORMAT_VERSION,
@@ -146,13 +147,13 @@ pub(crate) fn rewrite(
     let bytes = publish(&path, "compact", faults, |file, temp| {
         let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(&header.encode()).at(temp)?;
-        let (mut frame, mut payload, mut bytes, mut written) = (Vec::new(), Vec::new(), 0, 0);
+        let (mut encoder, mut frame) = (PayloadEncoder::default(), Vec::new());
+        let (mut bytes, mut written) = (0, 0);
         for (seq, (written_at, event)) in (first_seq..).zip(live()) {
             written += 1;
-            payload.clear();
-            event.encode_payload(written_at, &mut payload)?;
+            let (kind, payload) = encoder.encode(&event, written_at);
             frame.clear();
-            encode_frame(seed, seq, event.kind().code(), &payload, &mut frame);
+            encode_frame(seed, seq, kind, payload, &mut frame);
             out.write_all(&frame).at(temp)?;
             bytes += frame.len() as u64;
         }

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use crossbeam_channel::{select, Sender};
 
 use crate::compact::{self, CompactStats, CompactionInput};
-use crate::event::{self, min_time, now_nanos, Event, StoredEvent};
+use crate::event::{self, min_time, now_nanos, Event, PayloadEncoder, StoredEvent};
 use crate::group_commit::GroupCommit;
 use crate::index::{Entry, Expired, Index};
 use crate::inspect::{Finding, InspectError};
@@ -80,6 +80,8 @@ struct State {
     closed: bool,
     /// [`Options::max_nodes`].
     max_nodes: usize,
+    /// Makes the payloads of the events appended.
+    encoder: PayloadEncoder,
 }
 
 impl State {
@@ -97,9 +99,9 @@ impl State {
     fn write(&mut self, event: &Event, sync_each: bool) -> Result<(), Error> {
         self.check_writable()?;
         // Refuses timestamps that do not fit before anything is written.
-        StoredEvent::from_event(event)?;
+        let stored = StoredEvent::from_event(event)?;
         self.make_room(event)?;
-        self.append(event)?;
+        self.append_stored(&stored)?;
         if sync_each {
             self.sync()?;
         }
@@ -138,14 +140,19 @@ impl State {
 
     /// Logs then applies one event.
     fn append(&mut self, event: &Event) -> Result<(), Error> {
-        let stored = StoredEvent::from_event(event)?;
+        self.append_stored(&StoredEvent::from_event(event)?)
+    }
+
+    /// Logs then applies one event in stored form (its timestamps converted once).
+    fn append_stored(&mut self, stored: &StoredEvent<'_>) -> Result<(), Error> {
         let written_at = now_nanos();
         if let Some(log) = &mut self.log {
-            let appended = log.append(event, written_at);
+            let (kind, payload) = self.encoder.encode(stored, written_at);
+            let appended = log.append(kind, payload);
             self.poison_if_sync_failed();
             self.log_bytes += appended?;
         }
-        self.index.apply(&stored, written_at);
+        self.index.apply(stored, written_at);
         Ok(())
     }
 
@@ -408,6 +415,7 @@ impl NodeDb {
             poisoned: None,
             closed: false,
             max_nodes: opts.max_nodes,
+            encoder: PayloadEncoder::default(),
         };
         Ok(NodeDb::start(Inner {
             self_id,
@@ -439,6 +447,7 @@ impl NodeDb {
             poisoned: None,
             closed: false,
             max_nodes: opts.max_nodes,
+            encoder: PayloadEncoder::default(),
         };
         Ok(NodeDb::start(Inner {
             self_id,

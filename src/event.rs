@@ -1,10 +1,13 @@
 //! Events: what the log records, and their payload encoding (see docs/FORMAT.md). The frame
 //! layer (`journal::format`) carries payloads as opaque bytes; what a kind byte means, how
-//! long its payload is and how it decodes is decided here.
+//! long its payload is and how it decodes is decided here, and handed to the journal's scans
+//! as the [`Decoded`] implementations of [`Record`] and [`StoredRecord`].
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::journal::decoded::{Decoded, DecodedInPlace};
+use crate::journal::format::{align, FRAME_HEADER_LEN, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN};
 use crate::loss::{Loss, LOSS_BODY_LEN};
 use crate::node::{parse_node_rlp, Endpoint, Node, NodeId, NODE_ID_LEN};
 use crate::record::{NodeRecord, RecordFields, MAX_RECORD_LEN};
@@ -124,40 +127,42 @@ pub struct Record {
     pub event: Event,
 }
 
-/// The kinds of [`Event`], in the order of their kind byte in a record frame.
+/// The kinds of [`Event`]. Each one's discriminant is its kind byte in a record frame: the
+/// one table of kind bytes, which the encoding and the decoding of payloads both read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
+#[repr(u8)]
 pub enum EventKind {
     /// [`Event::NodeUpdated`].
-    Node,
+    Node = 1,
     /// [`Event::Ping`].
-    Ping,
+    Ping = 2,
     /// [`Event::Pong`].
-    Pong,
+    Pong = 3,
     /// [`Event::FindFails`].
-    Fails,
+    Fails = 4,
     /// [`Event::NodeDeleted`].
-    Delete,
+    Delete = 5,
     /// [`Event::NodeExpired`].
-    Expire,
+    Expire = 6,
     /// [`Event::Record`].
-    Record,
+    Record = 7,
     /// [`Event::PingFrom`].
-    PingFrom,
+    PingFrom = 8,
     /// [`Event::PongFrom`].
-    PongFrom,
+    PongFrom = 9,
     /// [`Event::FindFailsAt`].
-    FailsAt,
+    FailsAt = 10,
     /// [`Event::IpExpired`].
-    IpExpire,
+    IpExpire = 11,
     /// [`Event::LocalSeq`].
-    LocalSeq,
+    LocalSeq = 12,
     /// [`Event::Loss`].
-    Loss,
+    Loss = 13,
     /// [`Event::Evicted`].
-    Evict,
+    Evict = 14,
     /// [`Event::IpEvicted`].
-    IpEvict,
+    IpEvict = 15,
 }
 
 impl EventKind {
@@ -204,11 +209,8 @@ impl EventKind {
     }
 
     /// Its kind byte in a record frame: 1 to 15 in the order of [`EventKind::ALL`].
-    pub(crate) fn code(self) -> u8 {
-        EventKind::ALL
-            .iter()
-            .position(|&k| k == self)
-            .map_or(0, |i| i as u8 + 1)
+    pub(crate) const fn code(self) -> u8 {
+        self as u8
     }
 }
 
@@ -218,25 +220,27 @@ impl std::fmt::Display for EventKind {
     }
 }
 
-/// Kind byte of each event in a record frame.
+/// Kind byte of each event in a record frame, from [`EventKind`], for matching on.
 pub(crate) mod kind {
-    pub const NODE_UPDATED: u8 = 1;
-    pub const PING: u8 = 2;
-    pub const PONG: u8 = 3;
-    pub const FIND_FAILS: u8 = 4;
-    pub const NODE_DELETED: u8 = 5;
-    pub const NODE_EXPIRED: u8 = 6;
+    use super::EventKind;
+
+    pub const NODE_UPDATED: u8 = EventKind::Node.code();
+    pub const PING: u8 = EventKind::Ping.code();
+    pub const PONG: u8 = EventKind::Pong.code();
+    pub const FIND_FAILS: u8 = EventKind::Fails.code();
+    pub const NODE_DELETED: u8 = EventKind::Delete.code();
+    pub const NODE_EXPIRED: u8 = EventKind::Expire.code();
     // Format 2.
-    pub const RECORD: u8 = 7;
-    pub const PING_FROM: u8 = 8;
-    pub const PONG_FROM: u8 = 9;
-    pub const FAILS_AT: u8 = 10;
-    pub const IP_EXPIRED: u8 = 11;
-    pub const LOCAL_SEQ: u8 = 12;
-    pub const LOSS: u8 = 13;
+    pub const RECORD: u8 = EventKind::Record.code();
+    pub const PING_FROM: u8 = EventKind::PingFrom.code();
+    pub const PONG_FROM: u8 = EventKind::PongFrom.code();
+    pub const FAILS_AT: u8 = EventKind::FailsAt.code();
+    pub const IP_EXPIRED: u8 = EventKind::IpExpire.code();
+    pub const LOCAL_SEQ: u8 = EventKind::LocalSeq.code();
+    pub const LOSS: u8 = EventKind::Loss.code();
     // Format 3.
-    pub const EVICTED: u8 = 14;
-    pub const IP_EVICTED: u8 = 15;
+    pub const EVICTED: u8 = EventKind::Evict.code();
+    pub const IP_EVICTED: u8 = EventKind::IpEvict.code();
 }
 
 /// Bytes of the `written_at` field that starts every payload.
@@ -266,9 +270,43 @@ pub(crate) const LOCAL_SEQ_PAYLOAD_LEN: usize = TIME_LEN + 8;
 pub(crate) const LOSS_PAYLOAD_LEN: usize = TIME_LEN + LOSS_BODY_LEN;
 /// Largest payload of a signed record: written_at, id, the record's RLP.
 pub(crate) const MAX_RECORD_PAYLOAD_LEN: usize = ID_PAYLOAD_LEN + MAX_RECORD_LEN;
-/// Smallest and largest payload of any kind: the bounds the frame layer checks.
-pub(crate) const MIN_PAYLOAD_LEN: usize = LOCAL_SEQ_PAYLOAD_LEN;
-pub(crate) const MAX_PAYLOAD_LEN: usize = MAX_RECORD_PAYLOAD_LEN;
+
+// Every kind's payload fits in the bounds the frame layer checks, and the smallest and the
+// largest meet them: a frame of a length outside them would be damage whatever its kind. An
+// unsigned node's RLP (at most about 90 bytes) is far below a signed record's.
+const _: () = {
+    let fixed = [
+        PING_PAYLOAD_LEN,
+        FAILS_PAYLOAD_LEN,
+        ID_PAYLOAD_LEN,
+        PING_FROM_PAYLOAD_LEN,
+        FAILS_AT_PAYLOAD_LEN,
+        IP_PAYLOAD_LEN,
+        EVICTED_PAYLOAD_LEN,
+        LOCAL_SEQ_PAYLOAD_LEN,
+        LOSS_PAYLOAD_LEN,
+        MAX_RECORD_PAYLOAD_LEN,
+    ];
+    let mut i = 0;
+    while i < fixed.len() {
+        assert!(MIN_PAYLOAD_LEN <= fixed[i] && fixed[i] <= MAX_PAYLOAD_LEN);
+        i += 1;
+    }
+    assert!(MIN_PAYLOAD_LEN == LOCAL_SEQ_PAYLOAD_LEN);
+    // The kind bytes are 1 to 15 in the order of EventKind::ALL (0 is never a kind).
+    let mut k = 0;
+    while k < EventKind::ALL.len() {
+        assert!(EventKind::ALL[k].code() as usize == k + 1);
+        k += 1;
+    }
+    assert!(MAX_PAYLOAD_LEN == MAX_RECORD_PAYLOAD_LEN);
+};
+
+/// Bytes the frame of a payload of `payload_len` bytes takes in the log, padding included:
+/// what the index counts as live bytes.
+pub(crate) const fn frame_len(payload_len: usize) -> u64 {
+    align(FRAME_HEADER_LEN + payload_len) as u64
+}
 
 /// Where the id of an event of kind `kind` sits in a payload of `len` bytes, if it has one
 /// (a hint for prefetching: unchecked).
@@ -341,42 +379,13 @@ impl Event {
         }
     }
 
-    /// Writes the payload (written_at first) into `out`.
-    pub(crate) fn encode_payload(&self, written_at: i64, out: &mut Vec<u8>) -> Result<(), Error> {
-        out.extend_from_slice(&written_at.to_le_bytes());
-        if let Some(id) = self.id() {
-            if !matches!(self, Event::NodeUpdated(_)) {
-                out.extend_from_slice(&id.0);
-            }
-        }
-        match self {
-            Event::NodeUpdated(node) => out.extend_from_slice(&node.to_rlp()),
-            Event::Record(record) => out.extend_from_slice(record.rlp()),
-            Event::Ping { at, .. } | Event::Pong { at, .. } => {
-                out.extend_from_slice(&unix_nanos(*at)?.to_le_bytes());
-            }
-            Event::FindFails { fails, .. } => out.extend_from_slice(&fails.to_le_bytes()),
-            Event::PingFrom { ip, at, .. } | Event::PongFrom { ip, at, .. } => {
-                out.extend_from_slice(&ip_key(*ip));
-                out.extend_from_slice(&unix_nanos(*at)?.to_le_bytes());
-            }
-            Event::FindFailsAt { ip, fails, .. } => {
-                out.extend_from_slice(&ip_key(*ip));
-                out.extend_from_slice(&fails.to_le_bytes());
-            }
-            Event::IpExpired { ip, .. } | Event::IpEvicted { ip, .. } => {
-                out.extend_from_slice(&ip_key(*ip))
-            }
-            Event::Evicted { subnet, .. } => {
-                let (network, bits) = subnet.map_or(([0; IP_LEN], NO_SUBNET), Subnet::stored);
-                out.extend_from_slice(&network);
-                out.push(bits);
-            }
-            Event::NodeDeleted { .. } | Event::NodeExpired { .. } => {}
-            Event::LocalSeq { seq } => out.extend_from_slice(&seq.to_le_bytes()),
-            Event::Loss(loss) => loss.encode(out),
-        }
-        Ok(())
+    /// Its kind byte and payload (written_at first), as [`PayloadEncoder`] makes them; fails
+    /// for a timestamp outside what the log can store.
+    #[cfg(test)]
+    pub(crate) fn encode_payload(&self, written_at: i64, out: &mut Vec<u8>) -> Result<u8, Error> {
+        let stored = StoredEvent::from_event(self)?;
+        stored.encode_payload(written_at, out);
+        Ok(stored.kind().code())
     }
 
     /// Decodes a payload of the given kind. `None` for anything malformed: the caller treats
@@ -521,6 +530,74 @@ impl<'a> StoredEvent<'a> {
                 )))
             }
         })
+    }
+
+    /// What kind of event it is.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            StoredEvent::NodeUpdated { .. } => EventKind::Node,
+            StoredEvent::Record { .. } => EventKind::Record,
+            StoredEvent::Ping { .. } => EventKind::Ping,
+            StoredEvent::Pong { .. } => EventKind::Pong,
+            StoredEvent::FindFails { .. } => EventKind::Fails,
+            StoredEvent::PingFrom { .. } => EventKind::PingFrom,
+            StoredEvent::PongFrom { .. } => EventKind::PongFrom,
+            StoredEvent::FindFailsAt { .. } => EventKind::FailsAt,
+            StoredEvent::NodeDeleted { .. } => EventKind::Delete,
+            StoredEvent::NodeExpired { .. } => EventKind::Expire,
+            StoredEvent::IpExpired { .. } => EventKind::IpExpire,
+            StoredEvent::LocalSeq { .. } => EventKind::LocalSeq,
+            StoredEvent::Loss(_) => EventKind::Loss,
+            StoredEvent::Evicted { .. } => EventKind::Evict,
+            StoredEvent::IpEvicted { .. } => EventKind::IpEvict,
+        }
+    }
+
+    /// Writes the payload (written_at first) into `out`: what [`StoredEvent::decode`] reads.
+    fn encode_payload(&self, written_at: i64, out: &mut Vec<u8>) {
+        out.extend_from_slice(&written_at.to_le_bytes());
+        match *self {
+            StoredEvent::NodeUpdated { id, endpoint } => {
+                out.extend_from_slice(&endpoint.with_id(NodeId(*id)).to_rlp())
+            }
+            StoredEvent::Record { id, rlp } => {
+                out.extend_from_slice(id);
+                out.extend_from_slice(rlp);
+            }
+            StoredEvent::Ping { id, at } | StoredEvent::Pong { id, at } => {
+                out.extend_from_slice(id);
+                out.extend_from_slice(&at.to_le_bytes());
+            }
+            StoredEvent::FindFails { id, fails } => {
+                out.extend_from_slice(id);
+                out.extend_from_slice(&fails.to_le_bytes());
+            }
+            StoredEvent::PingFrom { id, ip, at } | StoredEvent::PongFrom { id, ip, at } => {
+                out.extend_from_slice(id);
+                out.extend_from_slice(&ip);
+                out.extend_from_slice(&at.to_le_bytes());
+            }
+            StoredEvent::FindFailsAt { id, ip, fails } => {
+                out.extend_from_slice(id);
+                out.extend_from_slice(&ip);
+                out.extend_from_slice(&fails.to_le_bytes());
+            }
+            StoredEvent::NodeDeleted { id } | StoredEvent::NodeExpired { id } => {
+                out.extend_from_slice(id)
+            }
+            StoredEvent::IpExpired { id, ip } | StoredEvent::IpEvicted { id, ip } => {
+                out.extend_from_slice(id);
+                out.extend_from_slice(&ip);
+            }
+            StoredEvent::Evicted { id, subnet } => {
+                let (network, bits) = subnet.map_or(([0; IP_LEN], NO_SUBNET), Subnet::stored);
+                out.extend_from_slice(id);
+                out.extend_from_slice(&network);
+                out.push(bits);
+            }
+            StoredEvent::LocalSeq { seq } => out.extend_from_slice(&seq.to_le_bytes()),
+            StoredEvent::Loss(loss) => loss.encode(out),
+        }
     }
 
     /// The public form, with its own copy of the id.
@@ -678,12 +755,82 @@ impl<'a> StoredEvent<'a> {
     }
 }
 
+/// Encodes events into record payloads: the one encoder of the writer path (`NodeDb`'s
+/// appends) and of compaction. It takes events in stored form, their timestamps converted
+/// once (by [`StoredEvent::from_event`], or not at all for what the index holds).
+#[derive(Default)]
+pub(crate) struct PayloadEncoder {
+    payload: Vec<u8>,
+}
+
+impl PayloadEncoder {
+    /// The kind byte and payload of `event` written at `written_at` (nanoseconds since the
+    /// epoch): what a frame of the journal carries.
+    pub fn encode(&mut self, event: &StoredEvent<'_>, written_at: i64) -> (u8, &[u8]) {
+        self.payload.clear();
+        event.encode_payload(written_at, &mut self.payload);
+        (event.kind().code(), &self.payload)
+    }
+}
+
 /// A record in stored form, borrowing from the log bytes it was decoded from.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct StoredRecord<'a> {
     pub seq: u64,
     pub written_at: i64,
     pub event: StoredEvent<'a>,
+}
+
+impl Decoded<'_> for Record {
+    fn decode(seq: u64, kind: u8, payload: &[u8]) -> Option<Record> {
+        let (written_at, event) = Event::decode_payload(kind, payload)?;
+        Some(Record {
+            seq,
+            written_at: from_unix_nanos(written_at),
+            event,
+        })
+    }
+
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+impl<'a> Decoded<'a> for StoredRecord<'a> {
+    // Always inlined into the scan: returned through memory, the record is copied back with
+    // loads that straddle the stores that wrote it, and stalls.
+    #[inline(always)]
+    fn decode(seq: u64, kind: u8, payload: &'a [u8]) -> Option<StoredRecord<'a>> {
+        let (written_at, event) = StoredEvent::decode(kind, payload)?;
+        Some(StoredRecord {
+            seq,
+            written_at,
+            event,
+        })
+    }
+
+    #[inline(always)]
+    fn passes_deep_checks(kind: u8, payload: &[u8]) -> bool {
+        StoredEvent::passes_deep_checks(kind, payload)
+    }
+
+    #[inline(always)]
+    fn decode_vouched(seq: u64, kind: u8, payload: &'a [u8]) -> Option<StoredRecord<'a>> {
+        let (written_at, event) = StoredEvent::decode_vouched(kind, payload)?;
+        Some(StoredRecord {
+            seq,
+            written_at,
+            event,
+        })
+    }
+
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+impl DecodedInPlace for StoredRecord<'_> {
+    type In<'m> = StoredRecord<'m>;
 }
 
 /// Nanoseconds since the Unix epoch, as stored on disk. Times outside about 1677..2262 do not

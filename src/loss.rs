@@ -15,8 +15,7 @@ use std::fmt;
 use std::path::Path;
 
 use crate::journal::dir::segment_file_name;
-use crate::journal::replay::write_place;
-use crate::journal::{Problem, ProblemKind};
+use crate::journal::problem::{write_place, Problem, ProblemKind};
 
 /// Bytes of a loss after the `written_at` field of its payload: kind, flags, segment, offset,
 /// length, first and last lost sequence number.

@@ -14,12 +14,30 @@ pub use crate::journal::format::{
     decode_frame, encode_frame, salt_seed, SegmentHeader, FLAG_COMPACTED, FORMAT_VERSION,
     FRAME_HEADER_LEN, HEADER_LEN, MAX_SEGMENT_ID, MAX_SEQ,
 };
-pub use crate::journal::reader::{ScanEnd, ScanItem, SegmentScanner};
-pub use crate::journal::replay::{replay, set_check_ahead_from, RecordPlace, ReplayPlan};
+pub use crate::journal::reader::ScanEnd;
+pub use crate::journal::replay::{set_check_ahead_from, RecordPlace, ReplayPlan};
+
+use crate::event::Record;
+use crate::journal::ReplaySummary;
+
+/// What a scan of a segment finds, its records decoded as [`Record`]s by default.
+pub type ScanItem<T = Record> = crate::journal::reader::ScanItem<T>;
+
+/// A scan of one segment, decoding [`Record`]s.
+pub type SegmentScanner<'a> = crate::journal::reader::SegmentScanner<'a, Record>;
+
+/// The journal's replay of a log, decoding every record as a [`Record`].
+pub fn replay(
+    plan: &ReplayPlan,
+    on_record: impl FnMut(RecordPlace<'_>, Record),
+) -> Result<ReplaySummary, Error> {
+    crate::journal::replay::replay(plan, on_record)
+}
+
 /// The shortest payload a frame holds.
-pub const MIN_PAYLOAD_LEN: usize = crate::event::MIN_PAYLOAD_LEN;
+pub const MIN_PAYLOAD_LEN: usize = crate::journal::format::MIN_PAYLOAD_LEN;
 /// The longest payload a frame holds.
-pub const MAX_PAYLOAD_LEN: usize = crate::event::MAX_PAYLOAD_LEN;
+pub const MAX_PAYLOAD_LEN: usize = crate::journal::format::MAX_PAYLOAD_LEN;
 
 /// The stored form of a signed record (what `Event::Record` and `PeerState::record` hold), as
 /// `update_record` makes it: checked to be storable, and its signature verified.

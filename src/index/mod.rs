@@ -14,11 +14,10 @@ use hashbrown::DefaultHashBuilder;
 use rand::RngExt;
 
 use crate::event::{
-    from_unix_nanos, ip_from_key, ip_key, unix_nanos, Event, IdBytes, IpKey, StoredEvent,
-    StoredRecord, FAILS_AT_PAYLOAD_LEN, FAILS_PAYLOAD_LEN, ID_PAYLOAD_LEN, LOCAL_SEQ_PAYLOAD_LEN,
-    LOSS_PAYLOAD_LEN, PING_FROM_PAYLOAD_LEN, PING_PAYLOAD_LEN,
+    frame_len, from_unix_nanos, ip_from_key, ip_key, unix_nanos, Event, IdBytes, IpKey,
+    StoredEvent, StoredRecord, FAILS_AT_PAYLOAD_LEN, FAILS_PAYLOAD_LEN, ID_PAYLOAD_LEN,
+    LOCAL_SEQ_PAYLOAD_LEN, LOSS_PAYLOAD_LEN, PING_FROM_PAYLOAD_LEN, PING_PAYLOAD_LEN,
 };
-use crate::journal::format::{align, FRAME_HEADER_LEN};
 use crate::loss::Loss;
 use crate::node::{ids_equal, Endpoint, Node, NodeId};
 use crate::record::{NodeRecord, RecordFields};
@@ -105,8 +104,8 @@ impl IpSlot {
 
     /// Log bytes a compaction would write for this slot.
     fn live_bytes(&self) -> u64 {
-        let timed = align(FRAME_HEADER_LEN + PING_FROM_PAYLOAD_LEN) as u64;
-        let fails = align(FRAME_HEADER_LEN + FAILS_AT_PAYLOAD_LEN) as u64;
+        let timed = frame_len(PING_FROM_PAYLOAD_LEN);
+        let fails = frame_len(FAILS_AT_PAYLOAD_LEN);
         timed * u64::from(self.last_ping != NEVER)
             + timed * u64::from(self.last_pong != NEVER)
             + fails * u64::from(self.fails != 0)
@@ -238,8 +237,8 @@ impl Entry {
 
 /// Log bytes a compaction would write for an entry's liveness without IP (ping, pong, fails).
 fn liveness_live_bytes(entry: &Entry) -> u64 {
-    let timed = align(FRAME_HEADER_LEN + PING_PAYLOAD_LEN) as u64;
-    let fails = align(FRAME_HEADER_LEN + FAILS_PAYLOAD_LEN) as u64;
+    let timed = frame_len(PING_PAYLOAD_LEN);
+    let fails = frame_len(FAILS_PAYLOAD_LEN);
     timed * u64::from(entry.last_ping != NEVER)
         + timed * u64::from(entry.last_pong != NEVER)
         + fails * u64::from(entry.fails != 0)
@@ -247,12 +246,12 @@ fn liveness_live_bytes(entry: &Entry) -> u64 {
 
 /// Log bytes a compaction would write for a signed record of RLP `rlp`.
 fn signed_record_live_bytes(rlp: &[u8]) -> u64 {
-    align(FRAME_HEADER_LEN + ID_PAYLOAD_LEN + rlp.len()) as u64
+    frame_len(ID_PAYLOAD_LEN + rlp.len())
 }
 
 /// Log bytes a compaction would write for an unsigned record of endpoint `endpoint`.
 fn unsigned_record_live_bytes(endpoint: &Endpoint) -> u64 {
-    align(FRAME_HEADER_LEN + 8 + endpoint.rlp_len()) as u64
+    frame_len(8 + endpoint.rlp_len())
 }
 
 /// What expiry drops.
@@ -328,8 +327,8 @@ impl Index {
     /// mapped lazily: only the pages filled become resident.
     pub fn reserve_for_log(&mut self, log_bytes: usize) {
         self.records.reserve(log_bytes / 2);
-        let slot_frame = align(FRAME_HEADER_LEN + PING_FROM_PAYLOAD_LEN);
-        self.slots.reserve(log_bytes / slot_frame);
+        let slot_frame = frame_len(PING_FROM_PAYLOAD_LEN);
+        self.slots.reserve(log_bytes / slot_frame as usize);
         prefer_huge_pages(&self.records);
         prefer_huge_pages(&self.slots);
     }
@@ -468,29 +467,31 @@ impl Index {
             .any(|s| s.ip == key && s.last_pong >= min_pong)
     }
 
-    /// The events that recreate an entry, as compaction writes them.
-    pub fn live_events(&self, entry: &Entry) -> Vec<Event> {
-        let id = entry.id;
-        let at = from_unix_nanos;
+    /// The events that recreate an entry, as compaction writes them, in stored form.
+    pub fn live_events<'a>(&'a self, entry: &'a Entry) -> Vec<StoredEvent<'a>> {
+        let id = &entry.id.0;
         let mut events = Vec::new();
-        match self.record(entry) {
-            Some(record) => events.push(Event::Record(record)),
-            None => events.extend(self.node(entry).map(Event::NodeUpdated)),
+        match self.record_rlp(entry) {
+            Some(rlp) => events.push(StoredEvent::Record { id, rlp }),
+            None => events.extend(
+                self.endpoint(entry)
+                    .map(|endpoint| StoredEvent::NodeUpdated { id, endpoint }),
+            ),
         }
-        events.extend(entry.last_ping().map(|t| Event::Ping { id, at: at(t) }));
-        events.extend(entry.last_pong().map(|t| Event::Pong { id, at: at(t) }));
+        events.extend(entry.last_ping().map(|at| StoredEvent::Ping { id, at }));
+        events.extend(entry.last_pong().map(|at| StoredEvent::Pong { id, at }));
         if entry.fails != 0 {
-            events.push(Event::FindFails {
+            events.push(StoredEvent::FindFails {
                 id,
                 fails: entry.fails,
             });
         }
         for slot in self.slots_of(entry) {
-            let ip = ip_from_key(slot.ip);
-            events.extend(time(slot.last_ping).map(|t| Event::PingFrom { id, ip, at: at(t) }));
-            events.extend(time(slot.last_pong).map(|t| Event::PongFrom { id, ip, at: at(t) }));
+            let ip = slot.ip;
+            events.extend(time(slot.last_ping).map(|at| StoredEvent::PingFrom { id, ip, at }));
+            events.extend(time(slot.last_pong).map(|at| StoredEvent::PongFrom { id, ip, at }));
             if slot.fails != 0 {
-                events.push(Event::FindFailsAt {
+                events.push(StoredEvent::FindFailsAt {
                     id,
                     ip,
                     fails: slot.fails,
@@ -507,24 +508,24 @@ impl Index {
 
     /// The losses as compaction writes them, with their write times: when each was first
     /// recorded.
-    pub fn live_losses(&self) -> impl Iterator<Item = (i64, Event)> + '_ {
+    pub fn live_losses(&self) -> impl Iterator<Item = (i64, StoredEvent<'_>)> + '_ {
         self.losses
             .iter()
-            .map(|&(loss, written_at)| (written_at, Event::Loss(loss)))
+            .map(|&(loss, written_at)| (written_at, StoredEvent::Loss(loss)))
     }
 
     /// Records a loss: a new one, or the acknowledgement of one already recorded.
     fn record_loss(&mut self, loss: Loss, written_at: i64) {
         if !self.losses.iter_mut().any(|(known, _)| known.absorb(&loss)) {
             self.losses.push((loss, written_at));
-            self.live_bytes += align(FRAME_HEADER_LEN + LOSS_PAYLOAD_LEN) as u64;
+            self.live_bytes += frame_len(LOSS_PAYLOAD_LEN);
         }
     }
 
     /// The local seq as compaction writes it, with its write time.
-    pub fn live_local_seq(&self) -> Option<(i64, Event)> {
+    pub fn live_local_seq(&self) -> Option<(i64, StoredEvent<'_>)> {
         self.local_seq
-            .map(|(seq, written_at)| (written_at, Event::LocalSeq { seq }))
+            .map(|(seq, written_at)| (written_at, StoredEvent::LocalSeq { seq }))
     }
 
     /// Log bytes a compaction would write for the entry at `index`, IP slots included.
@@ -848,7 +849,7 @@ impl Index {
     }
 
     fn local_seq_live_bytes(&self) -> u64 {
-        let frame = align(FRAME_HEADER_LEN + LOCAL_SEQ_PAYLOAD_LEN) as u64;
+        let frame = frame_len(LOCAL_SEQ_PAYLOAD_LEN);
         frame * u64::from(self.local_seq.is_some())
     }
 

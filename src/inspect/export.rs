@@ -65,7 +65,7 @@ pub fn export_each(
         Some(map) => Ok(map),
         None => map_segment(&segment.path),
     };
-    replay_mapped_until(&plan, map, |place, record| {
+    replay_mapped_until(&plan, map, |place, record: Record| {
         if record.seq > last {
             // Written after the export started (records come in sequence order).
             return ControlFlow::Break(());
@@ -94,7 +94,7 @@ fn last_seq(live: &[SegmentFile], maps: &[Mmap]) -> Result<u64, Error> {
     };
     let mut last = segment.header.first_seq.saturating_sub(1);
     let mut behind = ReleaseBehind::new(map);
-    for item in SegmentScanner::new(map, salt_seed(segment.header.salt)) {
+    for item in SegmentScanner::<Record>::new(map, salt_seed(segment.header.salt)) {
         if let ScanItem::Record { offset, record, .. } = item {
             behind.reached(offset);
             last = last.max(record.seq);

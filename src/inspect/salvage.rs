@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 
 use super::{check_dir, list_archive, InspectError};
 use crate::error::IoContext;
-use crate::event::MIN_PAYLOAD_LEN;
+use crate::event::Record;
 use crate::faults::FailPoints;
 use crate::journal::dir::{
     create_private_dir, create_segment, list_dir, parse_segment_name, sync_dir, DirListing,
     Listing, SegmentFile, UnreadableSegment, ARCHIVE_DIR, DAMAGED_DIR,
 };
+use crate::journal::format::MIN_PAYLOAD_LEN;
 use crate::journal::format::{
     salt_seed, SegmentHeader, FORMAT_VERSION, FRAME_HEADER_LEN, HEADER_LEN, MAX_SEGMENT_ID, MAX_SEQ,
 };
@@ -239,7 +240,7 @@ fn past(segment: &UnreadableSegment, salt: u64, largest: u64, from: u64) -> Resu
     let mut next = from.saturating_add(size.saturating_sub(header) / MIN_FRAME_LEN);
     if segment.len > header {
         let map = map_segment(&segment.path)?;
-        for item in SegmentScanner::new(&map, salt_seed(salt)) {
+        for item in SegmentScanner::<Record>::new(&map, salt_seed(salt)) {
             if let ScanItem::Record { record, .. } = item {
                 next = next.max(record.seq.saturating_add(1));
             }
@@ -288,7 +289,7 @@ fn lost_in_live_log(
     readable: Vec<SegmentFile>,
 ) -> Result<(Vec<Lost>, LiveLog), Error> {
     let plan = ReplayPlan::new(readable);
-    let summary = replay(&plan, |_, _| {})?;
+    let summary = replay(&plan, |_, _: Record| {})?;
     let last_seq = summary.next_seq.saturating_sub(1);
     let newest = plan.live.iter().max_by_key(|s| s.header.segment_id);
     let live = LiveLog {

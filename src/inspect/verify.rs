@@ -10,7 +10,8 @@ use super::{list_archive, replay_with_progress, retrying, scan_segment, Progress
 use crate::event::Event;
 use crate::journal::dir::{list_dir, Listing, SegmentFile, ARCHIVE_DIR};
 use crate::journal::format::HEADER_LEN;
-use crate::journal::replay::{write_place, ReplayPlan};
+use crate::journal::problem::write_place;
+use crate::journal::replay::ReplayPlan;
 use crate::journal::{Problem, ProblemKind};
 use crate::{Error, Loss};
 

@@ -3,7 +3,7 @@
 //! A segment's records form a chain: the first starts right after the header, each next one
 //! right after the previous one's frame. A helper thread walks that chain checking every
 //! frame (bounds, structure and CRC-32, exactly as the scanner does, and the payload checks
-//! that decoding leaves to it: a signed record's RLP parses) and publishes the stretch it has
+//! that decoding leaves to it: [`Decoded::passes_deep_checks`], a signed record's RLP parses) and publishes the stretch it has
 //! checked; the scanner, following the same chain through the same immutable bytes, only
 //! decodes the frames the helper has vouched for, and checks the others itself.
 //!
@@ -22,12 +22,11 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use crate::event::{id_offset, IdBytes, StoredEvent};
+use crate::journal::decoded::Decoded;
 use crate::journal::format::{
-    align, decode_frame_seeded, FRAME_ALIGN, FRAME_HEADER_LEN, HEADER_LEN, MAX_FRAME_LEN,
-    MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN,
+    align, decode_frame_seeded, FrameHeader, FRAME_ALIGN, FRAME_HEADER_LEN, HEADER_LEN,
+    MAX_FRAME_LEN,
 };
-use crate::node::NODE_ID_LEN;
 
 /// Frames the helper checks between two publications of its progress (and two looks at
 /// where the scanner is), at most.
@@ -41,8 +40,8 @@ const LEAP: usize = 256 << 10;
 pub(crate) struct ChecksumsAhead {
     /// The stretch the helper has checked, `start` and `end` packed in one word (see
     /// [`pack`]) so that the scanner reads a consistent pair: every frame of the chain that
-    /// starts at `start` and begins below `end` is intact, and its payload passes
-    /// [`StoredEvent::passes_deep_checks`]. A claim stays true once made (the bytes never
+    /// starts at `start` and begins below `end` is intact, and its payload passes the
+    /// [`Decoded::passes_deep_checks`] of the records the scan decodes. A claim stays true once made (the bytes never
     /// change), so a stale one is still right, only shorter.
     vouched: AtomicU64,
     /// Where the scanner last checked a frame itself: it had caught up with the helper, or
@@ -103,14 +102,20 @@ impl ChecksumsAhead {
 
     /// The helper's work: checks the chain of frames of `data` (a whole segment, header
     /// included, of a length [`ChecksumsAhead::covers`]) with the segment's seeded checksum
-    /// state, leaping ahead of the scanner whenever it catches up, until a frame fails or
-    /// the scanner abandons it.
-    pub fn check(&self, data: &[u8], seeded: &crc32fast::Hasher) {
-        self.check_from(data, seeded, HEADER_LEN);
+    /// state, and their payloads as records of type `T` (the type the scan decodes), leaping
+    /// ahead of the scanner whenever it catches up, until a frame fails or the scanner
+    /// abandons it.
+    pub fn check<'m, T: Decoded<'m>>(&self, data: &'m [u8], seeded: &crc32fast::Hasher) {
+        self.check_from::<T>(data, seeded, HEADER_LEN);
     }
 
     /// [`ChecksumsAhead::check`] starting at `start` (as after a leap to there).
-    fn check_from(&self, data: &[u8], seeded: &crc32fast::Hasher, start: usize) {
+    fn check_from<'m, T: Decoded<'m>>(
+        &self,
+        data: &'m [u8],
+        seeded: &crc32fast::Hasher,
+        start: usize,
+    ) {
         let (mut start, mut pos) = (start, start);
         'chain: while !self.abandoned.load(Ordering::Relaxed) {
             for _ in 0..self.batch {
@@ -118,7 +123,7 @@ impl ChecksumsAhead {
                     .get(pos..)
                     .and_then(|rest| decode_frame_seeded(seeded, rest))
                 {
-                    Some(frame) if StoredEvent::passes_deep_checks(frame.kind, frame.payload) => {
+                    Some(frame) if T::passes_deep_checks(frame.kind, frame.payload) => {
                         pos += frame.len
                     }
                     _ => break 'chain,
@@ -193,68 +198,56 @@ fn leap(data: &[u8], seeded: &crc32fast::Hasher, from: usize, distance: usize) -
         .find(|&pos| decode_frame_seeded(seeded, &data[pos..]).is_some())
 }
 
-/// How many frames ahead of the scan [`IdsAhead`] looks.
-pub(crate) const IDS_AHEAD: usize = 16;
-
-/// The ids of the records a few frames ahead of a scan, read straight from the bytes without
-/// any check: a hint for prefetching the index, never for what replay applies. Damage only
-/// makes the hints wrong (or stops them).
-pub(crate) struct IdsAhead<'a> {
-    data: &'a [u8],
-    pos: usize,
-    last: Option<&'a IdBytes>,
+/// A frame ahead of a replay's scan, as its header describes it, unchecked: a hint (for
+/// prefetching what applying its record will touch), never what replay applies.
+#[derive(Clone, Copy, Debug)]
+pub struct Upcoming<'a> {
+    /// The kind byte.
+    pub kind: u8,
+    /// The payload, as long as the header says.
+    pub payload: &'a [u8],
 }
 
-impl<'a> IdsAhead<'a> {
+/// Walks a segment's chain of frames a number of frames ahead of a scan, reading only their
+/// headers: damage only makes what it hands out wrong (or stops it).
+pub(crate) struct FramesAhead<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> FramesAhead<'a> {
     /// Starts `frames` frames into the segment `data` (header included).
-    pub fn new(data: &'a [u8], frames: usize) -> IdsAhead<'a> {
-        let mut ids = IdsAhead {
+    pub fn new(data: &'a [u8], frames: usize) -> FramesAhead<'a> {
+        let mut ahead = FramesAhead {
             data,
             pos: HEADER_LEN,
-            last: None,
         };
         for _ in 0..frames {
-            ids.next_new_id();
+            ahead.next_frame();
         }
-        ids
+        ahead
     }
 
-    /// Moves one frame on; the id of the frame it passes if it differs from the one before.
-    #[inline]
-    pub fn next_new_id(&mut self) -> Option<&'a IdBytes> {
-        let Some((id, frame_len)) = self.frame_at(self.pos) else {
-            // The end of the records, or damage: no more hints in this segment.
+    /// Moves one frame on, handing out the frame it passes; `None` from the end of the
+    /// records, or damage, on.
+    #[inline(always)]
+    pub fn next_frame(&mut self) -> Option<Upcoming<'a>> {
+        let data: &'a [u8] = self.data;
+        let frame = data.get(self.pos..).and_then(|rest| {
+            let header = FrameHeader::read(rest)?;
+            let payload = rest.get(FRAME_HEADER_LEN..header.payload_end())?;
+            Some((header, payload))
+        });
+        let Some((header, payload)) = frame else {
+            // No more in this segment.
             self.data = &[];
             return None;
         };
-        self.pos += frame_len;
-        let id = id?;
-        // A hint: the first 8 bytes tell ids apart (they are hashes or public keys), and two
-        // that share them only cost one prefetch not made.
-        if self.last.is_some_and(|last| last[..8] == id[..8]) {
-            return None;
-        }
-        self.last = Some(id);
-        Some(id)
-    }
-
-    /// The id in the frame at `pos` (if its kind has one) and the frame's length, if its
-    /// header is plausible.
-    fn frame_at(&self, pos: usize) -> Option<(Option<&'a IdBytes>, usize)> {
-        let data: &'a [u8] = self.data;
-        let header = data.get(pos..pos + FRAME_HEADER_LEN)?;
-        let payload_len = usize::from(u16::from_le_bytes([header[12], header[13]]));
-        if !(MIN_PAYLOAD_LEN..=MAX_PAYLOAD_LEN).contains(&payload_len) {
-            return None;
-        }
-        let start = pos + FRAME_HEADER_LEN;
-        let frame_len = align(FRAME_HEADER_LEN + payload_len);
-        let Some(id_at) = id_offset(header[14], payload_len) else {
-            // A record about no node (the local seq): no hint, but the hints go on after it.
-            return Some((None, frame_len));
-        };
-        let id = data.get(start + id_at..start + id_at + NODE_ID_LEN)?;
-        Some((Some(id.try_into().ok()?), frame_len))
+        self.pos += header.frame_len();
+        Some(Upcoming {
+            kind: header.kind,
+            payload,
+        })
     }
 }
 
@@ -312,9 +305,9 @@ mod tests {
                 _ => Event::NodeDeleted { id },
             };
             let mut payload = Vec::new();
-            event.encode_payload(seq as i64, &mut payload).unwrap();
+            let kind = event.encode_payload(seq as i64, &mut payload).unwrap();
             chain.push(data.len());
-            encode_frame(seed, seq, event.kind().code(), &payload, &mut data);
+            encode_frame(seed, seq, kind, &payload, &mut data);
         }
         data.resize(data.len() + 512, 0);
         (data, chain)
@@ -326,12 +319,12 @@ mod tests {
         data: &[u8],
         seed: u32,
         ahead: Option<&ChecksumsAhead>,
-    ) -> ((Vec<ScanItem>, ScanEnd), usize) {
-        let mut stored = SegmentScanner::<StoredRecord<'_>>::in_place(data, seed);
+    ) -> ((Vec<ScanItem<Record>>, ScanEnd), usize) {
+        let mut stored = SegmentScanner::<StoredRecord<'_>>::new_exclusive(data, seed);
         if let Some(ahead) = ahead {
             stored = stored.with_checksums_ahead(ahead);
         }
-        let items: Vec<ScanItem> = stored
+        let items: Vec<ScanItem<Record>> = stored
             .by_ref()
             .map(|item| match item {
                 ScanItem::Record {
@@ -358,12 +351,12 @@ mod tests {
         data: &[u8],
         seed: u32,
         ahead: Option<&ChecksumsAhead>,
-    ) -> (Vec<ScanItem>, ScanEnd) {
-        let mut scanner = SegmentScanner::<Record>::in_place(data, seed);
+    ) -> (Vec<ScanItem<Record>>, ScanEnd) {
+        let mut scanner = SegmentScanner::<Record>::new_exclusive(data, seed);
         if let Some(ahead) = ahead {
             scanner = scanner.with_checksums_ahead(ahead);
         }
-        let items: Vec<ScanItem> = scanner.by_ref().collect();
+        let items: Vec<ScanItem<Record>> = scanner.by_ref().collect();
         (items, scanner.end().unwrap())
     }
 
@@ -373,13 +366,17 @@ mod tests {
         data: &[u8],
         seed: u32,
         ahead: Option<&ChecksumsAhead>,
-    ) -> ((Vec<ScanItem>, ScanEnd), usize) {
+    ) -> ((Vec<ScanItem<Record>>, ScanEnd), usize) {
         let stored = scan_stored(data, seed, ahead);
         assert_eq!(stored.0, scan_records(data, seed, ahead));
         stored
     }
 
-    fn scan(data: &[u8], seed: u32, ahead: Option<&ChecksumsAhead>) -> (Vec<ScanItem>, ScanEnd) {
+    fn scan(
+        data: &[u8],
+        seed: u32,
+        ahead: Option<&ChecksumsAhead>,
+    ) -> (Vec<ScanItem<Record>>, ScanEnd) {
         scan_counting(data, seed, ahead).0
     }
 
@@ -387,7 +384,7 @@ mod tests {
     /// nowhere.
     fn checked_from(data: &[u8], seeded: &crc32fast::Hasher, start: usize) -> ChecksumsAhead {
         let helper = ChecksumsAhead::with_steps(usize::MAX, LEAP);
-        helper.check_from(data, seeded, start);
+        helper.check_from::<StoredRecord>(data, seeded, start);
         helper
     }
 
@@ -479,7 +476,7 @@ mod tests {
         let helper = ChecksumsAhead::with_steps(4, 512);
         // The scanner is checking frame 20 itself when the helper first looks.
         helper.scanner_checks(chain[20]);
-        helper.check(&clean, &seeded);
+        helper.check::<StoredRecord>(&clean, &seeded);
         let landing = chain.iter().position(|&at| at >= chain[20] + 512).unwrap();
         let records_end = checked_from(&clean, &seeded, HEADER_LEN).vouched().1;
         assert_eq!(helper.vouched(), (chain[landing], records_end));
@@ -492,7 +489,7 @@ mod tests {
         data[chain[landing] + 20] ^= 1;
         let helper = ChecksumsAhead::with_steps(4, 512);
         helper.scanner_checks(chain[20]);
-        helper.check(&data, &seeded);
+        helper.check::<StoredRecord>(&data, &seeded);
         assert_eq!(helper.vouched(), (chain[landing + 1], records_end));
         assert_eq!(scan(&data, seed, Some(&helper)), scan(&data, seed, None));
 
@@ -506,14 +503,14 @@ mod tests {
                 helper.scanner_trusts(chain[10]);
             }
             helper.scanner_checks(chain[12]);
-            helper.check_from(&clean, &seeded, chain[10]);
+            helper.check_from::<StoredRecord>(&clean, &seeded, chain[10]);
             assert_eq!(helper.vouched(), (stretch, records_end));
         }
 
         // Nothing intact within reach (the zeros after the records): it stops.
         let helper = ChecksumsAhead::with_steps(4, 512);
         helper.scanner_checks(*chain.last().unwrap());
-        helper.check(&clean, &seeded);
+        helper.check::<StoredRecord>(&clean, &seeded);
         assert_eq!(helper.vouched(), (HEADER_LEN, chain[4]));
     }
 
@@ -543,7 +540,7 @@ mod tests {
                 let beside_helper = |stored: bool| {
                     let helper = ChecksumsAhead::for_segment(data.len());
                     std::thread::scope(|scope| {
-                        scope.spawn(|| helper.check(&data, &seeded));
+                        scope.spawn(|| helper.check::<StoredRecord>(&data, &seeded));
                         let _stop = helper.abandon_on_drop();
                         match stored {
                             true => scan_stored(&data, seed, Some(&helper)).0,

@@ -1,8 +1,6 @@
 //! The constants of the on-disk format and the encoding of one segment header and one record
 //! frame. docs/FORMAT.md is the prose version of this file; keep them in step.
 
-pub(crate) use crate::event::{MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN};
-
 /// First eight bytes of every segment file.
 pub const MAGIC: [u8; 8] = *b"PEERLOG\0";
 /// Version of the layout described here, written into new segments. Format 2 added the
@@ -24,6 +22,12 @@ pub const FLAG_COMPACTED: u32 = 1;
 pub const FRAME_HEADER_LEN: usize = 16;
 /// Frames start at multiples of this, so that a reader can resync after damage.
 pub const FRAME_ALIGN: usize = 8;
+/// Smallest and largest payload of a frame: a length outside them is damage whatever the kind
+/// byte says. What a kind means, and the exact length of its payload, is the event module's,
+/// which checks at compile time that every kind fits in these bounds.
+pub const MIN_PAYLOAD_LEN: usize = 16;
+/// See [`MIN_PAYLOAD_LEN`].
+pub const MAX_PAYLOAD_LEN: usize = 372;
 /// Largest sequence number (and segment id) a frame or header may carry. Replay computes the
 /// successor of every sequence number it accepts, so a value near `u64::MAX` (which only a
 /// forged or damaged-yet-checksummed file can hold: a log never gets near 2^63 records) is
@@ -182,6 +186,55 @@ pub struct Frame<'a> {
     pub len: usize,
 }
 
+/// The header of a record frame, as read: nothing but the bounds of its payload length is
+/// checked yet, and the checksum is not. The one reader of frame headers: scans, resyncs, the
+/// copy of a frame in a live file and the hints ahead of a replay all read them through it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FrameHeader {
+    /// The stored checksum (salt, then the frame from `seq` on).
+    pub crc: u32,
+    /// Sequence number.
+    pub seq: u64,
+    /// Event kind byte.
+    pub kind: u8,
+    /// Must be zero.
+    pub reserved: u8,
+    /// Bytes of the payload, within [`MIN_PAYLOAD_LEN`]`..=`[`MAX_PAYLOAD_LEN`].
+    pub payload_len: usize,
+}
+
+impl FrameHeader {
+    /// The header at the start of `bytes`, if they hold one whose payload length is within
+    /// bounds (the payload itself need not be there).
+    #[inline(always)]
+    pub fn read(bytes: &[u8]) -> Option<FrameHeader> {
+        let header: &[u8; FRAME_HEADER_LEN] = bytes.get(..FRAME_HEADER_LEN)?.try_into().ok()?;
+        let payload_len = usize::from(u16::from_le_bytes([header[12], header[13]]));
+        if !(MIN_PAYLOAD_LEN..=MAX_PAYLOAD_LEN).contains(&payload_len) {
+            return None;
+        }
+        Some(FrameHeader {
+            crc: u32::from_le_bytes([header[0], header[1], header[2], header[3]]),
+            seq: u64::from_le_bytes(header[4..12].try_into().unwrap()),
+            kind: header[14],
+            reserved: header[15],
+            payload_len,
+        })
+    }
+
+    /// Bytes the frame occupies, padding included.
+    #[inline(always)]
+    pub fn frame_len(&self) -> usize {
+        align(FRAME_HEADER_LEN + self.payload_len)
+    }
+
+    /// Where the payload ends, counted from the frame's start.
+    #[inline(always)]
+    pub fn payload_end(&self) -> usize {
+        FRAME_HEADER_LEN + self.payload_len
+    }
+}
+
 #[cfg_attr(not(feature = "__internal_testing"), allow(dead_code))]
 /// Reads the frame at the start of `bytes` if it is intact: the length is bounded and checked
 /// against the bytes available before it is used, and the checksum must match.
@@ -209,35 +262,31 @@ pub(crate) fn decode_frame_precheck(bytes: &[u8]) -> Option<Frame<'_>> {
 /// Reads the frame at the start of `bytes`, checking its checksum if `seeded` is given.
 #[inline(always)]
 fn decode_frame_with<'a>(seeded: Option<&crc32fast::Hasher>, bytes: &'a [u8]) -> Option<Frame<'a>> {
-    let header = bytes.get(..FRAME_HEADER_LEN)?;
-    let kind = header[14];
-    let payload_len = u16::from_le_bytes([header[12], header[13]]) as usize;
+    let header = FrameHeader::read(bytes)?;
     // The frame layer checks what every frame must satisfy; whether the kind is known and
     // the length right for it is the event module's to decide, when it decodes the payload.
-    if header[15] != 0 || kind == 0 || !(MIN_PAYLOAD_LEN..=MAX_PAYLOAD_LEN).contains(&payload_len) {
+    if header.reserved != 0 || header.kind == 0 {
         return None;
     }
-    let end = FRAME_HEADER_LEN + payload_len;
-    let len = align(end);
+    let end = header.payload_end();
+    let len = header.frame_len();
     if len > bytes.len() {
         return None;
     }
     if let Some(seeded) = seeded {
-        let stored = u32::from_le_bytes(header[..4].try_into().unwrap());
         let mut hasher = seeded.clone();
         hasher.update(&bytes[4..end]);
-        if hasher.finalize() != stored {
+        if hasher.finalize() != header.crc {
             return None;
         }
     }
-    let seq = u64::from_le_bytes(header[4..12].try_into().unwrap());
     // A checksummed frame with an impossible sequence number is damage (see MAX_SEQ).
-    if seq > MAX_SEQ {
+    if header.seq > MAX_SEQ {
         return None;
     }
     Some(Frame {
-        seq,
-        kind,
+        seq: header.seq,
+        kind: header.kind,
         payload: &bytes[FRAME_HEADER_LEN..end],
         len,
     })
@@ -246,7 +295,9 @@ fn decode_frame_with<'a>(seeded: Option<&crc32fast::Hasher>, bytes: &'a [u8]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::kind;
+
+    /// Any kind byte but 0 passes the frame layer.
+    const KIND: u8 = 5;
 
     #[test]
     fn salted_checksum_equals_checksum_of_salt_then_bytes() {
@@ -262,18 +313,12 @@ mod tests {
     fn frame_round_trips_and_any_flipped_bit_is_rejected() {
         let seed = salt_seed(7);
         let mut frame = Vec::new();
-        encode_frame(
-            seed,
-            42,
-            kind::NODE_DELETED,
-            &[9u8; MIN_PAYLOAD_LEN],
-            &mut frame,
-        );
+        encode_frame(seed, 42, KIND, &[9u8; MIN_PAYLOAD_LEN], &mut frame);
         assert_eq!(frame.len() % FRAME_ALIGN, 0);
         let decoded = decode_frame(seed, &frame).unwrap();
         assert_eq!(
             (decoded.seq, decoded.kind, decoded.len),
-            (42, kind::NODE_DELETED, frame.len())
+            (42, KIND, frame.len())
         );
         assert!(
             decode_frame(salt_seed(8), &frame).is_none(),
@@ -297,13 +342,7 @@ mod tests {
         let seed = salt_seed(7);
         for (seq, ok) in [(MAX_SEQ, true), (MAX_SEQ + 1, false), (u64::MAX, false)] {
             let mut frame = Vec::new();
-            encode_frame(
-                seed,
-                seq,
-                kind::NODE_DELETED,
-                &[9u8; MIN_PAYLOAD_LEN],
-                &mut frame,
-            );
+            encode_frame(seed, seq, KIND, &[9u8; MIN_PAYLOAD_LEN], &mut frame);
             assert_eq!(decode_frame(seed, &frame).is_some(), ok, "seq {seq}");
         }
         let header = |first_seq, replaces_through, segment_id| SegmentHeader {

@@ -1,16 +1,16 @@
 //! Reading one segment: intact records in order, damaged ranges skipped and reported, and
 //! where the intact data ends.
 
-use crate::event::{from_unix_nanos, Event, Record, StoredEvent, StoredRecord};
 use crate::journal::ahead::ChecksumsAhead;
+use crate::journal::decoded::Decoded;
 use crate::journal::format::{
-    align, decode_frame_precheck, decode_frame_seeded, FRAME_ALIGN, FRAME_HEADER_LEN, HEADER_LEN,
-    MAX_FRAME_LEN, MAX_PAYLOAD_LEN,
+    decode_frame_precheck, decode_frame_seeded, FrameHeader, FRAME_ALIGN, FRAME_HEADER_LEN,
+    HEADER_LEN, MAX_FRAME_LEN,
 };
 
 /// What a scan of a segment finds, in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ScanItem<T = Record> {
+pub enum ScanItem<T> {
     /// An intact record at `offset`.
     Record {
         /// Offset of the frame in the file.
@@ -47,65 +47,6 @@ impl ScanEnd {
     }
 }
 
-/// What a scan decodes an intact frame into. `'a` is the lifetime of the scanned bytes: a
-/// decoded value may borrow from them when the scan reads frames in place.
-pub trait Decoded<'a>: Sized {
-    /// The record of a frame whose checksum matched; `None` if its payload does not decode.
-    fn decode(seq: u64, kind: u8, payload: &'a [u8]) -> Option<Self>;
-    /// [`Decoded::decode`] of a frame that a [`ChecksumsAhead`] helper has checked, payload
-    /// included (see `journal::ahead`): the same result, without repeating the checks the
-    /// helper made.
-    #[inline(always)]
-    fn decode_vouched(seq: u64, kind: u8, payload: &'a [u8]) -> Option<Self> {
-        Self::decode(seq, kind, payload)
-    }
-    /// Its sequence number.
-    fn seq(&self) -> u64;
-}
-
-impl Decoded<'_> for Record {
-    fn decode(seq: u64, kind: u8, payload: &[u8]) -> Option<Record> {
-        let (written_at, event) = Event::decode_payload(kind, payload)?;
-        Some(Record {
-            seq,
-            written_at: from_unix_nanos(written_at),
-            event,
-        })
-    }
-
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-}
-
-impl<'a> Decoded<'a> for StoredRecord<'a> {
-    // Always inlined into the scan: returned through memory, the record is copied back with
-    // loads that straddle the stores that wrote it, and stalls.
-    #[inline(always)]
-    fn decode(seq: u64, kind: u8, payload: &'a [u8]) -> Option<StoredRecord<'a>> {
-        let (written_at, event) = StoredEvent::decode(kind, payload)?;
-        Some(StoredRecord {
-            seq,
-            written_at,
-            event,
-        })
-    }
-
-    #[inline(always)]
-    fn decode_vouched(seq: u64, kind: u8, payload: &'a [u8]) -> Option<StoredRecord<'a>> {
-        let (written_at, event) = StoredEvent::decode_vouched(kind, payload)?;
-        Some(StoredRecord {
-            seq,
-            written_at,
-            event,
-        })
-    }
-
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-}
-
 /// Decodes a payload that was copied out of the scanned bytes: only for types that own their
 /// data.
 type DecodeCopy<T> = fn(u64, u8, &[u8]) -> Option<T>;
@@ -116,7 +57,7 @@ type DecodeCopy<T> = fn(u64, u8, &[u8]) -> Option<T>;
 /// appending to: each frame is copied before it is checked, so a frame that changes under the
 /// reader is either seen whole or rejected. [`SegmentScanner::new_exclusive`] reads frames in
 /// place, for bytes nobody writes meanwhile.
-pub struct SegmentScanner<'a, T = Record> {
+pub struct SegmentScanner<'a, T> {
     data: &'a [u8],
     /// Checksum state after the salt, cloned for each frame.
     seeded: crc32fast::Hasher,
@@ -139,36 +80,23 @@ pub struct SegmentScanner<'a, T = Record> {
     pub checked_here: usize,
 }
 
-impl<'a> SegmentScanner<'a, Record> {
-    /// Scans `data`, whose first [`HEADER_LEN`] bytes are the (already checked) header, with the
-    /// checksum seed of the segment's salt.
-    pub fn new(data: &'a [u8], seed: u32) -> SegmentScanner<'a, Record> {
-        SegmentScanner::copying(data, seed)
-    }
-
-    #[cfg_attr(not(feature = "__internal_testing"), allow(dead_code))]
-    /// Like [`SegmentScanner::new`], for bytes nobody else writes while they are scanned (the
-    /// caller holds the directory's lock, or the segment is sealed): frames are checked in
-    /// place, without a copy.
-    pub fn new_exclusive(data: &'a [u8], seed: u32) -> SegmentScanner<'a, Record> {
-        SegmentScanner::in_place(data, seed)
-    }
-}
-
 impl<'a, T: for<'b> Decoded<'b>> SegmentScanner<'a, T> {
-    /// A scanner that copies each frame before checking it, as [`SegmentScanner::new`].
-    pub(crate) fn copying(data: &'a [u8], seed: u32) -> SegmentScanner<'a, T> {
+    /// Scans `data`, whose first [`HEADER_LEN`] bytes are the (already checked) header, with the
+    /// checksum seed of the segment's salt. Each frame is copied before it is checked, so
+    /// `data` may be a live file another process appends to; the records own their data.
+    pub fn new(data: &'a [u8], seed: u32) -> SegmentScanner<'a, T> {
         SegmentScanner {
             decode_copy: Some(|seq, kind, payload| T::decode(seq, kind, payload)),
-            ..SegmentScanner::in_place(data, seed)
+            ..SegmentScanner::new_exclusive(data, seed)
         }
     }
 }
 
 impl<'a, T: Decoded<'a>> SegmentScanner<'a, T> {
-    /// A scanner that checks and decodes frames in place, as
-    /// [`SegmentScanner::new_exclusive`]; its records may borrow from `data`.
-    pub(crate) fn in_place(data: &'a [u8], seed: u32) -> SegmentScanner<'a, T> {
+    /// Like [`SegmentScanner::new`], for bytes nobody else writes while they are scanned (the
+    /// caller holds the directory's lock, or the segment is sealed): frames are checked and
+    /// decoded in place, without a copy, and records may borrow from `data`.
+    pub fn new_exclusive(data: &'a [u8], seed: u32) -> SegmentScanner<'a, T> {
         SegmentScanner {
             data,
             seeded: crc32fast::Hasher::new_with_initial(seed),
@@ -204,7 +132,9 @@ impl<'a, T: Decoded<'a>> SegmentScanner<'a, T> {
         if let Some(decode) = self.decode_copy {
             // Copy the frame out first: its length is read once, and the checksum is verified
             // on the same bytes that are then decoded, even if the file changes meanwhile.
-            let n = available.len().min(frame_len_claimed(available)?);
+            let n = available
+                .len()
+                .min(FrameHeader::read(available)?.frame_len());
             let mut copy = [0u8; MAX_FRAME_LEN];
             copy[..n].copy_from_slice(&available[..n]);
             let frame = decode_frame_seeded(&self.seeded, &copy[..n])?;
@@ -355,12 +285,6 @@ fn nonzero_len(bytes: &[u8]) -> usize {
         end = start;
     }
     0
-}
-
-/// The frame length the header at the start of `bytes` claims, if it is within bounds.
-fn frame_len_claimed(bytes: &[u8]) -> Option<usize> {
-    let len = u16::from_le_bytes([*bytes.get(12)?, *bytes.get(13)?]) as usize;
-    (len <= MAX_PAYLOAD_LEN).then(|| align(FRAME_HEADER_LEN + len))
 }
 
 #[cfg(test)]

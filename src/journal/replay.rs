@@ -1,6 +1,5 @@
 //! Replaying the segments of a directory in order, accounting for every sequence number.
 
-use std::fmt;
 use std::fs::File;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -9,11 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use memmap2::Mmap;
 
 use crate::error::IoContext;
-use crate::event::{IdBytes, Record, StoredRecord};
-use crate::journal::ahead::{ChecksumsAhead, IdsAhead, IDS_AHEAD};
+use crate::journal::ahead::{ChecksumsAhead, FramesAhead, Upcoming};
+use crate::journal::decoded::{Decoded, DecodedInPlace};
 use crate::journal::dir::SegmentFile;
 use crate::journal::format::{salt_seed, HEADER_LEN};
-use crate::journal::reader::{Decoded, ScanEnd, ScanItem, SegmentScanner};
+use crate::journal::problem::{Problem, ProblemKind};
+use crate::journal::reader::{ScanEnd, ScanItem, SegmentScanner};
 use crate::Error;
 
 /// Which segments make up the log, in replay order.
@@ -71,107 +71,6 @@ impl ReplayPlan {
     }
 }
 
-/// What kind of trouble replay (or `inspect::verify`) found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[non_exhaustive]
-pub enum ProblemKind {
-    /// Unreadable bytes inside a segment, followed by intact records.
-    Damaged,
-    /// Unreadable bytes at the end of the last segment: an append interrupted by a crash.
-    TornTail,
-    /// Unreadable bytes at the end of a segment that is not the last.
-    DamagedTail,
-    /// Sequence numbers missing with no damaged bytes to account for them (a lost segment).
-    Missing,
-    /// Records whose sequence numbers were already replayed (a copied segment).
-    Duplicate,
-    /// A whole segment from another generation of the database, ignored.
-    Stale,
-    /// A file named like a segment whose header is damaged or not peerlog's. Replay never
-    /// reports it (opening fails instead); `inspect::verify` does.
-    BadHeader,
-}
-
-impl ProblemKind {
-    /// A stable lowercase name: `damaged`, `torn_tail`, `damaged_tail`, `missing`,
-    /// `duplicate`, `stale`, `bad_header`.
-    pub fn name(self) -> &'static str {
-        match self {
-            ProblemKind::Damaged => "damaged",
-            ProblemKind::TornTail => "torn_tail",
-            ProblemKind::DamagedTail => "damaged_tail",
-            ProblemKind::Missing => "missing",
-            ProblemKind::Duplicate => "duplicate",
-            ProblemKind::Stale => "stale",
-            ProblemKind::BadHeader => "bad_header",
-        }
-    }
-
-    /// What it is, in words.
-    pub fn describe(self) -> &'static str {
-        match self {
-            ProblemKind::Damaged => "damaged bytes skipped",
-            ProblemKind::TornTail => "torn tail (interrupted append)",
-            ProblemKind::DamagedTail => "damaged bytes at the end of a sealed segment",
-            ProblemKind::Missing => "records missing",
-            ProblemKind::Duplicate => "duplicate records ignored",
-            ProblemKind::Stale => "segment of another generation ignored",
-            ProblemKind::BadHeader => "unreadable segment header",
-        }
-    }
-}
-
-/// One place where the log is not intact.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// What was found.
-    pub kind: ProblemKind,
-    /// The segment file.
-    pub path: PathBuf,
-    /// Offset of the trouble in the file.
-    pub offset: u64,
-    /// Bytes affected (0 where there are no bytes, as for missing records).
-    pub len: u64,
-    /// The sequence numbers lost here, first and last, when known.
-    pub lost: Option<(u64, u64)>,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_place(
-            f,
-            &self.path,
-            self.offset,
-            self.kind.describe(),
-            self.len,
-            self.lost,
-        )
-    }
-}
-
-/// Writes a report about a place in a segment file, as every such report reads:
-/// `<file> at offset <offset>: <what>[ (<len> bytes)][; lost sequence numbers <first>..=<last>]`
-/// (the byte count only where bytes are affected; `lost sequence number <n>` for one).
-pub(crate) fn write_place(
-    f: &mut fmt::Formatter<'_>,
-    path: &Path,
-    offset: u64,
-    what: &str,
-    len: u64,
-    lost: Option<(u64, u64)>,
-) -> fmt::Result {
-    write!(f, "{} at offset {offset}: {what}", path.display())?;
-    // No byte count where there are no bytes (records missing between segments).
-    if len != 0 {
-        write!(f, " ({len} bytes)")?;
-    }
-    match lost {
-        Some((first, last)) if first == last => write!(f, "; lost sequence number {first}"),
-        Some((first, last)) => write!(f, "; lost sequence numbers {first}..={last}"),
-        None => Ok(()),
-    }
-}
-
 /// The outcome of replaying a log.
 #[derive(Clone, Debug, Default)]
 pub struct ReplaySummary {
@@ -204,11 +103,11 @@ pub struct RecordPlace<'a> {
 }
 
 /// Replays the segments of `plan.live` in order, calling `on_record` for each intact record
-/// with a new sequence number. Changes nothing on disk, and is safe on a log another process
-/// is appending to.
-pub fn replay(
+/// with a new sequence number, decoded as a `T`. Changes nothing on disk, and is safe on a
+/// log another process is appending to.
+pub fn replay<T: for<'b> Decoded<'b>>(
     plan: &ReplayPlan,
-    mut on_record: impl FnMut(RecordPlace<'_>, Record),
+    mut on_record: impl FnMut(RecordPlace<'_>, T),
 ) -> Result<ReplaySummary, Error> {
     replay_until(plan, |place, record| {
         on_record(place, record);
@@ -221,19 +120,19 @@ pub fn replay(
 ///
 /// Memory stays bounded whatever the log's size: pages are faulted in as they are read and
 /// released behind the scan (see [`ReleaseBehind`]).
-pub(crate) fn replay_until(
+pub(crate) fn replay_until<T: for<'b> Decoded<'b>>(
     plan: &ReplayPlan,
-    on_record: impl FnMut(RecordPlace<'_>, Record) -> ControlFlow<()>,
+    on_record: impl FnMut(RecordPlace<'_>, T) -> ControlFlow<()>,
 ) -> Result<ReplaySummary, Error> {
     replay_mapped_until(plan, |segment| map_segment(&segment.path), on_record)
 }
 
 /// [`replay_until`] that gets each live segment's map from `map` (say, one made before the
 /// read started, which a concurrent compaction removing the file does not affect).
-pub(crate) fn replay_mapped_until(
+pub(crate) fn replay_mapped_until<T: for<'b> Decoded<'b>>(
     plan: &ReplayPlan,
     map: impl FnMut(&SegmentFile) -> Result<Mmap, Error>,
-    mut on_record: impl FnMut(RecordPlace<'_>, Record) -> ControlFlow<()>,
+    mut on_record: impl FnMut(RecordPlace<'_>, T) -> ControlFlow<()>,
 ) -> Result<ReplaySummary, Error> {
     // Released behind the scan, a map has few pages left to unmap: dropped where it is.
     replay_segments(plan, map, drop, |map, seed, replay| {
@@ -242,7 +141,7 @@ pub(crate) fn replay_mapped_until(
             behind.reached(place.offset);
             on_record(place, record)
         };
-        replay.scan(SegmentScanner::copying(map, seed), &mut on_record)
+        replay.scan(SegmentScanner::new(map, seed), &mut on_record)
     })
 }
 
@@ -303,23 +202,23 @@ impl<'m> ReleaseBehind<'m> {
 }
 
 /// [`replay`] for a caller that holds the directory's lock: nobody writes the segments while
-/// they are read, so frames are checked and decoded in place.
-/// Records come in stored form, borrowing from the mapped segment, for the index, each with
-/// the id of a record a few frames ahead when it differs from the one before (a hint to
-/// prefetch; unchecked).
-pub(crate) fn replay_locked(
+/// they are read, so frames are checked and decoded in place, and records may borrow from
+/// the mapped segment (`T::In`). Each comes with the frame `lead` frames ahead of it in its
+/// segment, if there is one: unchecked, a hint (say, to prefetch what applying it will touch).
+pub(crate) fn replay_locked<T: DecodedInPlace>(
     plan: &ReplayPlan,
-    mut on_record: impl FnMut(RecordPlace<'_>, StoredRecord<'_>, Option<&IdBytes>),
+    lead: usize,
+    mut on_record: impl FnMut(RecordPlace<'_>, T::In<'_>, Option<Upcoming<'_>>),
 ) -> Result<ReplaySummary, Error> {
     // The helper faults the pages in as it checks them, on its own core.
     let map = |segment: &SegmentFile| map_segment(&segment.path);
     replay_segments(plan, map, unmap_in_background, |map, seed, replay| {
-        let mut upcoming = IdsAhead::new(map, IDS_AHEAD);
+        let mut upcoming = FramesAhead::new(map, lead);
         let mut on_record = |place: RecordPlace<'_>, record| {
-            on_record(place, record, upcoming.next_new_id());
+            on_record(place, record, upcoming.next_frame());
             ControlFlow::Continue(())
         };
-        let scanner = SegmentScanner::in_place(map, seed);
+        let scanner = SegmentScanner::<T::In<'_>>::new_exclusive(map, seed);
         if map.len() < CHECK_AHEAD_FROM.load(Ordering::Relaxed)
             || !ChecksumsAhead::covers(map.len())
         {
@@ -331,7 +230,7 @@ pub(crate) fn replay_locked(
             // Checksums on a second core, decoding and indexing on this one (see ahead.rs).
             let helper = std::thread::Builder::new()
                 .name("peerlog-replay".into())
-                .spawn_scoped(scope, || ahead.check(map, &seeded));
+                .spawn_scoped(scope, || ahead.check::<T::In<'_>>(map, &seeded));
             // Stops the helper however the scan ends, a panic in `on_record` included.
             let _stop = ahead.abandon_on_drop();
             match helper {
@@ -635,26 +534,6 @@ mod tests {
             len: 4096,
             file_id: segment_id,
         }
-    }
-
-    #[test]
-    fn a_problem_reads_without_a_byte_count_where_no_bytes_are_affected() {
-        let problem = |kind, len, lost| Problem {
-            kind,
-            path: PathBuf::from("0000000000000002.seg"),
-            offset: 64,
-            len,
-            lost,
-        };
-        assert_eq!(
-            problem(ProblemKind::Missing, 0, Some((5, 9))).to_string(),
-            "0000000000000002.seg at offset 64: records missing; lost sequence numbers 5..=9"
-        );
-        assert_eq!(
-            problem(ProblemKind::Damaged, 96, Some((7, 7))).to_string(),
-            "0000000000000002.seg at offset 64: damaged bytes skipped (96 bytes); lost sequence \
-             number 7"
-        );
     }
 
     /// Fuzz regression (open_segment): only segments older than the compacted one are

@@ -14,12 +14,10 @@ use std::sync::Arc;
 use memmap2::{MmapMut, MmapOptions};
 
 use crate::error::IoContext;
-use crate::event::Event;
 use crate::faults::FailPoints;
 use crate::journal::dir::{create_segment, preallocate, PREALLOCATION_STEP};
 use crate::journal::format::{
-    encode_frame, salt_seed, SegmentHeader, FORMAT_VERSION, HEADER_LEN, MAX_FRAME_LEN,
-    MAX_PAYLOAD_LEN, MAX_SEQ,
+    encode_frame, salt_seed, SegmentHeader, FORMAT_VERSION, HEADER_LEN, MAX_FRAME_LEN, MAX_SEQ,
 };
 use crate::Error;
 
@@ -98,7 +96,6 @@ pub(crate) struct LogWriter {
     /// the writer refuses everything after it.
     failed_sync: Option<String>,
     frame: Vec<u8>,
-    payload: Vec<u8>,
 }
 
 /// Makes the records stored into a segment durable (its `log.fsync` step). Used by the writer
@@ -188,7 +185,6 @@ impl LogWriter {
             faults,
             failed_sync: None,
             frame: Vec::with_capacity(MAX_FRAME_LEN),
-            payload: Vec::with_capacity(MAX_PAYLOAD_LEN),
         })
     }
 
@@ -259,21 +255,14 @@ impl LogWriter {
         Arc::clone(&self.segment.file)
     }
 
-    /// Frames and appends one event; returns the frame's length in bytes. When this returns,
+    /// Frames and appends one record: a kind byte and a payload (opaque here, of a length
+    /// within the format's bounds); returns the frame's length in bytes. When this returns,
     /// the record is in the page cache: a crash of the process no longer loses it.
-    pub fn append(&mut self, event: &Event, written_at: i64) -> Result<u64, Error> {
+    pub fn append(&mut self, kind: u8, payload: &[u8]) -> Result<u64, Error> {
         self.check_not_poisoned()?;
         self.check_seq_left()?;
-        self.payload.clear();
-        event.encode_payload(written_at, &mut self.payload)?;
         self.frame.clear();
-        encode_frame(
-            self.seed,
-            self.next_seq,
-            event.kind().code(),
-            &self.payload,
-            &mut self.frame,
-        );
+        encode_frame(self.seed, self.next_seq, kind, payload, &mut self.frame);
         if !self.segment.fits(self.frame.len()) {
             self.rotate()?;
         }
