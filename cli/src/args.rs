@@ -7,12 +7,11 @@ use std::time::{Duration, SystemTime};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use peerlog::{EventKind, PeerState};
 
-use crate::audit;
-use crate::import::{PeerFormat, PongAt};
 use crate::parse::{
     count_arg, days_arg, event_kind_arg, expiration_arg, nodes_arg, per_subnet_arg, pong_at_arg,
     since_arg, subnet_bits_arg, u64_arg,
 };
+use crate::peers::{PeerFormat, PongAt};
 use crate::time;
 
 #[derive(Parser)]
@@ -60,7 +59,7 @@ pub enum Command {
     Export(ExportArgs),
     /// Look for poisoning: subnets holding the seeds, ids ground close to the node, floods
     #[command(after_help = "Example: peerlog audit /tmp/peers --self-id 1f2e...")]
-    Audit(audit::AuditArgs),
+    Audit(AuditArgs),
     /// Take the lock and move segments whose header cannot be read into damaged/
     #[command(after_help = "Example: peerlog salvage /tmp/peers\n\
                       Nothing is deleted: each file goes into the damaged/ folder beside it, \
@@ -299,4 +298,28 @@ impl RecordKind {
             (None, None) => RecordKind::None,
         }
     }
+}
+
+/// `peerlog audit`.
+#[derive(Args)]
+pub struct AuditArgs {
+    pub dir: PathBuf,
+    /// Read archive/ too (kept by compact --keep-history): the first events of ids a
+    /// compaction restated, and the evictions it dropped
+    #[arg(long)]
+    pub with_archive: bool,
+    /// One JSON object
+    #[arg(long)]
+    pub json: bool,
+    /// The node's own id (128 hex characters), for the log distances; the log does not
+    /// record it, so without it that part is skipped
+    #[arg(long)]
+    pub self_id: Option<String>,
+    /// The store's bound (Options::max_nodes) to audit against
+    #[arg(long, default_value_t = peerlog::DEFAULT_MAX_NODES, value_parser = max_nodes_arg, allow_hyphen_values = true)]
+    pub max_nodes: usize,
+}
+
+fn max_nodes_arg(text: &str) -> Result<usize, String> {
+    crate::parse::parse_number(text, 1, usize::MAX as u64).map(|n| n as usize)
 }

@@ -2,14 +2,13 @@
 //! printed as one JSON object.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::SystemTime;
 
-use clap::Args;
 use peerlog::inspect::{self, Audit, AuditOptions, Distances, SubnetShare};
 use peerlog::{NodeId, Subnet};
 use serde_json::{json, Value};
 
+use crate::args::AuditArgs;
 use crate::error::Failure;
 use crate::plural::count;
 use crate::progress::{Meter, Span};
@@ -19,29 +18,6 @@ use crate::time::{duration_words, opt_time};
 const BAR: usize = 40;
 /// Subnets listed per ranking in the text output.
 const LISTED: usize = 10;
-
-#[derive(Args)]
-pub struct AuditArgs {
-    dir: PathBuf,
-    /// Read archive/ too (kept by compact --keep-history): the first events of ids a
-    /// compaction restated, and the evictions it dropped
-    #[arg(long)]
-    with_archive: bool,
-    /// One JSON object
-    #[arg(long)]
-    json: bool,
-    /// The node's own id (128 hex characters), for the log distances; the log does not
-    /// record it, so without it that part is skipped
-    #[arg(long)]
-    self_id: Option<String>,
-    /// The store's bound (Options::max_nodes) to audit against
-    #[arg(long, default_value_t = peerlog::DEFAULT_MAX_NODES, value_parser = max_nodes_arg, allow_hyphen_values = true)]
-    max_nodes: usize,
-}
-
-fn max_nodes_arg(text: &str) -> Result<usize, String> {
-    crate::parse::parse_number(text, 1, usize::MAX as u64).map(|n| n as usize)
-}
 
 pub fn run(args: &AuditArgs, out: &mut impl Write) -> Result<(), Failure> {
     let self_id = match args.self_id.as_deref() {

@@ -16,6 +16,7 @@ use rand::{Rng, SeedableRng};
 use crate::args::DemoArgs;
 use crate::error::{CliError, Failure};
 use crate::parse::parse_self;
+use crate::parse::DEMO_MAX_NODES;
 use crate::plural::count;
 use crate::progress::{self, Meter};
 use crate::time::{earliest_storable, is_storable, iso8601, storable_range_text};
@@ -218,15 +219,12 @@ impl DemoWriter<'_> {
     }
 }
 
-/// The most nodes a demo writes: some 8 GB of log, minutes of writing.
-pub const MAX_NODES: u64 = 10_000_000;
-
 /// Checks everything about a demo before anything is created: the simulated days, ending
 /// `now`, must start and end within the times the log can store.
 pub fn check(spec: &DemoSpec, now: SystemTime) -> Result<Span, String> {
-    if spec.nodes > MAX_NODES {
+    if spec.nodes > DEMO_MAX_NODES {
         return Err(format!(
-            "--nodes {}: a demo writes at most {MAX_NODES} nodes",
+            "--nodes {}: a demo writes at most {DEMO_MAX_NODES} nodes",
             spec.nodes
         ));
     }

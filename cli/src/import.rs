@@ -22,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use clap::ValueEnum;
 use peerlog::enr::{CombinedKey, Enr};
 use peerlog::inspect::{self, InspectError};
 use peerlog::{Node, NodeDb, NodeId};
@@ -30,37 +29,9 @@ use serde_json::Value;
 
 use crate::args::ImportArgs;
 use crate::error::{CliError, Failure};
+pub use crate::peers::{PeerFormat, PongAt};
 use crate::plural::count;
 use crate::time::iso8601;
-
-/// A file of peers, in the shape a client writes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum PeerFormat {
-    /// reth's known-peers.json: a pretty JSON array of enode URLs
-    Reth,
-    /// kona's bootstore.json: a compact JSON array of ENRs
-    Kona,
-    /// One ENR a line (`enr:-...`)
-    Enr,
-    /// One enode URL a line
-    Enode,
-}
-
-impl PeerFormat {
-    fn name(self) -> &'static str {
-        match self {
-            PeerFormat::Reth => "reth",
-            PeerFormat::Kona => "kona",
-            PeerFormat::Enr => "enr",
-            PeerFormat::Enode => "enode",
-        }
-    }
-
-    /// Whether the format holds signed records (ENRs) rather than enode URLs.
-    pub fn holds_records(self) -> bool {
-        matches!(self, PeerFormat::Kona | PeerFormat::Enr)
-    }
-}
 
 /// Where an entry is in its file: the n-th element of a JSON array, or a line (from 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,15 +188,6 @@ fn parse_lines(bytes: &[u8], format: PeerFormat) -> Result<Parsed, String> {
         }
     }
     Ok(parsed)
-}
-
-/// When imported peers were last known alive (`--pong-at`).
-#[derive(Clone, Copy, Debug)]
-pub enum PongAt {
-    /// At this time.
-    Time(SystemTime),
-    /// At the file's modification time.
-    Mtime,
 }
 
 /// What `peerlog import` is asked to do.

@@ -20,6 +20,7 @@ mod import;
 mod logger;
 mod maintain;
 mod parse;
+mod peers;
 mod plural;
 mod progress;
 mod render;

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use peerlog::{inspect, CompactStats, Error, Loss, NodeDb, NodeId, Options};
+use serde_json::{json, Value};
 
 use crate::args::OpenArgs;
 use crate::error::{CliError, Failure};
@@ -157,7 +158,7 @@ pub fn run(open: OpenArgs, compact: Option<bool>, out: &mut impl Write) -> Resul
     };
     meter.finish();
     if open.json {
-        writeln!(out, "{}", render::maintenance_json(&report))?;
+        writeln!(out, "{}", maintenance_json(&report))?;
         return Ok(());
     }
     // Compaction's expiry also drops the liveness a staying node had at IPs gone silent.
@@ -206,4 +207,35 @@ pub fn run(open: OpenArgs, compact: Option<bool>, out: &mut impl Write) -> Resul
         }
     }
     Ok(())
+}
+
+/// The stable `compact --json` / `expire --json` object.
+fn maintenance_json(report: &MaintenanceReport) -> Value {
+    let mut out = json!({
+        "nodes_before": report.nodes_before,
+        "nodes_after": report.nodes_after,
+        "nodes_expired": report.nodes_expired,
+        "segments_before": report.segments.0,
+        "segments_after": report.segments.1,
+        "losses": report.losses.iter().map(render::loss_json).collect::<Vec<_>>(),
+    });
+    if let (Some(c), Value::Object(map)) = (&report.compaction, &mut out) {
+        map.extend([
+            ("ips_expired".to_string(), json!(c.ips_expired)),
+            ("segments_read".to_string(), json!(c.segments_read)),
+            ("records_read".to_string(), json!(c.records_read)),
+            ("bytes_read".to_string(), json!(c.bytes_read)),
+            ("records_written".to_string(), json!(c.records_written)),
+            ("bytes_written".to_string(), json!(c.bytes_written)),
+            (
+                "problems".to_string(),
+                json!(c
+                    .problems
+                    .iter()
+                    .map(render::problem_json)
+                    .collect::<Vec<_>>()),
+            ),
+        ]);
+    }
+    out
 }

@@ -5,9 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use peerlog::{Error, EventKind, Node, NodeId};
 
-use crate::demo;
 use crate::error::Failure;
-use crate::import::PongAt;
+use crate::peers::PongAt;
 use crate::time;
 
 /// `--per-subnet`: a count, or `max` for no limit.
@@ -33,9 +32,12 @@ pub fn subnet_bits_arg(text: &str) -> Result<(u8, u8), String> {
     Ok((v4, v6))
 }
 
+/// The most nodes a demo writes: some 8 GB of log, minutes of writing.
+pub const DEMO_MAX_NODES: u64 = 10_000_000;
+
 /// `demo --nodes`: 0 to the demo's limit.
 pub fn nodes_arg(text: &str) -> Result<u64, String> {
-    parse_number(text, 0, demo::MAX_NODES)
+    parse_number(text, 0, DEMO_MAX_NODES)
 }
 
 /// `demo --days`: at least 1.

@@ -7,7 +7,6 @@ use std::net::IpAddr;
 use peerlog::{Event, Loss, Node, NodeId, NodeRecord, PeerState, Problem, ProblemKind, Record};
 use serde_json::{json, Map, Value};
 
-use crate::maintain::MaintenanceReport;
 use crate::plural::count;
 use crate::time::{iso8601, iso8601_precise, opt_time, TimeText};
 
@@ -251,33 +250,6 @@ pub fn stats_json(s: &peerlog::inspect::Stats) -> Value {
         "problems": s.problems,
         "losses": s.losses.iter().map(loss_json).collect::<Vec<_>>(),
     })
-}
-
-/// The stable `compact --json` / `expire --json` object.
-pub fn maintenance_json(report: &MaintenanceReport) -> Value {
-    let mut out = json!({
-        "nodes_before": report.nodes_before,
-        "nodes_after": report.nodes_after,
-        "nodes_expired": report.nodes_expired,
-        "segments_before": report.segments.0,
-        "segments_after": report.segments.1,
-        "losses": report.losses.iter().map(loss_json).collect::<Vec<_>>(),
-    });
-    if let (Some(c), Value::Object(map)) = (&report.compaction, &mut out) {
-        map.extend([
-            ("ips_expired".to_string(), json!(c.ips_expired)),
-            ("segments_read".to_string(), json!(c.segments_read)),
-            ("records_read".to_string(), json!(c.records_read)),
-            ("bytes_read".to_string(), json!(c.bytes_read)),
-            ("records_written".to_string(), json!(c.records_written)),
-            ("bytes_written".to_string(), json!(c.bytes_written)),
-            (
-                "problems".to_string(),
-                json!(c.problems.iter().map(problem_json).collect::<Vec<_>>()),
-            ),
-        ]);
-    }
-    out
 }
 
 /// Column names of the CSV export, in order; also the keys of the JSON lines, in the same
