@@ -216,25 +216,8 @@ fn open_or_create(dir: &Path, version: Option<u64>) -> Result<NodeDb, CliError> 
         Err(InspectError::NoSuchDir(_) | InspectError::NoDatabase(_)) => Vec::new(),
         Err(e) => return Err(e.into()),
     };
-    let found = segments
-        .iter()
-        .max_by_key(|s| s.segment_id)
-        .map(|s| s.protocol_version);
-    let version = match (found, version) {
-        (None, v) => v.unwrap_or(DEFAULT_PROTOCOL_VERSION),
-        (Some(found), None) => found,
-        (Some(_), Some(given)) => given,
-    };
-    if let Some(other) = segments
-        .iter()
-        .map(|s| s.protocol_version)
-        .find(|&v| v != version)
-    {
-        return Err(CliError::VersionMismatch {
-            found: other,
-            given: version,
-        });
-    }
+    let version =
+        crate::maintain::version_in_place(&segments, version)?.unwrap_or(DEFAULT_PROTOCOL_VERSION);
     Ok(NodeDb::open(dir, version, NodeId([0; 64]))?)
 }
 

@@ -46,27 +46,32 @@ fn count_segments(dir: &Path) -> Result<usize, CliError> {
     Ok(inspect::segments(dir)?.len())
 }
 
+/// The protocol version to open the database of `segments` with: `given`, else the one its
+/// newest segment carries (`None` without segments); refused when any segment carries another,
+/// since opening with it would wipe the database.
+pub fn version_in_place(
+    segments: &[inspect::SegmentInfo],
+    given: Option<u64>,
+) -> Result<Option<u64>, CliError> {
+    let Some(newest) = segments.iter().max_by_key(|s| s.segment_id) else {
+        return Ok(given);
+    };
+    let version = given.unwrap_or(newest.protocol_version);
+    match segments.iter().find(|s| s.protocol_version != version) {
+        Some(other) => Err(CliError::VersionMismatch {
+            found: other.protocol_version,
+            given: version,
+        }),
+        None => Ok(Some(version)),
+    }
+}
+
 /// Opens `dir` for writing with the protocol version its headers carry, refusing a directory
 /// without a database (opening would create one) or a version that would wipe it.
 fn open_existing(dir: &Path, how: &Maintenance) -> Result<NodeDb, CliError> {
     let segments = inspect::segments(dir)?;
-    let newest = segments
-        .iter()
-        .max_by_key(|s| s.segment_id)
+    let version = version_in_place(&segments, how.protocol_version)?
         .ok_or_else(|| inspect::InspectError::NoDatabase(dir.to_path_buf()))?;
-    let found = newest.protocol_version;
-    let version = how.protocol_version.unwrap_or(found);
-    // Any header with another version makes open wipe everything: refuse that too.
-    if let Some(other) = segments
-        .iter()
-        .map(|s| s.protocol_version)
-        .find(|&v| v != version)
-    {
-        return Err(CliError::VersionMismatch {
-            found: other,
-            given: version,
-        });
-    }
     let self_id = how.self_id.unwrap_or(NodeId([0; 64]));
     Ok(NodeDb::open_with(
         dir,
