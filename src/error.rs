@@ -40,20 +40,6 @@ pub enum Error {
         reason: String,
     },
 
-    /// The directory holds files that peerlog did not write; it is left untouched. No longer
-    /// returned by `open` or `inspect`, which ignore files not named like peerlog's (see
-    /// docs/FORMAT.md, "Files in a database directory") and report a file named like a
-    /// segment that is not one as [`Error::DamagedHeader`]; kept for code that matches it.
-    #[error("{dir} is not a peerlog database: {file} is not a peerlog file ({reason})")]
-    NotADatabase {
-        /// The directory that was opened.
-        dir: PathBuf,
-        /// The first file found that peerlog does not recognise.
-        file: PathBuf,
-        /// Why it was not recognised.
-        reason: String,
-    },
-
     /// A segment file was written by a newer peerlog, in a format this build cannot read. It
     /// is left untouched: open it with a peerlog that reads that format.
     #[error("{path} is in peerlog's log format {format}, newer than this build reads (formats 1 to {supported}); upgrade peerlog to open it")]
