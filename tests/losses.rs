@@ -195,6 +195,31 @@ fn damage_acknowledged_after_compaction_is_found_in_the_compacted_segment() {
     assert!(verify(dir.path()).is_intact(false));
 }
 
+/// A loss recorded by a compaction (in the active segment and again in the compacted one) and
+/// acknowledged later is one place: `history` lists it once, acknowledged.
+#[test]
+fn history_lists_a_recorded_and_acknowledged_loss_once() {
+    let dir = tempfile::tempdir().unwrap();
+    write_nodes(dir.path(), 150);
+    let lost = lose_middle_segment(dir.path());
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts(true)).unwrap();
+    db.compact().unwrap();
+    assert_eq!(db.accept_damage().unwrap().len(), 1);
+    db.close().unwrap();
+
+    let history = inspect::history(dir.path(), &id(150), &inspect::no_progress).unwrap();
+    let losses: Vec<&Loss> = history
+        .iter()
+        .filter_map(|e| match &e.change {
+            Change::Loss(loss) => Some(loss),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(losses.len(), 1, "{history:?}");
+    assert_eq!(losses[0].lost, Some(lost));
+    assert!(losses[0].acknowledged, "{:?}", losses[0]);
+}
+
 #[test]
 fn stats_and_history_report_recorded_losses() {
     let dir = tempfile::tempdir().unwrap();
