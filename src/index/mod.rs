@@ -5,6 +5,11 @@
 //! records live back to back in one arena (no allocation, and no allocator overhead, per
 //! record), and liveness per IP in a pool of slots chained from their entry: most nodes have
 //! at most one IP slot, and the entry holds only the index of the first.
+//!
+//! This file holds the entries, lookups and `apply`; beside it: `records` (the record arena),
+//! `slots` (liveness per IP), `live` (live bytes and the live state compaction writes),
+//! `expiry`, `uniform` (`query_seeds`), `subnets`, `seeds` (the spread seed query) and `evict`
+//! (the bounded store), `id_table` (the hash table) and `memory`.
 
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv6Addr};
@@ -27,13 +32,21 @@ use memory::prefer_huge_pages;
 use subnets::Subnets;
 
 mod evict;
+mod expiry;
 mod id_table;
+mod live;
 mod memory;
+mod records;
 mod seeds;
+mod slots;
 mod subnets;
+mod uniform;
 
 pub use evict::MAX_IPS_PER_ID;
+pub(crate) use expiry::Expired;
+use live::{liveness_live_bytes, signed_record_live_bytes, unsigned_record_live_bytes};
 pub(crate) use seeds::SpreadRules;
+use slots::IpSlot;
 
 /// Marks a timestamp that was never set.
 const NEVER: i64 = i64::MIN;
@@ -81,45 +94,6 @@ fn time(t: i64) -> Option<i64> {
     (t != NEVER).then_some(t)
 }
 
-/// Liveness of a node at one IP, as the index keeps it.
-#[derive(Clone, Copy, Debug)]
-struct IpSlot {
-    ip: IpKey,
-    last_ping: i64,
-    last_pong: i64,
-    fails: u32,
-    /// The next slot of the same entry (or, for a free slot, the next free one).
-    next: u32,
-}
-
-impl IpSlot {
-    fn public(&self) -> IpLiveness {
-        IpLiveness {
-            ip: ip_from_key(self.ip),
-            last_ping: time(self.last_ping).map(from_unix_nanos),
-            last_pong: time(self.last_pong).map(from_unix_nanos),
-            fails: self.fails,
-        }
-    }
-
-    /// Log bytes a compaction would write for this slot.
-    fn live_bytes(&self) -> u64 {
-        let timed = frame_len(PING_FROM_PAYLOAD_LEN);
-        let fails = frame_len(FAILS_AT_PAYLOAD_LEN);
-        timed * u64::from(self.last_ping != NEVER)
-            + timed * u64::from(self.last_pong != NEVER)
-            + fails * u64::from(self.fails != 0)
-    }
-
-    /// The time expiry judges the slot by: its pong, else its ping, else `touched`.
-    fn age_mark(&self, touched: i64) -> i64 {
-        [self.last_pong, self.last_ping, touched]
-            .into_iter()
-            .find(|&t| t != NEVER)
-            .unwrap_or(NEVER)
-    }
-}
-
 /// Everything known about one id, as the index keeps it: 104 bytes, the id included. The
 /// record, signed or not, lives in the index's arena (see [`RecordBlob`]).
 #[derive(Clone, Debug)]
@@ -138,72 +112,6 @@ pub(crate) struct Entry {
     record_flags: u8,
     /// The first of the entry's IP slots, or [`NO_SLOT`].
     first_slot: u32,
-}
-
-/// How an entry's record is laid out in the arena: a signed record's RLP as signed (its
-/// endpoint is parsed from it when asked for: no byte is kept twice), or an unsigned record's
-/// endpoint in 20 bytes (the IP in its 16-byte stored form, udp and tcp as little-endian u16).
-struct RecordBlob;
-
-impl RecordBlob {
-    /// The record names an endpoint.
-    const ENDPOINT: u8 = 1;
-    /// The endpoint's IP is IPv4 (an IPv4-mapped IPv6 address in an unsigned record stays
-    /// IPv6, as it was written).
-    const V4: u8 = 2;
-    /// The blob is a signed record's RLP.
-    const SIGNED: u8 = 4;
-
-    /// Bytes of an unsigned record's blob.
-    const ENDPOINT_LEN: usize = 20;
-
-    /// The blob of a record, and its flags: a signed record's RLP itself, or an unsigned
-    /// record's endpoint laid out in `scratch`, so that storing it copies it once.
-    fn encode<'a>(
-        endpoint: Option<Endpoint>,
-        rlp: Option<&'a [u8]>,
-        scratch: &'a mut [u8; RecordBlob::ENDPOINT_LEN],
-    ) -> (u8, &'a [u8]) {
-        if let Some(rlp) = rlp {
-            return (RecordBlob::SIGNED, rlp);
-        }
-        let Some(e) = endpoint else {
-            return (0, &[]);
-        };
-        let mut flags = RecordBlob::ENDPOINT;
-        if e.ip.is_ipv4() {
-            flags |= RecordBlob::V4;
-        }
-        scratch[..16].copy_from_slice(&ip_key(e.ip));
-        scratch[16..18].copy_from_slice(&e.udp.to_le_bytes());
-        scratch[18..].copy_from_slice(&e.tcp.to_le_bytes());
-        (flags, scratch)
-    }
-
-    fn endpoint(flags: u8, blob: &[u8]) -> Option<Endpoint> {
-        if flags & RecordBlob::SIGNED != 0 {
-            return RecordFields::parse(blob).ok()?.endpoint();
-        }
-        if flags & RecordBlob::ENDPOINT == 0 {
-            return None;
-        }
-        let ip: IpKey = blob[..16].try_into().expect("an endpoint blob");
-        let ip = Ipv6Addr::from(ip);
-        let ip = match ip.to_ipv4_mapped() {
-            Some(v4) if flags & RecordBlob::V4 != 0 => IpAddr::V4(v4),
-            _ => IpAddr::V6(ip),
-        };
-        let port = |at: usize| u16::from_le_bytes([blob[at], blob[at + 1]]);
-        Some(Endpoint {
-            ip,
-            udp: port(16),
-            tcp: port(18),
-        })
-    }
-
-    fn rlp(flags: u8, blob: &[u8]) -> Option<&[u8]> {
-        (flags & RecordBlob::SIGNED != 0).then_some(blob)
-    }
 }
 
 impl Entry {
@@ -233,34 +141,6 @@ impl Entry {
     pub fn has_record(&self) -> bool {
         self.record_len != 0
     }
-}
-
-/// Log bytes a compaction would write for an entry's liveness without IP (ping, pong, fails).
-fn liveness_live_bytes(entry: &Entry) -> u64 {
-    let timed = frame_len(PING_PAYLOAD_LEN);
-    let fails = frame_len(FAILS_PAYLOAD_LEN);
-    timed * u64::from(entry.last_ping != NEVER)
-        + timed * u64::from(entry.last_pong != NEVER)
-        + fails * u64::from(entry.fails != 0)
-}
-
-/// Log bytes a compaction would write for a signed record of RLP `rlp`.
-fn signed_record_live_bytes(rlp: &[u8]) -> u64 {
-    frame_len(ID_PAYLOAD_LEN + rlp.len())
-}
-
-/// Log bytes a compaction would write for an unsigned record of endpoint `endpoint`.
-fn unsigned_record_live_bytes(endpoint: &Endpoint) -> u64 {
-    frame_len(8 + endpoint.rlp_len())
-}
-
-/// What expiry drops.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Expired {
-    /// A node with everything known about it.
-    Node(NodeId),
-    /// The liveness of a node at one IP.
-    Ip(NodeId, IpAddr),
 }
 
 /// The state of every known id.
@@ -366,70 +246,6 @@ impl Index {
         self.local_seq.map(|(seq, _)| seq)
     }
 
-    /// An entry's record blob (empty without a record).
-    fn blob(&self, entry: &Entry) -> &[u8] {
-        let at = entry.record_at as usize;
-        &self.records[at..at + usize::from(entry.record_len)]
-    }
-
-    /// The endpoint of an entry's record, unsigned or signed.
-    pub fn endpoint(&self, entry: &Entry) -> Option<Endpoint> {
-        RecordBlob::endpoint(entry.record_flags, self.blob(entry))
-    }
-
-    /// An entry's node: its id and the endpoint of its record.
-    pub fn node(&self, entry: &Entry) -> Option<Node> {
-        self.endpoint(entry).map(|e| e.with_id(entry.id))
-    }
-
-    /// The RLP of an entry's signed record.
-    pub fn record_rlp(&self, entry: &Entry) -> Option<&[u8]> {
-        RecordBlob::rlp(entry.record_flags, self.blob(entry))
-    }
-
-    /// Log bytes a compaction would write for an entry without its IP slots.
-    fn own_live_bytes(&self, entry: &Entry) -> u64 {
-        self.record_live_bytes(entry) + liveness_live_bytes(entry)
-    }
-
-    /// Log bytes a compaction would write for an entry's record.
-    fn record_live_bytes(&self, entry: &Entry) -> u64 {
-        if let Some(rlp) = self.record_rlp(entry) {
-            return signed_record_live_bytes(rlp);
-        }
-        self.endpoint(entry)
-            .map_or(0, |e| unsigned_record_live_bytes(&e))
-    }
-
-    /// The seq of an entry's record: its signed record's, or 0.
-    pub fn record_seq(&self, entry: &Entry) -> u64 {
-        self.record_rlp(entry)
-            .and_then(|rlp| RecordFields::parse(rlp).ok())
-            .map_or(0, |fields| fields.seq)
-    }
-
-    /// An entry's signed record.
-    pub fn record(&self, entry: &Entry) -> Option<NodeRecord> {
-        NodeRecord::from_stored(entry.id, self.record_rlp(entry)?)
-    }
-
-    fn slots_of(&self, entry: &Entry) -> impl Iterator<Item = &IpSlot> + '_ {
-        let mut next = entry.first_slot;
-        std::iter::from_fn(move || {
-            let slot = self.slots.get(next as usize)?;
-            next = slot.next;
-            Some(slot)
-        })
-    }
-
-    /// An entry's liveness at `ip`.
-    pub fn ip_liveness(&self, entry: &Entry, ip: IpAddr) -> Option<IpLiveness> {
-        let key = ip_key(ip);
-        self.slots_of(entry)
-            .find(|s| s.ip == key)
-            .map(IpSlot::public)
-    }
-
     /// An entry in public form.
     pub fn state(&self, entry: &Entry) -> PeerState {
         PeerState {
@@ -449,69 +265,9 @@ impl Index {
         self.entries.iter().map(|e| self.state(e))
     }
 
-    /// Whether `query_seeds` may offer this entry: it has an endpoint, is not `self_id`, and
-    /// answered a ping at or after `min_pong`, to no particular IP or from its record's IP
-    /// (a pong from an IP the node has since left does not count).
-    pub fn is_seed(&self, entry: &Entry, min_pong: i64, self_id: &NodeId) -> bool {
-        let Some(endpoint) = self.endpoint(entry) else {
-            return false;
-        };
-        if entry.id == *self_id {
-            return false;
-        }
-        if entry.last_pong >= min_pong {
-            return true;
-        }
-        let key = ip_key(endpoint.ip);
-        self.slots_of(entry)
-            .any(|s| s.ip == key && s.last_pong >= min_pong)
-    }
-
-    /// The events that recreate an entry, as compaction writes them, in stored form.
-    pub fn live_events<'a>(&'a self, entry: &'a Entry) -> Vec<StoredEvent<'a>> {
-        let id = &entry.id.0;
-        let mut events = Vec::new();
-        match self.record_rlp(entry) {
-            Some(rlp) => events.push(StoredEvent::Record { id, rlp }),
-            None => events.extend(
-                self.endpoint(entry)
-                    .map(|endpoint| StoredEvent::NodeUpdated { id, endpoint }),
-            ),
-        }
-        events.extend(entry.last_ping().map(|at| StoredEvent::Ping { id, at }));
-        events.extend(entry.last_pong().map(|at| StoredEvent::Pong { id, at }));
-        if entry.fails != 0 {
-            events.push(StoredEvent::FindFails {
-                id,
-                fails: entry.fails,
-            });
-        }
-        for slot in self.slots_of(entry) {
-            let ip = slot.ip;
-            events.extend(time(slot.last_ping).map(|at| StoredEvent::PingFrom { id, ip, at }));
-            events.extend(time(slot.last_pong).map(|at| StoredEvent::PongFrom { id, ip, at }));
-            if slot.fails != 0 {
-                events.push(StoredEvent::FindFailsAt {
-                    id,
-                    ip,
-                    fails: slot.fails,
-                });
-            }
-        }
-        events
-    }
-
     /// The losses the log recorded (see `loss.rs`), oldest first.
     pub fn losses(&self) -> impl Iterator<Item = &Loss> {
         self.losses.iter().map(|(loss, _)| loss)
-    }
-
-    /// The losses as compaction writes them, with their write times: when each was first
-    /// recorded.
-    pub fn live_losses(&self) -> impl Iterator<Item = (i64, StoredEvent<'_>)> + '_ {
-        self.losses
-            .iter()
-            .map(|&(loss, written_at)| (written_at, StoredEvent::Loss(loss)))
     }
 
     /// Records a loss: a new one, or the acknowledgement of one already recorded.
@@ -520,18 +276,6 @@ impl Index {
             self.losses.push((loss, written_at));
             self.live_bytes += frame_len(LOSS_PAYLOAD_LEN);
         }
-    }
-
-    /// The local seq as compaction writes it, with its write time.
-    pub fn live_local_seq(&self) -> Option<(i64, StoredEvent<'_>)> {
-        self.local_seq
-            .map(|(seq, written_at)| (written_at, StoredEvent::LocalSeq { seq }))
-    }
-
-    /// Log bytes a compaction would write for the entry at `index`, IP slots included.
-    fn entry_live_bytes(&self, index: usize) -> u64 {
-        let entry = &self.entries[index];
-        self.own_live_bytes(entry) + self.slots_of(entry).map(IpSlot::live_bytes).sum::<u64>()
     }
 
     fn find(&self, id: &IdBytes) -> Option<usize> {
@@ -612,112 +356,6 @@ impl Index {
             self.table.set_entry_at(at, index as u32);
         }
         true
-    }
-
-    /// Returns a chain of IP slots to the free list.
-    fn free_slots(&mut self, mut next: u32) {
-        while next != NO_SLOT {
-            let slot = &mut self.slots[next as usize];
-            let after = slot.next;
-            slot.next = self.free_slot;
-            self.free_slot = next;
-            next = after;
-        }
-    }
-
-    /// The slot of the entry at `index` for `ip`, and whether it was created.
-    fn slot_or_insert(&mut self, index: usize, ip: IpKey) -> (usize, bool) {
-        let mut next = self.entries[index].first_slot;
-        while next != NO_SLOT {
-            let slot = &self.slots[next as usize];
-            if slot.ip == ip {
-                return (next as usize, false);
-            }
-            next = slot.next;
-        }
-        let slot = IpSlot {
-            ip,
-            last_ping: NEVER,
-            last_pong: NEVER,
-            fails: 0,
-            next: self.entries[index].first_slot,
-        };
-        let at = if self.free_slot != NO_SLOT {
-            let at = self.free_slot;
-            self.free_slot = self.slots[at as usize].next;
-            self.slots[at as usize] = slot;
-            at
-        } else {
-            self.slots.push(slot);
-            u32::try_from(self.slots.len() - 1)
-                .ok()
-                .filter(|&at| at != NO_SLOT)
-                .expect("fewer than 2^32 - 1 IP slots")
-        };
-        self.entries[index].first_slot = at;
-        (at as usize, true)
-    }
-
-    /// Removes the slot of the entry at `index` for `ip`, if it has one.
-    fn remove_slot(&mut self, index: usize, ip: IpKey) {
-        let mut link: Option<u32> = None;
-        let mut next = self.entries[index].first_slot;
-        while next != NO_SLOT {
-            let slot = self.slots[next as usize];
-            if slot.ip == ip {
-                match link {
-                    None => self.entries[index].first_slot = slot.next,
-                    Some(previous) => self.slots[previous as usize].next = slot.next,
-                }
-                self.slots[next as usize].next = self.free_slot;
-                self.free_slot = next;
-                return;
-            }
-            link = Some(next);
-            next = slot.next;
-        }
-    }
-
-    /// Stores the record of the entry at `index` (its endpoint, and a signed record's RLP),
-    /// replacing any earlier one.
-    fn set_record(&mut self, index: usize, endpoint: Option<Endpoint>, rlp: Option<&[u8]>) {
-        let mut scratch = [0; RecordBlob::ENDPOINT_LEN];
-        let (flags, blob) = RecordBlob::encode(endpoint, rlp, &mut scratch);
-        let entry = &self.entries[index];
-        let (old_at, old_len) = (entry.record_at as usize, usize::from(entry.record_len));
-        let len = u16::try_from(blob.len()).expect("a record is at most 300 bytes");
-        if old_len == blob.len() {
-            // Same length (the common case of a new seq of the same record): in place.
-            self.records[old_at..old_at + old_len].copy_from_slice(blob);
-        } else {
-            self.record_garbage += old_len;
-            if self.record_garbage > 1 << 16 && self.record_garbage > self.records.len() / 2 {
-                self.entries[index].record_len = 0;
-                self.rebuild_records();
-            }
-            let at = u32::try_from(self.records.len()).expect("under 4 GiB of records");
-            self.records.extend_from_slice(blob);
-            let entry = &mut self.entries[index];
-            entry.record_at = at;
-            entry.record_len = len;
-        }
-        self.entries[index].record_flags = flags;
-    }
-
-    /// Copies the live records into a new arena, leaving the garbage behind.
-    fn rebuild_records(&mut self) {
-        let live = self.records.len() - self.record_garbage;
-        let mut records = Vec::with_capacity(live + live / 4);
-        for entry in &mut self.entries {
-            if entry.record_len != 0 {
-                let at = entry.record_at as usize;
-                let len = usize::from(entry.record_len);
-                entry.record_at = records.len() as u32;
-                records.extend_from_slice(&self.records[at..at + len]);
-            }
-        }
-        self.records = records;
-        self.record_garbage = 0;
     }
 
     /// Applies a record read back from the log.
@@ -847,87 +485,6 @@ impl Index {
         self.live_bytes = self.live_bytes + after - before;
         self.note_change(index);
     }
-
-    fn local_seq_live_bytes(&self) -> u64 {
-        let frame = frame_len(LOCAL_SEQ_PAYLOAD_LEN);
-        frame * u64::from(self.local_seq.is_some())
-    }
-
-    /// What expiration drops when everything older than `threshold` is stale: every node
-    /// whose newest pong (to no particular IP or from any IP) is older, or, for one that never
-    /// got a pong, whose newest event is; the record of `self_id` whatever its age; and, of the
-    /// nodes that stay, every IP slot whose pong (else ping) is older.
-    pub fn expired(&self, threshold: i64, self_id: &NodeId) -> Vec<Expired> {
-        let mut expired = Vec::new();
-        for entry in &self.entries {
-            let newest_pong = self
-                .slots_of(entry)
-                .map(|s| s.last_pong)
-                .fold(entry.last_pong, i64::max);
-            let newest = if entry.has_record() {
-                newest_pong
-            } else {
-                // An id with only pings, pongs or fails: its newest timestamp.
-                self.slots_of(entry)
-                    .map(|s| s.last_ping)
-                    .fold(entry.last_ping.max(newest_pong), i64::max)
-            };
-            // Nothing to judge by: the newest event about it.
-            let mark = if newest == NEVER {
-                entry.touched
-            } else {
-                newest
-            };
-            if mark < threshold || (entry.id == *self_id && entry.has_record()) {
-                expired.push(Expired::Node(entry.id));
-                continue;
-            }
-            for slot in self.slots_of(entry) {
-                if slot.age_mark(entry.touched) < threshold {
-                    expired.push(Expired::Ip(entry.id, ip_from_key(slot.ip)));
-                }
-            }
-        }
-        expired
-    }
-
-    /// Up to `n` distinct random nodes that [`Index::is_seed`] and `also` accept; every such
-    /// node is equally likely.
-    ///
-    /// Random probes find the first eligible entries of a random order of all entries, which
-    /// is a uniform sample; if eligible entries are too rare for probing to finish quickly,
-    /// a full scan samples from the complete eligible list instead.
-    pub fn sample_seeds_where(
-        &self,
-        n: usize,
-        min_pong: i64,
-        self_id: &NodeId,
-        also: impl Fn(&Entry) -> bool,
-    ) -> Vec<&Entry> {
-        let eligible = |e: &Entry| self.is_seed(e, min_pong, self_id) && also(e);
-        let n = n.min(self.entries.len());
-        if n == 0 {
-            return Vec::new();
-        }
-        let mut rng = rand::rng();
-        let mut probed = hashbrown::HashSet::with_capacity(4 * n);
-        let mut picked = Vec::with_capacity(n);
-        let budget = 4 * n + 32;
-        for _ in 0..budget {
-            let index = rng.random_range(0..self.entries.len());
-            if probed.insert(index) && eligible(&self.entries[index]) {
-                picked.push(&self.entries[index]);
-                if picked.len() == n {
-                    return picked;
-                }
-            }
-        }
-        let all: Vec<&Entry> = self.entries.iter().filter(|e| eligible(e)).collect();
-        rand::seq::index::sample(&mut rng, all.len(), n.min(all.len()))
-            .into_iter()
-            .map(|i| all[i])
-            .collect()
-    }
 }
 
 /// The hash of an id in `hasher`: the one function every lookup and insert uses.
@@ -937,6 +494,7 @@ fn hash_id(hasher: &DefaultHashBuilder, id: &IdBytes) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::records::RecordBlob;
     use super::*;
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -1,0 +1,97 @@
+//! Live bytes (what a compaction would write) and the live state as compaction writes it.
+
+use super::*;
+
+/// Log bytes a compaction would write for an entry's liveness without IP (ping, pong, fails).
+pub(super) fn liveness_live_bytes(entry: &Entry) -> u64 {
+    let timed = frame_len(PING_PAYLOAD_LEN);
+    let fails = frame_len(FAILS_PAYLOAD_LEN);
+    timed * u64::from(entry.last_ping != NEVER)
+        + timed * u64::from(entry.last_pong != NEVER)
+        + fails * u64::from(entry.fails != 0)
+}
+
+/// Log bytes a compaction would write for a signed record of RLP `rlp`.
+pub(super) fn signed_record_live_bytes(rlp: &[u8]) -> u64 {
+    frame_len(ID_PAYLOAD_LEN + rlp.len())
+}
+
+/// Log bytes a compaction would write for an unsigned record of endpoint `endpoint`.
+pub(super) fn unsigned_record_live_bytes(endpoint: &Endpoint) -> u64 {
+    frame_len(8 + endpoint.rlp_len())
+}
+
+impl Index {
+    /// Log bytes a compaction would write for an entry without its IP slots.
+    pub(super) fn own_live_bytes(&self, entry: &Entry) -> u64 {
+        self.record_live_bytes(entry) + liveness_live_bytes(entry)
+    }
+
+    /// Log bytes a compaction would write for an entry's record.
+    pub(super) fn record_live_bytes(&self, entry: &Entry) -> u64 {
+        if let Some(rlp) = self.record_rlp(entry) {
+            return signed_record_live_bytes(rlp);
+        }
+        self.endpoint(entry)
+            .map_or(0, |e| unsigned_record_live_bytes(&e))
+    }
+
+    /// The events that recreate an entry, as compaction writes them, in stored form.
+    pub fn live_events<'a>(&'a self, entry: &'a Entry) -> Vec<StoredEvent<'a>> {
+        let id = &entry.id.0;
+        let mut events = Vec::new();
+        match self.record_rlp(entry) {
+            Some(rlp) => events.push(StoredEvent::Record { id, rlp }),
+            None => events.extend(
+                self.endpoint(entry)
+                    .map(|endpoint| StoredEvent::NodeUpdated { id, endpoint }),
+            ),
+        }
+        events.extend(entry.last_ping().map(|at| StoredEvent::Ping { id, at }));
+        events.extend(entry.last_pong().map(|at| StoredEvent::Pong { id, at }));
+        if entry.fails != 0 {
+            events.push(StoredEvent::FindFails {
+                id,
+                fails: entry.fails,
+            });
+        }
+        for slot in self.slots_of(entry) {
+            let ip = slot.ip;
+            events.extend(time(slot.last_ping).map(|at| StoredEvent::PingFrom { id, ip, at }));
+            events.extend(time(slot.last_pong).map(|at| StoredEvent::PongFrom { id, ip, at }));
+            if slot.fails != 0 {
+                events.push(StoredEvent::FindFailsAt {
+                    id,
+                    ip,
+                    fails: slot.fails,
+                });
+            }
+        }
+        events
+    }
+
+    /// The losses as compaction writes them, with their write times: when each was first
+    /// recorded.
+    pub fn live_losses(&self) -> impl Iterator<Item = (i64, StoredEvent<'_>)> + '_ {
+        self.losses
+            .iter()
+            .map(|&(loss, written_at)| (written_at, StoredEvent::Loss(loss)))
+    }
+
+    /// The local seq as compaction writes it, with its write time.
+    pub fn live_local_seq(&self) -> Option<(i64, StoredEvent<'_>)> {
+        self.local_seq
+            .map(|(seq, written_at)| (written_at, StoredEvent::LocalSeq { seq }))
+    }
+
+    /// Log bytes a compaction would write for the entry at `index`, IP slots included.
+    pub(super) fn entry_live_bytes(&self, index: usize) -> u64 {
+        let entry = &self.entries[index];
+        self.own_live_bytes(entry) + self.slots_of(entry).map(IpSlot::live_bytes).sum::<u64>()
+    }
+
+    pub(super) fn local_seq_live_bytes(&self) -> u64 {
+        let frame = frame_len(LOCAL_SEQ_PAYLOAD_LEN);
+        frame * u64::from(self.local_seq.is_some())
+    }
+}
