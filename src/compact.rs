@@ -86,7 +86,7 @@ pub(crate) fn rewrite(
     opts: &Options,
     record_losses: impl FnOnce(&[Loss]) -> Result<(), Error>,
 ) -> Result<CompactStats, Error> {
-    let faults = &opts.fail_points;
+    let faults = opts.faults();
     let plan = ReplayPlan::new(input.segments.clone());
     // The input segments are sealed: nobody writes them any more.
     let (state, mut replayed) = crate::recovery::rebuild_index(&plan)?;

@@ -238,7 +238,7 @@ impl Inner {
         if through <= synced_through {
             return Ok(Some(through));
         }
-        match sync_segment(&file, &path, &self.opts.fail_points) {
+        match sync_segment(&file, &path, self.opts.faults()) {
             Ok(()) => Ok(Some(through)),
             Err(e) => {
                 self.state().poisoned = Some(e.to_string());
@@ -318,12 +318,7 @@ impl Inner {
                 .log
                 .as_ref()
                 .expect("a database with a directory has a log");
-            check_can_create(
-                dir,
-                log.next_segment_id(),
-                "compact",
-                &self.opts.fail_points,
-            )?;
+            check_can_create(dir, log.next_segment_id(), "compact", self.opts.faults())?;
         }
         let (nodes_expired, ips_expired) = if expire_first { self.expire()? } else { (0, 0) };
         // Writers wait only for the seal: everything up to `last_seq` is then in sealed

@@ -81,7 +81,9 @@ pub struct Options {
     /// evicts its own kind first and never takes the store past this bound. Default: 100,000.
     /// Minimum: 1.
     pub max_nodes: usize,
-    /// Test hook that can fail each I/O step. Default: none.
+    /// Test hook that can fail each I/O step (only with peerlog's own hidden testing
+    /// feature: no user build carries it). Default: none.
+    #[cfg(feature = "__internal_testing")]
     #[doc(hidden)]
     pub fail_points: FailPoints,
 }
@@ -97,6 +99,7 @@ impl Default for Options {
             compact_min_bytes: 16 << 20,
             keep_history: false,
             max_nodes: DEFAULT_MAX_NODES,
+            #[cfg(feature = "__internal_testing")]
             fail_points: FailPoints::default(),
         }
     }
@@ -108,7 +111,19 @@ pub const DEFAULT_MAX_NODES: usize = 100_000;
 /// Smallest segment size accepted.
 pub const MIN_SEGMENT_SIZE: u64 = 4096;
 
+/// The hook of a build without the testing feature: none.
+#[cfg(not(feature = "__internal_testing"))]
+static NO_FAULTS: FailPoints = FailPoints::NONE;
+
 impl Options {
+    /// The fault-injection hook: the test's, with the testing feature; none otherwise.
+    pub(crate) fn faults(&self) -> &FailPoints {
+        #[cfg(feature = "__internal_testing")]
+        return &self.fail_points;
+        #[cfg(not(feature = "__internal_testing"))]
+        &NO_FAULTS
+    }
+
     pub(crate) fn validate(&self) -> Result<(), crate::Error> {
         if self.segment_size < MIN_SEGMENT_SIZE {
             return Err(crate::Error::invalid(format!(

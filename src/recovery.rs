@@ -53,7 +53,7 @@ fn retire_superseded(dir: &Path, plan: &ReplayPlan, opts: &Options) -> Result<()
         .superseded
         .iter()
         .map(|s| (s.path.as_path(), opts.keep_history));
-    retire_segments(dir, retired, &opts.fail_points)
+    retire_segments(dir, retired, opts.faults())
 }
 
 /// Replays the live segments of `plan` (which nobody writes to) into a new index.
@@ -175,7 +175,7 @@ pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opene
             &last.path,
             at,
             opts.segment_size,
-            opts.fail_points.clone(),
+            opts.faults().clone(),
         )?;
         writer.skip_segment_ids_through(max_id);
         writer.zero_tail(end.valid_end, end.garbage_end);
@@ -192,7 +192,7 @@ pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opene
             max_id + 1,
             first_seq,
             opts.segment_size,
-            opts.fail_points.clone(),
+            opts.faults().clone(),
         )
     };
     let writer = match plan.live.last() {
