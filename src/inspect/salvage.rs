@@ -2,7 +2,7 @@
 //! opens again with everything its readable segments hold.
 
 use std::fmt;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
@@ -11,8 +11,8 @@ use crate::error::IoContext;
 use crate::event::Record;
 use crate::faults::FailPoints;
 use crate::journal::dir::{
-    create_private_dir, create_segment, list_dir, parse_segment_name, sync_dir, DirListing,
-    Listing, SegmentFile, UnreadableSegment, ARCHIVE_DIR, DAMAGED_DIR,
+    create_segment, list_dir, move_into_damaged, parse_segment_name, DirListing, Listing,
+    SegmentFile, UnreadableSegment, ARCHIVE_DIR,
 };
 use crate::journal::format::MIN_PAYLOAD_LEN;
 use crate::journal::format::{
@@ -353,8 +353,7 @@ fn lost_in_live_log(
     Ok((lost, live))
 }
 
-/// Moves `segment` from `dir` into `dir/damaged/` under a name not taken there, and makes the
-/// move durable.
+/// Moves `segment` from `dir` into `dir/damaged/` (see [`move_into_damaged`]).
 fn move_aside(
     dir: &Path,
     segment: &UnreadableSegment,
@@ -362,35 +361,7 @@ fn move_aside(
     lost: Lost,
 ) -> Result<SalvagedSegment, Error> {
     let holds_nothing = holds_nothing(&segment.path)?;
-    let damaged = dir.join(DAMAGED_DIR);
-    if !damaged.is_dir() {
-        create_private_dir(&damaged)?;
-        // The new folder's own entry made durable before anything relies on it.
-        sync_dir(dir)?;
-    }
-    let name = segment
-        .path
-        .file_name()
-        .expect("listed files have a name")
-        .to_string_lossy()
-        .into_owned();
-    // Under the lock only salvage writes into damaged/, so a name free now is free at the
-    // rename (which would replace a file of that name).
-    let mut target = damaged.join(&name);
-    let mut n = 0u64;
-    loop {
-        match fs::symlink_metadata(&target) {
-            Err(e) if e.kind() == ErrorKind::NotFound => break,
-            Err(e) => return Err(Error::io(&target, e)),
-            Ok(_) => {
-                n += 1;
-                target = damaged.join(format!("{name}.{n}"));
-            }
-        }
-    }
-    fs::rename(&segment.path, &target).at(&target)?;
-    sync_dir(&damaged)?;
-    sync_dir(dir)?;
+    let target = move_into_damaged(dir, &segment.path)?;
     let reason = match &segment.error {
         Error::DamagedHeader { reason, .. } => reason.clone(),
         other => other.to_string(),

@@ -78,6 +78,40 @@ pub(crate) fn free_name(path: &Path) -> PathBuf {
         .unwrap_or_else(|| path.to_path_buf())
 }
 
+/// Moves the file `path` of `dir` into `dir/damaged/` (created if needed) under a name not
+/// taken there (its own, else with a suffix `.1`, `.2`, ...), and makes the move durable;
+/// returns where it went. Only `salvage`, under the lock, writes into `damaged/`, so a name
+/// free now is free at the rename (which would replace a file of that name).
+pub(crate) fn move_into_damaged(dir: &Path, path: &Path) -> Result<PathBuf, Error> {
+    let damaged = dir.join(DAMAGED_DIR);
+    if !damaged.is_dir() {
+        create_private_dir(&damaged)?;
+        // The new folder's own entry made durable before anything relies on it.
+        sync_dir(dir)?;
+    }
+    let name = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let mut target = damaged.join(&name);
+    let mut n = 0u64;
+    loop {
+        match fs::symlink_metadata(&target) {
+            Err(e) if e.kind() == ErrorKind::NotFound => break,
+            Err(e) => return Err(Error::io(&target, e)),
+            Ok(_) => {
+                n += 1;
+                target = damaged.join(format!("{name}.{n}"));
+            }
+        }
+    }
+    fs::rename(path, &target).at(&target)?;
+    sync_dir(&damaged)?;
+    sync_dir(dir)?;
+    Ok(target)
+}
+
 /// The temporary name a file is written under before it is published as `path`.
 fn temp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
