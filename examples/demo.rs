@@ -75,6 +75,17 @@ fn main() -> Result<(), peerlog::Error> {
     for seed in db.query_seeds(5, Duration::from_secs(3600)) {
         println!("  {seed}");
     }
+    // What a restart should start from: spread over subnets, at most 2 a /24.
+    let spread = db.seeds().max_age(Duration::from_secs(3600)).nodes(30);
+    let subnets: std::collections::BTreeSet<_> = spread
+        .iter()
+        .map(|n| peerlog::Subnet::of(n.ip, 24, 48))
+        .collect();
+    println!(
+        "30 seeds spread over subnets (NodeDb::seeds): {} nodes on {} /24s",
+        spread.len(),
+        subnets.len()
+    );
     println!(
         "expired {} stale nodes; {} remain",
         db.expire_nodes()?,
