@@ -25,7 +25,7 @@ use common::raw::mmap_crc_scan;
 use common::{build_log, open_once, options, segment_files, self_id, temp_dir, VERSION};
 
 /// Replay without the index: every segment mapped and scanned by peerlog's own
-/// `SegmentScanner` (framing, CRC, payload decoded into a `Record`), records counted. The gap
+/// `SegmentScanner` (framing, CRC, payload decoded into a `LogRecord`), records counted. The gap
 /// to `mmap_crc` is decoding; the gap to `open` is applying records to the index (and
 /// opening the directory).
 fn scan_decode(dir: &Path) -> u64 {

@@ -1,7 +1,7 @@
 //! Events: what the log records, and their payload encoding (see docs/FORMAT.md). The frame
 //! layer (`journal::format`) carries payloads as opaque bytes; what a kind byte means, how
 //! long its payload is and how it decodes is decided here, and handed to the journal's scans
-//! as the [`Decoded`] implementations of [`Record`] and [`StoredRecord`].
+//! as the [`Decoded`] implementations of [`LogRecord`] and [`StoredRecord`].
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -118,7 +118,7 @@ pub enum Event {
 
 /// An event as read back from the log, with its place in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Record {
+pub struct LogRecord {
     /// Sequence number: grows by one per record across the whole log.
     pub seq: u64,
     /// Wall-clock time the event was written.
@@ -781,10 +781,10 @@ pub(crate) struct StoredRecord<'a> {
     pub event: StoredEvent<'a>,
 }
 
-impl Decoded<'_> for Record {
-    fn decode(seq: u64, kind: u8, payload: &[u8]) -> Option<Record> {
+impl Decoded<'_> for LogRecord {
+    fn decode(seq: u64, kind: u8, payload: &[u8]) -> Option<LogRecord> {
         let (written_at, event) = Event::decode_payload(kind, payload)?;
-        Some(Record {
+        Some(LogRecord {
             seq,
             written_at: from_unix_nanos(written_at),
             event,

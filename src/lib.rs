@@ -58,7 +58,11 @@ pub use enr;
 pub use compact::CompactStats;
 pub use db::NodeDb;
 pub use error::Error;
-pub use event::{Event, EventKind, Record};
+pub use event::{Event, EventKind, LogRecord};
+
+/// The name [`LogRecord`] had before 0.3, when "record" also meant a signed node record.
+#[deprecated(since = "0.3.0", note = "renamed `LogRecord`")]
+pub type Record = LogRecord;
 pub use index::{IpLiveness, PeerState, MAX_IPS_PER_ID};
 pub use journal::{Problem, ProblemKind, ReplaySummary};
 pub use loss::Loss;

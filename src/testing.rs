@@ -17,19 +17,19 @@ pub use crate::journal::format::{
 pub use crate::journal::reader::ScanEnd;
 pub use crate::journal::replay::{set_check_ahead_from, RecordPlace, ReplayPlan};
 
-use crate::event::Record;
+use crate::event::LogRecord;
 use crate::journal::ReplaySummary;
 
-/// What a scan of a segment finds, its records decoded as [`Record`]s by default.
-pub type ScanItem<T = Record> = crate::journal::reader::ScanItem<T>;
+/// What a scan of a segment finds, its records decoded as [`LogRecord`]s by default.
+pub type ScanItem<T = LogRecord> = crate::journal::reader::ScanItem<T>;
 
-/// A scan of one segment, decoding [`Record`]s.
-pub type SegmentScanner<'a> = crate::journal::reader::SegmentScanner<'a, Record>;
+/// A scan of one segment, decoding [`LogRecord`]s.
+pub type SegmentScanner<'a> = crate::journal::reader::SegmentScanner<'a, LogRecord>;
 
-/// The journal's replay of a log, decoding every record as a [`Record`].
+/// The journal's replay of a log, decoding every record as a [`LogRecord`].
 pub fn replay(
     plan: &ReplayPlan,
-    on_record: impl FnMut(RecordPlace<'_>, Record),
+    on_record: impl FnMut(RecordPlace<'_>, LogRecord),
 ) -> Result<ReplaySummary, Error> {
     crate::journal::replay::replay(plan, on_record)
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use common::{at, id, node, segments};
 use peerlog::inspect::{self, no_progress, Change, HistoryEntry};
-use peerlog::{Event, Node, NodeDb, NodeId, Options, Record};
+use peerlog::{Event, LogRecord, Node, NodeDb, NodeId, Options};
 
 fn opts(keep_history: bool) -> Options {
     Options {
@@ -60,7 +60,7 @@ fn last_endpoint(history: &[HistoryEntry]) -> Option<Node> {
     })
 }
 
-fn export_with_archive(dir: &Path) -> Vec<Record> {
+fn export_with_archive(dir: &Path) -> Vec<LogRecord> {
     let mut records = Vec::new();
     inspect::export_with_archive_each(dir, &no_progress, |r| {
         records.push(r);
@@ -71,7 +71,7 @@ fn export_with_archive(dir: &Path) -> Vec<Record> {
 }
 
 /// The ids with a node record among `records`.
-fn ids_with_records(records: &[Record]) -> BTreeSet<NodeId> {
+fn ids_with_records(records: &[LogRecord]) -> BTreeSet<NodeId> {
     records
         .iter()
         .filter_map(|r| match &r.event {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use common::{at, id, node};
 use peerlog::inspect::{self, no_progress};
-use peerlog::{NodeDb, Options, Record};
+use peerlog::{LogRecord, NodeDb, Options};
 
 fn small_segments() -> Options {
     Options {
@@ -78,7 +78,7 @@ fn a_streamed_export_beside_compactions_never_hands_a_record_twice() {
     };
     for _ in 0..30 {
         let mut seqs = Vec::new();
-        inspect::export_each(dir.path(), &no_progress, |r: Record| {
+        inspect::export_each(dir.path(), &no_progress, |r: LogRecord| {
             seqs.push(r.seq);
             ControlFlow::Continue(())
         })
@@ -213,7 +213,7 @@ fn an_export_beside_a_fast_compacting_writer_ends_and_hands_each_node_once() {
         std::thread::spawn(move || {
             let mut nodes = std::collections::HashMap::<peerlog::NodeId, u32>::new();
             let (mut records, mut last) = (0u64, 0u64);
-            let result = inspect::export_each(&path, &no_progress, |r: Record| {
+            let result = inspect::export_each(&path, &no_progress, |r: LogRecord| {
                 assert!(
                     r.seq > last,
                     "sequence numbers not increasing: {} after {last}",

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use peerlog::inspect;
-use peerlog::{EventKind, Record};
+use peerlog::{EventKind, LogRecord};
 
 use crate::args::{ExportArgs, Format};
 use crate::error::Failure;
@@ -24,7 +24,7 @@ struct ExportFilter {
 }
 
 impl ExportFilter {
-    fn keeps(&self, record: &Record) -> bool {
+    fn keeps(&self, record: &LogRecord) -> bool {
         (self.kinds.is_empty() || self.kinds.contains(&record.event.kind()))
             && self.since.is_none_or(|t| record.written_at >= t)
     }
@@ -61,7 +61,7 @@ fn print(
     // not the disk, bounds an export.
     let mut rows = Vec::with_capacity(EXPORT_CHUNK + 4096);
     let mut failed = None;
-    let mut on_record = |record: Record| {
+    let mut on_record = |record: LogRecord| {
         if !filter.keeps(&record) {
             return ControlFlow::Continue(());
         }

@@ -4,7 +4,7 @@
 use peerlog::inspect::{Change, FileReport, Finding, HistoryEntry, VerifyReport};
 use std::net::IpAddr;
 
-use peerlog::{Event, Loss, Node, NodeId, NodeRecord, PeerState, Problem, ProblemKind, Record};
+use peerlog::{Event, LogRecord, Loss, Node, NodeId, NodeRecord, PeerState, Problem, ProblemKind};
 use serde_json::{json, Map, Value};
 
 use crate::plural::count;
@@ -466,7 +466,7 @@ impl ExportRows {
     /// Appends one exported event to `out` as a row, with no newline. No CSV field can hold
     /// a comma or quote (an `enr:` text is URL-safe base64, a loss's text has its commas
     /// replaced).
-    pub fn push(&mut self, out: &mut Vec<u8>, record: &Record) {
+    pub fn push(&mut self, out: &mut Vec<u8>, record: &LogRecord) {
         let style = self.style;
         if style == RowStyle::Json {
             out.push(b'{');
@@ -485,7 +485,7 @@ impl ExportRows {
 }
 
 /// The columns of [`EXPORT_COLUMNS`] of one event, in that order.
-fn push_export_fields(row: &mut Row<'_>, record: &Record) {
+fn push_export_fields(row: &mut Row<'_>, record: &LogRecord) {
     let (mut ip, mut udp, mut tcp, mut at, mut fails) = (None, None, None, None, None);
     let (mut record_seq, mut signed, mut detail) = (None, None, None);
     match &record.event {
@@ -561,7 +561,7 @@ fn push_enr(out: &mut Vec<u8>, record: &NodeRecord) {
 }
 
 /// One exported event as a JSON line: every column of [`EXPORT_COLUMNS`], in that order.
-pub fn export_json(record: &Record) -> String {
+pub fn export_json(record: &LogRecord) -> String {
     let mut out = Vec::with_capacity(512);
     ExportRows::new(RowStyle::Json).push(&mut out, record);
     String::from_utf8(out).expect("the row is UTF-8")

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use super::history::{history_sources, may_restate, scan_sources, Accounting};
 use super::{archived_segments, with_listing, InspectError, Progress, PROGRESS_EVERY};
-use crate::event::{now_nanos, unix_nanos, Event, Record};
+use crate::event::{now_nanos, unix_nanos, Event, LogRecord};
 use crate::index::Index;
 use crate::journal::replay::{replay, ReplayPlan};
 use crate::record::keys;
@@ -223,7 +223,7 @@ struct Tracker {
 }
 
 impl Tracker {
-    fn observe(&mut self, record: &Record, restated: bool) {
+    fn observe(&mut self, record: &LogRecord, restated: bool) {
         match &record.event {
             Event::Evicted { id, subnet } => {
                 *self.evictions.entry(*subnet).or_default() += 1;

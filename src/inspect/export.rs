@@ -9,7 +9,7 @@ use std::cell::Cell;
 use memmap2::Mmap;
 
 use super::{archived_segments, resuming, retrying, InspectError, Progress, PROGRESS_EVERY};
-use crate::event::Record;
+use crate::event::LogRecord;
 use crate::journal::dir::{list_dir, Listing, SegmentFile};
 use crate::journal::format::salt_seed;
 use crate::journal::reader::{ScanItem, SegmentScanner};
@@ -17,7 +17,7 @@ use crate::journal::replay::{map_segment, replay_mapped_until, ReleaseBehind, Re
 use crate::Error;
 
 /// Every record of the live log of `dir`, in log order (what [`export_each`] hands over).
-pub fn export(dir: &Path, progress: Progress<'_>) -> Result<Vec<Record>, InspectError> {
+pub fn export(dir: &Path, progress: Progress<'_>) -> Result<Vec<LogRecord>, InspectError> {
     let mut records = Vec::new();
     export_each(dir, progress, |record| {
         records.push(record);
@@ -39,7 +39,7 @@ pub fn export(dir: &Path, progress: Progress<'_>) -> Result<Vec<Record>, Inspect
 pub fn export_each(
     dir: &Path,
     progress: Progress<'_>,
-    mut on_record: impl FnMut(Record) -> ControlFlow<()>,
+    mut on_record: impl FnMut(LogRecord) -> ControlFlow<()>,
 ) -> Result<(), InspectError> {
     // A segment removed between the listing and its mapping makes the snapshot start over.
     let (plan, maps, last) = retrying(dir, || {
@@ -65,7 +65,7 @@ pub fn export_each(
         Some(map) => Ok(map),
         None => map_segment(&segment.path),
     };
-    replay_mapped_until(&plan, map, |place, record: Record| {
+    replay_mapped_until(&plan, map, |place, record: LogRecord| {
         if record.seq > last {
             // Written after the export started (records come in sequence order).
             return ControlFlow::Break(());
@@ -94,7 +94,7 @@ fn last_seq(live: &[SegmentFile], maps: &[Mmap]) -> Result<u64, Error> {
     };
     let mut last = segment.header.first_seq.saturating_sub(1);
     let mut behind = ReleaseBehind::new(map);
-    for item in SegmentScanner::<Record>::new(map, salt_seed(segment.header.salt)) {
+    for item in SegmentScanner::<LogRecord>::new(map, salt_seed(segment.header.salt)) {
         if let ScanItem::Record { offset, record, .. } = item {
             behind.reached(offset);
             last = last.max(record.seq);
@@ -126,7 +126,7 @@ fn last_seq_now(segments: &[SegmentFile]) -> Result<u64, Error> {
 pub fn export_with_archive_each(
     dir: &Path,
     progress: Progress<'_>,
-    on_record: impl FnMut(Record) -> ControlFlow<()>,
+    on_record: impl FnMut(LogRecord) -> ControlFlow<()>,
 ) -> Result<(), InspectError> {
     stream_resuming(dir, on_record, |segments, next| {
         let mut sources = history_sources(segments, archived_segments(dir)?);
@@ -161,10 +161,10 @@ pub fn export_with_archive_each(
 /// held when the read started, so that it ends beside a writer that keeps appending.
 fn stream_resuming(
     dir: &Path,
-    mut on_record: impl FnMut(Record) -> ControlFlow<()>,
+    mut on_record: impl FnMut(LogRecord) -> ControlFlow<()>,
     mut read: impl FnMut(
         Vec<SegmentFile>,
-        &mut dyn FnMut(Place, Record) -> ControlFlow<()>,
+        &mut dyn FnMut(Place, LogRecord) -> ControlFlow<()>,
     ) -> Result<(), Error>,
 ) -> Result<(), InspectError> {
     let last = Cell::new(None::<Place>);
@@ -183,7 +183,7 @@ fn stream_resuming(
                 now
             }
         };
-        let mut next = |place: Place, record: Record| {
+        let mut next = |place: Place, record: LogRecord| {
             if record.seq > end {
                 // Written after the read started (the live log's records come last).
                 return ControlFlow::Break(());

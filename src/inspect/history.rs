@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::{archived_segments, scan_segment, with_listing, InspectError, Progress};
-use crate::event::{Event, Record};
+use crate::event::{Event, LogRecord};
 use crate::index::{Index, PeerState};
 use crate::journal::dir::SegmentFile;
 use crate::Error;
@@ -16,7 +16,7 @@ use crate::{Loss, Node, NodeId, NodeRecord, Subnet};
 #[derive(Clone, Debug)]
 pub struct HistoryEntry {
     /// The record.
-    pub record: Record,
+    pub record: LogRecord,
     /// The segment file it was read from.
     pub file: PathBuf,
     /// Offset of its frame in that file.
@@ -206,7 +206,7 @@ impl Accounting {
     }
 
     /// A record of `source` was read.
-    pub(super) fn record(&mut self, source: &Source, record: &Record) {
+    pub(super) fn record(&mut self, source: &Source, record: &LogRecord) {
         if let Event::Loss(loss) = &record.event {
             self.losses.push(*loss);
         }
@@ -256,7 +256,7 @@ pub(super) fn scan_sources(
     sources: &[Source],
     progress: Progress<'_>,
     accounting: &mut Accounting,
-    mut on_record: impl FnMut(Record, usize, u64) -> ControlFlow<()>,
+    mut on_record: impl FnMut(LogRecord, usize, u64) -> ControlFlow<()>,
 ) -> Result<(), Error> {
     let total: u64 = sources.iter().map(|s| s.segment.len).sum();
     let mut done = 0;
@@ -353,9 +353,9 @@ pub fn history(
 }
 
 /// A record found while scanning, with its source's index and its offset.
-type Found = (Record, usize, u64);
+type Found = (LogRecord, usize, u64);
 
-fn entry(record: Record, source: &Source, offset: u64, change: Change) -> HistoryEntry {
+fn entry(record: LogRecord, source: &Source, offset: u64, change: Change) -> HistoryEntry {
     HistoryEntry {
         change,
         record,

@@ -26,7 +26,7 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use crate::event::Record;
+use crate::event::LogRecord;
 use crate::journal::dir::{
     is_not_found, list_archive_dir, list_dir, DirListing, Listing, SegmentFile, ARCHIVE_DIR,
 };
@@ -207,7 +207,7 @@ fn with_listing<T>(
 fn replay_with_progress(
     plan: &ReplayPlan,
     progress: Progress<'_>,
-    mut on_record: impl FnMut(&Path, u64, Record),
+    mut on_record: impl FnMut(&Path, u64, LogRecord),
 ) -> Result<ReplaySummary, Error> {
     let total: u64 = plan.live.iter().map(|s| s.len).sum();
     let mut starts = std::collections::HashMap::new();
@@ -234,7 +234,7 @@ fn replay_with_progress(
 /// released behind the scan, so that memory stays bounded whatever the file's size.
 fn scan_segment(
     segment: &SegmentFile,
-    mut on_record: impl FnMut(u64, Record),
+    mut on_record: impl FnMut(u64, LogRecord),
 ) -> Result<(Vec<Problem>, u64), Error> {
     let map = map_segment(&segment.path)?;
     let mut behind = ReleaseBehind::new(&map);

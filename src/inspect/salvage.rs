@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::{check_dir, list_archive, InspectError};
 use crate::error::IoContext;
-use crate::event::Record;
+use crate::event::LogRecord;
 use crate::faults::FailPoints;
 use crate::journal::dir::{
     create_segment, list_dir, move_into_damaged, parse_segment_name, DirListing, Listing,
@@ -240,7 +240,7 @@ fn past(segment: &UnreadableSegment, salt: u64, largest: u64, from: u64) -> Resu
     let mut next = from.saturating_add(size.saturating_sub(header) / MIN_FRAME_LEN);
     if segment.len > header {
         let map = map_segment(&segment.path)?;
-        for item in SegmentScanner::<Record>::new(&map, salt_seed(salt)) {
+        for item in SegmentScanner::<LogRecord>::new(&map, salt_seed(salt)) {
             if let ScanItem::Record { record, .. } = item {
                 next = next.max(record.seq.saturating_add(1));
             }
@@ -289,7 +289,7 @@ fn lost_in_live_log(
     readable: Vec<SegmentFile>,
 ) -> Result<(Vec<Lost>, LiveLog), Error> {
     let plan = ReplayPlan::new(readable);
-    let summary = replay(&plan, |_, _: Record| {})?;
+    let summary = replay(&plan, |_, _: LogRecord| {})?;
     let last_seq = summary.next_seq.saturating_sub(1);
     let newest = plan.live.iter().max_by_key(|s| s.header.segment_id);
     let live = LiveLog {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use super::{replay_with_progress, with_listing, InspectError, Progress, SegmentInfo};
-use crate::event::{EventKind, Record};
+use crate::event::{EventKind, LogRecord};
 use crate::index::{Index, PeerState};
 use crate::journal::replay::ReplayPlan;
 use crate::journal::ReplaySummary;
@@ -35,7 +35,7 @@ pub(super) struct Replayed {
 }
 
 impl Replayed {
-    fn apply(&mut self, record: &Record) {
+    fn apply(&mut self, record: &LogRecord) {
         *self.events_by_kind.entry(record.event.kind()).or_default() += 1;
         let t = record.written_at;
         self.span = Some(self.span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));

@@ -259,7 +259,7 @@ mod tests {
     use enr::{CombinedKey, Enr};
 
     use super::*;
-    use crate::event::{from_unix_nanos, Event, Record, StoredRecord};
+    use crate::event::{from_unix_nanos, Event, LogRecord, StoredRecord};
     use crate::journal::format::{encode_frame, salt_seed, SegmentHeader, FORMAT_VERSION};
     use crate::journal::reader::{ScanEnd, ScanItem, SegmentScanner};
     use crate::node::{Node, NodeId};
@@ -313,18 +313,18 @@ mod tests {
         (data, chain)
     }
 
-    /// What a scan in stored form (as replay decodes) finds, as [`Record`]s, and how many
+    /// What a scan in stored form (as replay decodes) finds, as [`LogRecord`]s, and how many
     /// frames it checked itself.
     fn scan_stored(
         data: &[u8],
         seed: u32,
         ahead: Option<&ChecksumsAhead>,
-    ) -> ((Vec<ScanItem<Record>>, ScanEnd), usize) {
+    ) -> ((Vec<ScanItem<LogRecord>>, ScanEnd), usize) {
         let mut stored = SegmentScanner::<StoredRecord<'_>>::new_exclusive(data, seed);
         if let Some(ahead) = ahead {
             stored = stored.with_checksums_ahead(ahead);
         }
-        let items: Vec<ScanItem<Record>> = stored
+        let items: Vec<ScanItem<LogRecord>> = stored
             .by_ref()
             .map(|item| match item {
                 ScanItem::Record {
@@ -334,7 +334,7 @@ mod tests {
                 } => ScanItem::Record {
                     offset,
                     len,
-                    record: Record {
+                    record: LogRecord {
                         seq: record.seq,
                         written_at: from_unix_nanos(record.written_at),
                         event: record.event.into_event(),
@@ -346,27 +346,27 @@ mod tests {
         ((items, stored.end().unwrap()), stored.checked_here)
     }
 
-    /// What a scan decoding [`Record`]s finds.
+    /// What a scan decoding [`LogRecord`]s finds.
     fn scan_records(
         data: &[u8],
         seed: u32,
         ahead: Option<&ChecksumsAhead>,
-    ) -> (Vec<ScanItem<Record>>, ScanEnd) {
-        let mut scanner = SegmentScanner::<Record>::new_exclusive(data, seed);
+    ) -> (Vec<ScanItem<LogRecord>>, ScanEnd) {
+        let mut scanner = SegmentScanner::<LogRecord>::new_exclusive(data, seed);
         if let Some(ahead) = ahead {
             scanner = scanner.with_checksums_ahead(ahead);
         }
-        let items: Vec<ScanItem<Record>> = scanner.by_ref().collect();
+        let items: Vec<ScanItem<LogRecord>> = scanner.by_ref().collect();
         (items, scanner.end().unwrap())
     }
 
-    /// What a scan finds, decoded both as [`Record`]s and in stored form, which must agree;
+    /// What a scan finds, decoded both as [`LogRecord`]s and in stored form, which must agree;
     /// and how many frames the stored-form scan checked itself.
     fn scan_counting(
         data: &[u8],
         seed: u32,
         ahead: Option<&ChecksumsAhead>,
-    ) -> ((Vec<ScanItem<Record>>, ScanEnd), usize) {
+    ) -> ((Vec<ScanItem<LogRecord>>, ScanEnd), usize) {
         let stored = scan_stored(data, seed, ahead);
         assert_eq!(stored.0, scan_records(data, seed, ahead));
         stored
@@ -376,7 +376,7 @@ mod tests {
         data: &[u8],
         seed: u32,
         ahead: Option<&ChecksumsAhead>,
-    ) -> (Vec<ScanItem<Record>>, ScanEnd) {
+    ) -> (Vec<ScanItem<LogRecord>>, ScanEnd) {
         scan_counting(data, seed, ahead).0
     }
 

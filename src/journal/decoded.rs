@@ -2,7 +2,7 @@
 //! opaque bytes; the event module says what they mean, by implementing these traits.
 
 /// What a scan decodes an intact frame into: the journal carries payloads as opaque bytes,
-/// and the event module says what they mean (`impl Decoded for Record` and `StoredRecord`, in
+/// and the event module says what they mean (`impl Decoded for LogRecord` and `StoredRecord`, in
 /// `event.rs`). `'a` is the lifetime of the scanned bytes: a decoded value may borrow from
 /// them when the scan reads frames in place.
 pub trait Decoded<'a>: Sized {
