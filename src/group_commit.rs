@@ -416,39 +416,54 @@ mod tests {
         log.wait(3, || unreachable!()).unwrap();
     }
 
-    #[test]
-    fn a_failed_fsync_poisons_every_waiter_and_later_callers() {
-        let log = Arc::new(FakeLog::default());
-        let (entered, release) = (
-            Arc::new(std::sync::Barrier::new(2)),
-            Arc::new(Mutex::new(())),
-        );
+    /// A leader whose fsync blocks until it is let go and then gives `outcome`, and six
+    /// callers that wrote after its fsync started, each parked waiting: `(let go, leader,
+    /// followers)`.
+    #[allow(clippy::type_complexity)]
+    fn leader_and_parked_followers(
+        log: &Arc<FakeLog>,
+        outcome: fn() -> Result<(), Error>,
+    ) -> (
+        std::sync::MutexGuard<'static, ()>,
+        std::thread::JoinHandle<Result<(), Error>>,
+        Vec<std::thread::JoinHandle<Result<(), Error>>>,
+    ) {
+        let entered = Arc::new(std::sync::Barrier::new(2));
+        // Leaked, so that the guard handed back can outlive this function (a test affords it).
+        let release: &'static Mutex<()> = Box::leak(Box::new(Mutex::new(())));
         let hold = release.lock().unwrap();
-        // The leader's fsync blocks until `hold` is dropped, then fails.
         let leader = {
-            let (log, entered, release) =
-                (Arc::clone(&log), Arc::clone(&entered), Arc::clone(&release));
+            let (log, entered) = (Arc::clone(log), Arc::clone(&entered));
             std::thread::spawn(move || {
                 let seq = log.write();
                 log.wait(seq, || {
                     entered.wait();
                     drop(release.lock().unwrap());
-                    Err(Error::invalid("fsync failed (simulated)"))
+                    outcome()
                 })
             })
         };
         entered.wait();
+        // Written after the leader's fsync started: it cannot cover them.
         let followers: Vec<_> = (0..6)
             .map(|_| {
-                let log = Arc::clone(&log);
+                let log = Arc::clone(log);
                 let seq = log.write();
                 std::thread::spawn(move || log.wait(seq, || Ok(())))
             })
             .collect();
-        // Every follower is parked behind the failing fsync before it ends.
+        // Every follower is parked behind the leader's fsync before it ends.
         while log.group.progress().waiters.len() < 6 {
             std::thread::sleep(Duration::from_millis(1));
         }
+        (hold, leader, followers)
+    }
+
+    #[test]
+    fn a_failed_fsync_poisons_every_waiter_and_later_callers() {
+        let log = Arc::new(FakeLog::default());
+        let (hold, leader, followers) =
+            leader_and_parked_followers(&log, || Err(Error::invalid("fsync failed (simulated)")));
         drop(hold);
         assert!(matches!(leader.join().unwrap(), Err(Error::Poisoned(_))));
         for f in followers {
@@ -462,35 +477,7 @@ mod tests {
     #[test]
     fn waiters_not_covered_lead_the_next_fsync() {
         let log = Arc::new(FakeLog::default());
-        let (entered, release) = (
-            Arc::new(std::sync::Barrier::new(2)),
-            Arc::new(Mutex::new(())),
-        );
-        let hold = release.lock().unwrap();
-        let leader = {
-            let (log, entered, release) =
-                (Arc::clone(&log), Arc::clone(&entered), Arc::clone(&release));
-            std::thread::spawn(move || {
-                let seq = log.write();
-                log.wait(seq, || {
-                    entered.wait();
-                    drop(release.lock().unwrap());
-                    Ok(())
-                })
-            })
-        };
-        entered.wait();
-        // Written after the leader's fsync started: it cannot cover them.
-        let followers: Vec<_> = (0..6)
-            .map(|_| {
-                let log = Arc::clone(&log);
-                let seq = log.write();
-                std::thread::spawn(move || log.wait(seq, || Ok(())))
-            })
-            .collect();
-        while log.group.progress().waiters.len() < 6 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let (hold, leader, followers) = leader_and_parked_followers(&log, || Ok(()));
         drop(hold);
         leader.join().unwrap().unwrap();
         for f in followers {
