@@ -195,6 +195,17 @@ fn damage_acknowledged_after_compaction_is_found_in_the_compacted_segment() {
     assert!(verify(dir.path()).is_intact(false));
 }
 
+/// The losses a history lists, in its order.
+fn losses_in(history: &[inspect::HistoryEntry]) -> Vec<&Loss> {
+    history
+        .iter()
+        .filter_map(|e| match &e.change {
+            Change::Loss(loss) => Some(loss),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A loss recorded by a compaction (in the active segment and again in the compacted one) and
 /// acknowledged later is one place: `history` lists it once, acknowledged.
 #[test]
@@ -208,13 +219,7 @@ fn history_lists_a_recorded_and_acknowledged_loss_once() {
     db.close().unwrap();
 
     let history = inspect::history(dir.path(), &id(150), &inspect::no_progress).unwrap();
-    let losses: Vec<&Loss> = history
-        .iter()
-        .filter_map(|e| match &e.change {
-            Change::Loss(loss) => Some(loss),
-            _ => None,
-        })
-        .collect();
+    let losses = losses_in(&history);
     assert_eq!(losses.len(), 1, "{history:?}");
     assert_eq!(losses[0].lost, Some(lost));
     assert!(losses[0].acknowledged, "{:?}", losses[0]);
@@ -241,13 +246,7 @@ fn stats_and_history_report_recorded_losses() {
 
     // The history of a node written after the loss shows it, in sequence order.
     let history = inspect::history(dir.path(), &id(150), &inspect::no_progress).unwrap();
-    let losses: Vec<&Loss> = history
-        .iter()
-        .filter_map(|e| match &e.change {
-            Change::Loss(loss) => Some(loss),
-            _ => None,
-        })
-        .collect();
+    let losses = losses_in(&history);
     assert_eq!(losses.len(), 1, "{history:?}");
     assert_eq!(losses[0].lost, Some(lost));
     assert!(

@@ -106,6 +106,11 @@ impl Index {
             .fold(entry.last_pong, i64::max)
     }
 
+    /// Whether no pong, to no particular IP or from any IP, ever proved the entry.
+    fn unproven(&self, entry: &Entry) -> bool {
+        self.newest_pong(entry) == NEVER
+    }
+
     /// The subnet group of an entry, from its endpoint.
     pub(crate) fn group_key(&self, entry: &Entry) -> GroupKey {
         self.endpoint(entry).map(|e| default_subnet(e.ip))
@@ -171,18 +176,22 @@ impl Index {
         loop {
             if self.evictor.unproven.is_none() {
                 let all: Vec<UnprovenKey> = (0..self.entries.len())
-                    .filter(|&i| self.newest_pong(&self.entries[i]) == NEVER)
+                    .filter(|&i| self.unproven(&self.entries[i]))
                     .map(|i| self.unproven_key(i))
                     .collect();
                 let limit = candidates_per_scan(self.entries.len());
                 self.evictor.unproven = Some(Candidates::first(all, limit));
             }
-            let candidates = self.evictor.unproven.as_ref().expect("found above");
-            let complete = candidates.complete;
+            let complete = self
+                .evictor
+                .unproven
+                .as_ref()
+                .expect("found above")
+                .complete;
             while let Some(key) = self.evictor.unproven.as_ref()?.keys.front().copied() {
                 let current = self
                     .find(&key.2)
-                    .filter(|&i| self.newest_pong(&self.entries[i]) == NEVER)
+                    .filter(|&i| self.unproven(&self.entries[i]))
                     .map(|i| self.unproven_key(i));
                 if current == Some(key) {
                     return Some(key);
