@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
-use rlp::RlpStream;
+use alloy_rlp::{Encodable, Header};
 use sha3::{Digest, Keccak256};
 
 use crate::Error;
@@ -146,14 +146,22 @@ impl Node {
 
     /// The RLP list `[ip, udp, tcp, id]`, exactly as go-ethereum's v4 discovery encodes a node.
     pub fn to_rlp(&self) -> Vec<u8> {
-        let mut stream = RlpStream::new_list(4);
-        match self.ip {
-            IpAddr::V4(v4) => stream.append(&&v4.octets()[..]),
-            IpAddr::V6(v6) => stream.append(&&v6.octets()[..]),
+        let ip: &[u8] = match &self.ip {
+            IpAddr::V4(v4) => &v4.octets(),
+            IpAddr::V6(v6) => &v6.octets(),
         };
-        stream.append(&self.udp).append(&self.tcp);
-        stream.append(&&self.id.0[..]);
-        stream.out().to_vec()
+        let id: &[u8] = &self.id.0;
+        let header = Header {
+            list: true,
+            payload_length: ip.length() + self.udp.length() + self.tcp.length() + id.length(),
+        };
+        let mut out = Vec::with_capacity(header.length_with_payload());
+        header.encode(&mut out);
+        ip.encode(&mut out);
+        self.udp.encode(&mut out);
+        self.tcp.encode(&mut out);
+        id.encode(&mut out);
+        out
     }
 
     /// Decodes [`Node::to_rlp`]'s output. Rejects anything that is not canonical RLP of that
@@ -346,54 +354,20 @@ pub fn log_distance(a: &[u8; 32], b: &[u8; 32]) -> u32 {
     0
 }
 
-/// Reads canonical RLP items off the front of a byte slice. Decoding is hand-written because
-/// it runs for every node record replayed; encoding uses the `rlp` crate.
+/// Reads canonical RLP items off the front of a byte slice, without copying: what the decoding
+/// of node and record RLP walks item by item (alloy-rlp's header reader decides what is
+/// canonical).
 pub(crate) struct RlpCursor<'a>(pub &'a [u8]);
 
 impl<'a> RlpCursor<'a> {
     /// The next item: whether it is a list, and its payload.
     pub fn item(&mut self) -> Result<(bool, &'a [u8]), &'static str> {
-        let (&first, rest) = self.0.split_first().ok_or("unexpected end of input")?;
-        let (is_list, len, rest) = match first {
-            0x00..=0x7f => {
-                let (single, rest) = self.0.split_at(1);
-                self.0 = rest;
-                return Ok((false, single));
-            }
-            0x80..=0xb7 => (false, usize::from(first - 0x80), rest),
-            0xc0..=0xf7 => (true, usize::from(first - 0xc0), rest),
-            0xb8..=0xbf | 0xf8..=0xff => {
-                let len_of_len = usize::from(if first >= 0xf8 {
-                    first - 0xf7
-                } else {
-                    first - 0xb7
-                });
-                if rest.len() < len_of_len {
-                    return Err("length runs past the end of input");
-                }
-                let (len_bytes, rest) = rest.split_at(len_of_len);
-                if len_bytes[0] == 0 {
-                    return Err("length with a leading zero");
-                }
-                let len = len_bytes.iter().try_fold(0usize, |acc, &b| {
-                    acc.checked_mul(256).map(|acc| acc + usize::from(b))
-                });
-                match len {
-                    Some(len) if len > 55 => (first >= 0xf8, len, rest),
-                    Some(_) => return Err("long form for a short length"),
-                    None => return Err("length overflows"),
-                }
-            }
-        };
-        if rest.len() < len {
-            return Err("item runs past the end of input");
-        }
-        let (payload, rest) = rest.split_at(len);
-        if !is_list && len == 1 && payload[0] < 0x80 {
-            return Err("single byte below 0x80 not encoded as itself");
-        }
+        let mut rest = self.0;
+        let header = Header::decode(&mut rest).map_err(rlp_error)?;
+        // `decode` checked that the payload is there.
+        let (payload, rest) = rest.split_at(header.payload_length);
         self.0 = rest;
-        Ok((is_list, payload))
+        Ok((header.list, payload))
     }
 
     pub fn list(&mut self) -> Result<&'a [u8], &'static str> {
@@ -408,6 +382,20 @@ impl<'a> RlpCursor<'a> {
             (false, payload) => Ok(payload),
             (true, _) => Err("expected a string, found a list"),
         }
+    }
+}
+
+/// What an RLP header error means, in the words the parsers' errors use.
+fn rlp_error(error: alloy_rlp::Error) -> &'static str {
+    match error {
+        alloy_rlp::Error::InputTooShort => "item runs past the end of input",
+        alloy_rlp::Error::LeadingZero => "length with a leading zero",
+        alloy_rlp::Error::NonCanonicalSingleByte => "single byte below 0x80 not encoded as itself",
+        alloy_rlp::Error::UnexpectedLength | alloy_rlp::Error::NonCanonicalSize => {
+            "long form for a short length"
+        }
+        alloy_rlp::Error::Overflow => "length overflows",
+        _ => "malformed RLP",
     }
 }
 
