@@ -37,6 +37,14 @@ const REPLAY_PAIRS: usize = 3;
 const REPLAY_PAIRS_1M: usize = 1;
 /// Threads of the group-commit contender.
 const THREADS: u64 = 16;
+/// Pieces each round's share of a durable-writer pair (peerlog against what it is judged
+/// by) is cut into, the two sides alternating piece by piece: the disk of a shared machine
+/// changes speed from one second to the next (an `fdatasync` from 0.1 to several ms), and
+/// pieces close in time meet the same disk.
+const SYNCED_PIECES: u64 = 10;
+/// The same for the 16-thread pair, in fewer pieces: each piece starts with all 16 threads
+/// at once and ends with them, and a piece of 50 writes a thread keeps those edges small.
+const SYNCED_PIECES_16: u64 = 3;
 
 fn open(durability: Durability) -> (tempfile::TempDir, NodeDb) {
     let dir = temp_dir("ratios");
@@ -129,23 +137,26 @@ fn main() {
                 prealloc_fdatasync_each(&frames, raw_dir.path(), SYNCED_OPS),
             );
         }
-        // The two one-thread contenders take turns at going first: the disk of a shared
-        // machine changes speed from one moment to the next, and the one that runs right
-        // after the 16-thread contenders (and their fsyncs) would otherwise always be the same.
-        for sync_each_now in [round % 2 == 0, round % 2 == 1] {
-            if sync_each_now && want("sync_each_1_thread") {
-                add(
-                    "sync_each_1_thread",
-                    SYNCED_OPS,
-                    durable_writers(&sync_each, 1, SYNCED_OPS, false),
-                );
-            }
-            if !sync_each_now && want("group_10ms_1_thread") {
-                add(
-                    "group_10ms_1_thread",
-                    SYNCED_OPS,
-                    durable_writers(&group, 1, SYNCED_OPS, true),
-                );
+        // The two one-thread contenders alternate piece by piece, and take turns at going
+        // first.
+        let piece = SYNCED_OPS / SYNCED_PIECES;
+        for p in 0..SYNCED_PIECES {
+            let even = (round + p as usize).is_multiple_of(2);
+            for sync_each_now in [even, !even] {
+                if sync_each_now && want("sync_each_1_thread") {
+                    add(
+                        "sync_each_1_thread",
+                        piece,
+                        durable_writers(&sync_each, 1, piece, false),
+                    );
+                }
+                if !sync_each_now && want("group_10ms_1_thread") {
+                    add(
+                        "group_10ms_1_thread",
+                        piece,
+                        durable_writers(&group, 1, piece, true),
+                    );
+                }
             }
         }
         if want("raw_barrier_16_threads_fdatasync") {
@@ -156,20 +167,24 @@ fn main() {
             );
         }
         // Likewise peerlog's 16 threads and the raw bound they are judged against.
-        for group_now in [round % 2 == 0, round % 2 == 1] {
-            if group_now && want("group_10ms_16_threads") {
-                add(
-                    "group_10ms_16_threads",
-                    8 * SYNCED_OPS,
-                    durable_writers(&group, THREADS, 8 * SYNCED_OPS, true),
-                );
-            }
-            if !group_now && want("raw_gathered_16_threads_fdatasync") {
-                add(
-                    "raw_gathered_16_threads_fdatasync",
-                    8 * SYNCED_OPS,
-                    gathered_group_commit(&frames, raw_dir.path(), THREADS, 8 * SYNCED_OPS, true),
-                );
+        let piece = 8 * SYNCED_OPS / SYNCED_PIECES_16;
+        for p in 0..SYNCED_PIECES_16 {
+            let even = (round + p as usize).is_multiple_of(2);
+            for group_now in [even, !even] {
+                if group_now && want("group_10ms_16_threads") {
+                    add(
+                        "group_10ms_16_threads",
+                        piece,
+                        durable_writers(&group, THREADS, piece, true),
+                    );
+                }
+                if !group_now && want("raw_gathered_16_threads_fdatasync") {
+                    add(
+                        "raw_gathered_16_threads_fdatasync",
+                        piece,
+                        gathered_group_commit(&frames, raw_dir.path(), THREADS, piece, true),
+                    );
+                }
             }
         }
         if want("raw_gathered_16_threads_no_io") {

@@ -165,15 +165,29 @@ pub fn gathered_group_commit(
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     use std::sync::Mutex;
 
-    let file = fresh_file(dir);
-    fs4::fs_std::FileExt::allocate(&file, PREALLOC).unwrap();
-    file.sync_all().unwrap();
+    // One file for every call, preallocated once, and stores that go on where the last call
+    // left off: as peerlog appends to a segment it keeps. A fresh file per call would free the
+    // last one's 256 MiB first, and on ext4 mounted with `discard` the next journal commits
+    // (which these `fdatasync`s wait for) would discard those blocks.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let path = dir.join("gathered.log");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .expect("raw file");
+    if file.metadata().unwrap().len() < PREALLOC {
+        fs4::fs_std::FileExt::allocate(&file, PREALLOC).unwrap();
+        file.sync_all().unwrap();
+    }
     // SAFETY: the file is this bench's own, preallocated to PREALLOC bytes before it is
     // mapped and never shrunk while mapped, so every store below the length is backed.
     let map = memmap2::MmapRaw::map_raw(&file).unwrap();
     let base = map.as_mut_ptr() as usize;
     let rounds = iters.div_ceil(threads);
-    let next = AtomicU64::new(0);
+    let next = &NEXT;
     // Threads registered in the current round, and the rounds completed.
     let arrived = AtomicUsize::new(0);
     let completed = AtomicU64::new(0);
@@ -186,9 +200,8 @@ pub fn gathered_group_commit(
     let ready = std::sync::Barrier::new(threads as usize + 1);
     let elapsed = std::thread::scope(|s| {
         for t in 0..threads {
-            let (file, next, arrived, completed, parked, to_wake, ready) = (
-                &file, &next, &arrived, &completed, &parked, &to_wake, &ready,
-            );
+            let (file, arrived, completed, parked, to_wake, ready) =
+                (&file, &arrived, &completed, &parked, &to_wake, &ready);
             s.spawn(move || {
                 ready.wait();
                 for round in 0..rounds {
