@@ -474,6 +474,62 @@ mod tests {
         ));
     }
 
+    /// The caller that completes a gathering runs the fsync, on its own thread, for itself
+    /// and the gatherer; a caller after the gathering's deadline does not gather at all.
+    #[test]
+    fn the_caller_completing_a_gathering_leads_and_a_late_one_does_not_gather() {
+        let log = Arc::new(FakeLog::default());
+        {
+            // As after an fsync that two callers of `sync()` shared, which ended just now
+            // (the deadline pushed far out, so that the gathering waits for the second).
+            let mut progress = log.group.progress();
+            progress.expect = 2;
+            progress.last_end = Some(Instant::now() + Duration::from_secs(3600));
+        }
+        let first_seq = log.write();
+        let gatherer = {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || log.wait(first_seq, || unreachable!("the gatherer led")))
+        };
+        while log.group.progress().gatherer.is_none() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let seq = log.write();
+        let me = std::thread::current().id();
+        log.wait(seq, || {
+            assert_eq!(std::thread::current().id(), me, "a thread hop");
+            Ok(())
+        })
+        .unwrap();
+        gatherer.join().unwrap().unwrap();
+        assert_eq!(log.passes.load(Ordering::SeqCst), 1, "one fsync for both");
+        assert!(log.group.synced(first_seq));
+
+        // The callers of the last fsync had their time to come back (its deadline is a
+        // second past): a lone caller now syncs at once, never gathering. (Were it to gather,
+        // for as long as `gather_for` from now, a second, the loop below would see it.)
+        {
+            let mut progress = log.group.progress();
+            progress.expect = 2;
+            progress.gather_for = Duration::from_secs(1);
+            progress.last_end = Instant::now().checked_sub(Duration::from_secs(2));
+        }
+        let seq = log.write();
+        let lone = {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || log.wait(seq, || Ok(())))
+        };
+        while !lone.is_finished() {
+            assert!(
+                log.group.progress().gatherer.is_none(),
+                "a lone caller gathered"
+            );
+            std::thread::yield_now();
+        }
+        lone.join().unwrap().unwrap();
+        assert_eq!(log.passes.load(Ordering::SeqCst), 2);
+    }
+
     #[test]
     fn a_lone_caller_syncs_on_its_own_thread() {
         let log = FakeLog::default();
