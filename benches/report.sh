@@ -7,6 +7,9 @@
 #   ONLY=seeds benches/report.sh         # only the sections of issue 21 (seeds under attack,
 #                                        # the flood, seed query speed): a few minutes; the
 #                                        # rest of BENCHMARKS.md stays as it is
+#   ONLY=commit benches/report.sh        # only the section of issue 23 items 2 and 6 (group
+#                                        # commit, the 1 M-node open): the interleaved ratios
+#                                        # bench three times, about 5 minutes
 #
 # Environment: CARGO_TARGET_DIR (default target), PEERLOG_BENCH_DIR (where benchmark
 # databases are written; default the system temporary directory, which must be a real disk,
@@ -51,7 +54,39 @@ seeds_sections() {
     } >"$OUT/seeds-machine.txt"
 }
 
-if [ "${ONLY:-}" = seeds ]; then
+# The section of issue 23 items 2 and 6, into $OUT/commit-run<N>.jsonl and
+# $OUT/commit-machine.txt: the durable-writer contenders and the 1 M-node open, interleaved,
+# in three runs of the ratios bench (each a process of its own, minutes apart), because on this
+# shared machine the disk's speed moves from one minute to the next.
+commit_sections() {
+    local began run
+    began=$(date +%s)
+    for run in 1 2 3; do
+        echo "== group commit and the 1 M-node open, run $run of 3" >&2
+        PEERLOG_RATIO_ONLY=_1_thread,group_10ms_16,raw_gathered,_1m PEERLOG_RATIO_ROUNDS=${COMMIT_ROUNDS:-9} \
+            cargo bench -p peerlog-bench --bench ratios 2>"$OUT/commit-run$run.err" \
+            | tee "$OUT/commit-run$run.jsonl" >&2
+        echo "{\"id\":\"load\",\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}" >>"$OUT/commit-run$run.jsonl"
+    done
+    {
+        echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores"
+        echo "file system: $(df -T "${PEERLOG_BENCH_DIR:-${TMPDIR:-/tmp}}" | awk 'NR==2 {print $2 " on " $1}')"
+        echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src benches || echo ' (modified)')"
+        echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
+        echo "duration: $(($(date +%s) - began)) s"
+    } >"$OUT/commit-machine.txt"
+}
+
+if [ "${ONLY:-}" = commit ]; then
+    mkdir -p "$OUT"
+    cargo build --release -p peerlog-bench --bench ratios
+    commit_sections
+    python3 benches/report.py "$CARGO_TARGET_DIR/criterion" "$OUT" --only commit BENCHMARKS.md \
+        >"$OUT/BENCHMARKS.md.new"
+    mv "$OUT/BENCHMARKS.md.new" BENCHMARKS.md
+    echo "updated the group-commit section of BENCHMARKS.md in $(($(date +%s) - started)) s" >&2
+    exit 0
+elif [ "${ONLY:-}" = seeds ]; then
     mkdir -p "$OUT"
     cargo build --release -p peerlog-bench --benches
     cargo build --release --examples
@@ -62,7 +97,7 @@ if [ "${ONLY:-}" = seeds ]; then
     echo "updated the seed sections of BENCHMARKS.md in $(($(date +%s) - started)) s" >&2
     exit 0
 elif [ -n "${ONLY:-}" ]; then
-    echo "ONLY=$ONLY: only ONLY=seeds is known" >&2
+    echo "ONLY=$ONLY: only ONLY=seeds and ONLY=commit are known" >&2
     exit 2
 fi
 
@@ -80,15 +115,6 @@ echo "== compare" >&2
 cargo bench -p peerlog-bench --features compare --bench compare -- "${crit[@]}" 2>&1 | tee "$OUT/compare.log" >&2
 echo "== ratios (interleaved)" >&2
 cargo bench -p peerlog-bench --bench ratios 2>"$OUT/ratios.err" | tee "$OUT/results.jsonl" >&2
-# The durable-writer contenders again on tmpfs, where fdatasync costs nothing: what waking
-# the writer threads costs by itself, for the bound on group commit in BENCHMARKS.md.
-if [ "$(df -T /dev/shm 2>/dev/null | awk 'NR==2 {print $2}')" = tmpfs ]; then
-    echo "== ratios, writer threads on tmpfs" >&2
-    shm=$(mktemp -d /dev/shm/peerlog-bench-XXXXXX)
-    PEERLOG_BENCH_DIR=$shm PEERLOG_RATIO_ONLY=thread PEERLOG_RATIO_GROUP=tmpfs \
-        cargo bench -p peerlog-bench --bench ratios 2>>"$OUT/ratios.err" | tee -a "$OUT/results.jsonl" >&2
-    rm -rf "$shm"
-fi
 echo "== maintenance" >&2
 cargo bench -p peerlog-bench --bench maintenance 2>"$OUT/maintenance.err" | tee -a "$OUT/results.jsonl" >&2
 echo "== memory" >&2
@@ -103,6 +129,7 @@ python3 benches/commands.py "$CARGO_TARGET_DIR/release/peerlog" \
     2>"$OUT/commands.err" | tee -a "$OUT/results.jsonl" >&2
 
 seeds_sections
+commit_sections
 
 bench_dir=${PEERLOG_BENCH_DIR:-${TMPDIR:-/tmp}}
 {

@@ -143,3 +143,113 @@ pub fn barrier_group_commit(
     });
     elapsed.mul_f64(iters as f64 / (rounds * threads) as f64)
 }
+
+/// The ceiling of a *gathering* group commit without peerlog, built from the cheapest
+/// primitives peerlog can use: `threads` threads each store a frame into a preallocated file
+/// mapped in memory, as peerlog appends to its segments (an `fdatasync` then writes back the
+/// pages the stores dirtied, and the next store to a page written back faults to dirty it
+/// again, as in peerlog), and register (an atomic counter); the last of a round to register runs one
+/// `fdatasync()` for all of them (none if `fdatasync` is false), then opens the next round and
+/// unparks the others, each of which unparks another (the wake-ups are shared, as peerlog
+/// shares them). No bookkeeping, no lock, every `fdatasync` covers every thread: a round costs
+/// one `fdatasync` plus one round of wake-ups, the least a round can cost when each thread
+/// has one write in flight and all of them are to share it. Returns the time for `iters`
+/// writes in all (each thread does the same share of them).
+pub fn gathered_group_commit(
+    frames: &[Vec<u8>],
+    dir: &Path,
+    threads: u64,
+    iters: u64,
+    fdatasync: bool,
+) -> Duration {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    // One file for every call, preallocated once, and stores that go on where the last call
+    // left off: as peerlog appends to a segment it keeps. A fresh file per call would free the
+    // last one's 256 MiB first, and on ext4 mounted with `discard` the next journal commits
+    // (which these `fdatasync`s wait for) would discard those blocks.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let path = dir.join("gathered.log");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .expect("raw file");
+    if file.metadata().unwrap().len() < PREALLOC {
+        fs4::fs_std::FileExt::allocate(&file, PREALLOC).unwrap();
+        file.sync_all().unwrap();
+    }
+    // SAFETY: the file is this bench's own, preallocated to PREALLOC bytes before it is
+    // mapped and never shrunk while mapped, so every store below the length is backed.
+    let map = memmap2::MmapRaw::map_raw(&file).unwrap();
+    let base = map.as_mut_ptr() as usize;
+    let rounds = iters.div_ceil(threads);
+    let next = &NEXT;
+    // Threads registered in the current round, and the rounds completed.
+    let arrived = AtomicUsize::new(0);
+    let completed = AtomicU64::new(0);
+    let parked: Mutex<Vec<std::thread::Thread>> = Mutex::new(Vec::new());
+    let to_wake: Mutex<Vec<std::thread::Thread>> = Mutex::new(Vec::new());
+    let wake_one = |to_wake: &Mutex<Vec<std::thread::Thread>>| {
+        let next = to_wake.lock().unwrap().pop();
+        next.map(|t| t.unpark()).is_some()
+    };
+    let ready = std::sync::Barrier::new(threads as usize + 1);
+    let elapsed = std::thread::scope(|s| {
+        for t in 0..threads {
+            let (file, arrived, completed, parked, to_wake, ready) =
+                (&file, &arrived, &completed, &parked, &to_wake, &ready);
+            s.spawn(move || {
+                ready.wait();
+                for round in 0..rounds {
+                    let frame = &frames[((round * threads + t) as usize) % frames.len()];
+                    let len = frame.len() as u64;
+                    let at = next.fetch_add(len, Ordering::Relaxed) % PREALLOC;
+                    let at = at.min(PREALLOC - len) as usize;
+                    // SAFETY: `at + len` is within the mapping (PREALLOC bytes, all backed by
+                    // the file), and the ranges the threads store into are disjoint (each
+                    // takes its own from `next`) except after wrapping around 256 MiB, far
+                    // beyond any round's writes: no two threads store to the same bytes at
+                    // once, and nothing reads them.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            frame.as_ptr(),
+                            (base + at) as *mut u8,
+                            frame.len(),
+                        );
+                    }
+                    // Registered under the lock of the parked list, so that the last to
+                    // arrive finds every other one in it.
+                    let mut list = parked.lock().unwrap();
+                    if arrived.fetch_add(1, Ordering::AcqRel) + 1 == threads as usize {
+                        let others = std::mem::take(&mut *list);
+                        drop(list);
+                        if fdatasync {
+                            file.sync_data().unwrap();
+                        }
+                        arrived.store(0, Ordering::Release);
+                        completed.store(round + 1, Ordering::Release);
+                        to_wake.lock().unwrap().extend(others);
+                        while wake_one(to_wake) {}
+                    } else {
+                        list.push(std::thread::current());
+                        drop(list);
+                        while completed.load(Ordering::Acquire) <= round {
+                            std::thread::park();
+                        }
+                        wake_one(to_wake);
+                    }
+                }
+                ready.wait();
+            });
+        }
+        ready.wait();
+        let started = Instant::now();
+        ready.wait();
+        started.elapsed()
+    });
+    elapsed.mul_f64(iters as f64 / (rounds * threads) as f64)
+}
