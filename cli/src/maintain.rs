@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use peerlog::{inspect, CompactStats, Error, Loss, NodeDb, NodeId, Options};
+use peerlog::{inspect, CompactStats, Error, Loss, NodeDb, NodeId, Options, ARCHIVE_DIR};
 use serde_json::{json, Value};
 
 use crate::args::OpenArgs;
@@ -46,38 +46,21 @@ fn count_segments(dir: &Path) -> Result<usize, CliError> {
     Ok(inspect::segments(dir)?.len())
 }
 
-/// The protocol version to open the database of `segments` with: `given`, else the one its
-/// newest segment carries (`None` without segments); refused when any segment carries another,
-/// since opening with it would wipe the database.
-pub fn version_in_place(
-    segments: &[inspect::SegmentInfo],
-    given: Option<u64>,
-) -> Result<Option<u64>, CliError> {
-    let Some(newest) = segments.iter().max_by_key(|s| s.segment_id) else {
-        return Ok(given);
-    };
-    let version = given.unwrap_or(newest.protocol_version);
-    match segments.iter().find(|s| s.protocol_version != version) {
-        Some(other) => Err(CliError::VersionMismatch {
-            found: other.protocol_version,
-            given: version,
-        }),
-        None => Ok(Some(version)),
-    }
-}
-
-/// Opens `dir` for writing with the protocol version its headers carry, refusing a directory
-/// without a database (opening would create one) or a version that would wipe it.
+/// Opens `dir` for writing with `given` protocol version, else the one its headers carry,
+/// refusing a directory without a database (opening would create one) and a version that
+/// differs from its headers (opening with it would wipe the database: the library refuses).
 fn open_existing(dir: &Path, how: &Maintenance) -> Result<NodeDb, CliError> {
-    let segments = inspect::segments(dir)?;
-    let version = version_in_place(&segments, how.protocol_version)?
-        .ok_or_else(|| inspect::InspectError::NoDatabase(dir.to_path_buf()))?;
+    let in_place = inspect::protocol_version(dir)?;
+    let options = Options {
+        wipe_on_version_change: false,
+        ..how.options.clone()
+    };
     let self_id = how.self_id.unwrap_or(NodeId([0; 64]));
     Ok(NodeDb::open_with(
         dir,
-        version,
+        how.protocol_version.unwrap_or(in_place),
         self_id,
-        how.options.clone(),
+        options,
     )?)
 }
 
@@ -196,7 +179,7 @@ pub fn run(open: OpenArgs, compact: Option<bool>, out: &mut impl Write) -> Resul
             };
             writeln!(
                 out,
-                "DAMAGE found: {problem}; {recorded}the segment moved to archive/"
+                "DAMAGE found: {problem}; {recorded}the segment moved to {ARCHIVE_DIR}/"
             )?;
         }
     }

@@ -122,30 +122,15 @@ pub fn opt_time(t: Option<SystemTime>) -> Value {
     t.map_or(Value::Null, |t| Value::String(iso8601_precise(t)))
 }
 
-/// The earliest time the log can store: 1677-09-21T00:12:43.145224193Z (nanoseconds since the
-/// Unix epoch are kept in an i64).
-pub fn earliest_storable() -> SystemTime {
-    UNIX_EPOCH - Duration::from_nanos(i64::MAX as u64)
-}
-
-/// The latest time the log can store: 2262-04-11T23:47:16.854775807Z.
-pub fn latest_storable() -> SystemTime {
-    UNIX_EPOCH + Duration::from_nanos(i64::MAX as u64)
-}
-
-/// The range of times the log can store, in words (whole seconds inside it):
-/// `1677-09-21T00:12:44Z .. 2262-04-11T23:47:16Z`.
+/// The range of times the log can store ([`peerlog::storable_times`]), in words (whole seconds
+/// inside it): `1677-09-21T00:12:44Z .. 2262-04-11T23:47:16Z`.
 pub fn storable_range_text() -> String {
+    let times = peerlog::storable_times();
     format!(
         "{} .. {}",
-        iso8601(earliest_storable() + Duration::from_secs(1)),
-        iso8601(latest_storable())
+        iso8601(*times.start() + Duration::from_secs(1)),
+        iso8601(*times.end())
     )
-}
-
-/// Whether the log can store `t`.
-pub fn is_storable(t: SystemTime) -> bool {
-    (earliest_storable()..=latest_storable()).contains(&t)
 }
 
 /// A duration as people write it: `1 day`, `5 days 12h`, `36m`, `1h 30m`, `0s`, `250ms`.
@@ -257,7 +242,7 @@ pub fn parse_since(text: &str, now: SystemTime) -> Result<SystemTime, String> {
         })?;
         now.checked_sub(ago).ok_or_else(outside)?
     };
-    if !is_storable(t) {
+    if !peerlog::storable_times().contains(&t) {
         return Err(outside());
     }
     Ok(t)
