@@ -60,13 +60,17 @@ fn compact_refuses_a_locked_database_a_wrong_version_and_a_missing_database() {
     assert_eq!(snapshot(temp.path()), before, "nothing wiped");
 
     let empty = tempfile::tempdir().unwrap();
-    let out = peerlog(&["compact", path_str(empty.path())]);
-    assert_one_line_error(&out, "no peerlog database");
-    assert_eq!(
-        fs::read_dir(empty.path()).unwrap().count(),
-        0,
-        "no file created"
-    );
+    for args in [&[][..], &["--protocol-version", "5"][..]] {
+        for command in ["compact", "expire"] {
+            let out = peerlog(&[&[command, path_str(empty.path())][..], args].concat());
+            assert_one_line_error(&out, "no peerlog database");
+            assert_eq!(
+                fs::read_dir(empty.path()).unwrap().count(),
+                0,
+                "{command} {args:?} created a file"
+            );
+        }
+    }
 }
 
 /// Issue 19, item 10: `compact` said "0 expired" while its expiry wrote an `ip_expire` event
