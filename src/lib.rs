@@ -56,7 +56,7 @@ pub mod testing;
 pub use enr;
 
 pub use compact::CompactStats;
-pub use db::NodeDb;
+pub use db::{ExpireStats, NodeDb};
 pub use error::Error;
 pub use event::{storable_times, Event, EventKind, LogRecord};
 

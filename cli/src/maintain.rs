@@ -34,6 +34,8 @@ pub struct MaintenanceReport {
     pub nodes_after: usize,
     /// Node records dropped by expiration.
     pub nodes_expired: usize,
+    /// IP slots dropped by expiration from nodes that stay.
+    pub ips_expired: usize,
     /// What compaction did (`None` for `expire`).
     pub compaction: Option<CompactStats>,
     /// Segment files before and after.
@@ -75,7 +77,8 @@ pub fn compact(
 ) -> Result<MaintenanceReport, CliError> {
     maintain(dir, how, stage, "compacting", |db| {
         let stats = db.compact()?;
-        Ok((stats.nodes_expired, Some(stats)))
+        let expired = (stats.nodes_expired, stats.ips_expired);
+        Ok((expired, Some(stats)))
     })
 }
 
@@ -86,24 +89,25 @@ pub fn expire(
     stage: Stage<'_>,
 ) -> Result<MaintenanceReport, CliError> {
     maintain(dir, how, stage, "expiring", |db| {
-        Ok((db.expire_nodes()?, None))
+        let stats = db.expire()?;
+        Ok(((stats.nodes_expired, stats.ips_expired), None))
     })
 }
 
-/// Opens `dir`, runs `job` (which returns the nodes it expired and what it compacted), closes
-/// it, and reports the counts before and after.
+/// Opens `dir`, runs `job` (which returns the nodes and IP slots it expired and what it
+/// compacted), closes it, and reports the counts before and after.
 fn maintain(
     dir: &Path,
     how: &Maintenance,
     stage: Stage<'_>,
     job_name: &'static str,
-    job: impl FnOnce(&NodeDb) -> Result<(usize, Option<CompactStats>), Error>,
+    job: impl FnOnce(&NodeDb) -> Result<((usize, usize), Option<CompactStats>), Error>,
 ) -> Result<MaintenanceReport, CliError> {
     stage("opening");
     let db = open_existing(dir, how)?;
     let before = (db.len(), count_segments(dir)?);
     stage(job_name);
-    let (nodes_expired, compaction) = job(&db)?;
+    let ((nodes_expired, ips_expired), compaction) = job(&db)?;
     let nodes_after = db.len();
     let losses = db.losses();
     stage("closing");
@@ -112,6 +116,7 @@ fn maintain(
         nodes_before: before.0,
         nodes_after,
         nodes_expired,
+        ips_expired,
         compaction,
         segments: (before.1, count_segments(dir)?),
         losses,
@@ -149,16 +154,14 @@ pub fn run(open: OpenArgs, compact: Option<bool>, out: &mut impl Write) -> Resul
         writeln!(out, "{}", maintenance_json(&report))?;
         return Ok(());
     }
-    // Compaction's expiry also drops the liveness a staying node had at IPs gone silent.
-    let ips = report.compaction.as_ref().map_or_else(String::new, |c| {
-        format!("; IP slots: {} expired", c.ips_expired)
-    });
+    // Expiry also drops the liveness a staying node had at IPs gone silent.
     writeln!(
         out,
-        "nodes: {} -> {} ({} expired){ips}; segments: {} -> {}",
+        "nodes: {} -> {} ({} expired); IP slots: {} expired; segments: {} -> {}",
         report.nodes_before,
         report.nodes_after,
         report.nodes_expired,
+        report.ips_expired,
         report.segments.0,
         report.segments.1
     )?;
@@ -203,13 +206,13 @@ fn maintenance_json(report: &MaintenanceReport) -> Value {
         "nodes_before": report.nodes_before,
         "nodes_after": report.nodes_after,
         "nodes_expired": report.nodes_expired,
+        "ips_expired": report.ips_expired,
         "segments_before": report.segments.0,
         "segments_after": report.segments.1,
         "losses": report.losses.iter().map(render::loss_json).collect::<Vec<_>>(),
     });
     if let (Some(c), Value::Object(map)) = (&report.compaction, &mut out) {
         map.extend([
-            ("ips_expired".to_string(), json!(c.ips_expired)),
             ("segments_read".to_string(), json!(c.segments_read)),
             ("records_read".to_string(), json!(c.records_read)),
             ("bytes_read".to_string(), json!(c.bytes_read)),
