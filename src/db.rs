@@ -381,7 +381,8 @@ impl NodeDb {
     /// Opens (or creates) the database in `dir` with the default [`Options`].
     ///
     /// A directory written with another protocol `version` is wiped and starts empty (its
-    /// segments: nothing else is removed); files and directories not named like peerlog's are
+    /// segments: nothing else is removed; or refused with [`Error::VersionMismatch`] when
+    /// [`Options::wipe_on_version_change`] is off); files and directories not named like peerlog's are
     /// ignored (each logged as a warning) and left untouched; a file named like a segment whose
     /// header cannot be read is refused with [`Error::DamagedHeader`] and left untouched (see
     /// [`inspect::salvage`](crate::inspect::salvage)); one open in another `NodeDb` gives
