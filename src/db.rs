@@ -381,7 +381,8 @@ impl NodeDb {
     /// Opens (or creates) the database in `dir` with the default [`Options`].
     ///
     /// A directory written with another protocol `version` is wiped and starts empty (its
-    /// segments: nothing else is removed); files and directories not named like peerlog's are
+    /// segments: nothing else is removed; or refused with [`Error::VersionMismatch`] when
+    /// [`Options::wipe_on_version_change`] is off); files and directories not named like peerlog's are
     /// ignored (each logged as a warning) and left untouched; a file named like a segment whose
     /// header cannot be read is refused with [`Error::DamagedHeader`] and left untouched (see
     /// [`inspect::salvage`](crate::inspect::salvage)); one open in another `NodeDb` gives
@@ -813,7 +814,38 @@ impl NodeDb {
     /// record), with everything known about it; also ids without a record whose newest
     /// timestamp is that old. Returns how many node records were dropped.
     pub fn expire_nodes(&self) -> Result<usize, Error> {
-        self.inner.expire().map(|(nodes, _)| nodes)
+        self.expire().map(|stats| stats.nodes_expired)
+    }
+
+    /// [`NodeDb::expire_nodes`], saying also how many IP slots it dropped: the liveness of a
+    /// node that stays at an IP whose pong (else ping) is older than the expiration (each an
+    /// `ip_expire` event, as [`CompactStats::ips_expired`](crate::CompactStats::ips_expired)
+    /// counts for the expiry a compaction runs first).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), peerlog::Error> {
+    /// use std::time::{Duration, SystemTime};
+    /// use peerlog::{Node, NodeDb, NodeId};
+    /// let db = NodeDb::in_memory(NodeId([1; 64]));
+    /// let peer: Node = format!("enode://{}@203.0.113.7:30303", "22".repeat(64)).parse()?;
+    /// db.update_node(&peer)?;
+    /// db.update_last_pong(&peer.id, SystemTime::now())?;
+    /// // Silent for two days at an address it used to have.
+    /// let two_days_ago = SystemTime::now() - Duration::from_secs(2 * 86_400);
+    /// db.update_last_pong_from(&peer.id, "198.51.100.9".parse().unwrap(), two_days_ago)?;
+    ///
+    /// let expired = db.expire()?;
+    /// assert_eq!((expired.nodes_expired, expired.ips_expired), (0, 1));
+    /// assert_eq!(db.node(&peer.id), Some(peer));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn expire(&self) -> Result<ExpireStats, Error> {
+        let (nodes_expired, ips_expired) = self.inner.expire()?;
+        Ok(ExpireStats {
+            nodes_expired,
+            ips_expired,
+        })
     }
 
     /// Starts, once, a background thread that runs [`NodeDb::expire_nodes`] every cleanup
@@ -973,4 +1005,14 @@ fn holds_id(event: &Event) -> Option<Option<IpAddr>> {
 /// The current wall-clock time in milliseconds since the Unix epoch.
 fn now_millis() -> u64 {
     u64::try_from(now_nanos() / 1_000_000).unwrap_or(0)
+}
+
+/// What [`NodeDb::expire`] dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExpireStats {
+    /// Node records dropped (what [`NodeDb::expire_nodes`] returns).
+    pub nodes_expired: usize,
+    /// IP slots dropped from nodes that stay.
+    pub ips_expired: usize,
 }

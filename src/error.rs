@@ -59,6 +59,19 @@ pub enum Error {
         dir: PathBuf,
     },
 
+    /// The directory holds a database written with another protocol version, and
+    /// [`Options::wipe_on_version_change`](crate::Options::wipe_on_version_change) is off: its
+    /// segments are left as they are.
+    #[error("database {dir} has protocol version {found}, not {given}; opening it with {given} would wipe it, refused")]
+    VersionMismatch {
+        /// The database directory.
+        dir: PathBuf,
+        /// The protocol version in its segment headers (the first one that differs).
+        found: u64,
+        /// The protocol version it was opened with.
+        given: u64,
+    },
+
     /// An argument was rejected: a malformed node id, enode URL or RLP blob, an empty path,
     /// a timestamp out of range, an option out of range.
     #[error("invalid input: {0}")]

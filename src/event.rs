@@ -4,6 +4,7 @@
 //! as the [`Decoded`] implementations of [`LogRecord`] and [`StoredRecord`].
 
 use std::net::{IpAddr, Ipv6Addr};
+use std::ops::RangeInclusive;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::journal::decoded::{Decoded, DecodedInPlace};
@@ -831,6 +832,25 @@ impl<'a> Decoded<'a> for StoredRecord<'a> {
 
 impl DecodedInPlace for StoredRecord<'_> {
     type In<'m> = StoredRecord<'m>;
+}
+
+/// The times the log can store, each end included: 1677-09-21T00:12:43.145224193Z to
+/// 2262-04-11T23:47:16.854775807Z (nanoseconds since the Unix epoch, in an `i64`). A write of
+/// a time outside it (a ping, a pong, a timestamp given to
+/// [`NodeDb::update_last_pong_from`](crate::NodeDb::update_last_pong_from), ...) fails with
+/// [`Error::InvalidInput`], and so does any write while the clock is outside it (each record
+/// carries the time it was written).
+///
+/// ```
+/// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+/// let times = peerlog::storable_times();
+/// assert!(times.contains(&SystemTime::now()));
+/// assert_eq!(*times.end(), UNIX_EPOCH + Duration::from_nanos(i64::MAX as u64));
+/// assert!(!times.contains(&(*times.start() - Duration::from_nanos(1))));
+/// ```
+pub fn storable_times() -> RangeInclusive<SystemTime> {
+    let extent = Duration::from_nanos(i64::MAX as u64);
+    UNIX_EPOCH - extent..=UNIX_EPOCH + extent
 }
 
 /// Nanoseconds since the Unix epoch, as stored on disk. Times outside about 1677..2262 do not

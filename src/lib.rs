@@ -56,14 +56,15 @@ pub mod testing;
 pub use enr;
 
 pub use compact::CompactStats;
-pub use db::NodeDb;
+pub use db::{ExpireStats, NodeDb};
 pub use error::Error;
-pub use event::{Event, EventKind, LogRecord};
+pub use event::{storable_times, Event, EventKind, LogRecord};
 
 /// The name [`LogRecord`] had before 0.3, when "record" also meant a signed node record.
 #[deprecated(since = "0.3.0", note = "renamed `LogRecord`")]
 pub type Record = LogRecord;
 pub use index::{IpLiveness, PeerState, MAX_IPS_PER_ID};
+pub use journal::dir::ARCHIVE_DIR;
 pub use journal::{Problem, ProblemKind, ReplaySummary};
 pub use loss::Loss;
 pub use node::{log_distance, Node, NodeId, NODE_ID_LEN};

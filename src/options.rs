@@ -81,6 +81,26 @@ pub struct Options {
     /// evicts its own kind first and never takes the store past this bound. Default: 100,000.
     /// Minimum: 1.
     pub max_nodes: usize,
+    /// What opening a directory written with another protocol version does: wipe its
+    /// segments and start empty (`true`, go-ethereum's rule for a node that changed protocol),
+    /// or refuse with [`Error::VersionMismatch`](crate::Error::VersionMismatch) and change
+    /// nothing (`false`, for tools that open a node's database to maintain it, such as
+    /// `peerlog compact`; [`inspect::protocol_version`](crate::inspect::protocol_version)
+    /// says which version to open it with). Default: true.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), peerlog::Error> {
+    /// use peerlog::{Error, NodeDb, NodeId, Options};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// NodeDb::open(dir.path(), 5, NodeId([1; 64]))?.close()?;
+    ///
+    /// let keep = Options { wipe_on_version_change: false, ..Options::default() };
+    /// let refused = NodeDb::open_with(dir.path(), 6, NodeId([1; 64]), keep);
+    /// assert!(matches!(refused, Err(Error::VersionMismatch { found: 5, given: 6, .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub wipe_on_version_change: bool,
     /// Test hook that can fail each I/O step (only with peerlog's own hidden testing
     /// feature: no user build carries it). Default: none.
     #[cfg(feature = "__internal_testing")]
@@ -99,6 +119,7 @@ impl Default for Options {
             compact_min_bytes: 16 << 20,
             keep_history: false,
             max_nodes: DEFAULT_MAX_NODES,
+            wipe_on_version_change: true,
             #[cfg(feature = "__internal_testing")]
             fail_points: FailPoints::default(),
         }

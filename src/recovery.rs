@@ -127,11 +127,18 @@ pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opene
     // Listed again under the lock: the directory may have changed since the first look.
     let mut listing = list_dir(dir, Listing::Strict)?;
     remove_leftovers(dir, &listing.leftovers)?;
-    if listing
+    if let Some(other) = listing
         .segments
         .iter()
-        .any(|s| s.header.protocol_version != version)
+        .find(|s| s.header.protocol_version != version)
     {
+        if !opts.wipe_on_version_change {
+            return Err(Error::VersionMismatch {
+                dir: dir.clone(),
+                found: other.header.protocol_version,
+                given: version,
+            });
+        }
         ::log::info!(
             "{}: protocol version changed to {version}; starting empty",
             dir.display()

@@ -13,7 +13,21 @@ use peerlog::testing::FailPoints;
 use peerlog::{Durability, Error, NodeDb, Options};
 
 mod common;
-use common::{counting_fsyncs, files, id, node};
+use common::{files, id, node};
+
+/// Fail points that inject nothing and count the fsyncs of the log (`log.fsync`), with the
+/// count.
+fn counting_fsyncs() -> (FailPoints, Arc<AtomicUsize>) {
+    let fsyncs = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&fsyncs);
+    let points = FailPoints::new(move |step| {
+        if step == "log.fsync" {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    });
+    (points, fsyncs)
+}
 
 #[test]
 fn database_files_are_private_to_the_owner() {

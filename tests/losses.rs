@@ -283,7 +283,7 @@ fn segment_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         .collect()
 }
 
-/// Recovery covers losses as every other kind (tests/damage.rs covers the others): every bit
+/// Recovery covers losses as every other kind (checks/tests/damage.rs covers the others): every bit
 /// of a loss frame flipped and every cut through it gives damage or a torn tail, and never a
 /// loss that was not written.
 #[test]

@@ -441,3 +441,84 @@ fn salvaging_the_last_segment_records_its_loss_and_reuses_no_sequence_number_or_
         assert!(!inspect::verify(dir, &no_progress).unwrap().is_intact(false));
     }
 }
+
+/// Salvaging the only segment of a log (no readable segment left to go on from): when the
+/// file held records, the log still goes on past anything it could hold, in a segment of a new
+/// name, and the loss shows (a gap from 1) until a compaction records it; the records are not
+/// replaced by a new log that starts again at sequence number 1 in a file of the same name,
+/// which would read as intact. A file that held nothing (cut within its header) loses nothing.
+/// (The log goes on in the generation the damaged header names: where the damage hit the
+/// protocol version itself, as "a bit flipped in the header" does, the next open takes that
+/// segment for another version's and wipes it, so that damage is left out here, and a flip in
+/// the header's segment id stands in for it.)
+#[test]
+fn salvaging_the_only_segment_reuses_no_sequence_number_or_name() {
+    let flip_in_segment_id: fn(&mut Vec<u8>) = |b| b[32] ^= 4;
+    let damages = damages()
+        .into_iter()
+        .filter(|(damage, ..)| *damage != "a bit flipped in the header")
+        .chain([(
+            "a bit flipped in the segment id",
+            flip_in_segment_id,
+            "",
+            false,
+        )]);
+    for (damage, edit, _, holds_nothing) in damages {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
+        let db = open(dir).unwrap();
+        for n in 1..=5 {
+            db.update_node(&node(n)).unwrap();
+        }
+        db.close().unwrap();
+        let segments = common::segments(dir);
+        assert_eq!(segments.len(), 1, "{damage}");
+        let victim = segments[0].clone();
+        let mut bytes = fs::read(&victim).unwrap();
+        edit(&mut bytes);
+        fs::write(&victim, &bytes).unwrap();
+
+        let report = inspect::salvage(dir).unwrap();
+        assert_eq!(report.moved.len(), 1, "{damage}");
+        assert_eq!(report.moved[0].lost, Lost::After(0), "{damage}");
+        assert_eq!(report.moved[0].holds_nothing, holds_nothing, "{damage}");
+
+        let db = open(dir).unwrap();
+        db.update_node(&node(500)).unwrap();
+        let problems = db.recovery().problems.clone();
+        db.close().unwrap();
+        let records = inspect::export(dir, &no_progress).unwrap();
+        let names: Vec<_> = common::segments(dir)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_owned())
+            .collect();
+        if holds_nothing {
+            // Nothing was lost: a new log, with nothing to report.
+            assert!(problems.is_empty(), "{damage}: {problems:?}");
+            continue;
+        }
+        assert!(
+            records[0].seq > 5,
+            "{damage}: seq {} reused (the salvaged file held 1..=5)",
+            records[0].seq
+        );
+        assert!(
+            !names.contains(&victim.file_name().unwrap().to_owned()),
+            "{damage}: the salvaged segment's name was reused: {names:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.lost.is_some_and(|(a, b)| a == 1 && b >= 5)),
+            "{damage}: {problems:?}"
+        );
+        assert!(!inspect::verify(dir, &no_progress).unwrap().is_intact(false));
+        let db = open(dir).unwrap();
+        db.compact().unwrap();
+        let losses = db.losses();
+        assert_eq!(losses.len(), 1, "{damage}: {losses:?}");
+        assert_eq!(losses[0].lost.map(|(a, _)| a), Some(1), "{damage}");
+        assert_eq!(db.node(&id(500)), Some(node(500)), "{damage}");
+        db.close().unwrap();
+    }
+}

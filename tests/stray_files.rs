@@ -36,7 +36,7 @@ fn database(dir: &Path) {
         db.update_node(&node(n)).unwrap();
     }
     db.close().unwrap();
-    assert!(dir.join("archive").read_dir().unwrap().count() > 0);
+    assert!(dir.join(peerlog::ARCHIVE_DIR).read_dir().unwrap().count() > 0);
 }
 
 /// What an operator or a file system leaves beside a database: files and directories with
@@ -221,6 +221,37 @@ fn a_version_wipe_removes_only_peerlog_s_segments() {
         .filter(|n| n.ends_with(".seg"))
         .collect();
     assert!(archived_segments.is_empty(), "{archived_segments:?}");
+}
+
+/// With `wipe_on_version_change` off, another protocol version is refused, naming both
+/// versions, and the directory (segments, `archive/`, strays) stays byte for byte; the version
+/// `inspect::protocol_version` reads then opens it with everything in it.
+#[test]
+fn a_refused_version_change_changes_nothing() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    database(dir);
+    add_strays(dir);
+    let before = tree(dir);
+    let keep = Options {
+        wipe_on_version_change: false,
+        ..options()
+    };
+    match NodeDb::open_with(dir, VERSION + 1, id(0), keep.clone()) {
+        Err(Error::VersionMismatch { found, given, .. }) => {
+            assert_eq!((found, given), (VERSION, VERSION + 1));
+        }
+        other => panic!(
+            "expected VersionMismatch, got {:?}",
+            other.map(|db| db.len())
+        ),
+    }
+    assert_eq!(tree(dir), before);
+    let version = inspect::protocol_version(dir).unwrap();
+    assert_eq!(version, VERSION);
+    let db = NodeDb::open_with(dir, version, id(0), keep).unwrap();
+    assert_eq!(db.len(), 60);
+    db.close().unwrap();
 }
 
 /// A file named like a segment is a segment: in `archive/`, one whose header cannot be read

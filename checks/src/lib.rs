@@ -8,9 +8,10 @@
 //! artifact, so that a plain `cargo test` exercises the targets without a fuzzer.
 //!
 //! [`model`] is what the database holds after a sequence of events (eviction rule and expiry
-//! included): the `ops_model` target checks against it, and so do the crash, power-loss, API
-//! and concurrency tests of the `peerlog` package. [`records`] and [`process`] hold the
-//! helpers those tests would otherwise copy.
+//! included): the `ops_model` target checks against it, and so do the crash, power-loss, API,
+//! concurrency and damage tests in `checks/tests/` (peerlog's package ships only tests that
+//! need no unpublished crate). [`process`] holds the helpers of the tests that run a child
+//! process (`env`, `say`, `splitmix`).
 //!
 //! | target | input | property |
 //! |---|---|---|
@@ -25,7 +26,6 @@ mod open_segment;
 mod ops;
 mod ops_model;
 pub mod process;
-pub mod records;
 mod scratch;
 mod text;
 

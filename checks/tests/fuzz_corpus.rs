@@ -15,8 +15,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod common;
+use common::{record_id, record_ip4, signed_record_with, RecordShape};
 use peerlog::{Node, NodeDb, NodeId, Options};
-use peerlog_checks::records::{record_id, record_ip4, signed_record_with, RecordShape};
 use peerlog_checks::{self as checks, FIX_HEADER_CRC, FIX_RECORD_CRC, OTHER_VERSION, TARGETS};
 
 fn fuzz_dir() -> PathBuf {

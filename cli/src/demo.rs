@@ -19,7 +19,7 @@ use crate::parse::parse_self;
 use crate::parse::DEMO_MAX_NODES;
 use crate::plural::count;
 use crate::progress::{self, Meter};
-use crate::time::{earliest_storable, is_storable, iso8601, storable_range_text};
+use crate::time::{iso8601, storable_range_text};
 
 /// Share of demo nodes that are modern: a signed record (a real secp256k1 key) and liveness
 /// per IP, as discv5 and EIP-868 nodes keep them; the others are endpoints with per-id
@@ -228,7 +228,8 @@ pub fn check(spec: &DemoSpec, now: SystemTime) -> Result<Span, String> {
             spec.nodes
         ));
     }
-    if !is_storable(now) {
+    let storable = peerlog::storable_times();
+    if !storable.contains(&now) {
         return Err(format!(
             "the clock says {}, outside the times the log can store ({})",
             iso8601(now),
@@ -236,7 +237,7 @@ pub fn check(spec: &DemoSpec, now: SystemTime) -> Result<Span, String> {
         ));
     }
     let max_days = now
-        .duration_since(earliest_storable())
+        .duration_since(*storable.start())
         .map_or(0, |d| d.as_secs() / 86_400);
     let too_far = || {
         format!(
@@ -255,7 +256,7 @@ pub fn check(spec: &DemoSpec, now: SystemTime) -> Result<Span, String> {
         .map(Duration::from_secs)
         .ok_or_else(too_far)?;
     let start = now.checked_sub(span).ok_or_else(too_far)?;
-    if !is_storable(start) {
+    if !storable.contains(&start) {
         return Err(too_far());
     }
     Ok(Span { start, len: span })

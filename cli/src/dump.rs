@@ -12,6 +12,10 @@ use crate::args::{DumpArgs, RecordKind};
 use crate::error::Failure;
 use crate::progress::{Meter, Span, LINES_PER_REPORT};
 use crate::render;
+
+/// Bytes of lines handed to the output at a time.
+const DUMP_CHUNK: usize = 64 << 10;
+
 /// Which nodes `dump` prints.
 struct DumpFilter {
     all: bool,
@@ -50,6 +54,10 @@ fn print(dir: &Path, json: bool, filter: &DumpFilter, out: &mut impl Write) -> R
     inspect::with_peers(dir, &reading, |peers| -> Result<(), Failure> {
         let printing = meter.output_step("printing", Span::percent(read_share, 100));
         let total = peers.len() as u64;
+        // Lines go into one buffer, reused, handed to `out` some 64 KiB at a time (as
+        // `export` does): memory stays constant, and formatting, not the disk, bounds a dump.
+        let mut lines = Vec::with_capacity(DUMP_CHUNK + 4096);
+        let mut text = render::PeerLines::default();
         for (i, peer) in peers.enumerate() {
             if i % LINES_PER_REPORT == 0 {
                 printing(i as u64, total);
@@ -58,11 +66,17 @@ fn print(dir: &Path, json: bool, filter: &DumpFilter, out: &mut impl Write) -> R
                 continue;
             }
             if json {
-                writeln!(out, "{}", render::peer_json(&peer))?;
+                lines.extend_from_slice(render::peer_json(&peer).as_bytes());
             } else {
-                writeln!(out, "{}", render::peer_line(&peer))?;
+                text.push(&mut lines, &peer);
+            }
+            lines.push(b'\n');
+            if lines.len() >= DUMP_CHUNK {
+                out.write_all(&lines)?;
+                lines.clear();
             }
         }
+        out.write_all(&lines)?;
         printing(total, total);
         Ok(())
     })?

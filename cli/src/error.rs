@@ -19,15 +19,6 @@ pub enum CliError {
     /// `demo` refuses to write into a directory that already holds something.
     #[error("{0}: directory is not empty; demo writes only into a new or empty directory")]
     NotEmpty(PathBuf),
-    /// The protocol version given does not match the one in the segment headers; opening
-    /// with it would wipe the database.
-    #[error("database has protocol version {found}, not {given}; opening it with {given} would wipe it, refused")]
-    VersionMismatch {
-        /// Version in the segment headers.
-        found: u64,
-        /// Version the user asked for.
-        given: u64,
-    },
     /// An argument the command cannot work with, already worded.
     #[error("{0}")]
     Usage(String),

@@ -24,7 +24,7 @@ use std::time::SystemTime;
 
 use peerlog::enr::{CombinedKey, Enr};
 use peerlog::inspect::{self, InspectError};
-use peerlog::{Node, NodeDb, NodeId};
+use peerlog::{Node, NodeDb, NodeId, Options};
 use serde_json::Value;
 
 use crate::args::ImportArgs;
@@ -211,14 +211,19 @@ pub const DEFAULT_PROTOCOL_VERSION: u64 = 9;
 /// none; an existing database keeps its own version, and a different `version` is refused
 /// (opening with it would wipe the database).
 fn open_or_create(dir: &Path, version: Option<u64>) -> Result<NodeDb, CliError> {
-    let segments = match inspect::segments(dir) {
-        Ok(segments) => segments,
-        Err(InspectError::NoSuchDir(_) | InspectError::NoDatabase(_)) => Vec::new(),
-        Err(e) => return Err(e.into()),
+    let version = match (version, inspect::protocol_version(dir)) {
+        (Some(given), _) => given,
+        (None, Ok(in_place)) => in_place,
+        (None, Err(InspectError::NoSuchDir(_) | InspectError::NoDatabase(_))) => {
+            DEFAULT_PROTOCOL_VERSION
+        }
+        (None, Err(e)) => return Err(e.into()),
     };
-    let version =
-        crate::maintain::version_in_place(&segments, version)?.unwrap_or(DEFAULT_PROTOCOL_VERSION);
-    Ok(NodeDb::open(dir, version, NodeId([0; 64]))?)
+    let options = Options {
+        wipe_on_version_change: false,
+        ..Options::default()
+    };
+    Ok(NodeDb::open_with(dir, version, NodeId([0; 64]), options)?)
 }
 
 /// What happened to the peers of a file.

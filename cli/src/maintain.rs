@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use peerlog::{inspect, CompactStats, Error, Loss, NodeDb, NodeId, Options};
+use peerlog::{inspect, CompactStats, Error, Loss, NodeDb, NodeId, Options, ARCHIVE_DIR};
 use serde_json::{json, Value};
 
 use crate::args::OpenArgs;
@@ -34,6 +34,8 @@ pub struct MaintenanceReport {
     pub nodes_after: usize,
     /// Node records dropped by expiration.
     pub nodes_expired: usize,
+    /// IP slots dropped by expiration from nodes that stay.
+    pub ips_expired: usize,
     /// What compaction did (`None` for `expire`).
     pub compaction: Option<CompactStats>,
     /// Segment files before and after.
@@ -46,38 +48,21 @@ fn count_segments(dir: &Path) -> Result<usize, CliError> {
     Ok(inspect::segments(dir)?.len())
 }
 
-/// The protocol version to open the database of `segments` with: `given`, else the one its
-/// newest segment carries (`None` without segments); refused when any segment carries another,
-/// since opening with it would wipe the database.
-pub fn version_in_place(
-    segments: &[inspect::SegmentInfo],
-    given: Option<u64>,
-) -> Result<Option<u64>, CliError> {
-    let Some(newest) = segments.iter().max_by_key(|s| s.segment_id) else {
-        return Ok(given);
-    };
-    let version = given.unwrap_or(newest.protocol_version);
-    match segments.iter().find(|s| s.protocol_version != version) {
-        Some(other) => Err(CliError::VersionMismatch {
-            found: other.protocol_version,
-            given: version,
-        }),
-        None => Ok(Some(version)),
-    }
-}
-
-/// Opens `dir` for writing with the protocol version its headers carry, refusing a directory
-/// without a database (opening would create one) or a version that would wipe it.
+/// Opens `dir` for writing with `given` protocol version, else the one its headers carry,
+/// refusing a directory without a database (opening would create one) and a version that
+/// differs from its headers (opening with it would wipe the database: the library refuses).
 fn open_existing(dir: &Path, how: &Maintenance) -> Result<NodeDb, CliError> {
-    let segments = inspect::segments(dir)?;
-    let version = version_in_place(&segments, how.protocol_version)?
-        .ok_or_else(|| inspect::InspectError::NoDatabase(dir.to_path_buf()))?;
+    let in_place = inspect::protocol_version(dir)?;
+    let options = Options {
+        wipe_on_version_change: false,
+        ..how.options.clone()
+    };
     let self_id = how.self_id.unwrap_or(NodeId([0; 64]));
     Ok(NodeDb::open_with(
         dir,
-        version,
+        how.protocol_version.unwrap_or(in_place),
         self_id,
-        how.options.clone(),
+        options,
     )?)
 }
 
@@ -92,7 +77,8 @@ pub fn compact(
 ) -> Result<MaintenanceReport, CliError> {
     maintain(dir, how, stage, "compacting", |db| {
         let stats = db.compact()?;
-        Ok((stats.nodes_expired, Some(stats)))
+        let expired = (stats.nodes_expired, stats.ips_expired);
+        Ok((expired, Some(stats)))
     })
 }
 
@@ -103,24 +89,25 @@ pub fn expire(
     stage: Stage<'_>,
 ) -> Result<MaintenanceReport, CliError> {
     maintain(dir, how, stage, "expiring", |db| {
-        Ok((db.expire_nodes()?, None))
+        let stats = db.expire()?;
+        Ok(((stats.nodes_expired, stats.ips_expired), None))
     })
 }
 
-/// Opens `dir`, runs `job` (which returns the nodes it expired and what it compacted), closes
-/// it, and reports the counts before and after.
+/// Opens `dir`, runs `job` (which returns the nodes and IP slots it expired and what it
+/// compacted), closes it, and reports the counts before and after.
 fn maintain(
     dir: &Path,
     how: &Maintenance,
     stage: Stage<'_>,
     job_name: &'static str,
-    job: impl FnOnce(&NodeDb) -> Result<(usize, Option<CompactStats>), Error>,
+    job: impl FnOnce(&NodeDb) -> Result<((usize, usize), Option<CompactStats>), Error>,
 ) -> Result<MaintenanceReport, CliError> {
     stage("opening");
     let db = open_existing(dir, how)?;
     let before = (db.len(), count_segments(dir)?);
     stage(job_name);
-    let (nodes_expired, compaction) = job(&db)?;
+    let ((nodes_expired, ips_expired), compaction) = job(&db)?;
     let nodes_after = db.len();
     let losses = db.losses();
     stage("closing");
@@ -129,6 +116,7 @@ fn maintain(
         nodes_before: before.0,
         nodes_after,
         nodes_expired,
+        ips_expired,
         compaction,
         segments: (before.1, count_segments(dir)?),
         losses,
@@ -166,16 +154,14 @@ pub fn run(open: OpenArgs, compact: Option<bool>, out: &mut impl Write) -> Resul
         writeln!(out, "{}", maintenance_json(&report))?;
         return Ok(());
     }
-    // Compaction's expiry also drops the liveness a staying node had at IPs gone silent.
-    let ips = report.compaction.as_ref().map_or_else(String::new, |c| {
-        format!("; IP slots: {} expired", c.ips_expired)
-    });
+    // Expiry also drops the liveness a staying node had at IPs gone silent.
     writeln!(
         out,
-        "nodes: {} -> {} ({} expired){ips}; segments: {} -> {}",
+        "nodes: {} -> {} ({} expired); IP slots: {} expired; segments: {} -> {}",
         report.nodes_before,
         report.nodes_after,
         report.nodes_expired,
+        report.ips_expired,
         report.segments.0,
         report.segments.1
     )?;
@@ -196,7 +182,7 @@ pub fn run(open: OpenArgs, compact: Option<bool>, out: &mut impl Write) -> Resul
             };
             writeln!(
                 out,
-                "DAMAGE found: {problem}; {recorded}the segment moved to archive/"
+                "DAMAGE found: {problem}; {recorded}the segment moved to {ARCHIVE_DIR}/"
             )?;
         }
     }
@@ -220,13 +206,13 @@ fn maintenance_json(report: &MaintenanceReport) -> Value {
         "nodes_before": report.nodes_before,
         "nodes_after": report.nodes_after,
         "nodes_expired": report.nodes_expired,
+        "ips_expired": report.ips_expired,
         "segments_before": report.segments.0,
         "segments_after": report.segments.1,
         "losses": report.losses.iter().map(render::loss_json).collect::<Vec<_>>(),
     });
     if let (Some(c), Value::Object(map)) = (&report.compaction, &mut out) {
         map.extend([
-            ("ips_expired".to_string(), json!(c.ips_expired)),
             ("segments_read".to_string(), json!(c.segments_read)),
             ("records_read".to_string(), json!(c.records_read)),
             ("bytes_read".to_string(), json!(c.bytes_read)),

@@ -86,13 +86,16 @@ pub fn peer_json(peer: &PeerState) -> String {
     ])
 }
 
+#[cfg(test)]
 fn time_or_dash(t: Option<std::time::SystemTime>) -> String {
     t.map_or_else(|| "-".to_string(), iso8601)
 }
 
 /// The `dump` line of a peer: who (enode URL, with the signed record's seq), its liveness
-/// without IP, then per IP, then the signed record's text.
-pub fn peer_line(peer: &PeerState) -> String {
+/// without IP, then per IP, then the signed record's text. The plain statement of what
+/// [`PeerLines`] writes, which a test holds it to.
+#[cfg(test)]
+fn peer_line(peer: &PeerState) -> String {
     let mut line = match (&peer.node, &peer.record) {
         (Some(node), None) => node.to_string(),
         (Some(node), Some(record)) => format!("{node} seq={}", record.seq()),
@@ -124,6 +127,112 @@ pub fn peer_line(peer: &PeerState) -> String {
         line.push_str(&format!(" {record}"));
     }
     line
+}
+
+/// Writes `dump` lines, each exactly [`peer_line`]'s text, into a buffer the caller reuses,
+/// without a formatter call or an allocation for the common fields (as [`ExportRows`] does
+/// for export): a dump writes a line per node of the database.
+#[derive(Default)]
+pub struct PeerLines {
+    ping: TimeText,
+    pong: TimeText,
+    ip_ping: TimeText,
+    ip_pong: TimeText,
+    ips: Vec<(IpAddr, usize)>,
+}
+
+impl PeerLines {
+    /// Appends `peer`'s line, without the newline.
+    pub fn push(&mut self, out: &mut Vec<u8>, peer: &PeerState) {
+        let mut digits = itoa::Buffer::new();
+        match (&peer.node, &peer.record) {
+            (Some(node), record) => {
+                push_enode(out, node);
+                if let Some(record) = record {
+                    out.extend_from_slice(b" seq=");
+                    out.extend_from_slice(digits.format(record.seq()).as_bytes());
+                }
+            }
+            (None, record) => {
+                out.extend_from_slice(b"id:");
+                push_id(out, &peer.id);
+                match record {
+                    Some(record) => {
+                        out.extend_from_slice(b" seq=");
+                        out.extend_from_slice(digits.format(record.seq()).as_bytes());
+                        out.extend_from_slice(b" (signed record without IP)");
+                    }
+                    None => out.extend_from_slice(b" (no record)"),
+                }
+            }
+        }
+        let liveness = |out: &mut Vec<u8>,
+                        (ping, pong): (&mut TimeText, &mut TimeText),
+                        last: (Option<std::time::SystemTime>, Option<std::time::SystemTime>),
+                        fails: u32| {
+            out.extend_from_slice(b" ping=");
+            match last.0 {
+                Some(t) => ping.push_whole(out, t),
+                None => out.push(b'-'),
+            }
+            out.extend_from_slice(b" pong=");
+            match last.1 {
+                Some(t) => pong.push_whole(out, t),
+                None => out.push(b'-'),
+            }
+            out.extend_from_slice(b" fails=");
+            out.extend_from_slice(itoa::Buffer::new().format(fails).as_bytes());
+        };
+        liveness(
+            out,
+            (&mut self.ping, &mut self.pong),
+            (peer.last_ping, peer.last_pong),
+            peer.fails,
+        );
+        self.ips.clear();
+        self.ips
+            .extend(peer.ips.iter().enumerate().map(|(i, l)| (l.ip, i)));
+        self.ips.sort_unstable();
+        for &(ip, i) in &self.ips {
+            let l = &peer.ips[i];
+            out.extend_from_slice(b" [");
+            push_ip(out, ip);
+            liveness(
+                out,
+                (&mut self.ip_ping, &mut self.ip_pong),
+                (l.last_ping, l.last_pong),
+                l.fails,
+            );
+            out.push(b']');
+        }
+        if let Some(record) = &peer.record {
+            out.push(b' ');
+            push_enr(out, record);
+        }
+    }
+}
+
+/// `node` as its `Display` text: `enode://<id>@<ip>:<tcp>`, `?discport=<udp>` when the ports
+/// differ, an IPv6 address in brackets.
+fn push_enode(out: &mut Vec<u8>, node: &Node) {
+    let mut digits = itoa::Buffer::new();
+    out.extend_from_slice(b"enode://");
+    push_id(out, &node.id);
+    out.push(b'@');
+    match node.ip {
+        IpAddr::V4(_) => push_ip(out, node.ip),
+        IpAddr::V6(_) => {
+            out.push(b'[');
+            push_ip(out, node.ip);
+            out.push(b']');
+        }
+    }
+    out.push(b':');
+    out.extend_from_slice(digits.format(node.tcp).as_bytes());
+    if node.udp != node.tcp {
+        out.extend_from_slice(b"?discport=");
+        out.extend_from_slice(digits.format(node.udp).as_bytes());
+    }
 }
 
 /// A finding in words, from its fields: where (file, and offset where bytes are involved),
@@ -652,6 +761,67 @@ pub fn change_text(change: &Change) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `PeerLines` writes exactly `peer_line`'s text, for every shape of peer: IPv4, IPv6,
+    /// different ports, a signed record with and without IP, only liveness, per-IP slots (in
+    /// IP order), times before 1970, with and without nanoseconds, and in one second.
+    #[test]
+    fn peer_lines_are_peer_line_byte_for_byte() {
+        use std::time::{Duration, UNIX_EPOCH};
+
+        use peerlog::enr::{CombinedKey, Enr};
+        use peerlog::NodeDb;
+
+        let db = NodeDb::in_memory(NodeId([0xee; 64]));
+        let key = |n: u8| CombinedKey::secp256k1_from_bytes(&mut [n; 32]).unwrap();
+        let at = |secs: i64, nanos: u32| match secs >= 0 {
+            true => UNIX_EPOCH + Duration::new(secs as u64, nanos),
+            false => UNIX_EPOCH - Duration::new(secs.unsigned_abs(), 0) + Duration::new(0, nanos),
+        };
+        let id = |n: u8| NodeId([n; 64]);
+        let v4: Node = format!("enode://{}@203.0.113.7:30303", "01".repeat(64))
+            .parse()
+            .unwrap();
+        let v6: Node = format!(
+            "enode://{}@[2001:db8::7]:30303?discport=30301",
+            "02".repeat(64)
+        )
+        .parse()
+        .unwrap();
+        db.update_node(&v4).unwrap();
+        db.update_node(&v6).unwrap();
+        db.update_last_ping(&v4.id, at(1_700_000_000, 0)).unwrap();
+        db.update_last_pong(&v4.id, at(1_700_000_000, 5)).unwrap();
+        db.update_find_fails(&v4.id, 3).unwrap();
+        db.update_last_ping(&v6.id, at(-86_401, 999_999_999))
+            .unwrap();
+        let signed = Enr::builder()
+            .ip4("198.51.100.1".parse().unwrap())
+            .udp4(9000)
+            .tcp4(9001)
+            .seq(7)
+            .build(&key(3))
+            .unwrap();
+        db.update_record(&signed).unwrap();
+        let signed_id = NodeId::from_enr(&signed).unwrap();
+        for (ip, secs) in [("198.51.100.9", 5), ("10.0.0.1", 6), ("2001:db8::1", 7)] {
+            db.update_last_pong_from(&signed_id, ip.parse().unwrap(), at(secs, 0))
+                .unwrap();
+        }
+        db.update_find_fails_at(&signed_id, "10.0.0.1".parse().unwrap(), 2)
+            .unwrap();
+        let no_ip = Enr::builder().udp4(9000).seq(2).build(&key(4)).unwrap();
+        db.update_record(&no_ip).unwrap();
+        db.update_last_ping(&id(9), at(0, 1)).unwrap(); // only liveness
+        let mut lines = PeerLines::default();
+        let peers = db.peers();
+        assert_eq!(peers.len(), 5);
+        for peer in &peers {
+            let mut out = Vec::new();
+            lines.push(&mut out, peer);
+            assert_eq!(String::from_utf8(out).unwrap(), peer_line(peer));
+        }
+    }
 
     #[test]
     fn json_strings_are_quoted_and_escaped_where_needed() {

@@ -136,7 +136,7 @@ pub fn explain(e: &CliError) -> String {
     };
     // The database is the segment's folder, or the one above it for an archived segment.
     let mut dir = damaged.parent().unwrap_or(Path::new("."));
-    if dir.file_name().is_some_and(|n| n == "archive") {
+    if dir.file_name().is_some_and(|n| n == peerlog::ARCHIVE_DIR) {
         dir = dir.parent().unwrap_or(dir);
     }
     let dir = if dir.as_os_str().is_empty() {

@@ -30,29 +30,24 @@ pub struct TimeText {
 }
 
 impl TimeText {
+    /// Appends [`iso8601`] of `t` to `out`: whole seconds.
+    pub fn push_whole(&mut self, out: &mut Vec<u8>, t: SystemTime) {
+        let (secs, _) = split_unix(t);
+        if !self.fill(secs) {
+            out.extend_from_slice(format_civil(secs, None).as_bytes());
+            return;
+        }
+        out.extend_from_slice(&self.text);
+        out.push(b'Z');
+    }
+
     /// Appends [`iso8601_precise`] of `t` to `out`.
     pub fn push(&mut self, out: &mut Vec<u8>, t: SystemTime) {
         let (secs, nanos) = split_unix(t);
-        if self.secs != Some(secs) {
-            let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-            let (year, month, day) = civil_from_days(days);
-            if !(0..=9999).contains(&year) {
-                let fraction = (nanos != 0).then_some(nanos);
-                out.extend_from_slice(format_civil(secs, fraction).as_bytes());
-                return;
-            }
-            let (h, m, s) = (day_secs / 3600, day_secs / 60 % 60, day_secs % 60);
-            let text = &mut self.text;
-            *text = *b"0000-00-00T00:00:00";
-            let year = year as usize;
-            two_digits(&mut text[0..2], year / 100);
-            two_digits(&mut text[2..4], year % 100);
-            two_digits(&mut text[5..7], month as usize);
-            two_digits(&mut text[8..10], day as usize);
-            two_digits(&mut text[11..13], h as usize);
-            two_digits(&mut text[14..16], m as usize);
-            two_digits(&mut text[17..19], s as usize);
-            self.secs = Some(secs);
+        if !self.fill(secs) {
+            let fraction = (nanos != 0).then_some(nanos);
+            out.extend_from_slice(format_civil(secs, fraction).as_bytes());
+            return;
         }
         out.extend_from_slice(&self.text);
         if nanos == 0 {
@@ -67,6 +62,31 @@ impl TimeText {
             two_digits(&mut fraction[8..10], n % 100);
             out.extend_from_slice(&fraction);
         }
+    }
+
+    /// Makes `text` the whole second `secs` (seconds since the epoch), unless it is already;
+    /// false for a year outside 0 to 9999, which the caller writes the slow way.
+    fn fill(&mut self, secs: i64) -> bool {
+        if self.secs != Some(secs) {
+            let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+            let (year, month, day) = civil_from_days(days);
+            if !(0..=9999).contains(&year) {
+                return false;
+            }
+            let (h, m, s) = (day_secs / 3600, day_secs / 60 % 60, day_secs % 60);
+            let text = &mut self.text;
+            *text = *b"0000-00-00T00:00:00";
+            let year = year as usize;
+            two_digits(&mut text[0..2], year / 100);
+            two_digits(&mut text[2..4], year % 100);
+            two_digits(&mut text[5..7], month as usize);
+            two_digits(&mut text[8..10], day as usize);
+            two_digits(&mut text[11..13], h as usize);
+            two_digits(&mut text[14..16], m as usize);
+            two_digits(&mut text[17..19], s as usize);
+            self.secs = Some(secs);
+        }
+        true
     }
 }
 
@@ -122,30 +142,15 @@ pub fn opt_time(t: Option<SystemTime>) -> Value {
     t.map_or(Value::Null, |t| Value::String(iso8601_precise(t)))
 }
 
-/// The earliest time the log can store: 1677-09-21T00:12:43.145224193Z (nanoseconds since the
-/// Unix epoch are kept in an i64).
-pub fn earliest_storable() -> SystemTime {
-    UNIX_EPOCH - Duration::from_nanos(i64::MAX as u64)
-}
-
-/// The latest time the log can store: 2262-04-11T23:47:16.854775807Z.
-pub fn latest_storable() -> SystemTime {
-    UNIX_EPOCH + Duration::from_nanos(i64::MAX as u64)
-}
-
-/// The range of times the log can store, in words (whole seconds inside it):
-/// `1677-09-21T00:12:44Z .. 2262-04-11T23:47:16Z`.
+/// The range of times the log can store ([`peerlog::storable_times`]), in words (whole seconds
+/// inside it): `1677-09-21T00:12:44Z .. 2262-04-11T23:47:16Z`.
 pub fn storable_range_text() -> String {
+    let times = peerlog::storable_times();
     format!(
         "{} .. {}",
-        iso8601(earliest_storable() + Duration::from_secs(1)),
-        iso8601(latest_storable())
+        iso8601(*times.start() + Duration::from_secs(1)),
+        iso8601(*times.end())
     )
-}
-
-/// Whether the log can store `t`.
-pub fn is_storable(t: SystemTime) -> bool {
-    (earliest_storable()..=latest_storable()).contains(&t)
 }
 
 /// A duration as people write it: `1 day`, `5 days 12h`, `36m`, `1h 30m`, `0s`, `250ms`.
@@ -257,7 +262,7 @@ pub fn parse_since(text: &str, now: SystemTime) -> Result<SystemTime, String> {
         })?;
         now.checked_sub(ago).ok_or_else(outside)?
     };
-    if !is_storable(t) {
+    if !peerlog::storable_times().contains(&t) {
         return Err(outside());
     }
     Ok(t)

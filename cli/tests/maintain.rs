@@ -60,13 +60,17 @@ fn compact_refuses_a_locked_database_a_wrong_version_and_a_missing_database() {
     assert_eq!(snapshot(temp.path()), before, "nothing wiped");
 
     let empty = tempfile::tempdir().unwrap();
-    let out = peerlog(&["compact", path_str(empty.path())]);
-    assert_one_line_error(&out, "no peerlog database");
-    assert_eq!(
-        fs::read_dir(empty.path()).unwrap().count(),
-        0,
-        "no file created"
-    );
+    for args in [&[][..], &["--protocol-version", "5"][..]] {
+        for command in ["compact", "expire"] {
+            let out = peerlog(&[&[command, path_str(empty.path())][..], args].concat());
+            assert_one_line_error(&out, "no peerlog database");
+            assert_eq!(
+                fs::read_dir(empty.path()).unwrap().count(),
+                0,
+                "{command} {args:?} created a file"
+            );
+        }
+    }
 }
 
 /// Issue 19, item 10: `compact` said "0 expired" while its expiry wrote an `ip_expire` event
@@ -97,7 +101,40 @@ fn compact_reports_the_ip_slots_it_expires() {
     let again: Value = serde_json::from_str(&run_ok(&["compact", dir, "--json"])).unwrap();
     assert_eq!(again["nodes_expired"], 0);
     assert_eq!(again["ips_expired"], 0, "nothing left to expire");
-    // expire has no compaction and says nothing about IP slots.
-    let expire = run_ok(&["expire", dir]);
-    assert!(!expire.contains("IP slots"), "{expire}");
+}
+
+/// `expire` counts the IP slots it expires too (it said only "0 expired" while writing an
+/// `ip_expire` event for each), in text and JSON, and they are gone afterwards.
+#[test]
+fn expire_reports_the_ip_slots_it_expires() {
+    let temp = tempfile::tempdir().unwrap();
+    let db = open(temp.path(), small_segments());
+    let now = SystemTime::now();
+    for n in 1..=3u8 {
+        db.update_node(&node(n, "192.0.2.1", 30303, 30303)).unwrap();
+        db.update_last_pong(&id(n), now).unwrap();
+        let old_ip: IpAddr = format!("198.51.100.{n}").parse().unwrap();
+        db.update_last_pong_from(&id(n), old_ip, now - Duration::from_secs(2 * 86_400))
+            .unwrap();
+    }
+    // A node silent for two days goes whole: counted as a node, not as an IP slot.
+    db.update_node(&node(9, "192.0.2.9", 30303, 30303)).unwrap();
+    db.update_last_pong(&id(9), now - Duration::from_secs(2 * 86_400))
+        .unwrap();
+    db.close().unwrap();
+    let dir = path_str(temp.path());
+    let text = run_ok(&["expire", dir]);
+    assert!(
+        text.starts_with("nodes: 4 -> 3 (1 expired); IP slots: 3 expired; segments: "),
+        "{text}"
+    );
+    assert_eq!(
+        run_ok(&["export", dir, "--kind", "ip_expire"])
+            .lines()
+            .count(),
+        3
+    );
+    let again: Value = serde_json::from_str(&run_ok(&["expire", dir, "--json"])).unwrap();
+    assert_eq!(again["nodes_expired"], 0);
+    assert_eq!(again["ips_expired"], 0, "nothing left to expire");
 }

@@ -130,6 +130,40 @@ pub fn segments(dir: &Path) -> Result<Vec<SegmentInfo>, InspectError> {
     Ok(segments.iter().map(SegmentInfo::new).collect())
 }
 
+/// The protocol version the database in `dir` was written with (its newest segment's), which
+/// is the version to open it with to keep it rather than wipe it (see
+/// [`Options::wipe_on_version_change`](crate::Options::wipe_on_version_change)). Takes no lock.
+/// Fails with [`InspectError::NoSuchDir`], [`InspectError::NotADir`] or
+/// [`InspectError::NoDatabase`] where there is no database to open, and on a damaged segment
+/// header as [`segments`] does.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use peerlog::{inspect, NodeDb, NodeId, Options};
+/// let dir = tempfile::tempdir()?;
+/// assert!(matches!(
+///     inspect::protocol_version(dir.path()),
+///     Err(inspect::InspectError::NoDatabase(_))
+/// ));
+/// NodeDb::open(dir.path(), 5, NodeId([1; 64]))?.close()?;
+///
+/// // A maintenance tool opens a node's database without knowing, or changing, its version.
+/// let version = inspect::protocol_version(dir.path())?;
+/// assert_eq!(version, 5);
+/// let keep = Options { wipe_on_version_change: false, ..Options::default() };
+/// let db = NodeDb::open_with(dir.path(), version, NodeId([1; 64]), keep)?;
+/// db.close()?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn protocol_version(dir: &Path) -> Result<u64, InspectError> {
+    segments(dir)?
+        .iter()
+        .max_by_key(|s| s.segment_id)
+        .map(|s| s.protocol_version)
+        .ok_or_else(|| InspectError::NoDatabase(dir.to_path_buf()))
+}
+
 fn check_dir(dir: &Path) -> Result<(), InspectError> {
     match fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => Ok(()),

@@ -38,6 +38,10 @@ pub struct SalvageReport {
     /// goes on at, past anything the moved files could hold, so that no sequence number and
     /// no segment name is ever given twice. The sequence numbers in between are reported lost
     /// (records missing before that segment) until a compaction records them as a loss.
+    /// When no readable segment is left (the only one was moved), the new segment takes the
+    /// generation of the archive, else the protocol version and salt the moved file's header
+    /// names (if its damage hit the version itself, the next open wipes it as another
+    /// version's); a moved file that held nothing (cut within its header) starts no segment.
     pub resumed: Option<(PathBuf, u64)>,
 }
 
@@ -187,16 +191,30 @@ pub fn salvage(dir: &Path) -> Result<SalvageReport, InspectError> {
     // The end of the log moved aside: the log goes on in a new segment, created before
     // anything moves (a salvage interrupted after it finds the moved file's range as a gap
     // before that segment, and says so).
-    let resumed = match &live.generation {
-        Some(generation) if lost.iter().any(|l| matches!(l, Lost::After(_))) => {
-            let tail = listing
-                .unreadable
-                .iter()
-                .zip(&lost)
-                .filter(|(_, lost)| matches!(lost, Lost::After(_)))
-                .map(|(segment, _)| segment);
+    let tail: Vec<&UnreadableSegment> = listing
+        .unreadable
+        .iter()
+        .zip(&lost)
+        .filter(|(_, lost)| matches!(lost, Lost::After(_)))
+        .map(|(segment, _)| segment)
+        .collect();
+    // No readable segment left to go on from (the only segment was moved): the generation of
+    // the archive, else the one the newest moved file's header names.
+    let generation = match live.generation {
+        Some(generation) => Some(generation),
+        None if !tail.is_empty() => {
+            let archived = archive.segments.iter().max_by_key(|s| s.header.segment_id);
+            match archived {
+                Some(segment) => Some(segment.header),
+                None => generation_named_by(&tail)?,
+            }
+        }
+        None => None,
+    };
+    let resumed = match &generation {
+        Some(generation) if !tail.is_empty() => {
             let mut next_seq = live.next_seq;
-            for segment in tail {
+            for segment in &tail {
                 next_seq = next_seq.max(past(segment, generation.salt, largest, live.next_seq)?);
             }
             resume_after(dir, generation, max_id + 1, next_seq.min(MAX_SEQ), largest)?
@@ -247,6 +265,38 @@ fn past(segment: &UnreadableSegment, salt: u64, largest: u64, from: u64) -> Resu
         }
     }
     Ok(next)
+}
+
+/// The generation (protocol version and salt) the header of the newest of `tail` names, when
+/// it holds them and a record could follow them (a file cut within its header lost nothing,
+/// and a new log may start over): read from their places even though the header failed its
+/// check, since that is the best guess there is of the version the database is opened with
+/// (a wrong one only makes the next open wipe the segment salvage started).
+fn generation_named_by(tail: &[&UnreadableSegment]) -> Result<Option<SegmentHeader>, Error> {
+    let Some(newest) = tail.iter().max_by_key(|s| {
+        let name = s.path.file_name().and_then(|n| n.to_str());
+        name.and_then(parse_segment_name).unwrap_or(0)
+    }) else {
+        return Ok(None);
+    };
+    if holds_nothing(&newest.path)? {
+        return Ok(None);
+    }
+    let mut fields = [0u8; 32];
+    let mut file = File::open(&newest.path).at(&newest.path)?;
+    if file.read_exact(&mut fields).is_err() {
+        return Ok(None);
+    }
+    let u64_at = |at: usize| u64::from_le_bytes(fields[at..at + 8].try_into().expect("8 bytes"));
+    Ok(Some(SegmentHeader {
+        format: FORMAT_VERSION,
+        flags: 0,
+        protocol_version: u64_at(16),
+        salt: u64_at(24),
+        segment_id: 0,
+        first_seq: 1,
+        replaces_through: 0,
+    }))
 }
 
 /// Starts the empty segment `id` of `generation` whose records begin at `next_seq`; nothing

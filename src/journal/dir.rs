@@ -23,7 +23,26 @@ use crate::Error;
 
 /// Name of the lock file in a database directory.
 pub const LOCK_FILE: &str = "LOCK";
-/// Folder that receives replaced segments when history is kept.
+/// The folder, inside a database directory, that receives the segments a compaction
+/// replaced when history is kept ([`Options::keep_history`](crate::Options::keep_history)),
+/// and always those that held damage. Its segments are never replayed on open;
+/// [`inspect`](crate::inspect) reads them on request (`history`, `export_with_archive`), and
+/// [`inspect::verify`](crate::inspect::verify) lists them.
+///
+/// ```
+/// # fn main() -> Result<(), peerlog::Error> {
+/// use peerlog::{NodeDb, NodeId, Options, ARCHIVE_DIR};
+/// let dir = tempfile::tempdir().unwrap();
+/// let opts = Options { keep_history: true, ..Options::default() };
+/// let db = NodeDb::open_with(dir.path(), 5, NodeId([1; 64]), opts)?;
+/// db.update_find_fails(&peerlog::NodeId([2; 64]), 1)?;
+/// db.compact()?;
+/// db.close()?;
+/// let archived = std::fs::read_dir(dir.path().join(ARCHIVE_DIR)).unwrap().count();
+/// assert_eq!(archived, 1);
+/// # Ok(())
+/// # }
+/// ```
 pub const ARCHIVE_DIR: &str = "archive";
 /// Folder, beside the segments (in the database directory and in `archive/`), that
 /// `inspect::salvage` moves unreadable segments into. Never read, never removed.

@@ -1,20 +1,18 @@
-//! Helpers shared by integration tests: node ids and node records numbered by `n` (the signed
-//! ones come from `peerlog_checks::records`), times that never expire, a count of the log's
-//! fsyncs, a snapshot of a directory's files, and the LazyFS mount of the power-loss tests
-//! (`lazyfs`). (Not every test file that includes this module uses every helper, hence the
-//! `allow`.)
+//! Helpers shared by integration tests: node ids and node records numbered by `n` (signed
+//! ones in `records`), times that never expire, a snapshot of a directory's files, a scratch
+//! directory. Public API only, so that every test of the package that does not need internals
+//! builds without the `__internal_testing` feature. The tests of `checks/tests/` include this
+//! module too (`checks/tests/common/mod.rs`). (Not every test file that includes this module
+//! uses every helper, hence the `allow`.)
 #![allow(dead_code)]
 
-pub mod lazyfs;
+pub mod records;
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use peerlog::testing::FailPoints;
 use peerlog::{Node, NodeId};
 
 /// The segment files of a database directory, in name (= id) order.
@@ -51,20 +49,6 @@ pub fn at(n: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(4_000_000_000 + n)
 }
 
-/// Fail points that inject nothing and count the fsyncs of the log (`log.fsync`), with the
-/// count.
-pub fn counting_fsyncs() -> (FailPoints, Arc<AtomicUsize>) {
-    let fsyncs = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&fsyncs);
-    let points = FailPoints::new(move |step| {
-        if step == "log.fsync" {
-            counter.fetch_add(1, Ordering::SeqCst);
-        }
-        Ok(())
-    });
-    (points, fsyncs)
-}
-
 /// Every file directly in `dir` (name and contents; empty for a directory), sorted by name.
 pub fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut all: Vec<_> = fs::read_dir(dir)
@@ -81,9 +65,8 @@ pub fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     all
 }
 
-// The signed test records live with the harness (the fuzz corpus builds its seeds from them).
 #[allow(unused_imports)]
-pub use peerlog_checks::records::{
+pub use records::{
     record_id, record_ip4, record_ip6, record_key, signed_record, signed_record_with,
     stored_record, RecordShape,
 };

@@ -1,7 +1,7 @@
 //! Power-loss test: peerlog on LazyFS, a FUSE file system that keeps every write in a cache of
 //! its own until the file is fsynced, and on command crashes, dropping every byte not yet
 //! fsynced, as a power failure or kernel crash does (a `kill -9` of the process, as in
-//! `tests/crash.rs`, leaves the kernel's page cache intact and loses nothing acknowledged).
+//! `checks/tests/crash.rs`, leaves the kernel's page cache intact and loses nothing acknowledged).
 //!
 //! Each round mounts LazyFS over a root directory and starts a writer child process (this test
 //! binary again, `--exact power_loss_child`) with its database on the mount. The child runs a

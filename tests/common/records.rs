@@ -1,5 +1,6 @@
 //! Signed node records numbered by `n` (deterministic keys; each record signed once per
-//! process, since signing is randomised), for the fuzz corpus and the integration tests.
+//! process, since signing is randomised), for the integration tests (peerlog's, and those of
+//! `checks/tests/`, which include this folder). Public API only.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -119,7 +120,12 @@ pub fn signed_record_with(
 }
 
 /// The stored form of a signed record (what `Event::Record` and `PeerState::record` hold), as
-/// `update_record` makes it.
+/// `update_record` makes it: the record a database in memory holds after storing it.
 pub fn stored_record(record: &peerlog::enr::Enr<peerlog::enr::CombinedKey>) -> peerlog::NodeRecord {
-    peerlog::testing::node_record(record).expect("a storable record")
+    let db = peerlog::NodeDb::in_memory(NodeId([0; 64]));
+    db.update_record(record).expect("a storable record");
+    let id = NodeId::from_enr(record).expect("a v4 record");
+    db.peer(&id)
+        .and_then(|peer| peer.record)
+        .expect("the record just stored")
 }
