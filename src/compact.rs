@@ -50,13 +50,14 @@
 //! after the start is the tail's (made after `S`, restated by it). Every id that is live
 //! throughout is read at least once.
 //!
-//! The sealed segments are still read once, in place, for what they alone can tell: damage
-//! (each new loss is recorded first, see step 2), and the records and bytes read.
+//! The sealed segments are still read once, for what they alone can tell: damage (each new
+//! loss is recorded first, see step 2), and the records and bytes read. Their pages are
+//! released behind that scan, 8 MiB at a time, rather than held for a whole segment.
 //!
 //! What changes for a reader of the log: `C` restates the state as read, which may include
 //! writes of the tail (a restated value or id then appears again, later, where the tail sets
 //! it), and ids in the reverse order of the index. Its memory beyond the index: the write
-//! buffer, one turn's frames and the pages of the segment being scanned (as an open has).
+//! buffer, one turn's frames and a few MiB of the segment being scanned.
 //!
 //! How many records `C` holds (`m`) is known only once it is written, and its sequence
 //! numbers `S+1-m ..= S` depend on it: frames are written with a provisional number, then
@@ -91,18 +92,20 @@
 
 use std::fs::File;
 use std::io::{BufWriter, ErrorKind, Write};
+use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::error::IoContext;
-use crate::event::{PayloadEncoder, StoredEvent, StoredRecord};
+use crate::event::{PayloadEncoder, StoredEvent};
 use crate::index::Index;
+use crate::journal::decoded::Decoded;
 use crate::journal::dir::{publish, retire_segments, segment_file_name, SegmentFile, ARCHIVE_DIR};
 use crate::journal::format::{
     encode_frame, renumber_frames, salt_seed, SegmentHeader, FLAG_COMPACTED, FORMAT_VERSION,
     HEADER_LEN,
 };
-use crate::journal::replay::{replay_locked, ReplayPlan};
+use crate::journal::replay::{map_segment, replay_mapped_until, ReplayPlan};
 use crate::journal::{Problem, ProblemKind};
 use crate::loss::Loss;
 use crate::{Error, Options};
@@ -176,9 +179,13 @@ pub(crate) fn rewrite(
 ) -> Result<CompactStats, Error> {
     let faults = opts.faults();
     let plan = ReplayPlan::new(input.segments.clone());
-    // The input segments are sealed: nobody writes them any more. Read for their damage and
-    // counts only; the state comes from the index.
-    let mut replayed = replay_locked::<StoredRecord>(&plan, 0, |_, _, _| {})?;
+    // Read for their damage and counts only (the state comes from the index), with their
+    // pages released behind the scan: a compaction's memory is the index's and little more.
+    let mut replayed = replay_mapped_until::<Intact>(
+        &plan,
+        |segment| map_segment(&segment.path),
+        |_, _| ControlFlow::Continue(()),
+    )?;
     for problem in &mut replayed.problems {
         // Unreadable bytes at the end of the last input segment are no append in progress:
         // it is sealed, and the log goes on in the active segment.
@@ -288,6 +295,22 @@ pub(crate) fn rewrite(
         losses: restated.losses,
         ..CompactStats::default()
     })
+}
+
+/// A record of the sealed segments, as the damage scan sees it: checked as replay checks it
+/// (its payload decodes), then forgotten.
+struct Intact {
+    seq: u64,
+}
+
+impl Decoded<'_> for Intact {
+    fn decode(seq: u64, kind: u8, payload: &[u8]) -> Option<Intact> {
+        StoredEvent::decode(kind, payload).map(|_| Intact { seq })
+    }
+
+    fn seq(&self) -> u64 {
+        self.seq
+    }
 }
 
 /// What [`restate`] wrote.
@@ -401,10 +424,13 @@ mod tests {
     use crate::journal::format::decode_frame;
     use crate::{Node, NodeId, PeerState};
 
+    type Tail = Vec<(Event, i64)>;
+
     /// An index that writers change before each turn of the compaction's reading: `tail`
     /// holds their events, in order, with their write times.
     struct Churning {
-        state: Mutex<(Index, Vec<(Event, i64)>, u64)>,
+        /// The index, the writers' events with their write times, their random state.
+        state: Mutex<(Index, Tail, u64)>,
         /// Events written before each turn.
         per_turn: usize,
     }
