@@ -686,3 +686,67 @@ fn compaction_counts_the_ip_slots_it_expires() {
     assert_eq!(db.compact().unwrap().ips_expired, 0);
     db.close().unwrap();
 }
+
+/// A compaction restates the index as it reads it, writes made during it included, at sequence
+/// numbers below the sealed part's end: when those writes leave more records to restate than
+/// there are such numbers (three records sealed, then each of their ids gains three fields
+/// before the index is read), it gives up, publishing nothing and losing nothing, and the next
+/// compaction compacts.
+#[test]
+fn a_compaction_outrun_by_writes_publishes_nothing_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_slot: Arc<Mutex<std::sync::Weak<NodeDb>>> = Arc::default();
+    let armed = Arc::new(Mutex::new(true));
+    let hook = {
+        let (db_slot, armed) = (Arc::clone(&db_slot), Arc::clone(&armed));
+        FailPoints::new(move |step| {
+            if step == "compact.scan" && std::mem::take(&mut *armed.lock().unwrap()) {
+                let db = db_slot.lock().unwrap().upgrade().expect("open");
+                let now = SystemTime::now();
+                for n in 1..=3 {
+                    db.update_last_ping(&id(n), now).unwrap();
+                    db.update_last_pong(&id(n), now).unwrap();
+                    db.update_find_fails(&id(n), 2).unwrap();
+                }
+            }
+            Ok(())
+        })
+    };
+    let options = Options {
+        fail_points: hook,
+        expiration: Duration::MAX,
+        ..opts()
+    };
+    let db = Arc::new(NodeDb::open_with(dir.path(), 1, id(0), options).unwrap());
+    *db_slot.lock().unwrap() = Arc::downgrade(&db);
+    for n in 1..=3 {
+        db.update_node(&node(n, 30303)).unwrap();
+    }
+    let stats = db.compact().unwrap();
+    assert_eq!(
+        (stats.segments_read, stats.records_written),
+        (0, 0),
+        "{stats:?}"
+    );
+    let expected = snapshot(&db, 10);
+    assert_eq!(expected.len(), 3);
+    let leftovers: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "left {leftovers:?}");
+    // The next compaction (the writes are sealed now) compacts.
+    let stats = db.compact().unwrap();
+    assert_eq!(stats.records_written, 12, "{stats:?}");
+    assert_eq!(snapshot(&db, 10), expected);
+    *db_slot.lock().unwrap() = std::sync::Weak::new();
+    Arc::into_inner(db).unwrap().close().unwrap();
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts()).unwrap();
+    assert_eq!(snapshot(&db, 10), expected);
+    assert!(
+        db.recovery().problems.is_empty(),
+        "{:?}",
+        db.recovery().problems
+    );
+}
