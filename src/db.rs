@@ -858,7 +858,9 @@ impl NodeDb {
     }
 
     /// Rewrites the sealed part of the log as the live state, dropping overwritten, deleted
-    /// and expired entries. Writers are held up only while the active segment is sealed.
+    /// and expired entries. Writers are held up while the active segment is sealed, then for
+    /// turns of a fraction of a millisecond while the compaction reads the index (it restates
+    /// the database's own index rather than building a second one: see `compact.rs`).
     pub fn compact(&self) -> Result<CompactStats, Error> {
         self.inner.compact(true)
     }
