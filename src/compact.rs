@@ -73,19 +73,20 @@
 //!
 //! 1. Under the writer's lock, expired nodes are dropped (their expiry is logged) and the
 //!    active segment is sealed: everything up to sequence number `S` is now in sealed
-//!    segments, which nobody writes to again. Writers wait only for this step.
+//!    segments, which nobody writes to again. Writers wait for this step, and then only for
+//!    the turns of step 3.
 //! 2. Without the lock, the sealed segments are scanned (fail point `compact.scan`). Each
 //!    damaged or missing stretch found now that the log does not record yet is first recorded
 //!    as a loss in the active segment (synced), so that it stays visible once its place is
 //!    gone.
 //! 3. The index's live events are written to `<id>.seg.tmp`, read in turns under the lock:
-//!    the losses (but those just recorded after `S`), the state of every live id, the local
-//!    seq (`m` records). Fail point
-//!    `compact.write`. The active segment is synced (fail point `compact.sync_log`; a failed
-//!    fsync poisons the database as any other), then the frames are numbered `S+1-m ..= S`
-//!    under a header flagged *compacted* that says it replaces everything through `S`
-//!    (fail point `compact.number`). A crash here leaves a `.tmp` file, removed on the next
-//!    open: the old state.
+//!    the losses (but those step 2 just recorded after `S`, which the tail holds), the state
+//!    of every live id, the local seq (`m` records). Fail point `compact.write`. The active
+//!    segment is synced (fail point `compact.sync_log`; a failed fsync poisons the database
+//!    as any other), then the frames are numbered `S+1-m ..= S` under a header flagged
+//!    *compacted* that says it replaces everything through `S` (fail point
+//!    `compact.number`). A crash here leaves a `.tmp` file, removed on the next open: the old
+//!    state.
 //! 4. The file is synced, renamed to `<id>.seg`, and the directory synced. From the rename on,
 //!    replay takes the compacted segment instead of the segments it replaces (any still
 //!    present are removed on open): the new state, which equals the old one.
