@@ -12,6 +12,12 @@ resident size and wall time. Not this script's own `wait4`: on Linux a child's r
 from the resident size of the process that forked it (this Python), which would hide small
 figures; `time` forks the command from a process of a few MiB. The database is made by
 `peerlog demo` (half signed records, per-IP liveness) in WORK_DIR, which is removed at the end.
+
+`compact_library` is the library's compaction (`NodeDb::compact`) inside an open database, on a
+copy of the log made before `peerlog compact` runs: `examples/memory.rs --compact` reads the
+peak resident size after the open, resets it, compacts and reads it again, so that its figure is
+the compaction's peak with the open index resident (the issue 23 goal: ≤ 1.2x open, as for
+`peerlog compact`, whose whole process GNU time measures).
 """
 
 import json
@@ -42,6 +48,25 @@ def measure(label, argv):
     print(f"{label}: {int(kib) / 1024:.1f} MiB peak, {secs} s", file=sys.stderr)
 
 
+def measure_library_compaction(memory, db):
+    """`NodeDb::compact` on a copy of `db`, its own peak read inside the process."""
+    copy = db + "-library"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(db, copy)
+    try:
+        out = subprocess.run([memory, "--compact", copy], capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"compact_library: exited {out.returncode}: {out.stderr}")
+        lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+        item = json.loads(lines[-1])
+        print(json.dumps(item), flush=True)
+        print(f"compact_library: {item['rss_bytes'] / 1048576:.1f} MiB peak "
+              f"(open in the same process: {item['open_rss_bytes'] / 1048576:.1f} MiB), "
+              f"{item['secs']} s", file=sys.stderr)
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+
+
 def first_id(peerlog, db):
     out = subprocess.run([peerlog, "dump", db, "--json"], capture_output=True, text=True)
     return json.loads(out.stdout.splitlines()[0])["id"]
@@ -58,6 +83,7 @@ def main():
     measure("demo", [peerlog, "demo", db, "--nodes", nodes])
     node = first_id(peerlog, db)
     measure("open", [memory, "--open", db])
+    measure_library_compaction(memory, db)
     for label, args in [
         ("stats", ["stats", db]),
         ("dump", ["dump", db]),

@@ -9,6 +9,13 @@
 //! With `--open DIR`, it opens the database in DIR and closes it, for a measurement of the
 //! peak resident size of an open from outside (benches/commands.py).
 //!
+//! With `--compact DIR`, it opens the database in DIR, then compacts it with `NodeDb::compact`
+//! (expiring nothing, keeping history, as benches/commands.py runs `peerlog compact`): the
+//! library's compaction inside an open database. The peak resident size (`VmHWM`) is read
+//! after the open, reset (`/proc/self/clear_refs`), and read again after the compaction, so
+//! that the second figure is the compaction's own peak with the open index resident. Prints a
+//! human line and a JSON line (`command/compact_library`).
+//!
 //! With `--seeds`, the plain nodes again, measured before and after one seed query
 //! (`seeds().nodes(30)`), whose first call builds the subnet groups the index then keeps: what
 //! the groups add per node. The nodes sit 256 to a /24, as in the benchmark log; with
@@ -99,6 +106,62 @@ fn signed(nodes: u64) -> Result<(f64, f64, f64), peerlog::Error> {
 /// Opens the database in `dir` (with the protocol version its segments carry) and closes it:
 /// what benches/commands.py measures the peak resident size of, beside the `peerlog` commands
 /// on the same log.
+/// The peak resident size of this process so far: the `VmHWM` line of /proc/self/status.
+fn peak_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kb| kb.parse().ok())
+        .expect("VmHWM in /proc/self/status");
+    kb * 1024
+}
+
+/// Opens the database in `dir` and compacts it, measuring the compaction's peak apart from
+/// the open's (see the module documentation).
+fn compact(dir: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let segments = peerlog::inspect::segments(dir.as_ref())?;
+    let version = segments.first().map_or(0, |s| s.protocol_version);
+    let opts = peerlog::Options {
+        expiration: Duration::from_secs(100_000 * 86_400),
+        keep_history: true,
+        ..peerlog::Options::default()
+    };
+    let db = NodeDb::open_with(dir, version, NodeId([0; 64]), opts)?;
+    let open_peak = peak_bytes();
+    // The open unmaps each replayed segment on a thread of its own: let those finish, so
+    // that their pages are not taken for the compaction's.
+    std::thread::sleep(Duration::from_millis(500));
+    let open_resident = resident_bytes();
+    // Writing 5 to clear_refs resets VmHWM to the current resident size (Linux 4.0 on).
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let started = std::time::Instant::now();
+    let stats = db.compact()?;
+    let secs = started.elapsed().as_secs_f64();
+    let compact_peak = peak_bytes();
+    println!(
+        "{} nodes in {dir}: open peaked at {:.1} MiB ({:.1} MiB resident after it); the \
+         compaction ({} records into {}) peaked at {:.1} MiB{} in {secs:.2} s",
+        db.len(),
+        open_peak as f64 / 1048576.0,
+        open_resident as f64 / 1048576.0,
+        stats.records_read,
+        stats.records_written,
+        compact_peak as f64 / 1048576.0,
+        if reset {
+            ""
+        } else {
+            " (peak not reset: the open's included)"
+        },
+    );
+    println!(
+        "{{\"id\":\"command/compact_library\",\"rss_bytes\":{compact_peak},\"secs\":{secs:.3},\"open_rss_bytes\":{open_peak},\"open_resident_bytes\":{open_resident},\"peak_reset\":{reset}}}"
+    );
+    db.close()?;
+    Ok(())
+}
+
 fn open(dir: &str) -> Result<(), Box<dyn std::error::Error>> {
     let segments = peerlog::inspect::segments(dir.as_ref())?;
     let version = segments.first().map_or(0, |s| s.protocol_version);
@@ -110,6 +173,12 @@ fn open(dir: &str) -> Result<(), Box<dyn std::error::Error>> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = args.iter().position(|a| a == "--compact") {
+        return compact(
+            args.get(at + 1)
+                .ok_or("--compact takes a database directory")?,
+        );
+    }
     if let Some(at) = args.iter().position(|a| a == "--open") {
         return open(
             args.get(at + 1)

@@ -361,19 +361,32 @@ impl Inner {
             salt,
             output_id,
         };
-        let record_losses = |losses: &[Loss]| {
-            let mut state = self.state();
-            for loss in losses {
-                state.write(&Event::Loss(*loss), false)?;
-            }
-            state.sync()
-        };
-        let mut stats = compact::rewrite(dir, input, &self.opts, record_losses)?;
+        let mut stats = compact::rewrite(dir, input, &self.opts, self)?;
         stats.nodes_expired = nodes_expired;
         stats.ips_expired = ips_expired;
         let mut state = self.state();
         state.log_bytes = state.log_bytes.saturating_sub(stats.bytes_read) + stats.bytes_written;
         Ok(stats)
+    }
+}
+
+/// What compaction reads and writes of the database (see `compact.rs`): the index, in
+/// turns of the state's lock, and the log.
+impl compact::LiveDb for Inner {
+    fn read_index<T>(&self, read: impl FnOnce(&Index) -> T) -> T {
+        read(&self.state().index)
+    }
+
+    fn record_losses(&self, losses: &[Loss]) -> Result<(), Error> {
+        let mut state = self.state();
+        for loss in losses {
+            state.write(&Event::Loss(*loss), false)?;
+        }
+        state.sync()
+    }
+
+    fn sync_log(&self) -> Result<(), Error> {
+        self.sync()
     }
 }
 
@@ -877,7 +890,9 @@ impl NodeDb {
     }
 
     /// Rewrites the sealed part of the log as the live state, dropping overwritten, deleted
-    /// and expired entries. Writers are held up only while the active segment is sealed.
+    /// and expired entries. Writers are held up while the active segment is sealed, then for
+    /// turns of a fraction of a millisecond while the compaction reads the index (it restates
+    /// the database's own index rather than building a second one: see `compact.rs`).
     pub fn compact(&self) -> Result<CompactStats, Error> {
         self.inner.compact(true)
     }

@@ -97,7 +97,8 @@ fn checksummed_but_undecodable_frames_on_the_chain_are_damage_in_every_replay() 
         db.close().unwrap();
     }
 
-    // Compaction replays the sealed segment in place with the helper too.
+    // Compaction's scan of the sealed segment (copying each frame out, without the helper)
+    // finds the same.
     let db = NodeDb::open(&path, VERSION, id(u64::MAX)).unwrap();
     let stats = db.compact().unwrap();
     assert_eq!((stats.nodes_expired, stats.records_read), (0, n - 2));

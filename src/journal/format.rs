@@ -173,6 +173,52 @@ pub fn encode_frame(seed: u32, seq: u64, kind: u8, payload: &[u8], out: &mut Vec
     out.resize(start + align(out.len() - start), 0);
 }
 
+/// Gives the frames of `file` between `from` and `end` (written by [`encode_frame`], back to
+/// back) the sequence numbers `first_seq`, `first_seq + 1`, ..., their checksums made anew;
+/// returns how many there were. Compaction writes its frames before it knows their numbers.
+/// The file is read and written in chunks rather than mapped, so that its pages never count
+/// as the process's memory.
+pub(crate) fn renumber_frames(
+    file: &std::fs::File,
+    seed: u32,
+    first_seq: u64,
+    from: u64,
+    end: u64,
+) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut chunk = vec![0u8; 1 << 20];
+    let (mut at, mut seq) = (from, first_seq);
+    while at < end {
+        let len = usize::try_from(end - at).map_or(chunk.len(), |n| n.min(chunk.len()));
+        let chunk = &mut chunk[..len];
+        file.read_exact_at(chunk, at)?;
+        let mut done = 0;
+        while let Some(header) = chunk.get(done..done + FRAME_HEADER_LEN) {
+            let payload_len = usize::from(u16::from_le_bytes([header[12], header[13]]));
+            let Some(frame) = chunk.get_mut(done..done + align(FRAME_HEADER_LEN + payload_len))
+            else {
+                break;
+            };
+            frame[4..12].copy_from_slice(&seq.to_le_bytes());
+            let mut hasher = crc32fast::Hasher::new_with_initial(seed);
+            hasher.update(&frame[4..FRAME_HEADER_LEN + payload_len]);
+            frame[..4].copy_from_slice(&hasher.finalize().to_le_bytes());
+            done += frame.len();
+            seq += 1;
+        }
+        if done == 0 {
+            // A frame longer than a chunk: never one of encode_frame's.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("no frame to renumber at offset {at}"),
+            ));
+        }
+        file.write_all_at(&chunk[..done], at)?;
+        at += done as u64;
+    }
+    Ok(seq - first_seq)
+}
+
 /// A record frame that passed every check.
 #[derive(Clone, Copy, Debug)]
 pub struct Frame<'a> {
@@ -307,6 +353,37 @@ mod tests {
         let mut joined = salt.to_le_bytes().to_vec();
         joined.extend_from_slice(b"record bytes");
         assert_eq!(hasher.finalize(), crc32fast::hash(&joined));
+    }
+
+    #[test]
+    fn renumbered_frames_equal_frames_encoded_with_their_numbers() {
+        // Enough frames of mixed lengths to cross several 1 MiB chunks of the renumbering.
+        let seed = salt_seed(11);
+        let payload = |i: usize| vec![i as u8; MIN_PAYLOAD_LEN + i % (MAX_PAYLOAD_LEN - 15)];
+        let (mut provisional, mut expected) = (vec![0xee; 24], vec![0xee; 24]);
+        let frames = 12_000;
+        for i in 0..frames {
+            encode_frame(seed, 0, KIND, &payload(i), &mut provisional);
+            encode_frame(seed, 1000 + i as u64, KIND, &payload(i), &mut expected);
+        }
+        assert!(provisional.len() > 2 << 20, "{} bytes", provisional.len());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("frames");
+        std::fs::write(&path, &provisional).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let end = provisional.len() as u64;
+        assert_eq!(
+            renumber_frames(&file, seed, 1000, 24, end).unwrap(),
+            frames as u64
+        );
+        assert!(
+            std::fs::read(&path).unwrap() == expected,
+            "renumbered bytes differ"
+        );
     }
 
     #[test]
