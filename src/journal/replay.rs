@@ -214,8 +214,16 @@ pub(crate) fn replay_locked<T: DecodedInPlace>(
     let map = |segment: &SegmentFile| map_segment(&segment.path);
     replay_segments(plan, map, unmap_in_background, |map, seed, replay| {
         let mut upcoming = FramesAhead::new(map, lead);
+        // A segment larger than a normal one (a compacted segment of a large store, one file
+        // of hundreds of MiB) would otherwise stay resident whole until the end of its scan,
+        // beside the index being built: its pages are released behind the scan instead.
+        // Normal segments are unmapped whole, in the background, once read.
+        let mut behind = (map.len() > RELEASE_BEHIND_FROM).then(|| ReleaseBehind::new(map));
         let mut on_record = |place: RecordPlace<'_>, record| {
             on_record(place, record, upcoming.next_frame());
+            if let Some(behind) = &mut behind {
+                behind.reached(place.offset);
+            }
             ControlFlow::Continue(())
         };
         let scanner = SegmentScanner::<T::In<'_>>::new_exclusive(map, seed);
@@ -240,6 +248,10 @@ pub(crate) fn replay_locked<T: DecodedInPlace>(
         })
     })
 }
+
+/// Segments larger than this have their pages released behind the replay of an open (the
+/// default segment size: only compacted segments are larger).
+const RELEASE_BEHIND_FROM: usize = 64 << 20;
 
 /// Segments smaller than this are replayed without a checksum helper: starting a thread
 /// would cost more than it saves. Tests and fuzzing lower it (see [`set_check_ahead_from`]).
