@@ -23,12 +23,13 @@ use std::path::Path;
 
 use crate::error::IoContext;
 use crate::event::PayloadEncoder;
+use crate::index::Index;
 use crate::journal::dir::{publish, retire_segments, segment_file_name, SegmentFile, ARCHIVE_DIR};
 use crate::journal::format::{
     encode_frame, salt_seed, SegmentHeader, FLAG_COMPACTED, FORMAT_VERSION,
 };
 use crate::journal::replay::ReplayPlan;
-use crate::journal::{Problem, ProblemKind};
+use crate::journal::{Damage, DamageKind, DamageState};
 use crate::loss::Loss;
 use crate::{Error, Options};
 
@@ -52,13 +53,14 @@ pub struct CompactStats {
     pub ips_expired: usize,
     /// Damage found in the segments read. Their intact records are kept; the damaged segments
     /// are moved to `archive/` (whatever `keep_history` says), so that the bytes can be
-    /// examined.
-    pub problems: Vec<Problem>,
+    /// examined. Each that lost records is [`Recorded`](DamageState::Recorded) (or
+    /// [`Acknowledged`](DamageState::Acknowledged)) by the time the compaction returns.
+    pub problems: Vec<Damage>,
     /// Every loss the log records after the compaction: those it recorded before, carried
     /// over into the compacted segment, and those of `problems` that lost records, recorded
     /// now (appended to the active segment), so that verification keeps reporting them after
     /// the damaged places are gone.
-    pub losses: Vec<Loss>,
+    pub losses: Vec<Damage>,
 }
 
 /// The sealed segments a compaction will replace, and the last sequence number they hold.
@@ -77,14 +79,14 @@ pub(crate) struct CompactionInput {
 ///
 /// The losses found in the input that the log does not record yet are handed to
 /// `record_losses` before anything is published or retired: it appends them to the active
-/// segment and syncs it. They could not go into the compacted segment, whose sequence numbers
+/// segment, syncs it, and returns every loss the log then records. They could not go into the compacted segment, whose sequence numbers
 /// are those of the input's live records (a loss has no record there to take one from), and
 /// once the damaged place is retired they are its only trace.
 pub(crate) fn rewrite(
     dir: &Path,
     input: CompactionInput,
     opts: &Options,
-    record_losses: impl FnOnce(&[Loss]) -> Result<(), Error>,
+    record_losses: impl FnOnce(&[Damage]) -> Result<Vec<Damage>, Error>,
 ) -> Result<CompactStats, Error> {
     let faults = opts.faults();
     let plan = ReplayPlan::new(input.segments.clone());
@@ -93,17 +95,22 @@ pub(crate) fn rewrite(
     for problem in &mut replayed.problems {
         // Unreadable bytes at the end of the last input segment are no append in progress:
         // it is sealed, and the log goes on in the active segment.
-        if problem.kind == ProblemKind::TornTail {
-            problem.kind = ProblemKind::DamagedTail;
+        if problem.kind == DamageKind::TornTail {
+            problem.kind = DamageKind::DamagedTail;
         }
     }
-    let new_losses: Vec<Loss> = replayed
+    let new_losses: Vec<Damage> = replayed
         .problems
         .iter()
-        .filter_map(Loss::from_problem)
-        .filter(|loss| !state.losses().any(|known| known.same_loss(loss)))
+        .filter(|problem| Loss::of(problem).is_some_and(|loss| !is_known(&state, &loss)))
+        .cloned()
         .collect();
-    record_losses(&new_losses)?;
+    let losses = record_losses(&new_losses)?;
+    for problem in &mut replayed.problems {
+        if let Some(recorded) = losses.iter().find(|l| same_loss(l, problem)) {
+            problem.state = recorded.state;
+        }
+    }
 
     let seed = salt_seed(input.salt);
     // Made as they are written, not gathered first: for a large log, the events would take
@@ -141,7 +148,7 @@ pub(crate) fn rewrite(
         records_read: replayed.records,
         bytes_read: replayed.record_bytes,
         records_written: count as u64,
-        losses: state.losses().copied().chain(new_losses).collect(),
+        losses,
         ..CompactStats::default()
     };
     let bytes = publish(&path, "compact", faults, |file, temp| {
@@ -165,9 +172,9 @@ pub(crate) fn rewrite(
     })?;
     stats.bytes_written = bytes;
     for problem in &replayed.problems {
-        let recorded = match Loss::from_problem(problem) {
-            Some(_) => "recorded as a loss in the log; ",
-            None => "",
+        let recorded = match problem.state {
+            DamageState::Found => "",
+            _ => "recorded as a loss in the log; ",
         };
         ::log::error!(
             "compaction found damage ({recorded}the segment is moved to {ARCHIVE_DIR}/): \
@@ -185,4 +192,17 @@ pub(crate) fn rewrite(
     retire_segments(dir, retired, faults)?;
     stats.problems = replayed.problems;
     Ok(stats)
+}
+
+/// Whether the input's log records `loss` already.
+fn is_known(state: &Index, loss: &Loss) -> bool {
+    state.losses().any(|known| known.same_loss(loss))
+}
+
+/// Whether `recorded` records the loss `found` amounts to.
+fn same_loss(recorded: &Damage, found: &Damage) -> bool {
+    match (Loss::of(recorded), Loss::of(found)) {
+        (Some(a), Some(b)) => a.same_loss(&b),
+        _ => false,
+    }
 }
