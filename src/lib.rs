@@ -65,7 +65,7 @@ pub use event::{Event, EventKind, LogRecord};
 #[deprecated(since = "0.3.0", note = "renamed `LogRecord`")]
 pub type Record = LogRecord;
 pub use index::{IpLiveness, PeerState, MAX_IPS_PER_ID};
-pub use journal::{Damage, DamageKind, DamageState};
+pub use journal::{Damage, DamageKind, DamageState, Recovery};
 
 /// The name [`Damage`] had before 0.3, when what replay found, what the log records and what
 /// verification reports were three types.
@@ -77,6 +77,5 @@ pub type ProblemKind = DamageKind;
 pub use node::{log_distance, Node, NodeId, NODE_ID_LEN};
 pub use options::{Durability, Options, DEFAULT_MAX_NODES, MIN_SEGMENT_SIZE};
 pub use record::{NodeRecord, MAX_RECORD_LEN};
-pub use recovery::Recovery;
 pub use seeds::{SeedQuery, DEFAULT_PER_SUBNET, DEFAULT_SEED_MAX_AGE};
 pub use subnet::Subnet;

@@ -13,37 +13,10 @@ use crate::journal::dir::{
 use crate::journal::format::{FORMAT_VERSION, MAX_SEQ};
 use crate::journal::replay::{replay_locked, ReplayPlan};
 use crate::journal::writer::{Generation, LogWriter, Position};
-use crate::journal::{Damage, DamageKind, ReplaySummary};
+use crate::journal::{DamageKind, ReplaySummary};
 use crate::lock::DirLock;
 use crate::node::NODE_ID_LEN;
 use crate::{Error, Options};
-
-/// What opening a database found, as [`NodeDb::recovery`](crate::NodeDb::recovery) reports
-/// it (and [`inspect::state`](crate::inspect::state) for a log read without opening it).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Recovery {
-    /// Segments replayed.
-    pub segments: usize,
-    /// Intact records replayed.
-    pub records: u64,
-    /// Every place the log was not intact (damage, a torn tail, missing, duplicate or stale
-    /// records), in log order, each [`Found`](crate::DamageState::Found).
-    pub problems: Vec<Damage>,
-    /// The sequence number the next record gets.
-    pub next_seq: u64,
-}
-
-impl From<&ReplaySummary> for Recovery {
-    fn from(summary: &ReplaySummary) -> Recovery {
-        Recovery {
-            segments: summary.segments,
-            records: summary.records,
-            problems: summary.problems.clone(),
-            next_seq: summary.next_seq,
-        }
-    }
-}
 
 /// A database directory, locked, replayed and ready for appends.
 pub(crate) struct Opened {

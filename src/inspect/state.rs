@@ -8,8 +8,7 @@ use super::{replay_with_progress, with_listing, InspectError, Progress, SegmentI
 use crate::event::{EventKind, LogRecord};
 use crate::index::{Index, PeerState};
 use crate::journal::replay::ReplayPlan;
-use crate::journal::ReplaySummary;
-use crate::recovery::Recovery;
+use crate::journal::{Recovery, ReplaySummary};
 
 /// The live state of a database, as replaying its log gives it.
 #[derive(Debug, Default)]

@@ -18,4 +18,4 @@ pub(crate) mod replay;
 pub(crate) mod writer;
 
 pub use damage::{Damage, DamageKind, DamageState};
-pub use replay::ReplaySummary;
+pub use replay::{Recovery, ReplaySummary};

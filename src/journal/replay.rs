@@ -91,6 +91,33 @@ pub struct ReplaySummary {
     pub(crate) last_end: Option<ScanEnd>,
 }
 
+/// What opening a database found, as [`NodeDb::recovery`](crate::NodeDb::recovery) reports
+/// it (and [`inspect::state`](crate::inspect::state) for a log read without opening it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recovery {
+    /// Segments replayed.
+    pub segments: usize,
+    /// Intact records replayed.
+    pub records: u64,
+    /// Every place the log was not intact (damage, a torn tail, missing, duplicate or stale
+    /// records), in log order, each [`Found`](crate::DamageState::Found).
+    pub problems: Vec<Damage>,
+    /// The sequence number the next record gets.
+    pub next_seq: u64,
+}
+
+impl From<&ReplaySummary> for Recovery {
+    fn from(summary: &ReplaySummary) -> Recovery {
+        Recovery {
+            segments: summary.segments,
+            records: summary.records,
+            problems: summary.problems.clone(),
+            next_seq: summary.next_seq,
+        }
+    }
+}
+
 /// Where a replayed record was found.
 #[derive(Clone, Copy, Debug)]
 pub struct RecordPlace<'a> {
