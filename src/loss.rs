@@ -282,6 +282,18 @@ mod tests {
     }
 
     #[test]
+    fn only_a_loss_in_a_segment_file_can_be_written() {
+        let write = |kind, path: &str| {
+            let damage = Damage::found(kind, path, 64, 10, Some((1, 1)));
+            crate::event::StoredEvent::from_event(&crate::Event::Loss(damage)).is_ok()
+        };
+        assert!(write(DamageKind::Damaged, "db/0000000000000003.seg"));
+        assert!(!write(DamageKind::TornTail, "db/0000000000000003.seg"));
+        assert!(!write(DamageKind::Duplicate, "db/0000000000000003.seg"));
+        assert!(!write(DamageKind::Damaged, "db/notes.txt"));
+    }
+
+    #[test]
     fn same_loss_and_accounts_for_compare_the_right_fields() {
         let a = loss(Some((5, 9)), false);
         assert!(a.same_loss(&Loss {

@@ -173,6 +173,50 @@ fn acknowledged_damage_is_listed_but_not_counted_and_the_acknowledgement_survive
     );
 }
 
+/// One damaged place goes through the three states, the same place and time in every report:
+/// found by opening and by `verify`, recorded by a compaction (its problem and the loss it
+/// records the same), then acknowledged, keeping when it was first recorded.
+#[test]
+fn a_damaged_place_is_found_then_recorded_then_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    write_nodes(dir.path(), 150);
+    lose_middle_segment(dir.path());
+    let report = verify(dir.path());
+    assert_eq!(damage(&report).len(), 1, "{:?}", report.findings);
+    assert_eq!(report.findings[0].state, DamageState::Found);
+
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts(false)).unwrap();
+    let found = db.recovery().problems[0].clone();
+    assert_eq!(found.state, DamageState::Found);
+    assert!(db.losses().is_empty());
+    let stats = db.compact().unwrap();
+    let recorded = db.losses();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    let at = match recorded[0].state {
+        DamageState::Recorded { at } => at,
+        other => panic!("not recorded: {other:?}"),
+    };
+    // The problem the compaction found is the loss it recorded, in the same state.
+    assert_eq!(stats.problems.len(), 1, "{stats:?}");
+    assert_eq!(stats.problems[0].state, recorded[0].state);
+    assert_eq!(stats.problems[0].lost, found.lost);
+    assert_eq!(stats.losses, recorded);
+    // A loss names its segment by file name: where the file is now, the log does not know.
+    assert_eq!(recorded[0].path, Path::new(found.path.file_name().unwrap()));
+
+    let accepted = db.accept_damage().unwrap();
+    let acknowledged = Damage {
+        state: DamageState::Acknowledged { at },
+        ..recorded[0].clone()
+    };
+    assert_eq!(accepted, vec![acknowledged.clone()]);
+    assert_eq!(db.losses(), vec![acknowledged]);
+    db.close().unwrap();
+    let report = verify(dir.path());
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    assert_eq!(report.findings[0].state, DamageState::Acknowledged { at });
+}
+
 fn write_more_and_lose_another_segment(dir: &Path) {
     let db = NodeDb::open_with(dir, 1, id(0), opts(false)).unwrap();
     for i in 200..350 {

@@ -264,3 +264,21 @@ fn a_segment_numbered_beyond_what_a_writer_gives_is_a_damaged_header() {
         assert_eq!(fs::read(&renamed).unwrap(), bytes);
     }
 }
+
+/// An embedder's code of 0.2 reads what opening found as before: `Problem` and `ProblemKind`
+/// are the deprecated names of `Damage` and `DamageKind`, and a problem is found, not recorded.
+#[test]
+#[allow(deprecated)]
+fn the_old_names_still_read_what_opening_found() {
+    use peerlog::{DamageState, Problem, ProblemKind};
+    let dir = tempfile::tempdir().unwrap();
+    write_nodes(dir.path(), 60);
+    let files = segments(dir.path());
+    fs::remove_file(&files[1]).unwrap();
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts()).unwrap();
+    let problems: &[Problem] = &db.recovery().problems;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].kind, ProblemKind::Missing);
+    assert_eq!(problems[0].state, DamageState::Found);
+    assert_eq!(db.recovery().segments, files.len() - 1);
+}
