@@ -723,30 +723,8 @@ impl NodeDb {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let recorded = self.losses();
-        let survey = survey(dir, &|_, _| {}, &mut ())?;
-        let found = survey.into_iter().flat_map(|s| s.damage);
-        let unacknowledged = recorded
-            .into_iter()
-            .chain(found)
-            .filter(|d| d.counts(false));
-        let mut accepted: Vec<(Loss, SystemTime)> = Vec::new();
-        for damage in unacknowledged {
-            let Some(loss) = Loss::of(&damage) else {
-                continue;
-            };
-            if !accepted.iter().any(|(a, _)| a.same_loss(&loss)) {
-                // Damage only found is recorded now.
-                let at = damage.state.recorded_at().unwrap_or_else(SystemTime::now);
-                accepted.push((
-                    Loss {
-                        acknowledged: true,
-                        ..loss
-                    },
-                    at,
-                ));
-            }
-        }
-        let accepted: Vec<Damage> = accepted.iter().map(|(l, at)| l.damage(*at)).collect();
+        let found = survey(dir, &|_, _| {}, &mut ())?.map_or_else(Vec::new, |s| s.damage);
+        let accepted = acknowledgements(recorded.into_iter().chain(found));
         for damage in &accepted {
             self.write(Event::Loss(damage.clone()))?;
         }
@@ -984,4 +962,24 @@ fn holds_id(event: &Event) -> Option<Option<IpAddr>> {
 /// The current wall-clock time in milliseconds since the Unix epoch.
 fn now_millis() -> u64 {
     u64::try_from(now_nanos() / 1_000_000).unwrap_or(0)
+}
+
+/// The acknowledgement of each loss among `damage` that counts (not acknowledged yet, not a
+/// torn tail), once each: recorded when first recorded, or now for damage only found.
+fn acknowledgements(damage: impl Iterator<Item = Damage>) -> Vec<Damage> {
+    let mut accepted: Vec<(Loss, SystemTime)> = Vec::new();
+    for damage in damage.filter(|d| d.counts(false)) {
+        let Some(loss) = Loss::of(&damage) else {
+            continue;
+        };
+        if !accepted.iter().any(|(a, _)| a.same_loss(&loss)) {
+            let at = damage.state.recorded_at().unwrap_or_else(SystemTime::now);
+            let loss = Loss {
+                acknowledged: true,
+                ..loss
+            };
+            accepted.push((loss, at));
+        }
+    }
+    accepted.iter().map(|(loss, at)| loss.damage(*at)).collect()
 }
