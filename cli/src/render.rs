@@ -134,27 +134,22 @@ pub fn finding_text(finding: &Damage) -> String {
     }
 }
 
-/// The fields every JSON object about a damaged place has: `kind`, `file`, `offset`, `len`,
-/// `lost_first_seq`, `lost_last_seq`.
-fn damage_fields(damage: &Damage) -> Map<String, Value> {
-    let fields = json!({
-        "kind": damage.kind.name(),
-        "file": damage.path.display().to_string(),
-        "offset": damage.offset,
-        "len": damage.len,
-        "lost_first_seq": damage.lost.map(|l| l.0),
-        "lost_last_seq": damage.lost.map(|l| l.1),
-    });
-    match fields {
-        Value::Object(map) => map,
-        _ => unreachable!("an object"),
-    }
-}
-
-/// `damage`'s fields and `more`, as one JSON object.
+/// The JSON object of a damaged place: the fields every such object has (`kind`, `file`,
+/// `offset`, `len`, `lost_first_seq`, `lost_last_seq`), then `more`.
 fn damage_json(damage: &Damage, more: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
-    let mut map = damage_fields(damage);
-    map.extend(more.into_iter().map(|(k, v)| (k.to_string(), v)));
+    let fields = [
+        ("kind", json!(damage.kind.name())),
+        ("file", json!(damage.path.display().to_string())),
+        ("offset", json!(damage.offset)),
+        ("len", json!(damage.len)),
+        ("lost_first_seq", json!(damage.lost.map(|l| l.0))),
+        ("lost_last_seq", json!(damage.lost.map(|l| l.1))),
+    ];
+    let map: Map<String, Value> = fields
+        .into_iter()
+        .chain(more)
+        .map(|(key, value)| (key.to_string(), value))
+        .collect();
     Value::Object(map)
 }
 
