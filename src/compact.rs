@@ -79,9 +79,10 @@ pub(crate) struct CompactionInput {
 ///
 /// The losses found in the input that the log does not record yet are handed to
 /// `record_losses` before anything is published or retired: it appends them to the active
-/// segment, syncs it, and returns every loss the log then records. They could not go into the compacted segment, whose sequence numbers
-/// are those of the input's live records (a loss has no record there to take one from), and
-/// once the damaged place is retired they are its only trace.
+/// segment, syncs it, and returns every loss the log then records (so that each problem reads
+/// as recorded, with the time the log gives it). They could not go into the compacted segment,
+/// whose sequence numbers are those of the input's live records (a loss has no record there to
+/// take one from), and once the damaged place is retired they are its only trace.
 pub(crate) fn rewrite(
     dir: &Path,
     input: CompactionInput,

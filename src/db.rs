@@ -423,7 +423,7 @@ impl NodeDb {
             compacting: AtomicBool::new(false),
             expirer_started: AtomicBool::new(false),
             group_commit: Arc::default(),
-            recovery: Recovery::from(&opened.summary),
+            recovery: Recovery::from(opened.summary),
             _lock: Some(opened.lock),
         }))
     }

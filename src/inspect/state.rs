@@ -132,7 +132,7 @@ pub fn state(dir: &Path, progress: Progress<'_>) -> Result<LiveState, InspectErr
         peers,
         events_by_kind: replayed.events_by_kind,
         span: replayed.span,
-        recovery: Recovery::from(&replayed.summary),
+        recovery: Recovery::from(replayed.summary),
         segments: replayed.segments,
     })
 }

@@ -107,12 +107,12 @@ pub struct Recovery {
     pub next_seq: u64,
 }
 
-impl From<&ReplaySummary> for Recovery {
-    fn from(summary: &ReplaySummary) -> Recovery {
+impl From<ReplaySummary> for Recovery {
+    fn from(summary: ReplaySummary) -> Recovery {
         Recovery {
             segments: summary.segments,
             records: summary.records,
-            problems: summary.problems.clone(),
+            problems: summary.problems,
             next_seq: summary.next_seq,
         }
     }
