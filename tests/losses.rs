@@ -215,6 +215,10 @@ fn a_damaged_place_is_found_then_recorded_then_acknowledged() {
     let report = verify(dir.path());
     assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
     assert_eq!(report.findings[0].state, DamageState::Acknowledged { at });
+    // Its place is gone from the live log: verify names the file where it is now.
+    let name = recorded[0].path.file_name().unwrap();
+    let archived = dir.path().join("archive").join(name);
+    assert_eq!(report.findings[0].path, archived, "{:?}", report.findings);
 }
 
 fn write_more_and_lose_another_segment(dir: &Path) {
