@@ -302,3 +302,27 @@ fn verify_says_why_a_header_cannot_be_read() {
         )
     );
 }
+
+/// Over a live log of many segments and enough records for progress inside each (one report
+/// every 4096 records), verify's progress never goes back and never passes its total.
+#[test]
+fn verify_progress_within_the_live_log_only_goes_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = NodeDb::open_with(dir.path(), 1, id(0), small_segments()).unwrap();
+    (0..10_000).for_each(|n| write(&db, n));
+    db.close().unwrap();
+    let calls = std::cell::RefCell::new(Vec::new());
+    let report = inspect::verify(dir.path(), &|done, total| {
+        calls.borrow_mut().push((done, total))
+    })
+    .unwrap();
+    let calls = calls.into_inner();
+    assert!(report.records >= 8192, "{}", report.records);
+    // Reports inside the live log, before the one at its end.
+    assert!(calls.len() > 2, "{calls:?}");
+    assert!(calls.windows(2).all(|w| w[0].0 <= w[1].0), "{calls:?}");
+    assert!(
+        calls.iter().all(|&(done, total)| done <= total),
+        "{calls:?}"
+    );
+}
