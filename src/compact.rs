@@ -109,7 +109,7 @@ use crate::journal::format::{
     HEADER_LEN,
 };
 use crate::journal::replay::{map_segment, replay_mapped_until, ReplayPlan};
-use crate::journal::{Problem, ProblemKind};
+use crate::journal::{Damage, DamageKind, DamageState};
 use crate::loss::Loss;
 use crate::{Error, Options};
 
@@ -133,13 +133,14 @@ pub struct CompactStats {
     pub ips_expired: usize,
     /// Damage found in the segments read. Their intact records are kept; the damaged segments
     /// are moved to `archive/` (whatever `keep_history` says), so that the bytes can be
-    /// examined.
-    pub problems: Vec<Problem>,
+    /// examined. Each that lost records is [`Recorded`](DamageState::Recorded) (or
+    /// [`Acknowledged`](DamageState::Acknowledged)) by the time the compaction returns.
+    pub problems: Vec<Damage>,
     /// Every loss the log records after the compaction: those it recorded before, carried
     /// over into the compacted segment, and those of `problems` that lost records, recorded
     /// now (appended to the active segment), so that verification keeps reporting them after
     /// the damaged places are gone.
-    pub losses: Vec<Loss>,
+    pub losses: Vec<Damage>,
 }
 
 /// The sealed segments a compaction will replace, and the last sequence number they hold.
@@ -158,8 +159,9 @@ pub(crate) struct CompactionInput {
 pub(crate) trait LiveDb {
     /// Runs `read` on the index, holding the writers' lock meanwhile.
     fn read_index<T>(&self, read: impl FnOnce(&Index) -> T) -> T;
-    /// Appends `losses` to the active segment and syncs it.
-    fn record_losses(&self, losses: &[Loss]) -> Result<(), Error>;
+    /// Appends `losses` to the active segment, syncs it, and returns every loss the log then
+    /// records (so that each problem reads as recorded, with the time the log gives it).
+    fn record_losses(&self, losses: &[Damage]) -> Result<Vec<Damage>, Error>;
     /// Makes every event appended so far durable.
     fn sync_log(&self) -> Result<(), Error>;
 }
@@ -192,20 +194,26 @@ pub(crate) fn rewrite(
     for problem in &mut replayed.problems {
         // Unreadable bytes at the end of the last input segment are no append in progress:
         // it is sealed, and the log goes on in the active segment.
-        if problem.kind == ProblemKind::TornTail {
-            problem.kind = ProblemKind::DamagedTail;
+        if problem.kind == DamageKind::TornTail {
+            problem.kind = DamageKind::DamagedTail;
         }
     }
     faults.check("compact.scan").at(dir)?;
-    let new_losses: Vec<Loss> = db.read_index(|index| {
+    let new_losses: Vec<Damage> = db.read_index(|index| {
         replayed
             .problems
             .iter()
-            .filter_map(Loss::from_problem)
-            .filter(|loss| !index.losses().any(|known| known.same_loss(loss)))
+            .filter(|problem| Loss::of(problem).is_some_and(|loss| !is_known(index, &loss)))
+            .cloned()
             .collect()
     });
-    db.record_losses(&new_losses)?;
+    let recorded = db.record_losses(&new_losses)?;
+    for problem in &mut replayed.problems {
+        if let Some(loss) = recorded.iter().find(|l| same_loss(l, problem)) {
+            problem.state = loss.state;
+        }
+    }
+    let in_tail: Vec<Loss> = new_losses.iter().filter_map(Loss::of).collect();
 
     let seed = salt_seed(input.salt);
     let mut header = SegmentHeader {
@@ -221,7 +229,7 @@ pub(crate) fn rewrite(
     // Set when writers outran the compaction (see the module documentation).
     let mut overtaken = None;
     let published = publish(&path, "compact", faults, |file, temp| {
-        let restated = restate(file, temp, seed, db, &new_losses)?;
+        let restated = restate(file, temp, seed, db, &in_tail)?;
         faults.check("compact.write").at(temp)?;
         // Everything `restated` read from the index is in the log up to here: made durable
         // before anything relies on the compacted segment (reason 2 of the module doc).
@@ -263,16 +271,16 @@ pub(crate) fn rewrite(
             input.last_seq
         );
         return Ok(CompactStats {
-            losses: db.read_index(|index| index.losses().copied().collect()),
+            losses: db.read_index(|index| index.recorded_damage().collect()),
             problems: replayed.problems,
             ..CompactStats::default()
         });
     }
     let restated = published?;
     for problem in &replayed.problems {
-        let recorded = match Loss::from_problem(problem) {
-            Some(_) => "recorded as a loss in the log; ",
-            None => "",
+        let recorded = match problem.state {
+            DamageState::Found => "",
+            _ => "recorded as a loss in the log; ",
         };
         ::log::error!(
             "compaction found damage ({recorded}the segment is moved to {ARCHIVE_DIR}/): \
@@ -300,6 +308,19 @@ pub(crate) fn rewrite(
     })
 }
 
+/// Whether the log `index` reflects records `loss` already.
+fn is_known(index: &Index, loss: &Loss) -> bool {
+    index.losses().any(|known| known.same_loss(loss))
+}
+
+/// Whether `recorded` records the loss `found` amounts to.
+fn same_loss(recorded: &Damage, found: &Damage) -> bool {
+    match (Loss::of(recorded), Loss::of(found)) {
+        (Some(a), Some(b)) => a.same_loss(&b),
+        _ => false,
+    }
+}
+
 /// A record of the sealed segments, as the damage scan sees it: checked as replay checks it
 /// (its payload decodes), then forgotten.
 struct Intact {
@@ -322,8 +343,8 @@ struct Restated {
     count: u64,
     /// Their bytes, after the header.
     bytes: u64,
-    /// The losses restated: every loss the log records.
-    losses: Vec<Loss>,
+    /// Every loss the log records, as the damage it records.
+    losses: Vec<Damage>,
 }
 
 /// Frames of restated events, gathered under the lock and written out after it.
@@ -384,7 +405,7 @@ fn restate(
                 frames.push(written_at, &event);
             }
         }
-        (index.losses().copied().collect::<Vec<_>>(), index.ids())
+        (index.recorded_damage().collect::<Vec<_>>(), index.ids())
     });
     flush(&mut frames, &mut out)?;
     while unread > 0 {
@@ -490,7 +511,7 @@ mod tests {
             read(index)
         }
 
-        fn record_losses(&self, _: &[Loss]) -> Result<(), Error> {
+        fn record_losses(&self, _: &[Damage]) -> Result<Vec<Damage>, Error> {
             unreachable!("restate records no loss")
         }
 
@@ -541,14 +562,17 @@ mod tests {
                 index.apply_event(&event(&mut rng, time), at(time));
             }
             index.apply_event(
-                &Event::Loss(Loss {
-                    kind: ProblemKind::Damaged,
-                    segment_id: 3,
-                    offset: 64,
-                    len: 8,
-                    lost: Some((5, 5)),
-                    acknowledged: false,
-                }),
+                &Event::Loss(
+                    Loss {
+                        kind: DamageKind::Damaged,
+                        segment_id: 3,
+                        offset: 64,
+                        len: 8,
+                        lost: Some((5, 5)),
+                        acknowledged: false,
+                    }
+                    .damage(at(20_000)),
+                ),
                 at(20_000),
             );
             assert!(

@@ -1,6 +1,5 @@
 //! `NodeDb`: the public API over the log and the index, with its background threads.
 
-use std::io::ErrorKind;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,16 +13,18 @@ use crate::compact::{self, CompactStats, CompactionInput};
 use crate::event::{self, min_time, now_nanos, Event, PayloadEncoder, StoredEvent};
 use crate::group_commit::GroupCommit;
 use crate::index::{Entry, Expired, Index};
-use crate::inspect::{Finding, InspectError};
 use crate::journal::dir::{check_can_create, list_dir, Listing};
 use crate::journal::replay::ReplayPlan;
 use crate::journal::writer::{sync_segment, LogWriter};
-use crate::journal::ReplaySummary;
+use crate::journal::Damage;
+use crate::journal::Recovery;
 use crate::lock::DirLock;
+use crate::loss::Loss;
 use crate::record::{self, NodeRecord};
 use crate::recovery;
 use crate::seeds::{SeedQuery, SeedSource};
-use crate::{Durability, Error, Loss, Node, NodeId, Options, PeerState};
+use crate::survey::survey;
+use crate::{Durability, Error, Node, NodeId, Options, PeerState};
 
 /// The peer database. See the crate documentation for an example.
 ///
@@ -67,7 +68,7 @@ pub(crate) struct Inner {
     /// Set by `ensure_expirer`: from then on automatic compactions also expire stale nodes.
     expirer_started: AtomicBool,
     group_commit: Arc<GroupCommit>,
-    recovery: ReplaySummary,
+    recovery: Recovery,
     _lock: Option<DirLock>,
 }
 
@@ -377,12 +378,13 @@ impl compact::LiveDb for Inner {
         read(&self.state().index)
     }
 
-    fn record_losses(&self, losses: &[Loss]) -> Result<(), Error> {
+    fn record_losses(&self, losses: &[Damage]) -> Result<Vec<Damage>, Error> {
         let mut state = self.state();
         for loss in losses {
-            state.write(&Event::Loss(*loss), false)?;
+            state.write(&Event::Loss(loss.clone()), false)?;
         }
-        state.sync()
+        state.sync()?;
+        Ok(state.index.recorded_damage().collect())
     }
 
     fn sync_log(&self) -> Result<(), Error> {
@@ -435,7 +437,7 @@ impl NodeDb {
             compacting: AtomicBool::new(false),
             expirer_started: AtomicBool::new(false),
             group_commit: Arc::default(),
-            recovery: opened.summary,
+            recovery: Recovery::from(opened.summary),
             _lock: Some(opened.lock),
         }))
     }
@@ -467,7 +469,7 @@ impl NodeDb {
             compacting: AtomicBool::new(false),
             expirer_started: AtomicBool::new(false),
             group_commit: Arc::default(),
-            recovery: ReplaySummary::default(),
+            recovery: Recovery::default(),
             _lock: None,
         }))
     }
@@ -500,7 +502,7 @@ impl NodeDb {
     }
 
     /// What opening found: records replayed and every damaged, torn or missing place.
-    pub fn recovery(&self) -> &ReplaySummary {
+    pub fn recovery(&self) -> &Recovery {
         &self.inner.recovery
     }
 
@@ -698,13 +700,17 @@ impl NodeDb {
     /// segment itself goes to `archive/`), carried over by every later compaction, and damage
     /// acknowledged with [`NodeDb::accept_damage`]. Oldest first; empty for a log that never
     /// lost a record.
-    pub fn losses(&self) -> Vec<Loss> {
-        self.inner.state().index.losses().copied().collect()
+    ///
+    /// Each is [`Recorded`](crate::DamageState::Recorded) or
+    /// [`Acknowledged`](crate::DamageState::Acknowledged), with the segment's file name as its
+    /// path.
+    pub fn losses(&self) -> Vec<Damage> {
+        self.inner.state().index.recorded_damage().collect()
     }
 
     /// Acknowledges every damaged place of the database: the losses the log records and every
-    /// damaged or missing stretch [`inspect::verify`](crate::inspect::verify) finds in the
-    /// live log and `archive/`. Each is recorded in the log (synced), flagged acknowledged:
+    /// damaged or missing stretch found in the live log and `archive/` (what
+    /// [`inspect::verify`](crate::inspect::verify) reports as damage). Each is recorded in the log (synced), flagged acknowledged:
     /// verification still lists it, but no longer counts it as damage, and compactions carry
     /// the acknowledgement over. Damage found later is not acknowledged by this call.
     ///
@@ -720,38 +726,21 @@ impl NodeDb {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn accept_damage(&self) -> Result<Vec<Loss>, Error> {
+    pub fn accept_damage(&self) -> Result<Vec<Damage>, Error> {
         let Some(dir) = self.path() else {
             return Ok(Vec::new());
         };
-        // Before the verification: a loss a compaction records while it runs was found later.
+        // No compaction moves files away while they are read, nor records a loss meanwhile.
+        let _one_at_a_time = self
+            .inner
+            .compaction
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let recorded = self.losses();
-        let report = crate::inspect::verify(dir, &crate::inspect::no_progress).map_err(|e| {
-            match e {
-                InspectError::Db(e) => e,
-                // The directory went away under an open database.
-                other => Error::io(
-                    dir,
-                    std::io::Error::new(ErrorKind::NotFound, other.to_string()),
-                ),
-            }
-        })?;
-        let mut accepted: Vec<Loss> = Vec::new();
-        let found = report.damage(false).filter_map(Finding::loss);
-        for loss in recorded
-            .into_iter()
-            .filter(|l| !l.acknowledged)
-            .chain(found)
-        {
-            if !accepted.iter().any(|a| a.same_loss(&loss)) {
-                accepted.push(Loss {
-                    acknowledged: true,
-                    ..loss
-                });
-            }
-        }
-        for loss in &accepted {
-            self.write(Event::Loss(*loss))?;
+        let found = survey(dir, &|_, _| {}, &mut ())?.map_or_else(Vec::new, |s| s.damage);
+        let accepted = acknowledgements(recorded.into_iter().chain(found));
+        for damage in &accepted {
+            self.write(Event::Loss(damage.clone()))?;
         }
         self.sync()?;
         Ok(accepted)
@@ -1030,4 +1019,24 @@ pub struct ExpireStats {
     pub nodes_expired: usize,
     /// IP slots dropped from nodes that stay.
     pub ips_expired: usize,
+}
+
+/// The acknowledgement of each loss among `damage` that counts (not acknowledged yet, not a
+/// torn tail), once each: recorded when first recorded, or now for damage only found.
+fn acknowledgements(damage: impl Iterator<Item = Damage>) -> Vec<Damage> {
+    let mut accepted: Vec<(Loss, SystemTime)> = Vec::new();
+    for damage in damage.filter(|d| d.counts(false)) {
+        let Some(loss) = Loss::of(&damage) else {
+            continue;
+        };
+        if !accepted.iter().any(|(a, _)| a.same_loss(&loss)) {
+            let at = damage.state.recorded_at().unwrap_or_else(SystemTime::now);
+            let loss = Loss {
+                acknowledged: true,
+                ..loss
+            };
+            accepted.push((loss, at));
+        }
+    }
+    accepted.iter().map(|(loss, at)| loss.damage(*at)).collect()
 }

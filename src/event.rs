@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::ops::RangeInclusive;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::journal::damage::Damage;
 use crate::journal::decoded::{Decoded, DecodedInPlace};
 use crate::journal::format::{align, FRAME_HEADER_LEN, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN};
 use crate::loss::{Loss, LOSS_BODY_LEN};
@@ -96,8 +97,12 @@ pub enum Event {
         seq: u64,
     },
     /// Damage was found in the log (by a compaction, which then rewrote the damaged place
-    /// away) or acknowledged by an operator: see [`Loss`].
-    Loss(Loss),
+    /// away) or acknowledged by an operator: a loss. Read back, its state is
+    /// [`Recorded`](crate::DamageState::Recorded) or
+    /// [`Acknowledged`](crate::DamageState::Acknowledged), `at` the record's write time, and its
+    /// path the segment's file name. Only a [`DamageKind::is_loss`](crate::DamageKind::is_loss)
+    /// kind in a file named like a segment can be written.
+    Loss(Damage),
     /// Everything known about `id` was dropped to make room for a new id: the store held
     /// [`Options::max_nodes`](crate::Options::max_nodes) ids (format 3).
     Evicted {
@@ -393,7 +398,7 @@ impl Event {
     /// such a record as damage even though its checksum matched.
     pub(crate) fn decode_payload(kind: u8, payload: &[u8]) -> Option<(i64, Event)> {
         let (written_at, stored) = StoredEvent::decode(kind, payload)?;
-        Some((written_at, stored.into_event()))
+        Some((written_at, stored.into_event(written_at)))
     }
 }
 
@@ -464,6 +469,23 @@ pub(crate) enum StoredEvent<'a> {
     },
 }
 
+/// The stored form of a loss to write: damage that loses records, in a file named like a
+/// segment, with a lost range of 1 or more, first to last.
+fn storable_loss(damage: &Damage) -> Result<Loss, Error> {
+    let loss = Loss::of(damage).ok_or_else(|| {
+        Error::invalid(format!(
+            "{damage}: not a loss (damage that loses records, in a file named like a segment)"
+        ))
+    })?;
+    if !loss.is_storable() {
+        return Err(Error::invalid(format!(
+            "a loss of sequence numbers {:?}: a lost range is 1 or more, first to last",
+            loss.lost
+        )));
+    }
+    Ok(loss)
+}
+
 /// The bytes of a node id.
 pub(crate) type IdBytes = [u8; NODE_ID_LEN];
 
@@ -523,13 +545,7 @@ impl<'a> StoredEvent<'a> {
                 id: &id.0,
                 ip: ip_key(*ip),
             },
-            Event::Loss(loss) if loss.is_storable() => StoredEvent::Loss(*loss),
-            Event::Loss(loss) => {
-                return Err(Error::invalid(format!(
-                    "a loss of sequence numbers {:?}: a lost range is 1 or more, first to last",
-                    loss.lost
-                )))
-            }
+            Event::Loss(damage) => StoredEvent::Loss(storable_loss(damage)?),
         })
     }
 
@@ -601,8 +617,9 @@ impl<'a> StoredEvent<'a> {
         }
     }
 
-    /// The public form, with its own copy of the id.
-    pub fn into_event(self) -> Event {
+    /// The public form, with its own copy of the id; `written_at` is the record's write time
+    /// (a loss's `at`).
+    pub fn into_event(self, written_at: i64) -> Event {
         let at = from_unix_nanos;
         match self {
             StoredEvent::NodeUpdated { id, endpoint } => {
@@ -645,7 +662,7 @@ impl<'a> StoredEvent<'a> {
                 ip: ip_from_key(ip),
             },
             StoredEvent::LocalSeq { seq } => Event::LocalSeq { seq },
-            StoredEvent::Loss(loss) => Event::Loss(loss),
+            StoredEvent::Loss(loss) => Event::Loss(loss.damage(at(written_at))),
             StoredEvent::Evicted { id, subnet } => Event::Evicted {
                 id: NodeId(*id),
                 subnet,

@@ -48,6 +48,7 @@ mod record;
 mod recovery;
 mod seeds;
 mod subnet;
+mod survey;
 #[cfg(feature = "__internal_testing")]
 #[doc(hidden)]
 pub mod testing;
@@ -65,8 +66,15 @@ pub use event::{storable_times, Event, EventKind, LogRecord};
 pub type Record = LogRecord;
 pub use index::{IpLiveness, PeerState, MAX_IPS_PER_ID};
 pub use journal::dir::ARCHIVE_DIR;
-pub use journal::{Problem, ProblemKind, ReplaySummary};
-pub use loss::Loss;
+pub use journal::{Damage, DamageKind, DamageState, Recovery};
+
+/// The name [`Damage`] had before 0.3, when what replay found, what the log records and what
+/// verification reports were three types.
+#[deprecated(since = "0.3.0", note = "renamed `Damage`")]
+pub type Problem = Damage;
+/// The name [`DamageKind`] had before 0.3.
+#[deprecated(since = "0.3.0", note = "renamed `DamageKind`")]
+pub type ProblemKind = DamageKind;
 pub use node::{log_distance, Node, NodeId, NODE_ID_LEN};
 pub use options::{Durability, Options, DEFAULT_MAX_NODES, MIN_SEGMENT_SIZE};
 pub use record::{NodeRecord, MAX_RECORD_LEN};

@@ -3,19 +3,21 @@
 //!
 //! A compaction replays the sealed segments and writes their live state anew: a missing
 //! segment or a damaged stretch among them leaves no trace in its output. So each damaged
-//! place it finds becomes a [`Loss`] event in the compacted segment (the damaged file itself
-//! goes to `archive/`), and every later compaction carries the losses it reads over. An
-//! operator who has looked at a loss acknowledges it ([`NodeDb::accept_damage`]): the same
-//! loss is written again, flagged acknowledged, and verification stops counting it as damage
-//! while still listing it.
+//! place it finds becomes a loss event in the log (the damaged file itself goes to
+//! `archive/`), and every later compaction carries the losses it reads over. An operator who
+//! has looked at a loss acknowledges it (`NodeDb::accept_damage`): the same loss is written
+//! again, flagged acknowledged, and verification stops counting it as damage while still
+//! listing it.
 //!
-//! [`NodeDb::accept_damage`]: crate::NodeDb::accept_damage
+//! [`Loss`] is the stored form of a [`Damage`] (kind 13, docs/FORMAT.md): the segment's
+//! number instead of its path, a flag instead of a state. It stays inside the crate; what
+//! the API hands out is always a `Damage`.
 
-use std::fmt;
 use std::path::Path;
+use std::time::SystemTime;
 
+use crate::journal::damage::{Damage, DamageKind, DamageState};
 use crate::journal::dir::segment_file_name;
-use crate::journal::problem::{write_place, Problem, ProblemKind};
 
 /// Bytes of a loss after the `written_at` field of its payload: kind, flags, segment, offset,
 /// length, first and last lost sequence number.
@@ -25,61 +27,66 @@ const ACKNOWLEDGED: u8 = 1;
 
 /// A damaged place of the log, as the log records it (an event of kind 13: see
 /// docs/FORMAT.md).
-///
-/// ```
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # let dir = tempfile::tempdir()?;
-/// let db = peerlog::NodeDb::open(dir.path(), 5, "11".repeat(64).parse()?)?;
-/// // A healthy database has lost nothing.
-/// assert!(db.losses().is_empty());
-/// # Ok(())
-/// # }
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Loss {
+pub(crate) struct Loss {
     /// What was found.
-    pub kind: ProblemKind,
+    pub(crate) kind: DamageKind,
     /// The number of the segment file it was found in (its file name,
     /// `<segment_id, 16 digits>.seg`, in the database directory or, once compacted away,
     /// in `archive/`).
-    pub segment_id: u64,
+    pub(crate) segment_id: u64,
     /// Offset of the damage in that file.
-    pub offset: u64,
+    pub(crate) offset: u64,
     /// Bytes affected (0 where there are none, as for a missing segment).
-    pub len: u64,
+    pub(crate) len: u64,
     /// The sequence numbers lost, first and last, when known.
-    pub lost: Option<(u64, u64)>,
+    pub(crate) lost: Option<(u64, u64)>,
     /// An operator acknowledged it: verification lists it but no longer counts it as damage.
-    pub acknowledged: bool,
+    pub(crate) acknowledged: bool,
 }
 
 impl Loss {
-    /// The loss a problem amounts to, if it is one: damaged or missing records, in a file
-    /// named like a segment. Not a duplicate or a stale segment, which lose nothing, nor a torn
-    /// tail, the normal trace of an append a crash interrupted (never acknowledged as written).
-    pub fn from_problem(problem: &Problem) -> Option<Loss> {
-        let kind = match problem.kind {
-            ProblemKind::Damaged
-            | ProblemKind::DamagedTail
-            | ProblemKind::Missing
-            | ProblemKind::BadHeader => problem.kind,
-            _ => return None,
-        };
+    /// The loss `damage` amounts to, if it is one ([`DamageKind::is_loss`]) in a file named
+    /// like a segment, acknowledged if it is.
+    pub(crate) fn of(damage: &Damage) -> Option<Loss> {
+        if !damage.kind.is_loss() {
+            return None;
+        }
         Some(Loss {
-            kind,
-            segment_id: segment_id_of(&problem.path)?,
-            offset: problem.offset,
-            len: problem.len,
-            lost: problem.lost,
-            acknowledged: false,
+            kind: damage.kind,
+            segment_id: segment_id_of(&damage.path)?,
+            offset: damage.offset,
+            len: damage.len,
+            lost: damage.lost,
+            acknowledged: damage.is_acknowledged(),
         })
+    }
+
+    /// The damage the log records with this loss, first recorded `at`; its path is the
+    /// segment's file name.
+    pub(crate) fn damage(&self, at: SystemTime) -> Damage {
+        let state = if self.acknowledged {
+            DamageState::Acknowledged { at }
+        } else {
+            DamageState::Recorded { at }
+        };
+        Damage {
+            state,
+            ..Damage::found(
+                self.kind,
+                self.file_name(),
+                self.offset,
+                self.len,
+                self.lost,
+            )
+        }
     }
 
     /// Whether `other` records the same loss, acknowledged or not: the same damage (kind,
     /// file, offset, bytes) losing the same sequence numbers. Damage that grew at the same
     /// place since (more bytes, a wider range lost) is another loss: an acknowledgement of
     /// the first does not cover it.
-    pub fn same_loss(&self, other: &Loss) -> bool {
+    pub(crate) fn same_loss(&self, other: &Loss) -> bool {
         self.place() == other.place() && self.lost == other.lost
     }
 
@@ -93,13 +100,28 @@ impl Loss {
         same
     }
 
+    /// [`Loss::absorb`] for damage the log records: takes into `known` a later record of
+    /// `other` if it records the same loss, keeping when `known` was first recorded.
+    pub(crate) fn absorb_into(known: &mut Damage, other: &Damage) -> bool {
+        let (Some(mut loss), Some(other), Some(at)) =
+            (Loss::of(known), Loss::of(other), known.state.recorded_at())
+        else {
+            return false;
+        };
+        let same = loss.absorb(&other);
+        if same {
+            known.state = loss.damage(at).state;
+        }
+        same
+    }
+
     /// Whether this loss accounts for `found`, damage seen in a file on its own, which may
     /// not know what sequence numbers it lost (a damaged segment in `archive/`, read alone).
     pub(crate) fn accounts_for(&self, found: &Loss) -> bool {
         self.place() == found.place() && found.lost.is_none_or(|lost| self.lost == Some(lost))
     }
 
-    fn place(&self) -> (ProblemKind, u64, u64, u64) {
+    fn place(&self) -> (DamageKind, u64, u64, u64) {
         (self.kind, self.segment_id, self.offset, self.len)
     }
 
@@ -110,7 +132,7 @@ impl Loss {
     }
 
     /// The file name it was found in.
-    pub fn file_name(&self) -> String {
+    pub(crate) fn file_name(&self) -> String {
         segment_file_name(self.segment_id)
     }
 
@@ -151,24 +173,6 @@ impl Loss {
     }
 }
 
-impl fmt::Display for Loss {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let file = self.file_name();
-        write_place(
-            f,
-            Path::new(&file),
-            self.offset,
-            self.kind.describe(),
-            self.len,
-            self.lost,
-        )?;
-        if self.acknowledged {
-            f.write_str(" (acknowledged)")?;
-        }
-        Ok(())
-    }
-}
-
 /// The segment number in a segment file's name.
 pub(crate) fn segment_id_of(path: &Path) -> Option<u64> {
     let name = path.file_name()?.to_str()?;
@@ -176,26 +180,26 @@ pub(crate) fn segment_id_of(path: &Path) -> Option<u64> {
 }
 
 /// The byte a problem kind is stored as (docs/FORMAT.md, kind 13).
-fn kind_code(kind: ProblemKind) -> u8 {
+fn kind_code(kind: DamageKind) -> u8 {
     match kind {
-        ProblemKind::Damaged => 1,
-        ProblemKind::TornTail => 2,
-        ProblemKind::DamagedTail => 3,
-        ProblemKind::Missing => 4,
-        ProblemKind::BadHeader => 7,
-        // Not losses (see `Loss::from_problem`); never stored.
-        ProblemKind::Duplicate => 5,
-        ProblemKind::Stale => 6,
+        DamageKind::Damaged => 1,
+        DamageKind::TornTail => 2,
+        DamageKind::DamagedTail => 3,
+        DamageKind::Missing => 4,
+        DamageKind::BadHeader => 7,
+        // Not losses (see `DamageKind::is_loss`); never stored.
+        DamageKind::Duplicate => 5,
+        DamageKind::Stale => 6,
     }
 }
 
-fn kind_from_code(code: u8) -> Option<ProblemKind> {
+fn kind_from_code(code: u8) -> Option<DamageKind> {
     Some(match code {
-        1 => ProblemKind::Damaged,
-        // 2, a torn tail, is never written: no loss (see `Loss::from_problem`).
-        3 => ProblemKind::DamagedTail,
-        4 => ProblemKind::Missing,
-        7 => ProblemKind::BadHeader,
+        1 => DamageKind::Damaged,
+        // 2, a torn tail, is never written: no loss (see `DamageKind::is_loss`).
+        3 => DamageKind::DamagedTail,
+        4 => DamageKind::Missing,
+        7 => DamageKind::BadHeader,
         _ => return None,
     })
 }
@@ -206,7 +210,7 @@ mod tests {
 
     fn loss(lost: Option<(u64, u64)>, acknowledged: bool) -> Loss {
         Loss {
-            kind: ProblemKind::DamagedTail,
+            kind: DamageKind::DamagedTail,
             segment_id: 3,
             offset: 4096,
             len: 62,
@@ -218,10 +222,10 @@ mod tests {
     #[test]
     fn a_loss_survives_its_encoding() {
         let kinds = [
-            ProblemKind::Damaged,
-            ProblemKind::DamagedTail,
-            ProblemKind::Missing,
-            ProblemKind::BadHeader,
+            DamageKind::Damaged,
+            DamageKind::DamagedTail,
+            DamageKind::Missing,
+            DamageKind::BadHeader,
         ];
         for kind in kinds {
             for l in [
@@ -240,27 +244,21 @@ mod tests {
 
     #[test]
     fn only_losses_of_records_are_losses() {
-        let problem = |kind| Problem {
-            kind,
-            path: "db/0000000000000003.seg".into(),
-            offset: 64,
-            len: 0,
-            lost: Some((4, 6)),
-        };
+        let problem = |kind| Damage::found(kind, "db/0000000000000003.seg", 64, 0, Some((4, 6)));
         for kind in [
-            ProblemKind::TornTail,
-            ProblemKind::Duplicate,
-            ProblemKind::Stale,
+            DamageKind::TornTail,
+            DamageKind::Duplicate,
+            DamageKind::Stale,
         ] {
-            assert_eq!(Loss::from_problem(&problem(kind)), None, "{kind:?}");
+            assert_eq!(Loss::of(&problem(kind)), None, "{kind:?}");
         }
-        let missing = Loss::from_problem(&problem(ProblemKind::Missing)).unwrap();
+        let missing = Loss::of(&problem(DamageKind::Missing)).unwrap();
         assert_eq!((missing.segment_id, missing.lost), (3, Some((4, 6))));
-        let stray = Problem {
+        let stray = Damage {
             path: "db/notes.txt".into(),
-            ..problem(ProblemKind::Damaged)
+            ..problem(DamageKind::Damaged)
         };
-        assert_eq!(Loss::from_problem(&stray), None);
+        assert_eq!(Loss::of(&stray), None);
     }
 
     #[test]
@@ -274,13 +272,25 @@ mod tests {
         ] {
             let l = loss(lost, false);
             assert_eq!(l.is_storable(), storable, "{lost:?}");
-            let event = crate::Event::Loss(l);
+            let event = crate::Event::Loss(l.damage(SystemTime::UNIX_EPOCH));
             assert_eq!(
                 crate::event::StoredEvent::from_event(&event).is_ok(),
                 storable,
                 "{lost:?}"
             );
         }
+    }
+
+    #[test]
+    fn only_a_loss_in_a_segment_file_can_be_written() {
+        let write = |kind, path: &str| {
+            let damage = Damage::found(kind, path, 64, 10, Some((1, 1)));
+            crate::event::StoredEvent::from_event(&crate::Event::Loss(damage)).is_ok()
+        };
+        assert!(write(DamageKind::Damaged, "db/0000000000000003.seg"));
+        assert!(!write(DamageKind::TornTail, "db/0000000000000003.seg"));
+        assert!(!write(DamageKind::Duplicate, "db/0000000000000003.seg"));
+        assert!(!write(DamageKind::Damaged, "db/notes.txt"));
     }
 
     #[test]
@@ -295,7 +305,7 @@ mod tests {
             Loss { offset: 0, ..a },
             Loss { segment_id: 4, ..a },
             Loss {
-                kind: ProblemKind::Damaged,
+                kind: DamageKind::Damaged,
                 ..a
             },
             Loss {
@@ -339,11 +349,35 @@ mod tests {
     }
 
     #[test]
-    fn a_loss_reads_as_a_problem_report() {
+    fn a_loss_is_the_damage_it_records_and_back() {
+        let at = SystemTime::UNIX_EPOCH;
+        let acknowledged = loss(Some((5, 9)), true);
+        let damage = acknowledged.damage(at);
+        assert_eq!(damage.state, DamageState::Acknowledged { at });
         assert_eq!(
-            loss(Some((5, 9)), true).to_string(),
+            damage.to_string(),
             "0000000000000003.seg at offset 4096: damaged bytes at the end of a sealed segment \
              (62 bytes); lost sequence numbers 5..=9 (acknowledged)"
         );
+        assert_eq!(Loss::of(&damage), Some(acknowledged));
+        let recorded = loss(None, false);
+        assert_eq!(recorded.damage(at).state, DamageState::Recorded { at });
+        assert_eq!(Loss::of(&recorded.damage(at)), Some(recorded));
+        // Archived under a suffix, it is still the loss of its segment.
+        let suffixed = Damage {
+            path: "archive/0000000000000003.seg.1".into(),
+            ..recorded.damage(at)
+        };
+        assert_eq!(Loss::of(&suffixed), Some(recorded));
+        let torn = Damage {
+            kind: DamageKind::TornTail,
+            ..recorded.damage(at)
+        };
+        assert_eq!(Loss::of(&torn), None, "a torn tail loses nothing written");
+        let stray = Damage {
+            path: "notes.txt".into(),
+            ..recorded.damage(at)
+        };
+        assert_eq!(Loss::of(&stray), None, "not a segment");
     }
 }

@@ -13,7 +13,7 @@ use crate::journal::dir::{
 use crate::journal::format::{FORMAT_VERSION, MAX_SEQ};
 use crate::journal::replay::{replay_locked, ReplayPlan};
 use crate::journal::writer::{Generation, LogWriter, Position};
-use crate::journal::{ProblemKind, ReplaySummary};
+use crate::journal::{DamageKind, ReplaySummary};
 use crate::lock::DirLock;
 use crate::node::NODE_ID_LEN;
 use crate::{Error, Options};
@@ -159,7 +159,7 @@ pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opene
     let (index, summary) = rebuild_index(&plan)?;
     for problem in &summary.problems {
         match problem.kind {
-            ProblemKind::TornTail => {
+            DamageKind::TornTail => {
                 ::log::info!("recovered from an interrupted append: {problem}")
             }
             _ => ::log::warn!("{problem}"),

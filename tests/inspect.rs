@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use common::{at, id, node};
 use peerlog::inspect::{self, no_progress};
-use peerlog::{LogRecord, NodeDb, Options};
+use peerlog::{DamageKind, DamageState, LogRecord, NodeDb, Options};
 
 fn small_segments() -> Options {
     Options {
@@ -264,4 +264,65 @@ fn an_export_beside_a_fast_compacting_writer_ends_and_hands_each_node_once() {
     let twice = nodes.values().filter(|&&c| c > 1).count();
     assert_eq!(twice, 0, "{twice} nodes handed over more than once");
     assert!(during > 6, "the writer compacted only {during} times");
+}
+
+/// A segment whose header cannot be read is one damaged place like any other: found, with
+/// why its header cannot be read, and read as `verify` prints it.
+#[test]
+fn verify_says_why_a_header_cannot_be_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = NodeDb::open_with(dir.path(), 1, id(0), small_segments()).unwrap();
+    write(&db, 100);
+    db.close().unwrap();
+    let first = inspect::segments(dir.path()).unwrap()[0].path.clone();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&first)
+        .unwrap()
+        .set_len(40)
+        .unwrap();
+    let report = inspect::verify(dir.path(), &no_progress).unwrap();
+    let header: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.kind == DamageKind::BadHeader)
+        .collect();
+    assert_eq!(header.len(), 1, "{:?}", report.findings);
+    assert_eq!((&header[0].path, header[0].len), (&first, 40));
+    assert_eq!(header[0].state, DamageState::Found);
+    assert_eq!(
+        header[0].reason.as_deref(),
+        Some("header is 40 bytes, expected 64")
+    );
+    assert_eq!(
+        header[0].to_string(),
+        format!(
+            "{}: unreadable segment header: header is 40 bytes, expected 64",
+            first.display()
+        )
+    );
+}
+
+/// Over a live log of many segments and enough records for progress inside each (one report
+/// every 4096 records), verify's progress never goes back and never passes its total.
+#[test]
+fn verify_progress_within_the_live_log_only_goes_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = NodeDb::open_with(dir.path(), 1, id(0), small_segments()).unwrap();
+    (0..10_000).for_each(|n| write(&db, n));
+    db.close().unwrap();
+    let calls = std::cell::RefCell::new(Vec::new());
+    let report = inspect::verify(dir.path(), &|done, total| {
+        calls.borrow_mut().push((done, total))
+    })
+    .unwrap();
+    let calls = calls.into_inner();
+    assert!(report.records >= 8192, "{}", report.records);
+    // Reports inside the live log, before the one at its end.
+    assert!(calls.len() > 2, "{calls:?}");
+    assert!(calls.windows(2).all(|w| w[0].0 <= w[1].0), "{calls:?}");
+    assert!(
+        calls.iter().all(|&(done, total)| done <= total),
+        "{calls:?}"
+    );
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use peerlog::testing::{list_dir, replay, ReplayPlan};
-use peerlog::{NodeDb, Options, Problem, ProblemKind};
+use peerlog::{Damage, DamageKind, NodeDb, Options};
 
 mod common;
 use common::{at, id, node};
@@ -55,7 +55,7 @@ fn reader_racing_compaction_never_sees_lost_records() {
                 if let Some(p) = summary
                     .problems
                     .iter()
-                    .find(|p| p.kind == ProblemKind::Missing)
+                    .find(|p| p.kind == DamageKind::Missing)
                 {
                     return Err(format!(
                         "after {reads} reads: {p} (node record seen: {saw_node})"
@@ -127,10 +127,10 @@ fn a_replay_racing_appends_reports_no_damage() {
                 .segments,
         );
         let summary = replay(&plan, |_, _| {}).unwrap();
-        let unexpected: Vec<&Problem> = summary
+        let unexpected: Vec<&Damage> = summary
             .problems
             .iter()
-            .filter(|p| p.kind != ProblemKind::TornTail)
+            .filter(|p| p.kind != DamageKind::TornTail)
             .collect();
         assert!(unexpected.is_empty(), "replay {replays}: {unexpected:?}");
         replays += 1;

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{id, node, segments};
-use peerlog::inspect::{self, Change, Finding};
+use peerlog::inspect::{self, Change};
 use peerlog::testing::{list_dir, salt_seed, Listing, ReplayPlan, ScanItem, SegmentScanner};
-use peerlog::{Event, Loss, NodeDb, Options, ProblemKind};
+use peerlog::{Damage, DamageKind, DamageState, Event, NodeDb, Options};
 
 fn opts(keep_history: bool) -> Options {
     Options {
@@ -30,7 +30,7 @@ fn write_nodes(dir: &Path, n: u64) {
     db.close().unwrap();
 }
 
-fn damage(report: &inspect::VerifyReport) -> Vec<&Finding> {
+fn damage(report: &inspect::VerifyReport) -> Vec<&Damage> {
     report.damage(false).collect()
 }
 
@@ -64,7 +64,7 @@ fn a_lost_segment_stays_reported_after_any_number_of_compactions() {
             let stats = db.compact().unwrap();
             assert_eq!(stats.losses.len(), 1, "round {round}: {stats:?}");
             assert_eq!(stats.losses[0].lost, Some(lost));
-            assert_eq!(stats.losses[0].kind, ProblemKind::Missing);
+            assert_eq!(stats.losses[0].kind, DamageKind::Missing);
             // Found by the first compaction only; carried by the others.
             assert_eq!(stats.problems.len(), usize::from(round == 1), "{stats:?}");
             assert_eq!(db.losses(), stats.losses);
@@ -74,7 +74,7 @@ fn a_lost_segment_stays_reported_after_any_number_of_compactions() {
             let found = damage(&report);
             assert_eq!(found.len(), 1, "keep_history {keep_history}: {found:?}");
             assert_eq!(found[0].lost, Some(lost));
-            assert!(found[0].recorded.is_some());
+            assert!(found[0].state.recorded_at().is_some());
             assert!(!report.is_intact(false));
         }
         // The database reopens with what it kept and reports the loss.
@@ -109,7 +109,7 @@ fn a_truncated_sealed_segment_keeps_its_lost_sequence_numbers_after_compaction()
         found[0].path.starts_with(dir.path().join("archive")),
         "{found:?}"
     );
-    assert_eq!(found[0].kind, ProblemKind::DamagedTail);
+    assert_eq!(found[0].kind, DamageKind::DamagedTail);
     assert_eq!(found[0].lost, Some(lost));
     assert!(
         found[0].to_string().contains("lost sequence numbers"),
@@ -129,12 +129,16 @@ fn acknowledged_damage_is_listed_but_not_counted_and_the_acknowledgement_survive
     let accepted = db.accept_damage().unwrap();
     assert_eq!(accepted.len(), 1, "{accepted:?}");
     assert_eq!(accepted[0].lost, Some(lost));
-    assert!(accepted[0].acknowledged);
+    assert!(accepted[0].is_acknowledged());
     // Nothing left to acknowledge.
     assert!(db.accept_damage().unwrap().is_empty());
     let report = verify(dir.path());
     assert!(report.is_intact(false), "{:?}", report.findings);
-    let listed: Vec<_> = report.findings.iter().filter(|f| f.acknowledged).collect();
+    let listed: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.is_acknowledged())
+        .collect();
     assert_eq!(listed.len(), 1, "{:?}", report.findings);
     assert!(
         listed[0].to_string().ends_with("(acknowledged)"),
@@ -147,11 +151,11 @@ fn acknowledged_damage_is_listed_but_not_counted_and_the_acknowledgement_survive
         db.update_node(&node(300 + round)).unwrap();
         let stats = db.compact().unwrap();
         assert_eq!(stats.losses.len(), 1, "round {round}: {stats:?}");
-        assert!(stats.losses[0].acknowledged, "{stats:?}");
+        assert!(stats.losses[0].is_acknowledged(), "{stats:?}");
         let report = verify(dir.path());
         assert!(report.is_intact(false), "{:?}", report.findings);
         assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
-        assert!(report.findings[0].acknowledged);
+        assert!(report.findings[0].is_acknowledged());
     }
     db.close().unwrap();
 
@@ -159,7 +163,62 @@ fn acknowledged_damage_is_listed_but_not_counted_and_the_acknowledgement_survive
     write_more_and_lose_another_segment(dir.path());
     let report = verify(dir.path());
     assert_eq!(damage(&report).len(), 1, "{:?}", report.findings);
-    assert_eq!(report.findings.iter().filter(|f| f.acknowledged).count(), 1);
+    assert_eq!(
+        report
+            .findings
+            .iter()
+            .filter(|f| f.is_acknowledged())
+            .count(),
+        1
+    );
+}
+
+/// One damaged place goes through the three states, the same place and time in every report:
+/// found by opening and by `verify`, recorded by a compaction (its problem and the loss it
+/// records the same), then acknowledged, keeping when it was first recorded.
+#[test]
+fn a_damaged_place_is_found_then_recorded_then_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    write_nodes(dir.path(), 150);
+    lose_middle_segment(dir.path());
+    let report = verify(dir.path());
+    assert_eq!(damage(&report).len(), 1, "{:?}", report.findings);
+    assert_eq!(report.findings[0].state, DamageState::Found);
+
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts(false)).unwrap();
+    let found = db.recovery().problems[0].clone();
+    assert_eq!(found.state, DamageState::Found);
+    assert!(db.losses().is_empty());
+    let stats = db.compact().unwrap();
+    let recorded = db.losses();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    let at = match recorded[0].state {
+        DamageState::Recorded { at } => at,
+        other => panic!("not recorded: {other:?}"),
+    };
+    // The problem the compaction found is the loss it recorded, in the same state.
+    assert_eq!(stats.problems.len(), 1, "{stats:?}");
+    assert_eq!(stats.problems[0].state, recorded[0].state);
+    assert_eq!(stats.problems[0].lost, found.lost);
+    assert_eq!(stats.losses, recorded);
+    // A loss names its segment by file name: where the file is now, the log does not know.
+    assert_eq!(recorded[0].path, Path::new(found.path.file_name().unwrap()));
+
+    let accepted = db.accept_damage().unwrap();
+    let acknowledged = Damage {
+        state: DamageState::Acknowledged { at },
+        ..recorded[0].clone()
+    };
+    assert_eq!(accepted, vec![acknowledged.clone()]);
+    assert_eq!(db.losses(), vec![acknowledged]);
+    db.close().unwrap();
+    let report = verify(dir.path());
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    assert_eq!(report.findings[0].state, DamageState::Acknowledged { at });
+    // Its place is gone from the live log: verify names the file where it is now.
+    let name = recorded[0].path.file_name().unwrap();
+    let archived = dir.path().join("archive").join(name);
+    assert_eq!(report.findings[0].path, archived, "{:?}", report.findings);
 }
 
 fn write_more_and_lose_another_segment(dir: &Path) {
@@ -186,17 +245,17 @@ fn damage_acknowledged_after_compaction_is_found_in_the_compacted_segment() {
     lose_middle_segment(dir.path());
     let db = NodeDb::open_with(dir.path(), 1, id(0), opts(false)).unwrap();
     db.compact().unwrap();
-    assert!(!db.losses()[0].acknowledged);
+    assert!(!db.losses()[0].is_acknowledged());
     let accepted = db.accept_damage().unwrap();
     assert_eq!(accepted.len(), 1);
     assert_eq!(db.losses().len(), 1, "the same place, acknowledged");
-    assert!(db.losses()[0].acknowledged);
+    assert!(db.losses()[0].is_acknowledged());
     db.close().unwrap();
     assert!(verify(dir.path()).is_intact(false));
 }
 
 /// The losses a history lists, in its order.
-fn losses_in(history: &[inspect::HistoryEntry]) -> Vec<&Loss> {
+fn losses_in(history: &[inspect::HistoryEntry]) -> Vec<&Damage> {
     history
         .iter()
         .filter_map(|e| match &e.change {
@@ -222,7 +281,7 @@ fn history_lists_a_recorded_and_acknowledged_loss_once() {
     let losses = losses_in(&history);
     assert_eq!(losses.len(), 1, "{history:?}");
     assert_eq!(losses[0].lost, Some(lost));
-    assert!(losses[0].acknowledged, "{:?}", losses[0]);
+    assert!(losses[0].is_acknowledged(), "{:?}", losses[0]);
 }
 
 #[test]
@@ -293,15 +352,16 @@ fn a_damaged_loss_frame_is_damage_and_never_another_loss() {
     lose_middle_segment(dir.path());
     let db = NodeDb::open_with(dir.path(), 1, id(0), opts(false)).unwrap();
     db.compact().unwrap();
-    let found = db.losses()[0];
+    let found = db.losses()[0].clone();
     // The last segment holds the loss (recorded by the compaction) and its acknowledgement,
     // with a record after them: the acknowledgement is damaged below.
     db.accept_damage().unwrap();
     db.update_node(&node(999)).unwrap();
     db.close().unwrap();
-    let acknowledged = Loss {
-        acknowledged: true,
-        ..found
+    let at = found.state.recorded_at().unwrap();
+    let acknowledged = Damage {
+        state: DamageState::Acknowledged { at },
+        ..found.clone()
     };
 
     let pristine = segment_bytes(dir.path());
@@ -342,7 +402,7 @@ fn a_damaged_loss_frame_is_damage_and_never_another_loss() {
         seen
     };
     let (losses, problems, _) = open_with(bytes);
-    assert_eq!((losses, problems), (vec![acknowledged], vec![]));
+    assert_eq!((losses, problems), (vec![acknowledged.clone()], vec![]));
 
     for bit in 0..len * 8 {
         let mut damaged = bytes.clone();
@@ -350,18 +410,18 @@ fn a_damaged_loss_frame_is_damage_and_never_another_loss() {
         let (losses, problems, _) = open_with(&damaged);
         if problems.is_empty() {
             // Padding: neither checksummed nor read.
-            assert_eq!(losses, vec![acknowledged], "bit {bit}");
+            assert_eq!(losses, vec![acknowledged.clone()], "bit {bit}");
         } else {
-            assert_eq!(losses, vec![found], "bit {bit}: {problems:?}");
-            assert_eq!(problems[0].kind, ProblemKind::Damaged, "bit {bit}");
+            assert_eq!(losses, vec![found.clone()], "bit {bit}: {problems:?}");
+            assert_eq!(problems[0].kind, DamageKind::Damaged, "bit {bit}");
             assert_eq!(problems[0].offset as usize, offset, "bit {bit}");
         }
     }
     for cut in offset + 1..offset + len {
         let (losses, problems, after) = open_with(&bytes[..cut]);
-        assert_eq!(losses, vec![found], "cut at {cut}");
+        assert_eq!(losses, vec![found.clone()], "cut at {cut}");
         assert_eq!(problems.len(), 1, "cut at {cut}: {problems:?}");
-        assert_eq!(problems[0].kind, ProblemKind::TornTail, "cut at {cut}");
+        assert_eq!(problems[0].kind, DamageKind::TornTail, "cut at {cut}");
         // The record after it went with the tail.
         assert_eq!(after, None, "cut at {cut}");
     }
@@ -426,7 +486,11 @@ fn an_acknowledgement_does_not_cover_damage_that_grew_since() {
 
     let db = NodeDb::open_with(dir.path(), 1, id(0), opts(false)).unwrap();
     let stats = db.compact().unwrap();
-    let unacknowledged: Vec<_> = stats.losses.iter().filter(|l| !l.acknowledged).collect();
+    let unacknowledged: Vec<_> = stats
+        .losses
+        .iter()
+        .filter(|l| !l.is_acknowledged())
+        .collect();
     assert_eq!(unacknowledged.len(), 1, "{stats:?}");
     assert_eq!(unacknowledged[0].lost, Some(wide));
     db.close().unwrap();
@@ -454,13 +518,13 @@ fn a_damaged_tail_of_the_segment_compaction_seals_is_recorded() {
     fs::write(&active, &bytes).unwrap();
     let stats = db.compact().unwrap();
     assert_eq!(stats.losses.len(), 1, "{stats:?}");
-    assert_eq!(stats.losses[0].kind, ProblemKind::DamagedTail);
+    assert_eq!(stats.losses[0].kind, DamageKind::DamagedTail);
     db.close().unwrap();
     let report = verify(dir.path());
     let found = damage(&report);
     assert_eq!(found.len(), 1, "{:?}", report.findings);
-    assert_eq!(found[0].kind, ProblemKind::DamagedTail);
-    assert!(found[0].recorded.is_some(), "{:?}", found[0]);
+    assert_eq!(found[0].kind, DamageKind::DamagedTail);
+    assert!(found[0].state.recorded_at().is_some(), "{:?}", found[0]);
 }
 
 /// Issue 19, item 3: a compaction writes its segment beside the one it sealed the log into,
@@ -495,7 +559,7 @@ fn a_log_that_ends_with_its_compacted_segment_reports_the_segments_after_it_miss
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(
         (problems[0].kind, &problems[0].path, problems[0].lost),
-        (ProblemKind::Missing, &files[1], None)
+        (DamageKind::Missing, &files[1], None)
     );
     db.close().unwrap();
 }

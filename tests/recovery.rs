@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use common::segments;
-use peerlog::{Node, NodeDb, NodeId, Options, ProblemKind};
+use peerlog::{DamageKind, Node, NodeDb, NodeId, Options};
 
 fn id(n: u64) -> NodeId {
     let mut bytes = [0u8; 64];
@@ -99,13 +99,13 @@ fn torn_tail_at_every_offset_gives_exactly_the_records_before_the_cut() {
             .recovery()
             .problems
             .iter()
-            .filter(|p| p.kind == ProblemKind::TornTail)
+            .filter(|p| p.kind == DamageKind::TornTail)
             .count();
         assert!(
             db.recovery()
                 .problems
                 .iter()
-                .all(|p| p.kind == ProblemKind::TornTail),
+                .all(|p| p.kind == DamageKind::TornTail),
             "cut {cut}: {:?}",
             db.recovery().problems
         );
@@ -166,7 +166,7 @@ fn damage_inside_is_skipped_reported_and_later_records_kept() {
     let problems = &db.recovery().problems;
     assert_eq!(problems.len(), 1, "{problems:?}");
     let problem = &problems[0];
-    assert_eq!(problem.kind, ProblemKind::Damaged);
+    assert_eq!(problem.kind, DamageKind::Damaged);
     assert_eq!(problem.offset, node5 as u64);
     assert_eq!(problem.len, 104);
     assert_eq!(problem.lost, Some((9, 9)), "node 5 was the 9th record");
@@ -195,7 +195,7 @@ fn a_lost_middle_segment_is_reported_with_its_sequence_numbers() {
     let db = NodeDb::open_with(dir.path(), 1, id(0), opts()).unwrap();
     let problems = &db.recovery().problems;
     assert_eq!(problems.len(), 1, "{problems:?}");
-    assert_eq!(problems[0].kind, ProblemKind::Missing);
+    assert_eq!(problems[0].kind, DamageKind::Missing);
     let (first, last) = problems[0].lost.unwrap();
     assert!(first > 1 && last >= first, "{problems:?}");
     // Nodes of the first and last segment are there; those of the lost one are not.
@@ -263,4 +263,22 @@ fn a_segment_numbered_beyond_what_a_writer_gives_is_a_damaged_header() {
         );
         assert_eq!(fs::read(&renamed).unwrap(), bytes);
     }
+}
+
+/// An embedder's code of 0.2 reads what opening found as before: `Problem` and `ProblemKind`
+/// are the deprecated names of `Damage` and `DamageKind`, and a problem is found, not recorded.
+#[test]
+#[allow(deprecated)]
+fn the_old_names_still_read_what_opening_found() {
+    use peerlog::{DamageState, Problem, ProblemKind};
+    let dir = tempfile::tempdir().unwrap();
+    write_nodes(dir.path(), 60);
+    let files = segments(dir.path());
+    fs::remove_file(&files[1]).unwrap();
+    let db = NodeDb::open_with(dir.path(), 1, id(0), opts()).unwrap();
+    let problems: &[Problem] = &db.recovery().problems;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].kind, ProblemKind::Missing);
+    assert_eq!(problems[0].state, DamageState::Found);
+    assert_eq!(db.recovery().segments, files.len() - 1);
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use peerlog::testing::{encode_frame, salt_seed, HEADER_LEN};
 use peerlog::testing::{list_dir, replay, ReplayPlan};
-use peerlog::{NodeDb, Options, Problem, ProblemKind};
+use peerlog::{Damage, DamageKind, DamageState, NodeDb, Options};
 
 mod common;
 use common::{at, id};
@@ -20,7 +20,7 @@ const KIND_PING: u8 = 2;
 const PING_FRAME: usize = 96;
 
 /// What the copying, fully checking replay finds: records (seq, offset) and problems.
-fn reference(dir: &Path) -> (Vec<(u64, u64)>, Vec<Problem>) {
+fn reference(dir: &Path) -> (Vec<(u64, u64)>, Vec<Damage>) {
     let plan = ReplayPlan::new(
         list_dir(dir, peerlog::testing::Listing::Strict)
             .unwrap()
@@ -76,12 +76,14 @@ fn checksummed_but_undecodable_frames_on_the_chain_are_damage_in_every_replay() 
     }
     let (records, problems) = reference(&path);
     assert_eq!(records.len() as u64, n - 2);
-    let damaged = |k: usize| Problem {
-        kind: ProblemKind::Damaged,
+    let damaged = |k: usize| Damage {
+        kind: DamageKind::Damaged,
         path: segment.path.clone(),
         offset: (HEADER_LEN + k * PING_FRAME) as u64,
         len: PING_FRAME as u64,
         lost: Some((k as u64 + 1, k as u64 + 1)),
+        reason: None,
+        state: DamageState::Found,
     };
     assert_eq!(problems, vec![damaged(early), damaged(deep)]);
 

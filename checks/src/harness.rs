@@ -11,7 +11,7 @@ use peerlog::testing::{
     list_dir, salt_seed, FailPoints, Listing, ReplayPlan, ScanItem, SegmentFile, SegmentScanner,
     FRAME_HEADER_LEN, HEADER_LEN,
 };
-use peerlog::{Error, Event, Node, NodeDb, NodeId, Options, ProblemKind};
+use peerlog::{DamageKind, Error, Event, Node, NodeDb, NodeId, Options};
 
 use crate::model::{expiry_key, nanos, observe, observe_local_seq, Model};
 use crate::open_segment::fuzz_options;
@@ -379,7 +379,7 @@ impl Harness {
         );
         for problem in &summary.problems {
             assert!(
-                torn_ok && problem.kind == ProblemKind::TornTail,
+                torn_ok && problem.kind == DamageKind::TornTail,
                 "{when}: unexpected problem {problem}"
             );
         }

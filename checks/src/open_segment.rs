@@ -10,7 +10,7 @@ use peerlog::testing::{
     set_check_ahead_from, SegmentHeader, FRAME_ALIGN, FRAME_HEADER_LEN, HEADER_LEN, LOCK_FILE,
     MAGIC, MAX_PAYLOAD_LEN, MAX_SEQ, MIN_PAYLOAD_LEN,
 };
-use peerlog::{Error, Event, Node, NodeDb, NodeId, Options, ProblemKind};
+use peerlog::{DamageKind, Error, Event, Node, NodeDb, NodeId, Options};
 
 use crate::model::{nanos, observe, observe_local_seq, Observed, Slot};
 use crate::scratch::{dir_contents, Scratch};
@@ -491,7 +491,7 @@ impl Recovered {
         for problem in &db.recovery().problems {
             assert_ne!(
                 problem.kind,
-                ProblemKind::TornTail,
+                DamageKind::TornTail,
                 "a torn tail survived the recovery that cut it: {problem}"
             );
         }

@@ -40,7 +40,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::stored_record;
 use peerlog::enr::{CombinedKey, Enr, EnrKey, EnrPublicKey};
-use peerlog::{Durability, Event, Node, NodeDb, NodeId, Options, ProblemKind};
+use peerlog::{DamageKind, Durability, Event, Node, NodeDb, NodeId, Options};
 use peerlog_checks::model::{self, observe, Observed};
 use peerlog_checks::process::{env, say, splitmix};
 use rand::{RngExt, SeedableRng};
@@ -504,7 +504,7 @@ fn crash_child() {
     // A newline first: libtest has printed "test crash_child ... " without one.
     say("\n");
     for problem in &db.recovery().problems {
-        if problem.kind != ProblemKind::TornTail {
+        if problem.kind != DamageKind::TornTail {
             say(&format!("PROBLEM {problem}\n"));
         }
     }
@@ -690,7 +690,7 @@ fn check(
     for problem in &db.recovery().problems {
         assert_eq!(
             problem.kind,
-            ProblemKind::TornTail,
+            DamageKind::TornTail,
             "{what}: a kill -9 can only tear the tail, but recovery found: {problem}"
         );
     }

@@ -28,7 +28,7 @@ use common::{record_id, signed_record_with, stored_record, RecordShape};
 use peerlog::testing::{list_dir, segment_file_name, ReplayPlan};
 use peerlog::testing::{salt_seed, SegmentHeader, HEADER_LEN};
 use peerlog::testing::{ScanItem, SegmentScanner};
-use peerlog::{Error, Event, EventKind, Node, NodeDb, NodeId, Options, ProblemKind};
+use peerlog::{DamageKind, Error, Event, EventKind, Node, NodeDb, NodeId, Options};
 use peerlog::{Subnet, MAX_IPS_PER_ID};
 use peerlog_checks::model;
 
@@ -585,7 +585,7 @@ impl Case {
         // Damage that is not at the end of the log stays (and is reported again); a torn tail
         // was cut back by the first open.
         let mut still: Vec<_> = problems(&db);
-        still.retain(|p| p.0 != ProblemKind::TornTail);
+        still.retain(|p| p.0 != DamageKind::TornTail);
         let fresh = Node::new(id(0xEE), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)), 9, 9);
         db.update_node(&fresh).unwrap();
         db.close().unwrap();
@@ -622,7 +622,7 @@ impl Case {
 }
 
 /// A reported problem: kind, file name, offset and lost sequence numbers.
-type Reported = (ProblemKind, String, u64, Option<(u64, u64)>);
+type Reported = (DamageKind, String, u64, Option<(u64, u64)>);
 
 fn problems(db: &NodeDb) -> Vec<Reported> {
     db.recovery()
@@ -773,7 +773,7 @@ fn cut_at_every_offset_of_the_last_segment() {
             .any(|&b| b != 0);
         let expected = if partial {
             vec![(
-                ProblemKind::TornTail,
+                DamageKind::TornTail,
                 p.segments[last].clone(),
                 valid_end as u64,
                 None,
@@ -812,10 +812,10 @@ fn flip_every_bit_of_a_frame_of_every_kind() {
         let expected = if rec.seq == last_seq {
             // The last record: damage at the end of the log is a torn tail; what it held
             // is unknown.
-            (ProblemKind::TornTail, rec.offset as u64, None)
+            (DamageKind::TornTail, rec.offset as u64, None)
         } else {
             (
-                ProblemKind::Damaged,
+                DamageKind::Damaged,
                 rec.offset as u64,
                 Some((rec.seq, rec.seq)),
             )
@@ -848,7 +848,7 @@ fn record_overwritten_with_zeros() {
     assert_eq!(
         problems(&db),
         vec![(
-            ProblemKind::Damaged,
+            DamageKind::Damaged,
             p.segments[0].clone(),
             victim.offset as u64,
             Some((victim.seq, victim.seq))
@@ -867,7 +867,7 @@ fn record_overwritten_with_zeros() {
     assert_eq!(
         problems(&db),
         vec![(
-            ProblemKind::Missing,
+            DamageKind::Missing,
             p.segments[1].clone(),
             HEADER_LEN as u64,
             Some((victim.seq, victim.seq))
@@ -898,7 +898,7 @@ fn record_overwritten_with_zeros() {
         assert_eq!(
             problems(&db),
             vec![(
-                ProblemKind::Damaged,
+                DamageKind::Damaged,
                 p.segments[last].clone(),
                 victim.offset as u64,
                 Some((victim.seq, victim.seq))
@@ -939,7 +939,7 @@ fn duplicated_segment_file() {
             !found.is_empty()
                 && found
                     .iter()
-                    .all(|(kind, file, _, lost)| *kind == ProblemKind::Duplicate
+                    .all(|(kind, file, _, lost)| *kind == DamageKind::Duplicate
                         && (*file == copy || *file == p.segments[i])
                         && lost.is_none()),
             "{what}: {found:?}"
@@ -964,7 +964,7 @@ fn middle_segment_deleted() {
     assert_eq!(
         problems(&db),
         vec![(
-            ProblemKind::Missing,
+            DamageKind::Missing,
             p.segments[2].clone(),
             HEADER_LEN as u64,
             Some((lost[0], *lost.last().unwrap()))

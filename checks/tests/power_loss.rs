@@ -87,7 +87,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::lazyfs::{copy_dir, lazyfs, note, LazyFs, Mount};
 use common::stored_record;
 use peerlog::testing::FailPoints;
-use peerlog::{Durability, Event, Node, NodeDb, NodeId, Options, ProblemKind};
+use peerlog::{DamageKind, Durability, Event, Node, NodeDb, NodeId, Options};
 use peerlog_checks::model::{self, observe, Observed};
 use peerlog_checks::process::{env, say, splitmix};
 use rand::rngs::StdRng;
@@ -551,7 +551,7 @@ fn power_loss_child() {
         }
     };
     for problem in &db.recovery().problems {
-        if problem.kind != ProblemKind::TornTail {
+        if problem.kind != DamageKind::TornTail {
             say(&format!("PROBLEM {problem}\n"));
         }
     }
@@ -966,7 +966,7 @@ fn round(
     for problem in &db.recovery().problems {
         assert_eq!(
             problem.kind,
-            ProblemKind::TornTail,
+            DamageKind::TornTail,
             "{what}: a power loss can only tear the tail, but recovery found: {problem}\n{}",
             keep()
         );

@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use peerlog::{inspect, CompactStats, Error, Loss, NodeDb, NodeId, Options, ARCHIVE_DIR};
+use peerlog::{
+    inspect, CompactStats, Damage, DamageState, Error, NodeDb, NodeId, Options, ARCHIVE_DIR,
+};
 use serde_json::{json, Value};
 
 use crate::args::OpenArgs;
@@ -41,7 +43,7 @@ pub struct MaintenanceReport {
     /// Segment files before and after.
     pub segments: (usize, usize),
     /// The losses the log records afterwards (see [`NodeDb::losses`]).
-    pub losses: Vec<Loss>,
+    pub losses: Vec<Damage>,
 }
 
 fn count_segments(dir: &Path) -> Result<usize, CliError> {
@@ -125,7 +127,7 @@ fn maintain(
 
 /// Takes the lock of `dir` and acknowledges every damaged place in it (see
 /// [`NodeDb::accept_damage`]); returns those acknowledged now.
-pub fn accept_damage(dir: &Path) -> Result<Vec<Loss>, CliError> {
+pub fn accept_damage(dir: &Path) -> Result<Vec<Damage>, CliError> {
     let db = open_existing(dir, &Maintenance::default())?;
     let accepted = db.accept_damage()?;
     db.close()?;
@@ -176,9 +178,9 @@ pub fn run(open: OpenArgs, compact: Option<bool>, out: &mut impl Write) -> Resul
             count(c.bytes_written, "byte")
         )?;
         for problem in &c.problems {
-            let recorded = match peerlog::Loss::from_problem(problem) {
-                Some(_) => "recorded as a loss in the log, ",
-                None => "",
+            let recorded = match problem.state {
+                DamageState::Found => "",
+                _ => "recorded as a loss in the log, ",
             };
             writeln!(
                 out,
@@ -187,13 +189,13 @@ pub fn run(open: OpenArgs, compact: Option<bool>, out: &mut impl Write) -> Resul
         }
     }
     if !report.losses.is_empty() {
-        let acknowledged = report.losses.iter().filter(|l| l.acknowledged).count();
+        let acknowledged = report.losses.iter().filter(|l| l.is_acknowledged()).count();
         writeln!(
             out,
             "losses the log records: {}, {acknowledged} acknowledged (see peerlog verify)",
             report.losses.len()
         )?;
-        for loss in report.losses.iter().filter(|l| !l.acknowledged) {
+        for loss in report.losses.iter().filter(|l| !l.is_acknowledged()) {
             writeln!(out, "  {loss}")?;
         }
     }

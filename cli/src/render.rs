@@ -1,13 +1,12 @@
 //! How results are printed: the stable JSON objects and CSV rows of docs/CLI.md, and the
 //! words for what an event changed.
 
-use peerlog::inspect::{Change, FileReport, Finding, HistoryEntry, VerifyReport};
+use peerlog::inspect::{Change, FileReport, HistoryEntry, VerifyReport};
 use std::net::IpAddr;
 
-use peerlog::{Event, LogRecord, Loss, Node, NodeId, NodeRecord, PeerState, Problem, ProblemKind};
+use peerlog::{Damage, Event, LogRecord, Node, NodeId, NodeRecord, PeerState};
 use serde_json::{json, Map, Value};
 
-use crate::plural::count;
 use crate::time::{iso8601, iso8601_precise, opt_time, TimeText};
 
 /// A JSON object with its keys in the order given (serde_json's `Value` sorts them), as one
@@ -235,74 +234,55 @@ fn push_enode(out: &mut Vec<u8>, node: &Node) {
     }
 }
 
-/// A finding in words, from its fields: where (file, and offset where bytes are involved),
-/// what, how many bytes when there are any, and which sequence numbers were lost.
-pub fn finding_text(finding: &Finding) -> String {
-    let file = finding.path.display();
-    let mut text = match finding.kind {
-        // The detail says what is wrong with the header ("header is 40 bytes, expected 64").
-        ProblemKind::BadHeader => format!("{file}: unreadable segment header: {}", finding.detail),
-        // No bytes to count (records missing): the offset is where the gap shows.
-        _ if finding.len == 0 => format!("{file} at offset {}: {}", finding.offset, finding.detail),
-        _ => format!(
-            "{file} at offset {}: {} ({})",
-            finding.offset,
-            finding.detail,
-            count(finding.len, "byte")
-        ),
-    };
-    match finding.lost {
-        Some((first, last)) if first == last => {
-            text.push_str(&format!("; lost sequence number {first}"))
-        }
-        Some((first, last)) => text.push_str(&format!("; lost sequence numbers {first}..={last}")),
-        None => {}
+/// A finding in words, as `verify` prints it: the place (its state is the line's label),
+/// and when the log recorded it.
+pub fn finding_text(finding: &Damage) -> String {
+    match finding.state.recorded_at() {
+        Some(at) => format!("{finding:#}; recorded in the log at {}", iso8601(at)),
+        None => format!("{finding:#}"),
     }
-    if let Some(at) = finding.recorded {
-        text.push_str(&format!("; recorded in the log at {}", iso8601(at)));
-    }
-    text
 }
 
-/// The stable JSON object of a loss the log records.
-pub fn loss_json(loss: &Loss) -> Value {
-    json!({
-        "kind": loss.kind.name(),
-        "file": loss.file_name(),
-        "offset": loss.offset,
-        "len": loss.len,
-        "lost_first_seq": loss.lost.map(|l| l.0),
-        "lost_last_seq": loss.lost.map(|l| l.1),
-        "acknowledged": loss.acknowledged,
-    })
+/// The JSON object of a damaged place: the fields every such object has (`kind`, `file`,
+/// `offset`, `len`, `lost_first_seq`, `lost_last_seq`), then `more`.
+fn damage_json(damage: &Damage, more: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
+    let fields = [
+        ("kind", json!(damage.kind.name())),
+        ("file", json!(damage.path.display().to_string())),
+        ("offset", json!(damage.offset)),
+        ("len", json!(damage.len)),
+        ("lost_first_seq", json!(damage.lost.map(|l| l.0))),
+        ("lost_last_seq", json!(damage.lost.map(|l| l.1))),
+    ];
+    let map: Map<String, Value> = fields
+        .into_iter()
+        .chain(more)
+        .map(|(key, value)| (key.to_string(), value))
+        .collect();
+    Value::Object(map)
+}
+
+/// The stable JSON object of a loss the log records (its `file` is the segment's file name).
+pub fn loss_json(loss: &Damage) -> Value {
+    damage_json(loss, [("acknowledged", json!(loss.is_acknowledged()))])
 }
 
 /// The stable JSON object of a problem a compaction found.
-pub fn problem_json(problem: &Problem) -> Value {
-    json!({
-        "kind": problem.kind.name(),
-        "file": problem.path.display().to_string(),
-        "offset": problem.offset,
-        "len": problem.len,
-        "lost_first_seq": problem.lost.map(|l| l.0),
-        "lost_last_seq": problem.lost.map(|l| l.1),
-        "detail": problem.to_string(),
-    })
+pub fn problem_json(problem: &Damage) -> Value {
+    damage_json(problem, [("detail", json!(format!("{problem:#}")))])
 }
 
 /// The stable JSON object of a finding.
-pub fn finding_json(finding: &Finding) -> Value {
-    json!({
-        "kind": finding.kind.name(),
-        "file": finding.path.display().to_string(),
-        "offset": finding.offset,
-        "len": finding.len,
-        "lost_first_seq": finding.lost.map(|l| l.0),
-        "lost_last_seq": finding.lost.map(|l| l.1),
-        "detail": finding.detail,
-        "acknowledged": finding.acknowledged,
-        "recorded_at": opt_time(finding.recorded),
-    })
+pub fn finding_json(finding: &Damage) -> Value {
+    let detail = finding.reason.as_deref().unwrap_or(finding.kind.describe());
+    damage_json(
+        finding,
+        [
+            ("detail", json!(detail)),
+            ("acknowledged", json!(finding.is_acknowledged())),
+            ("recorded_at", json!(opt_time(finding.state.recorded_at()))),
+        ],
+    )
 }
 
 /// The stable JSON object of a file report.
@@ -318,7 +298,7 @@ pub fn file_json(file: &FileReport) -> Value {
 }
 
 /// The stable `verify --json` object.
-pub fn verify_json(report: &VerifyReport, strict: bool, accepted: &[Loss]) -> Value {
+pub fn verify_json(report: &VerifyReport, strict: bool, accepted: &[Damage]) -> Value {
     json!({
         "intact": report.is_intact(strict),
         "accepted": accepted.iter().map(loss_json).collect::<Vec<_>>(),

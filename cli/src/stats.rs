@@ -75,13 +75,13 @@ fn print(
         "problems:  {} in the live log (see peerlog verify)",
         s.problems
     )?;
-    let acknowledged = s.losses.iter().filter(|l| l.acknowledged).count();
+    let acknowledged = s.losses.iter().filter(|l| l.is_acknowledged()).count();
     writeln!(
         out,
         "losses:    {} recorded, {acknowledged} acknowledged (see peerlog verify)",
         s.losses.len()
     )?;
-    for loss in s.losses.iter().filter(|l| !l.acknowledged) {
+    for loss in s.losses.iter().filter(|l| !l.is_acknowledged()) {
         writeln!(out, "  {loss}")?;
     }
     Ok(())

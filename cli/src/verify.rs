@@ -47,9 +47,9 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> Result<ExitCode, Failure> 
             )?;
         }
         for finding in &report.findings {
-            let label = if finding.is_damage(strict) {
+            let label = if finding.counts(strict) {
                 "DAMAGE"
-            } else if finding.acknowledged {
+            } else if finding.is_acknowledged() {
                 "acknowledged"
             } else {
                 "note"

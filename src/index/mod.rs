@@ -23,6 +23,7 @@ use crate::event::{
     StoredEvent, StoredRecord, FAILS_AT_PAYLOAD_LEN, FAILS_PAYLOAD_LEN, ID_PAYLOAD_LEN,
     LOCAL_SEQ_PAYLOAD_LEN, LOSS_PAYLOAD_LEN, PING_FROM_PAYLOAD_LEN, PING_PAYLOAD_LEN,
 };
+use crate::journal::damage::Damage;
 use crate::loss::Loss;
 use crate::node::{ids_equal, Endpoint, Node, NodeId};
 use crate::record::{NodeRecord, RecordFields};
@@ -268,6 +269,15 @@ impl Index {
     /// The losses the log recorded (see `loss.rs`), oldest first.
     pub fn losses(&self) -> impl Iterator<Item = &Loss> {
         self.losses.iter().map(|(loss, _)| loss)
+    }
+
+    /// The losses the log recorded, each as the damage it records (recorded when first
+    /// written), oldest first.
+    pub fn recorded_damage(&self) -> impl Iterator<Item = Damage> + '_ {
+        let at = crate::event::from_unix_nanos;
+        self.losses
+            .iter()
+            .map(move |(loss, first)| loss.damage(at(*first)))
     }
 
     /// Records a loss: a new one, or the acknowledgement of one already recorded.

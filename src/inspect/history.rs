@@ -8,9 +8,11 @@ use std::time::SystemTime;
 use super::{archived_segments, scan_segment, with_listing, InspectError, Progress};
 use crate::event::{Event, LogRecord};
 use crate::index::{Index, PeerState};
+use crate::journal::damage::Damage;
 use crate::journal::dir::SegmentFile;
+use crate::loss::Loss;
 use crate::Error;
-use crate::{Loss, Node, NodeId, NodeRecord, Subnet};
+use crate::{Node, NodeId, NodeRecord, Subnet};
 
 /// One event about a node, with where it was found and what it changed.
 #[derive(Clone, Debug)]
@@ -94,7 +96,7 @@ pub enum Change {
     IpEvicted(IpAddr),
     /// Records were lost here to damage (a loss the log recorded, listed where its lost
     /// sequence numbers would have been): events about the node may be missing.
-    Loss(Loss),
+    Loss(Damage),
 }
 
 /// A segment that tells part of a history.
@@ -188,7 +190,7 @@ pub(super) struct Accounting {
     /// For each compacted source (its index), the gaps it follows.
     compacted: Vec<(usize, Vec<(u64, u64)>)>,
     /// Every loss the sources record.
-    losses: Vec<Loss>,
+    losses: Vec<Damage>,
 }
 
 impl Accounting {
@@ -208,7 +210,7 @@ impl Accounting {
     /// A record of `source` was read.
     pub(super) fn record(&mut self, source: &Source, record: &LogRecord) {
         if let Event::Loss(loss) = &record.event {
-            self.losses.push(*loss);
+            self.losses.push(loss.clone());
         }
         if source.segment.header.is_compacted() {
             return;
@@ -298,7 +300,7 @@ pub fn history(
                 match &record.event {
                     Event::Loss(loss) => {
                         let absorbed = |(known, ..): &mut Found| match &mut known.event {
-                            Event::Loss(known) => known.absorb(loss),
+                            Event::Loss(known) => Loss::absorb_into(known, loss),
                             _ => false,
                         };
                         if !losses.iter_mut().any(absorbed) {
@@ -336,9 +338,10 @@ pub fn history(
             })
             .collect();
         entries.extend(losses.into_iter().map(|(record, source, offset)| {
-            let Event::Loss(loss) = record.event else {
+            let Event::Loss(loss) = &record.event else {
                 unreachable!("only losses are collected")
             };
+            let loss = loss.clone();
             // Where the lost records would have been.
             let at = loss.lost.map_or(record.seq, |(first, _)| first);
             let source = &sources[source];
@@ -411,6 +414,6 @@ fn change(before: Option<&PeerState>, event: &Event) -> Change {
         Event::Evicted { subnet, .. } => Change::Evicted(*subnet),
         Event::IpEvicted { ip, .. } => Change::IpEvicted(*ip),
         Event::LocalSeq { .. } => unreachable!("the local seq is about no node"),
-        Event::Loss(loss) => Change::Loss(*loss),
+        Event::Loss(loss) => Change::Loss(loss.clone()),
     }
 }

@@ -26,14 +26,7 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use crate::event::LogRecord;
-use crate::journal::dir::{
-    is_not_found, list_archive_dir, list_dir, DirListing, Listing, SegmentFile, ARCHIVE_DIR,
-};
-use crate::journal::format::salt_seed;
-use crate::journal::reader::{ScanItem, SegmentScanner};
-use crate::journal::replay::{map_segment, replay, ReleaseBehind, ReplayPlan};
-use crate::journal::{Problem, ProblemKind, ReplaySummary};
+use crate::journal::dir::{is_not_found, list_archive, list_dir, Listing, SegmentFile};
 use crate::Error;
 
 mod audit;
@@ -44,6 +37,7 @@ mod state;
 mod stats;
 mod verify;
 
+pub use crate::survey::FileRole;
 pub use audit::{
     audit, Audit, AuditFinding, AuditOptions, Distances, FindingKind, NewIds, SubnetShare,
     AUDIT_SEEDS, CLOSE_MIN_IDS, CLOSE_RATIO, NEW_WINDOWS, STORE_FULL_SHARE, SUBNET_MIN_POPULATION,
@@ -54,7 +48,9 @@ pub use history::{history, Change, HistoryEntry};
 pub use salvage::{salvage, Lost, SalvageReport, SalvagedSegment};
 pub use state::{state, with_peers, LiveState, Peers};
 pub use stats::{stats, Stats};
-pub use verify::{verify, FileReport, FileRole, Finding, VerifyReport};
+pub use verify::{verify, FileReport, VerifyReport};
+
+use crate::survey::{replay_with_progress, scan_segment, PROGRESS_EVERY};
 
 /// How often in a row a read starts over, getting no further, after a segment vanished under
 /// it (a concurrent compaction). Between attempts it waits [`RELIST_PAUSE`], doubled each
@@ -63,9 +59,6 @@ pub use verify::{verify, FileReport, FileRole, Finding, VerifyReport};
 const RELIST_ATTEMPTS: u32 = 8;
 /// The first wait before a read starts over.
 const RELIST_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
-/// Records between two progress reports: often enough for a smooth bar, rare enough to cost
-/// nothing next to the checksums.
-pub(super) const PROGRESS_EVERY: u64 = 4096;
 
 /// Why reading a database failed.
 #[derive(Debug, thiserror::Error)]
@@ -236,80 +229,8 @@ fn with_listing<T>(
     })
 }
 
-/// Replays the live log of a plan, calling `on_record` for every record, and reporting
-/// progress in bytes of segment files.
-fn replay_with_progress(
-    plan: &ReplayPlan,
-    progress: Progress<'_>,
-    mut on_record: impl FnMut(&Path, u64, LogRecord),
-) -> Result<ReplaySummary, Error> {
-    let total: u64 = plan.live.iter().map(|s| s.len).sum();
-    let mut starts = std::collections::HashMap::new();
-    let mut start = 0;
-    for segment in &plan.live {
-        starts.insert(segment.header.segment_id, start);
-        start += segment.len;
-    }
-    let mut count = 0u64;
-    let summary = replay(plan, |place, record| {
-        count += 1;
-        if count.is_multiple_of(PROGRESS_EVERY) {
-            let base = starts.get(&place.segment.header.segment_id).copied();
-            progress(base.unwrap_or(0) + place.offset, total);
-        }
-        on_record(&place.segment.path, place.offset, record);
-    })?;
-    progress(total, total);
-    Ok(summary)
-}
-
-/// Reads one segment file on its own (not as part of a replay): every intact record with its
-/// offset, and every damaged place; returns those and the bytes read. Mapped, its pages
-/// released behind the scan, so that memory stays bounded whatever the file's size.
-fn scan_segment(
-    segment: &SegmentFile,
-    mut on_record: impl FnMut(u64, LogRecord),
-) -> Result<(Vec<Problem>, u64), Error> {
-    let map = map_segment(&segment.path)?;
-    let mut behind = ReleaseBehind::new(&map);
-    let mut scanner = SegmentScanner::new(&map, salt_seed(segment.header.salt));
-    let mut problems = Vec::new();
-    let problem = |kind, offset, len| Problem {
-        kind,
-        path: segment.path.clone(),
-        offset,
-        len,
-        lost: None,
-    };
-    for item in scanner.by_ref() {
-        match item {
-            ScanItem::Record { offset, record, .. } => {
-                behind.reached(offset);
-                on_record(offset, record)
-            }
-            ScanItem::Damage { offset, len } => {
-                problems.push(problem(ProblemKind::Damaged, offset, len))
-            }
-        }
-    }
-    if let Some(end) = scanner.end().filter(|end| end.has_garbage()) {
-        let len = end.garbage_end - end.valid_end;
-        problems.push(problem(ProblemKind::DamagedTail, end.valid_end, len));
-    }
-    Ok((problems, map.len() as u64))
-}
-
 /// The segments in `archive/` (kept by compaction with `keep_history`); none if there is no
 /// archive.
 fn archived_segments(dir: &Path) -> Result<Vec<SegmentFile>, Error> {
     Ok(list_archive(dir, Listing::Strict)?.segments)
-}
-
-/// What `archive/` holds; nothing if there is no archive.
-fn list_archive(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
-    let archive = dir.join(ARCHIVE_DIR);
-    if !archive.is_dir() {
-        return Ok(DirListing::default());
-    }
-    list_archive_dir(&archive, mode)
 }

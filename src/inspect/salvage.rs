@@ -20,7 +20,7 @@ use crate::journal::format::{
 };
 use crate::journal::reader::{ScanItem, SegmentScanner};
 use crate::journal::replay::{map_segment, replay, ReplayPlan};
-use crate::journal::ProblemKind;
+use crate::journal::DamageKind;
 use crate::lock::DirLock;
 use crate::Error;
 
@@ -354,7 +354,7 @@ fn lost_in_live_log(
             .problems
             .iter()
             .find(|p| {
-                p.kind == ProblemKind::Missing
+                p.kind == DamageKind::Missing
                     && p.path == segment.path
                     && p.offset == HEADER_LEN as u64
             })

@@ -8,7 +8,7 @@ use super::{replay_with_progress, with_listing, InspectError, Progress, SegmentI
 use crate::event::{EventKind, LogRecord};
 use crate::index::{Index, PeerState};
 use crate::journal::replay::ReplayPlan;
-use crate::journal::ReplaySummary;
+use crate::journal::{Recovery, ReplaySummary};
 
 /// The live state of a database, as replaying its log gives it.
 #[derive(Debug, Default)]
@@ -19,8 +19,8 @@ pub struct LiveState {
     pub events_by_kind: BTreeMap<EventKind, u64>,
     /// Write time of the oldest and newest record.
     pub span: Option<(SystemTime, SystemTime)>,
-    /// What the replay found.
-    pub summary: ReplaySummary,
+    /// What the replay found, as [`NodeDb::recovery`](crate::NodeDb::recovery) reports it.
+    pub recovery: Recovery,
     /// The live segments replayed, in replay order.
     pub segments: Vec<SegmentInfo>,
 }
@@ -132,7 +132,7 @@ pub fn state(dir: &Path, progress: Progress<'_>) -> Result<LiveState, InspectErr
         peers,
         events_by_kind: replayed.events_by_kind,
         span: replayed.span,
-        summary: replayed.summary,
+        recovery: Recovery::from(replayed.summary),
         segments: replayed.segments,
     })
 }

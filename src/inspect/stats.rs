@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 use super::state::replay_state;
 use super::{archived_segments, InspectError, Progress};
 use crate::event::{now_nanos, EventKind};
-use crate::{Loss, NodeId};
+use crate::journal::damage::Damage;
+use crate::NodeId;
 
 /// What `stats` reports.
 #[derive(Clone, Debug, Default)]
@@ -46,7 +47,7 @@ pub struct Stats {
     pub problems: usize,
     /// The losses the log records (damage compacted away, or acknowledged), acknowledged or
     /// not: see [`NodeDb::losses`](crate::NodeDb::losses).
-    pub losses: Vec<Loss>,
+    pub losses: Vec<Damage>,
 }
 
 /// Statistics of the database in `dir`, with seeds counted as `query_seeds(_, seed_age)`
@@ -91,6 +92,6 @@ pub fn stats(
             .count(),
         seed_age,
         problems: summary.problems.len(),
-        losses: index.losses().copied().collect(),
+        losses: index.recorded_damage().collect(),
     })
 }

@@ -337,7 +337,7 @@ mod tests {
                     record: LogRecord {
                         seq: record.seq,
                         written_at: from_unix_nanos(record.written_at),
-                        event: record.event.into_event(),
+                        event: record.event.into_event(record.written_at),
                     },
                 },
                 ScanItem::Damage { offset, len } => ScanItem::Damage { offset, len },

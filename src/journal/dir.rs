@@ -217,10 +217,15 @@ pub fn list_dir(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
     list_named(dir, mode, parse_segment_name, false)
 }
 
-/// [`list_dir`] for `archive/`, where a segment's name may carry a suffix (see
-/// [`parse_archived_segment_name`]).
-pub(crate) fn list_archive_dir(archive: &Path, mode: Listing) -> Result<DirListing, Error> {
-    list_named(archive, mode, parse_archived_segment_name, true)
+/// [`list_dir`] for the `archive/` of the database in `dir` (kept by compaction with
+/// `keep_history`), where a segment's name may carry a suffix (see
+/// [`parse_archived_segment_name`]); nothing if there is no archive.
+pub(crate) fn list_archive(dir: &Path, mode: Listing) -> Result<DirListing, Error> {
+    let archive = dir.join(ARCHIVE_DIR);
+    if !archive.is_dir() {
+        return Ok(DirListing::default());
+    }
+    list_named(&archive, mode, parse_archived_segment_name, true)
 }
 
 /// Lists `dir`, taking the names `segment_name` reads as segments; warns about the files it

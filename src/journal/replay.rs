@@ -9,10 +9,10 @@ use memmap2::Mmap;
 
 use crate::error::IoContext;
 use crate::journal::ahead::{ChecksumsAhead, FramesAhead, Upcoming};
+use crate::journal::damage::{Damage, DamageKind};
 use crate::journal::decoded::{Decoded, DecodedInPlace};
 use crate::journal::dir::SegmentFile;
 use crate::journal::format::{salt_seed, HEADER_LEN};
-use crate::journal::problem::{Problem, ProblemKind};
 use crate::journal::reader::{ScanEnd, ScanItem, SegmentScanner};
 use crate::Error;
 
@@ -81,7 +81,7 @@ pub struct ReplaySummary {
     /// Bytes of the intact records replayed (frames, padding included).
     pub record_bytes: u64,
     /// Every place the log was not intact, in log order.
-    pub problems: Vec<Problem>,
+    pub problems: Vec<Damage>,
     /// Each segment replayed, with the bytes of it read: its length when it was mapped, which
     /// a live writer's preallocation may have grown since the directory was listed.
     pub bytes_read: Vec<(PathBuf, u64)>,
@@ -89,6 +89,33 @@ pub struct ReplaySummary {
     pub next_seq: u64,
     /// Where the last segment's intact data ends.
     pub(crate) last_end: Option<ScanEnd>,
+}
+
+/// What opening a database found, as [`NodeDb::recovery`](crate::NodeDb::recovery) reports
+/// it (and [`inspect::state`](crate::inspect::state) for a log read without opening it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recovery {
+    /// Segments replayed.
+    pub segments: usize,
+    /// Intact records replayed.
+    pub records: u64,
+    /// Every place the log was not intact (damage, a torn tail, missing, duplicate or stale
+    /// records), in log order, each [`Found`](crate::DamageState::Found).
+    pub problems: Vec<Damage>,
+    /// The sequence number the next record gets.
+    pub next_seq: u64,
+}
+
+impl From<ReplaySummary> for Recovery {
+    fn from(summary: ReplaySummary) -> Recovery {
+        Recovery {
+            segments: summary.segments,
+            records: summary.records,
+            problems: summary.problems,
+            next_seq: summary.next_seq,
+        }
+    }
 }
 
 /// Where a replayed record was found.
@@ -306,7 +333,7 @@ impl SegmentReplay<'_> {
                     }
                 }
                 ScanItem::Damage { offset, len } => self.tracker.damaged(
-                    ProblemKind::Damaged,
+                    DamageKind::Damaged,
                     self.segment,
                     offset,
                     len,
@@ -344,13 +371,13 @@ fn replay_segments(
     let mut tracker = SeqTracker::default();
     let mut summary = ReplaySummary::default();
     for segment in &plan.stale {
-        summary.problems.push(Problem {
-            kind: ProblemKind::Stale,
-            path: segment.path.clone(),
-            offset: 0,
-            len: segment.len,
-            lost: None,
-        });
+        summary.problems.push(Damage::found(
+            DamageKind::Stale,
+            segment.path.clone(),
+            0,
+            segment.len,
+            None,
+        ));
     }
     for (i, segment) in plan.live.iter().enumerate() {
         let is_last = i + 1 == plan.live.len();
@@ -384,9 +411,9 @@ fn replay_segments(
         };
         if end.has_garbage() {
             let kind = if is_last {
-                ProblemKind::TornTail
+                DamageKind::TornTail
             } else {
-                ProblemKind::DamagedTail
+                DamageKind::DamagedTail
             };
             let len = end.garbage_end - end.valid_end;
             tracker.damaged(kind, segment, end.valid_end, len, &mut summary.problems);
@@ -401,13 +428,13 @@ fn replay_segments(
     // whatever came after it: how many records is unknown. (Once a writer opens such a log,
     // it starts a new segment there, and this trace is gone: see docs/DAMAGE.md.)
     if let Some(last) = plan.live.last().filter(|s| s.header.is_compacted()) {
-        summary.problems.push(Problem {
-            kind: ProblemKind::Missing,
-            path: last.path.clone(),
-            offset: last.len,
-            len: 0,
-            lost: None,
-        });
+        summary.problems.push(Damage::found(
+            DamageKind::Missing,
+            last.path.clone(),
+            last.len,
+            0,
+            None,
+        ));
     }
     // A compacted segment accounts for every sequence number through `replaces_through`
     // (fuzz finding: with a larger claim than its records, a new segment started below it was
@@ -436,19 +463,13 @@ struct SeqTracker {
 impl SeqTracker {
     fn damaged(
         &mut self,
-        kind: ProblemKind,
+        kind: DamageKind,
         segment: &SegmentFile,
         offset: u64,
         len: u64,
-        problems: &mut Vec<Problem>,
+        problems: &mut Vec<Damage>,
     ) {
-        problems.push(Problem {
-            kind,
-            path: segment.path.clone(),
-            offset,
-            len,
-            lost: None,
-        });
+        problems.push(Damage::found(kind, segment.path.clone(), offset, len, None));
         self.open_damage = Some(problems.len() - 1);
         self.open_duplicate = None;
     }
@@ -459,19 +480,19 @@ impl SeqTracker {
         seq: u64,
         segment: &SegmentFile,
         offset: u64,
-        problems: &mut Vec<Problem>,
+        problems: &mut Vec<Damage>,
     ) {
         if seq > self.expected {
             let lost = Some((self.expected, seq - 1));
             match self.open_damage.take() {
                 Some(i) => problems[i].lost = lost,
-                None => problems.push(Problem {
-                    kind: ProblemKind::Missing,
-                    path: segment.path.clone(),
+                None => problems.push(Damage::found(
+                    DamageKind::Missing,
+                    segment.path.clone(),
                     offset,
-                    len: 0,
+                    0,
                     lost,
-                }),
+                )),
             }
             self.expected = seq;
         }
@@ -479,7 +500,7 @@ impl SeqTracker {
 
     /// Whether the record is new; a record with an old sequence number is a duplicate.
     #[inline]
-    fn accept(&mut self, seq: u64, place: RecordPlace<'_>, problems: &mut Vec<Problem>) -> bool {
+    fn accept(&mut self, seq: u64, place: RecordPlace<'_>, problems: &mut Vec<Damage>) -> bool {
         // The next sequence number, as nearly every record has: nothing to account for.
         if seq == self.expected {
             self.open_damage = None;
@@ -496,7 +517,7 @@ impl SeqTracker {
         &mut self,
         seq: u64,
         place: RecordPlace<'_>,
-        problems: &mut Vec<Problem>,
+        problems: &mut Vec<Damage>,
     ) -> bool {
         if seq < self.expected {
             match self.open_duplicate {
@@ -505,13 +526,13 @@ impl SeqTracker {
                     self.open_duplicate = Some((i, place.offset + place.len));
                 }
                 _ => {
-                    problems.push(Problem {
-                        kind: ProblemKind::Duplicate,
-                        path: place.segment.path.clone(),
-                        offset: place.offset,
-                        len: place.len,
-                        lost: None,
-                    });
+                    problems.push(Damage::found(
+                        DamageKind::Duplicate,
+                        place.segment.path.clone(),
+                        place.offset,
+                        place.len,
+                        None,
+                    ));
                     self.open_duplicate = Some((problems.len() - 1, place.offset + place.len));
                 }
             }
