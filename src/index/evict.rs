@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
-use super::subnets::{GroupKey, Subnets};
+use super::subnets::{pack, unpack, GroupKey, Packed, Subnets};
 use super::{Entry, Index, NEVER};
 use crate::event::{ip_from_key, IdBytes};
 use crate::node::{ids_equal, NodeId};
@@ -24,8 +24,9 @@ use crate::subnet::{Subnet, DEFAULT_V4_BITS, DEFAULT_V6_BITS};
 /// Most IP slots one id holds; a new IP beyond it takes the place of the stalest.
 pub const MAX_IPS_PER_ID: usize = 16;
 
-/// Order of the ids nothing has proven: oldest newest event, then subnet, then id.
-type UnprovenKey = (i64, GroupKey, IdBytes);
+/// Order of the ids nothing has proven: oldest newest event, then subnet (packed, which
+/// orders as the subnets do), then id.
+type UnprovenKey = (i64, Packed, IdBytes);
 /// Order of the proven nodes of one subnet: oldest newest pong, then id.
 type ProvenKey = (i64, IdBytes);
 
@@ -41,6 +42,10 @@ struct Candidates<K> {
     max: Option<K>,
     /// Whether the scan took every candidate (so later ones can be appended in order).
     complete: bool,
+    /// How many the scan kept at most: a complete list grows to twice that (ids written
+    /// again after the scan, whose old keys wait to be found stale) before it is dropped and
+    /// found again, so its memory stays bounded.
+    limit: usize,
 }
 
 impl<K: Ord + Clone> Candidates<K> {
@@ -52,16 +57,18 @@ impl<K: Ord + Clone> Candidates<K> {
             all.truncate(limit);
         }
         all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Candidates::listed(all, complete)
+        Candidates::listed(all, complete, limit)
     }
 
-    /// The candidates `keys`, in order; `complete` when they are every candidate.
-    fn listed(keys: Vec<(K, u32)>, complete: bool) -> Candidates<K> {
+    /// The candidates `keys`, in order; `complete` when they are every candidate, of which
+    /// a scan keeps at most `limit`.
+    fn listed(keys: Vec<(K, u32)>, complete: bool, limit: usize) -> Candidates<K> {
         debug_assert!(keys.is_sorted_by(|a, b| a.0 < b.0), "candidates in order");
         Candidates {
             max: keys.last().map(|(key, _)| key.clone()),
             keys: keys.into(),
             complete,
+            limit,
         }
     }
 
@@ -75,6 +82,9 @@ impl<K: Ord + Clone> Candidates<K> {
             }
         }
         if self.complete {
+            if self.keys.len() >= 2 * self.limit {
+                return false;
+            }
             self.keys.push_back((key.clone(), index as u32));
         }
         self.max = Some(key);
@@ -101,9 +111,10 @@ impl Evictor {
     }
 }
 
-/// How many candidates one scan keeps.
+/// How many candidates one scan keeps: half the ids (a flood of unproven ids, which
+/// evicts one per write, so scans once per half of the store).
 fn candidates_per_scan(ids: usize) -> usize {
-    (ids / 4).max(64)
+    (ids / 2).max(64)
 }
 
 /// The eviction group of an endpoint's IP: its /24 or /48.
@@ -141,8 +152,8 @@ impl Index {
     fn unproven_key(&self, index: usize) -> UnprovenKey {
         let entry = &self.entries[index];
         let group = match &self.subnets {
-            Some(subnets) => subnets.key_of(index),
-            None => self.group_key(entry),
+            Some(subnets) => subnets.packed_key_of(index),
+            None => pack(self.group_key(entry)),
         };
         (entry.touched, group, entry.id.0)
     }
@@ -176,7 +187,7 @@ impl Index {
     pub(crate) fn victim(&mut self) -> Option<(NodeId, Option<Subnet>)> {
         if let Some(key) = self.unproven_victim() {
             self.prefetch_removal(&key.2);
-            return Some((NodeId(key.2), key.1));
+            return Some((NodeId(key.2), unpack(key.1)));
         }
         self.subnets();
         let group = self.subnets.as_mut()?.fullest()?;
@@ -225,7 +236,7 @@ impl Index {
         }
         all.sort_unstable_by(order);
         let keys = all.into_iter().map(|(_, i)| (key(i), i)).collect();
-        Candidates::listed(keys, complete)
+        Candidates::listed(keys, complete, limit)
     }
 
     /// The first valid candidate of the ids nothing has proven, scanning when none is left.
