@@ -15,6 +15,7 @@
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
+use super::memory::prefetch_read;
 use super::subnets::{pack, unpack, GroupKey, Packed, Subnets};
 use super::{Entry, Index, NEVER};
 use crate::event::{ip_from_key, IdBytes};
@@ -91,6 +92,16 @@ impl<K: Ord + Clone> Candidates<K> {
         true
     }
 
+    /// The entry at `from` moved to `to`: the last candidate listed, most often the newest
+    /// entry (which moves when another is removed), follows it.
+    fn moved(&mut self, from: usize, to: usize) {
+        if let Some((_, hint)) = self.keys.back_mut() {
+            if *hint as usize == from {
+                *hint = to as u32;
+            }
+        }
+    }
+
     /// The first candidate and its position hint.
     fn front(&self) -> Option<(K, u32)> {
         self.keys.front().cloned()
@@ -158,6 +169,17 @@ impl Index {
         (entry.touched, group, entry.id.0)
     }
 
+    /// The entry at `from` moved to `to` (the last entry, into the place of one removed):
+    /// keeps the position hints of the candidates right where it is cheap.
+    pub(super) fn note_move(&mut self, from: usize, to: usize) {
+        if let Some(candidates) = &mut self.evictor.unproven {
+            candidates.moved(from, to);
+        }
+        if let Some((_, candidates)) = &mut self.evictor.proven {
+            candidates.moved(from, to);
+        }
+    }
+
     /// Keeps the eviction candidates right after an event changed the entry at `index`.
     pub(super) fn note_change(&mut self, index: usize) {
         if !self.evictor.is_active() {
@@ -186,23 +208,29 @@ impl Index {
     /// The id to evict now, and its subnet; `None` for an empty index.
     pub(crate) fn victim(&mut self) -> Option<(NodeId, Option<Subnet>)> {
         if let Some(key) = self.unproven_victim() {
-            self.prefetch_removal(&key.2);
+            self.prefetch_next_unproven();
             return Some((NodeId(key.2), unpack(key.1)));
         }
         self.subnets();
         let group = self.subnets.as_mut()?.fullest()?;
         let key = self.subnets().groups()[group as usize].key();
         let id = self.proven_victim(group, key)?;
-        self.prefetch_removal(&id);
         Some((NodeId(id), key))
     }
 
-    /// Starts fetching the table slots the removal of the victim `id` will touch (its own,
-    /// and that of the last entry, which moves into its place), while its eviction is logged.
-    fn prefetch_removal(&self, id: &IdBytes) {
-        self.prefetch(id);
-        if let Some(last) = self.entries.last() {
-            self.prefetch(&last.id.0);
+    /// Starts fetching what checking the candidate after the victim will read (its entry,
+    /// listed at its hint) and what removing it will (its table slot), while this eviction
+    /// and the write go on: in a flood, the next write evicts it. (The slot of the last
+    /// entry, which moves into a removed one's place, was written by the write before.)
+    fn prefetch_next_unproven(&self) {
+        let Some(candidates) = &self.evictor.unproven else {
+            return;
+        };
+        if let Some((key, hint)) = candidates.keys.get(1) {
+            if let Some(entry) = self.entries.get(*hint as usize) {
+                prefetch_read(entry);
+            }
+            self.prefetch(&key.2);
         }
     }
 

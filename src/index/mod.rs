@@ -357,6 +357,7 @@ impl Index {
                 .find(moved_hash, |i| i == old_index)
                 .expect("every entry has a slot");
             self.table.set_entry_at(at, index as u32);
+            self.note_move(old_index as usize, index);
         }
         live
     }
