@@ -218,15 +218,21 @@ impl Index {
         Some((NodeId(id), key))
     }
 
-    /// Starts fetching what checking the candidate after the victim will read (its entry,
-    /// listed at its hint) and what removing it will (its table slot), while this eviction
-    /// and the write go on: in a flood, the next write evicts it. (The slot of the last
+    /// Starts fetching what checking the next candidates will read while this eviction and
+    /// the write go on (in a flood, the next writes evict them): the entry of the one after
+    /// next (listed at its hint) and its table slot, which removing it reads; and the record
+    /// blob of the next one, whose entry the eviction before fetched. (The slot of the last
     /// entry, which moves into a removed one's place, was written by the write before.)
     fn prefetch_next_unproven(&self) {
         let Some(candidates) = &self.evictor.unproven else {
             return;
         };
-        if let Some((key, hint)) = candidates.keys.get(1) {
+        if let Some((_, hint)) = candidates.keys.get(1) {
+            if let Some(entry) = self.entries.get(*hint as usize) {
+                self.prefetch_parts(entry);
+            }
+        }
+        if let Some((key, hint)) = candidates.keys.get(2) {
             if let Some(entry) = self.entries.get(*hint as usize) {
                 prefetch_read(entry);
             }

@@ -41,7 +41,7 @@ impl Probed {
 impl Index {
     /// Starts fetching the parts of `entry` outside it that eligibility reads: the start of
     /// its record blob and its first IP slot.
-    fn prefetch_parts(&self, entry: &Entry) {
+    pub(super) fn prefetch_parts(&self, entry: &Entry) {
         if let Some(blob) = self.records.get(entry.record_at as usize) {
             prefetch_read(blob);
         }
