@@ -437,6 +437,32 @@ mod tests {
         );
     }
 
+    /// Ids written again and again after the scan that listed every candidate leave their
+    /// old keys behind in the list: it is dropped (and found again by the next eviction)
+    /// before it holds twice what the scan kept, instead of growing with every write.
+    #[test]
+    fn a_complete_list_stays_bounded_as_its_ids_are_written_again() {
+        let mut index = Index::default();
+        let v4 = |n: u64| IpAddr::V4(Ipv4Addr::new(10, 0, (n / 250) as u8, (n % 250) as u8));
+        // Fewer ids than a scan keeps: it lists them all.
+        for n in 0..50 {
+            write(&mut index, node(n, v4(n)), n as i64);
+        }
+        assert_eq!(index.victim().map(|v| v.0), Some(id(0)));
+        assert!(index.evictor.unproven.as_ref().is_some_and(|c| c.complete));
+        let limit = candidates_per_scan(index.ids());
+        for step in 0..10_000u64 {
+            write(&mut index, ping(step % 50), 100 + step as i64);
+            let listed = index.evictor.unproven.as_ref().map_or(0, |c| c.keys.len());
+            assert!(
+                listed <= 2 * limit,
+                "{listed} candidates listed after {step} writes"
+            );
+        }
+        // Still right: the id written longest ago.
+        assert_eq!(index.victim().map(|v| v.0), Some(id((10_000 - 50) % 50)));
+    }
+
     /// A small deterministic generator (splitmix64).
     struct Rng(u64);
 
