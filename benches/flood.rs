@@ -11,8 +11,11 @@
 //!   of the flood.
 //! - `--interleaved` (the default): the write rate at the bound against the rate below it, interleaved. Store A
 //!   takes the flood in chunks of 10 k ids; after each chunk that A takes full, store B (the
-//!   same options and 50 k honest nodes, so with room) takes a chunk of 10 k new ids. B is
-//!   built again, untimed, each time it would reach the bound. Both see the same load.
+//!   same options and 50 k honest nodes, so with room) takes a chunk of 10 k new ids, and
+//!   store C (the same again) a chunk of 10 k new ids written with two records each (the
+//!   node, then a ping of it: as many appends as a write at the bound, without a victim to
+//!   find). B and C are built again, untimed, each time they would reach the bound. All see
+//!   the same load.
 //!
 //! Run with `cargo bench -p peerlog-bench --bench flood -- [--alone | --interleaved] [--compaction on | off]`
 //! (`PEERLOG_FLOOD_IDS`, default 1000000).
@@ -123,53 +126,100 @@ fn alone(compaction: bool, ids: u64, label: &str) {
     );
 }
 
+/// A store with room (50 k honest nodes, room for 50 k more), built again, untimed, each
+/// time the next chunk would reach the bound.
+struct Roomy {
+    compaction: bool,
+    store: Option<(tempfile::TempDir, NodeDb)>,
+    held: u64,
+    next: u64,
+    rebuilds: u64,
+}
+
+impl Roomy {
+    fn new(compaction: bool) -> Roomy {
+        Roomy {
+            compaction,
+            store: None,
+            held: 0,
+            next: 0,
+            rebuilds: 0,
+        }
+    }
+
+    /// Times `write` on the next chunk of new ids.
+    fn chunk(&mut self, write: impl Fn(&NodeDb, &Node)) -> Duration {
+        if self.store.is_none() || self.held + CHUNK > MAX_NODES as u64 {
+            if let Some((_, db)) = self.store.take() {
+                db.close().unwrap();
+            }
+            let dir = temp_dir("flood-b");
+            let db = open(dir.path(), self.compaction);
+            honest(&db);
+            db.sync().unwrap();
+            self.store = Some((dir, db));
+            self.held = HONEST;
+            self.rebuilds += 1;
+        }
+        let (_, db) = self.store.as_ref().expect("made above");
+        let started = Instant::now();
+        for i in self.next..self.next + CHUNK {
+            write(db, &flood_node(i));
+        }
+        let took = started.elapsed();
+        self.next += CHUNK;
+        self.held += CHUNK;
+        took
+    }
+
+    fn close(self) {
+        if let Some((_, db)) = self.store {
+            db.close().unwrap();
+        }
+    }
+}
+
 fn rates(compaction: bool, ids: u64, label: &str) {
     let a_dir = temp_dir("flood-a");
     let a = open(a_dir.path(), compaction);
     honest(&a);
     let fill = MAX_NODES as u64 - HONEST;
     flood(&a, 0, fill);
-    let mut b: Option<(tempfile::TempDir, NodeDb, u64)> = None;
-    let (mut at_ns, mut at_ids, mut below_ns, mut below_ids, mut rebuilds) = (0, 0, 0, 0, 0);
+    // B: one record a write, below the bound. C: two records a write below the bound (the
+    // node, then a ping of it), as many appends as a write at the bound makes (the eviction,
+    // then the node) with no victim to find: the append path's own bound on the ratio.
+    let mut b = Roomy::new(compaction);
+    let mut c = Roomy::new(compaction);
+    let (mut at_ns, mut at_ids, mut below_ns, mut below_ids, mut two_ns) = (0, 0, 0, 0, 0);
     let mut next = fill;
-    let mut b_next = 0;
+    let now = SystemTime::now();
     while next < ids {
         let end = (next + CHUNK).min(ids);
         at_ns += flood(&a, next, end).as_nanos();
         at_ids += end - next;
         next = end;
-        // B: a store with room, the same size range as A.
-        if b.as_ref()
-            .is_none_or(|(_, _, held)| *held + CHUNK > MAX_NODES as u64)
-        {
-            if let Some((_, db, _)) = b.take() {
-                db.close().unwrap();
-            }
-            let dir = temp_dir("flood-b");
-            let db = open(dir.path(), compaction);
-            honest(&db);
-            db.sync().unwrap();
-            b = Some((dir, db, HONEST));
-            rebuilds += 1;
-        }
-        let (_, db, held) = b.as_mut().expect("made above");
-        below_ns += flood(db, b_next, b_next + CHUNK).as_nanos();
+        below_ns += b.chunk(|db, node| db.update_node(node).unwrap()).as_nanos();
         below_ids += CHUNK;
-        b_next += CHUNK;
-        *held += CHUNK;
+        two_ns += c
+            .chunk(|db, node| {
+                db.update_node(node).unwrap();
+                db.update_last_ping(&node.id, now).unwrap();
+            })
+            .as_nanos();
     }
     assert_eq!(a.len(), MAX_NODES);
     a.close().unwrap();
-    if let Some((_, db, _)) = b {
-        db.close().unwrap();
-    }
+    let rebuilds = b.rebuilds;
+    b.close();
+    c.close();
     let rate = |ids: u64, ns: u128| ids as f64 * 1e9 / ns as f64;
     println!(
         "{{\"id\":\"flood/{label}/rates\",\"at_ids\":{at_ids},\"at_ns\":{at_ns},\"at_rate\":{:.1},\
-         \"below_ids\":{below_ids},\"below_ns\":{below_ns},\"below_rate\":{:.1},\"chunk\":{CHUNK},\
-         \"b_rebuilds\":{rebuilds}}}",
+         \"below_ids\":{below_ids},\"below_ns\":{below_ns},\"below_rate\":{:.1},\"two_ns\":{two_ns},\
+         \"two_rate\":{:.1},\"chunk\":{CHUNK},\"b_rebuilds\":{rebuilds}}}",
         rate(at_ids, at_ns),
-        rate(below_ids, below_ns)
+        rate(below_ids, below_ns),
+        rate(below_ids, two_ns)
     );
 }
 

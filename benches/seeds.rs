@@ -11,7 +11,10 @@
 //!   `seeds().with_key("opstack").records(30)`.
 //! - `seeds/*`: speed on the 100 k-node benchmark log of the `queries` bench
 //!   (`common::populated`): the first `seeds().nodes(30)` (which builds the subnet groups),
-//!   then `query_seeds(30, 5 days)` and `seeds().nodes(30)` alternated in rounds; and on
+//!   then `query_seeds(30, 5 days)` and `seeds().nodes(30)` alternated in rounds; then
+//!   `query_seeds(30, 5 days)` on that store alternated with the same on 100 k nodes written
+//!   through the public API with default options (on disk, a ping to and a pong from each
+//!   node's IP: per-IP liveness, as a discv5 client records it); and on
 //!   100 k signed-record nodes, 2 % of them with an `opstack` key, `query_seed_records(30,
 //!   5 days)` against `seeds().with_key("opstack").records(30)`, alternated.
 //!
@@ -265,6 +268,30 @@ fn speed(rounds: u64) {
     }
     line("query_seeds_30", rounds * per_round, uniform);
     line("seeds_nodes_30", rounds * per_round, spread);
+
+    // The same nodes as an application writes them through the public API with default
+    // options: on disk, a ping to and a pong from each node's IP (per-IP liveness, as a
+    // discv5 client records it), alternated with the benchmark log's store.
+    let dir = common::temp_dir("seeds-api");
+    let api = NodeDb::open(dir.path(), common::VERSION, self_id()).unwrap();
+    let now = SystemTime::now();
+    for n in 0..100_000 {
+        let node = common::node(n);
+        api.update_node(&node).unwrap();
+        api.update_last_ping_from(&node.id, node.ip, now - Duration::from_secs(n % 7200))
+            .unwrap();
+        api.update_last_pong_from(&node.id, node.ip, now - common::pong_age(n))
+            .unwrap();
+    }
+    assert_eq!(api.query_seeds(SEEDS, FIVE_DAYS).len(), SEEDS);
+    let (mut log, mut written) = (0, 0);
+    for _ in 0..rounds {
+        log += timed(per_round, || db.query_seeds(SEEDS, FIVE_DAYS));
+        written += timed(per_round, || api.query_seeds(SEEDS, FIVE_DAYS));
+    }
+    line("query_seeds_30_log", rounds * per_round, log);
+    line("query_seeds_30_api", rounds * per_round, written);
+    api.close().unwrap();
     drop(db);
 
     // The signed-record log of the records bench (10.x.y.z, pongs within the hour), 2 % of

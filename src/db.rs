@@ -101,8 +101,10 @@ impl State {
         self.check_writable()?;
         // Refuses timestamps that do not fit before anything is written.
         let stored = StoredEvent::from_event(event)?;
-        self.make_room(event)?;
-        self.append_stored(&stored)?;
+        // One clock read for the write and the evictions it makes first.
+        let written_at = now_nanos();
+        self.make_room(event, written_at)?;
+        self.append_stored(&stored, written_at)?;
         if sync_each {
             self.sync()?;
         }
@@ -111,8 +113,9 @@ impl State {
 
     /// Writes the evictions a write of `event` needs first: of an id, when it is about an id
     /// the full store does not hold yet; of an IP slot, when it is about an IP its id has no
-    /// slot for and the id holds the most slots.
-    fn make_room(&mut self, event: &Event) -> Result<(), Error> {
+    /// slot for and the id holds the most slots. They are written at `written_at`, the
+    /// write's own time.
+    fn make_room(&mut self, event: &Event, written_at: i64) -> Result<(), Error> {
         let (Some(id), Some(ip)) = (event.id(), holds_id(event)) else {
             return Ok(());
         };
@@ -123,7 +126,7 @@ impl State {
                         break;
                     };
                     let evicted = Event::Evicted { id: victim, subnet };
-                    self.append(&evicted)?;
+                    self.append(&evicted, written_at)?;
                 }
             }
             Some(position) => {
@@ -132,21 +135,21 @@ impl State {
                         id: *id,
                         ip: stalest,
                     };
-                    self.append(&evicted)?;
+                    self.append(&evicted, written_at)?;
                 }
             }
         }
         Ok(())
     }
 
-    /// Logs then applies one event.
-    fn append(&mut self, event: &Event) -> Result<(), Error> {
-        self.append_stored(&StoredEvent::from_event(event)?)
+    /// Logs then applies one event written at `written_at`.
+    fn append(&mut self, event: &Event, written_at: i64) -> Result<(), Error> {
+        self.append_stored(&StoredEvent::from_event(event)?, written_at)
     }
 
-    /// Logs then applies one event in stored form (its timestamps converted once).
-    fn append_stored(&mut self, stored: &StoredEvent<'_>) -> Result<(), Error> {
-        let written_at = now_nanos();
+    /// Logs then applies one event in stored form (its timestamps converted once), written
+    /// at `written_at`.
+    fn append_stored(&mut self, stored: &StoredEvent<'_>, written_at: i64) -> Result<(), Error> {
         if let Some(log) = &mut self.log {
             let (kind, payload) = self.encoder.encode(stored, written_at);
             let appended = log.append(kind, payload);

@@ -298,6 +298,31 @@ fn seeds_are_uniform() {
     assert!(chi2 < 80.0, "chi-square {chi2} too large: {counts:?}");
 }
 
+/// Random probes hit the same entry again and again when most entries are eligible and a
+/// query asks for most of them: a node is still returned once. Both sizes of the record of
+/// entries probed (a short list for a usual query, a set for a large one) are exercised.
+#[test]
+fn seeds_never_repeat_a_node() {
+    let db = NodeDb::in_memory(id(SELF));
+    let now = SystemTime::now();
+    for n in 1..=60 {
+        db.update_node(&node(n)).unwrap();
+        db.update_last_pong(&id(n), now).unwrap();
+    }
+    for (wanted, got) in [(50, 50), (100, 60)] {
+        for _ in 0..200 {
+            let mut seeds: Vec<NodeId> = db
+                .query_seeds(wanted, Duration::from_secs(86_400))
+                .into_iter()
+                .map(|n| n.id)
+                .collect();
+            seeds.sort();
+            seeds.dedup();
+            assert_eq!(seeds.len(), got, "query_seeds({wanted}) repeated a node");
+        }
+    }
+}
+
 #[test]
 fn seeds_when_eligible_nodes_are_rare() {
     let db = NodeDb::in_memory(id(SELF));

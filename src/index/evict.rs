@@ -15,62 +15,96 @@
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
-use super::subnets::{GroupKey, Subnets};
+use super::memory::prefetch_read;
+use super::subnets::{pack, unpack, GroupKey, Packed, Subnets};
 use super::{Entry, Index, NEVER};
 use crate::event::{ip_from_key, IdBytes};
-use crate::node::NodeId;
+use crate::node::{ids_equal, NodeId};
 use crate::subnet::{Subnet, DEFAULT_V4_BITS, DEFAULT_V6_BITS};
 
 /// Most IP slots one id holds; a new IP beyond it takes the place of the stalest.
 pub const MAX_IPS_PER_ID: usize = 16;
 
-/// Order of the ids nothing has proven: oldest newest event, then subnet, then id.
-type UnprovenKey = (i64, GroupKey, IdBytes);
+/// Order of the ids nothing has proven: oldest newest event, then subnet (packed, which
+/// orders as the subnets do), then id.
+type UnprovenKey = (i64, Packed, IdBytes);
 /// Order of the proven nodes of one subnet: oldest newest pong, then id.
 type ProvenKey = (i64, IdBytes);
 
-/// The first candidates of one rule in order, as a scan found them.
+/// The first candidates of one rule in order, as a scan found them, each with the position
+/// its entry had when it was listed (a hint: entries move when another is removed, so the
+/// position is checked against the id before it is trusted, and looked up when it moved).
 #[derive(Debug)]
 struct Candidates<K> {
     /// The next candidates, first at the front. Some may have gone stale (their id changed
     /// or left): each is checked before it is used.
-    keys: VecDeque<K>,
+    keys: VecDeque<(K, u32)>,
     /// The largest key taken or noted since the scan.
     max: Option<K>,
     /// Whether the scan took every candidate (so later ones can be appended in order).
     complete: bool,
+    /// How many the scan kept at most: a complete list grows to twice that (ids written
+    /// again after the scan, whose old keys wait to be found stale) before it is dropped and
+    /// found again, so its memory stays bounded.
+    limit: usize,
 }
 
 impl<K: Ord + Clone> Candidates<K> {
     /// The first `limit` of `all` in order.
-    fn first(mut all: Vec<K>, limit: usize) -> Candidates<K> {
+    fn first(mut all: Vec<(K, u32)>, limit: usize) -> Candidates<K> {
         let complete = all.len() <= limit;
         if !complete {
-            all.select_nth_unstable(limit - 1);
+            all.select_nth_unstable_by(limit - 1, |a, b| a.0.cmp(&b.0));
             all.truncate(limit);
         }
-        all.sort_unstable();
+        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Candidates::listed(all, complete, limit)
+    }
+
+    /// The candidates `keys`, in order; `complete` when they are every candidate, of which
+    /// a scan keeps at most `limit`.
+    fn listed(keys: Vec<(K, u32)>, complete: bool, limit: usize) -> Candidates<K> {
+        debug_assert!(keys.is_sorted_by(|a, b| a.0 < b.0), "candidates in order");
         Candidates {
-            max: all.last().cloned(),
-            keys: all.into(),
+            max: keys.last().map(|(key, _)| key.clone()),
+            keys: keys.into(),
             complete,
+            limit,
         }
     }
 
-    /// A candidate's key is now `key`: whether the candidates are still right (else they
-    /// must be found again). A key beyond every key taken is right wherever it is, as the
-    /// scan would have left it out; a complete list takes it at its end.
-    fn note(&mut self, key: K) -> bool {
+    /// The candidate at `index` now has key `key`: whether the candidates are still right
+    /// (else they must be found again). A key beyond every key taken is right wherever it
+    /// is, as the scan would have left it out; a complete list takes it at its end.
+    fn note(&mut self, key: K, index: usize) -> bool {
         if let Some(max) = &self.max {
             if key <= *max {
-                return self.keys.back() == Some(&key);
+                return self.keys.back().map(|(k, _)| k) == Some(&key);
             }
         }
         if self.complete {
-            self.keys.push_back(key.clone());
+            if self.keys.len() >= 2 * self.limit {
+                return false;
+            }
+            self.keys.push_back((key.clone(), index as u32));
         }
         self.max = Some(key);
         true
+    }
+
+    /// The entry at `from` moved to `to`: the last candidate listed, most often the newest
+    /// entry (which moves when another is removed), follows it.
+    fn moved(&mut self, from: usize, to: usize) {
+        if let Some((_, hint)) = self.keys.back_mut() {
+            if *hint as usize == from {
+                *hint = to as u32;
+            }
+        }
+    }
+
+    /// The first candidate and its position hint.
+    fn front(&self) -> Option<(K, u32)> {
+        self.keys.front().cloned()
     }
 }
 
@@ -88,9 +122,10 @@ impl Evictor {
     }
 }
 
-/// How many candidates one scan keeps.
+/// How many candidates one scan keeps: half the ids (a flood of unproven ids, which
+/// evicts one per write, so scans once per half of the store).
 fn candidates_per_scan(ids: usize) -> usize {
-    (ids / 4).max(64)
+    (ids / 2).max(64)
 }
 
 /// The eviction group of an endpoint's IP: its /24 or /48.
@@ -128,10 +163,21 @@ impl Index {
     fn unproven_key(&self, index: usize) -> UnprovenKey {
         let entry = &self.entries[index];
         let group = match &self.subnets {
-            Some(subnets) => subnets.key_of(index),
-            None => self.group_key(entry),
+            Some(subnets) => subnets.packed_key_of(index),
+            None => pack(self.group_key(entry)),
         };
         (entry.touched, group, entry.id.0)
+    }
+
+    /// The entry at `from` moved to `to` (the last entry, into the place of one removed):
+    /// keeps the position hints of the candidates right where it is cheap.
+    pub(super) fn note_move(&mut self, from: usize, to: usize) {
+        if let Some(candidates) = &mut self.evictor.unproven {
+            candidates.moved(from, to);
+        }
+        if let Some((_, candidates)) = &mut self.evictor.proven {
+            candidates.moved(from, to);
+        }
     }
 
     /// Keeps the eviction candidates right after an event changed the entry at `index`.
@@ -144,7 +190,7 @@ impl Index {
         if newest_pong == NEVER {
             let key = self.unproven_key(index);
             if let Some(candidates) = &mut self.evictor.unproven {
-                if !candidates.note(key) {
+                if !candidates.note(key, index) {
                     self.evictor.unproven = None;
                 }
             }
@@ -153,7 +199,7 @@ impl Index {
                 .subnets
                 .as_ref()
                 .is_some_and(|s| s.key_of(index) == *group);
-            if in_group && !candidates.note((newest_pong, entry.id.0)) {
+            if in_group && !candidates.note((newest_pong, entry.id.0), index) {
                 self.evictor.proven = None;
             }
         }
@@ -162,7 +208,8 @@ impl Index {
     /// The id to evict now, and its subnet; `None` for an empty index.
     pub(crate) fn victim(&mut self) -> Option<(NodeId, Option<Subnet>)> {
         if let Some(key) = self.unproven_victim() {
-            return Some((NodeId(key.2), key.1));
+            self.prefetch_next_unproven();
+            return Some((NodeId(key.2), unpack(key.1)));
         }
         self.subnets();
         let group = self.subnets.as_mut()?.fullest()?;
@@ -171,16 +218,66 @@ impl Index {
         Some((NodeId(id), key))
     }
 
+    /// Starts fetching what checking the next candidates will read while this eviction and
+    /// the write go on (in a flood, the next writes evict them): the entry of the one after
+    /// next (listed at its hint) and its table slot, which removing it reads; and the record
+    /// blob of the next one, whose entry the eviction before fetched. (The slot of the last
+    /// entry, which moves into a removed one's place, was written by the write before.)
+    fn prefetch_next_unproven(&self) {
+        let Some(candidates) = &self.evictor.unproven else {
+            return;
+        };
+        if let Some((_, hint)) = candidates.keys.get(1) {
+            if let Some(entry) = self.entries.get(*hint as usize) {
+                self.prefetch_parts(entry);
+            }
+        }
+        if let Some((key, hint)) = candidates.keys.get(2) {
+            if let Some(entry) = self.entries.get(*hint as usize) {
+                prefetch_read(entry);
+            }
+            self.prefetch(&key.2);
+        }
+    }
+
+    /// The position of the entry of `id`, listed at `hint`: there unless it moved.
+    fn locate(&self, hint: u32, id: &IdBytes) -> Option<usize> {
+        match self.entries.get(hint as usize) {
+            Some(entry) if ids_equal(&entry.id.0, id) => Some(hint as usize),
+            _ => self.find(id),
+        }
+    }
+
+    /// The first `limit` ids nothing has proven, in the rule's order, with their positions.
+    /// Selected by write time first (a 16-byte pair per id), the whole key made only for
+    /// ties and for the ids kept.
+    fn scan_unproven(&self) -> Candidates<UnprovenKey> {
+        let mut all: Vec<(i64, u32)> = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| self.unproven(e))
+            .map(|(i, e)| (e.touched, i as u32))
+            .collect();
+        let limit = candidates_per_scan(self.entries.len());
+        let complete = all.len() <= limit;
+        let key = |i: u32| self.unproven_key(i as usize);
+        let order =
+            |a: &(i64, u32), b: &(i64, u32)| a.0.cmp(&b.0).then_with(|| key(a.1).cmp(&key(b.1)));
+        if !complete {
+            all.select_nth_unstable_by(limit - 1, order);
+            all.truncate(limit);
+        }
+        all.sort_unstable_by(order);
+        let keys = all.into_iter().map(|(_, i)| (key(i), i)).collect();
+        Candidates::listed(keys, complete, limit)
+    }
+
     /// The first valid candidate of the ids nothing has proven, scanning when none is left.
     fn unproven_victim(&mut self) -> Option<UnprovenKey> {
         loop {
             if self.evictor.unproven.is_none() {
-                let all: Vec<UnprovenKey> = (0..self.entries.len())
-                    .filter(|&i| self.unproven(&self.entries[i]))
-                    .map(|i| self.unproven_key(i))
-                    .collect();
-                let limit = candidates_per_scan(self.entries.len());
-                self.evictor.unproven = Some(Candidates::first(all, limit));
+                self.evictor.unproven = Some(self.scan_unproven());
             }
             let complete = self
                 .evictor
@@ -188,9 +285,9 @@ impl Index {
                 .as_ref()
                 .expect("found above")
                 .complete;
-            while let Some(key) = self.evictor.unproven.as_ref()?.keys.front().copied() {
+            while let Some((key, hint)) = self.evictor.unproven.as_ref()?.front() {
                 let current = self
-                    .find(&key.2)
+                    .locate(hint, &key.2)
                     .filter(|&i| self.unproven(&self.entries[i]))
                     .map(|i| self.unproven_key(i));
                 if current == Some(key) {
@@ -211,16 +308,18 @@ impl Index {
         for _ in 0..2 {
             if self.evictor.proven.as_ref().is_none_or(|(k, _)| *k != key) {
                 let members = self.subnets.as_ref()?.groups()[group as usize].members();
-                let all: Vec<ProvenKey> = members
+                let all: Vec<(ProvenKey, u32)> = members
                     .iter()
-                    .map(|&i| &self.entries[i as usize])
-                    .map(|e| (self.newest_pong(e), e.id.0))
+                    .map(|&i| {
+                        let e = &self.entries[i as usize];
+                        ((self.newest_pong(e), e.id.0), i)
+                    })
                     .collect();
                 let limit = candidates_per_scan(all.len());
                 self.evictor.proven = Some((key, Candidates::first(all, limit)));
             }
-            while let Some((pong, id)) = self.evictor.proven.as_ref()?.1.keys.front().copied() {
-                let valid = self.find(&id).is_some_and(|i| {
+            while let Some(((pong, id), hint)) = self.evictor.proven.as_ref()?.1.front() {
+                let valid = self.locate(hint, &id).is_some_and(|i| {
                     self.subnets.as_ref().map(|s| s.group_of(i)) == Some(group)
                         && self.newest_pong(&self.entries[i]) == pong
                 });
@@ -336,6 +435,32 @@ mod tests {
             index.victim().unwrap().1.unwrap().to_string(),
             "10.0.1.0/24"
         );
+    }
+
+    /// Ids written again and again after the scan that listed every candidate leave their
+    /// old keys behind in the list: it is dropped (and found again by the next eviction)
+    /// before it holds twice what the scan kept, instead of growing with every write.
+    #[test]
+    fn a_complete_list_stays_bounded_as_its_ids_are_written_again() {
+        let mut index = Index::default();
+        let v4 = |n: u64| IpAddr::V4(Ipv4Addr::new(10, 0, (n / 250) as u8, (n % 250) as u8));
+        // Fewer ids than a scan keeps: it lists them all.
+        for n in 0..50 {
+            write(&mut index, node(n, v4(n)), n as i64);
+        }
+        assert_eq!(index.victim().map(|v| v.0), Some(id(0)));
+        assert!(index.evictor.unproven.as_ref().is_some_and(|c| c.complete));
+        let limit = candidates_per_scan(index.ids());
+        for step in 0..10_000u64 {
+            write(&mut index, ping(step % 50), 100 + step as i64);
+            let listed = index.evictor.unproven.as_ref().map_or(0, |c| c.keys.len());
+            assert!(
+                listed <= 2 * limit,
+                "{listed} candidates listed after {step} writes"
+            );
+        }
+        // Still right: the id written longest ago.
+        assert_eq!(index.victim().map(|v| v.0), Some(id((10_000 - 50) % 50)));
     }
 
     /// A small deterministic generator (splitmix64).

@@ -58,3 +58,26 @@ pub(crate) fn populate_for_writing<T>(v: &mut [T]) {
     #[cfg(not(target_os = "linux"))]
     let _ = v;
 }
+
+/// Asks the CPU to fetch the cache lines of `value` (at most its first 128 bytes) into the
+/// cache, for a read that comes later: no effect on what any code sees.
+#[inline]
+pub(crate) fn prefetch_read<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let start = (value as *const T).cast::<i8>();
+        let len = std::mem::size_of::<T>();
+        // SAFETY: a prefetch has no architectural effect (it cannot fault, and changes no
+        // memory); both addresses lie within `value` or one line past its start, and even an
+        // address outside any object would only be a hint.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(start);
+            if len > 64 {
+                _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(64));
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}

@@ -280,12 +280,14 @@ impl Index {
             .map(move |(loss, first)| loss.damage(at(*first)))
     }
 
-    /// Records a loss: a new one, or the acknowledgement of one already recorded.
-    fn record_loss(&mut self, loss: Loss, written_at: i64) {
-        if !self.losses.iter_mut().any(|(known, _)| known.absorb(&loss)) {
-            self.losses.push((loss, written_at));
-            self.live_bytes += frame_len(LOSS_PAYLOAD_LEN);
+    /// Records a loss: a new one, or the acknowledgement of one already recorded. Returns
+    /// the live bytes it adds.
+    fn record_loss(&mut self, loss: Loss, written_at: i64) -> u64 {
+        if self.losses.iter_mut().any(|(known, _)| known.absorb(&loss)) {
+            return 0;
         }
+        self.losses.push((loss, written_at));
+        frame_len(LOSS_PAYLOAD_LEN)
     }
 
     fn find(&self, id: &IdBytes) -> Option<usize> {
@@ -338,13 +340,14 @@ impl Index {
         index
     }
 
-    /// Removes everything known about `id`; whether anything was known.
-    fn remove(&mut self, id: &IdBytes) -> bool {
+    /// Removes everything known about `id`; returns the live bytes it had (0 for an id not
+    /// known).
+    fn remove(&mut self, id: &IdBytes) -> u64 {
         let Some(at) = self.find_slot(hash_id(&self.hasher, id), id) else {
-            return false;
+            return 0;
         };
         let index = self.table.entry_at(at) as usize;
-        self.live_bytes -= self.entry_live_bytes(index);
+        let live = self.entry_live_bytes(index);
         self.table.remove_at(at);
         // Indices move below: forget the cached one.
         self.last_touched = None;
@@ -364,8 +367,9 @@ impl Index {
                 .find(moved_hash, |i| i == old_index)
                 .expect("every entry has a slot");
             self.table.set_entry_at(at, index as u32);
+            self.note_move(old_index as usize, index);
         }
-        true
+        live
     }
 
     /// Applies a record read back from the log.
@@ -391,79 +395,67 @@ impl Index {
     /// Applies one event written at `written_at`.
     #[inline]
     pub fn apply(&mut self, event: &StoredEvent<'_>, written_at: i64) {
-        let id = match *event {
+        let change = self.apply_change(event, written_at);
+        // Live bytes change only in the part the event touched: an entry removed, its own
+        // fields, one IP slot (so that replay never walks the slots of an entry), a loss, the
+        // local seq.
+        self.live_bytes = self.live_bytes + change.after - change.before;
+        if let Some(index) = change.entry {
+            self.note_change(index);
+        }
+    }
+
+    /// Applies one event; returns the live bytes of the part it touched before and after,
+    /// and the entry it changed.
+    #[inline]
+    fn apply_change(&mut self, event: &StoredEvent<'_>, written_at: i64) -> Change {
+        match *event {
             StoredEvent::NodeDeleted { id }
             | StoredEvent::NodeExpired { id }
-            | StoredEvent::Evicted { id, .. } => {
-                self.remove(id);
-                return;
-            }
-            StoredEvent::Loss(loss) => {
-                self.record_loss(loss, written_at);
-                return;
-            }
+            | StoredEvent::Evicted { id, .. } => Change::gone(self.remove(id)),
+            StoredEvent::Loss(loss) => Change::added(self.record_loss(loss, written_at)),
             StoredEvent::LocalSeq { seq } => {
                 let before = self.local_seq_live_bytes();
                 self.local_seq = Some((seq, written_at));
-                self.live_bytes += self.local_seq_live_bytes() - before;
-                return;
+                Change::of(before, self.local_seq_live_bytes(), None)
             }
             StoredEvent::IpExpired { id, ip } | StoredEvent::IpEvicted { id, ip } => {
-                if let Some(index) = self.find(id) {
-                    let before = self.entry_live_bytes(index);
-                    self.remove_slot(index, ip);
-                    self.live_bytes = self.live_bytes - before + self.entry_live_bytes(index);
-                    self.note_change(index);
-                }
-                return;
+                let Some(index) = self.find(id) else {
+                    return Change::of(0, 0, None);
+                };
+                let before = self.entry_live_bytes(index);
+                self.remove_slot(index, ip);
+                Change::of(before, self.entry_live_bytes(index), Some(index))
             }
-            StoredEvent::NodeUpdated { id, .. }
-            | StoredEvent::Record { id, .. }
-            | StoredEvent::Ping { id, .. }
-            | StoredEvent::Pong { id, .. }
-            | StoredEvent::FindFails { id, .. }
-            | StoredEvent::PingFrom { id, .. }
-            | StoredEvent::PongFrom { id, .. }
-            | StoredEvent::FindFailsAt { id, .. } => id,
-        };
-        let index = self.index_or_insert(id);
-        let entry = &mut self.entries[index];
-        entry.touched = written_at;
-        // Live bytes change only in the part the event touches: the entry's own fields, or
-        // one IP slot (so that replay never walks the slots of an entry).
-        let (before, after) = match *event {
-            StoredEvent::PingFrom { ip, .. }
-            | StoredEvent::PongFrom { ip, .. }
-            | StoredEvent::FindFailsAt { ip, .. } => {
-                let (slot, created) = self.slot_or_insert(index, ip);
-                let slot = &mut self.slots[slot];
-                let before = if created { 0 } else { slot.live_bytes() };
-                match *event {
-                    StoredEvent::PingFrom { at, .. } => slot.last_ping = at,
-                    StoredEvent::PongFrom { at, .. } => slot.last_pong = at,
-                    StoredEvent::FindFailsAt { fails, .. } => slot.fails = fails,
-                    _ => unreachable!("a per-IP event"),
-                }
-                (before, slot.live_bytes())
+            StoredEvent::PingFrom { id, ip, at } => {
+                self.in_slot(id, ip, written_at, |slot| slot.last_ping = at)
             }
-            StoredEvent::NodeUpdated { endpoint, .. } => {
-                let had_record = entry.has_record();
-                let before = self.record_live_bytes(&self.entries[index]);
-                self.set_record(index, Some(endpoint), None);
-                self.with_record += usize::from(!had_record);
+            StoredEvent::PongFrom { id, ip, at } => {
+                self.in_slot(id, ip, written_at, |slot| slot.last_pong = at)
+            }
+            StoredEvent::FindFailsAt { id, ip, fails } => {
+                self.in_slot(id, ip, written_at, |slot| slot.fails = fails)
+            }
+            // The liveness without IP: only whether each field is set counts.
+            StoredEvent::Ping { id, at } => self.in_entry(id, written_at, |e| e.last_ping = at),
+            StoredEvent::Pong { id, at } => self.in_entry(id, written_at, |e| e.last_pong = at),
+            StoredEvent::FindFails { id, fails } => {
+                self.in_entry(id, written_at, |e| e.fails = fails)
+            }
+            StoredEvent::NodeUpdated { id, endpoint } => {
+                let index = self.touch(id, written_at);
+                let before = self.set_record_of(index, Some(endpoint), None);
                 if let Some(subnets) = &mut self.subnets {
                     subnets.set(index, Some(default_subnet(endpoint.ip)));
                 }
                 // What record_live_bytes gives for it, without reading it back.
                 let after = unsigned_record_live_bytes(&endpoint);
                 debug_assert_eq!(after, self.record_live_bytes(&self.entries[index]));
-                (before, after)
+                Change::of(before, after, Some(index))
             }
-            StoredEvent::Record { rlp, .. } => {
-                let had_record = entry.has_record();
-                let before = self.record_live_bytes(&self.entries[index]);
-                self.set_record(index, None, Some(rlp));
-                self.with_record += usize::from(!had_record);
+            StoredEvent::Record { id, rlp } => {
+                let index = self.touch(id, written_at);
+                let before = self.set_record_of(index, None, Some(rlp));
                 if self.subnets.is_some() {
                     let key = self.group_key(&self.entries[index]);
                     if let Some(subnets) = &mut self.subnets {
@@ -472,28 +464,90 @@ impl Index {
                 }
                 let after = signed_record_live_bytes(rlp);
                 debug_assert_eq!(after, self.record_live_bytes(&self.entries[index]));
-                (before, after)
+                Change::of(before, after, Some(index))
             }
-            // The liveness without IP: only whether each field is set counts.
-            StoredEvent::Ping { at, .. } => {
-                let before = liveness_live_bytes(entry);
-                entry.last_ping = at;
-                (before, liveness_live_bytes(entry))
-            }
-            StoredEvent::Pong { at, .. } => {
-                let before = liveness_live_bytes(entry);
-                entry.last_pong = at;
-                (before, liveness_live_bytes(entry))
-            }
-            StoredEvent::FindFails { fails, .. } => {
-                let before = liveness_live_bytes(entry);
-                entry.fails = fails;
-                (before, liveness_live_bytes(entry))
-            }
-            _ => unreachable!("handled above"),
-        };
-        self.live_bytes = self.live_bytes + after - before;
-        self.note_change(index);
+        }
+    }
+
+    /// The entry of `id`, made if new, written at `written_at`.
+    #[inline]
+    fn touch(&mut self, id: &IdBytes, written_at: i64) -> usize {
+        let index = self.index_or_insert(id);
+        self.entries[index].touched = written_at;
+        index
+    }
+
+    /// Sets the record of the entry at `index`; returns the live bytes of the record it had.
+    #[inline]
+    fn set_record_of(
+        &mut self,
+        index: usize,
+        endpoint: Option<Endpoint>,
+        rlp: Option<&[u8]>,
+    ) -> u64 {
+        let had_record = self.entries[index].has_record();
+        let before = self.record_live_bytes(&self.entries[index]);
+        self.set_record(index, endpoint, rlp);
+        self.with_record += usize::from(!had_record);
+        before
+    }
+
+    /// Changes the liveness without IP of `id`'s entry by `set`.
+    #[inline]
+    fn in_entry(&mut self, id: &IdBytes, written_at: i64, set: impl FnOnce(&mut Entry)) -> Change {
+        let index = self.touch(id, written_at);
+        let entry = &mut self.entries[index];
+        let before = liveness_live_bytes(entry);
+        set(entry);
+        Change::of(before, liveness_live_bytes(entry), Some(index))
+    }
+
+    /// Changes `id`'s liveness at `ip` by `set`, making its slot if new.
+    #[inline]
+    fn in_slot(
+        &mut self,
+        id: &IdBytes,
+        ip: IpKey,
+        written_at: i64,
+        set: impl FnOnce(&mut IpSlot),
+    ) -> Change {
+        let index = self.touch(id, written_at);
+        let (slot, created) = self.slot_or_insert(index, ip);
+        let slot = &mut self.slots[slot];
+        let before = if created { 0 } else { slot.live_bytes() };
+        set(slot);
+        Change::of(before, slot.live_bytes(), Some(index))
+    }
+}
+
+/// What an event changed: the live bytes of the part it touched, before and after, and the
+/// entry it changed (which the eviction candidates must hear of).
+struct Change {
+    before: u64,
+    after: u64,
+    entry: Option<usize>,
+}
+
+impl Change {
+    #[inline]
+    fn of(before: u64, after: u64, entry: Option<usize>) -> Change {
+        Change {
+            before,
+            after,
+            entry,
+        }
+    }
+
+    /// An entry removed, which had `live` bytes.
+    #[inline]
+    fn gone(live: u64) -> Change {
+        Change::of(live, 0, None)
+    }
+
+    /// `live` bytes added, no entry changed.
+    #[inline]
+    fn added(live: u64) -> Change {
+        Change::of(0, live, None)
     }
 }
 

@@ -18,13 +18,13 @@ pub(crate) type GroupKey = Option<Subnet>;
 
 /// A group's key as the map keeps it: [`Subnet::packed`], or zero for `None` (16 bytes,
 /// ordered as the keys are).
-type Packed = [u64; 2];
+pub(crate) type Packed = [u64; 2];
 
-fn pack(key: GroupKey) -> Packed {
+pub(crate) fn pack(key: GroupKey) -> Packed {
     key.map_or([0, 0], Subnet::packed)
 }
 
-fn unpack(packed: Packed) -> GroupKey {
+pub(crate) fn unpack(packed: Packed) -> GroupKey {
     (packed != [0, 0]).then(|| Subnet::unpacked(packed))
 }
 
@@ -132,6 +132,11 @@ impl Subnets {
     /// The key of the group of the entry at `index`.
     pub fn key_of(&self, index: usize) -> GroupKey {
         self.groups[self.places[index].group as usize].key()
+    }
+
+    /// The packed key of the group of the entry at `index`.
+    pub fn packed_key_of(&self, index: usize) -> Packed {
+        self.groups[self.places[index].group as usize].key
     }
 
     /// The group holding the most ids (ties: the lowest key), if any.

@@ -1,8 +1,55 @@
 //! `query_seeds`' eligibility and its uniform sampling over every fresh node.
 
+use super::memory::prefetch_read;
 use super::*;
 
+/// Probes drawn and fetched ahead at a time.
+const PROBE_BATCH: usize = 8;
+
+/// The entries probed so far: a list searched linearly for the few probes of a usual query
+/// (cheaper than hashing), a hash set for many.
+enum Probed {
+    Few(Vec<u32>),
+    Many(hashbrown::HashSet<u32>),
+}
+
+impl Probed {
+    /// Most probes kept in a list.
+    const FEW: usize = 256;
+
+    fn with_capacity(probes: usize) -> Probed {
+        if probes <= Probed::FEW {
+            Probed::Few(Vec::with_capacity(probes))
+        } else {
+            Probed::Many(hashbrown::HashSet::with_capacity(probes))
+        }
+    }
+
+    /// Adds `index`; whether it was new.
+    fn insert(&mut self, index: u32) -> bool {
+        match self {
+            Probed::Few(list) => {
+                let new = !list.contains(&index);
+                list.push(index);
+                new
+            }
+            Probed::Many(set) => set.insert(index),
+        }
+    }
+}
+
 impl Index {
+    /// Starts fetching the parts of `entry` outside it that eligibility reads: the start of
+    /// its record blob and its first IP slot.
+    pub(super) fn prefetch_parts(&self, entry: &Entry) {
+        if let Some(blob) = self.records.get(entry.record_at as usize) {
+            prefetch_read(blob);
+        }
+        if let Some(slot) = self.slots.get(entry.first_slot as usize) {
+            prefetch_read(slot);
+        }
+    }
+
     /// Whether `query_seeds` may offer this entry: it has an endpoint, is not `self_id`, and
     /// answered a ping at or after `min_pong`, to no particular IP or from its record's IP
     /// (a pong from an IP the node has since left does not count).
@@ -40,15 +87,31 @@ impl Index {
             return Vec::new();
         }
         let mut rng = rand::rng();
-        let mut probed = hashbrown::HashSet::with_capacity(4 * n);
-        let mut picked = Vec::with_capacity(n);
         let budget = 4 * n + 32;
-        for _ in 0..budget {
-            let index = rng.random_range(0..self.entries.len());
-            if probed.insert(index) && eligible(&self.entries[index]) {
-                picked.push(&self.entries[index]);
-                if picked.len() == n {
-                    return picked;
+        let mut probed = Probed::with_capacity(budget);
+        let mut picked = Vec::with_capacity(n);
+        let mut batch = [0u32; PROBE_BATCH];
+        let mut left = budget;
+        while left > 0 {
+            // Draw a few probes ahead and fetch what checking them reads (the entry, then its
+            // record blob and first IP slot), so that their cache misses overlap instead of
+            // following one another; they are then checked in the order drawn, as before.
+            let draws = &mut batch[..left.min(PROBE_BATCH)];
+            left -= draws.len();
+            for draw in draws.iter_mut() {
+                *draw = rng.random_range(0..self.entries.len()) as u32;
+                prefetch_read(&self.entries[*draw as usize]);
+            }
+            for &draw in draws.iter() {
+                self.prefetch_parts(&self.entries[draw as usize]);
+            }
+            for &draw in draws.iter() {
+                let entry = &self.entries[draw as usize];
+                if probed.insert(draw) && eligible(entry) {
+                    picked.push(entry);
+                    if picked.len() == n {
+                        return picked;
+                    }
                 }
             }
         }
