@@ -19,10 +19,10 @@
 //!   5 days)` against `seeds().with_key("opstack").records(30)`, alternated.
 //!
 //! Run with `cargo bench -p peerlog-bench --bench seeds` (`PEERLOG_SEEDS_ONLY=attack` or
-//! `speed` for one part; `PEERLOG_ATTACK_QUERIES`, default 20000, queries per attack case (an attacker
-//! held to its share of one subnet in 10,001 expects 60 of 600,000 picks: with fewer, the
-//! count is too small for a three-sigma judgement to mean much),
-//! a quarter of that for the record case, whose queries verify 30 signatures each;
+//! `speed` for one part; `PEERLOG_ATTACK_QUERIES`, default 20000, queries per attack case:
+//! an attacker held to its share of one subnet in 10,001 expects 60 of 600,000 picks, and
+//! with fewer the count is too small for a three-sigma judgement to mean much; a quarter of
+//! that for the record case, whose queries verify 30 signatures each;
 //! `PEERLOG_RATIO_ROUNDS`, default 7, rounds of the speed part).
 
 mod common;
