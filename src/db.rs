@@ -420,29 +420,8 @@ impl NodeDb {
         self_id: NodeId,
         opts: Options,
     ) -> Result<NodeDb, Error> {
-        let dir = dir.as_ref();
-        let opened = recovery::open_dir(dir, version, &opts)?;
-        let state = State {
-            index: opened.index,
-            log: Some(opened.writer),
-            log_bytes: opened.summary.record_bytes,
-            poisoned: None,
-            closed: false,
-            max_nodes: opts.max_nodes,
-            encoder: PayloadEncoder::default(),
-        };
-        Ok(NodeDb::start(Inner {
-            self_id,
-            opts,
-            dir: Some(opened.dir),
-            state: Mutex::new(state),
-            compaction: Mutex::new(()),
-            compacting: AtomicBool::new(false),
-            expirer_started: AtomicBool::new(false),
-            group_commit: Arc::default(),
-            recovery: Recovery::from(opened.summary),
-            _lock: Some(opened.lock),
-        }))
+        let opened = recovery::open_dir(dir.as_ref(), version, &opts)?;
+        Ok(NodeDb::assemble(self_id, opts, Some(opened)))
     }
 
     /// A database that lives in memory only and is gone when dropped.
@@ -454,27 +433,47 @@ impl NodeDb {
     /// do nothing); fails only for options [`NodeDb::open_with`] refuses too.
     pub fn in_memory_with(self_id: NodeId, opts: Options) -> Result<NodeDb, Error> {
         opts.validate()?;
+        Ok(NodeDb::assemble(self_id, opts, None))
+    }
+
+    /// The database around what opening its directory gave (`None`: one in memory only).
+    fn assemble(self_id: NodeId, opts: Options, opened: Option<recovery::Opened>) -> NodeDb {
+        let (index, log, log_bytes, recovery, dir, lock) = match opened {
+            Some(o) => {
+                let log_bytes = o.summary.record_bytes;
+                let recovery = Recovery::from(o.summary);
+                (
+                    o.index,
+                    Some(o.writer),
+                    log_bytes,
+                    recovery,
+                    Some(o.dir),
+                    Some(o.lock),
+                )
+            }
+            None => (Index::default(), None, 0, Recovery::default(), None, None),
+        };
         let state = State {
-            index: Index::default(),
-            log: None,
-            log_bytes: 0,
+            index,
+            log,
+            log_bytes,
             poisoned: None,
             closed: false,
             max_nodes: opts.max_nodes,
             encoder: PayloadEncoder::default(),
         };
-        Ok(NodeDb::start(Inner {
+        NodeDb::start(Inner {
             self_id,
             opts,
-            dir: None,
+            dir,
             state: Mutex::new(state),
             compaction: Mutex::new(()),
             compacting: AtomicBool::new(false),
             expirer_started: AtomicBool::new(false),
             group_commit: Arc::default(),
-            recovery: Recovery::default(),
-            _lock: None,
-        }))
+            recovery,
+            _lock: lock,
+        })
     }
 
     fn start(inner: Inner) -> NodeDb {

@@ -18,7 +18,9 @@ use crate::journal::dir::{
 };
 use crate::journal::format::{salt_seed, HEADER_LEN};
 use crate::journal::reader::{ScanItem, SegmentScanner};
-use crate::journal::replay::{map_segment, replay, ReleaseBehind, ReplayPlan, ReplaySummary};
+use crate::journal::replay::{
+    map_segment, replay, RecordPlace, ReleaseBehind, ReplayPlan, ReplaySummary,
+};
 use crate::loss::Loss;
 use crate::Error;
 
@@ -143,11 +145,11 @@ fn survey_live(
         observer.file(&segment.path, FileRole::Live, segment.len);
     }
     let mut recorded = Vec::new();
-    let summary = replay_with_progress(plan, progress, |path, _, record| {
+    let summary = replay_with_progress(plan, progress, |place, record| {
         if let Event::Loss(damage) = &record.event {
             record_loss(&mut recorded, damage);
         }
-        observer.record(path, FileRole::Live, &record);
+        observer.record(&place.segment.path, FileRole::Live, &record);
     })?;
     for (path, len) in &summary.bytes_read {
         observer.read(path, *len);
@@ -257,12 +259,12 @@ fn match_recorded(damage: &mut Vec<Damage>, mut recorded: Vec<RecordedLoss>, dir
     damage.extend(unmatched.map(|r| r.damage(dir)));
 }
 
-/// Replays the live log of a plan, calling `on_record` for every record, and reporting
-/// progress in bytes of segment files.
+/// Replays the live log of a plan, calling `on_record` for every record with where it was
+/// found, and reporting progress in bytes of segment files.
 pub(crate) fn replay_with_progress(
     plan: &ReplayPlan,
     progress: Progress<'_>,
-    mut on_record: impl FnMut(&Path, u64, LogRecord),
+    mut on_record: impl FnMut(RecordPlace<'_>, LogRecord),
 ) -> Result<ReplaySummary, Error> {
     let total: u64 = plan.live.iter().map(|s| s.len).sum();
     let mut starts = HashMap::new();
@@ -278,7 +280,7 @@ pub(crate) fn replay_with_progress(
             let base = starts.get(&place.segment.header.segment_id).copied();
             progress(base.unwrap_or(0) + place.offset, total);
         }
-        on_record(&place.segment.path, place.offset, record);
+        on_record(place, record);
     })?;
     progress(total, total);
     Ok(summary)

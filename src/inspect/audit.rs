@@ -11,10 +11,10 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use super::history::{history_sources, may_restate, scan_sources, Accounting};
-use super::{archived_segments, with_listing, InspectError, Progress, PROGRESS_EVERY};
+use super::{archived_segments, replay_with_progress, with_listing, InspectError, Progress};
 use crate::event::{now_nanos, unix_nanos, Event, LogRecord};
 use crate::index::Index;
-use crate::journal::replay::{replay, ReplayPlan};
+use crate::journal::replay::ReplayPlan;
 use crate::record::keys;
 use crate::seeds::{DEFAULT_PER_SUBNET, DEFAULT_SEED_MAX_AGE};
 use crate::subnet::{DEFAULT_V4_BITS, DEFAULT_V6_BITS};
@@ -253,32 +253,17 @@ fn replay_live(
     mut tracker: Option<&mut Tracker>,
 ) -> Result<Index, InspectError> {
     with_listing(dir, |segments| {
-        let plan = ReplayPlan::new(segments);
-        let total: u64 = plan.live.iter().map(|s| s.len).sum();
-        let mut starts = HashMap::new();
-        let mut start = 0;
-        for segment in &plan.live {
-            starts.insert(segment.header.segment_id, start);
-            start += segment.len;
-        }
         if let Some(t) = tracker.as_deref_mut() {
             *t = Tracker::default();
         }
         let mut index = Index::default();
-        let mut count = 0u64;
-        progress(0, total);
-        replay(&plan, |place, record| {
-            count += 1;
-            if count.is_multiple_of(PROGRESS_EVERY) {
-                let base = starts.get(&place.segment.header.segment_id).copied();
-                progress(base.unwrap_or(0) + place.offset, total);
-            }
+        let plan = ReplayPlan::new(segments);
+        replay_with_progress(&plan, progress, |place, record| {
             if let Some(t) = tracker.as_deref_mut() {
                 t.observe(&record, place.segment.header.is_compacted());
             }
             index.apply_event(&record.event, record.written_at);
         })?;
-        progress(total, total);
         Ok(index)
     })
 }

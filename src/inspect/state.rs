@@ -55,7 +55,7 @@ pub(super) fn replay_state(dir: &Path, progress: Progress<'_>) -> Result<Replaye
             segments: plan.live.iter().map(SegmentInfo::new).collect(),
         };
         replayed.summary =
-            replay_with_progress(&plan, progress, |_, _, record| replayed.apply(&record))?;
+            replay_with_progress(&plan, progress, |_, record| replayed.apply(&record))?;
         Ok(replayed)
     })
 }
