@@ -10,7 +10,8 @@ issue 21 (between the `<!-- seeds: begin -->` and `<!-- seeds: end -->` markers)
 this run's, the rest as it was. With `--only commit BENCHMARKS.md`, likewise the section of
 issue 23 items 2 and 6 (`<!-- commit: begin -->` to `<!-- commit: end -->`, from
 commit-run1..3.jsonl and commit-machine.txt), placed before the seed sections if it is not
-there yet.
+there yet; with `--only commands BENCHMARKS.md`, the section of the commands on a 1 M-node log
+(`<!-- commands: begin -->` to `<!-- commands: end -->`, from commands.jsonl).
 """
 
 import json
@@ -23,6 +24,8 @@ OUT = pathlib.Path(sys.argv[2])
 ONLY = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--only" else None
 SEEDS_BEGIN = "<!-- seeds: begin (benches/seeds.rs, benches/flood.rs, examples/memory.rs --seeds) -->"
 SEEDS_END = "<!-- seeds: end -->"
+COMMANDS_BEGIN = "<!-- commands: begin (benches/commands.py: ONLY=commands benches/report.sh) -->"
+COMMANDS_END = "<!-- commands: end -->"
 
 
 def load():
@@ -38,11 +41,11 @@ def load():
 
 FIG = load()
 EXTRA = {}
-RESULTS = OUT / "results.jsonl"
-for line in (RESULTS.read_text() if RESULTS.exists() else "").splitlines():
-    if line.startswith("{"):
-        item = json.loads(line)
-        EXTRA[item["id"]] = item
+for RESULTS in [OUT / "results.jsonl", OUT / "commands.jsonl"]:
+    for line in (RESULTS.read_text() if RESULTS.exists() else "").splitlines():
+        if line.startswith("{"):
+            item = json.loads(line)
+            EXTRA[item["id"]] = item
 MISSING = []
 
 
@@ -477,6 +480,57 @@ def replace_block(existing, begin, end, block):
     return existing.rstrip("\n") + "\n\n" + block
 
 
+def command(name):
+    item = EXTRA.get(f"command/{name}")
+    if item is None:
+        MISSING.append(f"command/{name}")
+        return float("nan"), float("nan")
+    return item["rss_bytes"], item["secs"]
+
+
+def commands_block():
+    """The section of the `peerlog` commands on a 1 M-node log, between its markers."""
+    lines = [COMMANDS_BEGIN,
+             "\n## The `peerlog` commands on a 1 M-node database (targets of issues 10 and 23)\n",
+             "From `benches/commands.py`: `peerlog demo --nodes 1000000` (half the nodes with "
+             "signed records and liveness per IP), then each command once, its output to "
+             "/dev/null, under GNU time: peak resident size and wall time. `open` is "
+             "`NodeDb::open` and `close` on the same log (`examples/memory.rs --open`); "
+             "`compact library` is `NodeDb::compact` inside an open database (on a copy of the "
+             "same log, `examples/memory.rs --compact`: the peak of the compaction itself, read "
+             "in the process after the open's peak was reset). In order: the commands after "
+             "`compact --keep-history` read the compacted log and its archive. Peak sizes do not "
+             "depend on the machine's load; times do (`ONLY=commands benches/report.sh` runs "
+             "this section alone).\n"]
+    open_rss = command("open")[0]
+    limits = {
+        "dump": ("≤ 1.5x open", lambda v: v <= 1.5 * open_rss),
+        "dump_json": ("≤ 1.5x open", lambda v: v <= 1.5 * open_rss),
+        "stats": ("≤ 1.5x open", lambda v: v <= 1.5 * open_rss),
+        "history": ("≤ 64 MB", lambda v: v <= 64e6),
+        "history_archived": ("≤ 64 MB", lambda v: v <= 64e6),
+        "export_jsonl": ("≤ 64 MB", lambda v: v <= 64e6),
+        "export_csv": ("≤ 64 MB", lambda v: v <= 64e6),
+        "export_with_archive": ("≤ 64 MB", lambda v: v <= 64e6),
+        # Issue 23, item 1: a compaction without a second index.
+        "compact": ("≤ 1.2x open", lambda v: v <= 1.2 * open_rss),
+        "compact_library": ("≤ 1.2x open", lambda v: v <= 1.2 * open_rss),
+    }
+    rows = []
+    for name in ["demo", "open", "stats", "dump", "dump_json", "verify", "history",
+                 "export_jsonl", "export_csv", "expire", "compact", "compact_library",
+                 "history_archived", "export_with_archive", "verify_archived"]:
+        rss, secs = command(name)
+        goal, ok = limits.get(name, ("", None))
+        status = "" if ok is None or rss != rss else ("**pass**" if ok(rss) else "**miss**")
+        ratio = fmt_ratio(rss / open_rss) if rss == rss and open_rss == open_rss else "n/a"
+        rows.append((f"`{name.replace('_', ' ')}`", f"{rss / MIB:.1f} MiB", ratio,
+                     f"{secs:.2f} s", goal, status))
+    lines.append(table(["command", "peak RSS", "÷ open", "time", "goal", "status"], rows))
+    lines.append(COMMANDS_END + "\n")
+    return "\n".join(lines)
+
+
 if ONLY == "commit":
     sys.stdout.write(replace_block(pathlib.Path(sys.argv[5]).read_text(), COMMIT_BEGIN,
                                    COMMIT_END, commit_block()))
@@ -491,8 +545,12 @@ elif ONLY == "seeds":
     else:
         sys.stdout.write(existing.rstrip("\n") + "\n\n" + block)
     sys.exit(0)
+elif ONLY == "commands":
+    sys.stdout.write(replace_block(pathlib.Path(sys.argv[5]).read_text(), COMMANDS_BEGIN,
+                                   COMMANDS_END, commands_block()))
+    sys.exit(0)
 elif ONLY is not None:
-    sys.exit(f"--only {ONLY}: only `seeds` and `commit` are known")
+    sys.exit(f"--only {ONLY}: only `seeds`, `commit` and `commands` are known")
 
 
 out = []
@@ -777,49 +835,7 @@ rows = [
 ]
 w(table(["target", "measured", "beside it", "goal", "status"], rows))
 
-w("\n## The `peerlog` commands on a 1 M-node database (targets of issue 10)\n")
-w("From `benches/commands.py`: `peerlog demo --nodes 1000000` (half the nodes with signed "
-  "records and liveness per IP), then each command once, its output to /dev/null, under GNU "
-  "time: peak resident size and wall time. `open` is `NodeDb::open` and `close` on the same "
-  "log (`examples/memory.rs --open`); `compact library` is `NodeDb::compact` inside an open "
-  "database (on a copy of the same log, `examples/memory.rs --compact`: the peak of the "
-  "compaction itself, read in the process after the open's peak was reset). In order: the "
-  "commands after `compact --keep-history` read the compacted log and its archive.\n")
-
-
-def command(name):
-    item = EXTRA.get(f"command/{name}")
-    if item is None:
-        MISSING.append(f"command/{name}")
-        return float("nan"), float("nan")
-    return item["rss_bytes"], item["secs"]
-
-
-open_rss = command("open")[0]
-limits = {
-    "dump": ("≤ 1.5x open", lambda v: v <= 1.5 * open_rss),
-    "dump_json": ("≤ 1.5x open", lambda v: v <= 1.5 * open_rss),
-    "stats": ("≤ 1.5x open", lambda v: v <= 1.5 * open_rss),
-    "history": ("≤ 64 MB", lambda v: v <= 64e6),
-    "history_archived": ("≤ 64 MB", lambda v: v <= 64e6),
-    "export_jsonl": ("≤ 64 MB", lambda v: v <= 64e6),
-    "export_csv": ("≤ 64 MB", lambda v: v <= 64e6),
-    "export_with_archive": ("≤ 64 MB", lambda v: v <= 64e6),
-    # Issue 23, item 1: a compaction without a second index.
-    "compact": ("≤ 1.2x open", lambda v: v <= 1.2 * open_rss),
-    "compact_library": ("≤ 1.2x open", lambda v: v <= 1.2 * open_rss),
-}
-rows = []
-for name in ["demo", "open", "stats", "dump", "dump_json", "verify", "history", "export_jsonl",
-             "export_csv", "expire", "compact", "compact_library", "history_archived", "export_with_archive",
-             "verify_archived"]:
-    rss, secs = command(name)
-    goal, ok = limits.get(name, ("", None))
-    status = "" if ok is None or rss != rss else ("**pass**" if ok(rss) else "**miss**")
-    ratio = fmt_ratio(rss / open_rss) if rss == rss and open_rss == open_rss else "n/a"
-    rows.append((f"`{name.replace('_', ' ')}`", f"{rss / MIB:.1f} MiB", ratio,
-                 f"{secs:.2f} s", goal, status))
-w(table(["command", "peak RSS", "÷ open", "time", "goal", "status"], rows))
+w(commands_block())
 
 w("\n## Targets of issue 23 (group commit, exports)\n")
 w("Group commit and the 1 M-node open from the interleaved ratios above "

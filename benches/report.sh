@@ -4,6 +4,8 @@
 #
 #   benches/report.sh            # everything, then BENCHMARKS.md
 #   WARM=0.5 MEAS=1 benches/report.sh   # shorter criterion windows
+#   ONLY=commands benches/report.sh      # only the commands on a 1 M-node log (peak RSS and
+#                                        # time of each; a few minutes)
 #   ONLY=seeds benches/report.sh         # only the sections of issue 21 (seeds under attack,
 #                                        # the flood, seed query speed): a few minutes; the
 #                                        # rest of BENCHMARKS.md stays as it is
@@ -96,8 +98,21 @@ elif [ "${ONLY:-}" = seeds ]; then
     mv "$OUT/BENCHMARKS.md.new" BENCHMARKS.md
     echo "updated the seed sections of BENCHMARKS.md in $(($(date +%s) - started)) s" >&2
     exit 0
+elif [ "${ONLY:-}" = commands ]; then
+    mkdir -p "$OUT"
+    cargo build --release -p peerlog-cli
+    cargo build --release --examples
+    echo "== commands at 1 M nodes" >&2
+    python3 benches/commands.py "$CARGO_TARGET_DIR/release/peerlog" \
+        "$CARGO_TARGET_DIR/release/examples/memory" "${PEERLOG_BENCH_DIR:-${TMPDIR:-/tmp}}" \
+        2>"$OUT/commands.err" | tee "$OUT/commands.jsonl" >&2
+    python3 benches/report.py "$CARGO_TARGET_DIR/criterion" "$OUT" --only commands BENCHMARKS.md \
+        >"$OUT/BENCHMARKS.md.new"
+    mv "$OUT/BENCHMARKS.md.new" BENCHMARKS.md
+    echo "updated the commands section of BENCHMARKS.md in $(($(date +%s) - started)) s" >&2
+    exit 0
 elif [ -n "${ONLY:-}" ]; then
-    echo "ONLY=$ONLY: only ONLY=seeds and ONLY=commit are known" >&2
+    echo "ONLY=$ONLY: only ONLY=seeds, ONLY=commit and ONLY=commands are known" >&2
     exit 2
 fi
 
