@@ -266,24 +266,54 @@ pub(crate) fn replay_with_progress(
     progress: Progress<'_>,
     mut on_record: impl FnMut(RecordPlace<'_>, LogRecord),
 ) -> Result<ReplaySummary, Error> {
-    let total: u64 = plan.live.iter().map(|s| s.len).sum();
-    let mut starts = HashMap::new();
-    let mut start = 0;
-    for segment in &plan.live {
-        starts.insert(segment.header.segment_id, start);
-        start += segment.len;
-    }
-    let mut count = 0u64;
+    let mut meter = ReplayProgress::new(plan, progress);
     let summary = replay(plan, |place, record| {
-        count += 1;
-        if count.is_multiple_of(PROGRESS_EVERY) {
-            let base = starts.get(&place.segment.header.segment_id).copied();
-            progress(base.unwrap_or(0) + place.offset, total);
-        }
+        meter.at(place);
         on_record(place, record);
     })?;
-    progress(total, total);
+    meter.done();
     Ok(summary)
+}
+
+/// The progress of a replay of a plan's live segments, in bytes of segment files, reported
+/// every [`PROGRESS_EVERY`] records.
+pub(crate) struct ReplayProgress<'p> {
+    progress: Progress<'p>,
+    /// Where each live segment starts among the bytes of all of them, by segment id.
+    starts: HashMap<u64, u64>,
+    total: u64,
+    records: u64,
+}
+
+impl<'p> ReplayProgress<'p> {
+    pub fn new(plan: &ReplayPlan, progress: Progress<'p>) -> ReplayProgress<'p> {
+        let mut starts = HashMap::new();
+        let mut total = 0;
+        for segment in &plan.live {
+            starts.insert(segment.header.segment_id, total);
+            total += segment.len;
+        }
+        ReplayProgress {
+            progress,
+            starts,
+            total,
+            records: 0,
+        }
+    }
+
+    /// A record was read at `place`.
+    pub fn at(&mut self, place: RecordPlace<'_>) {
+        self.records += 1;
+        if self.records.is_multiple_of(PROGRESS_EVERY) {
+            let base = self.starts.get(&place.segment.header.segment_id).copied();
+            (self.progress)(base.unwrap_or(0) + place.offset, self.total);
+        }
+    }
+
+    /// The replay is over.
+    pub fn done(&self) {
+        (self.progress)(self.total, self.total);
+    }
 }
 
 /// Reads one segment file on its own (not as part of a replay): every intact record with its

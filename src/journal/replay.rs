@@ -240,39 +240,93 @@ pub(crate) fn replay_locked<T: DecodedInPlace>(
     // The helper faults the pages in as it checks them, on its own core.
     let map = |segment: &SegmentFile| map_segment(&segment.path);
     replay_segments(plan, map, unmap_in_background, |map, seed, replay| {
-        let mut upcoming = FramesAhead::new(map, lead);
-        // A segment larger than a normal one (a compacted segment of a large store, one file
-        // of hundreds of MiB) would otherwise stay resident whole until the end of its scan,
-        // beside the index being built: its pages are released behind the scan instead.
-        // Normal segments are unmapped whole, in the background, once read.
-        let mut behind = (map.len() > RELEASE_BEHIND_FROM).then(|| ReleaseBehind::new(map));
-        let mut on_record = |place: RecordPlace<'_>, record| {
-            on_record(place, record, upcoming.next_frame());
-            if let Some(behind) = &mut behind {
+        scan_in_place::<T>(map, seed, replay, lead, RELEASE_BEHIND_FROM, &mut on_record)
+    })
+}
+
+/// A record of [`replay_shared`]: read in place from a sealed segment, or copied out of the
+/// last one.
+pub(crate) enum SharedRead<I, C> {
+    /// From a sealed segment, borrowing from its map.
+    InPlace(I),
+    /// From the last segment, which a writer may be appending to: copied before it was
+    /// checked.
+    Copied(C),
+}
+
+/// [`replay`] for a reader without the directory's lock, beside a writer, as fast as
+/// [`replay_locked`] where that is sound: every live segment but the last is sealed, which
+/// nobody writes again (a writer seals a segment, synced, before it creates the next, so a
+/// listing that holds the next holds this one complete; compaction and expiry only remove
+/// files, whose maps stay valid), so its frames are checked and decoded in place, a second
+/// core checking checksums ahead; the last, which a writer may be appending to, is read frame
+/// by frame copied, as [`replay_until`] reads. Pages of every segment are released behind the
+/// scan, so that the read adds a few MiB to the caller's memory, not a segment.
+pub(crate) fn replay_shared<T: DecodedInPlace, C: for<'b> Decoded<'b>>(
+    plan: &ReplayPlan,
+    mut on_record: impl FnMut(RecordPlace<'_>, SharedRead<T::In<'_>, C>),
+) -> Result<ReplaySummary, Error> {
+    let last = plan.live.last().map(|segment| segment.path.clone());
+    let map = |segment: &SegmentFile| map_segment(&segment.path);
+    replay_segments(plan, map, drop, |map, seed, replay| {
+        if last.as_ref() == Some(&replay.segment.path) {
+            let mut behind = ReleaseBehind::new(map);
+            let mut on_record = |place: RecordPlace<'_>, record| {
                 behind.reached(place.offset);
-            }
-            ControlFlow::Continue(())
-        };
-        let scanner = SegmentScanner::<T::In<'_>>::new_exclusive(map, seed);
-        if map.len() < CHECK_AHEAD_FROM.load(Ordering::Relaxed)
-            || !ChecksumsAhead::covers(map.len())
-        {
-            return replay.scan(scanner, &mut on_record);
+                on_record(place, SharedRead::Copied(record));
+                ControlFlow::Continue(())
+            };
+            replay.scan(SegmentScanner::<C>::new(map, seed), &mut on_record)
+        } else {
+            let mut in_place =
+                |place: RecordPlace<'_>, record: T::In<'_>, _: Option<Upcoming<'_>>| {
+                    on_record(place, SharedRead::InPlace(record))
+                };
+            scan_in_place::<T>(map, seed, replay, 0, 0, &mut in_place)
         }
-        let ahead = ChecksumsAhead::for_segment(map.len());
-        let seeded = crc32fast::Hasher::new_with_initial(seed);
-        std::thread::scope(|scope| {
-            // Checksums on a second core, decoding and indexing on this one (see ahead.rs).
-            let helper = std::thread::Builder::new()
-                .name("peerlog-replay".into())
-                .spawn_scoped(scope, || ahead.check::<T::In<'_>>(map, &seeded));
-            // Stops the helper however the scan ends, a panic in `on_record` included.
-            let _stop = ahead.abandon_on_drop();
-            match helper {
-                Ok(_) => replay.scan(scanner.with_checksums_ahead(&ahead), &mut on_record),
-                Err(_) => replay.scan(scanner, &mut on_record),
-            }
-        })
+    })
+}
+
+/// Scans one segment nobody writes, in place, with a helper thread checking checksums ahead
+/// where the segment is large enough for that to pay; releases the pages behind the scan of a
+/// map larger than `release_from` bytes.
+fn scan_in_place<T: DecodedInPlace>(
+    map: &Mmap,
+    seed: u32,
+    replay: &mut SegmentReplay<'_>,
+    lead: usize,
+    release_from: usize,
+    on_record: &mut impl FnMut(RecordPlace<'_>, T::In<'_>, Option<Upcoming<'_>>),
+) -> Option<ScanEnd> {
+    let mut upcoming = FramesAhead::new(map, lead);
+    // A segment larger than that (for an open: a compacted segment of a large store, one file
+    // of hundreds of MiB) would otherwise stay resident whole until the end of its scan,
+    // beside the index being built: its pages are released behind the scan instead.
+    let mut behind = (map.len() > release_from).then(|| ReleaseBehind::new(map));
+    let mut on_record = |place: RecordPlace<'_>, record| {
+        on_record(place, record, upcoming.next_frame());
+        if let Some(behind) = &mut behind {
+            behind.reached(place.offset);
+        }
+        ControlFlow::Continue(())
+    };
+    let scanner = SegmentScanner::<T::In<'_>>::new_exclusive(map, seed);
+    if map.len() < CHECK_AHEAD_FROM.load(Ordering::Relaxed) || !ChecksumsAhead::covers(map.len()) {
+        return replay.scan(scanner, &mut on_record);
+    }
+    let ahead = ChecksumsAhead::for_segment(map.len());
+    let seeded = crc32fast::Hasher::new_with_initial(seed);
+    std::thread::scope(|scope| {
+        // Checksums on a second core, decoding and indexing on this one (see ahead.rs).
+        let helper = std::thread::Builder::new()
+            .name("peerlog-replay".into())
+            .spawn_scoped(scope, || ahead.check::<T::In<'_>>(map, &seeded));
+        // Stops the helper however the scan ends, a panic in `on_record` included.
+        let _stop = ahead.abandon_on_drop();
+        match helper {
+            Ok(_) => replay.scan(scanner.with_checksums_ahead(&ahead), &mut on_record),
+            Err(_) => replay.scan(scanner, &mut on_record),
+        }
     })
 }
 
