@@ -11,8 +11,8 @@
 //! A slot does not keep the hash bits its home comes from. Moving slots back after a removal
 //! needs the home of each slot after the hole, which the distance gives (linear probing at
 //! this load leaves almost every slot within 6 of its home); only for a farther one is its id
-//! hashed again, given its entry's position, as is every id, in order, when the table grows (rare:
-//! replay sizes the table for the log first).
+//! hashed again, given its entry's position. Growing hashes every id again, in the order of
+//! the entries (rare: replay sizes the table for the log first).
 //!
 //! Written for the index rather than taken from a crate for one reason: replay knows which ids
 //! are coming a few records ahead, and [`IdTable::prefetch`] can fetch their slots while
