@@ -239,7 +239,8 @@ mod tests {
         #[test]
         fn agrees_with_a_map(ops in proptest::collection::vec((any::<bool>(), 0u64..64), 1..400)) {
             let hash_of = |key: u64| {
-                ((0xFFF - key % 4) | (key / 8) << 12) << 32 | (key / 8).wrapping_mul(0x9E37_79B9) & 0xFFFF_FFFF
+                let home = ((0xFFF - key % 4) | (key / 8) << 12) << 32;
+                home | (key / 8).wrapping_mul(0x9E37_79B9) & 0xFFFF_FFFF
             };
             let mut table = IdTable::with_capacity(4);
             // Position -> key, dense, and key -> position.
