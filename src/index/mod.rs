@@ -326,14 +326,17 @@ impl Index {
             return self.table.entry_at(at) as usize;
         }
         let index = self.entries.len();
-        // Entry positions are u32 in the table (and u32::MAX is reserved): 4 billion ids,
-        // hundreds of GB of index, long before which memory runs out.
+        // Entry positions are u32 in the table, which has room for 2^32 * 5/8 of them: 2
+        // billion ids, hundreds of GB of index, long before which memory runs out.
         let position = u32::try_from(index)
             .ok()
-            .filter(|&p| p != u32::MAX)
-            .expect("the index holds fewer than 2^32 - 1 ids");
+            .filter(|&p| p < 1 << 31)
+            .expect("the index holds fewer than 2^31 ids");
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.table.insert(hash, position, |e| {
+            hash_id(hasher, &entries[e as usize].id.0)
+        });
         self.entries.push(Entry::new(NodeId(*id)));
-        self.table.insert(hash, position);
         if let Some(subnets) = &mut self.subnets {
             subnets.push();
         }
@@ -348,7 +351,9 @@ impl Index {
         };
         let index = self.table.entry_at(at) as usize;
         let live = self.entry_live_bytes(index);
-        self.table.remove_at(at);
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.table
+            .remove_at(at, |e| hash_id(hasher, &entries[e as usize].id.0));
         // Indices move below: forget the cached one.
         self.last_touched = None;
         if let Some(subnets) = &mut self.subnets {
