@@ -49,8 +49,10 @@
 //! it from the end is read (once more: restated twice, harmless by (1)), and one appended
 //! after the start is the tail's (made after `S`, restated by it). Every id that is live
 //! throughout is read at least once. This rests on how `Index` moves entries (`remove` swaps
-//! the last one into the hole, an insert pushes, nothing else reorders them): the unit test
-//! below, whose writers delete between turns, fails for a reading that misses a moved entry.
+//! the last one into the hole, an insert pushes, a write that evicts puts its new id's entry
+//! in the evicted one's place, and nothing else reorders them; the new id is the tail's):
+//! the unit test below, whose writers delete between turns, fails for a reading that misses
+//! a moved entry.
 //!
 //! The sealed segments are still read once, for what they alone can tell: damage (each new
 //! loss is recorded first, see step 2), and the records and bytes read. Their pages are

@@ -23,6 +23,7 @@ use crate::loss::Loss;
 use crate::record::{self, NodeRecord};
 use crate::recovery;
 use crate::seeds::{SeedQuery, SeedSource};
+use crate::subnet::Subnet;
 use crate::survey::survey;
 use crate::{Durability, Error, Node, NodeId, Options, PeerState};
 
@@ -83,6 +84,8 @@ struct State {
     max_nodes: usize,
     /// Makes the payloads of the events appended.
     encoder: PayloadEncoder,
+    /// Makes the payload of an eviction appended together with the write that made it.
+    eviction_encoder: PayloadEncoder,
 }
 
 impl State {
@@ -103,8 +106,16 @@ impl State {
         let stored = StoredEvent::from_event(event)?;
         // One clock read for the write and the evictions it makes first.
         let written_at = now_nanos();
-        self.make_room(event, written_at)?;
-        self.append_stored(&stored, written_at)?;
+        match self.make_room(event, written_at)? {
+            Some((victim, subnet)) => {
+                let evicted = StoredEvent::Evicted {
+                    id: &victim.0,
+                    subnet,
+                };
+                self.append_evicting(&evicted, &stored, written_at)?;
+            }
+            None => self.append_stored(&stored, written_at)?,
+        }
         if sync_each {
             self.sync()?;
         }
@@ -114,10 +125,15 @@ impl State {
     /// Writes the evictions a write of `event` needs first: of an id, when it is about an id
     /// the full store does not hold yet; of an IP slot, when it is about an IP its id has no
     /// slot for and the id holds the most slots. They are written at `written_at`, the
-    /// write's own time.
-    fn make_room(&mut self, event: &Event, written_at: i64) -> Result<(), Error> {
+    /// write's own time. The last eviction of an id (in a full store, the only one) is
+    /// returned rather than written: the caller logs it together with the write.
+    fn make_room(
+        &mut self,
+        event: &Event,
+        written_at: i64,
+    ) -> Result<Option<(NodeId, Option<Subnet>)>, Error> {
         let (Some(id), Some(ip)) = (event.id(), holds_id(event)) else {
-            return Ok(());
+            return Ok(None);
         };
         match self.index.position(id) {
             None => {
@@ -125,8 +141,14 @@ impl State {
                     let Some((victim, subnet)) = self.index.victim() else {
                         break;
                     };
-                    let evicted = Event::Evicted { id: victim, subnet };
-                    self.append(&evicted, written_at)?;
+                    if self.index.ids() == self.max_nodes {
+                        return Ok(Some((victim, subnet)));
+                    }
+                    let evicted = StoredEvent::Evicted {
+                        id: &victim.0,
+                        subnet,
+                    };
+                    self.append_stored(&evicted, written_at)?;
                 }
             }
             Some(position) => {
@@ -139,6 +161,28 @@ impl State {
                 }
             }
         }
+        Ok(None)
+    }
+
+    /// Logs then applies the eviction `evicted` and the write `stored` that made it (about an
+    /// id not held), both written at `written_at`: one append of the two records, then the
+    /// new id's entry in the evicted one's place (see `Index::apply_evicting`).
+    fn append_evicting(
+        &mut self,
+        evicted: &StoredEvent<'_>,
+        stored: &StoredEvent<'_>,
+        written_at: i64,
+    ) -> Result<(), Error> {
+        if let Some(log) = &mut self.log {
+            let records = [
+                self.eviction_encoder.encode(evicted, written_at),
+                self.encoder.encode(stored, written_at),
+            ];
+            let appended = log.append_all(&records);
+            self.poison_if_sync_failed();
+            self.log_bytes += appended?;
+        }
+        self.index.apply_evicting(evicted, stored, written_at);
         Ok(())
     }
 
@@ -430,6 +474,7 @@ impl NodeDb {
             closed: false,
             max_nodes: opts.max_nodes,
             encoder: PayloadEncoder::default(),
+            eviction_encoder: PayloadEncoder::default(),
         };
         Ok(NodeDb::start(Inner {
             self_id,
@@ -462,6 +507,7 @@ impl NodeDb {
             closed: false,
             max_nodes: opts.max_nodes,
             encoder: PayloadEncoder::default(),
+            eviction_encoder: PayloadEncoder::default(),
         };
         Ok(NodeDb::start(Inner {
             self_id,

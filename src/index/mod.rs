@@ -348,6 +348,7 @@ impl Index {
         };
         let index = self.table.entry_at(at) as usize;
         let live = self.entry_live_bytes(index);
+        self.note_removal(index, id);
         self.table.remove_at(at);
         // Indices move below: forget the cached one.
         self.last_touched = None;
