@@ -48,6 +48,8 @@ struct ActiveSegment {
     allocated: usize,
     /// Offset the next frame goes to.
     pos: usize,
+    /// Bytes from the start whose writeback was started (see [`ActiveSegment::reserve`]).
+    written_back: usize,
 }
 
 impl ActiveSegment {
@@ -60,6 +62,7 @@ impl ActiveSegment {
             map,
             allocated,
             pos,
+            written_back: 0,
         })
     }
 
@@ -77,8 +80,42 @@ impl ActiveSegment {
             let target = needed.max(step).min(self.map.len());
             preallocate(&self.file, target as u64, "log.allocate", faults).at(&self.path)?;
             self.allocated = target;
+            self.start_writeback();
         }
         Ok(())
+    }
+
+    /// Starts writing back the pages filled so far (every whole page before `pos`: frames
+    /// are never written again once appended), without waiting for it, as each step of the
+    /// file is preallocated. The `fdatasync` that seals a full segment then finds most of its
+    /// pages written already, instead of writing the whole segment (64 MiB by default)
+    /// while every writer waits for it. Nothing is promised about these pages until a sync
+    /// returns: this only starts what the kernel's flusher would start later anyway.
+    ///
+    /// An error of this writeback is not lost: `sync_file_range` without its wait flags
+    /// neither waits for the writes nor consumes their error, which the next `fdatasync` of
+    /// the file reports (and which poisons the writer as any failed sync does).
+    fn start_writeback(&mut self) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            const PAGE: usize = 4096;
+            let end = self.pos / PAGE * PAGE;
+            if end > self.written_back {
+                // SAFETY: sync_file_range reads no memory of this process: it asks the kernel
+                // to start writing back a byte range of the open file `self.file`, which
+                // outlives the call. Its result is only a hint's (see above), so ignored.
+                unsafe {
+                    libc::sync_file_range(
+                        self.file.as_raw_fd(),
+                        self.written_back as libc::off64_t,
+                        (end - self.written_back) as libc::off64_t,
+                        libc::SYNC_FILE_RANGE_WRITE,
+                    );
+                }
+                self.written_back = end;
+            }
+        }
     }
 }
 
