@@ -299,6 +299,25 @@ impl Inner {
         self.sync_as(true)
     }
 
+    /// Makes every record appended so far durable with an `fdatasync` of the active segment
+    /// made without holding the writers' lock (for compaction, whose writers would otherwise
+    /// wait for it). Exact: a segment sealed after the active one's file was taken was synced
+    /// by the seal, under the lock, before the next one started. A failure poisons the
+    /// database, as a failed sync under the lock does.
+    fn sync_active_unlocked(&self) -> Result<(), Error> {
+        let (file, path) = {
+            let state = self.state();
+            state.check_writable()?;
+            let Some(log) = &state.log else {
+                return Ok(());
+            };
+            (log.active_file(), log.active_path().to_path_buf())
+        };
+        sync_segment(&file, &path, self.opts.faults()).inspect_err(|e| {
+            self.state().poisoned.get_or_insert_with(|| e.to_string());
+        })
+    }
+
     /// [`Inner::sync`]; `caller`: a caller of `sync()`, not the background syncer (which a
     /// group commit's leader does not wait to gather).
     fn sync_as(&self, caller: bool) -> Result<(), Error> {
@@ -369,6 +388,9 @@ impl Inner {
             check_can_create(dir, log.next_segment_id(), "compact", self.opts.faults())?;
         }
         let (nodes_expired, ips_expired) = if expire_first { self.expire()? } else { (0, 0) };
+        // The active segment's records synced first, without the lock, so that the seal's
+        // own fdatasync (under it) has only the records written meanwhile left to write.
+        self.sync_active_unlocked()?;
         // Writers wait only for the seal: everything up to `last_seq` is then in sealed
         // segments, which only compaction (one at a time) removes.
         let (last_seq, active, output_id, (protocol_version, salt)) = {
@@ -430,12 +452,19 @@ impl compact::LiveDb for Inner {
         for loss in losses {
             state.write(&Event::Loss(loss.clone()), false)?;
         }
-        state.sync()?;
+        // With nothing written, nothing to make durable: no fdatasync under the writers' lock.
+        if !losses.is_empty() {
+            state.sync()?;
+        }
         Ok(state.index.recorded_damage().collect())
     }
 
     fn sync_log(&self) -> Result<(), Error> {
-        self.sync()
+        match self.opts.durability {
+            Durability::GroupCommit { .. } => self.sync(),
+            // Not under the writers' lock: see sync_active_unlocked.
+            Durability::Process | Durability::SyncEachWrite => self.sync_active_unlocked(),
+        }
     }
 }
 
