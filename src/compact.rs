@@ -49,8 +49,10 @@
 //! it from the end is read (once more: restated twice, harmless by (1)), and one appended
 //! after the start is the tail's (made after `S`, restated by it). Every id that is live
 //! throughout is read at least once. This rests on how `Index` moves entries (`remove` swaps
-//! the last one into the hole, an insert pushes, nothing else reorders them): the unit test
-//! below, whose writers delete between turns, fails for a reading that misses a moved entry.
+//! the last one into the hole, an insert pushes, a write that evicts puts its new id's entry
+//! in the evicted one's place, and nothing else reorders them; the new id is the tail's):
+//! the unit test below, whose writers delete between turns, fails for a reading that misses
+//! a moved entry.
 //!
 //! The sealed segments are still read once, for what they alone can tell: damage (each new
 //! loss is recorded first, see step 2), and the records and bytes read. Their pages are
@@ -105,8 +107,8 @@ use crate::index::Index;
 use crate::journal::decoded::Decoded;
 use crate::journal::dir::{publish, retire_segments, segment_file_name, SegmentFile, ARCHIVE_DIR};
 use crate::journal::format::{
-    encode_frame, renumber_frames, salt_seed, SegmentHeader, FLAG_COMPACTED, FORMAT_VERSION,
-    HEADER_LEN,
+    encode_provisional_frame, renumber_frames, salt_seed, SegmentHeader, FLAG_COMPACTED,
+    FORMAT_VERSION, HEADER_LEN,
 };
 use crate::journal::replay::{map_segment, replay_mapped_until, ReplayPlan};
 use crate::journal::{Damage, DamageKind, DamageState};
@@ -229,7 +231,7 @@ pub(crate) fn rewrite(
     // Set when writers outran the compaction (see the module documentation).
     let mut overtaken = None;
     let published = publish(&path, "compact", faults, |file, temp| {
-        let restated = restate(file, temp, seed, db, &in_tail)?;
+        let restated = restate(file, temp, db, &in_tail)?;
         faults.check("compact.write").at(temp)?;
         // Everything `restated` read from the index is in the log up to here: made durable
         // before anything relies on the compacted segment (reason 2 of the module doc).
@@ -349,18 +351,18 @@ struct Restated {
 
 /// Frames of restated events, gathered under the lock and written out after it.
 struct Frames {
-    seed: u32,
     encoder: PayloadEncoder,
     bytes: Vec<u8>,
     count: u64,
 }
 
 impl Frames {
-    /// Adds `event`, written at `written_at`, with a provisional sequence number (0): the
-    /// real ones are known once every frame is written.
+    /// Adds `event`, written at `written_at`, with a provisional sequence number (0) and no
+    /// checksum: the real numbers are known once every frame is written, and numbering them
+    /// makes each frame's checksum (so none is computed twice, nor under the writers' lock).
     fn push(&mut self, written_at: i64, event: &StoredEvent<'_>) {
         let (kind, payload) = self.encoder.encode(event, written_at);
-        encode_frame(self.seed, 0, kind, payload, &mut self.bytes);
+        encode_provisional_frame(kind, payload, &mut self.bytes);
         self.count += 1;
     }
 }
@@ -376,7 +378,6 @@ impl Frames {
 fn restate(
     file: &mut File,
     temp: &Path,
-    seed: u32,
     db: &impl LiveDb,
     in_tail: &[Loss],
 ) -> Result<Restated, Error> {
@@ -384,7 +385,6 @@ fn restate(
     // The header, once the sequence numbers are known.
     out.write_all(&[0; HEADER_LEN]).at(temp)?;
     let mut frames = Frames {
-        seed,
         encoder: PayloadEncoder::default(),
         bytes: Vec::with_capacity(BATCH * 256),
         count: 0,
@@ -594,7 +594,7 @@ mod tests {
                 .open(&path)
                 .unwrap();
             let seed = salt_seed(77);
-            let restated = restate(&mut file, &path, seed, &db, &[]).unwrap();
+            let restated = restate(&mut file, &path, &db, &[]).unwrap();
             let end = HEADER_LEN as u64 + restated.bytes;
             let numbered = renumber_frames(&file, seed, 500_000, HEADER_LEN as u64, end);
             assert_eq!(numbered.unwrap(), restated.count);

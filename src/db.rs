@@ -23,6 +23,7 @@ use crate::loss::Loss;
 use crate::record::{self, NodeRecord};
 use crate::recovery;
 use crate::seeds::{SeedQuery, SeedSource};
+use crate::subnet::Subnet;
 use crate::survey::survey;
 use crate::{Durability, Error, Node, NodeId, Options, PeerState};
 
@@ -83,6 +84,8 @@ struct State {
     max_nodes: usize,
     /// Makes the payloads of the events appended.
     encoder: PayloadEncoder,
+    /// Makes the payload of an eviction appended together with the write that made it.
+    eviction_encoder: PayloadEncoder,
 }
 
 impl State {
@@ -103,8 +106,16 @@ impl State {
         let stored = StoredEvent::from_event(event)?;
         // One clock read for the write and the evictions it makes first.
         let written_at = now_nanos();
-        self.make_room(event, written_at)?;
-        self.append_stored(&stored, written_at)?;
+        match self.make_room(event, written_at)? {
+            Some((victim, subnet)) => {
+                let evicted = StoredEvent::Evicted {
+                    id: &victim.0,
+                    subnet,
+                };
+                self.append_evicting(&evicted, &stored, written_at)?;
+            }
+            None => self.append_stored(&stored, written_at)?,
+        }
         if sync_each {
             self.sync()?;
         }
@@ -114,10 +125,15 @@ impl State {
     /// Writes the evictions a write of `event` needs first: of an id, when it is about an id
     /// the full store does not hold yet; of an IP slot, when it is about an IP its id has no
     /// slot for and the id holds the most slots. They are written at `written_at`, the
-    /// write's own time.
-    fn make_room(&mut self, event: &Event, written_at: i64) -> Result<(), Error> {
+    /// write's own time. The last eviction of an id (in a full store, the only one) is
+    /// returned rather than written: the caller logs it together with the write.
+    fn make_room(
+        &mut self,
+        event: &Event,
+        written_at: i64,
+    ) -> Result<Option<(NodeId, Option<Subnet>)>, Error> {
         let (Some(id), Some(ip)) = (event.id(), holds_id(event)) else {
-            return Ok(());
+            return Ok(None);
         };
         match self.index.position(id) {
             None => {
@@ -125,8 +141,14 @@ impl State {
                     let Some((victim, subnet)) = self.index.victim() else {
                         break;
                     };
-                    let evicted = Event::Evicted { id: victim, subnet };
-                    self.append(&evicted, written_at)?;
+                    if self.index.ids() == self.max_nodes {
+                        return Ok(Some((victim, subnet)));
+                    }
+                    let evicted = StoredEvent::Evicted {
+                        id: &victim.0,
+                        subnet,
+                    };
+                    self.append_stored(&evicted, written_at)?;
                 }
             }
             Some(position) => {
@@ -139,6 +161,28 @@ impl State {
                 }
             }
         }
+        Ok(None)
+    }
+
+    /// Logs then applies the eviction `evicted` and the write `stored` that made it (about an
+    /// id not held), both written at `written_at`: one append of the two records, then the
+    /// new id's entry in the evicted one's place (see `Index::apply_evicting`).
+    fn append_evicting(
+        &mut self,
+        evicted: &StoredEvent<'_>,
+        stored: &StoredEvent<'_>,
+        written_at: i64,
+    ) -> Result<(), Error> {
+        if let Some(log) = &mut self.log {
+            let records = [
+                self.eviction_encoder.encode(evicted, written_at),
+                self.encoder.encode(stored, written_at),
+            ];
+            let appended = log.append_all(&records);
+            self.poison_if_sync_failed();
+            self.log_bytes += appended?;
+        }
+        self.index.apply_evicting(evicted, stored, written_at);
         Ok(())
     }
 
@@ -255,6 +299,25 @@ impl Inner {
         self.sync_as(true)
     }
 
+    /// Makes every record appended so far durable with an `fdatasync` of the active segment
+    /// made without holding the writers' lock (for compaction, whose writers would otherwise
+    /// wait for it). Exact: a segment sealed after the active one's file was taken was synced
+    /// by the seal, under the lock, before the next one started. A failure poisons the
+    /// database, as a failed sync under the lock does.
+    fn sync_active_unlocked(&self) -> Result<(), Error> {
+        let (file, path) = {
+            let state = self.state();
+            state.check_writable()?;
+            let Some(log) = &state.log else {
+                return Ok(());
+            };
+            (log.active_file(), log.active_path().to_path_buf())
+        };
+        sync_segment(&file, &path, self.opts.faults()).inspect_err(|e| {
+            self.state().poisoned.get_or_insert_with(|| e.to_string());
+        })
+    }
+
     /// [`Inner::sync`]; `caller`: a caller of `sync()`, not the background syncer (which a
     /// group commit's leader does not wait to gather).
     fn sync_as(&self, caller: bool) -> Result<(), Error> {
@@ -325,6 +388,9 @@ impl Inner {
             check_can_create(dir, log.next_segment_id(), "compact", self.opts.faults())?;
         }
         let (nodes_expired, ips_expired) = if expire_first { self.expire()? } else { (0, 0) };
+        // The active segment's records synced first, without the lock, so that the seal's
+        // own fdatasync (under it) has only the records written meanwhile left to write.
+        self.sync_active_unlocked()?;
         // Writers wait only for the seal: everything up to `last_seq` is then in sealed
         // segments, which only compaction (one at a time) removes.
         let (last_seq, active, output_id, (protocol_version, salt)) = {
@@ -386,12 +452,19 @@ impl compact::LiveDb for Inner {
         for loss in losses {
             state.write(&Event::Loss(loss.clone()), false)?;
         }
-        state.sync()?;
+        // With nothing written, nothing to make durable: no fdatasync under the writers' lock.
+        if !losses.is_empty() {
+            state.sync()?;
+        }
         Ok(state.index.recorded_damage().collect())
     }
 
     fn sync_log(&self) -> Result<(), Error> {
-        self.sync()
+        match self.opts.durability {
+            Durability::GroupCommit { .. } => self.sync(),
+            // Not under the writers' lock: see sync_active_unlocked.
+            Durability::Process | Durability::SyncEachWrite => self.sync_active_unlocked(),
+        }
     }
 }
 
@@ -461,6 +534,7 @@ impl NodeDb {
             closed: false,
             max_nodes: opts.max_nodes,
             encoder: PayloadEncoder::default(),
+            eviction_encoder: PayloadEncoder::default(),
         };
         NodeDb::start(Inner {
             self_id,

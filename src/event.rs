@@ -574,9 +574,7 @@ impl<'a> StoredEvent<'a> {
     fn encode_payload(&self, written_at: i64, out: &mut Vec<u8>) {
         out.extend_from_slice(&written_at.to_le_bytes());
         match *self {
-            StoredEvent::NodeUpdated { id, endpoint } => {
-                out.extend_from_slice(&endpoint.with_id(NodeId(*id)).to_rlp())
-            }
+            StoredEvent::NodeUpdated { id, endpoint } => endpoint.write_rlp(id, out),
             StoredEvent::Record { id, rlp } => {
                 out.extend_from_slice(id);
                 out.extend_from_slice(rlp);

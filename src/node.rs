@@ -146,21 +146,9 @@ impl Node {
 
     /// The RLP list `[ip, udp, tcp, id]`, exactly as go-ethereum's v4 discovery encodes a node.
     pub fn to_rlp(&self) -> Vec<u8> {
-        let ip: &[u8] = match &self.ip {
-            IpAddr::V4(v4) => &v4.octets(),
-            IpAddr::V6(v6) => &v6.octets(),
-        };
-        let id: &[u8] = &self.id.0;
-        let header = Header {
-            list: true,
-            payload_length: ip.length() + self.udp.length() + self.tcp.length() + id.length(),
-        };
-        let mut out = Vec::with_capacity(header.length_with_payload());
-        header.encode(&mut out);
-        ip.encode(&mut out);
-        self.udp.encode(&mut out);
-        self.tcp.encode(&mut out);
-        id.encode(&mut out);
+        let endpoint = self.endpoint();
+        let mut out = Vec::with_capacity(endpoint.rlp_len());
+        endpoint.write_rlp(&self.id.0, &mut out);
         out
     }
 
@@ -196,6 +184,25 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
+    /// Appends the RLP of the node `id` at this endpoint to `out`: [`Node::to_rlp`], without
+    /// a buffer of its own (the writer encodes one per node record it logs).
+    pub fn write_rlp(&self, id: &[u8; NODE_ID_LEN], out: &mut Vec<u8>) {
+        let ip: &[u8] = match &self.ip {
+            IpAddr::V4(v4) => &v4.octets(),
+            IpAddr::V6(v6) => &v6.octets(),
+        };
+        let id: &[u8] = id;
+        let header = Header {
+            list: true,
+            payload_length: ip.length() + self.udp.length() + self.tcp.length() + id.length(),
+        };
+        header.encode(out);
+        ip.encode(out);
+        self.udp.encode(out);
+        self.tcp.encode(out);
+        id.encode(out);
+    }
+
     /// The node `id` at this endpoint.
     pub fn with_id(self, id: NodeId) -> Node {
         Node::new(id, self.ip, self.udp, self.tcp)

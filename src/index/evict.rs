@@ -13,12 +13,13 @@
 //! run out.
 
 use std::collections::VecDeque;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use super::memory::prefetch_read;
+use super::records::RecordBlob;
 use super::subnets::{pack, unpack, GroupKey, Packed, Subnets};
-use super::{Entry, Index, NEVER};
-use crate::event::{ip_from_key, IdBytes};
+use super::{hash_id, Entry, Index, NEVER};
+use crate::event::{ip_from_key, IdBytes, StoredEvent};
 use crate::node::{ids_equal, NodeId};
 use crate::subnet::{Subnet, DEFAULT_V4_BITS, DEFAULT_V6_BITS};
 
@@ -164,9 +165,98 @@ impl Index {
         let entry = &self.entries[index];
         let group = match &self.subnets {
             Some(subnets) => subnets.packed_key_of(index),
-            None => pack(self.group_key(entry)),
+            None => self.packed_group(entry),
         };
         (entry.touched, group, entry.id.0)
+    }
+
+    /// [`Index::group_key`], packed: read straight from the stored IP of an unsigned
+    /// record's blob (every id of a flood has one) without decoding its endpoint; a signed
+    /// record's endpoint is parsed from its RLP.
+    fn packed_group(&self, entry: &Entry) -> Packed {
+        if entry.record_flags & (RecordBlob::SIGNED | RecordBlob::ENDPOINT) == RecordBlob::ENDPOINT
+        {
+            let blob = self.blob(entry);
+            if let Some(ip) = blob.get(..16).and_then(|ip| <[u8; 16]>::try_from(ip).ok()) {
+                // Subnet::of takes an IPv4-mapped address as IPv4, as the endpoint's IP
+                // (IPv4, or IPv6 written as such) would be taken.
+                let subnet = default_subnet(IpAddr::V6(Ipv6Addr::from(ip)));
+                debug_assert_eq!(Some(subnet), self.group_key(entry));
+                return pack(Some(subnet));
+            }
+        }
+        pack(self.group_key(entry))
+    }
+
+    /// Applies an eviction, then the write that made it: an event about `event`'s id, which
+    /// the index does not hold. The same as [`Index::apply`] of each in turn, but for where
+    /// the new id's entry goes: into the evicted one's place, rather than at the end with the
+    /// last entry moved into the hole. So no entry moves (no id hashed again to find its
+    /// table slot), and the new id is not looked up a second time.
+    ///
+    /// Compaction's reading of the index in turns (see `compact.rs`) stays exact: an entry
+    /// put in place of an evicted one is the tail's (written after the compaction began),
+    /// and no entry that was already there moves.
+    pub(crate) fn apply_evicting(
+        &mut self,
+        evicted: &StoredEvent<'_>,
+        event: &StoredEvent<'_>,
+        written_at: i64,
+    ) {
+        if let (StoredEvent::Evicted { id: victim, .. }, Some(id)) = (*evicted, held_id(event)) {
+            debug_assert!(self.find(id).is_none(), "the write is about an id not held");
+            if let Some(live) = self.replace_entry(victim, id) {
+                self.live_bytes -= live;
+                self.apply(event, written_at);
+                return;
+            }
+        }
+        self.apply(evicted, written_at);
+        self.apply(event, written_at);
+    }
+
+    /// Removes the entry of `victim` and puts a new entry of `id` in its place; returns the
+    /// live bytes the removed entry had, or `None` (nothing changed) if `victim` is not
+    /// held.
+    fn replace_entry(&mut self, victim: &IdBytes, id: &IdBytes) -> Option<u64> {
+        let at = self.find_slot(hash_id(&self.hasher, victim), victim)?;
+        let index = self.table.entry_at(at) as usize;
+        let live = self.entry_live_bytes(index);
+        self.note_removal(index, victim);
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.table
+            .remove_at(at, |e| hash_id(hasher, &entries[e as usize].id.0));
+        let removed = std::mem::replace(&mut self.entries[index], Entry::new(NodeId(*id)));
+        self.with_record -= usize::from(removed.has_record());
+        self.record_garbage += usize::from(removed.record_len);
+        self.free_slots(removed.first_slot);
+        // `index` is below the entries' length, so a valid position (see find_or_insert).
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.table.insert(hash_id(hasher, id), index as u32, |e| {
+            hash_id(hasher, &entries[e as usize].id.0)
+        });
+        if let Some(subnets) = &mut self.subnets {
+            // A new entry is in the group of the ids without an endpoint until its event
+            // gives it one, as one pushed at the end would be.
+            subnets.set(index, None);
+        }
+        self.last_touched = Some(index);
+        Some(live)
+    }
+
+    /// The entry at `index`, of id `id`, is being removed: if it is the first unproven
+    /// candidate (the victim of an eviction, most often), it leaves the list now rather
+    /// than be found stale, by a lookup of its id, at the next eviction.
+    pub(super) fn note_removal(&mut self, index: usize, id: &IdBytes) {
+        if let Some(candidates) = &mut self.evictor.unproven {
+            if candidates
+                .keys
+                .front()
+                .is_some_and(|(key, hint)| *hint as usize == index && ids_equal(&key.2, id))
+            {
+                candidates.keys.pop_front();
+            }
+        }
     }
 
     /// The entry at `from` moved to `to` (the last entry, into the place of one removed):
@@ -359,6 +449,22 @@ impl Index {
     }
 }
 
+/// The id of an event that makes its id held (creates its entry if new): a record or
+/// liveness, with or without an IP.
+fn held_id<'a>(event: &StoredEvent<'a>) -> Option<&'a IdBytes> {
+    match *event {
+        StoredEvent::NodeUpdated { id, .. }
+        | StoredEvent::Record { id, .. }
+        | StoredEvent::Ping { id, .. }
+        | StoredEvent::Pong { id, .. }
+        | StoredEvent::FindFails { id, .. }
+        | StoredEvent::PingFrom { id, .. }
+        | StoredEvent::PongFrom { id, .. }
+        | StoredEvent::FindFailsAt { id, .. } => Some(id),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Tie-breaks the API cannot reach (equal write times), and the candidate lists checked
@@ -510,6 +616,85 @@ mod tests {
         let (group, members) = groups.iter().find(|(_, m)| m.len() == most)?;
         let p = members.iter().min_by_key(|p| (pong(p), p.id))?;
         Some((p.id, *group))
+    }
+
+    /// An eviction applied with the write that made it (`apply_evicting`, the new id's entry
+    /// in the evicted one's place) leaves the state, live bytes and later victims exactly as
+    /// applying the two events in turn does (the new entry at the end, the last moved).
+    #[test]
+    fn evicting_in_place_equals_evicting_then_writing() {
+        for seed in 0..4 {
+            let mut rng = Rng(seed);
+            let (mut in_place, mut in_turn) = (Index::default(), Index::default());
+            let mut next_new = 1_000u64;
+            for step in 0..2_000i64 {
+                let n = rng.below(200);
+                let ip = IpAddr::V4(Ipv4Addr::new(
+                    10,
+                    0,
+                    rng.below(4) as u8,
+                    rng.below(250) as u8,
+                ));
+                let at = UNIX_EPOCH + Duration::from_secs(rng.below(50));
+                if step % 3 == 0 {
+                    // Seed queries build the subnet groups now and then, which must follow too.
+                    if step == 900 {
+                        in_place.subnets();
+                        in_turn.subnets();
+                    }
+                    let Some((victim, subnet)) = in_turn.victim() else {
+                        continue;
+                    };
+                    assert_eq!(
+                        in_place.victim(),
+                        Some((victim, subnet)),
+                        "seed {seed} step {step}"
+                    );
+                    let new = id(next_new);
+                    next_new += 1;
+                    let write = match rng.below(3) {
+                        0 => Event::Pong { id: new, at },
+                        1 => Event::PingFrom { id: new, ip, at },
+                        _ => Event::NodeUpdated(Node::new(new, ip, 1, 1)),
+                    };
+                    let evicted = Event::Evicted { id: victim, subnet };
+                    let (e, w) = (
+                        StoredEvent::from_event(&evicted).unwrap(),
+                        StoredEvent::from_event(&write).unwrap(),
+                    );
+                    in_place.apply_evicting(&e, &w, step);
+                    in_turn.apply(&e, step);
+                    in_turn.apply(&w, step);
+                } else {
+                    let event = match rng.below(5) {
+                        0 | 1 => node(n, ip),
+                        2 => Event::Pong { id: id(n), at },
+                        3 => Event::PongFrom { id: id(n), ip, at },
+                        _ => Event::NodeDeleted { id: id(n) },
+                    };
+                    write(&mut in_place, event.clone(), step);
+                    write(&mut in_turn, event, step);
+                }
+                assert_eq!(
+                    in_place.live_bytes(),
+                    in_turn.live_bytes(),
+                    "seed {seed} step {step}"
+                );
+                assert_eq!(in_place.len(), in_turn.len());
+            }
+            let sorted = |index: &Index| {
+                let mut states: Vec<_> = index.states().collect();
+                states.sort_by_key(|p| p.id);
+                states
+            };
+            assert_eq!(sorted(&in_place), sorted(&in_turn), "seed {seed}");
+            while in_turn.ids() > 0 {
+                let victim = in_turn.victim();
+                assert_eq!(in_place.victim(), victim, "seed {seed} drain");
+                evict(&mut in_turn);
+                evict(&mut in_place);
+            }
+        }
     }
 
     /// Random writes over a few hundred ids in a few subnets, evictions as the database

@@ -351,6 +351,7 @@ impl Index {
         };
         let index = self.table.entry_at(at) as usize;
         let live = self.entry_live_bytes(index);
+        self.note_removal(index, id);
         let (entries, hasher) = (&self.entries, &self.hasher);
         self.table
             .remove_at(at, |e| hash_id(hasher, &entries[e as usize].id.0));

@@ -158,19 +158,32 @@ pub fn salt_seed(salt: u64) -> u32 {
 /// Appends one frame (header, payload, zero padding) to `out`. The payload must be between
 /// `MIN_PAYLOAD_LEN` and `MAX_PAYLOAD_LEN` bytes.
 pub fn encode_frame(seed: u32, seq: u64, kind: u8, payload: &[u8], out: &mut Vec<u8>) {
-    debug_assert!((MIN_PAYLOAD_LEN..=MAX_PAYLOAD_LEN).contains(&payload.len()));
     let start = out.len();
+    lay_out_frame(seq, kind, payload, out);
+    let mut hasher = crc32fast::Hasher::new_with_initial(seed);
+    hasher.update(&out[start + 4..]);
+    let crc = hasher.finalize();
+    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+    out.resize(start + align(out.len() - start), 0);
+}
+
+/// [`encode_frame`] with sequence number 0 and no checksum (zero): a frame of a compaction's
+/// output, which [`renumber_frames`] numbers and checksums before the file is published.
+pub(crate) fn encode_provisional_frame(kind: u8, payload: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    lay_out_frame(0, kind, payload, out);
+    out.resize(start + align(out.len() - start), 0);
+}
+
+/// Appends a frame's header, its checksum zero, and its payload to `out`.
+fn lay_out_frame(seq: u64, kind: u8, payload: &[u8], out: &mut Vec<u8>) {
+    debug_assert!((MIN_PAYLOAD_LEN..=MAX_PAYLOAD_LEN).contains(&payload.len()));
     out.extend_from_slice(&[0u8; 4]);
     out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u16).to_le_bytes());
     out.push(kind);
     out.push(0);
     out.extend_from_slice(payload);
-    let mut hasher = crc32fast::Hasher::new_with_initial(seed);
-    hasher.update(&out[start + 4..]);
-    let crc = hasher.finalize();
-    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
-    out.resize(start + align(out.len() - start), 0);
 }
 
 /// Gives the frames of `file` between `from` and `end` (written by [`encode_frame`], back to
