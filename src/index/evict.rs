@@ -223,18 +223,15 @@ impl Index {
         let index = self.table.entry_at(at) as usize;
         let live = self.entry_live_bytes(index);
         self.note_removal(index, victim);
+        // The new id takes the victim's position: the table holds the same positions.
         let (entries, hasher) = (&self.entries, &self.hasher);
-        self.table
-            .remove_at(at, |e| hash_id(hasher, &entries[e as usize].id.0));
+        self.table.rehome(at, hash_id(hasher, id), |e| {
+            hash_id(hasher, &entries[e as usize].id.0)
+        });
         let removed = std::mem::replace(&mut self.entries[index], Entry::new(NodeId(*id)));
         self.with_record -= usize::from(removed.has_record());
         self.record_garbage += usize::from(removed.record_len);
         self.free_slots(removed.first_slot);
-        // `index` is below the entries' length, so a valid position (see find_or_insert).
-        let (entries, hasher) = (&self.entries, &self.hasher);
-        self.table.insert(hash_id(hasher, id), index as u32, |e| {
-            hash_id(hasher, &entries[e as usize].id.0)
-        });
         if let Some(subnets) = &mut self.subnets {
             // A new entry is in the group of the ids without an endpoint until its event
             // gives it one, as one pushed at the end would be.

@@ -180,6 +180,18 @@ impl IdTable {
         self.slots[at] = self.with_distance(self.tag(hash) | (entry + 1), distance);
     }
 
+    /// Gives the position held in slot `at` a new hash: what removing it and adding it again
+    /// under `hash` would do, without the rule that an added position is the next one (the
+    /// table holds the same positions before and after). `hash_of` is as for
+    /// [`IdTable::remove_at`].
+    #[inline]
+    pub fn rehome(&mut self, at: usize, hash: u64, hash_of: impl Fn(u32) -> u64) {
+        let entry = self.entry_at(at);
+        self.remove_at(at, hash_of);
+        self.place(hash, entry);
+        self.len += 1;
+    }
+
     /// Doubles the table. The positions it holds are `0..len` (the index's entries are
     /// dense), so they are hashed again in order: the entries are read one after another
     /// rather than at random.
@@ -235,9 +247,11 @@ mod tests {
         /// entry into the hole). The hashes put every key's home in the last four slots of the
         /// table (up to 4096 slots), so that probe runs wrap around its end, and keys `k` and
         /// `k + 4` share their whole hash, tag included, so that a matching tag must still be
-        /// told apart by the entry. The table starts at 16 slots and grows.
+        /// told apart by the entry. The table starts at 16 slots and grows. A third operation
+        /// gives a held key's position to a key not held (an eviction's new id taking the
+        /// victim's place).
         #[test]
-        fn agrees_with_a_map(ops in proptest::collection::vec((any::<bool>(), 0u64..64), 1..400)) {
+        fn agrees_with_a_map(ops in proptest::collection::vec((0u8..3, 0u64..64), 1..400)) {
             let hash_of = |key: u64| {
                 let home = ((0xFFF - key % 4) | (key / 8) << 12) << 32;
                 home | (key / 8).wrapping_mul(0x9E37_79B9) & 0xFFFF_FFFF
@@ -246,18 +260,27 @@ mod tests {
             // Position -> key, dense, and key -> position.
             let mut keys: Vec<u64> = Vec::new();
             let mut model: HashMap<u64, u32> = HashMap::new();
-            for (insert, key) in ops {
+            for (op, key) in ops {
                 let hash = hash_of(key);
                 let found = table.find(hash, |e| model.get(&key) == Some(&e));
                 prop_assert_eq!(found.is_some(), model.contains_key(&key));
-                match (insert, found) {
-                    (true, None) => {
+                // A key not held, for a rehoming.
+                let other = (key..key + 64).map(|k| k % 64).find(|k| !model.contains_key(k));
+                match (op, found) {
+                    (2, Some(at)) if other.is_some() => {
+                        let (entry, other) = (table.entry_at(at), other.unwrap());
+                        table.rehome(at, hash_of(other), |e| hash_of(keys[e as usize]));
+                        keys[entry as usize] = other;
+                        model.remove(&key);
+                        model.insert(other, entry);
+                    }
+                    (0 | 2, None) => {
                         let entry = keys.len() as u32;
                         table.insert(hash, entry, |e| hash_of(keys[e as usize]));
                         keys.push(key);
                         model.insert(key, entry);
                     }
-                    (false, Some(at)) => {
+                    (1, Some(at)) => {
                         let entry = table.entry_at(at);
                         prop_assert_eq!(Some(entry), model.get(&key).copied());
                         table.remove_at(at, |e| hash_of(keys[e as usize]));
