@@ -563,3 +563,52 @@ fn a_log_that_ends_with_its_compacted_segment_reports_the_segments_after_it_miss
     );
     db.close().unwrap();
 }
+
+/// `accept_damage` beside a thread that writes and compacts back to back (automatic
+/// compaction moves and rewrites the files it reads): it acknowledges the loss once, whether
+/// the loss is still only found in the live log or already recorded by a compaction, and the
+/// acknowledgement stays through every later compaction.
+#[test]
+fn damage_is_acknowledged_once_beside_back_to_back_compactions() {
+    let dir = tempfile::tempdir().unwrap();
+    write_nodes(dir.path(), 150);
+    let lost = lose_middle_segment(dir.path());
+    let db = std::sync::Arc::new(NodeDb::open_with(dir.path(), 1, id(0), opts(false)).unwrap());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let compactor = {
+        let (db, stop) = (std::sync::Arc::clone(&db), std::sync::Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut compactions = 0;
+            for i in 0.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) && compactions >= 3 {
+                    break;
+                }
+                db.update_node(&node(1_000 + i % 50)).unwrap();
+                db.compact().unwrap();
+                compactions += 1;
+            }
+            compactions
+        })
+    };
+    // Let compactions start, then acknowledge while they go on.
+    std::thread::sleep(Duration::from_millis(20));
+    let accepted = db.accept_damage().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let compactions = compactor.join().unwrap();
+    assert_eq!(accepted.len(), 1, "{accepted:?}");
+    assert_eq!(accepted[0].lost, Some(lost));
+    assert!(accepted[0].is_acknowledged());
+    assert!(db.accept_damage().unwrap().is_empty(), "acknowledged once");
+    // Every loss the log records is the one, acknowledged, after further compactions.
+    db.update_node(&node(2_000)).unwrap();
+    let stats = db.compact().unwrap();
+    assert_eq!(stats.losses.len(), 1, "{stats:?}");
+    assert!(stats.losses[0].is_acknowledged(), "{stats:?}");
+    let report = verify(dir.path());
+    assert!(
+        report.is_intact(false),
+        "after {compactions} compactions: {:?}",
+        report.findings
+    );
+    std::sync::Arc::into_inner(db).unwrap().close().unwrap();
+}
