@@ -39,13 +39,18 @@ def load():
     return figures
 
 
-FIG = load()
-EXTRA = {}
-for RESULTS in [OUT / "results.jsonl", OUT / "commands.jsonl"]:
-    for line in (RESULTS.read_text() if RESULTS.exists() else "").splitlines():
+def read_jsonl(path):
+    """id -> item, of the JSON lines of `path` (none if it is not there)."""
+    items = {}
+    for line in (path.read_text() if path.exists() else "").splitlines():
         if line.startswith("{"):
             item = json.loads(line)
-            EXTRA[item["id"]] = item
+            items[item["id"]] = item
+    return items
+
+
+FIG = load()
+EXTRA = {**read_jsonl(OUT / "results.jsonl"), **read_jsonl(OUT / "commands.jsonl")}
 MISSING = []
 
 
@@ -105,13 +110,7 @@ def table(header, rows):
 
 def seeds_block():
     """The sections of issue 21 (attack table, flood, seed query speed), between markers."""
-    path = OUT / "seeds.jsonl"
-    items = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.startswith("{"):
-                item = json.loads(line)
-                items[item["id"]] = item
+    items = read_jsonl(OUT / "seeds.jsonl")
     missing = []
 
     def get(key):
@@ -346,14 +345,7 @@ def commit_block():
     of the interleaved ratios bench, between markers."""
     runs = []
     for n in (1, 2, 3):
-        path = OUT / f"commit-run{n}.jsonl"
-        items = {}
-        if path.exists():
-            for line in path.read_text().splitlines():
-                if line.startswith("{"):
-                    item = json.loads(line)
-                    items[item["id"]] = item
-        runs.append(items)
+        runs.append(read_jsonl(OUT / f"commit-run{n}.jsonl"))
 
     def r(items, name):
         item = items.get(f"ratios/{name}")

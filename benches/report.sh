@@ -79,38 +79,42 @@ commit_sections() {
     } >"$OUT/commit-machine.txt"
 }
 
+# The commands on a 1 M-node log, into $OUT/commands.jsonl (report.py reads it beside
+# results.jsonl).
+commands_section() {
+    echo "== commands at 1 M nodes" >&2
+    python3 benches/commands.py "$CARGO_TARGET_DIR/release/peerlog" \
+        "$CARGO_TARGET_DIR/release/examples/memory" "${PEERLOG_BENCH_DIR:-${TMPDIR:-/tmp}}" \
+        2>"$OUT/commands.err" | tee "$OUT/commands.jsonl" >&2
+}
+
+# ONLY=<name>: rewrites that part of BENCHMARKS.md from this run, the rest as it was; says
+# what ($2) and how long it took, and ends the script.
+update_section() {
+    python3 benches/report.py "$CARGO_TARGET_DIR/criterion" "$OUT" --only "$1" BENCHMARKS.md \
+        >"$OUT/BENCHMARKS.md.new"
+    mv "$OUT/BENCHMARKS.md.new" BENCHMARKS.md
+    echo "updated $2 of BENCHMARKS.md in $(($(date +%s) - started)) s" >&2
+    exit 0
+}
+
 if [ "${ONLY:-}" = commit ]; then
     mkdir -p "$OUT"
     cargo build --release -p peerlog-bench --bench ratios
     commit_sections
-    python3 benches/report.py "$CARGO_TARGET_DIR/criterion" "$OUT" --only commit BENCHMARKS.md \
-        >"$OUT/BENCHMARKS.md.new"
-    mv "$OUT/BENCHMARKS.md.new" BENCHMARKS.md
-    echo "updated the group-commit section of BENCHMARKS.md in $(($(date +%s) - started)) s" >&2
-    exit 0
+    update_section commit "the group-commit section"
 elif [ "${ONLY:-}" = seeds ]; then
     mkdir -p "$OUT"
     cargo build --release -p peerlog-bench --benches
     cargo build --release --examples
     seeds_sections
-    python3 benches/report.py "$CARGO_TARGET_DIR/criterion" "$OUT" --only seeds BENCHMARKS.md \
-        >"$OUT/BENCHMARKS.md.new"
-    mv "$OUT/BENCHMARKS.md.new" BENCHMARKS.md
-    echo "updated the seed sections of BENCHMARKS.md in $(($(date +%s) - started)) s" >&2
-    exit 0
+    update_section seeds "the seed sections"
 elif [ "${ONLY:-}" = commands ]; then
     mkdir -p "$OUT"
     cargo build --release -p peerlog-cli
     cargo build --release --examples
-    echo "== commands at 1 M nodes" >&2
-    python3 benches/commands.py "$CARGO_TARGET_DIR/release/peerlog" \
-        "$CARGO_TARGET_DIR/release/examples/memory" "${PEERLOG_BENCH_DIR:-${TMPDIR:-/tmp}}" \
-        2>"$OUT/commands.err" | tee "$OUT/commands.jsonl" >&2
-    python3 benches/report.py "$CARGO_TARGET_DIR/criterion" "$OUT" --only commands BENCHMARKS.md \
-        >"$OUT/BENCHMARKS.md.new"
-    mv "$OUT/BENCHMARKS.md.new" BENCHMARKS.md
-    echo "updated the commands section of BENCHMARKS.md in $(($(date +%s) - started)) s" >&2
-    exit 0
+    commands_section
+    update_section commands "the commands section"
 elif [ -n "${ONLY:-}" ]; then
     echo "ONLY=$ONLY: only ONLY=seeds, ONLY=commit and ONLY=commands are known" >&2
     exit 2
@@ -137,11 +141,8 @@ cargo run --release --example memory 2>"$OUT/memory.err" | tee -a "$OUT/results.
 cargo run --release --example memory -- --signed 2>>"$OUT/memory.err" | tee -a "$OUT/results.jsonl" >&2
 echo "== records (interleaved)" >&2
 cargo bench -p peerlog-bench --bench records 2>"$OUT/records.err" | tee -a "$OUT/results.jsonl" >&2
-echo "== commands at 1 M nodes" >&2
 cargo build --release -p peerlog-cli
-python3 benches/commands.py "$CARGO_TARGET_DIR/release/peerlog" \
-    "$CARGO_TARGET_DIR/release/examples/memory" "${PEERLOG_BENCH_DIR:-${TMPDIR:-/tmp}}" \
-    2>"$OUT/commands.err" | tee -a "$OUT/results.jsonl" >&2
+commands_section
 
 seeds_sections
 commit_sections

@@ -95,24 +95,10 @@ fn a_replay_racing_appends_reports_no_damage() {
         ..Options::default()
     };
     let db = Arc::new(NodeDb::open_with(&path, VERSION, id(u64::MAX), opts).unwrap());
-    let stop = Arc::new(AtomicBool::new(false));
-    let written = Arc::new(AtomicU64::new(0));
-    let writer = {
-        let (db, stop, written) = (Arc::clone(&db), Arc::clone(&stop), Arc::clone(&written));
-        std::thread::spawn(move || {
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                db.update_last_ping(&id(i % 100), at(i)).unwrap();
-                i += 1;
-                written.store(i, Ordering::Relaxed);
-                // Bursts and pauses, so that the log stays a few MiB.
-                if i.is_multiple_of(16) {
-                    std::thread::sleep(Duration::from_micros(50));
-                }
-            }
-            i
-        })
-    };
+    // Bursts and pauses, so that the log stays a few MiB.
+    let (stop, written, writer) = spawn_writer(&db, u64::MAX, (16, 50), |db, i| {
+        db.update_last_ping(&id(i % 100), at(i)).unwrap()
+    });
     // A second at least, and on until there are enough of both to judge by (a loaded machine
     // gets there later), for a minute at most.
     let started = std::time::Instant::now();
@@ -158,23 +144,9 @@ fn the_state_read_beside_a_writer_sealing_segments_holds_every_earlier_write() {
         ..Options::default()
     };
     let db = Arc::new(NodeDb::open_with(&path, VERSION, id(u64::MAX), opts).unwrap());
-    let stop = Arc::new(AtomicBool::new(false));
-    let written = Arc::new(AtomicU64::new(0));
-    let writer = {
-        let (db, stop, written) = (Arc::clone(&db), Arc::clone(&stop), Arc::clone(&written));
-        std::thread::spawn(move || {
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) && i < 200_000 {
-                db.update_node(&node(i)).unwrap();
-                i += 1;
-                written.store(i, Ordering::Relaxed);
-                if i.is_multiple_of(64) {
-                    std::thread::sleep(Duration::from_micros(100));
-                }
-            }
-            i
-        })
-    };
+    let (stop, written, writer) = spawn_writer(&db, 200_000, (64, 100), |db, i| {
+        db.update_node(&node(i)).unwrap()
+    });
     let started = std::time::Instant::now();
     let (mut reads, mut segments_seen) = (0, 0);
     while started.elapsed() < Duration::from_millis(1500)
@@ -203,4 +175,35 @@ fn the_state_read_beside_a_writer_sealing_segments_holds_every_earlier_write() {
         reads >= 10 && segments_seen > 2,
         "{writes} writes, {reads} reads, at most {segments_seen} segments seen"
     );
+}
+
+/// Starts a thread making writes `write(db, 0)`, `write(db, 1)`, ... until it is stopped or
+/// has made `most`, pausing `pause.1` µs after every `pause.0`; returns the stop flag, the
+/// count of writes made so far, and the thread (which returns that count).
+fn spawn_writer(
+    db: &Arc<NodeDb>,
+    most: u64,
+    pause: (u64, u64),
+    write: impl Fn(&NodeDb, u64) + Send + 'static,
+) -> (
+    Arc<AtomicBool>,
+    Arc<AtomicU64>,
+    std::thread::JoinHandle<u64>,
+) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let (db, stop_seen, count) = (Arc::clone(db), Arc::clone(&stop), Arc::clone(&written));
+    let writer = std::thread::spawn(move || {
+        let mut i = 0u64;
+        while !stop_seen.load(Ordering::Relaxed) && i < most {
+            write(&db, i);
+            i += 1;
+            count.store(i, Ordering::Relaxed);
+            if i.is_multiple_of(pause.0) {
+                std::thread::sleep(Duration::from_micros(pause.1));
+            }
+        }
+        i
+    });
+    (stop, written, writer)
 }
