@@ -4,8 +4,10 @@
 
     benches/commands.py PEERLOG MEMORY_EXAMPLE WORK_DIR [NODES]
 
-With PEERLOG_BASELINE_CLI=<another build of peerlog>, each export is also run with that build
-right after, on the same log (`<label>_baseline`), for the speed-ups BENCHMARKS.md shows.
+With PEERLOG_BASELINE_CLI=<another build of peerlog> (the build issue 23 was measured on),
+`dump`, `dump --json` and each export run three times each, alternating with that build on the
+same log (`<label>_baseline`), and the median of each is reported: the speed-ups BENCHMARKS.md
+shows.
 
 Each command runs once, its output to /dev/null, under GNU time (`/usr/bin/time -f %M`): peak
 resident size and wall time. Not this script's own `wait4`: on Linux a child's ru_maxrss starts
@@ -31,7 +33,13 @@ import tempfile
 GNU_TIME = "/usr/bin/time"
 
 
-def measure(label, argv):
+# The commands timed beside the baseline build, and how many times each side runs.
+COMPARED = ("dump", "dump_json", "export_jsonl", "export_csv")
+COMPARED_RUNS = 3
+
+
+def run_timed(label, argv):
+    """Runs `argv` once under GNU time: (peak resident bytes, wall seconds)."""
     with tempfile.NamedTemporaryFile(mode="r") as figures, open(os.devnull, "wb") as sink:
         run = subprocess.run(
             [GNU_TIME, "-f", "%M %e", "-o", figures.name, *argv],
@@ -43,9 +51,29 @@ def measure(label, argv):
             errors = run.stderr.decode(errors="replace")
             sys.exit(f"{label}: {' '.join(argv)} exited {run.returncode}: {errors}")
         kib, secs = figures.read().split()[-2:]
-    line = {"id": f"command/{label}", "rss_bytes": int(kib) * 1024, "secs": float(secs)}
+    return int(kib) * 1024, float(secs)
+
+
+def report(label, rss, secs, runs=1):
+    line = {"id": f"command/{label}", "rss_bytes": rss, "secs": secs, "runs": runs}
     print(json.dumps(line), flush=True)
-    print(f"{label}: {int(kib) / 1024:.1f} MiB peak, {secs} s", file=sys.stderr)
+    print(f"{label}: {rss / 1048576:.1f} MiB peak, {secs:.2f} s", file=sys.stderr)
+
+
+def measure(label, argv):
+    report(label, *run_timed(label, argv))
+
+
+def measure_beside(label, argv, baseline_argv):
+    """`argv` and `baseline_argv` in turn, COMPARED_RUNS times each: the median time of each,
+    and its largest peak, so that load from other processes falls on both alike."""
+    runs = {label: [], f"{label}_baseline": []}
+    for _ in range(COMPARED_RUNS):
+        runs[label].append(run_timed(label, argv))
+        runs[f"{label}_baseline"].append(run_timed(f"{label}_baseline", baseline_argv))
+    for name, figures in runs.items():
+        times = sorted(secs for _, secs in figures)
+        report(name, max(rss for rss, _ in figures), times[len(times) // 2], len(times))
 
 
 def measure_library_compaction(memory, db):
@@ -98,11 +126,12 @@ def main():
         ("export_with_archive", ["export", db, "--with-archive"]),
         ("verify_archived", ["verify", db]),
     ]:
-        measure(label, [peerlog, *args])
-        # The same command of an older build on the same log, right after it (exports only:
-        # the read-only commands whose speed the report compares).
-        if baseline and label in ("export_jsonl", "export_csv"):
-            measure(f"{label}_baseline", [baseline, *args])
+        # The read-only commands whose speed the report compares run beside the same command
+        # of an older build, on the same log.
+        if baseline and label in COMPARED:
+            measure_beside(label, [peerlog, *args], [baseline, *args])
+        else:
+            measure(label, [peerlog, *args])
     shutil.rmtree(db, ignore_errors=True)
 
 

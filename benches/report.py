@@ -288,6 +288,11 @@ def seeds_block():
         ("index memory per node, 256 nodes to a /24: before → after the first seed query",
          f"{mem.get('bytes_per_node', 'n/a')} → {mem.get('bytes_per_node_after', 'n/a')} bytes",
          f"+{growth} bytes", "≤ +16 bytes", status(judged(growth, 16))),
+        ("issue 23 item 4: index memory per unsigned node with the seed query's groups, 256 "
+         "nodes to a /24",
+         f"{mem.get('bytes_per_node_after', 'n/a')} bytes",
+         f"{mem.get('bytes_per_node', 'n/a')} before the groups", "≤ 120 bytes",
+         status(judged(mem.get("bytes_per_node_after", float("nan")), 120))),
         ("the same, each node on its own /24 (a group per node, as for the honest nodes of the "
          "attack table)",
          f"{mem_one.get('bytes_per_node', 'n/a')} → "
@@ -480,6 +485,27 @@ def command(name):
     return item["rss_bytes"], item["secs"]
 
 
+def baseline_speed_block():
+    """Issue 23 item 3: the read-only commands against the build the issue was measured on,
+    when benches/commands.py ran them beside it (PEERLOG_BASELINE_CLI)."""
+    names = ["dump", "dump_json", "export_jsonl", "export_csv"]
+    if not all(f"command/{name}_baseline" in EXTRA for name in names):
+        return ("\nNo baseline build was named (`PEERLOG_BASELINE_CLI`): the speed-ups of "
+                "issue 23 item 3 were not measured in this run.\n")
+    runs = EXTRA["command/dump_baseline"].get("runs", 1)
+    rows = []
+    for name in names:
+        new, old = command(name)[1], command(f"{name}_baseline")[1]
+        speedup = old / new
+        rows.append((f"`{name.replace('_', ' ')}`", f"{new:.2f} s", f"{old:.2f} s",
+                     fmt_ratio(speedup), "≥ 3x", "**pass**" if speedup >= 3 else "**miss**"))
+    return ("\nIssue 23 item 3: each command beside the same command of the build the issue "
+            "was measured on (`PEERLOG_BASELINE_CLI`), on the same log, the two alternating, "
+            f"{runs} runs each; median wall times.\n\n"
+            + table(["command", "this build", "baseline build", "speed-up", "goal", "status"],
+                    rows))
+
+
 def commands_block():
     """The section of the `peerlog` commands on a 1 M-node log, between its markers."""
     lines = [COMMANDS_BEGIN,
@@ -519,6 +545,7 @@ def commands_block():
         rows.append((f"`{name.replace('_', ' ')}`", f"{rss / MIB:.1f} MiB", ratio,
                      f"{secs:.2f} s", goal, status))
     lines.append(table(["command", "peak RSS", "÷ open", "time", "goal", "status"], rows))
+    lines.append(baseline_speed_block())
     lines.append(COMMANDS_END + "\n")
     return "\n".join(lines)
 
