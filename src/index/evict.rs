@@ -13,10 +13,10 @@
 //! run out.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
 use super::memory::prefetch_read;
-use super::records::RecordBlob;
+use super::records::{RecordKind, RecordWord};
 use super::subnets::{pack, unpack, GroupKey, Packed, Subnets};
 use super::{hash_id, Entry, Index, NEVER};
 use crate::event::{ip_from_key, IdBytes, StoredEvent};
@@ -170,22 +170,25 @@ impl Index {
         (entry.touched, group, entry.id.0)
     }
 
-    /// [`Index::group_key`], packed: read straight from the stored IP of an unsigned
-    /// record's blob (every id of a flood has one) without decoding its endpoint; a signed
-    /// record's endpoint is parsed from its RLP.
-    fn packed_group(&self, entry: &Entry) -> Packed {
-        if entry.record_flags & (RecordBlob::SIGNED | RecordBlob::ENDPOINT) == RecordBlob::ENDPOINT
-        {
-            let blob = self.blob(entry);
-            if let Some(ip) = blob.get(..16).and_then(|ip| <[u8; 16]>::try_from(ip).ok()) {
+    /// [`Index::group_key`], packed: an unsigned IPv4 endpoint's (every id of a flood has
+    /// one) read straight from the entry's record word, an unsigned IPv6 one from the stored
+    /// IP of its blob, without decoding the endpoint; a signed record's endpoint is parsed
+    /// from its RLP.
+    #[inline]
+    pub(crate) fn packed_group(&self, entry: &Entry) -> Packed {
+        match entry.kind() {
+            RecordKind::V4 => pack(Some(default_subnet(IpAddr::V4(RecordWord::v4_ip(
+                entry.record,
+            ))))),
+            RecordKind::V6 => {
+                let ip = RecordWord::v6_endpoint(self.blob(entry)).ip;
                 // Subnet::of takes an IPv4-mapped address as IPv4, as the endpoint's IP
-                // (IPv4, or IPv6 written as such) would be taken.
-                let subnet = default_subnet(IpAddr::V6(Ipv6Addr::from(ip)));
-                debug_assert_eq!(Some(subnet), self.group_key(entry));
-                return pack(Some(subnet));
+                // (IPv6 written as such) would be taken.
+                pack(Some(default_subnet(ip)))
             }
+            RecordKind::None => pack(None),
+            RecordKind::Signed => pack(self.group_key(entry)),
         }
-        pack(self.group_key(entry))
     }
 
     /// Applies an eviction, then the write that made it: an event about `event`'s id, which
@@ -230,8 +233,8 @@ impl Index {
         });
         let removed = std::mem::replace(&mut self.entries[index], Entry::new(NodeId(*id)));
         self.with_record -= usize::from(removed.has_record());
-        self.record_garbage += usize::from(removed.record_len);
-        self.free_slots(removed.first_slot);
+        self.record_garbage += removed.arena_len();
+        self.free_slots(removed.first_slot());
         if let Some(subnets) = &mut self.subnets {
             // A new entry is in the group of the ids without an endpoint until its event
             // gives it one, as one pushed at the end would be.

@@ -46,13 +46,15 @@ mod uniform;
 pub use evict::MAX_IPS_PER_ID;
 pub(crate) use expiry::Expired;
 use live::{liveness_live_bytes, signed_record_live_bytes, unsigned_record_live_bytes};
+use records::{RecordKind, RecordWord};
 pub(crate) use seeds::SpreadRules;
 use slots::IpSlot;
 
 /// Marks a timestamp that was never set.
 const NEVER: i64 = i64::MIN;
-/// Marks the end of a chain of IP slots.
-const NO_SLOT: u32 = u32::MAX;
+/// Marks the end of a chain of IP slots: the largest value of the 30 bits an entry keeps its
+/// first slot in, so at most 2^30 - 1 slots (40 GiB of them) are ever in use.
+const NO_SLOT: u32 = (1 << 30) - 1;
 
 /// Everything known about one id: its node record and liveness data.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,8 +97,13 @@ fn time(t: i64) -> Option<i64> {
     (t != NEVER).then_some(t)
 }
 
-/// Everything known about one id, as the index keeps it: 104 bytes, the id included. The
-/// record, signed or not, lives in the index's arena (see [`RecordBlob`]).
+/// Everything known about one id, as the index keeps it: 104 bytes, the id included (the
+/// id 64, the three times 24, `fails` 4, the first IP slot and record kind 4, the record word
+/// 8). An unsigned IPv4 endpoint, the common record, is kept in the record word itself; an
+/// IPv6 one or a signed record lives in the index's arena (see [`RecordKind`]).
+///
+/// The times stay whole i64 nanoseconds: the API hands back exactly the `SystemTime` written,
+/// across the whole storable range, and `fails` the whole u32 written.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
     pub id: NodeId,
@@ -105,15 +112,19 @@ pub(crate) struct Entry {
     /// Write time of the newest event about this id.
     pub touched: i64,
     pub fails: u32,
-    /// Where the entry's record blob starts in the index's arena.
-    record_at: u32,
-    /// The blob's length; 0 when the entry has no record.
-    record_len: u16,
-    /// [`RecordBlob`] flags.
-    record_flags: u8,
-    /// The first of the entry's IP slots, or [`NO_SLOT`].
-    first_slot: u32,
+    /// The first of the entry's IP slots, or [`NO_SLOT`] (bits 0..30), and the
+    /// [`RecordKind`] (bits 30..32): the two bits a flag byte would have padded to eight.
+    slot_and_kind: u32,
+    /// The record, as its kind says: an IPv4 endpoint, or where its arena blob lies.
+    record: u64,
 }
+
+/// The bits of [`Entry::slot_and_kind`] that hold the first IP slot.
+const SLOT_BITS: u32 = 30;
+const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
+
+// The layout the memory figures (docs/PERFORMANCE.md, BENCHMARKS.md) rest on.
+const _: () = assert!(std::mem::size_of::<Entry>() == 104);
 
 impl Entry {
     fn new(id: NodeId) -> Entry {
@@ -123,10 +134,8 @@ impl Entry {
             last_pong: NEVER,
             touched: NEVER,
             fails: 0,
-            record_at: 0,
-            record_len: 0,
-            record_flags: 0,
-            first_slot: NO_SLOT,
+            slot_and_kind: NO_SLOT,
+            record: 0,
         }
     }
 
@@ -140,7 +149,49 @@ impl Entry {
 
     /// Whether it has a node record, signed or not (a signed record may have no endpoint).
     pub fn has_record(&self) -> bool {
-        self.record_len != 0
+        self.kind() != RecordKind::None
+    }
+
+    /// The first of its IP slots, or [`NO_SLOT`].
+    #[inline]
+    fn first_slot(&self) -> u32 {
+        self.slot_and_kind & SLOT_MASK
+    }
+
+    #[inline]
+    fn set_first_slot(&mut self, slot: u32) {
+        debug_assert!(slot <= NO_SLOT);
+        self.slot_and_kind = self.slot_and_kind & !SLOT_MASK | slot;
+    }
+
+    #[inline]
+    fn kind(&self) -> RecordKind {
+        RecordKind::from_bits(self.slot_and_kind >> SLOT_BITS)
+    }
+
+    #[inline]
+    fn set_kind(&mut self, kind: RecordKind) {
+        self.slot_and_kind = self.slot_and_kind & SLOT_MASK | (kind as u32) << SLOT_BITS;
+    }
+
+    /// Where its arena blob starts (meaningless for a record kept in the entry).
+    #[inline]
+    fn arena_at(&self) -> usize {
+        if self.kind().in_arena() {
+            RecordWord::arena_at(self.record)
+        } else {
+            0
+        }
+    }
+
+    /// The length of its arena blob: 0 unless its record lives in the arena.
+    #[inline]
+    fn arena_len(&self) -> usize {
+        if self.kind().in_arena() {
+            RecordWord::arena_len(self.record)
+        } else {
+            0
+        }
     }
 }
 
@@ -362,8 +413,8 @@ impl Index {
         }
         let removed = self.entries.swap_remove(index);
         self.with_record -= usize::from(removed.has_record());
-        self.record_garbage += usize::from(removed.record_len);
-        self.free_slots(removed.first_slot);
+        self.record_garbage += removed.arena_len();
+        self.free_slots(removed.first_slot());
         if index < self.entries.len() {
             // The last entry moved into the hole: point its slot at its new place.
             let moved_hash = hash_id(&self.hasher, &self.entries[index].id.0);
@@ -493,7 +544,12 @@ impl Index {
     ) -> u64 {
         let had_record = self.entries[index].has_record();
         let before = self.record_live_bytes(&self.entries[index]);
-        self.set_record(index, endpoint, rlp);
+        match (endpoint, rlp) {
+            // The common record, stored without the general path (which takes the endpoint
+            // through memory): replay applies hundreds of thousands.
+            (Some(endpoint), None) => self.set_endpoint(index, endpoint),
+            _ => self.set_record(index, endpoint, rlp),
+        }
         self.with_record += usize::from(!had_record);
         before
     }
@@ -564,9 +620,9 @@ fn hash_id(hasher: &DefaultHashBuilder, id: &IdBytes) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::records::RecordBlob;
     use super::*;
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn computed_rlp_length_matches_the_encoding() {
@@ -581,28 +637,169 @@ mod tests {
         }
     }
 
+    fn endpoint(ip: &str, udp: u16, tcp: u16) -> Endpoint {
+        Endpoint {
+            ip: ip.parse().unwrap(),
+            udp,
+            tcp,
+        }
+    }
+
+    fn apply(index: &mut Index, event: Event, at: i64) {
+        index.apply(&StoredEvent::from_event(&event).unwrap(), at);
+    }
+
     #[test]
-    fn an_unsigned_endpoint_round_trips_through_its_blob() {
+    fn record_words_round_trip_at_the_edges() {
+        for ip in ["0.0.0.0", "255.255.255.255", "203.0.113.7", "127.0.0.1"] {
+            for (udp, tcp) in [(0, 0), (0, 65535), (65535, 0), (65535, 65535), (1, 30303)] {
+                let IpAddr::V4(v4) = ip.parse().unwrap() else {
+                    unreachable!()
+                };
+                let word = RecordWord::v4(v4, udp, tcp);
+                assert_eq!(RecordWord::v4_endpoint(word), endpoint(ip, udp, tcp));
+            }
+        }
         for ip in [
-            "203.0.113.7",
+            "::",
+            "::1",
             "2001:db8::1",
             "::ffff:192.0.2.4",
-            "::1",
-            "0.0.0.0",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
         ] {
-            let endpoint = Endpoint {
-                ip: ip.parse().unwrap(),
-                udp: 1,
-                tcp: 65535,
-            };
-            let mut scratch = [0; RecordBlob::ENDPOINT_LEN];
-            let (flags, blob) = RecordBlob::encode(Some(endpoint), None, &mut scratch);
-            assert_eq!(RecordBlob::endpoint(flags, blob), Some(endpoint), "{ip}");
-            assert_eq!(RecordBlob::rlp(flags, blob), None);
+            for (udp, tcp) in [(0, 65535), (65535, 0), (30303, 30301)] {
+                let IpAddr::V6(v6) = ip.parse().unwrap() else {
+                    unreachable!()
+                };
+                let blob = RecordWord::v6_blob(v6, udp, tcp);
+                assert_eq!(RecordWord::v6_endpoint(&blob), endpoint(ip, udp, tcp));
+            }
         }
-        let mut scratch = [0; RecordBlob::ENDPOINT_LEN];
-        let (flags, blob) = RecordBlob::encode(None, None, &mut scratch);
-        assert_eq!(RecordBlob::endpoint(flags, blob), None);
+        for (at, len) in [(0, 1), (u32::MAX, u16::MAX), (7, 300)] {
+            let word = RecordWord::arena(at, len);
+            assert_eq!(RecordWord::arena_at(word), at as usize);
+            assert_eq!(RecordWord::arena_len(word), usize::from(len));
+        }
+    }
+
+    #[test]
+    fn the_slot_bits_and_the_kind_bits_stay_apart() {
+        let mut entry = Entry::new(NodeId([3; 64]));
+        assert_eq!(
+            (entry.first_slot(), entry.kind()),
+            (NO_SLOT, RecordKind::None)
+        );
+        for kind in [
+            RecordKind::Signed,
+            RecordKind::V4,
+            RecordKind::V6,
+            RecordKind::None,
+        ] {
+            for slot in [0, 1, NO_SLOT - 1, NO_SLOT] {
+                entry.set_kind(kind);
+                entry.set_first_slot(slot);
+                assert_eq!((entry.first_slot(), entry.kind()), (slot, kind));
+                entry.set_kind(kind);
+                assert_eq!((entry.first_slot(), entry.kind()), (slot, kind));
+            }
+        }
+    }
+
+    /// Endpoints of both families moving between the entry and the arena (which garbage
+    /// makes rebuild more than once), beside IP slots, removals and times at the storable
+    /// extremes, always read back as written.
+    #[test]
+    fn endpoints_slots_and_times_read_back_as_written() {
+        use rand::{rngs::StdRng, SeedableRng};
+        use std::collections::HashMap;
+        let ips = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.1.2.3",
+            "::",
+            "::1",
+            "2001:db8::7",
+            "::ffff:10.1.2.3",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ];
+        let ports = [0, 1, 30303, 65535];
+        let extremes = [-i64::MAX, i64::MAX, 0, 1_700_000_000_123_456_789];
+        let mut rng = StdRng::seed_from_u64(23);
+        let mut index = Index::default();
+        // Per id: the endpoint, the IPs of its slots, its last ping.
+        type State = (Option<Endpoint>, Vec<IpAddr>, Option<i64>);
+        let mut model: HashMap<u8, State> = HashMap::new();
+        let mut pushed = 0;
+        for step in 0..40_000i64 {
+            let id = NodeId([rng.random_range(0..40u8); 64]);
+            let key = id.0[0];
+            match rng.random_range(0..10) {
+                0 => {
+                    apply(&mut index, Event::NodeDeleted { id }, step);
+                    model.remove(&key);
+                }
+                1 | 2 => {
+                    let ip: IpAddr = ips[rng.random_range(0..ips.len())].parse().unwrap();
+                    apply(
+                        &mut index,
+                        Event::PongFrom {
+                            id,
+                            ip,
+                            at: UNIX_EPOCH,
+                        },
+                        step,
+                    );
+                    let state = model.entry(key).or_default();
+                    let ip = ip_from_key(ip_key(ip));
+                    if !state.1.contains(&ip) {
+                        state.1.push(ip);
+                    }
+                }
+                3 => {
+                    let at = extremes[rng.random_range(0..extremes.len())];
+                    let time = from_unix_nanos(at);
+                    apply(&mut index, Event::Ping { id, at: time }, step);
+                    model.entry(key).or_default().2 = Some(at);
+                }
+                _ => {
+                    let ip = ips[rng.random_range(0..ips.len())];
+                    let udp = ports[rng.random_range(0..ports.len())];
+                    let tcp = ports[rng.random_range(0..ports.len())];
+                    let e = endpoint(ip, udp, tcp);
+                    pushed += usize::from(e.ip.is_ipv6()) * RecordWord::V6_LEN;
+                    apply(&mut index, Event::NodeUpdated(e.with_id(id)), step);
+                    model.entry(key).or_default().0 = Some(e);
+                }
+            }
+            let entry = index.get(&id);
+            assert_eq!(entry.is_some(), model.contains_key(&key));
+            if let (Some(entry), Some((e, ips, ping))) = (entry, model.get(&key)) {
+                assert_eq!(index.endpoint(entry), *e, "step {step}");
+                assert_eq!(entry.has_record(), e.is_some());
+                assert_eq!(index.record_rlp(entry), None);
+                let mut held: Vec<IpAddr> = index.slots_of(entry).map(|s| s.public().ip).collect();
+                let mut want = ips.clone();
+                held.sort();
+                want.sort();
+                assert_eq!(held, want, "step {step}");
+                let state = index.state(entry);
+                assert_eq!(state.last_ping, ping.map(from_unix_nanos));
+                assert_eq!(state.last_written, from_unix_nanos(step));
+            }
+        }
+        assert!(
+            index.records.len() < pushed / 2,
+            "the arena was rebuilt: {} of {pushed} bytes",
+            index.records.len()
+        );
+        for entry in index.entries() {
+            let (e, _, _) = &model[&entry.id.0[0]];
+            assert_eq!(index.endpoint(entry), *e);
+        }
+        assert_eq!(
+            index.len(),
+            model.values().filter(|m| m.0.is_some()).count()
+        );
     }
 
     #[test]
