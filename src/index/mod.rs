@@ -27,7 +27,7 @@ use crate::journal::damage::Damage;
 use crate::loss::Loss;
 use crate::node::{ids_equal, Endpoint, Node, NodeId};
 use crate::record::{NodeRecord, RecordFields};
-use evict::{default_subnet, Evictor};
+use evict::Evictor;
 use id_table::IdTable;
 use memory::prefer_huge_pages;
 use subnets::Subnets;
@@ -408,8 +408,12 @@ impl Index {
             .remove_at(at, |e| hash_id(hasher, &entries[e as usize].id.0));
         // Indices move below: forget the cached one.
         self.last_touched = None;
-        if let Some(subnets) = &mut self.subnets {
-            subnets.swap_remove(index);
+        if self.subnets.is_some() {
+            let last = self.entries.len() - 1;
+            let (key, last_key) = (self.group_of(index), self.group_of(last));
+            if let Some(subnets) = &mut self.subnets {
+                subnets.swap_remove(index, key, last_key);
+            }
         }
         let removed = self.entries.swap_remove(index);
         self.with_record -= usize::from(removed.has_record());
@@ -502,9 +506,6 @@ impl Index {
             StoredEvent::NodeUpdated { id, endpoint } => {
                 let index = self.touch(id, written_at);
                 let before = self.set_record_of(index, Some(endpoint), None);
-                if let Some(subnets) = &mut self.subnets {
-                    subnets.set(index, Some(default_subnet(endpoint.ip)));
-                }
                 // What record_live_bytes gives for it, without reading it back.
                 let after = unsigned_record_live_bytes(&endpoint);
                 debug_assert_eq!(after, self.record_live_bytes(&self.entries[index]));
@@ -513,12 +514,6 @@ impl Index {
             StoredEvent::Record { id, rlp } => {
                 let index = self.touch(id, written_at);
                 let before = self.set_record_of(index, None, Some(rlp));
-                if self.subnets.is_some() {
-                    let key = self.group_key(&self.entries[index]);
-                    if let Some(subnets) = &mut self.subnets {
-                        subnets.set(index, key);
-                    }
-                }
                 let after = signed_record_live_bytes(rlp);
                 debug_assert_eq!(after, self.record_live_bytes(&self.entries[index]));
                 Change::of(before, after, Some(index))
@@ -544,6 +539,8 @@ impl Index {
     ) -> u64 {
         let had_record = self.entries[index].has_record();
         let before = self.record_live_bytes(&self.entries[index]);
+        // The group the entry leaves, if the groups are kept (never during replay).
+        let group = self.subnets.is_some().then(|| self.group_of(index));
         match (endpoint, rlp) {
             // The common record, stored without the general path (which takes the endpoint
             // through memory): replay applies hundreds of thousands.
@@ -551,7 +548,27 @@ impl Index {
             _ => self.set_record(index, endpoint, rlp),
         }
         self.with_record += usize::from(!had_record);
+        if let Some(from) = group {
+            self.regroup(index, from);
+        }
         before
+    }
+
+    /// The packed subnet group of the entry at `index` (see `Index::packed_group`): out of
+    /// line, off the path replay takes.
+    #[inline(never)]
+    fn group_of(&self, index: usize) -> subnets::Packed {
+        self.packed_group(&self.entries[index])
+    }
+
+    /// The entry at `index`, in `from`'s subnet group until its record changed, joins the
+    /// group of its record now.
+    #[inline(never)]
+    fn regroup(&mut self, index: usize, from: subnets::Packed) {
+        let to = self.group_of(index);
+        if let Some(subnets) = &mut self.subnets {
+            subnets.set(index, from, to);
+        }
     }
 
     /// Changes the liveness without IP of `id`'s entry by `set`.
@@ -616,6 +633,22 @@ impl Change {
 /// The hash of an id in `hasher`: the one function every lookup and insert uses.
 fn hash_id(hasher: &DefaultHashBuilder, id: &IdBytes) -> u64 {
     hasher.hash_one(id)
+}
+
+#[cfg(test)]
+impl Index {
+    /// Panics unless the subnet groups, if kept, are exactly those a build from the entries
+    /// would make (see `Subnets::assert_holds`).
+    pub(crate) fn assert_subnets(&self) {
+        if let Some(subnets) = &self.subnets {
+            let keys: Vec<subnets::Packed> =
+                self.entries.iter().map(|e| self.packed_group(e)).collect();
+            for (entry, key) in self.entries.iter().zip(&keys) {
+                assert_eq!(subnets::unpack(*key), self.group_key(entry));
+            }
+            subnets.assert_holds(&keys);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -771,6 +804,11 @@ mod tests {
                     model.entry(key).or_default().0 = Some(e);
                 }
             }
+            if step == 20_000 {
+                // The subnet groups, built halfway, follow every change after.
+                index.subnets();
+            }
+            index.assert_subnets();
             let entry = index.get(&id);
             assert_eq!(entry.is_some(), model.contains_key(&key));
             if let (Some(entry), Some((e, ips, ping))) = (entry, model.get(&key)) {
