@@ -1,8 +1,9 @@
 //! The in-memory state of every node, rebuilt by applying events, and seed sampling.
 //!
 //! Entries live in a dense vector (so a uniformly random entry is one random index away) and a
-//! hash table of indices finds an entry by id without storing the 64-byte id twice. Signed
-//! records live back to back in one arena (no allocation, and no allocator overhead, per
+//! hash table of indices finds an entry by id without storing the 64-byte id twice. An
+//! unsigned IPv4 endpoint, the common record, lives in its entry; signed records and IPv6
+//! endpoints live back to back in one arena (no allocation, and no allocator overhead, per
 //! record), and liveness per IP in a pool of slots chained from their entry: most nodes have
 //! at most one IP slot, and the entry holds only the index of the first.
 //!
