@@ -716,6 +716,63 @@ mod tests {
         }
     }
 
+    /// Signed records (in the arena, their group parsed from the RLP) beside unsigned
+    /// endpoints of both families: every record change moves the entry to its record's
+    /// subnet group, removals move the last entry, and the groups stay those of the records.
+    #[test]
+    fn record_changes_move_entries_between_subnet_groups() {
+        use enr::{CombinedKey, Enr};
+        use std::net::Ipv4Addr;
+        let signed = |n: u8, seq: u64, ip: Option<Ipv4Addr>| {
+            let mut secret = [0x5a; 32];
+            secret[0] = n + 1;
+            let key = CombinedKey::secp256k1_from_bytes(&mut secret).unwrap();
+            let mut builder = Enr::builder();
+            if let Some(ip) = ip {
+                builder.ip4(ip).udp4(30303);
+            } else {
+                builder.ip6("2001:db8::5".parse().unwrap()).udp6(30303);
+            }
+            let record = builder.seq(seq).build(&key).unwrap();
+            NodeRecord::unverified(&record).unwrap()
+        };
+        let mut index = Index::default();
+        let records: Vec<NodeRecord> = (0..6u8).map(|n| signed(n, 1, None)).collect();
+        for (step, record) in records.iter().enumerate() {
+            apply(&mut index, Event::Record(record.clone()), step as i64);
+        }
+        index.subnets();
+        index.assert_subnets();
+        let mut step = 100;
+        for round in 0..4u8 {
+            for (n, old) in records.iter().enumerate() {
+                let id = *old.id();
+                let ip = Ipv4Addr::new(10, round % 2, n as u8 % 3, 1);
+                let event = match (round + n as u8) % 4 {
+                    0 => Event::Record(signed(n as u8, u64::from(round) + 2, Some(ip))),
+                    1 => Event::Record(signed(n as u8, u64::from(round) + 2, None)),
+                    2 => Event::NodeUpdated(Node::new(id, IpAddr::V4(ip), 1, 2)),
+                    _ => Event::NodeUpdated(Node::new(id, "2001:db8:7::1".parse().unwrap(), 1, 2)),
+                };
+                apply(&mut index, event, step);
+                step += 1;
+                index.assert_subnets();
+                let entry = index.get(&id).unwrap();
+                let want = index.endpoint(entry).map(|e| evict::default_subnet(e.ip));
+                assert_eq!(index.group_key(entry), want);
+            }
+            let gone = *records[usize::from(round)].id();
+            apply(&mut index, Event::NodeDeleted { id: gone }, step);
+            index.assert_subnets();
+            apply(
+                &mut index,
+                Event::Record(records[usize::from(round)].clone()),
+                step,
+            );
+            index.assert_subnets();
+        }
+    }
+
     #[test]
     fn the_slot_bits_and_the_kind_bits_stay_apart() {
         let mut entry = Entry::new(NodeId([3; 64]));
