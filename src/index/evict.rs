@@ -13,10 +13,10 @@
 //! run out.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
 use super::memory::prefetch_read;
-use super::records::RecordBlob;
+use super::records::{RecordKind, RecordWord};
 use super::subnets::{pack, unpack, GroupKey, Packed, Subnets};
 use super::{hash_id, Entry, Index, NEVER};
 use crate::event::{ip_from_key, IdBytes, StoredEvent};
@@ -155,7 +155,7 @@ impl Index {
     /// The subnet groups, built from the entries the first time they are asked for.
     pub(crate) fn subnets(&mut self) -> &Subnets {
         if self.subnets.is_none() {
-            let keys: Vec<GroupKey> = self.entries.iter().map(|e| self.group_key(e)).collect();
+            let keys: Vec<Packed> = self.entries.iter().map(|e| self.packed_group(e)).collect();
             self.subnets = Some(Subnets::build(keys.into_iter()));
         }
         self.subnets.as_ref().expect("built above")
@@ -163,29 +163,28 @@ impl Index {
 
     fn unproven_key(&self, index: usize) -> UnprovenKey {
         let entry = &self.entries[index];
-        let group = match &self.subnets {
-            Some(subnets) => subnets.packed_key_of(index),
-            None => self.packed_group(entry),
-        };
-        (entry.touched, group, entry.id.0)
+        (entry.touched, self.packed_group(entry), entry.id.0)
     }
 
-    /// [`Index::group_key`], packed: read straight from the stored IP of an unsigned
-    /// record's blob (every id of a flood has one) without decoding its endpoint; a signed
-    /// record's endpoint is parsed from its RLP.
-    fn packed_group(&self, entry: &Entry) -> Packed {
-        if entry.record_flags & (RecordBlob::SIGNED | RecordBlob::ENDPOINT) == RecordBlob::ENDPOINT
-        {
-            let blob = self.blob(entry);
-            if let Some(ip) = blob.get(..16).and_then(|ip| <[u8; 16]>::try_from(ip).ok()) {
+    /// [`Index::group_key`], packed: an unsigned IPv4 endpoint's (every id of a flood has
+    /// one) read straight from the entry's record word, an unsigned IPv6 one from the stored
+    /// IP of its blob, without decoding the endpoint; a signed record's endpoint is parsed
+    /// from its RLP.
+    #[inline]
+    pub(crate) fn packed_group(&self, entry: &Entry) -> Packed {
+        match entry.kind() {
+            RecordKind::V4 => pack(Some(default_subnet(IpAddr::V4(RecordWord::v4_ip(
+                entry.record,
+            ))))),
+            RecordKind::V6 => {
+                let ip = RecordWord::v6_endpoint(self.blob(entry)).ip;
                 // Subnet::of takes an IPv4-mapped address as IPv4, as the endpoint's IP
-                // (IPv4, or IPv6 written as such) would be taken.
-                let subnet = default_subnet(IpAddr::V6(Ipv6Addr::from(ip)));
-                debug_assert_eq!(Some(subnet), self.group_key(entry));
-                return pack(Some(subnet));
+                // (IPv6 written as such) would be taken.
+                pack(Some(default_subnet(ip)))
             }
+            RecordKind::None => pack(None),
+            RecordKind::Signed => pack(self.group_key(entry)),
         }
-        pack(self.group_key(entry))
     }
 
     /// Applies an eviction, then the write that made it: an event about `event`'s id, which
@@ -228,14 +227,15 @@ impl Index {
         self.table.rehome(at, hash_id(hasher, id), |e| {
             hash_id(hasher, &entries[e as usize].id.0)
         });
+        let group = self.subnets.is_some().then(|| self.group_of(index));
         let removed = std::mem::replace(&mut self.entries[index], Entry::new(NodeId(*id)));
         self.with_record -= usize::from(removed.has_record());
-        self.record_garbage += usize::from(removed.record_len);
-        self.free_slots(removed.first_slot);
-        if let Some(subnets) = &mut self.subnets {
+        self.record_garbage += removed.arena_len();
+        self.free_slots(removed.first_slot());
+        if let (Some(subnets), Some(from)) = (&mut self.subnets, group) {
             // A new entry is in the group of the ids without an endpoint until its event
             // gives it one, as one pushed at the end would be.
-            subnets.set(index, None);
+            subnets.set(index, from, pack(None));
         }
         self.last_touched = Some(index);
         Some(live)
@@ -281,11 +281,12 @@ impl Index {
                     self.evictor.unproven = None;
                 }
             }
-        } else if let Some((group, candidates)) = &mut self.evictor.proven {
-            let in_group = self
-                .subnets
-                .as_ref()
-                .is_some_and(|s| s.key_of(index) == *group);
+        } else if self.evictor.proven.is_some() {
+            let packed = self.subnets.is_some().then(|| self.packed_group(entry));
+            let Some((group, candidates)) = &mut self.evictor.proven else {
+                return;
+            };
+            let in_group = packed == Some(pack(*group));
             if in_group && !candidates.note((newest_pong, entry.id.0), index) {
                 self.evictor.proven = None;
             }
@@ -407,7 +408,7 @@ impl Index {
             }
             while let Some(((pong, id), hint)) = self.evictor.proven.as_ref()?.1.front() {
                 let valid = self.locate(hint, &id).is_some_and(|i| {
-                    self.subnets.as_ref().map(|s| s.group_of(i)) == Some(group)
+                    self.packed_group(&self.entries[i]) == pack(key)
                         && self.newest_pong(&self.entries[i]) == pong
                 });
                 if valid {
@@ -678,6 +679,8 @@ mod tests {
                     "seed {seed} step {step}"
                 );
                 assert_eq!(in_place.len(), in_turn.len());
+                in_place.assert_subnets();
+                in_turn.assert_subnets();
             }
             let sorted = |index: &Index| {
                 let mut states: Vec<_> = index.states().collect();
@@ -754,6 +757,7 @@ mod tests {
                     }
                 };
                 write(&mut index, event, time);
+                index.assert_subnets();
                 if step % 7 == 0 {
                     assert_eq!(
                         index.victim(),

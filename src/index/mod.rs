@@ -1,8 +1,9 @@
 //! The in-memory state of every node, rebuilt by applying events, and seed sampling.
 //!
 //! Entries live in a dense vector (so a uniformly random entry is one random index away) and a
-//! hash table of indices finds an entry by id without storing the 64-byte id twice. Signed
-//! records live back to back in one arena (no allocation, and no allocator overhead, per
+//! hash table of indices finds an entry by id without storing the 64-byte id twice. An
+//! unsigned IPv4 endpoint, the common record, lives in its entry; signed records and IPv6
+//! endpoints live back to back in one arena (no allocation, and no allocator overhead, per
 //! record), and liveness per IP in a pool of slots chained from their entry: most nodes have
 //! at most one IP slot, and the entry holds only the index of the first.
 //!
@@ -27,7 +28,7 @@ use crate::journal::damage::Damage;
 use crate::loss::Loss;
 use crate::node::{ids_equal, Endpoint, Node, NodeId};
 use crate::record::{NodeRecord, RecordFields};
-use evict::{default_subnet, Evictor};
+use evict::Evictor;
 use id_table::IdTable;
 use memory::prefer_huge_pages;
 use subnets::Subnets;
@@ -46,13 +47,15 @@ mod uniform;
 pub use evict::MAX_IPS_PER_ID;
 pub(crate) use expiry::Expired;
 use live::{liveness_live_bytes, signed_record_live_bytes, unsigned_record_live_bytes};
+use records::{RecordKind, RecordWord};
 pub(crate) use seeds::SpreadRules;
 use slots::IpSlot;
 
 /// Marks a timestamp that was never set.
 const NEVER: i64 = i64::MIN;
-/// Marks the end of a chain of IP slots.
-const NO_SLOT: u32 = u32::MAX;
+/// Marks the end of a chain of IP slots: the largest value of the 30 bits an entry keeps its
+/// first slot in, so at most 2^30 - 1 slots (40 GiB of them) are ever in use.
+const NO_SLOT: u32 = (1 << 30) - 1;
 
 /// Everything known about one id: its node record and liveness data.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,8 +98,13 @@ fn time(t: i64) -> Option<i64> {
     (t != NEVER).then_some(t)
 }
 
-/// Everything known about one id, as the index keeps it: 104 bytes, the id included. The
-/// record, signed or not, lives in the index's arena (see [`RecordBlob`]).
+/// Everything known about one id, as the index keeps it: 104 bytes, the id included (the
+/// id 64, the three times 24, `fails` 4, the first IP slot and record kind 4, the record word
+/// 8). An unsigned IPv4 endpoint, the common record, is kept in the record word itself; an
+/// IPv6 one or a signed record lives in the index's arena (see [`RecordKind`]).
+///
+/// The times stay whole i64 nanoseconds: the API hands back exactly the `SystemTime` written,
+/// across the whole storable range, and `fails` the whole u32 written.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
     pub id: NodeId,
@@ -105,15 +113,19 @@ pub(crate) struct Entry {
     /// Write time of the newest event about this id.
     pub touched: i64,
     pub fails: u32,
-    /// Where the entry's record blob starts in the index's arena.
-    record_at: u32,
-    /// The blob's length; 0 when the entry has no record.
-    record_len: u16,
-    /// [`RecordBlob`] flags.
-    record_flags: u8,
-    /// The first of the entry's IP slots, or [`NO_SLOT`].
-    first_slot: u32,
+    /// The first of the entry's IP slots, or [`NO_SLOT`] (bits 0..30), and the
+    /// [`RecordKind`] (bits 30..32): the two bits a flag byte would have padded to eight.
+    slot_and_kind: u32,
+    /// The record, as its kind says: an IPv4 endpoint, or where its arena blob lies.
+    record: u64,
 }
+
+/// The bits of [`Entry::slot_and_kind`] that hold the first IP slot.
+const SLOT_BITS: u32 = 30;
+const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
+
+// The layout the memory figures (docs/PERFORMANCE.md, BENCHMARKS.md) rest on.
+const _: () = assert!(std::mem::size_of::<Entry>() == 104);
 
 impl Entry {
     fn new(id: NodeId) -> Entry {
@@ -123,10 +135,8 @@ impl Entry {
             last_pong: NEVER,
             touched: NEVER,
             fails: 0,
-            record_at: 0,
-            record_len: 0,
-            record_flags: 0,
-            first_slot: NO_SLOT,
+            slot_and_kind: NO_SLOT,
+            record: 0,
         }
     }
 
@@ -140,7 +150,49 @@ impl Entry {
 
     /// Whether it has a node record, signed or not (a signed record may have no endpoint).
     pub fn has_record(&self) -> bool {
-        self.record_len != 0
+        self.kind() != RecordKind::None
+    }
+
+    /// The first of its IP slots, or [`NO_SLOT`].
+    #[inline]
+    fn first_slot(&self) -> u32 {
+        self.slot_and_kind & SLOT_MASK
+    }
+
+    #[inline]
+    fn set_first_slot(&mut self, slot: u32) {
+        debug_assert!(slot <= NO_SLOT);
+        self.slot_and_kind = self.slot_and_kind & !SLOT_MASK | slot;
+    }
+
+    #[inline]
+    fn kind(&self) -> RecordKind {
+        RecordKind::from_bits(self.slot_and_kind >> SLOT_BITS)
+    }
+
+    #[inline]
+    fn set_kind(&mut self, kind: RecordKind) {
+        self.slot_and_kind = self.slot_and_kind & SLOT_MASK | (kind as u32) << SLOT_BITS;
+    }
+
+    /// Where its arena blob starts (meaningless for a record kept in the entry).
+    #[inline]
+    fn arena_at(&self) -> usize {
+        if self.kind().in_arena() {
+            RecordWord::arena_at(self.record)
+        } else {
+            0
+        }
+    }
+
+    /// The length of its arena blob: 0 unless its record lives in the arena.
+    #[inline]
+    fn arena_len(&self) -> usize {
+        if self.kind().in_arena() {
+            RecordWord::arena_len(self.record)
+        } else {
+            0
+        }
     }
 }
 
@@ -357,13 +409,17 @@ impl Index {
             .remove_at(at, |e| hash_id(hasher, &entries[e as usize].id.0));
         // Indices move below: forget the cached one.
         self.last_touched = None;
-        if let Some(subnets) = &mut self.subnets {
-            subnets.swap_remove(index);
+        if self.subnets.is_some() {
+            let last = self.entries.len() - 1;
+            let (key, last_key) = (self.group_of(index), self.group_of(last));
+            if let Some(subnets) = &mut self.subnets {
+                subnets.swap_remove(index, key, last_key);
+            }
         }
         let removed = self.entries.swap_remove(index);
         self.with_record -= usize::from(removed.has_record());
-        self.record_garbage += usize::from(removed.record_len);
-        self.free_slots(removed.first_slot);
+        self.record_garbage += removed.arena_len();
+        self.free_slots(removed.first_slot());
         if index < self.entries.len() {
             // The last entry moved into the hole: point its slot at its new place.
             let moved_hash = hash_id(&self.hasher, &self.entries[index].id.0);
@@ -451,9 +507,6 @@ impl Index {
             StoredEvent::NodeUpdated { id, endpoint } => {
                 let index = self.touch(id, written_at);
                 let before = self.set_record_of(index, Some(endpoint), None);
-                if let Some(subnets) = &mut self.subnets {
-                    subnets.set(index, Some(default_subnet(endpoint.ip)));
-                }
                 // What record_live_bytes gives for it, without reading it back.
                 let after = unsigned_record_live_bytes(&endpoint);
                 debug_assert_eq!(after, self.record_live_bytes(&self.entries[index]));
@@ -462,12 +515,6 @@ impl Index {
             StoredEvent::Record { id, rlp } => {
                 let index = self.touch(id, written_at);
                 let before = self.set_record_of(index, None, Some(rlp));
-                if self.subnets.is_some() {
-                    let key = self.group_key(&self.entries[index]);
-                    if let Some(subnets) = &mut self.subnets {
-                        subnets.set(index, key);
-                    }
-                }
                 let after = signed_record_live_bytes(rlp);
                 debug_assert_eq!(after, self.record_live_bytes(&self.entries[index]));
                 Change::of(before, after, Some(index))
@@ -493,9 +540,36 @@ impl Index {
     ) -> u64 {
         let had_record = self.entries[index].has_record();
         let before = self.record_live_bytes(&self.entries[index]);
-        self.set_record(index, endpoint, rlp);
+        // The group the entry leaves, if the groups are kept (never during replay).
+        let group = self.subnets.is_some().then(|| self.group_of(index));
+        match (endpoint, rlp) {
+            // The common record, stored without the general path (which takes the endpoint
+            // through memory): replay applies hundreds of thousands.
+            (Some(endpoint), None) => self.set_endpoint(index, endpoint),
+            _ => self.set_record(index, endpoint, rlp),
+        }
         self.with_record += usize::from(!had_record);
+        if let Some(from) = group {
+            self.regroup(index, from);
+        }
         before
+    }
+
+    /// The packed subnet group of the entry at `index` (see `Index::packed_group`): out of
+    /// line, off the path replay takes.
+    #[inline(never)]
+    fn group_of(&self, index: usize) -> subnets::Packed {
+        self.packed_group(&self.entries[index])
+    }
+
+    /// The entry at `index`, in `from`'s subnet group until its record changed, joins the
+    /// group of its record now.
+    #[inline(never)]
+    fn regroup(&mut self, index: usize, from: subnets::Packed) {
+        let to = self.group_of(index);
+        if let Some(subnets) = &mut self.subnets {
+            subnets.set(index, from, to);
+        }
     }
 
     /// Changes the liveness without IP of `id`'s entry by `set`.
@@ -563,10 +637,26 @@ fn hash_id(hasher: &DefaultHashBuilder, id: &IdBytes) -> u64 {
 }
 
 #[cfg(test)]
+impl Index {
+    /// Panics unless the subnet groups, if kept, are exactly those a build from the entries
+    /// would make (see `Subnets::assert_holds`).
+    pub(crate) fn assert_subnets(&self) {
+        if let Some(subnets) = &self.subnets {
+            let keys: Vec<subnets::Packed> =
+                self.entries.iter().map(|e| self.packed_group(e)).collect();
+            for (entry, key) in self.entries.iter().zip(&keys) {
+                assert_eq!(subnets::unpack(*key), self.group_key(entry));
+            }
+            subnets.assert_holds(&keys);
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
-    use super::records::RecordBlob;
     use super::*;
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn computed_rlp_length_matches_the_encoding() {
@@ -581,28 +671,231 @@ mod tests {
         }
     }
 
+    fn endpoint(ip: &str, udp: u16, tcp: u16) -> Endpoint {
+        Endpoint {
+            ip: ip.parse().unwrap(),
+            udp,
+            tcp,
+        }
+    }
+
+    fn apply(index: &mut Index, event: Event, at: i64) {
+        index.apply(&StoredEvent::from_event(&event).unwrap(), at);
+    }
+
     #[test]
-    fn an_unsigned_endpoint_round_trips_through_its_blob() {
+    fn record_words_round_trip_at_the_edges() {
+        for ip in ["0.0.0.0", "255.255.255.255", "203.0.113.7", "127.0.0.1"] {
+            for (udp, tcp) in [(0, 0), (0, 65535), (65535, 0), (65535, 65535), (1, 30303)] {
+                let IpAddr::V4(v4) = ip.parse().unwrap() else {
+                    unreachable!()
+                };
+                let word = RecordWord::v4(v4, udp, tcp);
+                assert_eq!(RecordWord::v4_endpoint(word), endpoint(ip, udp, tcp));
+            }
+        }
         for ip in [
-            "203.0.113.7",
+            "::",
+            "::1",
             "2001:db8::1",
             "::ffff:192.0.2.4",
-            "::1",
-            "0.0.0.0",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
         ] {
-            let endpoint = Endpoint {
-                ip: ip.parse().unwrap(),
-                udp: 1,
-                tcp: 65535,
-            };
-            let mut scratch = [0; RecordBlob::ENDPOINT_LEN];
-            let (flags, blob) = RecordBlob::encode(Some(endpoint), None, &mut scratch);
-            assert_eq!(RecordBlob::endpoint(flags, blob), Some(endpoint), "{ip}");
-            assert_eq!(RecordBlob::rlp(flags, blob), None);
+            for (udp, tcp) in [(0, 65535), (65535, 0), (30303, 30301)] {
+                let IpAddr::V6(v6) = ip.parse().unwrap() else {
+                    unreachable!()
+                };
+                let blob = RecordWord::v6_blob(v6, udp, tcp);
+                assert_eq!(RecordWord::v6_endpoint(&blob), endpoint(ip, udp, tcp));
+            }
         }
-        let mut scratch = [0; RecordBlob::ENDPOINT_LEN];
-        let (flags, blob) = RecordBlob::encode(None, None, &mut scratch);
-        assert_eq!(RecordBlob::endpoint(flags, blob), None);
+        for (at, len) in [(0, 1), (u32::MAX, u16::MAX), (7, 300)] {
+            let word = RecordWord::arena(at, len);
+            assert_eq!(RecordWord::arena_at(word), at as usize);
+            assert_eq!(RecordWord::arena_len(word), usize::from(len));
+        }
+    }
+
+    /// Signed records (in the arena, their group parsed from the RLP) beside unsigned
+    /// endpoints of both families: every record change moves the entry to its record's
+    /// subnet group, removals move the last entry, and the groups stay those of the records.
+    #[test]
+    fn record_changes_move_entries_between_subnet_groups() {
+        use enr::{CombinedKey, Enr};
+        use std::net::Ipv4Addr;
+        let signed = |n: u8, seq: u64, ip: Option<Ipv4Addr>| {
+            let mut secret = [0x5a; 32];
+            secret[0] = n + 1;
+            let key = CombinedKey::secp256k1_from_bytes(&mut secret).unwrap();
+            let mut builder = Enr::builder();
+            if let Some(ip) = ip {
+                builder.ip4(ip).udp4(30303);
+            } else {
+                builder.ip6("2001:db8::5".parse().unwrap()).udp6(30303);
+            }
+            let record = builder.seq(seq).build(&key).unwrap();
+            NodeRecord::unverified(&record).unwrap()
+        };
+        let mut index = Index::default();
+        let records: Vec<NodeRecord> = (0..6u8).map(|n| signed(n, 1, None)).collect();
+        for (step, record) in records.iter().enumerate() {
+            apply(&mut index, Event::Record(record.clone()), step as i64);
+        }
+        index.subnets();
+        index.assert_subnets();
+        let mut step = 100;
+        for round in 0..4u8 {
+            for (n, old) in records.iter().enumerate() {
+                let id = *old.id();
+                let ip = Ipv4Addr::new(10, round % 2, n as u8 % 3, 1);
+                let event = match (round + n as u8) % 4 {
+                    0 => Event::Record(signed(n as u8, u64::from(round) + 2, Some(ip))),
+                    1 => Event::Record(signed(n as u8, u64::from(round) + 2, None)),
+                    2 => Event::NodeUpdated(Node::new(id, IpAddr::V4(ip), 1, 2)),
+                    _ => Event::NodeUpdated(Node::new(id, "2001:db8:7::1".parse().unwrap(), 1, 2)),
+                };
+                apply(&mut index, event, step);
+                step += 1;
+                index.assert_subnets();
+                let entry = index.get(&id).unwrap();
+                let want = index.endpoint(entry).map(|e| evict::default_subnet(e.ip));
+                assert_eq!(index.group_key(entry), want);
+            }
+            let gone = *records[usize::from(round)].id();
+            apply(&mut index, Event::NodeDeleted { id: gone }, step);
+            index.assert_subnets();
+            apply(
+                &mut index,
+                Event::Record(records[usize::from(round)].clone()),
+                step,
+            );
+            index.assert_subnets();
+        }
+    }
+
+    #[test]
+    fn the_slot_bits_and_the_kind_bits_stay_apart() {
+        let mut entry = Entry::new(NodeId([3; 64]));
+        assert_eq!(
+            (entry.first_slot(), entry.kind()),
+            (NO_SLOT, RecordKind::None)
+        );
+        for kind in [
+            RecordKind::Signed,
+            RecordKind::V4,
+            RecordKind::V6,
+            RecordKind::None,
+        ] {
+            for slot in [0, 1, NO_SLOT - 1, NO_SLOT] {
+                entry.set_kind(kind);
+                entry.set_first_slot(slot);
+                assert_eq!((entry.first_slot(), entry.kind()), (slot, kind));
+                entry.set_kind(kind);
+                assert_eq!((entry.first_slot(), entry.kind()), (slot, kind));
+            }
+        }
+    }
+
+    /// Endpoints of both families moving between the entry and the arena (which garbage
+    /// makes rebuild more than once), beside IP slots, removals and times at the storable
+    /// extremes, always read back as written.
+    #[test]
+    fn endpoints_slots_and_times_read_back_as_written() {
+        use rand::{rngs::StdRng, SeedableRng};
+        use std::collections::HashMap;
+        let ips = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.1.2.3",
+            "::",
+            "::1",
+            "2001:db8::7",
+            "::ffff:10.1.2.3",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ];
+        let ports = [0, 1, 30303, 65535];
+        let extremes = [-i64::MAX, i64::MAX, 0, 1_700_000_000_123_456_789];
+        let mut rng = StdRng::seed_from_u64(23);
+        let mut index = Index::default();
+        // Per id: the endpoint, the IPs of its slots, its last ping.
+        type State = (Option<Endpoint>, Vec<IpAddr>, Option<i64>);
+        let mut model: HashMap<u8, State> = HashMap::new();
+        let mut pushed = 0;
+        for step in 0..40_000i64 {
+            let id = NodeId([rng.random_range(0..40u8); 64]);
+            let key = id.0[0];
+            match rng.random_range(0..10) {
+                0 => {
+                    apply(&mut index, Event::NodeDeleted { id }, step);
+                    model.remove(&key);
+                }
+                1 | 2 => {
+                    let ip: IpAddr = ips[rng.random_range(0..ips.len())].parse().unwrap();
+                    apply(
+                        &mut index,
+                        Event::PongFrom {
+                            id,
+                            ip,
+                            at: UNIX_EPOCH,
+                        },
+                        step,
+                    );
+                    let state = model.entry(key).or_default();
+                    let ip = ip_from_key(ip_key(ip));
+                    if !state.1.contains(&ip) {
+                        state.1.push(ip);
+                    }
+                }
+                3 => {
+                    let at = extremes[rng.random_range(0..extremes.len())];
+                    let time = from_unix_nanos(at);
+                    apply(&mut index, Event::Ping { id, at: time }, step);
+                    model.entry(key).or_default().2 = Some(at);
+                }
+                _ => {
+                    let ip = ips[rng.random_range(0..ips.len())];
+                    let udp = ports[rng.random_range(0..ports.len())];
+                    let tcp = ports[rng.random_range(0..ports.len())];
+                    let e = endpoint(ip, udp, tcp);
+                    pushed += usize::from(e.ip.is_ipv6()) * RecordWord::V6_LEN;
+                    apply(&mut index, Event::NodeUpdated(e.with_id(id)), step);
+                    model.entry(key).or_default().0 = Some(e);
+                }
+            }
+            if step == 20_000 {
+                // The subnet groups, built halfway, follow every change after.
+                index.subnets();
+            }
+            index.assert_subnets();
+            let entry = index.get(&id);
+            assert_eq!(entry.is_some(), model.contains_key(&key));
+            if let (Some(entry), Some((e, ips, ping))) = (entry, model.get(&key)) {
+                assert_eq!(index.endpoint(entry), *e, "step {step}");
+                assert_eq!(entry.has_record(), e.is_some());
+                assert_eq!(index.record_rlp(entry), None);
+                let mut held: Vec<IpAddr> = index.slots_of(entry).map(|s| s.public().ip).collect();
+                let mut want = ips.clone();
+                held.sort();
+                want.sort();
+                assert_eq!(held, want, "step {step}");
+                let state = index.state(entry);
+                assert_eq!(state.last_ping, ping.map(from_unix_nanos));
+                assert_eq!(state.last_written, from_unix_nanos(step));
+            }
+        }
+        assert!(
+            index.records.len() < pushed / 2,
+            "the arena was rebuilt: {} of {pushed} bytes",
+            index.records.len()
+        );
+        for entry in index.entries() {
+            let (e, _, _) = &model[&entry.id.0[0]];
+            assert_eq!(index.endpoint(entry), *e);
+        }
+        assert_eq!(
+            index.len(),
+            model.values().filter(|m| m.0.is_some()).count()
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use hashbrown::{HashMap, HashSet};
 use rand::RngExt;
 
-use super::subnets::Subnets;
+use super::subnets::{unpack, Subnets};
 use super::{Entry, Index};
 use crate::subnet::{Subnet, DEFAULT_V4_BITS, DEFAULT_V6_BITS};
 
@@ -142,8 +142,11 @@ fn sample_scanned(
         if taken.contains(&i) || !(rules.eligible)(index, entry) {
             continue;
         }
-        let g = subnets.group_of(i as usize);
-        if subnets.groups()[g as usize].key().is_none() || picks(g) >= rules.per_subnet {
+        let key = index.packed_group(entry);
+        let Some(g) = subnets.group(key) else {
+            continue;
+        };
+        if unpack(key).is_none() || picks(g) >= rules.per_subnet {
             continue;
         }
         let slot = *slot_of.entry(g).or_insert_with(|| {

@@ -43,7 +43,7 @@ impl IpSlot {
 
 impl Index {
     pub(super) fn slots_of(&self, entry: &Entry) -> impl Iterator<Item = &IpSlot> + '_ {
-        let mut next = entry.first_slot;
+        let mut next = entry.first_slot();
         std::iter::from_fn(move || {
             let slot = self.slots.get(next as usize)?;
             next = slot.next;
@@ -72,7 +72,7 @@ impl Index {
 
     /// The slot of the entry at `index` for `ip`, and whether it was created.
     pub(super) fn slot_or_insert(&mut self, index: usize, ip: IpKey) -> (usize, bool) {
-        let mut next = self.entries[index].first_slot;
+        let mut next = self.entries[index].first_slot();
         while next != NO_SLOT {
             let slot = &self.slots[next as usize];
             if slot.ip == ip {
@@ -85,7 +85,7 @@ impl Index {
             last_ping: NEVER,
             last_pong: NEVER,
             fails: 0,
-            next: self.entries[index].first_slot,
+            next: self.entries[index].first_slot(),
         };
         let at = if self.free_slot != NO_SLOT {
             let at = self.free_slot;
@@ -96,22 +96,22 @@ impl Index {
             self.slots.push(slot);
             u32::try_from(self.slots.len() - 1)
                 .ok()
-                .filter(|&at| at != NO_SLOT)
-                .expect("fewer than 2^32 - 1 IP slots")
+                .filter(|&at| at < NO_SLOT)
+                .expect("fewer than 2^30 - 1 IP slots")
         };
-        self.entries[index].first_slot = at;
+        self.entries[index].set_first_slot(at);
         (at as usize, true)
     }
 
     /// Removes the slot of the entry at `index` for `ip`, if it has one.
     pub(super) fn remove_slot(&mut self, index: usize, ip: IpKey) {
         let mut link: Option<u32> = None;
-        let mut next = self.entries[index].first_slot;
+        let mut next = self.entries[index].first_slot();
         while next != NO_SLOT {
             let slot = self.slots[next as usize];
             if slot.ip == ip {
                 match link {
-                    None => self.entries[index].first_slot = slot.next,
+                    None => self.entries[index].set_first_slot(slot.next),
                     Some(previous) => self.slots[previous as usize].next = slot.next,
                 }
                 self.slots[next as usize].next = self.free_slot;

@@ -42,10 +42,12 @@ impl Index {
     /// Starts fetching the parts of `entry` outside it that eligibility reads: the start of
     /// its record blob and its first IP slot.
     pub(super) fn prefetch_parts(&self, entry: &Entry) {
-        if let Some(blob) = self.records.get(entry.record_at as usize) {
-            prefetch_read(blob);
+        if entry.kind().in_arena() {
+            if let Some(blob) = self.records.get(entry.arena_at()) {
+                prefetch_read(blob);
+            }
         }
-        if let Some(slot) = self.slots.get(entry.first_slot as usize) {
+        if let Some(slot) = self.slots.get(entry.first_slot() as usize) {
             prefetch_read(slot);
         }
     }
