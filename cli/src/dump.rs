@@ -58,6 +58,7 @@ fn print(dir: &Path, json: bool, filter: &DumpFilter, out: &mut impl Write) -> R
         // `export` does): memory stays constant, and formatting, not the disk, bounds a dump.
         let mut lines = Vec::with_capacity(DUMP_CHUNK + 4096);
         let mut text = render::PeerLines::default();
+        let mut objects = render::PeerJson::default();
         for (i, peer) in peers.enumerate() {
             if i % LINES_PER_REPORT == 0 {
                 printing(i as u64, total);
@@ -66,7 +67,7 @@ fn print(dir: &Path, json: bool, filter: &DumpFilter, out: &mut impl Write) -> R
                 continue;
             }
             if json {
-                lines.extend_from_slice(render::peer_json(&peer).as_bytes());
+                objects.push(&mut lines, &peer);
             } else {
                 text.push(&mut lines, &peer);
             }

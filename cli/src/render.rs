@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use peerlog::{Damage, Event, LogRecord, Node, NodeId, NodeRecord, PeerState};
 use serde_json::{json, Map, Value};
 
-use crate::time::{iso8601, iso8601_precise, opt_time, TimeText};
+#[cfg(test)]
+use crate::time::iso8601_precise;
+use crate::time::{iso8601, opt_time, TimeText};
 
 /// A JSON object with its keys in the order given (serde_json's `Value` sorts them), as one
 /// line. Each value is JSON text already; keys need no escaping (they are ours).
@@ -45,8 +47,10 @@ fn json_text(value: impl Into<Value>) -> String {
     value.into().to_string()
 }
 
-/// The stable `dump --json` line, keys in the order of docs/CLI.md.
-pub fn peer_json(peer: &PeerState) -> String {
+/// The stable `dump --json` line, keys in the order of docs/CLI.md: the plain statement of
+/// what [`PeerJson`] writes, through serde_json, which a test holds it to.
+#[cfg(test)]
+fn peer_json(peer: &PeerState) -> String {
     let node = peer.node.as_ref();
     let ips: Vec<String> = peer
         .ips
@@ -83,6 +87,91 @@ pub fn peer_json(peer: &PeerState) -> String {
             json_text(iso8601_precise(peer.last_written)),
         ),
     ])
+}
+
+/// Writes `dump --json` lines, each exactly [`peer_json`]'s text (what serde_json writes for
+/// those values), into a buffer the caller reuses, with no allocation or formatter call for
+/// the common fields. No string of the line needs escaping in JSON: ids are hex, addresses
+/// and times digits and punctuation, `enode://` URLs both, `enr:` texts URL-safe base64, so
+/// each is written between quotes as it is (serde_json escapes only `"`, `\` and control
+/// characters).
+#[derive(Default)]
+pub struct PeerJson {
+    ping: TimeText,
+    pong: TimeText,
+    ip_ping: TimeText,
+    ip_pong: TimeText,
+    written: TimeText,
+}
+
+impl PeerJson {
+    /// Appends `peer`'s line, without the newline.
+    pub fn push(&mut self, out: &mut Vec<u8>, peer: &PeerState) {
+        let mut digits = itoa::Buffer::new();
+        out.extend_from_slice(b"{\"id\":\"");
+        push_id(out, &peer.id);
+        match &peer.node {
+            Some(node) => {
+                out.extend_from_slice(b"\",\"enode\":\"");
+                push_enode(out, node);
+                out.extend_from_slice(b"\",\"ip\":\"");
+                push_ip(out, node.ip);
+                out.extend_from_slice(b"\",\"udp\":");
+                out.extend_from_slice(digits.format(node.udp).as_bytes());
+                out.extend_from_slice(b",\"tcp\":");
+                out.extend_from_slice(digits.format(node.tcp).as_bytes());
+            }
+            None => {
+                out.extend_from_slice(b"\",\"enode\":null,\"ip\":null,\"udp\":null,\"tcp\":null")
+            }
+        }
+        match &peer.record {
+            Some(record) => {
+                out.extend_from_slice(b",\"record_seq\":");
+                out.extend_from_slice(digits.format(record.seq()).as_bytes());
+                out.extend_from_slice(b",\"enr\":\"");
+                push_enr(out, record);
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b",\"record_seq\":null,\"enr\":null"),
+        }
+        out.extend_from_slice(b",\"last_ping\":");
+        push_json_time(out, &mut self.ping, peer.last_ping);
+        out.extend_from_slice(b",\"last_pong\":");
+        push_json_time(out, &mut self.pong, peer.last_pong);
+        out.extend_from_slice(b",\"fails\":");
+        out.extend_from_slice(digits.format(peer.fails).as_bytes());
+        out.extend_from_slice(b",\"ips\":[");
+        for (i, l) in peer.ips.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"ip\":\"");
+            push_ip(out, l.ip);
+            out.extend_from_slice(b"\",\"last_ping\":");
+            push_json_time(out, &mut self.ip_ping, l.last_ping);
+            out.extend_from_slice(b",\"last_pong\":");
+            push_json_time(out, &mut self.ip_pong, l.last_pong);
+            out.extend_from_slice(b",\"fails\":");
+            out.extend_from_slice(digits.format(l.fails).as_bytes());
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],\"last_written\":\"");
+        self.written.push(out, peer.last_written);
+        out.extend_from_slice(b"\"}");
+    }
+}
+
+/// A time as [`opt_time`]'s JSON: the exact time in quotes, or `null`.
+fn push_json_time(out: &mut Vec<u8>, text: &mut TimeText, t: Option<std::time::SystemTime>) {
+    match t {
+        Some(t) => {
+            out.push(b'"');
+            text.push(out, t);
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
 }
 
 #[cfg(test)]
@@ -742,11 +831,10 @@ pub fn change_text(change: &Change) -> String {
 mod tests {
     use super::*;
 
-    /// `PeerLines` writes exactly `peer_line`'s text, for every shape of peer: IPv4, IPv6,
-    /// different ports, a signed record with and without IP, only liveness, per-IP slots (in
-    /// IP order), times before 1970, with and without nanoseconds, and in one second.
-    #[test]
-    fn peer_lines_are_peer_line_byte_for_byte() {
+    /// A database with every shape of peer: IPv4, IPv6, different ports, a signed record
+    /// with and without IP, only liveness, per-IP slots, times before 1970, with and without
+    /// nanoseconds, and in one second.
+    fn every_peer_shape() -> Vec<PeerState> {
         use std::time::{Duration, UNIX_EPOCH};
 
         use peerlog::enr::{CombinedKey, Enr};
@@ -792,14 +880,213 @@ mod tests {
             .unwrap();
         let no_ip = Enr::builder().udp4(9000).seq(2).build(&key(4)).unwrap();
         db.update_record(&no_ip).unwrap();
+        let v6_signed = Enr::builder()
+            .ip6("2001:db8::9".parse().unwrap())
+            .udp6(30305)
+            .seq(u64::MAX)
+            .build(&key(5))
+            .unwrap();
+        db.update_record(&v6_signed).unwrap();
         db.update_last_ping(&id(9), at(0, 1)).unwrap(); // only liveness
-        let mut lines = PeerLines::default();
+        db.update_last_ping_from(&id(9), "::ffff:10.0.0.3".parse().unwrap(), at(0, 0))
+            .unwrap();
         let peers = db.peers();
-        assert_eq!(peers.len(), 5);
-        for peer in &peers {
+        assert_eq!(peers.len(), 6);
+        peers
+    }
+
+    /// `PeerLines` writes exactly `peer_line`'s text, for every shape of peer (per-IP slots
+    /// in IP order).
+    #[test]
+    fn peer_lines_are_peer_line_byte_for_byte() {
+        let mut lines = PeerLines::default();
+        for peer in &every_peer_shape() {
             let mut out = Vec::new();
             lines.push(&mut out, peer);
             assert_eq!(String::from_utf8(out).unwrap(), peer_line(peer));
+        }
+    }
+
+    /// `PeerJson` writes exactly what serde_json writes for the values of `peer_json`, for
+    /// every shape of peer, twice over (the second time after other peers' times).
+    #[test]
+    fn peer_json_lines_are_serde_json_byte_for_byte() {
+        let mut objects = PeerJson::default();
+        let peers = every_peer_shape();
+        for peer in peers.iter().chain(&peers) {
+            let mut out = Vec::new();
+            objects.push(&mut out, peer);
+            assert_eq!(String::from_utf8(out).unwrap(), peer_json(peer));
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// `PeerJson` and `PeerLines` against their plain statements over arbitrary
+        /// endpoints, ports, times (any the log can store, before 1970 too), counts, IPs and
+        /// signed records (seq, IPv4 or IPv6, ports).
+        #[test]
+        fn peer_lines_and_json_match_their_statements_on_arbitrary_peers(
+            peers in proptest::collection::vec(arbitrary_peer(), 1..6),
+        ) {
+            use peerlog::NodeDb;
+
+            let db = NodeDb::in_memory(NodeId([0xee; 64]));
+            for peer in &peers {
+                peer.apply(&db);
+            }
+            let (mut objects, mut lines) = (PeerJson::default(), PeerLines::default());
+            for peer in db.peers() {
+                let mut out = Vec::new();
+                objects.push(&mut out, &peer);
+                proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), peer_json(&peer));
+                let mut out = Vec::new();
+                lines.push(&mut out, &peer);
+                proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), peer_line(&peer));
+            }
+        }
+    }
+
+    /// What one arbitrary peer is given.
+    #[derive(Debug)]
+    struct ArbitraryPeer {
+        id: [u8; 32],
+        endpoint: Option<(IpAddr, u16, u16)>,
+        signed: Option<(u8, u64, Option<IpAddr>, u16, u16)>,
+        ping: Option<i64>,
+        pong: Option<i64>,
+        fails: u32,
+        per_ip: Vec<(IpAddr, Option<i64>, Option<i64>, u32)>,
+    }
+
+    fn arbitrary_ip() -> impl proptest::strategy::Strategy<Value = IpAddr> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<u32>().prop_map(|n| IpAddr::from(std::net::Ipv4Addr::from(n))),
+            any::<u128>().prop_map(|n| IpAddr::from(std::net::Ipv6Addr::from(n))),
+            // Runs of zeros, IPv4-mapped and the like.
+            (any::<u16>(), 0..8usize, any::<u32>()).prop_map(|(word, at, v4)| {
+                let mut words = [0u16; 8];
+                words[at] = word;
+                match at {
+                    5 => IpAddr::from(std::net::Ipv4Addr::from(v4).to_ipv6_mapped()),
+                    _ => IpAddr::from(std::net::Ipv6Addr::from(words)),
+                }
+            }),
+        ]
+    }
+
+    fn arbitrary_time() -> impl proptest::strategy::Strategy<Value = i64> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<i64>(),
+            (-3_000_000_000i64..5_000_000_000, 0..3u8).prop_map(|(secs, nanos)| secs
+                * 1_000_000_000
+                + [0, 1, 999_999_999][nanos as usize]),
+        ]
+    }
+
+    fn arbitrary_peer() -> impl proptest::strategy::Strategy<Value = ArbitraryPeer> {
+        use proptest::prelude::*;
+        let endpoint = proptest::option::of((arbitrary_ip(), any::<u16>(), any::<u16>()));
+        let signed = proptest::option::of((
+            1..4u8,
+            any::<u64>(),
+            proptest::option::of(arbitrary_ip()),
+            any::<u16>(),
+            any::<u16>(),
+        ));
+        let times = (
+            proptest::option::of(arbitrary_time()),
+            proptest::option::of(arbitrary_time()),
+        );
+        let per_ip = proptest::collection::vec(
+            (
+                arbitrary_ip(),
+                proptest::option::of(arbitrary_time()),
+                proptest::option::of(arbitrary_time()),
+                any::<u32>(),
+            ),
+            0..4,
+        );
+        (
+            any::<[u8; 32]>(),
+            endpoint,
+            signed,
+            times,
+            any::<u32>(),
+            per_ip,
+        )
+            .prop_map(|(id, endpoint, signed, (ping, pong), fails, per_ip)| {
+                ArbitraryPeer {
+                    id,
+                    endpoint,
+                    signed,
+                    ping,
+                    pong,
+                    fails,
+                    per_ip,
+                }
+            })
+    }
+
+    impl ArbitraryPeer {
+        /// Gives the database what it holds; what the database refuses (a time it cannot
+        /// store, say) is left out.
+        fn apply(&self, db: &peerlog::NodeDb) {
+            use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+            use peerlog::enr::{CombinedKey, Enr};
+
+            let at = |nanos: i64| -> SystemTime {
+                let d = Duration::from_nanos(nanos.unsigned_abs());
+                if nanos >= 0 {
+                    UNIX_EPOCH + d
+                } else {
+                    UNIX_EPOCH - d
+                }
+            };
+            let mut id = NodeId([0; 64]);
+            id.0[..32].copy_from_slice(&self.id);
+            id.0[32..].copy_from_slice(&self.id);
+            if let Some((key, seq, ip, udp, tcp)) = self.signed {
+                let key = CombinedKey::secp256k1_from_bytes(&mut [key; 32]).unwrap();
+                let mut builder = Enr::builder();
+                builder.seq(seq);
+                match ip {
+                    Some(IpAddr::V4(ip)) => {
+                        builder.ip4(ip).udp4(udp).tcp4(tcp);
+                    }
+                    Some(IpAddr::V6(ip)) => {
+                        builder.ip6(ip).udp6(udp).tcp6(tcp);
+                    }
+                    None => {
+                        builder.udp4(udp);
+                    }
+                }
+                let record = builder.build(&key).unwrap();
+                let _ = db.update_record(&record);
+                id = NodeId::from_enr(&record).unwrap();
+            } else if let Some((ip, udp, tcp)) = self.endpoint {
+                let _ = db.update_node(&Node::new(id, ip, udp, tcp));
+            }
+            if let Some(t) = self.ping {
+                let _ = db.update_last_ping(&id, at(t));
+            }
+            if let Some(t) = self.pong {
+                let _ = db.update_last_pong(&id, at(t));
+            }
+            let _ = db.update_find_fails(&id, self.fails);
+            for &(ip, ping, pong, fails) in &self.per_ip {
+                if let Some(t) = ping {
+                    let _ = db.update_last_ping_from(&id, ip, at(t));
+                }
+                if let Some(t) = pong {
+                    let _ = db.update_last_pong_from(&id, ip, at(t));
+                }
+                let _ = db.update_find_fails_at(&id, ip, fails);
+            }
         }
     }
 
