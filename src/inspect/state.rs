@@ -39,6 +39,9 @@ pub(super) struct Replayed {
 /// [`Replayed`] as it is built.
 struct Replaying {
     replayed: Replayed,
+    /// Records replayed, by kind byte: counted in an array, for a map lookup per record
+    /// costs more than applying some records.
+    by_kind: [u64; 256],
     /// The span, as the log stores times (nanoseconds since the Unix epoch).
     span: Option<(i64, i64)>,
 }
@@ -46,22 +49,14 @@ struct Replaying {
 impl Replaying {
     /// A record read in place, as `NodeDb::open` applies it.
     fn apply_stored(&mut self, record: &StoredRecord<'_>) {
-        *self
-            .replayed
-            .events_by_kind
-            .entry(record.event.kind())
-            .or_default() += 1;
+        self.by_kind[record.event.kind() as usize] += 1;
         self.note_time(record.written_at);
         self.replayed.index.apply_record(record);
     }
 
     /// A record copied out of the segment a writer may be appending to.
     fn apply_copied(&mut self, record: &LogRecord) {
-        *self
-            .replayed
-            .events_by_kind
-            .entry(record.event.kind())
-            .or_default() += 1;
+        self.by_kind[record.event.kind() as usize] += 1;
         // Every time read from a log converts (it came from nanoseconds).
         if let Ok(t) = unix_nanos(record.written_at) {
             self.note_time(t);
@@ -76,6 +71,11 @@ impl Replaying {
     }
 
     fn finish(mut self) -> Replayed {
+        self.replayed.events_by_kind = EventKind::ALL
+            .into_iter()
+            .filter(|&kind| self.by_kind[kind as usize] > 0)
+            .map(|kind| (kind, self.by_kind[kind as usize]))
+            .collect();
         self.replayed.span = self
             .span
             .map(|(a, b)| (from_unix_nanos(a), from_unix_nanos(b)));
@@ -89,12 +89,13 @@ pub(super) fn replay_state(dir: &Path, progress: Progress<'_>) -> Result<Replaye
         let plan = ReplayPlan::new(segments);
         let mut replaying = Replaying {
             replayed: Replayed {
-                index: Index::default(),
+                index: presized_index(&plan),
                 events_by_kind: BTreeMap::new(),
                 span: None,
                 summary: ReplaySummary::default(),
                 segments: plan.live.iter().map(SegmentInfo::new).collect(),
             },
+            by_kind: [0; 256],
             span: None,
         };
         let mut meter = ReplayProgress::new(&plan, progress);
@@ -112,6 +113,17 @@ pub(super) fn replay_state(dir: &Path, progress: Progress<'_>) -> Result<Replaye
         replayed.summary = summary;
         Ok(replayed)
     })
+}
+
+/// An index with room for the ids replaying the live segments of `plan` is likely to find,
+/// presized as an open presizes its own, so that replay does not rehash it as it grows.
+fn presized_index(plan: &ReplayPlan) -> Index {
+    // As `NodeDb::open`: a compacted node takes about 300 bytes of log, a node with some
+    // history twice that; capped, so that a damaged file's length cannot reserve without
+    // bound. (The open's reservation for records and IP slots made a read slower here: more
+    // time in the kernel than the copies it saves.)
+    let log_bytes: u64 = plan.live.iter().map(|s| s.len).sum();
+    Index::with_capacity((log_bytes / 512).min(1 << 21) as usize)
 }
 
 /// The state of every id of a replayed log, sorted by id, each made when it is asked for.
