@@ -597,7 +597,9 @@ impl Row<'_> {
     }
 }
 
-/// `ip` as its `Display` text.
+/// `ip` as its `Display` text, written by hand: an IPv6 address in lowercase hex groups
+/// without leading zeros, its longest run of two or more zero groups (the first of equal
+/// runs) as `::`, an IPv4-mapped one as `::ffff:` and the IPv4 address.
 fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
@@ -610,19 +612,66 @@ fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
             }
         }
         IpAddr::V6(v6) => {
-            use std::io::Write as _;
-            write!(out, "{v6}").expect("writing to a Vec");
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                out.extend_from_slice(b"::ffff:");
+                return push_ip(out, IpAddr::V4(v4));
+            }
+            let groups = v6.segments();
+            let (mut zeros, mut run) = ((0, 0), (0, 0)); // (start, len)
+            for (i, &group) in groups.iter().enumerate() {
+                if group != 0 {
+                    run = (i + 1, 0);
+                    continue;
+                }
+                run.1 += 1;
+                if run.1 > zeros.1 {
+                    zeros = run;
+                }
+            }
+            let push_groups = |out: &mut Vec<u8>, groups: &[u16]| {
+                for (i, &group) in groups.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b':');
+                    }
+                    push_hex_group(out, group);
+                }
+            };
+            if zeros.1 > 1 {
+                push_groups(out, &groups[..zeros.0]);
+                out.extend_from_slice(b"::");
+                push_groups(out, &groups[zeros.0 + zeros.1..]);
+            } else {
+                push_groups(out, &groups);
+            }
         }
     }
 }
 
+/// `group` in lowercase hex without leading zeros (`0` for zero).
+fn push_hex_group(out: &mut Vec<u8>, group: u16) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = [12, 8, 4, 0].map(|shift| HEX[usize::from(group >> shift & 15)]);
+    let skip = (group.leading_zeros() / 4).min(3) as usize;
+    out.extend_from_slice(&digits[skip..]);
+}
+
+/// Every byte's two lowercase hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [HEX[byte >> 4], HEX[byte & 15]];
+        byte += 1;
+    }
+    pairs
+};
+
 /// `id` as its `Display` text: 128 lowercase hex digits.
 fn push_id(out: &mut Vec<u8>, id: &NodeId) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut text = [0u8; 2 * std::mem::size_of::<NodeId>()];
-    for (pair, byte) in text.chunks_exact_mut(2).zip(id.0) {
-        pair[0] = HEX[usize::from(byte >> 4)];
-        pair[1] = HEX[usize::from(byte & 15)];
+    for (pair, &byte) in text.chunks_exact_mut(2).zip(&id.0) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
     }
     out.extend_from_slice(&text);
 }
@@ -945,6 +994,47 @@ mod tests {
                 lines.push(&mut out, &peer);
                 proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), peer_line(&peer));
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// `push_ip` and `push_id` write the `Display` texts.
+        #[test]
+        fn ips_and_ids_are_written_as_displayed(
+            ip in arbitrary_ip(),
+            id in proptest::array::uniform32(proptest::prelude::any::<u8>()),
+        ) {
+            let mut out = Vec::new();
+            push_ip(&mut out, ip);
+            proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), ip.to_string());
+            let id = NodeId([id, id.map(|b| !b)].concat().try_into().unwrap());
+            let mut out = Vec::new();
+            push_id(&mut out, &id);
+            proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), id.to_string());
+        }
+    }
+
+    #[test]
+    fn ipv6_addresses_are_written_as_displayed() {
+        for text in [
+            "::",
+            "::1",
+            "1::",
+            "1:0:1:0:1:0:1:0",
+            "1:0:0:1:0:0:1:1",
+            "0:0:1:0:0:1:0:0",
+            "1:0:0:1::1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::ffff:10.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b::10.0.0.1",
+            "2001:db8::7",
+            "fe80::1:0:0:0",
+        ] {
+            let ip: IpAddr = text.parse().unwrap();
+            let mut out = Vec::new();
+            push_ip(&mut out, ip);
+            assert_eq!(String::from_utf8(out).unwrap(), ip.to_string(), "{text}");
         }
     }
 
