@@ -5,16 +5,15 @@ use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
 
-use peerlog::inspect;
+use std::sync::mpsc;
+
+use peerlog::inspect::{self, Peers};
 use peerlog::PeerState;
 
 use crate::args::{DumpArgs, RecordKind};
 use crate::error::Failure;
-use crate::progress::{Meter, Span, LINES_PER_REPORT};
+use crate::progress::{Meter, Span};
 use crate::render;
-
-/// Bytes of lines handed to the output at a time.
-const DUMP_CHUNK: usize = 64 << 10;
 
 /// Which nodes `dump` prints.
 struct DumpFilter {
@@ -51,34 +50,93 @@ fn print(dir: &Path, json: bool, filter: &DumpFilter, out: &mut impl Write) -> R
     let read_share = if json { 45 } else { 75 };
     let meter = Meter::bar("reading");
     let reading = meter.step("reading", Span::percent(0, read_share));
-    inspect::with_peers(dir, &reading, |peers| -> Result<(), Failure> {
+    inspect::with_peers(dir, &reading, |mut peers| -> Result<(), Failure> {
         let printing = meter.output_step("printing", Span::percent(read_share, 100));
         let total = peers.len() as u64;
-        // Lines go into one buffer, reused, handed to `out` some 64 KiB at a time (as
-        // `export` does): memory stays constant, and formatting, not the disk, bounds a dump.
-        let mut lines = Vec::with_capacity(DUMP_CHUNK + 4096);
-        let mut text = render::PeerLines::default();
-        let mut objects = render::PeerJson::default();
-        for (i, peer) in peers.enumerate() {
-            if i % LINES_PER_REPORT == 0 {
-                printing(i as u64, total);
+        let lines = || Lines {
+            json,
+            filter,
+            text: render::PeerLines::default(),
+            objects: render::PeerJson::default(),
+        };
+        let mut ours = lines();
+        // Lines go into a buffer, reused, handed to `out` a piece of some thousand peers at a
+        // time (as `export` does): memory stays constant, and formatting, not the disk,
+        // bounds a dump. With a second core, a helper makes every other piece: after the
+        // replay, making the states and lines of the peers is most of a dump's time.
+        let mut mine = Vec::new();
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+            let mut done = 0;
+            while peers.len() > 0 {
+                let piece = peers.split_front(LINES_PER_PIECE);
+                done += piece.len() as u64;
+                mine.clear();
+                ours.push_to(piece, &mut mine);
+                out.write_all(&mine)?;
+                printing(done, total);
             }
-            if !filter.keeps(&peer) {
+            return Ok(());
+        }
+        std::thread::scope(|scope| -> Result<(), Failure> {
+            let (to_helper, pieces) = mpsc::sync_channel::<(Peers<'_>, Vec<u8>)>(1);
+            let (helper_done, made) = mpsc::sync_channel::<Vec<u8>>(1);
+            scope.spawn(move || {
+                let mut theirs = lines();
+                for (piece, mut bytes) in pieces {
+                    bytes.clear();
+                    theirs.push_to(piece, &mut bytes);
+                    if helper_done.send(bytes).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut spare = Vec::new();
+            let mut done = 0;
+            while peers.len() > 0 {
+                // The helper's piece comes first in the output, ours after it.
+                let helpers = peers.split_front(LINES_PER_PIECE);
+                let next = peers.split_front(LINES_PER_PIECE);
+                done += (helpers.len() + next.len()) as u64;
+                to_helper
+                    .send((helpers, std::mem::take(&mut spare)))
+                    .expect("the helper takes pieces until the channel closes");
+                mine.clear();
+                ours.push_to(next, &mut mine);
+                let theirs = made.recv().expect("the helper sends back every piece");
+                out.write_all(&theirs)?;
+                out.write_all(&mine)?;
+                spare = theirs;
+                printing(done, total);
+            }
+            Ok(())
+        })
+    })?
+}
+
+/// Peers a thread makes the lines of at a time.
+const LINES_PER_PIECE: usize = 2048;
+
+/// Makes the lines of `dump`, for the peers the filter keeps.
+struct Lines<'f> {
+    json: bool,
+    filter: &'f DumpFilter,
+    text: render::PeerLines,
+    objects: render::PeerJson,
+}
+
+impl Lines<'_> {
+    /// Appends the line of each peer of `peers` the filter keeps to `bytes`.
+    fn push_to(&mut self, peers: Peers<'_>, bytes: &mut Vec<u8>) {
+        for peer in peers {
+            if !self.filter.keeps(&peer) {
                 continue;
             }
-            if json {
-                objects.push(&mut lines, &peer);
+            if self.json {
+                self.objects.push(bytes, &peer);
             } else {
-                text.push(&mut lines, &peer);
+                self.text.push(bytes, &peer);
             }
-            lines.push(b'\n');
-            if lines.len() >= DUMP_CHUNK {
-                out.write_all(&lines)?;
-                lines.clear();
-            }
+            bytes.push(b'\n');
         }
-        out.write_all(&lines)?;
-        printing(total, total);
-        Ok(())
-    })?
+    }
 }

@@ -130,7 +130,7 @@ fn presized_index(plan: &ReplayPlan) -> Index {
 pub struct Peers<'a> {
     index: &'a Index,
     /// Positions of the entries, in the order of their ids.
-    order: Vec<u32>,
+    order: &'a [u32],
     /// The next of `order` to hand out.
     next: usize,
     /// `order[..warm]` has been read into the cache ahead of its turn.
@@ -142,7 +142,42 @@ pub struct Peers<'a> {
 /// each would wait for its own cache misses. Read in a tight loop, a batch's misses overlap.
 const WARM_BATCH: usize = 32;
 
-impl Peers<'_> {
+impl<'a> Peers<'a> {
+    /// The next `n` peers (or all that are left, if fewer), as peers of their own, which
+    /// another thread can read; these go on after them. A reader that makes the states of
+    /// the peers in pieces on several threads hands out each piece's lines in order.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// use peerlog::inspect;
+    /// # let db = peerlog::NodeDb::open(dir.path(), 5, "11".repeat(64).parse()?)?;
+    /// # for n in 2..5 {
+    /// #     db.update_node(&format!("enode://{}@10.0.0.{n}:30303", format!("{n:02}").repeat(64)).parse()?)?;
+    /// # }
+    /// # db.close()?;
+    /// inspect::with_peers(dir.path(), &inspect::no_progress, |mut peers| {
+    ///     let first = peers.split_front(2);
+    ///     assert_eq!((first.len(), peers.len()), (2, 1));
+    ///     let ids = std::thread::scope(|s| s.spawn(|| first.map(|p| p.id).collect::<Vec<_>>()).join());
+    ///     assert!(ids.unwrap().iter().all(|id| *id < peers.next().unwrap().id));
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn split_front(&mut self, n: usize) -> Peers<'a> {
+        let (front, rest) = self.order[self.next..].split_at(n.min(self.len()));
+        self.order = rest;
+        self.warm = self.warm.saturating_sub(self.next + front.len());
+        self.next = 0;
+        Peers {
+            index: self.index,
+            order: front,
+            next: 0,
+            warm: 0,
+        }
+    }
+
     /// Reads the entries of `order[from..to]`, then their records and IP slots, so that the
     /// cache holds them when their states are made. Reads only: nothing is kept.
     fn warm(&self, from: usize, to: usize) {
@@ -233,7 +268,7 @@ pub fn with_peers<T>(
     let order = id_order(index.entries().iter().map(|entry| &entry.id));
     Ok(read(Peers {
         index,
-        order,
+        order: &order,
         next: 0,
         warm: 0,
     }))
