@@ -160,7 +160,8 @@ impl<'a> Peers<'a> {
     ///     let first = peers.split_front(2);
     ///     assert_eq!((first.len(), peers.len()), (2, 1));
     ///     let ids = std::thread::scope(|s| s.spawn(|| first.map(|p| p.id).collect::<Vec<_>>()).join());
-    ///     assert!(ids.unwrap().iter().all(|id| *id < peers.next().unwrap().id));
+    ///     let last = peers.next().unwrap().id;
+    ///     assert!(ids.unwrap().iter().all(|id| *id < last));
     /// })?;
     /// # Ok(())
     /// # }
