@@ -278,16 +278,32 @@ pub fn with_peers<T>(
 /// The positions of `ids`, in the order of the ids. Sorted by each id's first 8 bytes, then
 /// each run of equal prefixes by the whole id: pairs of 16 bytes sort several times faster
 /// than positions compared through 64-byte ids, and ids (hashes of keys, mostly) rarely share
-/// a prefix.
+/// a prefix. The pairs are first put in buckets by their first 2 bytes (one counting pass,
+/// one placing pass), leaving each bucket a few pairs to sort.
 fn id_order<'a>(ids: impl ExactSizeIterator<Item = &'a NodeId>) -> Vec<u32> {
+    const BUCKET_BITS: u32 = 16;
     let prefix = |id: &NodeId| u64::from_be_bytes(id.0[..8].try_into().expect("8 bytes"));
     let all: Vec<&NodeId> = ids.collect();
-    let mut keyed: Vec<(u64, u32)> = all
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (prefix(id), i as u32))
-        .collect();
-    keyed.sort_unstable();
+    let prefixes: Vec<u64> = all.iter().map(|id| prefix(id)).collect();
+    let bucket = |prefix: u64| (prefix >> (64 - BUCKET_BITS)) as usize;
+    // starts[b] is where bucket b begins, once the counts are summed.
+    let mut starts = vec![0usize; (1 << BUCKET_BITS) + 1];
+    for &p in &prefixes {
+        starts[bucket(p) + 1] += 1;
+    }
+    for b in 1..starts.len() {
+        starts[b] += starts[b - 1];
+    }
+    let mut keyed = vec![(0u64, 0u32); prefixes.len()];
+    let mut next = starts.clone();
+    for (i, &p) in prefixes.iter().enumerate() {
+        let at = &mut next[bucket(p)];
+        keyed[*at] = (p, i as u32);
+        *at += 1;
+    }
+    for b in starts.windows(2) {
+        keyed[b[0]..b[1]].sort_unstable();
+    }
     for run in keyed.chunk_by_mut(|a, b| a.0 == b.0) {
         if run.len() > 1 {
             run.sort_unstable_by_key(|&(_, i)| all[i as usize]);
@@ -329,6 +345,14 @@ mod tests {
             id.0[63] = id.0[63].wrapping_add(1);
             ids.push(id);
         }
+        // Many in one bucket (the same first 2 bytes), and the extremes.
+        for i in 0..500u32 {
+            let mut id = NodeId(rand::random());
+            id.0[..2].copy_from_slice(&[0xab, 0xcd]);
+            id.0[2] = (i % 3) as u8;
+            ids.push(id);
+        }
+        ids.extend([NodeId([0; 64]), NodeId([0xff; 64]), NodeId([0; 64])]);
         let order = id_order(ids.iter());
         let sorted: Vec<NodeId> = order.iter().map(|&i| ids[i as usize]).collect();
         let mut expected = ids.clone();
