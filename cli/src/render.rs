@@ -603,13 +603,15 @@ impl Row<'_> {
 fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            let mut digits = itoa::Buffer::new();
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                out.extend_from_slice(digits.format(octet).as_bytes());
+            let mut text = [0u8; 16];
+            let mut len = 0;
+            for octet in v4.octets() {
+                let (digits, n) = OCTETS[usize::from(octet)];
+                text[len..len + 4].copy_from_slice(&digits);
+                len += usize::from(n);
             }
+            // Each octet's text was written with a dot after it: the last one goes.
+            out.extend_from_slice(&text[..len - 1]);
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
@@ -646,6 +648,25 @@ fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
         }
     }
 }
+
+/// Every byte in decimal followed by a dot, and the length of that.
+static OCTETS: [([u8; 4], u8); 256] = {
+    let mut octets = [([0; 4], 0); 256];
+    let mut n = 0;
+    while n < 256 {
+        let digits = [(n / 100) as u8, (n / 10 % 10) as u8, (n % 10) as u8];
+        octets[n] = match n {
+            0..=9 => ([b'0' + digits[2], b'.', 0, 0], 2),
+            10..=99 => ([b'0' + digits[1], b'0' + digits[2], b'.', 0], 3),
+            _ => (
+                [b'0' + digits[0], b'0' + digits[1], b'0' + digits[2], b'.'],
+                4,
+            ),
+        };
+        n += 1;
+    }
+    octets
+};
 
 /// `group` in lowercase hex without leading zeros (`0` for zero).
 fn push_hex_group(out: &mut Vec<u8>, group: u16) {
