@@ -1,11 +1,11 @@
 //! `peerlog dump`: the current state, one node a line, as text or JSON.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 
 use peerlog::inspect::{self, Peers};
 use peerlog::PeerState;
@@ -50,7 +50,7 @@ fn print(dir: &Path, json: bool, filter: &DumpFilter, out: &mut impl Write) -> R
     let read_share = if json { 45 } else { 75 };
     let meter = Meter::bar("reading");
     let reading = meter.step("reading", Span::percent(0, read_share));
-    inspect::with_peers(dir, &reading, |mut peers| -> Result<(), Failure> {
+    inspect::with_peers(dir, &reading, |peers| -> Result<(), Failure> {
         let printing = meter.output_step("printing", Span::percent(read_share, 100));
         let total = peers.len() as u64;
         let lines = || Lines {
@@ -59,58 +59,119 @@ fn print(dir: &Path, json: bool, filter: &DumpFilter, out: &mut impl Write) -> R
             text: render::PeerLines::default(),
             objects: render::PeerJson::default(),
         };
-        let mut ours = lines();
-        // Lines go into a buffer, reused, handed to `out` a piece of some thousand peers at a
-        // time (as `export` does): memory stays constant, and formatting, not the disk,
-        // bounds a dump. With a second core, a helper makes every other piece: after the
-        // replay, making the states and lines of the peers is most of a dump's time.
-        let mut mine = Vec::new();
-        if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-            let mut done = 0;
-            while peers.len() > 0 {
-                let piece = peers.split_front(LINES_PER_PIECE);
-                done += piece.len() as u64;
-                mine.clear();
-                ours.push_to(piece, &mut mine);
-                out.write_all(&mine)?;
-                printing(done, total);
-            }
-            return Ok(());
-        }
+        // Lines go into a few buffers, reused, handed to `out` a piece of some thousand peers
+        // at a time (as `export` does): memory stays constant, and formatting, not the disk,
+        // bounds a dump. After the replay, making the states and lines of the peers is most
+        // of a dump's time: with a second core, a helper makes pieces too, whichever is next
+        // when it is free, and the pieces are written in order.
+        let pieces = Pieces {
+            left: Mutex::new((0, peers)),
+        };
+        let helper = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
         std::thread::scope(|scope| -> Result<(), Failure> {
-            let (to_helper, pieces) = mpsc::sync_channel::<(Peers<'_>, Vec<u8>)>(1);
-            let (helper_done, made) = mpsc::sync_channel::<Vec<u8>>(1);
-            scope.spawn(move || {
+            // Dropped when this returns, before the helper is joined: a helper waiting for a
+            // buffer or handing a piece back then stops.
+            let (free, buffers) = mpsc::channel::<Vec<u8>>();
+            for _ in 0..PIECES_AHEAD {
+                free.send(Vec::new()).expect("the receiver is here");
+            }
+            let buffers = Arc::new(Mutex::new(buffers));
+            let (made, done) = mpsc::channel::<Made>();
+            if helper {
+                let (pieces, buffers) = (&pieces, Arc::clone(&buffers));
                 let mut theirs = lines();
-                for (piece, mut bytes) in pieces {
-                    bytes.clear();
-                    theirs.push_to(piece, &mut bytes);
-                    if helper_done.send(bytes).is_err() {
-                        break;
+                scope.spawn(move || {
+                    while let Some(made_one) = pieces.make(&buffers, &mut theirs, true) {
+                        if made.send(made_one).is_err() {
+                            break;
+                        }
+                    }
+                });
+            } else {
+                drop(made);
+            }
+            let mut ours = lines();
+            // Pieces made but not written yet, by number; the next to write.
+            let mut ready: BTreeMap<usize, Made> = BTreeMap::new();
+            let (mut next, mut written) = (0, 0);
+            loop {
+                while let Ok(made_one) = done.try_recv() {
+                    ready.insert(made_one.n, made_one);
+                }
+                while let Some(made_one) = ready.remove(&next) {
+                    out.write_all(&made_one.bytes)?;
+                    written += made_one.peers;
+                    printing(written, total);
+                    // The helper may be gone (no pieces left): then the buffer goes too.
+                    let _ = free.send(made_one.bytes);
+                    next += 1;
+                }
+                if written == total {
+                    return Ok(());
+                }
+                // Make a piece here if a buffer is free (and the helper is not waiting for
+                // one) and a piece is left; else the piece to write next is the helper's to
+                // make, or made already. A helper gone has handed back every piece it made.
+                match pieces.make(&buffers, &mut ours, false) {
+                    Some(made_one) => {
+                        ready.insert(made_one.n, made_one);
+                    }
+                    None => {
+                        if let Ok(made_one) = done.recv() {
+                            ready.insert(made_one.n, made_one);
+                        }
                     }
                 }
-            });
-            let mut spare = Vec::new();
-            let mut done = 0;
-            while peers.len() > 0 {
-                // The helper's piece comes first in the output, ours after it.
-                let helpers = peers.split_front(LINES_PER_PIECE);
-                let next = peers.split_front(LINES_PER_PIECE);
-                done += (helpers.len() + next.len()) as u64;
-                to_helper
-                    .send((helpers, std::mem::take(&mut spare)))
-                    .expect("the helper takes pieces until the channel closes");
-                mine.clear();
-                ours.push_to(next, &mut mine);
-                let theirs = made.recv().expect("the helper sends back every piece");
-                out.write_all(&theirs)?;
-                out.write_all(&mine)?;
-                spare = theirs;
-                printing(done, total);
             }
-            Ok(())
         })
     })?
+}
+
+/// Buffers of pieces made and not written yet, at most.
+const PIECES_AHEAD: usize = 4;
+
+/// The lines of one piece: its number, and the peers it holds.
+struct Made {
+    n: usize,
+    peers: u64,
+    bytes: Vec<u8>,
+}
+
+/// The pieces of a dump, handed out in order, with their numbers.
+struct Pieces<'a> {
+    left: Mutex<(usize, Peers<'a>)>,
+}
+
+impl Pieces<'_> {
+    /// The lines of the next piece, made into a free buffer; `None` when no piece is left,
+    /// or when no buffer is free (or never will be: the writer stopped). With `wait`, waits
+    /// for a buffer, holding the buffers' lock; without, gives up at once, the lock included:
+    /// the writer must not wait for the lock while a helper waits for the buffer the writer
+    /// would free.
+    fn make(
+        &self,
+        buffers: &Mutex<mpsc::Receiver<Vec<u8>>>,
+        lines: &mut Lines<'_>,
+        wait: bool,
+    ) -> Option<Made> {
+        let mut bytes = match wait {
+            true => buffers.lock().expect("not poisoned").recv().ok()?,
+            false => buffers.try_lock().ok()?.try_recv().ok()?,
+        };
+        let (n, piece) = {
+            let mut left = self.left.lock().expect("not poisoned");
+            let (n, peers) = &mut *left;
+            if peers.len() == 0 {
+                return None;
+            }
+            *n += 1;
+            (*n - 1, peers.split_front(LINES_PER_PIECE))
+        };
+        let peers = piece.len() as u64;
+        bytes.clear();
+        lines.push_to(piece, &mut bytes);
+        Some(Made { n, peers, bytes })
+    }
 }
 
 /// Peers a thread makes the lines of at a time.
