@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use peerlog::{Damage, Event, LogRecord, Node, NodeId, NodeRecord, PeerState};
 use serde_json::{json, Map, Value};
 
-use crate::time::{iso8601, iso8601_precise, opt_time, TimeText};
+#[cfg(test)]
+use crate::time::iso8601_precise;
+use crate::time::{iso8601, opt_time, TimeText};
 
 /// A JSON object with its keys in the order given (serde_json's `Value` sorts them), as one
 /// line. Each value is JSON text already; keys need no escaping (they are ours).
@@ -45,8 +47,10 @@ fn json_text(value: impl Into<Value>) -> String {
     value.into().to_string()
 }
 
-/// The stable `dump --json` line, keys in the order of docs/CLI.md.
-pub fn peer_json(peer: &PeerState) -> String {
+/// The stable `dump --json` line, keys in the order of docs/CLI.md: the plain statement of
+/// what [`PeerJson`] writes, through serde_json, which a test holds it to.
+#[cfg(test)]
+fn peer_json(peer: &PeerState) -> String {
     let node = peer.node.as_ref();
     let ips: Vec<String> = peer
         .ips
@@ -83,6 +87,91 @@ pub fn peer_json(peer: &PeerState) -> String {
             json_text(iso8601_precise(peer.last_written)),
         ),
     ])
+}
+
+/// Writes `dump --json` lines, each exactly [`peer_json`]'s text (what serde_json writes for
+/// those values), into a buffer the caller reuses, with no allocation or formatter call for
+/// the common fields. No string of the line needs escaping in JSON: ids are hex, addresses
+/// and times digits and punctuation, `enode://` URLs both, `enr:` texts URL-safe base64, so
+/// each is written between quotes as it is (serde_json escapes only `"`, `\` and control
+/// characters).
+#[derive(Default)]
+pub struct PeerJson {
+    ping: TimeText,
+    pong: TimeText,
+    ip_ping: TimeText,
+    ip_pong: TimeText,
+    written: TimeText,
+}
+
+impl PeerJson {
+    /// Appends `peer`'s line, without the newline.
+    pub fn push(&mut self, out: &mut Vec<u8>, peer: &PeerState) {
+        let mut digits = itoa::Buffer::new();
+        out.extend_from_slice(b"{\"id\":\"");
+        push_id(out, &peer.id);
+        match &peer.node {
+            Some(node) => {
+                out.extend_from_slice(b"\",\"enode\":\"");
+                push_enode(out, node);
+                out.extend_from_slice(b"\",\"ip\":\"");
+                push_ip(out, node.ip);
+                out.extend_from_slice(b"\",\"udp\":");
+                out.extend_from_slice(digits.format(node.udp).as_bytes());
+                out.extend_from_slice(b",\"tcp\":");
+                out.extend_from_slice(digits.format(node.tcp).as_bytes());
+            }
+            None => {
+                out.extend_from_slice(b"\",\"enode\":null,\"ip\":null,\"udp\":null,\"tcp\":null")
+            }
+        }
+        match &peer.record {
+            Some(record) => {
+                out.extend_from_slice(b",\"record_seq\":");
+                out.extend_from_slice(digits.format(record.seq()).as_bytes());
+                out.extend_from_slice(b",\"enr\":\"");
+                push_enr(out, record);
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b",\"record_seq\":null,\"enr\":null"),
+        }
+        out.extend_from_slice(b",\"last_ping\":");
+        push_json_time(out, &mut self.ping, peer.last_ping);
+        out.extend_from_slice(b",\"last_pong\":");
+        push_json_time(out, &mut self.pong, peer.last_pong);
+        out.extend_from_slice(b",\"fails\":");
+        out.extend_from_slice(digits.format(peer.fails).as_bytes());
+        out.extend_from_slice(b",\"ips\":[");
+        for (i, l) in peer.ips.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"ip\":\"");
+            push_ip(out, l.ip);
+            out.extend_from_slice(b"\",\"last_ping\":");
+            push_json_time(out, &mut self.ip_ping, l.last_ping);
+            out.extend_from_slice(b",\"last_pong\":");
+            push_json_time(out, &mut self.ip_pong, l.last_pong);
+            out.extend_from_slice(b",\"fails\":");
+            out.extend_from_slice(digits.format(l.fails).as_bytes());
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],\"last_written\":\"");
+        self.written.push(out, peer.last_written);
+        out.extend_from_slice(b"\"}");
+    }
+}
+
+/// A time as [`opt_time`]'s JSON: the exact time in quotes, or `null`.
+fn push_json_time(out: &mut Vec<u8>, text: &mut TimeText, t: Option<std::time::SystemTime>) {
+    match t {
+        Some(t) => {
+            out.push(b'"');
+            text.push(out, t);
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
 }
 
 #[cfg(test)]
@@ -508,32 +597,102 @@ impl Row<'_> {
     }
 }
 
-/// `ip` as its `Display` text.
+/// `ip` as its `Display` text, written by hand: an IPv6 address in lowercase hex groups
+/// without leading zeros, its longest run of two or more zero groups (the first of equal
+/// runs) as `::`, an IPv4-mapped one as `::ffff:` and the IPv4 address.
 fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            let mut digits = itoa::Buffer::new();
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                out.extend_from_slice(digits.format(octet).as_bytes());
+            let mut text = [0u8; 16];
+            let mut len = 0;
+            for octet in v4.octets() {
+                let (digits, n) = OCTETS[usize::from(octet)];
+                text[len..len + 4].copy_from_slice(&digits);
+                len += usize::from(n);
             }
+            // Each octet's text was written with a dot after it: the last one goes.
+            out.extend_from_slice(&text[..len - 1]);
         }
         IpAddr::V6(v6) => {
-            use std::io::Write as _;
-            write!(out, "{v6}").expect("writing to a Vec");
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                out.extend_from_slice(b"::ffff:");
+                return push_ip(out, IpAddr::V4(v4));
+            }
+            let groups = v6.segments();
+            let (mut zeros, mut run) = ((0, 0), (0, 0)); // (start, len)
+            for (i, &group) in groups.iter().enumerate() {
+                if group != 0 {
+                    run = (i + 1, 0);
+                    continue;
+                }
+                run.1 += 1;
+                if run.1 > zeros.1 {
+                    zeros = run;
+                }
+            }
+            let push_groups = |out: &mut Vec<u8>, groups: &[u16]| {
+                for (i, &group) in groups.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b':');
+                    }
+                    push_hex_group(out, group);
+                }
+            };
+            if zeros.1 > 1 {
+                push_groups(out, &groups[..zeros.0]);
+                out.extend_from_slice(b"::");
+                push_groups(out, &groups[zeros.0 + zeros.1..]);
+            } else {
+                push_groups(out, &groups);
+            }
         }
     }
 }
 
+/// Every byte in decimal followed by a dot, and the length of that.
+static OCTETS: [([u8; 4], u8); 256] = {
+    let mut octets = [([0; 4], 0); 256];
+    let mut n = 0;
+    while n < 256 {
+        let digits = [(n / 100) as u8, (n / 10 % 10) as u8, (n % 10) as u8];
+        octets[n] = match n {
+            0..=9 => ([b'0' + digits[2], b'.', 0, 0], 2),
+            10..=99 => ([b'0' + digits[1], b'0' + digits[2], b'.', 0], 3),
+            _ => (
+                [b'0' + digits[0], b'0' + digits[1], b'0' + digits[2], b'.'],
+                4,
+            ),
+        };
+        n += 1;
+    }
+    octets
+};
+
+/// `group` in lowercase hex without leading zeros (`0` for zero).
+fn push_hex_group(out: &mut Vec<u8>, group: u16) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = [12, 8, 4, 0].map(|shift| HEX[usize::from(group >> shift & 15)]);
+    let skip = (group.leading_zeros() / 4).min(3) as usize;
+    out.extend_from_slice(&digits[skip..]);
+}
+
+/// Every byte's two lowercase hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [HEX[byte >> 4], HEX[byte & 15]];
+        byte += 1;
+    }
+    pairs
+};
+
 /// `id` as its `Display` text: 128 lowercase hex digits.
 fn push_id(out: &mut Vec<u8>, id: &NodeId) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut text = [0u8; 2 * std::mem::size_of::<NodeId>()];
-    for (pair, byte) in text.chunks_exact_mut(2).zip(id.0) {
-        pair[0] = HEX[usize::from(byte >> 4)];
-        pair[1] = HEX[usize::from(byte & 15)];
+    for (pair, &byte) in text.chunks_exact_mut(2).zip(&id.0) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
     }
     out.extend_from_slice(&text);
 }
@@ -634,19 +793,50 @@ fn push_export_fields(row: &mut Row<'_>, record: &LogRecord) {
 /// A signed record's text form (EIP-778), as its `Display`: `enr:` and its RLP in URL-safe
 /// base64 without padding.
 fn push_enr(out: &mut Vec<u8>, record: &NodeRecord) {
-    use base64::Engine;
-    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     out.extend_from_slice(b"enr:");
-    let rlp = record.rlp();
+    push_base64(out, record.rlp());
+}
+
+/// The URL-safe base64 alphabet.
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// The two base64 characters of every 12 bits: a group of 3 bytes is 2 lookups.
+static BASE64_PAIRS: [[u8; 2]; 4096] = {
+    let mut pairs = [[0; 2]; 4096];
+    let mut bits = 0;
+    while bits < 4096 {
+        pairs[bits] = [BASE64[bits >> 6], BASE64[bits & 63]];
+        bits += 1;
+    }
+    pairs
+};
+
+/// `bytes` in URL-safe base64 without padding, as the base64 crate's `URL_SAFE_NO_PAD`
+/// writes it.
+fn push_base64(out: &mut Vec<u8>, bytes: &[u8]) {
     let from = out.len();
-    out.resize(
-        from + base64::encoded_len(rlp.len(), false).expect("a record's size"),
-        0,
-    );
-    let written = engine
-        .encode_slice(rlp, &mut out[from..])
-        .expect("sized for the encoding");
-    out.truncate(from + written);
+    out.resize(from + (bytes.len() * 4).div_ceil(3), 0);
+    let text = &mut out[from..];
+    let groups = bytes.chunks_exact(3);
+    let rest = groups.remainder();
+    let mut chars = text.chunks_exact_mut(4);
+    for (group, to) in groups.zip(&mut chars) {
+        let n = usize::from(group[0]) << 16 | usize::from(group[1]) << 8 | usize::from(group[2]);
+        to[..2].copy_from_slice(&BASE64_PAIRS[n >> 12]);
+        to[2..].copy_from_slice(&BASE64_PAIRS[n & 0xfff]);
+    }
+    let to = chars.into_remainder();
+    match *rest {
+        [a] => {
+            to.copy_from_slice(&BASE64_PAIRS[usize::from(a) << 4]);
+        }
+        [a, b] => {
+            let n = usize::from(a) << 10 | usize::from(b) << 2;
+            to[..2].copy_from_slice(&BASE64_PAIRS[n >> 6]);
+            to[2] = BASE64[n & 63];
+        }
+        _ => {}
+    }
 }
 
 /// One exported event as a JSON line: every column of [`EXPORT_COLUMNS`], in that order.
@@ -742,11 +932,10 @@ pub fn change_text(change: &Change) -> String {
 mod tests {
     use super::*;
 
-    /// `PeerLines` writes exactly `peer_line`'s text, for every shape of peer: IPv4, IPv6,
-    /// different ports, a signed record with and without IP, only liveness, per-IP slots (in
-    /// IP order), times before 1970, with and without nanoseconds, and in one second.
-    #[test]
-    fn peer_lines_are_peer_line_byte_for_byte() {
+    /// A database with every shape of peer: IPv4, IPv6, different ports, a signed record
+    /// with and without IP, only liveness, per-IP slots, times before 1970, with and without
+    /// nanoseconds, and in one second.
+    fn every_peer_shape() -> Vec<PeerState> {
         use std::time::{Duration, UNIX_EPOCH};
 
         use peerlog::enr::{CombinedKey, Enr};
@@ -792,14 +981,266 @@ mod tests {
             .unwrap();
         let no_ip = Enr::builder().udp4(9000).seq(2).build(&key(4)).unwrap();
         db.update_record(&no_ip).unwrap();
+        let v6_signed = Enr::builder()
+            .ip6("2001:db8::9".parse().unwrap())
+            .udp6(30305)
+            .seq(u64::MAX)
+            .build(&key(5))
+            .unwrap();
+        db.update_record(&v6_signed).unwrap();
         db.update_last_ping(&id(9), at(0, 1)).unwrap(); // only liveness
-        let mut lines = PeerLines::default();
+        db.update_last_ping_from(&id(9), "::ffff:10.0.0.3".parse().unwrap(), at(0, 0))
+            .unwrap();
         let peers = db.peers();
-        assert_eq!(peers.len(), 5);
-        for peer in &peers {
+        assert_eq!(peers.len(), 6);
+        peers
+    }
+
+    /// `PeerLines` writes exactly `peer_line`'s text, for every shape of peer (per-IP slots
+    /// in IP order).
+    #[test]
+    fn peer_lines_are_peer_line_byte_for_byte() {
+        let mut lines = PeerLines::default();
+        for peer in &every_peer_shape() {
             let mut out = Vec::new();
             lines.push(&mut out, peer);
             assert_eq!(String::from_utf8(out).unwrap(), peer_line(peer));
+        }
+    }
+
+    /// `PeerJson` writes exactly what serde_json writes for the values of `peer_json`, for
+    /// every shape of peer, twice over (the second time after other peers' times).
+    #[test]
+    fn peer_json_lines_are_serde_json_byte_for_byte() {
+        let mut objects = PeerJson::default();
+        let peers = every_peer_shape();
+        for peer in peers.iter().chain(&peers) {
+            let mut out = Vec::new();
+            objects.push(&mut out, peer);
+            assert_eq!(String::from_utf8(out).unwrap(), peer_json(peer));
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// `PeerJson` and `PeerLines` against their plain statements over arbitrary
+        /// endpoints, ports, times (any the log can store, before 1970 too), counts, IPs and
+        /// signed records (seq, IPv4 or IPv6, ports).
+        #[test]
+        fn peer_lines_and_json_match_their_statements_on_arbitrary_peers(
+            peers in proptest::collection::vec(arbitrary_peer(), 1..6),
+        ) {
+            use peerlog::NodeDb;
+
+            let db = NodeDb::in_memory(NodeId([0xee; 64]));
+            for peer in &peers {
+                peer.apply(&db);
+            }
+            let (mut objects, mut lines) = (PeerJson::default(), PeerLines::default());
+            for peer in db.peers() {
+                let mut out = Vec::new();
+                objects.push(&mut out, &peer);
+                proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), peer_json(&peer));
+                let mut out = Vec::new();
+                lines.push(&mut out, &peer);
+                proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), peer_line(&peer));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// `push_ip` and `push_id` write the `Display` texts.
+        #[test]
+        fn ips_and_ids_are_written_as_displayed(
+            ip in arbitrary_ip(),
+            id in proptest::array::uniform32(proptest::prelude::any::<u8>()),
+        ) {
+            let mut out = Vec::new();
+            push_ip(&mut out, ip);
+            proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), ip.to_string());
+            let id = NodeId([id, id.map(|b| !b)].concat().try_into().unwrap());
+            let mut out = Vec::new();
+            push_id(&mut out, &id);
+            proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), id.to_string());
+        }
+    }
+
+    proptest::proptest! {
+        /// `push_base64` writes what the base64 crate writes.
+        #[test]
+        fn base64_is_the_crates(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            use base64::Engine;
+            let mut out = b"x".to_vec();
+            push_base64(&mut out, &bytes);
+            let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
+            proptest::prop_assert_eq!(&out[1..], expected.as_bytes());
+        }
+    }
+
+    #[test]
+    fn ipv6_addresses_are_written_as_displayed() {
+        for text in [
+            "::",
+            "::1",
+            "1::",
+            "1:0:1:0:1:0:1:0",
+            "1:0:0:1:0:0:1:1",
+            "0:0:1:0:0:1:0:0",
+            "1:0:0:1::1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::ffff:10.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b::10.0.0.1",
+            "2001:db8::7",
+            "fe80::1:0:0:0",
+        ] {
+            let ip: IpAddr = text.parse().unwrap();
+            let mut out = Vec::new();
+            push_ip(&mut out, ip);
+            assert_eq!(String::from_utf8(out).unwrap(), ip.to_string(), "{text}");
+        }
+    }
+
+    /// What one arbitrary peer is given.
+    #[derive(Debug)]
+    struct ArbitraryPeer {
+        id: [u8; 32],
+        endpoint: Option<(IpAddr, u16, u16)>,
+        signed: Option<(u8, u64, Option<IpAddr>, u16, u16)>,
+        ping: Option<i64>,
+        pong: Option<i64>,
+        fails: u32,
+        per_ip: Vec<(IpAddr, Option<i64>, Option<i64>, u32)>,
+    }
+
+    fn arbitrary_ip() -> impl proptest::strategy::Strategy<Value = IpAddr> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<u32>().prop_map(|n| IpAddr::from(std::net::Ipv4Addr::from(n))),
+            any::<u128>().prop_map(|n| IpAddr::from(std::net::Ipv6Addr::from(n))),
+            // Runs of zeros, IPv4-mapped and the like.
+            (any::<u16>(), 0..8usize, any::<u32>()).prop_map(|(word, at, v4)| {
+                let mut words = [0u16; 8];
+                words[at] = word;
+                match at {
+                    5 => IpAddr::from(std::net::Ipv4Addr::from(v4).to_ipv6_mapped()),
+                    _ => IpAddr::from(std::net::Ipv6Addr::from(words)),
+                }
+            }),
+        ]
+    }
+
+    fn arbitrary_time() -> impl proptest::strategy::Strategy<Value = i64> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<i64>(),
+            (-3_000_000_000i64..5_000_000_000, 0..3u8).prop_map(|(secs, nanos)| secs
+                * 1_000_000_000
+                + [0, 1, 999_999_999][nanos as usize]),
+        ]
+    }
+
+    fn arbitrary_peer() -> impl proptest::strategy::Strategy<Value = ArbitraryPeer> {
+        use proptest::prelude::*;
+        let endpoint = proptest::option::of((arbitrary_ip(), any::<u16>(), any::<u16>()));
+        let signed = proptest::option::of((
+            1..4u8,
+            any::<u64>(),
+            proptest::option::of(arbitrary_ip()),
+            any::<u16>(),
+            any::<u16>(),
+        ));
+        let times = (
+            proptest::option::of(arbitrary_time()),
+            proptest::option::of(arbitrary_time()),
+        );
+        let per_ip = proptest::collection::vec(
+            (
+                arbitrary_ip(),
+                proptest::option::of(arbitrary_time()),
+                proptest::option::of(arbitrary_time()),
+                any::<u32>(),
+            ),
+            0..4,
+        );
+        (
+            any::<[u8; 32]>(),
+            endpoint,
+            signed,
+            times,
+            any::<u32>(),
+            per_ip,
+        )
+            .prop_map(|(id, endpoint, signed, (ping, pong), fails, per_ip)| {
+                ArbitraryPeer {
+                    id,
+                    endpoint,
+                    signed,
+                    ping,
+                    pong,
+                    fails,
+                    per_ip,
+                }
+            })
+    }
+
+    impl ArbitraryPeer {
+        /// Gives the database what it holds; what the database refuses (a time it cannot
+        /// store, say) is left out.
+        fn apply(&self, db: &peerlog::NodeDb) {
+            use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+            use peerlog::enr::{CombinedKey, Enr};
+
+            let at = |nanos: i64| -> SystemTime {
+                let d = Duration::from_nanos(nanos.unsigned_abs());
+                if nanos >= 0 {
+                    UNIX_EPOCH + d
+                } else {
+                    UNIX_EPOCH - d
+                }
+            };
+            let mut id = NodeId([0; 64]);
+            id.0[..32].copy_from_slice(&self.id);
+            id.0[32..].copy_from_slice(&self.id);
+            if let Some((key, seq, ip, udp, tcp)) = self.signed {
+                let key = CombinedKey::secp256k1_from_bytes(&mut [key; 32]).unwrap();
+                let mut builder = Enr::builder();
+                builder.seq(seq);
+                match ip {
+                    Some(IpAddr::V4(ip)) => {
+                        builder.ip4(ip).udp4(udp).tcp4(tcp);
+                    }
+                    Some(IpAddr::V6(ip)) => {
+                        builder.ip6(ip).udp6(udp).tcp6(tcp);
+                    }
+                    None => {
+                        builder.udp4(udp);
+                    }
+                }
+                let record = builder.build(&key).unwrap();
+                let _ = db.update_record(&record);
+                id = NodeId::from_enr(&record).unwrap();
+            } else if let Some((ip, udp, tcp)) = self.endpoint {
+                let _ = db.update_node(&Node::new(id, ip, udp, tcp));
+            }
+            if let Some(t) = self.ping {
+                let _ = db.update_last_ping(&id, at(t));
+            }
+            if let Some(t) = self.pong {
+                let _ = db.update_last_pong(&id, at(t));
+            }
+            let _ = db.update_find_fails(&id, self.fails);
+            for &(ip, ping, pong, fails) in &self.per_ip {
+                if let Some(t) = ping {
+                    let _ = db.update_last_ping_from(&id, ip, at(t));
+                }
+                if let Some(t) = pong {
+                    let _ = db.update_last_pong_from(&id, ip, at(t));
+                }
+                let _ = db.update_find_fails_at(&id, ip, fails);
+            }
         }
     }
 

@@ -27,6 +27,9 @@ pub fn iso8601_precise(t: SystemTime) -> String {
 pub struct TimeText {
     secs: Option<i64>,
     text: [u8; 19],
+    /// The texts of the last dates written, by day since the epoch, each in the place of its
+    /// day modulo 8 (the times of a log's week each keep theirs).
+    dates: [Option<(i64, [u8; 10])>; 8],
 }
 
 impl TimeText {
@@ -67,25 +70,35 @@ impl TimeText {
     /// Makes `text` the whole second `secs` (seconds since the epoch), unless it is already;
     /// false for a year outside 0 to 9999, which the caller writes the slow way.
     fn fill(&mut self, secs: i64) -> bool {
-        if self.secs != Some(secs) {
-            let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-            let (year, month, day) = civil_from_days(days);
-            if !(0..=9999).contains(&year) {
-                return false;
-            }
-            let (h, m, s) = (day_secs / 3600, day_secs / 60 % 60, day_secs % 60);
-            let text = &mut self.text;
-            *text = *b"0000-00-00T00:00:00";
-            let year = year as usize;
-            two_digits(&mut text[0..2], year / 100);
-            two_digits(&mut text[2..4], year % 100);
-            two_digits(&mut text[5..7], month as usize);
-            two_digits(&mut text[8..10], day as usize);
-            two_digits(&mut text[11..13], h as usize);
-            two_digits(&mut text[14..16], m as usize);
-            two_digits(&mut text[17..19], s as usize);
-            self.secs = Some(secs);
+        if self.secs == Some(secs) {
+            return true;
         }
+        let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let place = &mut self.dates[days.rem_euclid(8) as usize];
+        let date = match place {
+            Some((day, date)) if *day == days => date,
+            _ => {
+                let (year, month, day) = civil_from_days(days);
+                if !(0..=9999).contains(&year) {
+                    return false;
+                }
+                let mut date = *b"0000-00-00";
+                let year = year as usize;
+                two_digits(&mut date[0..2], year / 100);
+                two_digits(&mut date[2..4], year % 100);
+                two_digits(&mut date[5..7], month as usize);
+                two_digits(&mut date[8..10], day as usize);
+                &mut place.insert((days, date)).1
+            }
+        };
+        let text = &mut self.text;
+        text[..10].copy_from_slice(date);
+        text[10..].copy_from_slice(b"T00:00:00");
+        let (h, m, s) = (day_secs / 3600, day_secs / 60 % 60, day_secs % 60);
+        two_digits(&mut text[11..13], h as usize);
+        two_digits(&mut text[14..16], m as usize);
+        two_digits(&mut text[17..19], s as usize);
+        self.secs = Some(secs);
         true
     }
 }
@@ -302,6 +315,13 @@ mod tests {
         // Beyond year 9999 and before year 0: the formatter's own path.
         times.push(UNIX_EPOCH + Duration::from_secs(300_000_000_000));
         times.push(UNIX_EPOCH - Duration::from_secs(70_000_000_000));
+        // Days that share their place among the kept dates (8 apart), back and forth.
+        for day in [0u64, 8, 1, 16, 9, 0, 7, 15, 20_000, 20_008, 20_000] {
+            for secs in [0, 1, 3599, 86_399] {
+                times.push(UNIX_EPOCH + Duration::from_secs(day * 86_400 + secs));
+                times.push(UNIX_EPOCH - Duration::from_secs(day * 86_400 + secs));
+            }
+        }
         let mut kept = TimeText::default();
         for t in times.iter().chain(&times) {
             let mut pushed = b"x".to_vec();
