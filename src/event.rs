@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::ops::RangeInclusive;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::journal::ahead::Upcoming;
 use crate::journal::damage::Damage;
 use crate::journal::decoded::{Decoded, DecodedInPlace};
 use crate::journal::format::{align, FRAME_HEADER_LEN, MAX_PAYLOAD_LEN, MIN_PAYLOAD_LEN};
@@ -316,12 +317,43 @@ pub(crate) const fn frame_len(payload_len: usize) -> u64 {
 
 /// Where the id of an event of kind `kind` sits in a payload of `len` bytes, if it has one
 /// (a hint for prefetching: unchecked).
-pub(crate) fn id_offset(kind: u8, len: usize) -> Option<usize> {
+fn id_offset(kind: u8, len: usize) -> Option<usize> {
     match kind {
         // The id is the last item of an unsigned node record's RLP list.
         kind::NODE_UPDATED => len.checked_sub(NODE_ID_LEN),
         kind::LOCAL_SEQ | kind::LOSS => None,
         _ => Some(TIME_LEN),
+    }
+}
+
+/// The ids of the records a few frames ahead of a replay, read straight from the frames the
+/// journal hands out ([`Upcoming`]), unchecked: a hint for prefetching the index, never for
+/// what replay applies.
+#[derive(Default)]
+pub(crate) struct IdsAhead {
+    /// The first bytes of the last id handed out.
+    last: Option<[u8; 8]>,
+}
+
+impl IdsAhead {
+    /// How many frames ahead of the record it applies a replay reads the id to prefetch.
+    pub const FRAMES: usize = 16;
+
+    /// The id of the record in `upcoming`, if it has one and it differs from the one before.
+    #[inline(always)]
+    pub fn new_id<'a>(&mut self, upcoming: Option<Upcoming<'a>>) -> Option<&'a IdBytes> {
+        let Upcoming { kind, payload } = upcoming?;
+        // A record about no node (the local seq) has none.
+        let at = id_offset(kind, payload.len())?;
+        let id: &IdBytes = payload.get(at..at + NODE_ID_LEN)?.try_into().ok()?;
+        // The first 8 bytes tell ids apart (they are hashes or public keys), and two that
+        // share them only cost one prefetch not made.
+        let first = id[..8].try_into().ok()?;
+        if self.last == Some(first) {
+            return None;
+        }
+        self.last = Some(first);
+        Some(id)
     }
 }
 

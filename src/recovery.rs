@@ -4,9 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::IoContext;
-use crate::event::{id_offset, IdBytes, StoredRecord};
+use crate::event::{IdsAhead, StoredRecord};
 use crate::index::Index;
-use crate::journal::ahead::Upcoming;
 use crate::journal::dir::{
     create_private_dir, list_dir, remove_leftovers, retire_segments, wipe, Listing, SegmentFile,
 };
@@ -15,7 +14,6 @@ use crate::journal::replay::{replay_locked, ReplayPlan};
 use crate::journal::writer::{Generation, LogWriter, Position};
 use crate::journal::{DamageKind, ReplaySummary};
 use crate::lock::DirLock;
-use crate::node::NODE_ID_LEN;
 use crate::{Error, Options};
 
 /// A database directory, locked, replayed and ready for appends.
@@ -76,7 +74,7 @@ pub(crate) fn rebuild_index(plan: &ReplayPlan) -> Result<(Index, ReplaySummary),
     // the checksum helper instead of delaying it.
     let mut index = None;
     let mut ids_ahead = IdsAhead::default();
-    let summary = replay_locked::<StoredRecord>(plan, IDS_AHEAD, |_, record, upcoming| {
+    let summary = replay_locked::<StoredRecord>(plan, IdsAhead::FRAMES, |_, record, upcoming| {
         let index = index.get_or_insert_with(new_index);
         if let Some(id) = ids_ahead.new_id(upcoming) {
             index.prefetch(id);
@@ -84,37 +82,6 @@ pub(crate) fn rebuild_index(plan: &ReplayPlan) -> Result<(Index, ReplaySummary),
         index.apply_record(&record)
     })?;
     Ok((index.unwrap_or_else(new_index), summary))
-}
-
-/// How many frames ahead of the record it applies replay reads the id to prefetch.
-const IDS_AHEAD: usize = 16;
-
-/// The ids of the records a few frames ahead of replay, read straight from the frames the
-/// journal hands out, unchecked: a hint for prefetching the index, never for what replay
-/// applies.
-#[derive(Default)]
-struct IdsAhead {
-    /// The first bytes of the last id handed out.
-    last: Option<[u8; 8]>,
-}
-
-impl IdsAhead {
-    /// The id of the record in `upcoming`, if it has one and it differs from the one before.
-    #[inline(always)]
-    fn new_id<'a>(&mut self, upcoming: Option<Upcoming<'a>>) -> Option<&'a IdBytes> {
-        let Upcoming { kind, payload } = upcoming?;
-        // A record about no node (the local seq) has none.
-        let at = id_offset(kind, payload.len())?;
-        let id: &IdBytes = payload.get(at..at + NODE_ID_LEN)?.try_into().ok()?;
-        // The first 8 bytes tell ids apart (they are hashes or public keys), and two that
-        // share them only cost one prefetch not made.
-        let first = id[..8].try_into().ok()?;
-        if self.last == Some(first) {
-            return None;
-        }
-        self.last = Some(first);
-        Some(id)
-    }
 }
 
 pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opened, Error> {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use super::{with_listing, InspectError, Progress, SegmentInfo};
-use crate::event::{from_unix_nanos, unix_nanos, EventKind, LogRecord, StoredRecord};
+use crate::event::{from_unix_nanos, unix_nanos, EventKind, IdsAhead, LogRecord, StoredRecord};
 use crate::index::{Index, PeerState};
 use crate::journal::replay::{replay_shared, ReplayPlan, SharedRead};
 use crate::journal::{Recovery, ReplaySummary};
@@ -101,13 +101,23 @@ pub(super) fn replay_state(dir: &Path, progress: Progress<'_>) -> Result<Replaye
         let mut meter = ReplayProgress::new(&plan, progress);
         // Sealed segments read in place, as an open reads them; the last one copied, since a
         // writer may be appending to it.
-        let summary = replay_shared::<StoredRecord, LogRecord>(&plan, |place, read| {
-            meter.at(place);
-            match read {
-                SharedRead::InPlace(record) => replaying.apply_stored(&record),
-                SharedRead::Copied(record) => replaying.apply_copied(&record),
-            }
-        })?;
+        // As an open: the index's slot of an id a few frames ahead is fetched while the
+        // records before it are applied.
+        let mut ids_ahead = IdsAhead::default();
+        let summary = replay_shared::<StoredRecord, LogRecord>(
+            &plan,
+            IdsAhead::FRAMES,
+            |place, read, upcoming| {
+                meter.at(place);
+                if let Some(id) = ids_ahead.new_id(upcoming) {
+                    replaying.replayed.index.prefetch(id);
+                }
+                match read {
+                    SharedRead::InPlace(record) => replaying.apply_stored(&record),
+                    SharedRead::Copied(record) => replaying.apply_copied(&record),
+                }
+            },
+        )?;
         meter.done();
         let mut replayed = replaying.finish();
         replayed.summary = summary;

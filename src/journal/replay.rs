@@ -261,10 +261,13 @@ pub(crate) enum SharedRead<I, C> {
 /// files, whose maps stay valid), so its frames are checked and decoded in place, a second
 /// core checking checksums ahead; the last, which a writer may be appending to, is read frame
 /// by frame copied, as [`replay_until`] reads. Pages of every segment are released behind the
-/// scan, so that the read adds a few MiB to the caller's memory, not a segment.
+/// scan, so that the read adds a few MiB to the caller's memory, not a segment. A record read
+/// in place comes with the frame `lead` frames ahead of it in its segment, as
+/// [`replay_locked`] hands it out.
 pub(crate) fn replay_shared<T: DecodedInPlace, C: for<'b> Decoded<'b>>(
     plan: &ReplayPlan,
-    mut on_record: impl FnMut(RecordPlace<'_>, SharedRead<T::In<'_>, C>),
+    lead: usize,
+    mut on_record: impl FnMut(RecordPlace<'_>, SharedRead<T::In<'_>, C>, Option<Upcoming<'_>>),
 ) -> Result<ReplaySummary, Error> {
     let last = plan.live.last().map(|segment| segment.path.clone());
     let map = |segment: &SegmentFile| map_segment(&segment.path);
@@ -273,16 +276,16 @@ pub(crate) fn replay_shared<T: DecodedInPlace, C: for<'b> Decoded<'b>>(
             let mut behind = ReleaseBehind::new(map);
             let mut on_record = |place: RecordPlace<'_>, record| {
                 behind.reached(place.offset);
-                on_record(place, SharedRead::Copied(record));
+                on_record(place, SharedRead::Copied(record), None);
                 ControlFlow::Continue(())
             };
             replay.scan(SegmentScanner::<C>::new(map, seed), &mut on_record)
         } else {
             let mut in_place =
-                |place: RecordPlace<'_>, record: T::In<'_>, _: Option<Upcoming<'_>>| {
-                    on_record(place, SharedRead::InPlace(record))
+                |place: RecordPlace<'_>, record: T::In<'_>, upcoming: Option<Upcoming<'_>>| {
+                    on_record(place, SharedRead::InPlace(record), upcoming)
                 };
-            scan_in_place::<T>(map, seed, replay, 0, 0, &mut in_place)
+            scan_in_place::<T>(map, seed, replay, lead, 0, &mut in_place)
         }
     })
 }
