@@ -77,19 +77,23 @@ fn print(dir: &Path, json: bool, filter: &DumpFilter, out: &mut impl Write) -> R
             }
             let buffers = Arc::new(Mutex::new(buffers));
             let (made, done) = mpsc::channel::<Made>();
-            if helper {
-                let (pieces, buffers) = (&pieces, Arc::clone(&buffers));
-                let mut theirs = lines();
-                scope.spawn(move || {
-                    while let Some(made_one) = pieces.make(&buffers, &mut theirs, true) {
-                        if made.send(made_one).is_err() {
-                            break;
-                        }
-                    }
-                });
-            } else {
-                drop(made);
-            }
+            // Where no thread can be started, the writer makes every piece itself.
+            let mut helper = helper
+                .then(|| {
+                    let (pieces, buffers) = (&pieces, Arc::clone(&buffers));
+                    let mut theirs = lines();
+                    std::thread::Builder::new()
+                        .name("peerlog-dump".into())
+                        .spawn_scoped(scope, move || {
+                            while let Some(made_one) = pieces.make(&buffers, &mut theirs, true) {
+                                if made.send(made_one).is_err() {
+                                    break;
+                                }
+                            }
+                        })
+                        .ok()
+                })
+                .flatten();
             let mut ours = lines();
             // Pieces made but not written yet, by number; the next to write.
             let mut ready: BTreeMap<usize, Made> = BTreeMap::new();
@@ -102,7 +106,7 @@ fn print(dir: &Path, json: bool, filter: &DumpFilter, out: &mut impl Write) -> R
                     out.write_all(&made_one.bytes)?;
                     written += made_one.peers;
                     printing(written, total);
-                    // The helper may be gone (no pieces left): then the buffer goes too.
+                    // Cannot fail: the receiver is held here too.
                     let _ = free.send(made_one.bytes);
                     next += 1;
                 }
@@ -117,11 +121,21 @@ fn print(dir: &Path, json: bool, filter: &DumpFilter, out: &mut impl Write) -> R
                     Some(made_one) => {
                         ready.insert(made_one.n, made_one);
                     }
-                    None => {
-                        if let Ok(made_one) = done.recv() {
+                    None => match done.recv() {
+                        Ok(made_one) => {
                             ready.insert(made_one.n, made_one);
                         }
-                    }
+                        // No helper, or it has ended and handed over every piece it made: a
+                        // piece is missing only if the helper panicked making it, and then
+                        // its panic is the dump's (rather than waiting for the piece forever).
+                        Err(_) => match helper.take().map(|helper| helper.join()) {
+                            Some(Err(panic)) => std::panic::resume_unwind(panic),
+                            Some(Ok(())) => {}
+                            None => panic!(
+                                "dump: {written} of {total} peers written, and no piece left"
+                            ),
+                        },
+                    },
                 }
             }
         })
