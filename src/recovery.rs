@@ -54,15 +54,35 @@ fn retire_superseded(dir: &Path, plan: &ReplayPlan, opts: &Options) -> Result<()
     retire_segments(dir, retired, opts.faults())
 }
 
+/// About how many ids replaying the live segments of `plan` finds: what an index is presized
+/// for, so that replay neither rehashes its id table nor grows its entries by copying (which,
+/// for a moment, holds the old entries beside the new ones).
+pub(crate) fn ids_expected(plan: &ReplayPlan) -> usize {
+    let ids: u64 = plan
+        .live
+        .iter()
+        .map(|segment| {
+            // A compacted segment holds each id's state once: a node (record, ping, pong)
+            // takes about 300 bytes, so presize for a little more ids than that gives. Other
+            // segments hold history too: about twice that a node, presized for the middle,
+            // so that a long history does not reserve far more than it needs.
+            let bytes_per_id = if segment.header.is_compacted() {
+                256
+            } else {
+                512
+            };
+            segment.len / bytes_per_id
+        })
+        .sum();
+    // Capped: a damaged file's length must not make the open reserve without bound.
+    ids.min(1 << 21) as usize
+}
+
 /// Replays the live segments of `plan` (which nobody writes to) into a new index.
 pub(crate) fn rebuild_index(plan: &ReplayPlan) -> Result<(Index, ReplaySummary), Error> {
-    // A compacted node (record, ping, pong) takes about 300 bytes of log, a node with some
-    // history twice that: presize for the middle, so a growing index rehashes at most once
-    // and a long history does not reserve far more than it needs.
-    // Capped: a damaged file's length must not make the open reserve without bound.
     let log_bytes: u64 = plan.live.iter().map(|s| s.len).sum();
     let new_index = || {
-        let mut index = Index::with_capacity((log_bytes / 512).min(1 << 21) as usize);
+        let mut index = Index::with_capacity(ids_expected(plan));
         // Room for as many signed records and IP slots as the log could hold, so that
         // neither grows by copying during replay. Address space only: pages are touched as
         // they fill.

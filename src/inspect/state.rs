@@ -10,6 +10,7 @@ use crate::index::{Index, PeerState};
 use crate::journal::replay::{replay_shared, ReplayPlan, SharedRead};
 use crate::journal::{Recovery, ReplaySummary};
 use crate::node::NodeId;
+use crate::recovery::ids_expected;
 use crate::survey::ReplayProgress;
 
 /// The live state of a database, as replaying its log gives it.
@@ -126,14 +127,11 @@ pub(super) fn replay_state(dir: &Path, progress: Progress<'_>) -> Result<Replaye
 }
 
 /// An index with room for the ids replaying the live segments of `plan` is likely to find,
-/// presized as an open presizes its own, so that replay does not rehash it as it grows.
+/// presized as an open presizes its own, so that replay does not rehash it as it grows. (The
+/// open's reservation for records and IP slots made a read slower here: more time in the
+/// kernel than the copies it saves.)
 fn presized_index(plan: &ReplayPlan) -> Index {
-    // As `NodeDb::open`: a compacted node takes about 300 bytes of log, a node with some
-    // history twice that; capped, so that a damaged file's length cannot reserve without
-    // bound. (The open's reservation for records and IP slots made a read slower here: more
-    // time in the kernel than the copies it saves.)
-    let log_bytes: u64 = plan.live.iter().map(|s| s.len).sum();
-    Index::with_capacity((log_bytes / 512).min(1 << 21) as usize)
+    Index::with_capacity(ids_expected(plan))
 }
 
 /// The state of every id of a replayed log, sorted by id, each made when it is asked for.

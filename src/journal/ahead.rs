@@ -52,6 +52,11 @@ pub(crate) struct ChecksumsAhead {
     scanner_trusts: AtomicUsize,
     /// The scanner needs no more: the helper may stop early.
     abandoned: AtomicBool,
+    /// Where the scanner has released the pages of the segment up to (see
+    /// [`ChecksumsAhead::scanner_released`]), and how far past it the helper may read: every
+    /// page the helper reads stays resident until the scanner releases it.
+    released: AtomicUsize,
+    max_lead: usize,
     /// Frames per publication, and bytes per leap.
     batch: usize,
     leap: usize,
@@ -90,9 +95,20 @@ impl ChecksumsAhead {
             scanner_at: AtomicUsize::new(0),
             scanner_trusts: AtomicUsize::new(HEADER_LEN),
             abandoned: AtomicBool::new(false),
+            released: AtomicUsize::new(0),
+            max_lead: usize::MAX,
             batch,
             leap,
         }
+    }
+
+    /// Keeps the helper at most `bytes` past where the scanner has released the segment's
+    /// pages (a scan that releases them behind it says so with
+    /// [`ChecksumsAhead::scanner_released`]): so that a segment of hundreds of MiB does not
+    /// become resident between the two, the helper being faster than the scan.
+    pub fn with_max_lead(mut self, bytes: usize) -> ChecksumsAhead {
+        self.max_lead = bytes;
+        self
     }
 
     /// Whether a helper can check a segment of `len` bytes: its offsets must fit [`pack`].
@@ -130,6 +146,7 @@ impl ChecksumsAhead {
                 }
             }
             self.vouched.store(pack(start, pos), Ordering::Release);
+            self.wait_for_release(pos);
             let scanner = self.scanner_at.load(Ordering::Acquire);
             // The scanner is checking the frames this helper would check next, or it passed
             // the place the helper leapt to before the helper said so, and cannot trust it.
@@ -144,6 +161,23 @@ impl ChecksumsAhead {
             }
         }
         self.vouched.store(pack(start, pos), Ordering::Release);
+    }
+
+    /// Waits, as the helper, until the scanner has released the pages up to `max_lead`
+    /// bytes before `pos`, or abandoned the helper. The scanner never waits for the helper
+    /// (it checks frames itself where the helper has not), so this cannot stall it.
+    fn wait_for_release(&self, pos: usize) {
+        while pos.saturating_sub(self.max_lead) > self.released.load(Ordering::Relaxed)
+            && !self.abandoned.load(Ordering::Relaxed)
+        {
+            // The scan takes well over this to read the megabytes the helper is ahead.
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    }
+
+    /// The scanner has released the segment's pages before `offset`.
+    pub fn scanner_released(&self, offset: usize) {
+        self.released.store(offset, Ordering::Relaxed);
     }
 
     /// Tells the helper to stop.
@@ -512,6 +546,60 @@ mod tests {
         helper.scanner_checks(*chain.last().unwrap());
         helper.check::<StoredRecord>(&clean, &seeded);
         assert_eq!(helper.vouched(), (HEADER_LEN, chain[4]));
+    }
+
+    /// Kept to a lead past the pages the scanner has released, the helper checks no frame
+    /// beyond it until the scanner releases more, then goes on; abandoned, it stops waiting.
+    #[test]
+    fn a_helper_stays_within_its_lead_of_the_released_pages() {
+        let seed = salt_seed(7);
+        let seeded = crc32fast::Hasher::new_with_initial(seed);
+        let (clean, chain) = segment(seed);
+        let records_end = checked_from(&clean, &seeded, HEADER_LEN).vouched().1;
+        let lead = chain[10];
+        let helper = ChecksumsAhead::with_steps(2, 512).with_max_lead(lead);
+        let within = |released: usize| {
+            let (start, end) = helper.vouched();
+            assert_eq!(start, HEADER_LEN);
+            // It waits once a batch (of 2 frames) ends more than `lead` past the release:
+            // at most one frame past the first that starts beyond it.
+            let beyond = chain.iter().position(|&at| at > released + lead).unwrap();
+            assert!(end <= chain[beyond + 1], "{end} past {}", chain[beyond + 1]);
+            end
+        };
+        std::thread::scope(|scope| {
+            let checking = scope.spawn(|| helper.check::<StoredRecord>(&clean, &seeded));
+            // A failing assertion must not leave the helper waiting, and the test hanging.
+            let _stop = helper.abandon_on_drop();
+            let wait_until = |done: &dyn Fn() -> bool| {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while !done() {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the helper did not move"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            };
+            // It checks up to its lead, and waits there.
+            wait_until(&|| helper.vouched().1 >= lead);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let first = within(0);
+            assert!(first < records_end);
+            // The scanner released more: it goes on, as far as the new lead.
+            helper.scanner_released(chain[20]);
+            wait_until(&|| helper.vouched().1 > first);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            within(chain[20]);
+            // Abandoned while it waits, it stops.
+            helper.abandon();
+            checking.join().unwrap();
+        });
+        assert!(helper.vouched().1 < records_end);
+        // Without a limit, the same helper checks the whole chain.
+        let unlimited = ChecksumsAhead::with_steps(2, 512);
+        unlimited.check::<StoredRecord>(&clean, &seeded);
+        assert_eq!(unlimited.vouched(), (HEADER_LEN, records_end));
     }
 
     /// The helper on a thread of its own, as replay runs it, over a segment of thousands of
