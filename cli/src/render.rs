@@ -97,11 +97,59 @@ fn peer_json(peer: &PeerState) -> String {
 /// characters).
 #[derive(Default)]
 pub struct PeerJson {
+    /// The peer's own liveness, and that of each of its IPs: each field keeps the texts of
+    /// its own recent dates.
+    liveness: Liveness,
+    ip_liveness: Liveness,
+    written: TimeText,
+}
+
+/// Writes the liveness of a `dump` line, the peer's own or one IP's: the texts of the recent
+/// dates of its last ping and last pong are kept apart, each field's for itself.
+#[derive(Default)]
+struct Liveness {
     ping: TimeText,
     pong: TimeText,
-    ip_ping: TimeText,
-    ip_pong: TimeText,
-    written: TimeText,
+}
+
+impl Liveness {
+    /// The fields of a `dump --json` object: `,"last_ping":…,"last_pong":…,"fails":…`.
+    fn push_json(
+        &mut self,
+        out: &mut Vec<u8>,
+        last_ping: Option<std::time::SystemTime>,
+        last_pong: Option<std::time::SystemTime>,
+        fails: u32,
+    ) {
+        out.extend_from_slice(b",\"last_ping\":");
+        push_json_time(out, &mut self.ping, last_ping);
+        out.extend_from_slice(b",\"last_pong\":");
+        push_json_time(out, &mut self.pong, last_pong);
+        out.extend_from_slice(b",\"fails\":");
+        out.extend_from_slice(itoa::Buffer::new().format(fails).as_bytes());
+    }
+
+    /// The fields of a text `dump` line: ` ping=… pong=… fails=…`, `-` for a time never set.
+    fn push_text(
+        &mut self,
+        out: &mut Vec<u8>,
+        last_ping: Option<std::time::SystemTime>,
+        last_pong: Option<std::time::SystemTime>,
+        fails: u32,
+    ) {
+        out.extend_from_slice(b" ping=");
+        match last_ping {
+            Some(t) => self.ping.push_whole(out, t),
+            None => out.push(b'-'),
+        }
+        out.extend_from_slice(b" pong=");
+        match last_pong {
+            Some(t) => self.pong.push_whole(out, t),
+            None => out.push(b'-'),
+        }
+        out.extend_from_slice(b" fails=");
+        out.extend_from_slice(itoa::Buffer::new().format(fails).as_bytes());
+    }
 }
 
 impl PeerJson {
@@ -135,12 +183,8 @@ impl PeerJson {
             }
             None => out.extend_from_slice(b",\"record_seq\":null,\"enr\":null"),
         }
-        out.extend_from_slice(b",\"last_ping\":");
-        push_json_time(out, &mut self.ping, peer.last_ping);
-        out.extend_from_slice(b",\"last_pong\":");
-        push_json_time(out, &mut self.pong, peer.last_pong);
-        out.extend_from_slice(b",\"fails\":");
-        out.extend_from_slice(digits.format(peer.fails).as_bytes());
+        self.liveness
+            .push_json(out, peer.last_ping, peer.last_pong, peer.fails);
         out.extend_from_slice(b",\"ips\":[");
         for (i, l) in peer.ips.iter().enumerate() {
             if i > 0 {
@@ -148,12 +192,9 @@ impl PeerJson {
             }
             out.extend_from_slice(b"{\"ip\":\"");
             push_ip(out, l.ip);
-            out.extend_from_slice(b"\",\"last_ping\":");
-            push_json_time(out, &mut self.ip_ping, l.last_ping);
-            out.extend_from_slice(b",\"last_pong\":");
-            push_json_time(out, &mut self.ip_pong, l.last_pong);
-            out.extend_from_slice(b",\"fails\":");
-            out.extend_from_slice(digits.format(l.fails).as_bytes());
+            out.push(b'"');
+            self.ip_liveness
+                .push_json(out, l.last_ping, l.last_pong, l.fails);
             out.push(b'}');
         }
         out.extend_from_slice(b"],\"last_written\":\"");
@@ -222,10 +263,8 @@ fn peer_line(peer: &PeerState) -> String {
 /// for export): a dump writes a line per node of the database.
 #[derive(Default)]
 pub struct PeerLines {
-    ping: TimeText,
-    pong: TimeText,
-    ip_ping: TimeText,
-    ip_pong: TimeText,
+    liveness: Liveness,
+    ip_liveness: Liveness,
     ips: Vec<(IpAddr, usize)>,
 }
 
@@ -254,29 +293,8 @@ impl PeerLines {
                 }
             }
         }
-        let liveness = |out: &mut Vec<u8>,
-                        (ping, pong): (&mut TimeText, &mut TimeText),
-                        last: (Option<std::time::SystemTime>, Option<std::time::SystemTime>),
-                        fails: u32| {
-            out.extend_from_slice(b" ping=");
-            match last.0 {
-                Some(t) => ping.push_whole(out, t),
-                None => out.push(b'-'),
-            }
-            out.extend_from_slice(b" pong=");
-            match last.1 {
-                Some(t) => pong.push_whole(out, t),
-                None => out.push(b'-'),
-            }
-            out.extend_from_slice(b" fails=");
-            out.extend_from_slice(itoa::Buffer::new().format(fails).as_bytes());
-        };
-        liveness(
-            out,
-            (&mut self.ping, &mut self.pong),
-            (peer.last_ping, peer.last_pong),
-            peer.fails,
-        );
+        self.liveness
+            .push_text(out, peer.last_ping, peer.last_pong, peer.fails);
         self.ips.clear();
         self.ips
             .extend(peer.ips.iter().enumerate().map(|(i, l)| (l.ip, i)));
@@ -285,12 +303,8 @@ impl PeerLines {
             let l = &peer.ips[i];
             out.extend_from_slice(b" [");
             push_ip(out, ip);
-            liveness(
-                out,
-                (&mut self.ip_ping, &mut self.ip_pong),
-                (l.last_ping, l.last_pong),
-                l.fails,
-            );
+            self.ip_liveness
+                .push_text(out, l.last_ping, l.last_pong, l.fails);
             out.push(b']');
         }
         if let Some(record) = &peer.record {

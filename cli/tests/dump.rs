@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 mod common;
-use common::{json_lines, modern_db, path_str, run_ok, small_db};
+use common::{json_lines, modern_db, path_str, run_ok, small_db, DUMP_JSON_KEYS};
 
 #[test]
 fn dump_prints_the_current_state_in_text_and_json() {
@@ -119,20 +119,6 @@ fn dump_history_and_export_show_signed_records_and_liveness_per_ip() {
 /// `line` as serde_json writes it with the keys in the order of docs/CLI.md: each value
 /// through serde_json, the objects of `ips` alike.
 fn as_serde_json_writes_it(line: &str) -> String {
-    const KEYS: [&str; 12] = [
-        "id",
-        "enode",
-        "ip",
-        "udp",
-        "tcp",
-        "record_seq",
-        "enr",
-        "last_ping",
-        "last_pong",
-        "fails",
-        "ips",
-        "last_written",
-    ];
     const IP_KEYS: [&str; 4] = ["ip", "last_ping", "last_pong", "fails"];
     let object = |value: &Value, keys: &[&str], nested: &dyn Fn(&str, &Value) -> String| {
         let map = value.as_object().expect("an object");
@@ -145,7 +131,7 @@ fn as_serde_json_writes_it(line: &str) -> String {
     };
     let plain = |_: &str, value: &Value| serde_json::to_string(value).unwrap();
     let value: Value = serde_json::from_str(line).unwrap();
-    object(&value, &KEYS, &|key, value| match key {
+    object(&value, &DUMP_JSON_KEYS, &|key, value| match key {
         "ips" => {
             let ips: Vec<String> = value
                 .as_array()

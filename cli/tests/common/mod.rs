@@ -205,6 +205,22 @@ pub fn modern_db(dir: &Path) -> (NodeId, peerlog::enr::Enr<peerlog::enr::Combine
     (id, second)
 }
 
+/// The keys of a `dump --json` line, in the order docs/CLI.md lists them.
+pub const DUMP_JSON_KEYS: [&str; 12] = [
+    "id",
+    "enode",
+    "ip",
+    "udp",
+    "tcp",
+    "record_seq",
+    "enr",
+    "last_ping",
+    "last_pong",
+    "fails",
+    "ips",
+    "last_written",
+];
+
 pub const U64_MAX: &str = "18446744073709551615";
 pub const PAST_U64: &str = "18446744073709551616";
 
