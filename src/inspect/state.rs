@@ -90,7 +90,10 @@ pub(super) fn replay_state(dir: &Path, progress: Progress<'_>) -> Result<Replaye
         let plan = ReplayPlan::new(segments);
         let mut replaying = Replaying {
             replayed: Replayed {
-                index: presized_index(&plan),
+                // Presized for the ids an open expects, so that replay does not rehash as
+                // it grows. (The open's reservation for records and IP slots made a read
+                // slower here: more time in the kernel than the copies it saves.)
+                index: Index::with_capacity(ids_expected(&plan)),
                 events_by_kind: BTreeMap::new(),
                 span: None,
                 summary: ReplaySummary::default(),
@@ -124,14 +127,6 @@ pub(super) fn replay_state(dir: &Path, progress: Progress<'_>) -> Result<Replaye
         replayed.summary = summary;
         Ok(replayed)
     })
-}
-
-/// An index with room for the ids replaying the live segments of `plan` is likely to find,
-/// presized as an open presizes its own, so that replay does not rehash it as it grows. (The
-/// open's reservation for records and IP slots made a read slower here: more time in the
-/// kernel than the copies it saves.)
-fn presized_index(plan: &ReplayPlan) -> Index {
-    Index::with_capacity(ids_expected(plan))
 }
 
 /// The state of every id of a replayed log, sorted by id, each made when it is asked for.

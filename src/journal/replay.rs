@@ -322,10 +322,12 @@ fn scan_in_place<T: DecodedInPlace>(
     // beside the index being built: its pages are released behind the scan instead, and the
     // checksum helper kept a few steps ahead of that.
     let release = map.len() > release_from;
-    let ahead = ChecksumsAhead::for_segment(map.len()).with_max_lead(match release {
-        true => HELPER_LEAD_WHILE_RELEASING,
-        false => usize::MAX,
-    });
+    let max_lead = if release {
+        HELPER_LEAD_WHILE_RELEASING
+    } else {
+        usize::MAX
+    };
+    let ahead = ChecksumsAhead::for_segment(map.len()).with_max_lead(max_lead);
     let mut behind = release.then(|| ReleaseBehind::new(map).telling(&ahead));
     let mut on_record = |place: RecordPlace<'_>, record| {
         on_record(place, record, upcoming.next_frame());
