@@ -67,7 +67,7 @@ fn print(dir: &Path, json: bool, filter: &DumpFilter, out: &mut impl Write) -> R
         let pieces = Pieces {
             left: Mutex::new((0, peers)),
         };
-        let helper = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+        let two_cores = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
         std::thread::scope(|scope| -> Result<(), Failure> {
             // Dropped when this returns, before the helper is joined: a helper waiting for a
             // buffer or handing a piece back then stops.
@@ -78,7 +78,7 @@ fn print(dir: &Path, json: bool, filter: &DumpFilter, out: &mut impl Write) -> R
             let buffers = Arc::new(Mutex::new(buffers));
             let (made, done) = mpsc::channel::<Made>();
             // Where no thread can be started, the writer makes every piece itself.
-            let mut helper = helper
+            let mut helper = two_cores
                 .then(|| {
                     let (pieces, buffers) = (&pieces, Arc::clone(&buffers));
                     let mut theirs = lines();
