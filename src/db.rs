@@ -16,13 +16,14 @@ use crate::index::{Entry, Expired, Index};
 use crate::journal::dir::{check_can_create, list_dir, Listing};
 use crate::journal::replay::ReplayPlan;
 use crate::journal::writer::{sync_segment, LogWriter};
-use crate::journal::Damage;
 use crate::journal::Recovery;
+use crate::journal::{Damage, DamageKind};
 use crate::lock::DirLock;
 use crate::loss::Loss;
 use crate::record::{self, NodeRecord};
 use crate::recovery;
 use crate::seeds::{SeedQuery, SeedSource};
+use crate::snapshot::{self, Known, Tip};
 use crate::subnet::Subnet;
 use crate::survey::survey;
 use crate::{Durability, Error, Node, NodeId, Options, PeerState};
@@ -86,6 +87,11 @@ struct State {
     encoder: PayloadEncoder,
     /// Makes the payload of an eviction appended together with the write that made it.
     eviction_encoder: PayloadEncoder,
+    /// The index snapshot on disk, as far as this database knows it.
+    snapshot: Option<Known>,
+    /// Whether the index may be written as a snapshot at close: the open found the log
+    /// intact (a torn tail aside), so a replay of it gives this index and reports nothing.
+    may_snapshot: bool,
 }
 
 impl State {
@@ -511,7 +517,7 @@ impl NodeDb {
 
     /// The database around what opening its directory gave (`None`: one in memory only).
     fn assemble(self_id: NodeId, opts: Options, opened: Option<recovery::Opened>) -> NodeDb {
-        let (index, log, log_bytes, recovery, dir, lock) = match opened {
+        let (index, log, log_bytes, recovery, dir, lock, snapshot) = match opened {
             Some(o) => {
                 let log_bytes = o.summary.record_bytes;
                 let recovery = Recovery::from(o.summary);
@@ -522,10 +528,23 @@ impl NodeDb {
                     recovery,
                     Some(o.dir),
                     Some(o.lock),
+                    o.snapshot,
                 )
             }
-            None => (Index::default(), None, 0, Recovery::default(), None, None),
+            None => (
+                Index::default(),
+                None,
+                0,
+                Recovery::default(),
+                None,
+                None,
+                None,
+            ),
         };
+        let may_snapshot = recovery
+            .problems
+            .iter()
+            .all(|problem| problem.kind == DamageKind::TornTail);
         let state = State {
             index,
             log,
@@ -535,6 +554,8 @@ impl NodeDb {
             max_nodes: opts.max_nodes,
             encoder: PayloadEncoder::default(),
             eviction_encoder: PayloadEncoder::default(),
+            snapshot,
+            may_snapshot,
         };
         NodeDb::start(Inner {
             self_id,
@@ -1046,8 +1067,46 @@ impl NodeDb {
         if let Some(handle) = threads.syncer {
             let _ = handle.join();
         }
+        if synced.is_ok() {
+            self.write_snapshot();
+        }
         self.inner.state().closed = true;
         synced
+    }
+
+    /// Writes the index snapshot that lets the next open skip replaying the log, unless the
+    /// one on disk is current or the index may not be one (see [`State::may_snapshot`]). A
+    /// failure is only logged: the next open then replays the log, as without a snapshot.
+    fn write_snapshot(&self) {
+        let Some(dir) = &self.inner.dir else {
+            return;
+        };
+        let mut state = self.inner.state();
+        let state = &mut *state;
+        let Some(log) = &state.log else {
+            return;
+        };
+        if state.closed
+            || !state.may_snapshot
+            || state.poisoned.is_some()
+            || log.failed_sync().is_some()
+        {
+            return;
+        }
+        let (protocol_version, salt) = log.generation();
+        let tip = Tip {
+            protocol_version,
+            salt,
+            at: log.position(),
+            log_bytes: state.log_bytes,
+        };
+        match snapshot::write(dir, &state.index, &tip, state.snapshot.as_ref()) {
+            Ok(known) => state.snapshot = known,
+            Err(e) => ::log::warn!(
+                "closing the node database: no index snapshot written, the next open replays \
+                 the log: {e}"
+            ),
+        }
     }
 }
 

@@ -47,6 +47,7 @@ mod options;
 mod record;
 mod recovery;
 mod seeds;
+mod snapshot;
 mod subnet;
 mod survey;
 #[cfg(feature = "__internal_testing")]

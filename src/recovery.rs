@@ -14,6 +14,7 @@ use crate::journal::replay::{replay_locked, ReplayPlan};
 use crate::journal::writer::{Generation, LogWriter, Position};
 use crate::journal::{DamageKind, ReplaySummary};
 use crate::lock::DirLock;
+use crate::snapshot::{self, Known};
 use crate::{Error, Options};
 
 /// A database directory, locked, replayed and ready for appends.
@@ -24,6 +25,8 @@ pub(crate) struct Opened {
     pub writer: LogWriter,
     pub index: Index,
     pub summary: ReplaySummary,
+    /// The index snapshot the index was rebuilt from, if one was used.
+    pub snapshot: Option<Known>,
 }
 
 /// Creates `dir` (owner-only) if needed and checks that every segment header in it is readable.
@@ -143,7 +146,13 @@ pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opene
     let plan = ReplayPlan::new(listing.segments);
     retire_superseded(dir, &plan, opts)?;
 
-    let (index, summary) = rebuild_index(&plan)?;
+    let (index, summary, snapshot) = match snapshot::load(dir, &plan, version)? {
+        Some((index, summary, known)) => (index, summary, Some(known)),
+        None => {
+            let (index, summary) = rebuild_index(&plan)?;
+            (index, summary, None)
+        }
+    };
     for problem in &summary.problems {
         match problem.kind {
             DamageKind::TornTail => {
@@ -217,5 +226,6 @@ pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opene
         writer,
         index,
         summary,
+        snapshot,
     })
 }

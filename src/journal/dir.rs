@@ -23,6 +23,9 @@ use crate::Error;
 
 /// Name of the lock file in a database directory.
 pub const LOCK_FILE: &str = "LOCK";
+/// The index snapshot a database writes when it is closed: a derived file, which the log
+/// layer only leaves alone (and removes with the log on a version reset).
+pub const SNAPSHOT_FILE: &str = "index.snapshot";
 /// The folder, inside a database directory, that receives the segments a compaction
 /// replaced when history is kept ([`Options::keep_history`](crate::Options::keep_history)),
 /// and always those that held damage. Its segments are never replayed on open;
@@ -259,7 +262,12 @@ fn list_named(
             stray();
             continue;
         };
-        if name == LOCK_FILE {
+        if name == LOCK_FILE || name == SNAPSHOT_FILE {
+            continue;
+        }
+        if name.strip_suffix(&format!(".{TEMP_EXT}")) == Some(SNAPSHOT_FILE) {
+            // A snapshot whose writer stopped before renaming it into place.
+            listing.leftovers.push(path);
             continue;
         }
         if name == ARCHIVE_DIR || name == DAMAGED_DIR {
@@ -577,6 +585,11 @@ pub(crate) fn retire_segments<'a>(
 pub(crate) fn wipe(dir: &Path, segments: &[SegmentFile]) -> Result<(), Error> {
     for segment in segments {
         fs::remove_file(&segment.path).at(&segment.path)?;
+    }
+    let snapshot = dir.join(SNAPSHOT_FILE);
+    match fs::remove_file(&snapshot) {
+        Err(e) if e.kind() != ErrorKind::NotFound => return Err(Error::io(&snapshot, e)),
+        _ => {}
     }
     let archive = dir.join(ARCHIVE_DIR);
     if archive.is_dir() {

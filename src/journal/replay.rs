@@ -26,6 +26,10 @@ pub struct ReplayPlan {
     pub superseded: Vec<SegmentFile>,
     /// Segments of another generation (another salt), never replayed.
     pub stale: Vec<SegmentFile>,
+    /// Whether the records before the first of `live` were accounted for elsewhere (an index
+    /// snapshot covers them): the first is then expected to begin at its header's first
+    /// sequence number, as a compacted one does, rather than at 1.
+    pub resumes: bool,
 }
 
 impl ReplayPlan {
@@ -467,7 +471,7 @@ fn replay_segments(
         let is_last = i + 1 == plan.live.len();
         let header = &segment.header;
         if i == 0 {
-            tracker.expected = if header.is_compacted() {
+            tracker.expected = if header.is_compacted() || plan.resumes {
                 header.first_seq
             } else {
                 1

@@ -282,6 +282,16 @@ impl LogWriter {
         self.rotate()
     }
 
+    /// Where the next record goes: the active segment, the end of its records, the next
+    /// sequence number.
+    pub fn position(&self) -> Position {
+        Position {
+            segment_id: self.segment.id,
+            valid_end: self.segment.pos as u64,
+            next_seq: self.next_seq,
+        }
+    }
+
     /// Id of the segment being appended to.
     pub fn active_segment_id(&self) -> u64 {
         self.segment.id

@@ -1,0 +1,598 @@
+//! The index snapshot: the whole index, written beside the log when a database is closed, so
+//! that the next open reads each node's state once instead of decoding and applying every
+//! record of its history.
+//!
+//! It is a derived file, as disposable as the design wants one: the open uses it only when
+//! everything it covers is provably as it was when it was written, and otherwise replays the
+//! log as if it were not there. The open's result is the same either way, problems included:
+//!
+//! - A snapshot is written only by a database whose open found the log intact (at most a torn
+//!   tail, which that open cut back) and that never failed a write since. So a full replay of
+//!   what it covers reports no problem and gives the index it holds.
+//! - Every sealed segment it covers must still have the length and the CRC-32 (of all its
+//!   bytes) it had: the same bytes replay the same way. Checking that costs what checking each
+//!   record's checksum does, on a second core while the snapshot is read.
+//! - The segment that was being appended to is replayed again, only the records past the
+//!   snapshot applied. Its records up to the snapshot's last sequence number must all be there
+//!   and intact: a problem before that point, or a missing last record, sends the open to the
+//!   full replay.
+//! - Segments that came after are replayed as usual.
+//!
+//! The file is checked whole by a CRC-32 in its trailer and is not fsynced: a power loss may
+//! leave it torn or empty, which reads as no snapshot. Nothing but its name points at it. The
+//! bytes are specified in docs/FORMAT.md.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use memmap2::Mmap;
+
+use crate::error::IoContext;
+use crate::event::{IdsAhead, PayloadEncoder, StoredEvent, StoredRecord};
+use crate::index::Index;
+use crate::journal::ahead::Upcoming;
+use crate::journal::dir::{list_dir, private_file, Listing, SegmentFile, SNAPSHOT_FILE, TEMP_EXT};
+use crate::journal::format::HEADER_LEN;
+use crate::journal::replay::{map_segment, replay_locked, ReplayPlan, ReplaySummary};
+use crate::journal::writer::Position;
+use crate::Error;
+
+const MAGIC: &[u8; 8] = b"PLSNAP01";
+/// Magic, protocol version, salt, last seq, sealed records, sealed bytes, ids, segment count
+/// and 4 reserved bytes.
+const HEAD_LEN: usize = 64;
+/// File id, first seq, length, CRC-32 and 4 reserved bytes.
+const COVERED_LEN: usize = 32;
+/// Event count, CRC-32 of everything before it, 4 reserved bytes.
+const TRAILER_LEN: usize = 16;
+/// Kind byte and payload length before each event's payload.
+const EVENT_HEAD_LEN: usize = 3;
+/// At most this many segments are listed (a forged count must not allocate without bound).
+const MAX_COVERED: u64 = 1 << 20;
+
+/// A segment a snapshot covers, as it was when the snapshot was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Covered {
+    pub file_id: u64,
+    pub first_seq: u64,
+    /// Its length (sealed segments), or the end of its records (the last one).
+    pub len: u64,
+    /// CRC-32 of its first `len` bytes (sealed segments; 0 for the last one).
+    pub crc: u32,
+}
+
+/// What an open database knows of the snapshot on disk: enough to tell at close whether it
+/// is current, and the checksums of sealed segments that need not be computed again.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Known {
+    pub last_seq: u64,
+    pub segments: Vec<Covered>,
+}
+
+/// The state of a database when it is closed, as the snapshot records it.
+pub(crate) struct Tip {
+    pub protocol_version: u64,
+    pub salt: u64,
+    /// Where the writer stands.
+    pub at: Position,
+    /// Bytes of every record in the log.
+    pub log_bytes: u64,
+}
+
+struct Head {
+    protocol_version: u64,
+    salt: u64,
+    last_seq: u64,
+    /// Records of the covered sealed segments.
+    sealed_records: u64,
+    /// Their bytes (frames, padding included).
+    sealed_bytes: u64,
+    ids: u64,
+    segments: Vec<Covered>,
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// CRC-32 of the first `len` bytes of `path` (all of them, or an error if it is shorter).
+fn file_crc(path: &Path, len: u64) -> Result<u32, Error> {
+    let map = map_segment(path)?;
+    let bytes = map.get(..len as usize).ok_or_else(|| {
+        Error::io(
+            path,
+            std::io::Error::new(ErrorKind::UnexpectedEof, "shorter than when listed"),
+        )
+    })?;
+    Ok(crc32fast::hash(bytes))
+}
+
+/// Writes the snapshot of `index`, the state of the log up to `tip`, unless the one on disk
+/// (`known`) is already that. Returns what is then on disk; `None` when the directory is not
+/// in a state a snapshot can describe (segments of another generation, or left by an
+/// unfinished compaction: the next open settles those first).
+pub(crate) fn write(
+    dir: &Path,
+    index: &Index,
+    tip: &Tip,
+    known: Option<&Known>,
+) -> Result<Option<Known>, Error> {
+    let plan = ReplayPlan::new(list_dir(dir, Listing::Strict)?.segments);
+    let Some((last, sealed)) = plan.live.split_last() else {
+        return Ok(None);
+    };
+    if !plan.stale.is_empty()
+        || !plan.superseded.is_empty()
+        || last.file_id != tip.at.segment_id
+        || last.header.salt != tip.salt
+    {
+        return Ok(None);
+    }
+    let last_seq = tip.at.next_seq - 1;
+    let mut segments = Vec::with_capacity(plan.live.len());
+    for segment in sealed {
+        let same = |c: &&Covered| {
+            c.file_id == segment.file_id
+                && c.first_seq == segment.header.first_seq
+                && c.len == segment.len
+        };
+        let crc = match known.and_then(|k| k.segments.iter().find(same)) {
+            Some(covered) => covered.crc,
+            None => file_crc(&segment.path, segment.len)?,
+        };
+        segments.push(Covered {
+            file_id: segment.file_id,
+            first_seq: segment.header.first_seq,
+            len: segment.len,
+            crc,
+        });
+    }
+    segments.push(Covered {
+        file_id: last.file_id,
+        first_seq: last.header.first_seq,
+        len: tip.at.valid_end,
+        crc: 0,
+    });
+    if known.is_some_and(|k| k.last_seq == last_seq && k.segments == segments) {
+        return Ok(known.cloned());
+    }
+    let head = Head {
+        protocol_version: tip.protocol_version,
+        salt: tip.salt,
+        last_seq,
+        sealed_records: last
+            .header
+            .first_seq
+            .saturating_sub(first_expected(&plan.live[0])),
+        sealed_bytes: tip
+            .log_bytes
+            .saturating_sub(tip.at.valid_end - HEADER_LEN as u64),
+        ids: index.ids() as u64,
+        segments,
+    };
+    let path = dir.join(SNAPSHOT_FILE);
+    let temp = dir.join(format!("{SNAPSHOT_FILE}.{TEMP_EXT}"));
+    let written = write_file(&temp, &head, index).and_then(|()| {
+        // Not fsynced (see the module documentation): a torn snapshot is no snapshot.
+        fs::rename(&temp, &path).at(&path)
+    });
+    if written.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    written?;
+    Ok(Some(Known {
+        last_seq,
+        segments: head.segments,
+    }))
+}
+
+/// The sequence number a full replay expects the first live segment to begin at.
+fn first_expected(first: &SegmentFile) -> u64 {
+    if first.header.is_compacted() {
+        first.header.first_seq
+    } else {
+        1
+    }
+}
+
+/// A writer that keeps the CRC-32 of what went through it.
+struct Checksummed<W> {
+    inner: W,
+    hasher: crc32fast::Hasher,
+}
+
+impl<W: Write> Write for Checksummed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn write_file(temp: &Path, head: &Head, index: &Index) -> Result<(), Error> {
+    let file = private_file()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(temp)
+        .at(temp)?;
+    let mut out = Checksummed {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        hasher: crc32fast::Hasher::new(),
+    };
+    let mut bytes = Vec::with_capacity(HEAD_LEN + COVERED_LEN * head.segments.len());
+    bytes.extend_from_slice(MAGIC);
+    for value in [
+        head.protocol_version,
+        head.salt,
+        head.last_seq,
+        head.sealed_records,
+        head.sealed_bytes,
+        head.ids,
+    ] {
+        bytes.extend_from_slice(&value.to_le_bytes());
+    }
+    bytes.extend_from_slice(&(head.segments.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&[0; 4]);
+    for covered in &head.segments {
+        for value in [covered.file_id, covered.first_seq, covered.len] {
+            bytes.extend_from_slice(&value.to_le_bytes());
+        }
+        bytes.extend_from_slice(&covered.crc.to_le_bytes());
+        bytes.extend_from_slice(&[0; 4]);
+    }
+    out.write_all(&bytes).at(temp)?;
+    let mut encoder = PayloadEncoder::default();
+    let mut events = 0u64;
+    let mut put = |out: &mut Checksummed<_>, written_at: i64, event: &StoredEvent<'_>| {
+        let (kind, payload) = encoder.encode(event, written_at);
+        events += 1;
+        out.write_all(&[kind])?;
+        out.write_all(&(payload.len() as u16).to_le_bytes())?;
+        out.write_all(payload)
+    };
+    // The state as compaction restates it (each entry's events written at its last write),
+    // the entries in their order, so that the open gives each its position back.
+    for (written_at, event) in index.live_losses() {
+        put(&mut out, written_at, &event).at(temp)?;
+    }
+    for entry in index.entries() {
+        for event in index.live_events(entry) {
+            put(&mut out, entry.touched, &event).at(temp)?;
+        }
+    }
+    if let Some((written_at, event)) = index.live_local_seq() {
+        put(&mut out, written_at, &event).at(temp)?;
+    }
+    out.write_all(&events.to_le_bytes()).at(temp)?;
+    let crc = out.hasher.clone().finalize();
+    out.inner.write_all(&crc.to_le_bytes()).at(temp)?;
+    out.inner.write_all(&[0; 4]).at(temp)?;
+    out.inner.flush().at(temp)?;
+    Ok(())
+}
+
+/// Why a snapshot was not used (logged; the log is replayed instead).
+type Refusal = String;
+
+/// Whether the snapshot's trailer holds the CRC-32 of the rest.
+fn check_whole(bytes: &[u8]) -> Result<(), Rejected> {
+    let crc_at = bytes.len() - 8;
+    if crc32fast::hash(&bytes[..crc_at]) != u32_at(bytes, crc_at) {
+        return Err("its checksum does not match (torn or damaged)".into());
+    }
+    Ok(())
+}
+
+/// The snapshot's head and body, read as they are (bounds checked, the checksum not yet:
+/// see [`Checks`]).
+fn parse(bytes: &[u8]) -> Result<(Head, &[u8], u64), Refusal> {
+    if bytes.len() < HEAD_LEN + TRAILER_LEN || &bytes[..8] != MAGIC {
+        return Err("not a snapshot of this format".into());
+    }
+    let count = u64::from(u32_at(bytes, 56));
+    let body_at = (count.min(MAX_COVERED) as usize)
+        .checked_mul(COVERED_LEN)
+        .map(|len| HEAD_LEN + len)
+        .filter(|&at| count <= MAX_COVERED && at <= bytes.len() - TRAILER_LEN)
+        .ok_or("its segment list does not fit")?;
+    let segments = bytes[HEAD_LEN..body_at]
+        .chunks_exact(COVERED_LEN)
+        .map(|c| Covered {
+            file_id: u64_at(c, 0),
+            first_seq: u64_at(c, 8),
+            len: u64_at(c, 16),
+            crc: u32_at(c, 24),
+        })
+        .collect();
+    let head = Head {
+        protocol_version: u64_at(bytes, 8),
+        salt: u64_at(bytes, 16),
+        last_seq: u64_at(bytes, 24),
+        sealed_records: u64_at(bytes, 32),
+        sealed_bytes: u64_at(bytes, 40),
+        ids: u64_at(bytes, 48),
+        segments,
+    };
+    let events = u64_at(bytes, bytes.len() - TRAILER_LEN);
+    Ok((head, &bytes[body_at..bytes.len() - TRAILER_LEN], events))
+}
+
+/// Whether `head` describes the live segments of `plan`: the same sealed segments, each as
+/// long as it was, then the segment that was being appended to; then any number of newer
+/// segments.
+fn matches(head: &Head, plan: &ReplayPlan, version: u64) -> Result<(), Refusal> {
+    if !plan.stale.is_empty() || !plan.superseded.is_empty() {
+        return Err("the directory holds segments of another generation".into());
+    }
+    let Some((last, sealed)) = head.segments.split_last() else {
+        return Err("it covers no segment".into());
+    };
+    if plan.live.len() < head.segments.len() {
+        return Err("segments it covers are gone".into());
+    }
+    let same = |covered: &Covered, segment: &SegmentFile| {
+        covered.file_id == segment.file_id
+            && covered.first_seq == segment.header.first_seq
+            && segment.header.salt == head.salt
+            && segment.header.protocol_version == version
+            && head.protocol_version == version
+    };
+    for (covered, segment) in sealed.iter().zip(&plan.live) {
+        if !same(covered, segment) || covered.len != segment.len {
+            return Err(format!("{} changed since", segment.path.display()));
+        }
+    }
+    let segment = &plan.live[sealed.len()];
+    if !same(last, segment) || segment.header.is_compacted() || last.len > segment.len {
+        return Err(format!("{} changed since", segment.path.display()));
+    }
+    Ok(())
+}
+
+/// The snapshot's events, one at a time: kind byte and payload.
+struct Events<'a> {
+    body: &'a [u8],
+}
+
+impl<'a> Iterator for Events<'a> {
+    type Item = Result<(u8, &'a [u8]), Refusal>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.body.is_empty() {
+            return None;
+        }
+        let Some((&[kind, a, b], rest)) = self.body.split_first_chunk::<EVENT_HEAD_LEN>() else {
+            self.body = &[];
+            return Some(Err("an event is cut short".into()));
+        };
+        let len = usize::from(u16::from_le_bytes([a, b]));
+        let Some((payload, rest)) = rest.split_at_checked(len) else {
+            self.body = &[];
+            return Some(Err("an event is cut short".into()));
+        };
+        self.body = rest;
+        Some(Ok((kind, payload)))
+    }
+}
+
+/// Applies the snapshot's events to `index`, fetching the id table's slot of each new id a
+/// few events ahead (with a million ids the table is far larger than the caches).
+fn apply_body(index: &mut Index, body: &[u8], events: u64) -> Result<(), Refusal> {
+    let mut ahead = Events { body };
+    let mut ids_ahead = IdsAhead::default();
+    let mut prefetch = |index: &Index, upcoming: Option<(u8, &[u8])>| {
+        let upcoming = upcoming.map(|(kind, payload)| Upcoming { kind, payload });
+        if let Some(id) = ids_ahead.new_id(upcoming) {
+            index.prefetch(id);
+        }
+    };
+    for _ in 0..IdsAhead::FRAMES {
+        prefetch(index, ahead.next().and_then(Result::ok));
+    }
+    let mut applied = 0u64;
+    for event in (Events { body }) {
+        let (kind, payload) = event?;
+        let (written_at, event) =
+            StoredEvent::decode(kind, payload).ok_or("an event does not decode")?;
+        index.apply(&event, written_at);
+        applied += 1;
+        prefetch(index, ahead.next().and_then(Result::ok));
+    }
+    if applied != events {
+        return Err("its event count does not match".into());
+    }
+    Ok(())
+}
+
+/// An index rebuilt from the snapshot in `dir` and the records after it, with the summary a
+/// full replay of `plan` would give; `None` (the reason logged) when the snapshot is missing
+/// or cannot be trusted, and the log must be replayed.
+pub(crate) fn load(
+    dir: &Path,
+    plan: &ReplayPlan,
+    version: u64,
+) -> Result<Option<(Index, ReplaySummary, Known)>, Error> {
+    let path = dir.join(SNAPSHOT_FILE);
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    // SAFETY: the map is only read, and only this process (which holds the directory's lock)
+    // writes or replaces the snapshot, by renaming a new file over it, which leaves the
+    // mapped file as it is.
+    let map = unsafe { Mmap::map(&file) }.at(&path)?;
+    match load_mapped(&map, plan, version) {
+        Ok(loaded) => Ok(Some(loaded)),
+        Err(Rejected::Io(e)) => Err(e),
+        Err(Rejected::Refused(reason)) => {
+            ::log::info!(
+                "{}: not used, the log is replayed instead: {reason}",
+                path.display()
+            );
+            Ok(None)
+        }
+    }
+}
+
+enum Rejected {
+    Io(Error),
+    Refused(Refusal),
+}
+
+impl From<Refusal> for Rejected {
+    fn from(reason: Refusal) -> Rejected {
+        Rejected::Refused(reason)
+    }
+}
+
+impl From<&str> for Rejected {
+    fn from(reason: &str) -> Rejected {
+        Rejected::Refused(reason.into())
+    }
+}
+
+fn load_mapped(
+    bytes: &[u8],
+    plan: &ReplayPlan,
+    version: u64,
+) -> Result<(Index, ReplaySummary, Known), Rejected> {
+    let (head, body, events) = parse(bytes)?;
+    matches(&head, plan, version)?;
+    let sealed = &plan.live[..head.segments.len() - 1];
+    let checks = Checks {
+        snapshot: bytes,
+        sealed,
+        covered: &head.segments,
+        next: AtomicUsize::new(0),
+    };
+    let (index, tail) = std::thread::scope(|scope| {
+        // The checksums on a second core while the snapshot is applied (which only a
+        // matching checksum lets the open keep); then on both.
+        let helper = std::thread::Builder::new()
+            .name("peerlog-snapshot".into())
+            .spawn_scoped(scope, || checks.run())
+            .ok();
+        let rebuilt = rebuild(&head, body, events, plan);
+        let mine = checks.run();
+        if let Some(helper) = helper {
+            helper
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        }
+        mine?;
+        rebuilt
+    })?;
+    let mut summary = tail;
+    summary.segments += sealed.len();
+    summary.records += head.sealed_records;
+    summary.record_bytes += head.sealed_bytes;
+    let mut bytes_read: Vec<(PathBuf, u64)> =
+        sealed.iter().map(|s| (s.path.clone(), s.len)).collect();
+    bytes_read.append(&mut summary.bytes_read);
+    summary.bytes_read = bytes_read;
+    Ok((
+        index,
+        summary,
+        Known {
+            last_seq: head.last_seq,
+            segments: head.segments,
+        },
+    ))
+}
+
+/// The checksums an open from a snapshot must find as they were: the snapshot's own, then
+/// each covered sealed segment's (all its bytes). Taken one at a time by whichever thread is
+/// free, so that the two cores share them.
+struct Checks<'a> {
+    snapshot: &'a [u8],
+    sealed: &'a [SegmentFile],
+    covered: &'a [Covered],
+    /// The next check to take: 0 the snapshot, then the sealed segments in order.
+    next: AtomicUsize,
+}
+
+impl Checks<'_> {
+    fn run(&self) -> Result<(), Rejected> {
+        loop {
+            let check = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(i) = check.checked_sub(1) else {
+                check_whole(self.snapshot).inspect_err(|_| self.stop())?;
+                continue;
+            };
+            let (Some(segment), Some(covered)) = (self.sealed.get(i), self.covered.get(i)) else {
+                return Ok(());
+            };
+            let crc = file_crc(&segment.path, covered.len)
+                .map_err(Rejected::Io)
+                .inspect_err(|_| self.stop())?;
+            if crc != covered.crc {
+                self.stop();
+                return Err(format!("{} changed since", segment.path.display()).into());
+            }
+        }
+    }
+
+    /// Makes the other thread stop at its next check: one failed, the snapshot is not used.
+    fn stop(&self) {
+        self.next.store(usize::MAX / 2, Ordering::Relaxed);
+    }
+}
+
+/// The index from the snapshot's body, then the records after its last sequence number,
+/// replayed from the segment that was being appended to.
+fn rebuild(
+    head: &Head,
+    body: &[u8],
+    events: u64,
+    plan: &ReplayPlan,
+) -> Result<(Index, ReplaySummary), Rejected> {
+    let first_tail = head.segments.len() - 1;
+    let tail_plan = ReplayPlan {
+        live: plan.live[first_tail..].to_vec(),
+        resumes: true,
+        ..ReplayPlan::default()
+    };
+    let tail_bytes: u64 = tail_plan.live.iter().map(|s| s.len).sum();
+    let mut index = Index::with_capacity((head.ids as usize).min(1 << 24));
+    index.reserve_for_log((body.len() as u64 + tail_bytes).min(1 << 32) as usize);
+    apply_body(&mut index, body, events)?;
+    let mut ids_ahead = IdsAhead::default();
+    let mut last_seen = None;
+    let summary =
+        replay_locked::<StoredRecord>(&tail_plan, IdsAhead::FRAMES, |_, record, upcoming| {
+            if let Some(id) = ids_ahead.new_id(upcoming) {
+                index.prefetch(id);
+            }
+            if record.seq > head.last_seq {
+                index.apply_record(&record);
+            } else {
+                last_seen = Some(record.seq);
+            }
+        })
+        .map_err(Rejected::Io)?;
+    let covered_segment = &tail_plan.live[0];
+    let covered_end = head.segments[first_tail].len;
+    // A problem within what the snapshot covers means a full replay would not give its state.
+    let within = summary
+        .problems
+        .iter()
+        .any(|problem| problem.path == covered_segment.path && problem.offset < covered_end);
+    let ends_where_written =
+        head.last_seq + 1 == covered_segment.header.first_seq || last_seen == Some(head.last_seq);
+    if within || !ends_where_written {
+        return Err("the segment it ends in changed since".into());
+    }
+    Ok((index, summary))
+}
