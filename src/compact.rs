@@ -414,9 +414,12 @@ fn restate(
             // end moved into holes below, or were themselves removed.
             let to = unread.min(index.ids());
             let from = to.saturating_sub(BATCH);
+            let mut events = Vec::new();
             for entry in &index.entries()[from..to] {
-                for event in index.live_events(entry) {
-                    frames.push(entry.touched, &event);
+                events.clear();
+                index.exact_events(entry, &mut events);
+                for event in &events {
+                    frames.push(entry.touched, event);
                 }
             }
             unread = from;

@@ -520,7 +520,8 @@ impl NodeDb {
         let (index, log, log_bytes, recovery, dir, lock, snapshot) = match opened {
             Some(o) => {
                 let log_bytes = o.summary.record_bytes;
-                let recovery = Recovery::from(o.summary);
+                let mut recovery = Recovery::from(o.summary);
+                recovery.from_snapshot = o.snapshot.is_some();
                 (
                     o.index,
                     Some(o.writer),

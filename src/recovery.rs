@@ -146,7 +146,7 @@ pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opene
     let plan = ReplayPlan::new(listing.segments);
     retire_superseded(dir, &plan, opts)?;
 
-    let (index, summary, snapshot) = match snapshot::load(dir, &plan, version)? {
+    let (index, summary, snapshot) = match snapshot::load(dir, &plan, version) {
         Some((index, summary, known)) => (index, summary, Some(known)),
         None => {
             let (index, summary) = rebuild_index(&plan)?;

@@ -266,9 +266,12 @@ fn write_file(temp: &Path, head: &Head, index: &Index) -> Result<(), Error> {
     for (written_at, event) in index.live_losses() {
         put(&mut out, written_at, &event).at(temp)?;
     }
+    let mut events_of = Vec::new();
     for entry in index.entries() {
-        for event in index.live_events(entry) {
-            put(&mut out, entry.touched, &event).at(temp)?;
+        events_of.clear();
+        index.exact_events(entry, &mut events_of);
+        for event in &events_of {
+            put(&mut out, entry.touched, event).at(temp)?;
         }
     }
     if let Some((written_at, event)) = index.live_local_seq() {
@@ -297,7 +300,11 @@ fn check_whole(bytes: &[u8]) -> Result<(), Rejected> {
 /// The snapshot's head and body, read as they are (bounds checked, the checksum not yet:
 /// see [`Checks`]).
 fn parse(bytes: &[u8]) -> Result<(Head, &[u8], u64), Refusal> {
-    if bytes.len() < HEAD_LEN + TRAILER_LEN || &bytes[..8] != MAGIC {
+    // The trailer's last 4 bytes, which its checksum does not cover, must be zero.
+    if bytes.len() < HEAD_LEN + TRAILER_LEN
+        || &bytes[..8] != MAGIC
+        || bytes[bytes.len() - 4..] != [0; 4]
+    {
         return Err("not a snapshot of this format".into());
     }
     let count = u64::from(u32_at(bytes, 56));
@@ -416,34 +423,47 @@ fn apply_body(index: &mut Index, body: &[u8], events: u64) -> Result<(), Refusal
 }
 
 /// An index rebuilt from the snapshot in `dir` and the records after it, with the summary a
-/// full replay of `plan` would give; `None` (the reason logged) when the snapshot is missing
-/// or cannot be trusted, and the log must be replayed.
+/// full replay of `plan` would give; `None` (the reason logged) when the snapshot is missing,
+/// unreadable or cannot be trusted, and the log must be replayed. Never an error: a bad
+/// derived file must not make the database unopenable.
 pub(crate) fn load(
     dir: &Path,
     plan: &ReplayPlan,
     version: u64,
-) -> Result<Option<(Index, ReplaySummary, Known)>, Error> {
+) -> Option<(Index, ReplaySummary, Known)> {
     let path = dir.join(SNAPSHOT_FILE);
+    let not_used = |reason: &dyn std::fmt::Display| {
+        ::log::info!(
+            "{}: not used, the log is replayed instead: {reason}",
+            path.display()
+        );
+    };
     let file = match File::open(&path) {
         Ok(file) => file,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(&path, e)),
+        Err(e) if e.kind() == ErrorKind::NotFound => return None,
+        Err(e) => {
+            not_used(&e);
+            return None;
+        }
     };
     // SAFETY: the map is only read, and only this process (which holds the directory's lock)
     // writes or replaces the snapshot, by renaming a new file over it, which leaves the
     // mapped file as it is.
-    let map = unsafe { Mmap::map(&file) }.at(&path)?;
-    match load_mapped(&map, plan, version) {
-        Ok(loaded) => Ok(Some(loaded)),
-        Err(Rejected::Io(e)) => Err(e),
-        Err(Rejected::Refused(reason)) => {
-            ::log::info!(
-                "{}: not used, the log is replayed instead: {reason}",
-                path.display()
-            );
-            Ok(None)
+    let map = match unsafe { Mmap::map(&file) } {
+        Ok(map) => map,
+        Err(e) => {
+            not_used(&e);
+            return None;
         }
-    }
+    };
+    // A read error too only means the log is replayed: if it came from a segment, the replay
+    // meets it again and fails the open, as a read error must.
+    load_mapped(&map, plan, version)
+        .inspect_err(|rejected| match rejected {
+            Rejected::Io(e) => not_used(e),
+            Rejected::Refused(reason) => not_used(reason),
+        })
+        .ok()
 }
 
 enum Rejected {

@@ -70,6 +70,41 @@ impl Index {
         events
     }
 
+    /// The events that recreate an entry exactly, as the index snapshot writes them: those of
+    /// [`Index::live_events`], the IP slots in the order that gives back their chain, and a
+    /// zero failure count for an entry or slot that holds nothing else (compaction drops
+    /// those; a replay of the log keeps them, and so must the snapshot).
+    pub fn exact_events<'a>(&'a self, entry: &'a Entry, events: &mut Vec<StoredEvent<'a>>) {
+        let id = &entry.id.0;
+        let own = events.len();
+        let slots: Vec<&IpSlot> = self.slots_of(entry).collect();
+        for event in self.live_events(entry) {
+            match event {
+                StoredEvent::PingFrom { .. }
+                | StoredEvent::PongFrom { .. }
+                | StoredEvent::FindFailsAt { .. } => {}
+                event => events.push(event),
+            }
+        }
+        if events.len() == own && slots.is_empty() {
+            events.push(StoredEvent::FindFails { id, fails: 0 });
+        }
+        // A new slot goes to the head of its entry's chain: the last one made comes first.
+        for slot in slots.into_iter().rev() {
+            let ip = slot.ip;
+            let before = events.len();
+            events.extend(time(slot.last_ping).map(|at| StoredEvent::PingFrom { id, ip, at }));
+            events.extend(time(slot.last_pong).map(|at| StoredEvent::PongFrom { id, ip, at }));
+            if slot.fails != 0 || events.len() == before {
+                events.push(StoredEvent::FindFailsAt {
+                    id,
+                    ip,
+                    fails: slot.fails,
+                });
+            }
+        }
+    }
+
     /// The losses as compaction writes them, with their write times: when each was first
     /// recorded.
     pub fn live_losses(&self) -> impl Iterator<Item = (i64, StoredEvent<'_>)> + '_ {

@@ -109,6 +109,10 @@ pub struct Recovery {
     pub problems: Vec<Damage>,
     /// The sequence number the next record gets.
     pub next_seq: u64,
+    /// Whether the index came from the snapshot the last clean close wrote, only the records
+    /// after it replayed, rather than from replaying every record (see `docs/DURABILITY.md`).
+    /// The other fields are the same either way.
+    pub from_snapshot: bool,
 }
 
 impl From<ReplaySummary> for Recovery {
@@ -118,6 +122,7 @@ impl From<ReplaySummary> for Recovery {
             records: summary.records,
             problems: summary.problems,
             next_seq: summary.next_seq,
+            from_snapshot: false,
         }
     }
 }

@@ -1,0 +1,517 @@
+//! The index snapshot a clean close writes: an open that uses it gives exactly what replaying
+//! the whole log gives (every peer's state, the losses, the local seq, and the recovery
+//! report: segments, records, problems, next seq), after any history of writes, deletes,
+//! evictions, expiry and compaction, after a crash that followed it, and whatever happened to
+//! the log or to the snapshot itself since; a snapshot it cannot trust is never used.
+
+use std::fs;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use peerlog::testing::FailPoints;
+use peerlog::{Damage, NodeDb, Options, PeerState, Recovery, MIN_SEGMENT_SIZE};
+
+mod common;
+use common::{at, files, id, node, record_id, scratch_dir, signed_record};
+
+const VERSION: u64 = 4;
+const SNAPSHOT: &str = "index.snapshot";
+
+fn opts() -> Options {
+    Options {
+        segment_size: MIN_SEGMENT_SIZE,
+        max_nodes: 300,
+        compact_dead_ratio: 1.0,
+        ..Options::default()
+    }
+}
+
+fn open(dir: &Path) -> NodeDb {
+    NodeDb::open_with(dir, VERSION, id(u64::MAX), opts()).unwrap()
+}
+
+/// Everything an open gives, in a form two directories can be compared by: the peers sorted
+/// by id, the losses and problems with file names instead of paths.
+#[derive(Clone, Debug, PartialEq)]
+struct Opened {
+    peers: Vec<PeerState>,
+    losses: Vec<Place>,
+    /// The stored local seq (`local_seq()` gives the time when none is stored).
+    local_seq: Option<u64>,
+    segments: usize,
+    records: u64,
+    problems: Vec<Place>,
+    next_seq: u64,
+}
+
+fn name(path: &Path) -> String {
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// A problem or loss: its kind, file name, offset, length and lost sequence numbers.
+type Place = (peerlog::DamageKind, String, u64, u64, Option<(u64, u64)>);
+
+fn problem(d: &Damage) -> Place {
+    (d.kind, name(&d.path), d.offset, d.len, d.lost)
+}
+
+fn opened(db: &NodeDb) -> Opened {
+    let mut peers = db.peers();
+    peers.sort_by_key(|p| p.id);
+    for peer in &mut peers {
+        peer.ips.sort_by_key(|ip| ip.ip);
+    }
+    let Recovery {
+        segments,
+        records,
+        problems,
+        next_seq,
+        ..
+    } = db.recovery().clone();
+    Opened {
+        peers,
+        losses: db.losses().iter().map(problem).collect(),
+        local_seq: Some(db.local_seq()).filter(|&seq| seq < 1 << 40),
+        segments,
+        records,
+        problems: problems.iter().map(problem).collect(),
+        next_seq,
+    }
+}
+
+/// Copies the files of `from` (not its folders) into a new directory `to`.
+fn copy_files(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for (file, bytes) in files(from) {
+        if from.join(&file).is_file() {
+            fs::write(to.join(file), bytes).unwrap();
+        }
+    }
+}
+
+/// What opening `dir` gives with its snapshot, and what opening a copy without the snapshot
+/// gives; checks that the first used the snapshot when `used` says so.
+fn with_and_without(dir: &Path, scratch: &Path, used: bool) -> (Opened, Opened) {
+    let without = scratch.join(format!("without-{}", rand_suffix()));
+    copy_files(dir, &without);
+    let _ = fs::remove_file(without.join(SNAPSHOT));
+    let db = open(dir);
+    assert_eq!(db.recovery().from_snapshot, used, "{:?}", db.recovery());
+    let a = opened(&db);
+    db.close().unwrap();
+    let db = open(&without);
+    assert!(!db.recovery().from_snapshot);
+    let b = opened(&db);
+    db.close().unwrap();
+    fs::remove_dir_all(&without).unwrap();
+    (a, b)
+}
+
+/// Asserts that two opens gave the same, naming the first difference (the whole state is
+/// too long to read in a failure).
+#[track_caller]
+fn same(a: &Opened, b: &Opened, what: &str) {
+    assert_eq!(a.peers.len(), b.peers.len(), "{what}: ids held");
+    if let Some((x, y)) = a.peers.iter().zip(&b.peers).find(|(x, y)| x != y) {
+        panic!("{what}: a peer differs:\n{x:?}\n{y:?}");
+    }
+    assert_eq!(a.losses, b.losses, "{what}: losses");
+    assert_eq!(a.local_seq, b.local_seq, "{what}: local seq");
+    assert_eq!(
+        (a.segments, a.records, a.next_seq),
+        (b.segments, b.records, b.next_seq),
+        "{what}: segments, records, next seq"
+    );
+    assert_eq!(a.problems, b.problems, "{what}: problems");
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A small deterministic random number generator (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// One random write of every kind the API has, over 400 ids (more than `max_nodes`, so the
+/// store evicts), some with signed records.
+fn random_write(db: &NodeDb, rng: &mut Rng, step: u64) {
+    let n = rng.below(400);
+    let ip = IpAddr::V4(Ipv4Addr::new(
+        10,
+        (n % 7) as u8,
+        0,
+        (rng.below(3) + 1) as u8,
+    ));
+    match rng.below(14) {
+        0 | 1 => db.update_node(&node(n)).unwrap(),
+        2 => {
+            let _ = db
+                .update_record(&signed_record(n % 40, 1 + rng.below(3)))
+                .unwrap();
+        }
+        3 | 4 => db.update_last_ping(&id(n), at(step)).unwrap(),
+        5 | 6 => db.update_last_pong(&id(n), at(step)).unwrap(),
+        7 => db.update_find_fails(&id(n), rng.below(3) as u32).unwrap(),
+        8 => db.update_last_ping_from(&id(n), ip, at(step)).unwrap(),
+        9 => db.update_last_pong_from(&id(n), ip, at(step)).unwrap(),
+        10 => db
+            .update_find_fails_at(&id(n), ip, rng.below(3) as u32)
+            .unwrap(),
+        11 => db.delete_node(&id(n)).unwrap(),
+        12 => db.delete_node(&record_id(n % 40)).unwrap(),
+        _ => db.store_local_seq(step).unwrap(),
+    }
+}
+
+/// Sessions of random writes (with a compaction or an expiry now and then), each closed
+/// cleanly: every open after the first uses the snapshot the close before it wrote, and
+/// gives what a full replay of the same files gives, and what the database held at close.
+#[test]
+fn an_open_from_the_snapshot_gives_what_a_full_replay_gives() {
+    let scratch = scratch_dir();
+    for seed in 1..=4u64 {
+        let dir = scratch.path().join(format!("db-{seed}"));
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut held: Option<Opened> = None;
+        for session in 0..6u64 {
+            let db = open(&dir);
+            assert_eq!(db.recovery().from_snapshot, session > 0);
+            let now = opened(&db);
+            if let Some(held) = &held {
+                let what = format!("seed {seed} session {session}, against the close");
+                same(
+                    &now,
+                    &Opened {
+                        segments: now.segments,
+                        records: now.records,
+                        next_seq: now.next_seq,
+                        problems: now.problems.clone(),
+                        ..held.clone()
+                    },
+                    &what,
+                );
+            }
+            for step in 0..1500 {
+                random_write(&db, &mut rng, session * 10_000 + step);
+            }
+            match session % 3 {
+                0 => drop(db.compact().unwrap()),
+                1 => drop(db.expire().unwrap()),
+                _ => {}
+            }
+            held = Some(opened(&db));
+            db.close().unwrap();
+            assert!(dir.join(SNAPSHOT).is_file());
+            let (with, without) = with_and_without(&dir, scratch.path(), true);
+            same(&with, &without, &format!("seed {seed} session {session}"));
+            // A compaction leaves two segments; the other sessions, dozens.
+            assert!(with.segments >= 2, "{} segments", with.segments);
+        }
+    }
+}
+
+/// A crash after an open from the snapshot: the snapshot stays what the last clean close
+/// wrote, and the records written since (in the segment it ends in and in newer ones) are
+/// replayed after it, with the same result as a full replay of the crashed files.
+#[test]
+fn a_crash_after_an_open_from_the_snapshot_replays_what_followed_it() {
+    let scratch = scratch_dir();
+    let dir = scratch.path().join("db");
+    let mut rng = Rng(77);
+    let db = open(&dir);
+    for step in 0..2000 {
+        random_write(&db, &mut rng, step);
+    }
+    db.close().unwrap();
+    for writes in [0u64, 1, 25, 3000] {
+        let db = open(&dir);
+        assert!(db.recovery().from_snapshot);
+        for step in 0..writes {
+            random_write(&db, &mut rng, 100_000 + step);
+        }
+        db.sync().unwrap();
+        // The files as a crash now would leave them (the close below writes a new snapshot).
+        let crashed = scratch.path().join(format!("crashed-{writes}"));
+        copy_files(&dir, &crashed);
+        let expected = opened(&db);
+        db.close().unwrap();
+
+        let (with, without) = with_and_without(&crashed, scratch.path(), true);
+        same(
+            &with,
+            &without,
+            &format!("{writes} writes after the snapshot"),
+        );
+        assert_eq!(with.peers, expected.peers);
+    }
+}
+
+/// Damage anywhere in what the snapshot covers (a sealed segment, or the records of the
+/// segment it ends in) or after it is found and reported exactly as a full replay finds it.
+#[test]
+fn damage_since_the_snapshot_is_found_as_a_full_replay_finds_it() {
+    let scratch = scratch_dir();
+    let base = scratch.path().join("base");
+    let mut rng = Rng(5);
+    let db = open(&base);
+    for step in 0..3000 {
+        random_write(&db, &mut rng, step);
+    }
+    db.close().unwrap();
+    let segments = common::segments(&base);
+    assert!(segments.len() > 3);
+    let last = segments.last().unwrap();
+    let last_used = fs::read(last)
+        .unwrap()
+        .iter()
+        .rposition(|&b| b != 0)
+        .unwrap();
+    let len = fs::metadata(&segments[0]).unwrap().len() as usize;
+    let places: Vec<(PathBuf, usize)> = vec![
+        (segments[0].clone(), 200),
+        (segments[1].clone(), len / 2),
+        (segments[segments.len() - 2].clone(), len - 1000),
+        (last.clone(), 100),
+        (last.clone(), last_used),
+    ];
+    for (k, (segment, offset)) in places.into_iter().enumerate() {
+        let dir = scratch.path().join(format!("damaged-{k}"));
+        copy_files(&base, &dir);
+        let path = dir.join(segment.file_name().unwrap());
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[offset] ^= 0x10;
+        fs::write(&path, bytes).unwrap();
+        let (with, without) = with_and_without(&dir, scratch.path(), false);
+        assert!(!with.problems.is_empty(), "damage at {offset} of {path:?}");
+        same(&with, &without, "");
+    }
+}
+
+/// A snapshot cut short at any of many lengths, with a bit flipped anywhere, empty, of
+/// another format, or a folder: the open replays the log and gives what it gives without
+/// the snapshot.
+#[test]
+fn a_torn_or_damaged_snapshot_is_not_used() {
+    let scratch = scratch_dir();
+    let base = scratch.path().join("base");
+    let mut rng = Rng(9);
+    let db = open(&base);
+    for step in 0..600 {
+        random_write(&db, &mut rng, step);
+    }
+    db.close().unwrap();
+    let snapshot = fs::read(base.join(SNAPSHOT)).unwrap();
+    let len = snapshot.len();
+    assert!(len > 4096, "{len} bytes");
+    let expected = {
+        let (with, without) = with_and_without(&base, scratch.path(), true);
+        same(&with, &without, "");
+        with
+    };
+    let mut variants: Vec<Vec<u8>> = Vec::new();
+    // Every length through the head and the first segments listed, then every 97th, and
+    // every length through the trailer.
+    let cuts = (0..300)
+        .chain((300..len - 64).step_by(97))
+        .chain(len - 64..len);
+    variants.extend(cuts.map(|cut| snapshot[..cut].to_vec()));
+    for offset in (0..len).step_by(61).chain(len - 16..len) {
+        let mut flipped = snapshot.clone();
+        flipped[offset] ^= 1 << (offset % 8);
+        variants.push(flipped);
+    }
+    let mut other = snapshot.clone();
+    other[7] = b'9';
+    variants.push(other);
+    let dir = scratch.path().join("db");
+    copy_files(&base, &dir);
+    for variant in &variants {
+        fs::write(dir.join(SNAPSHOT), variant).unwrap();
+        let db = open(&dir);
+        assert!(
+            !db.recovery().from_snapshot,
+            "a variant of {} bytes",
+            variant.len()
+        );
+        assert_eq!(opened(&db).peers, expected.peers);
+        // Closed without a write: nothing to replace the bad snapshot with is skipped, so
+        // close writes a good one; put the next variant in its place.
+        db.close().unwrap();
+    }
+    fs::remove_file(dir.join(SNAPSHOT)).unwrap();
+    fs::create_dir(dir.join(SNAPSHOT)).unwrap();
+    let db = open(&dir);
+    assert!(!db.recovery().from_snapshot);
+    assert_eq!(opened(&db).peers, expected.peers);
+    db.close().unwrap();
+}
+
+/// A close without a write since the open keeps the snapshot file as it is; a close after
+/// writes replaces it (by a rename: the inode changes).
+#[test]
+fn a_close_rewrites_the_snapshot_only_when_the_log_moved() {
+    let scratch = scratch_dir();
+    let dir = scratch.path().join("db");
+    let db = open(&dir);
+    for n in 0..100 {
+        db.update_node(&node(n)).unwrap();
+    }
+    db.close().unwrap();
+    let inode = || fs::metadata(dir.join(SNAPSHOT)).unwrap().ino();
+    let first = inode();
+    let db = open(&dir);
+    assert!(db.recovery().from_snapshot);
+    db.close().unwrap();
+    assert_eq!(inode(), first);
+    let db = open(&dir);
+    db.update_last_pong(&id(3), at(3)).unwrap();
+    db.close().unwrap();
+    assert_ne!(inode(), first);
+    let db = open(&dir);
+    assert!(db.recovery().from_snapshot);
+    assert_eq!(db.last_pong(&id(3)), Some(at(3)));
+    db.close().unwrap();
+}
+
+/// A snapshot left half-written by a crash during a close (its temporary file) is removed
+/// by the next open, which uses the snapshot of the close before.
+#[test]
+fn a_half_written_snapshot_is_removed_and_the_previous_one_used() {
+    let scratch = scratch_dir();
+    let dir = scratch.path().join("db");
+    let db = open(&dir);
+    for n in 0..50 {
+        db.update_node(&node(n)).unwrap();
+    }
+    db.close().unwrap();
+    let temp = dir.join(format!("{SNAPSHOT}.tmp"));
+    fs::write(&temp, b"PLSNAP01 and then nothing").unwrap();
+    let db = open(&dir);
+    assert!(db.recovery().from_snapshot);
+    assert!(!temp.exists());
+    assert_eq!(db.len(), 50);
+    db.close().unwrap();
+}
+
+/// The log found damaged (a problem other than a torn tail) gives no snapshot at close: a
+/// snapshot would hide from the next open what a replay reports. Once a compaction has
+/// moved the damage out of the log, the next close writes one.
+#[test]
+fn a_damaged_log_gets_a_snapshot_only_once_compaction_has_cleared_it() {
+    let scratch = scratch_dir();
+    let dir = scratch.path().join("db");
+    let db = open(&dir);
+    for n in 0..2000 {
+        db.update_last_ping(&id(n % 300), at(n)).unwrap();
+    }
+    db.close().unwrap();
+    fs::remove_file(dir.join(SNAPSHOT)).unwrap();
+    let first = common::segments(&dir).remove(0);
+    let mut bytes = fs::read(&first).unwrap();
+    bytes[300] ^= 0x01;
+    fs::write(&first, bytes).unwrap();
+
+    let db = open(&dir);
+    assert!(!db.recovery().problems.is_empty());
+    db.close().unwrap();
+    assert!(!dir.join(SNAPSHOT).exists());
+
+    let db = open(&dir);
+    db.compact().unwrap();
+    db.close().unwrap();
+    let db = open(&dir);
+    // The damage is recorded as a loss in the log now, and gone from its segments.
+    assert!(db.recovery().problems.is_empty(), "{:?}", db.recovery());
+    db.close().unwrap();
+    assert!(dir.join(SNAPSHOT).is_file());
+    let (with, without) = with_and_without(&dir, scratch.path(), true);
+    same(&with, &without, "");
+    assert!(!with.losses.is_empty());
+}
+
+/// A version change wipes the log and its snapshot with it.
+#[test]
+fn a_version_change_removes_the_snapshot() {
+    let scratch = scratch_dir();
+    let dir = scratch.path().join("db");
+    let db = open(&dir);
+    db.update_node(&node(1)).unwrap();
+    db.close().unwrap();
+    assert!(dir.join(SNAPSHOT).is_file());
+    let db = NodeDb::open_with(&dir, VERSION + 1, id(u64::MAX), opts()).unwrap();
+    assert!(!dir.join(SNAPSHOT).exists());
+    assert!(db.is_empty());
+    assert!(!db.recovery().from_snapshot);
+    db.close().unwrap();
+}
+
+/// A database whose fsync failed (poisoned) writes no snapshot at close: its index may hold
+/// writes the log lost. The next open uses the snapshot of the close before, replaying what
+/// the log holds after it, as a full replay would.
+#[test]
+fn a_poisoned_database_writes_no_snapshot() {
+    let scratch = scratch_dir();
+    let dir = scratch.path().join("db");
+    let db = open(&dir);
+    for n in 0..100 {
+        db.update_node(&node(n)).unwrap();
+    }
+    db.close().unwrap();
+    let inode = || fs::metadata(dir.join(SNAPSHOT)).unwrap().ino();
+    let before = inode();
+    let armed = Arc::new(AtomicBool::new(false));
+    let failing = Arc::clone(&armed);
+    let poisoning = Options {
+        fail_points: FailPoints::new(move |step| match step {
+            "log.fsync" if failing.load(Ordering::SeqCst) => Err(io::Error::other("injected")),
+            _ => Ok(()),
+        }),
+        ..opts()
+    };
+    let db = NodeDb::open_with(&dir, VERSION, id(u64::MAX), poisoning).unwrap();
+    db.update_last_ping(&id(7), at(7)).unwrap();
+    armed.store(true, Ordering::SeqCst);
+    assert!(db.sync().is_err());
+    assert!(db.close().is_err());
+    assert_eq!(inode(), before);
+    let (with, without) = with_and_without(&dir, scratch.path(), true);
+    same(&with, &without, "");
+}
+
+/// An in-memory database writes nothing; an empty log gets a snapshot (of nothing) and opens
+/// from it.
+#[test]
+fn an_empty_log_opens_from_its_snapshot_too() {
+    let db = NodeDb::in_memory(id(1));
+    db.update_node(&node(1)).unwrap();
+    db.close().unwrap();
+    let scratch = scratch_dir();
+    let dir = scratch.path().join("db");
+    let db = open(&dir);
+    assert!(!db.recovery().from_snapshot);
+    db.close().unwrap();
+    assert!(dir.join(SNAPSHOT).is_file());
+    let db = open(&dir);
+    assert!(db.recovery().from_snapshot);
+    assert!(db.is_empty());
+    db.close().unwrap();
+}
