@@ -1088,6 +1088,7 @@ impl NodeDb {
             return;
         };
         if state.closed
+            || !self.inner.opts.index_snapshot
             || !state.may_snapshot
             || state.poisoned.is_some()
             || log.failed_sync().is_some()

@@ -74,6 +74,15 @@ pub struct Options {
     /// Move segments replaced by compaction into `archive/` instead of deleting them, so a
     /// peer's full history stays readable. Default: false (disk use stays bounded).
     pub keep_history: bool,
+    /// Write the index to the file `index.snapshot` when the database is closed, so that the
+    /// next open reads each node's state once instead of replaying every record of the log.
+    /// That open still checks every byte of the sealed segments the snapshot covers (their
+    /// checksums, on two cores) and replays what was written after it; anything not as the
+    /// snapshot left it, or damage anywhere, makes it replay the whole log instead, with the
+    /// same result. A close writes it only when the log moved since the last one, taking
+    /// about as long as an open (measured in BENCHMARKS.md). With `false`, a close writes no
+    /// snapshot and an open removes any it finds. Default: true.
+    pub index_snapshot: bool,
     /// Most ids the index holds (with a record, or only pings, pongs or fails). A write about
     /// a new id when the store is full first evicts one id, as an event of its own in the log:
     /// the id never proven by a pong whose newest event is oldest, else the node with the
@@ -118,6 +127,7 @@ impl Default for Options {
             compact_dead_ratio: 0.5,
             compact_min_bytes: 16 << 20,
             keep_history: false,
+            index_snapshot: true,
             max_nodes: DEFAULT_MAX_NODES,
             wipe_on_version_change: true,
             #[cfg(feature = "__internal_testing")]

@@ -146,7 +146,13 @@ pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opene
     let plan = ReplayPlan::new(listing.segments);
     retire_superseded(dir, &plan, opts)?;
 
-    let (index, summary, snapshot) = match snapshot::load(dir, &plan, version) {
+    let loaded = if opts.index_snapshot {
+        snapshot::load(dir, &plan, version)
+    } else {
+        snapshot::remove(dir)?;
+        None
+    };
+    let (index, summary, snapshot) = match loaded {
         Some((index, summary, known)) => (index, summary, Some(known)),
         None => {
             let (index, summary) = rebuild_index(&plan)?;

@@ -35,8 +35,11 @@ use crate::index::Index;
 use crate::journal::ahead::Upcoming;
 use crate::journal::dir::{list_dir, private_file, Listing, SegmentFile, SNAPSHOT_FILE, TEMP_EXT};
 use crate::journal::format::HEADER_LEN;
-use crate::journal::replay::{map_segment, replay_locked, ReplayPlan, ReplaySummary};
+use crate::journal::replay::{
+    map_segment, replay_locked, ReleaseBehind, ReplayPlan, ReplaySummary,
+};
 use crate::journal::writer::Position;
+use crate::node::NODE_ID_LEN;
 use crate::Error;
 
 const MAGIC: &[u8; 8] = b"PLSNAP01";
@@ -288,18 +291,19 @@ fn write_file(temp: &Path, head: &Head, index: &Index) -> Result<(), Error> {
 /// Why a snapshot was not used (logged; the log is replayed instead).
 type Refusal = String;
 
-/// Whether the snapshot's trailer holds the CRC-32 of the rest.
-fn check_whole(bytes: &[u8]) -> Result<(), Rejected> {
-    let crc_at = bytes.len() - 8;
-    if crc32fast::hash(&bytes[..crc_at]) != u32_at(bytes, crc_at) {
-        return Err("its checksum does not match (torn or damaged)".into());
-    }
-    Ok(())
+/// Where the events lie in a snapshot's bytes.
+struct Body {
+    /// The offset of the first.
+    at: usize,
+    /// The offset past the last (where the trailer begins).
+    end: usize,
+    /// How many the trailer says there are.
+    events: u64,
 }
 
-/// The snapshot's head and body, read as they are (bounds checked, the checksum not yet:
-/// see [`Checks`]).
-fn parse(bytes: &[u8]) -> Result<(Head, &[u8], u64), Refusal> {
+/// The snapshot's head and where its events lie, read as they are: bounds checked, the
+/// checksum only as the events are applied (see [`apply_body`]).
+fn parse(bytes: &[u8]) -> Result<(Head, Body), Refusal> {
     // The trailer's last 4 bytes, which its checksum does not cover, must be zero.
     if bytes.len() < HEAD_LEN + TRAILER_LEN
         || &bytes[..8] != MAGIC
@@ -331,8 +335,13 @@ fn parse(bytes: &[u8]) -> Result<(Head, &[u8], u64), Refusal> {
         ids: u64_at(bytes, 48),
         segments,
     };
-    let events = u64_at(bytes, bytes.len() - TRAILER_LEN);
-    Ok((head, &bytes[body_at..bytes.len() - TRAILER_LEN], events))
+    let end = bytes.len() - TRAILER_LEN;
+    let body = Body {
+        at: body_at,
+        end,
+        events: u64_at(bytes, end),
+    };
+    Ok((head, body))
 }
 
 /// Whether `head` describes the live segments of `plan`: the same sealed segments, each as
@@ -393,10 +402,21 @@ impl<'a> Iterator for Events<'a> {
     }
 }
 
-/// Applies the snapshot's events to `index`, fetching the id table's slot of each new id a
-/// few events ahead (with a million ids the table is far larger than the caches).
-fn apply_body(index: &mut Index, body: &[u8], events: u64) -> Result<(), Refusal> {
-    let mut ahead = Events { body };
+/// Applies the snapshot's events to `index`, checking the snapshot's checksum a step ahead
+/// of them (an event is decoded from checked bytes, and the whole is checked before the
+/// index is kept) and releasing its pages behind them, so that the open holds little of the
+/// snapshot in memory beside the index. Fetches the id table's slot of each new id a few
+/// events ahead: with a million ids the table is far larger than the caches.
+fn apply_body(index: &mut Index, map: &Mmap, body: &Body) -> Result<(), Refusal> {
+    /// Bytes checked in one step.
+    const STEP: usize = 1 << 20;
+    let bytes: &[u8] = map;
+    let events = &bytes[body.at..body.end];
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&bytes[..body.at]);
+    let mut checked = 0;
+    let mut release = ReleaseBehind::new(map);
+    let mut ahead = Events { body: events };
     let mut ids_ahead = IdsAhead::default();
     let mut prefetch = |index: &Index, upcoming: Option<(u8, &[u8])>| {
         let upcoming = upcoming.map(|(kind, payload)| Upcoming { kind, payload });
@@ -408,15 +428,28 @@ fn apply_body(index: &mut Index, body: &[u8], events: u64) -> Result<(), Refusal
         prefetch(index, ahead.next().and_then(Result::ok));
     }
     let mut applied = 0u64;
-    for event in (Events { body }) {
+    let mut at = 0;
+    for event in (Events { body: events }) {
         let (kind, payload) = event?;
+        let end = at + EVENT_HEAD_LEN + payload.len();
+        while checked < end {
+            let next = (checked + STEP).min(events.len());
+            hasher.update(&events[checked..next]);
+            checked = next;
+            release.reached((body.at + at) as u64);
+        }
         let (written_at, event) =
             StoredEvent::decode(kind, payload).ok_or("an event does not decode")?;
         index.apply(&event, written_at);
         applied += 1;
+        at = end;
         prefetch(index, ahead.next().and_then(Result::ok));
     }
-    if applied != events {
+    hasher.update(&bytes[body.end..body.end + 8]);
+    if hasher.finalize() != u32_at(bytes, body.end + 8) {
+        return Err("its checksum does not match (torn or damaged)".into());
+    }
+    if applied != body.events {
         return Err("its event count does not match".into());
     }
     Ok(())
@@ -484,27 +517,26 @@ impl From<&str> for Rejected {
 }
 
 fn load_mapped(
-    bytes: &[u8],
+    map: &Mmap,
     plan: &ReplayPlan,
     version: u64,
 ) -> Result<(Index, ReplaySummary, Known), Rejected> {
-    let (head, body, events) = parse(bytes)?;
+    let (head, body) = parse(map)?;
     matches(&head, plan, version)?;
     let sealed = &plan.live[..head.segments.len() - 1];
     let checks = Checks {
-        snapshot: bytes,
         sealed,
         covered: &head.segments,
         next: AtomicUsize::new(0),
     };
     let (index, tail) = std::thread::scope(|scope| {
-        // The checksums on a second core while the snapshot is applied (which only a
-        // matching checksum lets the open keep); then on both.
+        // The segments' checksums on a second core while the snapshot is applied (which only
+        // matching checksums let the open keep); then on both.
         let helper = std::thread::Builder::new()
             .name("peerlog-snapshot".into())
             .spawn_scoped(scope, || checks.run())
             .ok();
-        let rebuilt = rebuild(&head, body, events, plan);
+        let rebuilt = rebuild(&head, map, &body, plan);
         let mine = checks.run();
         if let Some(helper) = helper {
             helper
@@ -532,25 +564,20 @@ fn load_mapped(
     ))
 }
 
-/// The checksums an open from a snapshot must find as they were: the snapshot's own, then
-/// each covered sealed segment's (all its bytes). Taken one at a time by whichever thread is
-/// free, so that the two cores share them.
+/// The checksums of the covered sealed segments (all their bytes), which an open from a
+/// snapshot must find as they were. Taken one segment at a time by whichever thread is free,
+/// so that the two cores share them.
 struct Checks<'a> {
-    snapshot: &'a [u8],
     sealed: &'a [SegmentFile],
     covered: &'a [Covered],
-    /// The next check to take: 0 the snapshot, then the sealed segments in order.
+    /// The next segment to check.
     next: AtomicUsize,
 }
 
 impl Checks<'_> {
     fn run(&self) -> Result<(), Rejected> {
         loop {
-            let check = self.next.fetch_add(1, Ordering::Relaxed);
-            let Some(i) = check.checked_sub(1) else {
-                check_whole(self.snapshot).inspect_err(|_| self.stop())?;
-                continue;
-            };
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
             let (Some(segment), Some(covered)) = (self.sealed.get(i), self.covered.get(i)) else {
                 return Ok(());
             };
@@ -574,8 +601,8 @@ impl Checks<'_> {
 /// replayed from the segment that was being appended to.
 fn rebuild(
     head: &Head,
-    body: &[u8],
-    events: u64,
+    map: &Mmap,
+    body: &Body,
     plan: &ReplayPlan,
 ) -> Result<(Index, ReplaySummary), Rejected> {
     let first_tail = head.segments.len() - 1;
@@ -585,9 +612,13 @@ fn rebuild(
         ..ReplayPlan::default()
     };
     let tail_bytes: u64 = tail_plan.live.iter().map(|s| s.len).sum();
-    let mut index = Index::with_capacity((head.ids as usize).min(1 << 24));
-    index.reserve_for_log((body.len() as u64 + tail_bytes).min(1 << 32) as usize);
-    apply_body(&mut index, body, events)?;
+    let body_len = body.end - body.at;
+    // No more ids than the events could hold (each has one of 64 bytes), whatever a damaged
+    // head says.
+    let ids = (head.ids as usize).min(body_len / NODE_ID_LEN);
+    let mut index = Index::with_capacity(ids);
+    index.reserve_for_log((body_len as u64 + tail_bytes).min(1 << 32) as usize);
+    apply_body(&mut index, map, body)?;
     let mut ids_ahead = IdsAhead::default();
     let mut last_seen = None;
     let summary =
@@ -615,4 +646,13 @@ fn rebuild(
         return Err("the segment it ends in changed since".into());
     }
     Ok((index, summary))
+}
+
+/// Removes the snapshot in `dir`, if there is one.
+pub(crate) fn remove(dir: &Path) -> Result<(), Error> {
+    let path = dir.join(SNAPSHOT_FILE);
+    match fs::remove_file(&path) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(Error::io(&path, e)),
+        _ => Ok(()),
+    }
 }

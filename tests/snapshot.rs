@@ -515,3 +515,29 @@ fn an_empty_log_opens_from_its_snapshot_too() {
     assert!(db.is_empty());
     db.close().unwrap();
 }
+
+/// With `index_snapshot: false` a close writes no snapshot, and an open removes the one it
+/// finds (which would go stale) and replays the log.
+#[test]
+fn index_snapshot_false_writes_none_and_removes_one_found() {
+    let scratch = scratch_dir();
+    let dir = scratch.path().join("db");
+    let without = || Options {
+        index_snapshot: false,
+        ..opts()
+    };
+    let db = NodeDb::open_with(&dir, VERSION, id(u64::MAX), without()).unwrap();
+    db.update_node(&node(1)).unwrap();
+    db.close().unwrap();
+    assert!(!dir.join(SNAPSHOT).exists());
+    let db = open(&dir);
+    db.update_node(&node(2)).unwrap();
+    db.close().unwrap();
+    assert!(dir.join(SNAPSHOT).is_file());
+    let db = NodeDb::open_with(&dir, VERSION, id(u64::MAX), without()).unwrap();
+    assert!(!db.recovery().from_snapshot);
+    assert!(!dir.join(SNAPSHOT).exists());
+    assert_eq!(db.len(), 2);
+    db.close().unwrap();
+    assert!(!dir.join(SNAPSHOT).exists());
+}
