@@ -20,8 +20,8 @@ use common::raw::{
     append, barrier_group_commit, gathered_group_commit, mmap_crc_scan, prealloc_fdatasync_each,
 };
 use common::{
-    build_log, durable_writers, node, op_cycle, open_once, options, run_cycle, self_id, temp_dir,
-    workload_frames, VERSION,
+    build_log, durable_writers, node, op_cycle, open_once, options, replay_once, run_cycle,
+    self_id, temp_dir, workload_frames, VERSION,
 };
 
 /// Nodes in the cycle of operations the write contenders repeat.
@@ -77,12 +77,12 @@ fn main() {
     let only = std::env::var("PEERLOG_RATIO_ONLY").unwrap_or_default();
     let want = |name: &str| only.split(',').any(|part| name.contains(part));
     let replay_dir = temp_dir("ratios-replay");
-    if want("open_100k") || want("mmap_crc_100k") {
+    if want("open_100k") || want("replay_100k") || want("mmap_crc_100k") {
         build_log(replay_dir.path(), 100_000);
     }
     let replay_records = mmap_crc_scan(replay_dir.path());
     let replay_dir_1m = temp_dir("ratios-replay-1m");
-    if want("open_1m") || want("mmap_crc_1m") {
+    if want("open_1m") || want("replay_1m") || want("mmap_crc_1m") {
         build_log(replay_dir_1m.path(), 1_000_000);
     }
     let replay_records_1m = mmap_crc_scan(replay_dir_1m.path());
@@ -207,6 +207,13 @@ fn main() {
             if want("open_100k") {
                 add("open_100k", replay_records, open_once(replay_dir.path()));
             }
+            if want("replay_100k") {
+                add(
+                    "replay_100k",
+                    replay_records,
+                    replay_once(replay_dir.path()),
+                );
+            }
             if want("mmap_crc_100k") {
                 let started = std::time::Instant::now();
                 assert_eq!(mmap_crc_scan(replay_dir.path()), replay_records);
@@ -219,6 +226,13 @@ fn main() {
                     "open_1m",
                     replay_records_1m,
                     open_once(replay_dir_1m.path()),
+                );
+            }
+            if want("replay_1m") {
+                add(
+                    "replay_1m",
+                    replay_records_1m,
+                    replay_once(replay_dir_1m.path()),
                 );
             }
             if want("mmap_crc_1m") {

@@ -5,8 +5,9 @@
 //!   write verifies the record's signature first), and `update_node` in the same rounds;
 //! - `open_signed_100k` against `mmap_crc_signed_100k`: opening a log of 100 k nodes with signed
 //!   records and their per-IP histories (the record, a ping and a pong from its IP, a findnode
-//!   failure count at it, a second record of a higher seq for one node in four), against
-//!   mapping the same files and checking every frame's CRC, alternated;
+//!   failure count at it, a second record of a higher seq for one node in four), from the
+//!   index snapshot its last close wrote, and `replay_signed_100k` replaying its whole log,
+//!   against mapping the same files and checking every frame's CRC, alternated;
 //! - `query_seed_records`: one `query_seed_records::<CombinedKey>(30, 5 days)` on those 100 k
 //!   nodes (it decodes, and so verifies, the 30 records it returns).
 //!
@@ -25,7 +26,7 @@ use peerlog::enr::{CombinedKey, Enr};
 use peerlog::{Durability, Node, NodeDb, NodeId};
 
 use common::raw::mmap_crc_scan;
-use common::{open_once, options, self_id, temp_dir, VERSION};
+use common::{open_once, options, replay_once, self_id, temp_dir, VERSION};
 
 /// The record of node `n` with seq `seq` (IPv4 10.x.y.z, the default ports).
 fn record(key: &CombinedKey, n: u64, seq: u64) -> Enr<CombinedKey> {
@@ -144,10 +145,12 @@ fn main() {
     // process also pays for what no later one does (the allocator's first large blocks).
     let records_in_log = mmap_crc_scan(dir.path());
     open_once(dir.path());
-    let (mut open_ns, mut crc_ns) = (0u128, 0u128);
+    replay_once(dir.path());
+    let (mut open_ns, mut replay_ns, mut crc_ns) = (0u128, 0u128, 0u128);
     for _ in 0..open_rounds {
         for _ in 0..3 {
             open_ns += open_once(dir.path()).as_nanos();
+            replay_ns += replay_once(dir.path()).as_nanos();
             let started = Instant::now();
             assert_eq!(mmap_crc_scan(dir.path()), records_in_log);
             crc_ns += started.elapsed().as_nanos();
@@ -155,6 +158,7 @@ fn main() {
     }
     let opens = open_rounds * 3 * records_in_log;
     line("open_signed_100k", opens, open_ns);
+    line("replay_signed_100k", opens, replay_ns);
     line("mmap_crc_signed_100k", opens, crc_ns);
 
     // Seeds with records: 30 of 100 k, decoded (verified).

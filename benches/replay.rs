@@ -1,7 +1,9 @@
-//! Opening a database: replaying its log into the index, for the mixed workload of 100 k and
-//! 1 M nodes (seven events each: the node, two pings, two pongs, fails, a reset or a delete),
-//! and for the 1 M-node log after compaction. Beside each, the replay ceiling: the same
-//! segment files mapped and every record's CRC-32 checked, with nothing decoded or indexed.
+//! Opening a database, for the mixed workload of 100 k and 1 M nodes (seven events each: the
+//! node, two pings, two pongs, fails, a reset or a delete), and for the 1 M-node log after
+//! compaction: `open` from the index snapshot the last close wrote (a restart after a clean
+//! stop), `replay` of the whole log (after a crash, or with `index_snapshot` off). Beside
+//! each, the replay ceiling: the same segment files mapped and every record's CRC-32
+//! checked, with nothing decoded or indexed.
 //!
 //! `scan_decode` is the step in between (peerlog's scanner, no index), to tell decoding from
 //! indexing.
@@ -22,7 +24,9 @@ use peerlog::testing::salt_seed;
 use peerlog::testing::{ScanItem, SegmentScanner};
 
 use common::raw::mmap_crc_scan;
-use common::{build_log, open_once, options, segment_files, self_id, temp_dir, VERSION};
+use common::{
+    build_log, open_once, options, replay_once, segment_files, self_id, temp_dir, VERSION,
+};
 
 /// Replay without the index: every segment mapped and scanned by peerlog's own
 /// `SegmentScanner` (framing, CRC, payload decoded into a `LogRecord`), records counted. The gap
@@ -59,6 +63,9 @@ fn replay(c: &mut Criterion) {
         group.bench_function(format!("open_{label}"), |b| {
             b.iter_custom(|iters| (0..iters).map(|_| open_once(dir.path())).sum())
         });
+        group.bench_function(format!("replay_{label}"), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| replay_once(dir.path())).sum())
+        });
         group.bench_function(format!("mmap_crc_{label}"), |b| {
             b.iter(|| mmap_crc_scan(dir.path()))
         });
@@ -76,6 +83,9 @@ fn replay(c: &mut Criterion) {
             group.throughput(Throughput::Elements(records));
             group.bench_function(format!("open_{label}_compacted"), |b| {
                 b.iter_custom(|iters| (0..iters).map(|_| open_once(dir.path())).sum())
+            });
+            group.bench_function(format!("replay_{label}_compacted"), |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| replay_once(dir.path())).sum())
             });
         }
     }
