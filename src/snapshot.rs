@@ -25,7 +25,7 @@
 use std::fs::{self, File};
 use std::io::{BufWriter, ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 use memmap2::Mmap;
 
@@ -104,8 +104,11 @@ fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
 }
 
-/// CRC-32 of the first `len` bytes of `path` (all of them, or an error if it is shorter).
+/// CRC-32 of the first `len` bytes of `path` (all of them, or an error if it is shorter),
+/// its pages released behind the checksum so that a segment never stays resident whole.
 fn file_crc(path: &Path, len: u64) -> Result<u32, Error> {
+    /// Bytes checksummed between two releases.
+    const STEP: usize = 4 << 20;
     let map = map_segment(path)?;
     let bytes = map.get(..len as usize).ok_or_else(|| {
         Error::io(
@@ -113,7 +116,13 @@ fn file_crc(path: &Path, len: u64) -> Result<u32, Error> {
             std::io::Error::new(ErrorKind::UnexpectedEof, "shorter than when listed"),
         )
     })?;
-    Ok(crc32fast::hash(bytes))
+    let mut hasher = crc32fast::Hasher::new();
+    let mut release = ReleaseBehind::new(&map);
+    for (i, step) in bytes.chunks(STEP).enumerate() {
+        hasher.update(step);
+        release.reached(((i + 1) * STEP) as u64);
+    }
+    Ok(hasher.finalize())
 }
 
 /// Writes the snapshot of `index`, the state of the log up to `tip`, unless the one on disk
@@ -402,19 +411,14 @@ impl<'a> Iterator for Events<'a> {
     }
 }
 
-/// Applies the snapshot's events to `index`, checking the snapshot's checksum a step ahead
-/// of them (an event is decoded from checked bytes, and the whole is checked before the
-/// index is kept) and releasing its pages behind them, so that the open holds little of the
-/// snapshot in memory beside the index. Fetches the id table's slot of each new id a few
-/// events ahead: with a million ids the table is far larger than the caches.
-fn apply_body(index: &mut Index, map: &Mmap, body: &Body) -> Result<(), Refusal> {
-    /// Bytes checked in one step.
-    const STEP: usize = 1 << 20;
+/// Applies the snapshot's events to `index`, each only once the pieces of the snapshot that
+/// hold it are checked (the whole is compared with the trailer's checksum before the index
+/// is kept), releasing the snapshot's pages behind them, so that the open holds little of
+/// it in memory beside the index. Fetches the id table's slot of each new id a few events
+/// ahead: with a million ids the table is far larger than the caches.
+fn apply_body(index: &mut Index, map: &Mmap, body: &Body, pieces: &Pieces) -> Result<(), Refusal> {
     let bytes: &[u8] = map;
     let events = &bytes[body.at..body.end];
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&bytes[..body.at]);
-    let mut checked = 0;
     let mut release = ReleaseBehind::new(map);
     let mut ahead = Events { body: events };
     let mut ids_ahead = IdsAhead::default();
@@ -428,15 +432,13 @@ fn apply_body(index: &mut Index, map: &Mmap, body: &Body) -> Result<(), Refusal>
         prefetch(index, ahead.next().and_then(Result::ok));
     }
     let mut applied = 0u64;
-    let mut at = 0;
+    let mut at = body.at;
     for event in (Events { body: events }) {
         let (kind, payload) = event?;
         let end = at + EVENT_HEAD_LEN + payload.len();
-        while checked < end {
-            let next = (checked + STEP).min(events.len());
-            hasher.update(&events[checked..next]);
-            checked = next;
-            release.reached((body.at + at) as u64);
+        if end > pieces.checked() {
+            release.reached(at as u64);
+            pieces.check_through(end);
         }
         let (written_at, event) =
             StoredEvent::decode(kind, payload).ok_or("an event does not decode")?;
@@ -445,14 +447,119 @@ fn apply_body(index: &mut Index, map: &Mmap, body: &Body) -> Result<(), Refusal>
         at = end;
         prefetch(index, ahead.next().and_then(Result::ok));
     }
-    hasher.update(&bytes[body.end..body.end + 8]);
-    if hasher.finalize() != u32_at(bytes, body.end + 8) {
+    pieces.check_through(body.end + 8);
+    if pieces.whole() != u32_at(bytes, body.end + 8) {
         return Err("its checksum does not match (torn or damaged)".into());
     }
     if applied != body.events {
         return Err("its event count does not match".into());
     }
     Ok(())
+}
+
+/// The snapshot's own checksum (of all its bytes before the trailer's CRC), computed in
+/// pieces by whichever thread gets to one first: the applying thread before it applies
+/// events from one, the helper at most [`Pieces::LEAD`] pieces ahead of it (so that the pages
+/// it faults in are soon released behind the applying thread), between the segments it
+/// checks. The pieces' checksums are combined in order at the end.
+struct Pieces<'a> {
+    bytes: &'a [u8],
+    /// Per piece: [`FREE`], [`TAKEN`] or [`DONE`].
+    state: Vec<AtomicU8>,
+    crcs: Vec<AtomicU32>,
+    /// The first piece the applying thread has not found done yet.
+    wanted: AtomicUsize,
+    /// Set once the applying thread needs no more pieces.
+    finished: AtomicBool,
+}
+
+const FREE: u8 = 0;
+const TAKEN: u8 = 1;
+const DONE: u8 = 2;
+
+impl<'a> Pieces<'a> {
+    const SIZE: usize = 1 << 20;
+    /// Pieces the helper may check ahead of the applying thread.
+    const LEAD: usize = 16;
+
+    /// The pieces of `bytes`, none checked.
+    fn new(bytes: &'a [u8]) -> Pieces<'a> {
+        let count = bytes.len().div_ceil(Self::SIZE);
+        Pieces {
+            bytes,
+            state: (0..count).map(|_| AtomicU8::new(FREE)).collect(),
+            crcs: (0..count).map(|_| AtomicU32::new(0)).collect(),
+            wanted: AtomicUsize::new(0),
+            finished: AtomicBool::new(false),
+        }
+    }
+
+    fn piece(&self, k: usize) -> &'a [u8] {
+        &self.bytes[k * Self::SIZE..((k + 1) * Self::SIZE).min(self.bytes.len())]
+    }
+
+    /// Checks piece `k` if nobody has taken it; whether this call did.
+    fn take(&self, k: usize) -> bool {
+        let taken = self.state[k]
+            .compare_exchange(FREE, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if taken {
+            self.crcs[k].store(crc32fast::hash(self.piece(k)), Ordering::Relaxed);
+            self.state[k].store(DONE, Ordering::Release);
+        }
+        taken
+    }
+
+    /// Bytes from the start known checked (by the applying thread's last look).
+    fn checked(&self) -> usize {
+        (self.wanted.load(Ordering::Relaxed) * Self::SIZE).min(self.bytes.len())
+    }
+
+    /// For the applying thread: waits until every piece holding bytes before `end` is
+    /// checked, checking those nobody took.
+    fn check_through(&self, end: usize) {
+        let last = end.min(self.bytes.len()).div_ceil(Self::SIZE);
+        for k in self.wanted.load(Ordering::Relaxed)..last {
+            self.wanted.store(k, Ordering::Relaxed);
+            if !self.take(k) {
+                while self.state[k].load(Ordering::Acquire) != DONE {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        self.wanted.fetch_max(last, Ordering::Relaxed);
+    }
+
+    /// For the helper: checks one free piece within the lead, if there is one; whether it
+    /// did.
+    fn help(&self) -> bool {
+        let from = self.wanted.load(Ordering::Relaxed);
+        let to = (from + Self::LEAD).min(self.state.len());
+        (from..to).any(|k| self.state[k].load(Ordering::Relaxed) == FREE && self.take(k))
+    }
+
+    /// The applying thread needs no more pieces (done, or given up).
+    fn finish(&self) {
+        self.finished.store(true, Ordering::Release);
+    }
+
+    fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    /// The checksum of all the bytes, once every piece is checked.
+    fn whole(&self) -> u32 {
+        let mut whole = crc32fast::Hasher::new();
+        for (k, crc) in self.crcs.iter().enumerate() {
+            debug_assert_eq!(self.state[k].load(Ordering::Acquire), DONE);
+            let len = self.piece(k).len() as u64;
+            whole.combine(&crc32fast::Hasher::new_with_initial_len(
+                crc.load(Ordering::Relaxed),
+                len,
+            ));
+        }
+        whole.finalize()
+    }
 }
 
 /// An index rebuilt from the snapshot in `dir` and the records after it, with the summary a
@@ -529,14 +636,27 @@ fn load_mapped(
         covered: &head.segments,
         next: AtomicUsize::new(0),
     };
+    // Everything the trailer's checksum covers.
+    let pieces = Pieces::new(&map[..body.end + 8]);
     let (index, tail) = std::thread::scope(|scope| {
-        // The segments' checksums on a second core while the snapshot is applied (which only
-        // matching checksums let the open keep); then on both.
+        // The checksums on a second core while the snapshot is applied (which only matching
+        // checksums let the open keep): the snapshot's own a little ahead of the applying
+        // thread, the segments' in between; then on both.
         let helper = std::thread::Builder::new()
             .name("peerlog-snapshot".into())
-            .spawn_scoped(scope, || checks.run())
+            .spawn_scoped(scope, || loop {
+                if pieces.help() {
+                    continue;
+                }
+                match checks.next() {
+                    Some(checked) => checked?,
+                    None if pieces.is_finished() => return Ok::<(), Rejected>(()),
+                    None => std::thread::yield_now(),
+                }
+            })
             .ok();
-        let rebuilt = rebuild(&head, map, &body, plan);
+        let rebuilt = rebuild(&head, map, &body, &pieces, plan);
+        pieces.finish();
         let mine = checks.run();
         if let Some(helper) = helper {
             helper
@@ -575,20 +695,27 @@ struct Checks<'a> {
 }
 
 impl Checks<'_> {
+    /// Checks every segment no thread has taken yet.
     fn run(&self) -> Result<(), Rejected> {
-        loop {
-            let i = self.next.fetch_add(1, Ordering::Relaxed);
-            let (Some(segment), Some(covered)) = (self.sealed.get(i), self.covered.get(i)) else {
-                return Ok(());
-            };
-            let crc = file_crc(&segment.path, covered.len)
-                .map_err(Rejected::Io)
-                .inspect_err(|_| self.stop())?;
-            if crc != covered.crc {
-                self.stop();
-                return Err(format!("{} changed since", segment.path.display()).into());
-            }
+        while let Some(checked) = self.next() {
+            checked?;
         }
+        Ok(())
+    }
+
+    /// Checks the next segment no thread has taken; `None` when there is none left.
+    fn next(&self) -> Option<Result<(), Rejected>> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        let (segment, covered) = (self.sealed.get(i)?, self.covered.get(i)?);
+        let checked = match file_crc(&segment.path, covered.len) {
+            Ok(crc) if crc == covered.crc => Ok(()),
+            Ok(_) => Err(format!("{} changed since", segment.path.display()).into()),
+            Err(e) => Err(Rejected::Io(e)),
+        };
+        if checked.is_err() {
+            self.stop();
+        }
+        Some(checked)
     }
 
     /// Makes the other thread stop at its next check: one failed, the snapshot is not used.
@@ -603,6 +730,7 @@ fn rebuild(
     head: &Head,
     map: &Mmap,
     body: &Body,
+    pieces: &Pieces,
     plan: &ReplayPlan,
 ) -> Result<(Index, ReplaySummary), Rejected> {
     let first_tail = head.segments.len() - 1;
@@ -618,7 +746,7 @@ fn rebuild(
     let ids = (head.ids as usize).min(body_len / NODE_ID_LEN);
     let mut index = Index::with_capacity(ids);
     index.reserve_for_log((body_len as u64 + tail_bytes).min(1 << 32) as usize);
-    apply_body(&mut index, map, body)?;
+    apply_body(&mut index, map, body, pieces)?;
     let mut ids_ahead = IdsAhead::default();
     let mut last_seen = None;
     let summary =
