@@ -1023,6 +1023,12 @@ impl NodeDb {
         Some(read(&state.index, entry))
     }
 
+    /// Bytes of the records in the log, as counted for the compaction trigger.
+    #[cfg(feature = "__internal_testing")]
+    pub(crate) fn log_bytes(&self) -> u64 {
+        self.inner.state().log_bytes
+    }
+
     fn start_background_compaction(&self) {
         let mut threads = self.threads();
         if let Some(handle) = &threads.compactor {
@@ -1100,7 +1106,6 @@ impl NodeDb {
             protocol_version,
             salt,
             at: log.position(),
-            log_bytes: state.log_bytes,
         };
         match snapshot::write(dir, &state.index, &tip, state.snapshot.as_ref()) {
             Ok(known) => state.snapshot = known,

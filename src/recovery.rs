@@ -146,12 +146,17 @@ pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opene
     let plan = ReplayPlan::new(listing.segments);
     retire_superseded(dir, &plan, opts)?;
 
-    let loaded = if opts.index_snapshot {
-        snapshot::load(dir, &plan, version)
-    } else {
-        snapshot::remove(dir)?;
-        None
-    };
+    let loaded = opts
+        .index_snapshot
+        .then(|| snapshot::load(dir, &plan, version))
+        .flatten();
+    if loaded.is_none() {
+        // A snapshot this open does not use goes: the log it describes is about to move on
+        // (and with `index_snapshot` off, nothing would replace it).
+        if let Err(e) = snapshot::remove(dir) {
+            ::log::warn!("{e}");
+        }
+    }
     let (index, summary, snapshot) = match loaded {
         Some((index, summary, known)) => (index, summary, Some(known)),
         None => {

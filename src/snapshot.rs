@@ -7,23 +7,24 @@
 //! log as if it were not there. The open's result is the same either way, problems included:
 //!
 //! - A snapshot is written only by a database whose open found the log intact (at most a torn
-//!   tail, which that open cut back) and that never failed a write since. So a full replay of
-//!   what it covers reports no problem and gives the index it holds.
-//! - Every sealed segment it covers must still have the length and the CRC-32 (of all its
-//!   bytes) it had: the same bytes replay the same way. Checking that costs what checking each
-//!   record's checksum does, on a second core while the snapshot is read.
+//!   tail, which that open cut back), that never failed an fsync since, and whose close finds
+//!   every segment it has not vouched for yet intact: each such segment is scanned as a replay
+//!   scans it, and the segments must follow each other with no sequence number missing. So a
+//!   full replay of what it covers reports no problem and gives the index it holds.
+//! - Every segment it covers must still have the CRC-32 of its bytes (all of a sealed one's, the
+//!   records of the one being appended to) it had: the same bytes replay the same way.
+//!   Checking that costs what checking each record's checksum does, shared by two cores while
+//!   the snapshot is read.
 //! - The segment that was being appended to is replayed again, only the records past the
-//!   snapshot applied. Its records up to the snapshot's last sequence number must all be there
-//!   and intact: a problem before that point, or a missing last record, sends the open to the
-//!   full replay.
-//! - Segments that came after are replayed as usual.
+//!   snapshot applied, and so is every segment after it.
 //!
 //! The file is checked whole by a CRC-32 in its trailer and is not fsynced: a power loss may
-//! leave it torn or empty, which reads as no snapshot. Nothing but its name points at it. The
-//! bytes are specified in docs/FORMAT.md.
+//! leave it torn or empty, which reads as no snapshot. Nothing but its name points at it, and
+//! an open that cannot use it removes it. The bytes are specified in docs/FORMAT.md.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, ErrorKind, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
@@ -34,7 +35,6 @@ use crate::event::{IdsAhead, PayloadEncoder, StoredEvent, StoredRecord};
 use crate::index::Index;
 use crate::journal::ahead::Upcoming;
 use crate::journal::dir::{list_dir, private_file, Listing, SegmentFile, SNAPSHOT_FILE, TEMP_EXT};
-use crate::journal::format::HEADER_LEN;
 use crate::journal::replay::{
     map_segment, replay_locked, ReleaseBehind, ReplayPlan, ReplaySummary,
 };
@@ -43,11 +43,10 @@ use crate::node::NODE_ID_LEN;
 use crate::Error;
 
 const MAGIC: &[u8; 8] = b"PLSNAP01";
-/// Magic, protocol version, salt, last seq, sealed records, sealed bytes, ids, segment count
-/// and 4 reserved bytes.
-const HEAD_LEN: usize = 64;
-/// File id, first seq, length, CRC-32 and 4 reserved bytes.
-const COVERED_LEN: usize = 32;
+/// Magic, protocol version, salt, last seq, ids, segment count and 4 zero bytes.
+const HEAD_LEN: usize = 48;
+/// File id, first seq, last seq, length, records, record bytes, CRC-32 and 4 zero bytes.
+const COVERED_LEN: usize = 56;
 /// Event count, CRC-32 of everything before it, 4 reserved bytes.
 const TRAILER_LEN: usize = 16;
 /// Kind byte and payload length before each event's payload.
@@ -55,14 +54,19 @@ const EVENT_HEAD_LEN: usize = 3;
 /// At most this many segments are listed (a forged count must not allocate without bound).
 const MAX_COVERED: u64 = 1 << 20;
 
-/// A segment a snapshot covers, as it was when the snapshot was written.
+/// A segment a snapshot covers, as it was when the snapshot was written, scanned intact.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Covered {
     pub file_id: u64,
     pub first_seq: u64,
+    /// The sequence number of its last record (`first_seq - 1` if it holds none).
+    pub last_seq: u64,
     /// Its length (sealed segments), or the end of its records (the last one).
     pub len: u64,
-    /// CRC-32 of its first `len` bytes (sealed segments; 0 for the last one).
+    /// Its records, and their bytes (frames, padding included).
+    pub records: u64,
+    pub record_bytes: u64,
+    /// CRC-32 of its first `len` bytes.
     pub crc: u32,
 }
 
@@ -80,18 +84,12 @@ pub(crate) struct Tip {
     pub salt: u64,
     /// Where the writer stands.
     pub at: Position,
-    /// Bytes of every record in the log.
-    pub log_bytes: u64,
 }
 
 struct Head {
     protocol_version: u64,
     salt: u64,
     last_seq: u64,
-    /// Records of the covered sealed segments.
-    sealed_records: u64,
-    /// Their bytes (frames, padding included).
-    sealed_bytes: u64,
     ids: u64,
     segments: Vec<Covered>,
 }
@@ -136,7 +134,7 @@ pub(crate) fn write(
     known: Option<&Known>,
 ) -> Result<Option<Known>, Error> {
     let plan = ReplayPlan::new(list_dir(dir, Listing::Strict)?.segments);
-    let Some((last, sealed)) = plan.live.split_last() else {
+    let Some(last) = plan.live.last() else {
         return Ok(None);
     };
     if !plan.stale.is_empty()
@@ -148,29 +146,36 @@ pub(crate) fn write(
     }
     let last_seq = tip.at.next_seq - 1;
     let mut segments = Vec::with_capacity(plan.live.len());
-    for segment in sealed {
+    for segment in &plan.live {
+        let len = if segment.file_id == last.file_id {
+            tip.at.valid_end
+        } else {
+            segment.len
+        };
         let same = |c: &&Covered| {
-            c.file_id == segment.file_id
-                && c.first_seq == segment.header.first_seq
-                && c.len == segment.len
+            c.file_id == segment.file_id && c.first_seq == segment.header.first_seq && c.len == len
         };
-        let crc = match known.and_then(|k| k.segments.iter().find(same)) {
-            Some(covered) => covered.crc,
-            None => file_crc(&segment.path, segment.len)?,
+        let covered = match known.and_then(|k| k.segments.iter().find(same)) {
+            Some(covered) => *covered,
+            None => match survey(segment, len)? {
+                Some(covered) => covered,
+                None => return Ok(None),
+            },
         };
-        segments.push(Covered {
-            file_id: segment.file_id,
-            first_seq: segment.header.first_seq,
-            len: segment.len,
-            crc,
-        });
+        segments.push(covered);
     }
-    segments.push(Covered {
-        file_id: last.file_id,
-        first_seq: last.header.first_seq,
-        len: tip.at.valid_end,
-        crc: 0,
-    });
+    // No record missing between the segments, nor after the last (a full replay would
+    // report the hole).
+    let mut expected = first_expected(&plan.live[0]);
+    for covered in &segments {
+        if covered.first_seq != expected {
+            return Ok(None);
+        }
+        expected = covered.last_seq + 1;
+    }
+    if expected != tip.at.next_seq {
+        return Ok(None);
+    }
     if known.is_some_and(|k| k.last_seq == last_seq && k.segments == segments) {
         return Ok(known.cloned());
     }
@@ -178,13 +183,6 @@ pub(crate) fn write(
         protocol_version: tip.protocol_version,
         salt: tip.salt,
         last_seq,
-        sealed_records: last
-            .header
-            .first_seq
-            .saturating_sub(first_expected(&plan.live[0])),
-        sealed_bytes: tip
-            .log_bytes
-            .saturating_sub(tip.at.valid_end - HEADER_LEN as u64),
         ids: index.ids() as u64,
         segments,
     };
@@ -211,6 +209,39 @@ fn first_expected(first: &SegmentFile) -> u64 {
     } else {
         1
     }
+}
+
+/// What a snapshot records of `segment`, up to `len`, if a replay finds it intact: it is
+/// scanned as replay scans it (every record's checksum and payload, its sequence numbers),
+/// and its first `len` bytes checksummed. `None` if the scan finds any problem, or a record
+/// past `len`.
+fn survey(segment: &SegmentFile, len: u64) -> Result<Option<Covered>, Error> {
+    let plan = ReplayPlan {
+        live: vec![segment.clone()],
+        resumes: true,
+        continued: true,
+        ..ReplayPlan::default()
+    };
+    let mut past_len = false;
+    let summary = replay_locked::<StoredRecord>(&plan, 1, |place, _, _| {
+        past_len |= place.offset >= len;
+    })?;
+    if !summary.problems.is_empty() || past_len {
+        ::log::info!(
+            "{}: no index snapshot written: the segment is not intact",
+            segment.path.display()
+        );
+        return Ok(None);
+    }
+    Ok(Some(Covered {
+        file_id: segment.file_id,
+        first_seq: segment.header.first_seq,
+        last_seq: summary.next_seq.max(segment.header.first_seq) - 1,
+        len,
+        records: summary.records,
+        record_bytes: summary.record_bytes,
+        crc: file_crc(&segment.path, len)?,
+    }))
 }
 
 /// A writer that keeps the CRC-32 of what went through it.
@@ -244,23 +275,23 @@ fn write_file(temp: &Path, head: &Head, index: &Index) -> Result<(), Error> {
     };
     let mut bytes = Vec::with_capacity(HEAD_LEN + COVERED_LEN * head.segments.len());
     bytes.extend_from_slice(MAGIC);
-    for value in [
-        head.protocol_version,
-        head.salt,
-        head.last_seq,
-        head.sealed_records,
-        head.sealed_bytes,
-        head.ids,
-    ] {
+    for value in [head.protocol_version, head.salt, head.last_seq, head.ids] {
         bytes.extend_from_slice(&value.to_le_bytes());
     }
     bytes.extend_from_slice(&(head.segments.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&[0; 4]);
-    for covered in &head.segments {
-        for value in [covered.file_id, covered.first_seq, covered.len] {
+    for c in &head.segments {
+        for value in [
+            c.file_id,
+            c.first_seq,
+            c.last_seq,
+            c.len,
+            c.records,
+            c.record_bytes,
+        ] {
             bytes.extend_from_slice(&value.to_le_bytes());
         }
-        bytes.extend_from_slice(&covered.crc.to_le_bytes());
+        bytes.extend_from_slice(&c.crc.to_le_bytes());
         bytes.extend_from_slice(&[0; 4]);
     }
     out.write_all(&bytes).at(temp)?;
@@ -320,7 +351,7 @@ fn parse(bytes: &[u8]) -> Result<(Head, Body), Refusal> {
     {
         return Err("not a snapshot of this format".into());
     }
-    let count = u64::from(u32_at(bytes, 56));
+    let count = u64::from(u32_at(bytes, 40));
     let body_at = (count.min(MAX_COVERED) as usize)
         .checked_mul(COVERED_LEN)
         .map(|len| HEAD_LEN + len)
@@ -331,17 +362,18 @@ fn parse(bytes: &[u8]) -> Result<(Head, Body), Refusal> {
         .map(|c| Covered {
             file_id: u64_at(c, 0),
             first_seq: u64_at(c, 8),
-            len: u64_at(c, 16),
-            crc: u32_at(c, 24),
+            last_seq: u64_at(c, 16),
+            len: u64_at(c, 24),
+            records: u64_at(c, 32),
+            record_bytes: u64_at(c, 40),
+            crc: u32_at(c, 48),
         })
         .collect();
     let head = Head {
         protocol_version: u64_at(bytes, 8),
         salt: u64_at(bytes, 16),
         last_seq: u64_at(bytes, 24),
-        sealed_records: u64_at(bytes, 32),
-        sealed_bytes: u64_at(bytes, 40),
-        ids: u64_at(bytes, 48),
+        ids: u64_at(bytes, 32),
         segments,
     };
     let end = bytes.len() - TRAILER_LEN;
@@ -416,7 +448,13 @@ impl<'a> Iterator for Events<'a> {
 /// is kept), releasing the snapshot's pages behind them, so that the open holds little of
 /// it in memory beside the index. Fetches the id table's slot of each new id a few events
 /// ahead: with a million ids the table is far larger than the caches.
-fn apply_body(index: &mut Index, map: &Mmap, body: &Body, pieces: &Pieces) -> Result<(), Refusal> {
+fn apply_body(
+    index: &mut Index,
+    map: &Mmap,
+    body: &Body,
+    pieces: &Pieces,
+    checks: &Checks,
+) -> Result<(), Refusal> {
     let bytes: &[u8] = map;
     let events = &bytes[body.at..body.end];
     let mut release = ReleaseBehind::new(map);
@@ -437,6 +475,9 @@ fn apply_body(index: &mut Index, map: &Mmap, body: &Body, pieces: &Pieces) -> Re
         let (kind, payload) = event?;
         let end = at + EVENT_HEAD_LEN + payload.len();
         if end > pieces.checked() {
+            if checks.failed() {
+                return Err("a segment it covers changed since".into());
+            }
             release.reached(at as u64);
             pieces.check_through(end);
         }
@@ -578,7 +619,15 @@ pub(crate) fn load(
             path.display()
         );
     };
-    let file = match File::open(&path) {
+    // Not blocking: a FIFO of that name must not hang the open.
+    let file = match File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&path)
+        .and_then(|file| match file.metadata()?.is_file() {
+            true => Ok(file),
+            false => Err(std::io::Error::other("not a regular file")),
+        }) {
         Ok(file) => file,
         Err(e) if e.kind() == ErrorKind::NotFound => return None,
         Err(e) => {
@@ -630,11 +679,12 @@ fn load_mapped(
 ) -> Result<(Index, ReplaySummary, Known), Rejected> {
     let (head, body) = parse(map)?;
     matches(&head, plan, version)?;
-    let sealed = &plan.live[..head.segments.len() - 1];
+    let covered_files = &plan.live[..head.segments.len()];
     let checks = Checks {
-        sealed,
+        files: covered_files,
         covered: &head.segments,
         next: AtomicUsize::new(0),
+        failed: AtomicBool::new(false),
     };
     // Everything the trailer's checksum covers.
     let pieces = Pieces::new(&map[..body.end + 8]);
@@ -655,8 +705,12 @@ fn load_mapped(
                 }
             })
             .ok();
-        let rebuilt = rebuild(&head, map, &body, &pieces, plan);
+        let rebuilt = rebuild(&head, map, &body, &pieces, &checks, plan);
         pieces.finish();
+        if rebuilt.is_err() {
+            // Not used whatever the checksums say: the helper stops at its next check.
+            checks.stop();
+        }
         let mine = checks.run();
         if let Some(helper) = helper {
             helper
@@ -666,10 +720,15 @@ fn load_mapped(
         mine?;
         rebuilt
     })?;
+    // The sealed segments, as they were scanned when the snapshot was written (the same
+    // bytes now); the last covered one and those after it the tail replay counted.
+    let sealed = &covered_files[..covered_files.len() - 1];
     let mut summary = tail;
     summary.segments += sealed.len();
-    summary.records += head.sealed_records;
-    summary.record_bytes += head.sealed_bytes;
+    for covered in &head.segments[..sealed.len()] {
+        summary.records += covered.records;
+        summary.record_bytes += covered.record_bytes;
+    }
     let mut bytes_read: Vec<(PathBuf, u64)> =
         sealed.iter().map(|s| (s.path.clone(), s.len)).collect();
     bytes_read.append(&mut summary.bytes_read);
@@ -684,14 +743,16 @@ fn load_mapped(
     ))
 }
 
-/// The checksums of the covered sealed segments (all their bytes), which an open from a
-/// snapshot must find as they were. Taken one segment at a time by whichever thread is free,
-/// so that the two cores share them.
+/// The checksums of the covered segments (all a sealed one's bytes, the recorded ones of the
+/// last), which an open from a snapshot must find as they were. Taken one segment at a time
+/// by whichever thread is free, so that the two cores share them.
 struct Checks<'a> {
-    sealed: &'a [SegmentFile],
+    files: &'a [SegmentFile],
     covered: &'a [Covered],
     /// The next segment to check.
     next: AtomicUsize,
+    /// Set when a check failed (or the snapshot is refused anyway): the rest is not done.
+    failed: AtomicBool,
 }
 
 impl Checks<'_> {
@@ -706,7 +767,7 @@ impl Checks<'_> {
     /// Checks the next segment no thread has taken; `None` when there is none left.
     fn next(&self) -> Option<Result<(), Rejected>> {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
-        let (segment, covered) = (self.sealed.get(i)?, self.covered.get(i)?);
+        let (segment, covered) = (self.files.get(i)?, self.covered.get(i)?);
         let checked = match file_crc(&segment.path, covered.len) {
             Ok(crc) if crc == covered.crc => Ok(()),
             Ok(_) => Err(format!("{} changed since", segment.path.display()).into()),
@@ -720,7 +781,12 @@ impl Checks<'_> {
 
     /// Makes the other thread stop at its next check: one failed, the snapshot is not used.
     fn stop(&self) {
+        self.failed.store(true, Ordering::Relaxed);
         self.next.store(usize::MAX / 2, Ordering::Relaxed);
+    }
+
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
     }
 }
 
@@ -731,6 +797,7 @@ fn rebuild(
     map: &Mmap,
     body: &Body,
     pieces: &Pieces,
+    checks: &Checks,
     plan: &ReplayPlan,
 ) -> Result<(Index, ReplaySummary), Rejected> {
     let first_tail = head.segments.len() - 1;
@@ -742,11 +809,11 @@ fn rebuild(
     let tail_bytes: u64 = tail_plan.live.iter().map(|s| s.len).sum();
     let body_len = body.end - body.at;
     // No more ids than the events could hold (each has one of 64 bytes), whatever a damaged
-    // head says.
-    let ids = (head.ids as usize).min(body_len / NODE_ID_LEN);
+    // head says, and no more than a replay presizes for (beyond, the index grows).
+    let ids = (head.ids as usize).min(body_len / NODE_ID_LEN).min(1 << 21);
     let mut index = Index::with_capacity(ids);
     index.reserve_for_log((body_len as u64 + tail_bytes).min(1 << 32) as usize);
-    apply_body(&mut index, map, body, pieces)?;
+    apply_body(&mut index, map, body, pieces, checks)?;
     let mut ids_ahead = IdsAhead::default();
     let mut last_seen = None;
     let summary =

@@ -50,3 +50,9 @@ pub fn node_record<K: EnrKey>(record: &Enr<K>) -> Result<NodeRecord, Error> {
 pub fn decode_payload(kind: u8, payload: &[u8]) -> Option<(i64, crate::Event)> {
     crate::Event::decode_payload(kind, payload)
 }
+
+/// Bytes of the records in `db`'s log as the database counts them: what its automatic
+/// compaction weighs the index's live bytes against.
+pub fn log_bytes(db: &crate::NodeDb) -> u64 {
+    db.log_bytes()
+}

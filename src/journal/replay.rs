@@ -30,6 +30,9 @@ pub struct ReplayPlan {
     /// snapshot covers them): the first is then expected to begin at its header's first
     /// sequence number, as a compacted one does, rather than at 1.
     pub resumes: bool,
+    /// Whether more segments follow the last of `live` (the plan is one part of the log): a
+    /// compacted segment there is then no sign of a lost one after it.
+    pub continued: bool,
 }
 
 impl ReplayPlan {
@@ -520,7 +523,11 @@ fn replay_segments(
     // removed by that compaction. A log that ends with a compacted segment has lost it, and
     // whatever came after it: how many records is unknown. (Once a writer opens such a log,
     // it starts a new segment there, and this trace is gone: see docs/DAMAGE.md.)
-    if let Some(last) = plan.live.last().filter(|s| s.header.is_compacted()) {
+    if let Some(last) = plan
+        .live
+        .last()
+        .filter(|s| s.header.is_compacted() && !plan.continued)
+    {
         summary.problems.push(Damage::found(
             DamageKind::Missing,
             last.path.clone(),
