@@ -688,6 +688,8 @@ for label, what in (("100k", "100 k nodes, 700 k records"), ("1m", "1 M nodes, 7
     f = f"replay/replay_{label}"
     rows.append(("replay of the whole log (no snapshot)", fmt_time(ns(f)), fmt_rate(rate(f)),
                  fmt_ratio(ns(r) / ns(f))))
+    k = f"replay/close_{label}"
+    rows.append(("close after one write (writes the snapshot again)", fmt_time(ns(k)), "", ""))
     d = f"replay/scan_decode_{label}"
     rows.append(("peerlog's scanner alone (CRC + decode, no index)", fmt_time(ns(d)),
                  fmt_rate(rate(d)), fmt_ratio(ns(r) / ns(d))))
