@@ -53,8 +53,13 @@ fn main() -> Result<(), peerlog::Error> {
     let db = NodeDb::open(&dir, 5, me)?;
     let summary = db.recovery();
     println!(
-        "reopened in {:.2?}: {} records in {} segment(s), {} problem(s); {} nodes",
+        "reopened in {:.2?} ({}): {} records in {} segment(s), {} problem(s); {} nodes",
         started.elapsed(),
+        if summary.from_snapshot {
+            "from the index snapshot the close wrote, every segment's checksum checked"
+        } else {
+            "replaying the log"
+        },
         summary.records,
         summary.segments,
         summary.problems.len(),

@@ -563,8 +563,9 @@ impl<'a> Pieces<'a> {
         for k in self.wanted.load(Ordering::Relaxed)..last {
             self.wanted.store(k, Ordering::Relaxed);
             if !self.take(k) {
+                // The helper is checking it: a fraction of a millisecond.
                 while self.state[k].load(Ordering::Acquire) != DONE {
-                    std::hint::spin_loop();
+                    std::thread::yield_now();
                 }
             }
         }
@@ -701,7 +702,10 @@ fn load_mapped(
                 match checks.next() {
                     Some(checked) => checked?,
                     None if pieces.is_finished() => return Ok::<(), Rejected>(()),
-                    None => std::thread::yield_now(),
+                    // Ahead of the applying thread by the whole lead: a nap, not a spin,
+                    // so as not to take a core the machine may need (the applying thread
+                    // goes through a piece in about half a millisecond).
+                    None => std::thread::sleep(std::time::Duration::from_micros(100)),
                 }
             })
             .ok();
