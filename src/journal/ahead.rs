@@ -250,12 +250,10 @@ pub(crate) struct FramesAhead<'a> {
 }
 
 impl<'a> FramesAhead<'a> {
-    /// Starts `frames` frames into the segment `data` (header included).
-    pub fn new(data: &'a [u8], frames: usize) -> FramesAhead<'a> {
-        let mut ahead = FramesAhead {
-            data,
-            pos: HEADER_LEN,
-        };
+    /// Starts `frames` frames past offset `from` of the segment `data` (`HEADER_LEN` for its
+    /// first frame).
+    pub fn starting_at(data: &'a [u8], from: usize, frames: usize) -> FramesAhead<'a> {
+        let mut ahead = FramesAhead { data, pos: from };
         for _ in 0..frames {
             ahead.next_frame();
         }

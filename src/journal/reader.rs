@@ -112,6 +112,16 @@ impl<'a, T: Decoded<'a>> SegmentScanner<'a, T> {
         }
     }
 
+    /// Starts the scan at `offset` (a frame boundary past the header, where the records
+    /// before it were accounted for elsewhere) instead of right after the header.
+    pub(crate) fn starting_at(mut self, offset: usize) -> Self {
+        let offset = offset.clamp(HEADER_LEN, self.data.len().max(HEADER_LEN));
+        self.pos = offset;
+        self.valid_end = offset;
+        self.trusted_from = offset;
+        self
+    }
+
     /// Skips checking the checksums that `ahead`, run on `data` by another thread, has
     /// checked (see `journal::ahead`).
     pub(crate) fn with_checksums_ahead(mut self, ahead: &'a ChecksumsAhead) -> Self {

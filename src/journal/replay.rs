@@ -26,10 +26,11 @@ pub struct ReplayPlan {
     pub superseded: Vec<SegmentFile>,
     /// Segments of another generation (another salt), never replayed.
     pub stale: Vec<SegmentFile>,
-    /// Whether the records before the first of `live` were accounted for elsewhere (an index
-    /// snapshot covers them): the first is then expected to begin at its header's first
-    /// sequence number, as a compacted one does, rather than at 1.
-    pub resumes: bool,
+    /// Where the replay begins when the records before it were accounted for elsewhere (an
+    /// index snapshot covers them): the offset in the first of `live` at which its scan
+    /// starts (`HEADER_LEN` for all of it), and the sequence number expected there. `None`:
+    /// from the start of the log, which begins at 1 (or at a compacted segment's first).
+    pub resume: Option<Resume>,
     /// Whether more segments follow the last of `live` (the plan is one part of the log): a
     /// compacted segment there is then no sign of a lost one after it.
     pub continued: bool,
@@ -76,6 +77,15 @@ impl ReplayPlan {
         });
         plan
     }
+}
+
+/// Where a replay begins that does not begin with the log (see [`ReplayPlan::resume`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Resume {
+    /// The offset in the first segment replayed.
+    pub offset: u64,
+    /// The sequence number of the record expected there.
+    pub next_seq: u64,
 }
 
 /// The outcome of replaying a log.
@@ -328,7 +338,7 @@ fn scan_in_place<T: DecodedInPlace>(
     release_from: usize,
     on_record: &mut impl FnMut(RecordPlace<'_>, T::In<'_>, Option<Upcoming<'_>>),
 ) -> Option<ScanEnd> {
-    let mut upcoming = FramesAhead::new(map, lead);
+    let mut upcoming = FramesAhead::starting_at(map, replay.from, lead);
     // A segment larger than that (for an open: a compacted segment of a large store, one file
     // of hundreds of MiB) would otherwise stay resident whole until the end of its scan,
     // beside the index being built: its pages are released behind the scan instead, and the
@@ -348,8 +358,13 @@ fn scan_in_place<T: DecodedInPlace>(
         }
         ControlFlow::Continue(())
     };
-    let scanner = SegmentScanner::<T::In<'_>>::new_exclusive(map, seed);
-    if map.len() < CHECK_AHEAD_FROM.load(Ordering::Relaxed) || !ChecksumsAhead::covers(map.len()) {
+    let scanner = SegmentScanner::<T::In<'_>>::new_exclusive(map, seed).starting_at(replay.from);
+    // A scan resumed past the header (the records after an index snapshot: few, as a rule)
+    // checks every checksum itself.
+    if map.len() < CHECK_AHEAD_FROM.load(Ordering::Relaxed)
+        || !ChecksumsAhead::covers(map.len())
+        || replay.from != HEADER_LEN
+    {
         return replay.scan(scanner, &mut on_record);
     }
     let seeded = crc32fast::Hasher::new_with_initial(seed);
@@ -393,6 +408,8 @@ pub fn set_check_ahead_from(bytes: usize) {
 /// The replay of one segment: feeds what its scan finds to the sequence accounting.
 struct SegmentReplay<'r> {
     segment: &'r SegmentFile,
+    /// The offset its scan starts at (past the header when a replay resumes there).
+    from: usize,
     tracker: &'r mut SeqTracker,
     summary: &'r mut ReplaySummary,
 }
@@ -478,25 +495,36 @@ fn replay_segments(
     for (i, segment) in plan.live.iter().enumerate() {
         let is_last = i + 1 == plan.live.len();
         let header = &segment.header;
-        if i == 0 {
-            tracker.expected = if header.is_compacted() || plan.resumes {
-                header.first_seq
-            } else {
-                1
-            };
+        let from = match (i, plan.resume) {
+            (0, Some(resume)) => {
+                tracker.expected = resume.next_seq;
+                resume.offset as usize
+            }
+            (0, None) => {
+                tracker.expected = if header.is_compacted() {
+                    header.first_seq
+                } else {
+                    1
+                };
+                HEADER_LEN
+            }
+            _ => HEADER_LEN,
+        };
+        if from == HEADER_LEN {
+            tracker.advance_to(
+                header.first_seq,
+                segment,
+                HEADER_LEN as u64,
+                &mut summary.problems,
+            );
         }
-        tracker.advance_to(
-            header.first_seq,
-            segment,
-            HEADER_LEN as u64,
-            &mut summary.problems,
-        );
         let map = map_live(segment)?;
         summary
             .bytes_read
             .push((segment.path.clone(), map.len() as u64));
         let mut replay = SegmentReplay {
             segment,
+            from,
             tracker: &mut tracker,
             summary: &mut summary,
         };
