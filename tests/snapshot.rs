@@ -771,3 +771,26 @@ fn sessions_of_writers_beside_compactions_open_from_the_snapshot_as_replayed() {
         same(&with, &without, &format!("session {session}"));
     }
 }
+
+/// A session that only compacts (no write, so the last sequence number stays where it was)
+/// changes the segments: its close writes a snapshot of the new ones, and the next open
+/// uses it.
+#[test]
+fn a_compaction_alone_gets_a_snapshot_of_the_new_segments() {
+    let scratch = scratch_dir();
+    let dir = scratch.path().join("db");
+    let db = open(&dir);
+    let mut rng = Rng(31);
+    for step in 0..1500 {
+        random_write(&db, &mut rng, step);
+    }
+    db.close().unwrap();
+    let db = open(&dir);
+    assert!(db.recovery().from_snapshot);
+    let before = common::segments(&dir);
+    db.compact().unwrap();
+    assert_ne!(common::segments(&dir), before);
+    db.close().unwrap();
+    let (with, without) = with_and_without(&dir, scratch.path(), true);
+    same(&with, &without, "");
+}
