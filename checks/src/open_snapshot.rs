@@ -84,7 +84,7 @@ struct Template {
 }
 
 fn node(k: u8) -> Node {
-    let ip = if k % 3 == 0 {
+    let ip = if k.is_multiple_of(3) {
         IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x51, 0, 0, 0, 0, k.into()))
     } else {
         IpAddr::V4(Ipv4Addr::new(10, 51, k / 16, k))
