@@ -409,6 +409,15 @@ fn matches(head: &Head, plan: &ReplayPlan, version: u64) -> Result<(), Refusal> 
             && segment.header.protocol_version == version
             && head.protocol_version == version
     };
+    // A segment of `len` bytes holds fewer records, and record bytes, than that: with each
+    // `len` at most its file's, the counts the open adds up cannot overflow.
+    if head
+        .segments
+        .iter()
+        .any(|c| c.records > c.len || c.record_bytes > c.len)
+    {
+        return Err("it counts more records than its segments hold".into());
+    }
     for (covered, segment) in sealed.iter().zip(&plan.live) {
         if !same(covered, segment) || covered.len != segment.len {
             return Err(format!("{} changed since", segment.path.display()));

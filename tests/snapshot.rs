@@ -741,6 +741,34 @@ fn a_damaged_id_count_does_not_presize_the_index() {
     );
 }
 
+/// A snapshot whose trailer checksum matches but that counts more records or record bytes in
+/// a segment than the segment's length is refused (the counts were summed unchecked: fuzz
+/// target `open_snapshot`, `regression-covered-records-overflow`).
+#[test]
+fn a_record_count_beyond_its_segment_is_refused() {
+    let scratch = scratch_dir();
+    let dir = scratch.path().join("db");
+    let db = open(&dir);
+    for n in 0..100 {
+        db.update_node(&node(n)).unwrap();
+    }
+    db.close().unwrap();
+    let snapshot = fs::read(dir.join(SNAPSHOT)).unwrap();
+    let len = u64::from_le_bytes(snapshot[48 + 24..48 + 32].try_into().unwrap());
+    for (field, value) in [(32, u64::MAX), (40, u64::MAX), (32, len + 1), (40, len + 1)] {
+        let mut forged = snapshot.clone();
+        forged[48 + field..48 + field + 8].copy_from_slice(&value.to_le_bytes());
+        let at = forged.len() - 8;
+        let crc = crc32fast::hash(&forged[..at]);
+        forged[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+        fs::write(dir.join(SNAPSHOT), &forged).unwrap();
+        let db = open(&dir);
+        assert!(!db.recovery().from_snapshot, "field {field}: {value}");
+        assert_eq!(db.len(), 100);
+        db.close().unwrap();
+    }
+}
+
 /// Sessions of three writers beside repeated compactions: the snapshot open against a full
 /// replay of the same files, the log's byte count included.
 #[test]

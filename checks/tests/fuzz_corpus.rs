@@ -18,7 +18,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 mod common;
 use common::{record_id, record_ip4, signed_record_with, RecordShape};
 use peerlog::{Node, NodeDb, NodeId, Options};
-use peerlog_checks::{self as checks, FIX_HEADER_CRC, FIX_RECORD_CRC, OTHER_VERSION, TARGETS};
+use peerlog_checks::{
+    self as checks, FIX_HEADER_CRC, FIX_RECORD_CRC, FIX_SNAPSHOT_CRC, OTHER_VERSION, TARGETS,
+    XOR_TEMPLATE,
+};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
@@ -84,6 +87,11 @@ fn every_target_has_a_seed_corpus() {
 #[test]
 fn open_segment_corpus() {
     replay("open_segment", &corpus_and_artifacts("open_segment"));
+}
+
+#[test]
+fn open_snapshot_corpus() {
+    replay("open_snapshot", &corpus_and_artifacts("open_snapshot"));
 }
 
 #[test]
@@ -627,6 +635,72 @@ fn write_seed_corpus() {
         let input = checks::open_segment_input(flags, &files);
         assert!(input.len() <= 16384, "{name}: {} bytes", input.len());
         write("open_segment", &name, &input);
+    }
+
+    // open_snapshot: the template's own snapshot (XORed with nothing), a snapshot of another
+    // generation (this process's template: its salt is not the next process's), and fields
+    // of each part changed, trailer checksum fixed or not.
+    let snap = checks::open_snapshot_template();
+    let covered = u32::from_le_bytes(snap[40..44].try_into().unwrap()) as usize;
+    let events_at = (48 + 56 * covered) as u32;
+    let trailer_at = snap.len() as u32 - 16;
+    let xor = XOR_TEMPLATE;
+    let fix = XOR_TEMPLATE | FIX_SNAPSHOT_CRC;
+    let snapshot_seeds: Vec<(&str, Vec<u8>)> = vec![
+        ("template", checks::open_snapshot_input(xor, 0, &[])),
+        ("other-generation", checks::open_snapshot_input(0, 0, &snap)),
+        (
+            "other-generation-cut",
+            checks::open_snapshot_input(FIX_SNAPSHOT_CRC, 0, &snap[..snap.len() / 2]),
+        ),
+        ("empty", vec![0]),
+        (
+            "fix-crc-last-seq",
+            checks::open_snapshot_input(fix, 24, &[3]),
+        ),
+        (
+            "fix-crc-ids",
+            checks::open_snapshot_input(fix, 32, &[0xff, 0xff, 0xff]),
+        ),
+        (
+            "fix-crc-covered-count",
+            checks::open_snapshot_input(fix, 40, &[1]),
+        ),
+        (
+            "fix-crc-segment-len",
+            checks::open_snapshot_input(fix, 48 + 24, &[8]),
+        ),
+        (
+            "fix-crc-last-segment-records",
+            checks::open_snapshot_input(fix, events_at - 56 + 32, &[1]),
+        ),
+        (
+            "fix-crc-event-kind",
+            checks::open_snapshot_input(fix, events_at, &[3]),
+        ),
+        (
+            "fix-crc-event-len",
+            checks::open_snapshot_input(fix, events_at + 1, &[0x40]),
+        ),
+        (
+            "fix-crc-event-payload",
+            checks::open_snapshot_input(fix, events_at + 20, &[0x5a, 0xa5]),
+        ),
+        (
+            "fix-crc-event-count",
+            checks::open_snapshot_input(fix, trailer_at, &[1]),
+        ),
+        (
+            "bad-crc-event-payload",
+            checks::open_snapshot_input(xor, trailer_at - 40, &[0x01]),
+        ),
+        (
+            "fix-crc-reserved",
+            checks::open_snapshot_input(fix, trailer_at + 12, &[1]),
+        ),
+    ];
+    for (name, input) in snapshot_seeds {
+        write("open_snapshot", name, &input);
     }
 
     for (i, len) in [64, 128, 256, 512, 768, 1024, 1536, 2048]
