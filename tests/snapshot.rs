@@ -822,3 +822,31 @@ fn a_compaction_alone_gets_a_snapshot_of_the_new_segments() {
     let (with, without) = with_and_without(&dir, scratch.path(), true);
     same(&with, &without, "");
 }
+
+/// A snapshot whose segment list claims more segments than fit before its trailer (or runs
+/// into it), its checksum recomputed so that only the list is wrong: refused, no panic.
+#[test]
+fn a_segment_list_running_into_the_trailer_is_refused() {
+    let scratch = scratch_dir();
+    let dir = scratch.path().join("db");
+    let db = open(&dir);
+    for n in 0..200 {
+        db.update_node(&node(n)).unwrap();
+    }
+    db.close().unwrap();
+    let expected = opened(&open(&dir));
+    let snapshot = fs::read(dir.join(SNAPSHOT)).unwrap();
+    let len = snapshot.len();
+    let fitting = (len - 16 - 48) / 56;
+    for count in [fitting, fitting + 1, fitting + 2, u32::MAX as usize] {
+        let mut forged = snapshot.clone();
+        forged[40..44].copy_from_slice(&(count as u32).to_le_bytes());
+        let crc = crc32fast::hash(&forged[..len - 8]);
+        forged[len - 8..len - 4].copy_from_slice(&crc.to_le_bytes());
+        fs::write(dir.join(SNAPSHOT), &forged).unwrap();
+        let db = open(&dir);
+        assert!(!db.recovery().from_snapshot, "{count} segments");
+        assert_eq!(opened(&db).peers, expected.peers);
+        db.close().unwrap();
+    }
+}
