@@ -850,3 +850,47 @@ fn a_segment_list_running_into_the_trailer_is_refused() {
         db.close().unwrap();
     }
 }
+
+/// Changes to the log that leave every byte the snapshot covers as it was: a sealed segment
+/// grown by garbage after its end, and a segment of another database (another generation)
+/// copied in under a lower id. A replay reports both; the open reports the same.
+#[test]
+fn a_grown_segment_or_a_stranger_beside_the_covered_ones_is_reported_as_a_replay_does() {
+    let scratch = scratch_dir();
+    let other = scratch.path().join("other");
+    let db = open(&other);
+    for n in 0..50 {
+        db.update_node(&node(n)).unwrap();
+    }
+    db.close().unwrap();
+    let base = scratch.path().join("base");
+    let db = open(&base);
+    let mut rng = Rng(8);
+    for step in 0..1500 {
+        random_write(&db, &mut rng, step);
+    }
+    db.close().unwrap();
+    let segments = common::segments(&base);
+    assert!(segments.len() > 3);
+
+    let grown = scratch.path().join("grown");
+    copy_files(&base, &grown);
+    let sealed = grown.join(segments[1].file_name().unwrap());
+    let mut bytes = fs::read(&sealed).unwrap();
+    bytes.extend_from_slice(&[0x5a; 24]);
+    fs::write(&sealed, bytes).unwrap();
+    let (with, without) = with_and_without(&grown, scratch.path(), false);
+    assert!(!without.problems.is_empty());
+    same(&with, &without, "grown");
+
+    let stranger = scratch.path().join("stranger");
+    copy_files(&base, &stranger);
+    fs::copy(
+        common::segments(&other).remove(0),
+        stranger.join("0000000000000000.seg"),
+    )
+    .unwrap();
+    let (with, without) = with_and_without(&stranger, scratch.path(), false);
+    assert!(!without.problems.is_empty());
+    same(&with, &without, "stranger");
+}
