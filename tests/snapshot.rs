@@ -176,6 +176,27 @@ impl Rng {
     }
 }
 
+/// Opens `dir`, writes `node(n)` for `n` in `0..count`, closes it (writing its snapshot).
+fn write_nodes(dir: &Path, count: u64) {
+    let db = open(dir);
+    for n in 0..count {
+        db.update_node(&node(n)).unwrap();
+    }
+    db.close().unwrap();
+}
+
+/// Opens `dir`, makes `steps` random writes from seed `seed`, closes it (writing its
+/// snapshot); returns the generator, for more writes that continue the sequence.
+fn write_random(dir: &Path, seed: u64, steps: u64) -> Rng {
+    let mut rng = Rng(seed);
+    let db = open(dir);
+    for step in 0..steps {
+        random_write(&db, &mut rng, step);
+    }
+    db.close().unwrap();
+    rng
+}
+
 /// One random write of every kind the API has, over 400 ids (more than `max_nodes`, so the
 /// store evicts), some with signed records.
 fn random_write(db: &NodeDb, rng: &mut Rng, step: u64) {
@@ -262,12 +283,7 @@ fn an_open_from_the_snapshot_gives_what_a_full_replay_gives() {
 fn a_crash_after_an_open_from_the_snapshot_replays_what_followed_it() {
     let scratch = scratch_dir();
     let dir = scratch.path().join("db");
-    let mut rng = Rng(77);
-    let db = open(&dir);
-    for step in 0..2000 {
-        random_write(&db, &mut rng, step);
-    }
-    db.close().unwrap();
+    let mut rng = write_random(&dir, 77, 2000);
     for writes in [0u64, 1, 25, 3000] {
         let db = open(&dir);
         assert!(db.recovery().from_snapshot);
@@ -297,12 +313,7 @@ fn a_crash_after_an_open_from_the_snapshot_replays_what_followed_it() {
 fn damage_since_the_snapshot_is_found_as_a_full_replay_finds_it() {
     let scratch = scratch_dir();
     let base = scratch.path().join("base");
-    let mut rng = Rng(5);
-    let db = open(&base);
-    for step in 0..3000 {
-        random_write(&db, &mut rng, step);
-    }
-    db.close().unwrap();
+    write_random(&base, 5, 3000);
     let segments = common::segments(&base);
     assert!(segments.len() > 3);
     let last = segments.last().unwrap();
@@ -339,12 +350,7 @@ fn damage_since_the_snapshot_is_found_as_a_full_replay_finds_it() {
 fn a_torn_or_damaged_snapshot_is_not_used() {
     let scratch = scratch_dir();
     let base = scratch.path().join("base");
-    let mut rng = Rng(9);
-    let db = open(&base);
-    for step in 0..600 {
-        random_write(&db, &mut rng, step);
-    }
-    db.close().unwrap();
+    write_random(&base, 9, 600);
     let snapshot = fs::read(base.join(SNAPSHOT)).unwrap();
     let len = snapshot.len();
     assert!(len > 4096, "{len} bytes");
@@ -397,11 +403,7 @@ fn a_torn_or_damaged_snapshot_is_not_used() {
 fn a_close_rewrites_the_snapshot_only_when_the_log_moved() {
     let scratch = scratch_dir();
     let dir = scratch.path().join("db");
-    let db = open(&dir);
-    for n in 0..100 {
-        db.update_node(&node(n)).unwrap();
-    }
-    db.close().unwrap();
+    write_nodes(&dir, 100);
     let inode = || fs::metadata(dir.join(SNAPSHOT)).unwrap().ino();
     let first = inode();
     let db = open(&dir);
@@ -424,11 +426,7 @@ fn a_close_rewrites_the_snapshot_only_when_the_log_moved() {
 fn a_half_written_snapshot_is_removed_and_the_previous_one_used() {
     let scratch = scratch_dir();
     let dir = scratch.path().join("db");
-    let db = open(&dir);
-    for n in 0..50 {
-        db.update_node(&node(n)).unwrap();
-    }
-    db.close().unwrap();
+    write_nodes(&dir, 50);
     let temp = dir.join(format!("{SNAPSHOT}.tmp"));
     fs::write(&temp, b"PLSNAP01 and then nothing").unwrap();
     let db = open(&dir);
@@ -497,11 +495,7 @@ fn a_version_change_removes_the_snapshot() {
 fn a_poisoned_database_writes_no_snapshot() {
     let scratch = scratch_dir();
     let dir = scratch.path().join("db");
-    let db = open(&dir);
-    for n in 0..100 {
-        db.update_node(&node(n)).unwrap();
-    }
-    db.close().unwrap();
+    write_nodes(&dir, 100);
     let inode = || fs::metadata(dir.join(SNAPSHOT)).unwrap().ino();
     let before = inode();
     let armed = Arc::new(AtomicBool::new(false));
@@ -718,11 +712,7 @@ fn peak_resident_kib() -> u64 {
 fn a_damaged_id_count_does_not_presize_the_index() {
     let scratch = scratch_dir();
     let dir = scratch.path().join("db");
-    let db = open(&dir);
-    for n in 0..100 {
-        db.update_node(&node(n)).unwrap();
-    }
-    db.close().unwrap();
+    write_nodes(&dir, 100);
     let snapshot = fs::read(dir.join(SNAPSHOT)).unwrap();
     let before = peak_resident_kib();
     for bit in (0..64).step_by(3) {
@@ -748,11 +738,7 @@ fn a_damaged_id_count_does_not_presize_the_index() {
 fn a_record_count_beyond_its_segment_is_refused() {
     let scratch = scratch_dir();
     let dir = scratch.path().join("db");
-    let db = open(&dir);
-    for n in 0..100 {
-        db.update_node(&node(n)).unwrap();
-    }
-    db.close().unwrap();
+    write_nodes(&dir, 100);
     let snapshot = fs::read(dir.join(SNAPSHOT)).unwrap();
     let len = u64::from_le_bytes(snapshot[48 + 24..48 + 32].try_into().unwrap());
     for (field, value) in [(32, u64::MAX), (40, u64::MAX), (32, len + 1), (40, len + 1)] {
@@ -807,12 +793,7 @@ fn sessions_of_writers_beside_compactions_open_from_the_snapshot_as_replayed() {
 fn a_compaction_alone_gets_a_snapshot_of_the_new_segments() {
     let scratch = scratch_dir();
     let dir = scratch.path().join("db");
-    let db = open(&dir);
-    let mut rng = Rng(31);
-    for step in 0..1500 {
-        random_write(&db, &mut rng, step);
-    }
-    db.close().unwrap();
+    write_random(&dir, 31, 1500);
     let db = open(&dir);
     assert!(db.recovery().from_snapshot);
     let before = common::segments(&dir);
@@ -829,11 +810,7 @@ fn a_compaction_alone_gets_a_snapshot_of_the_new_segments() {
 fn a_segment_list_running_into_the_trailer_is_refused() {
     let scratch = scratch_dir();
     let dir = scratch.path().join("db");
-    let db = open(&dir);
-    for n in 0..200 {
-        db.update_node(&node(n)).unwrap();
-    }
-    db.close().unwrap();
+    write_nodes(&dir, 200);
     let expected = opened(&open(&dir));
     let snapshot = fs::read(dir.join(SNAPSHOT)).unwrap();
     let len = snapshot.len();
@@ -858,18 +835,9 @@ fn a_segment_list_running_into_the_trailer_is_refused() {
 fn a_grown_segment_or_a_stranger_beside_the_covered_ones_is_reported_as_a_replay_does() {
     let scratch = scratch_dir();
     let other = scratch.path().join("other");
-    let db = open(&other);
-    for n in 0..50 {
-        db.update_node(&node(n)).unwrap();
-    }
-    db.close().unwrap();
+    write_nodes(&other, 50);
     let base = scratch.path().join("base");
-    let db = open(&base);
-    let mut rng = Rng(8);
-    for step in 0..1500 {
-        random_write(&db, &mut rng, step);
-    }
-    db.close().unwrap();
+    write_random(&base, 8, 1500);
     let segments = common::segments(&base);
     assert!(segments.len() > 3);
 

@@ -74,6 +74,17 @@ pub(crate) fn split_input(data: &[u8]) -> (u8, Vec<Vec<u8>>) {
     (flags, files)
 }
 
+/// The node a check writes after an open (to see that a write goes on and survives a
+/// reopen): an id and an IP no template or input is built with.
+pub(crate) fn fresh_node() -> Node {
+    Node::new(
+        NodeId([0xEE; 64]),
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        30303,
+        30303,
+    )
+}
+
 pub(crate) fn fix_header_crc(file: &mut [u8]) {
     if file.len() >= HEADER_LEN {
         let crc = crc32fast::hash(&file[..56]);
@@ -439,12 +450,7 @@ impl Recovered {
     /// A write after recovery continues the log and survives a reopen, with everything else;
     /// the reopen finds no torn tail (the recovery cut it).
     fn check_write_and_reopen(&self, db: NodeDb, dir: &Path, version: u64, intact: &IntactValues) {
-        let fresh = Node::new(
-            NodeId([0xEE; 64]),
-            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
-            30303,
-            30303,
-        );
+        let fresh = fresh_node();
         // A log whose (forged) records reach MAX_SEQ leaves the writer no sequence number a
         // reader accepts: the write must then be refused, never acknowledged and lost.
         let exhausted = db.recovery().next_seq > MAX_SEQ;

@@ -11,7 +11,7 @@ use peerlog::testing::{LOCK_FILE, MAX_SEQ};
 use peerlog::{Damage, Node, NodeDb, NodeId, PeerState, Recovery};
 
 use crate::model::observe_local_seq;
-use crate::open_segment::fuzz_options;
+use crate::open_segment::{fresh_node, fuzz_options};
 use crate::ops::pool_record;
 use crate::scratch::{dir_contents, Scratch};
 
@@ -250,12 +250,7 @@ pub fn check_open_snapshot(data: &[u8]) {
     }
 
     // A write after the open survives a close and a reopen.
-    let fresh = Node::new(
-        NodeId([0xEE; 64]),
-        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
-        30303,
-        30303,
-    );
+    let fresh = fresh_node();
     let exhausted = db.recovery().next_seq > MAX_SEQ;
     if exhausted {
         assert!(
