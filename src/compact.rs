@@ -417,7 +417,7 @@ fn restate(
             let mut events = Vec::new();
             for entry in &index.entries()[from..to] {
                 events.clear();
-                index.exact_events(entry, &mut events);
+                index.live_events(entry, &mut events);
                 for event in &events {
                     frames.push(entry.touched, event);
                 }

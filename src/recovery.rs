@@ -7,7 +7,8 @@ use crate::error::IoContext;
 use crate::event::{IdsAhead, StoredRecord};
 use crate::index::Index;
 use crate::journal::dir::{
-    create_private_dir, list_dir, remove_leftovers, retire_segments, wipe, Listing, SegmentFile,
+    create_private_dir, list_dir, remove_leftovers, remove_snapshot, retire_segments, wipe,
+    Listing, SegmentFile,
 };
 use crate::journal::format::{FORMAT_VERSION, MAX_SEQ};
 use crate::journal::replay::{replay_locked, ReplayPlan};
@@ -153,7 +154,7 @@ pub(crate) fn open_dir(dir: &Path, version: u64, opts: &Options) -> Result<Opene
     if loaded.is_none() {
         // A snapshot this open does not use goes: the log it describes is about to move on
         // (and with `index_snapshot` off, nothing would replace it).
-        if let Err(e) = snapshot::remove(dir) {
+        if let Err(e) = remove_snapshot(dir) {
             ::log::warn!("{e}");
         }
     }

@@ -37,7 +37,7 @@ use crate::journal::ahead::Upcoming;
 use crate::journal::dir::{list_dir, private_file, Listing, SegmentFile, SNAPSHOT_FILE, TEMP_EXT};
 use crate::journal::format::HEADER_LEN;
 use crate::journal::replay::{
-    map_segment, replay_locked, ReleaseBehind, ReplayPlan, ReplaySummary, Resume,
+    first_expected, map_segment, replay_locked, ReleaseBehind, ReplayPlan, ReplaySummary, Resume,
 };
 use crate::journal::writer::Position;
 use crate::node::NODE_ID_LEN;
@@ -203,15 +203,6 @@ pub(crate) fn write(
     }))
 }
 
-/// The sequence number a full replay expects the first live segment to begin at.
-fn first_expected(first: &SegmentFile) -> u64 {
-    if first.header.is_compacted() {
-        first.header.first_seq
-    } else {
-        1
-    }
-}
-
 /// What a snapshot records of `segment`, up to `len`, if a replay finds it intact: it is
 /// scanned as replay scans it (every record's checksum and payload, its sequence numbers),
 /// and its first `len` bytes checksummed. `None` if the scan finds any problem, or a record
@@ -316,7 +307,7 @@ fn write_file(temp: &Path, head: &Head, index: &Index) -> Result<(), Error> {
     let mut events_of = Vec::new();
     for entry in index.entries() {
         events_of.clear();
-        index.exact_events(entry, &mut events_of);
+        index.live_events(entry, &mut events_of);
         for event in &events_of {
             put(&mut out, entry.touched, event).at(temp)?;
         }
@@ -846,13 +837,4 @@ fn rebuild(
         })
         .map_err(Rejected::Io)?;
     Ok((index, summary))
-}
-
-/// Removes the snapshot in `dir`, if there is one.
-pub(crate) fn remove(dir: &Path) -> Result<(), Error> {
-    let path = dir.join(SNAPSHOT_FILE);
-    match fs::remove_file(&path) {
-        Err(e) if e.kind() != ErrorKind::NotFound => Err(Error::io(&path, e)),
-        _ => Ok(()),
-    }
 }

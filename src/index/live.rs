@@ -36,10 +36,14 @@ impl Index {
             .map_or(0, |e| unsigned_record_live_bytes(&e))
     }
 
-    /// The events that recreate an entry, as compaction writes them, in stored form.
-    pub fn live_events<'a>(&'a self, entry: &'a Entry) -> Vec<StoredEvent<'a>> {
+    /// Appends the events that recreate an entry exactly, as compaction and the index
+    /// snapshot write them, in stored form: its record, ping, pong and non-zero fails (a zero
+    /// count for an entry that holds nothing else, which a replay of the log keeps), then per
+    /// IP slot, in the order that gives back their chain, its ping, pong and non-zero fails
+    /// (a zero count for a slot that holds nothing else).
+    pub fn live_events<'a>(&'a self, entry: &'a Entry, events: &mut Vec<StoredEvent<'a>>) {
         let id = &entry.id.0;
-        let mut events = Vec::new();
+        let own = events.len();
         match self.record_rlp(entry) {
             Some(rlp) => events.push(StoredEvent::Record { id, rlp }),
             None => events.extend(
@@ -49,45 +53,12 @@ impl Index {
         }
         events.extend(entry.last_ping().map(|at| StoredEvent::Ping { id, at }));
         events.extend(entry.last_pong().map(|at| StoredEvent::Pong { id, at }));
-        if entry.fails != 0 {
+        let slots: Vec<&IpSlot> = self.slots_of(entry).collect();
+        if entry.fails != 0 || (events.len() == own && slots.is_empty()) {
             events.push(StoredEvent::FindFails {
                 id,
                 fails: entry.fails,
             });
-        }
-        for slot in self.slots_of(entry) {
-            let ip = slot.ip;
-            events.extend(time(slot.last_ping).map(|at| StoredEvent::PingFrom { id, ip, at }));
-            events.extend(time(slot.last_pong).map(|at| StoredEvent::PongFrom { id, ip, at }));
-            if slot.fails != 0 {
-                events.push(StoredEvent::FindFailsAt {
-                    id,
-                    ip,
-                    fails: slot.fails,
-                });
-            }
-        }
-        events
-    }
-
-    /// The events that recreate an entry exactly, as the index snapshot writes them: those of
-    /// [`Index::live_events`], the IP slots in the order that gives back their chain, and a
-    /// zero failure count for an entry or slot that holds nothing else (compaction drops
-    /// those; a replay of the log keeps them, and so must the snapshot).
-    pub fn exact_events<'a>(&'a self, entry: &'a Entry, events: &mut Vec<StoredEvent<'a>>) {
-        let id = &entry.id.0;
-        let own = events.len();
-        let slots: Vec<&IpSlot> = self.slots_of(entry).collect();
-        for event in self.live_events(entry) {
-            match event {
-                StoredEvent::PingFrom { .. }
-                | StoredEvent::PongFrom { .. }
-                | StoredEvent::FindFailsAt { .. } => {}
-                event => events.push(event),
-            }
-        }
-        if events.len() == own && slots.is_empty() {
-            events.push(StoredEvent::FindFails { id, fails: 0 });
         }
         // A new slot goes to the head of its entry's chain: the last one made comes first.
         for slot in slots.into_iter().rev() {

@@ -582,15 +582,21 @@ pub(crate) fn retire_segments<'a>(
 /// Removes every segment and archived segment: the directory then holds a new, empty
 /// database. Only peerlog's segments go: files it does not own (see [`list_dir`]) and the
 /// `damaged/` folders stay, and `archive/` itself goes only once nothing else is left in it.
+/// Removes the index snapshot in `dir`, if there is one (a file: a folder of that name is an
+/// error, and stays).
+pub(crate) fn remove_snapshot(dir: &Path) -> Result<(), Error> {
+    let path = dir.join(SNAPSHOT_FILE);
+    match fs::remove_file(&path) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(Error::io(&path, e)),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn wipe(dir: &Path, segments: &[SegmentFile]) -> Result<(), Error> {
     for segment in segments {
         fs::remove_file(&segment.path).at(&segment.path)?;
     }
-    let snapshot = dir.join(SNAPSHOT_FILE);
-    match fs::remove_file(&snapshot) {
-        Err(e) if e.kind() != ErrorKind::NotFound => return Err(Error::io(&snapshot, e)),
-        _ => {}
-    }
+    remove_snapshot(dir)?;
     let archive = dir.join(ARCHIVE_DIR);
     if archive.is_dir() {
         for entry in fs::read_dir(&archive).at(&archive)? {

@@ -79,6 +79,16 @@ impl ReplayPlan {
     }
 }
 
+/// The sequence number a replay of the whole log expects its first live segment to begin at:
+/// 1, or a compacted segment's first (the records before it are what it replaced).
+pub(crate) fn first_expected(first: &SegmentFile) -> u64 {
+    if first.header.is_compacted() {
+        first.header.first_seq
+    } else {
+        1
+    }
+}
+
 /// Where a replay begins that does not begin with the log (see [`ReplayPlan::resume`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Resume {
@@ -501,11 +511,7 @@ fn replay_segments(
                 resume.offset as usize
             }
             (0, None) => {
-                tracker.expected = if header.is_compacted() {
-                    header.first_seq
-                } else {
-                    1
-                };
+                tracker.expected = first_expected(segment);
                 HEADER_LEN
             }
             _ => HEADER_LEN,
